@@ -1,0 +1,72 @@
+// Builds the application from its parts: external plugins, our services, then routes.
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import Fastify from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import { createValidatorCompiler } from './lib/validation.js';
+import auditLogPlugin from './plugins/audit-log.js';
+import authenticationPlugin from './plugins/authentication.js';
+import databasePlugin from './plugins/database.js';
+import openapiPlugin from './plugins/openapi.js';
+import problemDetailsPlugin from './plugins/problem-details.js';
+import securityPlugin from './plugins/security.js';
+import authRoutes from './modules/auth/routes.js';
+import healthRoutes from './modules/health/routes.js';
+import apiClientRoutes from './modules/network/api-clients-routes.js';
+import directoryRoutes from './modules/network/directory-routes.js';
+import organizationRoutes from './modules/network/organizations-routes.js';
+import userRoutes from './modules/network/users-routes.js';
+import patientRoutes from './modules/patients/routes.js';
+import { bootstrap } from './seed/bootstrap.js';
+
+export interface BuildAppOptions {
+  config: Config;
+  logger?: FastifyBaseLogger;
+}
+
+export const requestIdHeader = 'x-request-id';
+const acceptableRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp({ config, logger = pino({ level: 'silent' }) }: BuildAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger,
+    requestIdHeader: false,
+    // Keep a caller's correlation id when it is sane; otherwise mint one.
+    genReqId: (request) => {
+      const incoming = request.headers[requestIdHeader];
+      return typeof incoming === 'string' && acceptableRequestId.test(incoming) ? incoming : crypto.randomUUID();
+    },
+    bodyLimit: 1024 * 1024,
+    trustProxy: false,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(createValidatorCompiler());
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(requestIdHeader, request.id);
+  });
+
+  // External plugins and infrastructure
+  await app.register(databasePlugin, { config });
+  await app.register(auditLogPlugin);
+  await app.register(problemDetailsPlugin);
+  await app.register(securityPlugin, { config });
+  await app.register(authenticationPlugin, { config });
+  await app.register(openapiPlugin);
+
+  // Routes
+  await app.register(healthRoutes);
+  if (config.role !== 'worker') {
+    await app.register(authRoutes, { config });
+    await app.register(organizationRoutes);
+    await app.register(userRoutes);
+    await app.register(apiClientRoutes);
+    await app.register(directoryRoutes);
+    await app.register(patientRoutes);
+  }
+
+  await app.ready();
+  await bootstrap(app, config);
+  return app as unknown as FastifyInstance;
+}

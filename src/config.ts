@@ -1,0 +1,111 @@
+// The one place that reads the environment: every setting, its default and its validation.
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+const booleanFlag = (options: { default?: 'true' | 'false'; description: string }) => Type.Enum(['true', 'false'], options);
+
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Interface to listen on' }),
+  DATABASE_URL: Type.Optional(
+    Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; without it the embedded PGlite database is used' }),
+  ),
+  DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Folder of the embedded database and its generated JWT secret' }),
+  JWT_SECRET: Type.Optional(
+    Type.String({ minLength: 32, description: 'HMAC key for access tokens; required with DATABASE_URL' }),
+  ),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'massage-referral-network' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'massage-referral-api' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 300, default: 30 * 24 * 3600 }),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ format: 'email' })),
+  BOOTSTRAP_ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 12 })),
+  DEMO_SEED: Type.Optional(booleanFlag({ description: 'Seed the demo network on an empty database; default true on the embedded database only' })),
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: booleanFlag({ default: 'false', description: 'Allow webhook URLs on private, loopback or link-local addresses' }),
+  WEBHOOK_RETRY_SCHEDULE: Type.String({
+    pattern: '^\\d+(,\\d+)*$',
+    default: '0,5,300,1800,7200,18000,36000,36000',
+  }),
+  ROLE: Type.Enum(['all', 'api', 'worker'], { default: 'all', description: 'all: API and worker; api: HTTP only; worker: background jobs only' }),
+  LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, default: 5 }),
+  LOGIN_LOCKOUT_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
+  LOGIN_FAILURE_DELAY_MS: Type.Integer({ minimum: 0, default: 250 }),
+  TOKEN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 3000 }),
+});
+
+type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  jwt: { secret: string | undefined; issuer: string; audience: string; accessTokenTtlSeconds: number; refreshTokenTtlSeconds: number };
+  logLevel: string;
+  bootstrapAdmin: { email: string; password: string } | undefined;
+  demoSeed: boolean;
+  webhooks: { allowPrivateTargets: boolean; retryScheduleSeconds: number[] };
+  role: 'all' | 'api' | 'worker';
+  login: { maxFailures: number; lockoutSeconds: number; failureDelayMs: number };
+  rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates the environment once; the message names every variable that is wrong. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.fromEntries(
+    Object.keys(EnvSchema.properties)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, known));
+  const problems = [...Value.Errors(EnvSchema, converted)].map((error) => {
+    const variable = error.instancePath.replace(/^\//, '') || String((error.params as { requiredProperties?: string[] }).requiredProperties?.[0] ?? '');
+    const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues;
+    return `${variable}: ${error.message}${allowed ? ` (${allowed.join(', ')})` : ''}`;
+  });
+  const parsed = converted as Env;
+  if (problems.length === 0) {
+    if (parsed.DATABASE_URL && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');
+    if (Boolean(parsed.BOOTSTRAP_ADMIN_EMAIL) !== Boolean(parsed.BOOTSTRAP_ADMIN_PASSWORD)) {
+      problems.push('BOOTSTRAP_ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: set both or neither');
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+
+  return {
+    port: parsed.PORT,
+    host: parsed.HOST,
+    databaseUrl: parsed.DATABASE_URL,
+    dataDir: parsed.DATA_DIR,
+    jwt: {
+      secret: parsed.JWT_SECRET,
+      issuer: parsed.JWT_ISSUER,
+      audience: parsed.JWT_AUDIENCE,
+      accessTokenTtlSeconds: parsed.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: parsed.REFRESH_TOKEN_TTL_SECONDS,
+    },
+    logLevel: parsed.LOG_LEVEL,
+    bootstrapAdmin:
+      parsed.BOOTSTRAP_ADMIN_EMAIL && parsed.BOOTSTRAP_ADMIN_PASSWORD
+        ? { email: parsed.BOOTSTRAP_ADMIN_EMAIL, password: parsed.BOOTSTRAP_ADMIN_PASSWORD }
+        : undefined,
+    demoSeed: parsed.DEMO_SEED === undefined ? !parsed.DATABASE_URL : parsed.DEMO_SEED === 'true',
+    webhooks: {
+      allowPrivateTargets: parsed.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
+      retryScheduleSeconds: parsed.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),
+    },
+    role: parsed.ROLE,
+    login: {
+      maxFailures: parsed.LOGIN_MAX_FAILURES,
+      lockoutSeconds: parsed.LOGIN_LOCKOUT_SECONDS,
+      failureDelayMs: parsed.LOGIN_FAILURE_DELAY_MS,
+    },
+    rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
+  };
+}

@@ -1,0 +1,111 @@
+// Opens the embedded (PGlite) or server (PostgreSQL) database behind one drizzle type, and migrates it.
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import * as schema from './schema.js';
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A transaction or the database itself: repositories accept either. */
+export type Executor = Pick<Database, 'select' | 'insert' | 'update' | 'delete' | 'execute' | 'transaction'>;
+
+export interface DatabaseHandle {
+  db: Database;
+  driver: 'pglite' | 'postgres';
+  /** Runs a statement and returns its rows, hiding the drivers' different result shapes. */
+  rows<T extends Record<string, unknown>>(query: ReturnType<typeof sql>): Promise<T[]>;
+  migrationsApplied(): Promise<boolean>;
+  /** Applies pending migrations; safe when several processes start at once on PostgreSQL. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
+const migrationsTable = '__drizzle_migrations';
+const migrationsSchema = 'drizzle';
+// Any fixed 64-bit number: serialises migrations of API and worker processes starting together.
+const migrationLockKey = 7_341_227_001;
+const migrationConfig = { migrationsFolder, migrationsTable, migrationsSchema };
+
+export interface OpenDatabaseOptions {
+  /** postgres:// URL; without it the embedded database is opened in `dataDir` (or in memory with `memory://`). */
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  poolSize?: number;
+}
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  const handle = options.databaseUrl
+    ? await openPostgres(options.databaseUrl, options.poolSize ?? 10)
+    : await openPglite(options.dataDir);
+  return handle;
+}
+
+async function openPostgres(url: string, poolSize: number): Promise<DatabaseHandle> {
+  const { default: postgres } = await import('postgres');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const client = postgres(url, {
+    max: poolSize,
+    onnotice: () => {},
+    connection: { application_name: 'massage-referral-network' },
+  });
+  const db = drizzle(client, { schema }) as unknown as Database;
+  const rows = async <T,>(query: ReturnType<typeof sql>) => (await db.execute(query)) as unknown as T[];
+  return {
+    db,
+    driver: 'postgres',
+    rows: rows as DatabaseHandle['rows'],
+    migrationsApplied: () => migrationsApplied(rows),
+    migrate: async () => {
+      const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+      // The advisory lock is per session, so lock, migrate and unlock on one reserved connection.
+      const connection = await client.reserve();
+      try {
+        await connection`select pg_advisory_lock(${migrationLockKey})`;
+        try {
+          await migrate(drizzle(connection, { schema }), migrationConfig);
+        } finally {
+          await connection`select pg_advisory_unlock(${migrationLockKey})`;
+        }
+      } finally {
+        connection.release();
+      }
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
+  const client = await PGlite.create(dataDir);
+  const db = drizzle(client, { schema }) as unknown as Database;
+  const rows = async <T,>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows;
+  return {
+    db,
+    driver: 'pglite',
+    rows: rows as DatabaseHandle['rows'],
+    migrationsApplied: () => migrationsApplied(rows),
+    migrate: async () => {
+      const { migrate } = await import('drizzle-orm/pglite/migrator');
+      await migrate(drizzle(client, { schema }), migrationConfig);
+    },
+    close: () => client.close(),
+  };
+}
+
+async function migrationsApplied(
+  rows: <T>(query: ReturnType<typeof sql>) => Promise<T[]>,
+): Promise<boolean> {
+  const expected = readMigrationFiles({ migrationsFolder });
+  const [exists] = await rows<{ present: boolean }>(
+    sql`select to_regclass(${`${migrationsSchema}.${migrationsTable}`}) is not null as present`,
+  );
+  if (!exists?.present) return false;
+  const applied = await rows<{ hash: string }>(sql.raw(`select hash from ${migrationsSchema}.${migrationsTable}`));
+  const appliedHashes = new Set(applied.map((row) => row.hash));
+  return expected.every((migration) => appliedHashes.has(migration.hash));
+}
+

@@ -1,0 +1,72 @@
+// The catalogue of errors the API answers with; the error handler turns each into problem details.
+import { createRFC9457Error } from '@fastify/error';
+
+const problemType = (slug: string) => `urn:massage-referral:problem:${slug}`;
+
+export const NotFoundError = createRFC9457Error('NOT_FOUND', '%s not found', 404, {
+  type: problemType('not-found'),
+  title: 'Not Found',
+});
+export const ForbiddenError = createRFC9457Error('FORBIDDEN', '%s', 403, {
+  type: problemType('forbidden'),
+  title: 'Forbidden',
+});
+export const UnauthorizedError = createRFC9457Error('UNAUTHORIZED', '%s', 401, {
+  type: problemType('unauthorized'),
+  title: 'Unauthorized',
+});
+export const ConflictError = createRFC9457Error('CONFLICT', '%s', 409, {
+  type: problemType('conflict'),
+  title: 'Conflict',
+});
+export const ValidationError = createRFC9457Error('VALIDATION_FAILED', '%s', 400, {
+  type: problemType('validation-failed'),
+  title: 'Validation Failed',
+});
+/** OAuth 2.0 token endpoint errors keep the RFC 6749 `error` code beside the problem details. */
+export const OAuthError = createRFC9457Error('OAUTH_ERROR', '%s', 400, {
+  type: problemType('oauth'),
+  title: 'Token Request Rejected',
+});
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** Extra members the error handler copies into the problem body. */
+export interface ProblemExtensions {
+  errors?: FieldProblem[];
+  error?: string;
+  headers?: Record<string, string>;
+}
+
+/** The resource a refused request was aimed at, so the attempt can be audited. */
+export interface DeniedResource {
+  resourceType: string;
+  resourceId: string;
+  patientId?: string;
+}
+
+type WithExtensions<E> = E & { extensions?: ProblemExtensions; deniedResource?: DeniedResource };
+
+export function notFound(resourceType: string, resourceId: string, label = resourceType, patientId?: string) {
+  const error: WithExtensions<InstanceType<typeof NotFoundError>> = new NotFoundError(label);
+  error.deniedResource = { resourceType, resourceId, ...(patientId ? { patientId } : {}) };
+  return error;
+}
+
+export function validationFailed(errors: FieldProblem[]) {
+  const error: WithExtensions<InstanceType<typeof ValidationError>> = new ValidationError(
+    errors.map((problem) => `${problem.field}: ${problem.message}`).join('; '),
+  );
+  error.extensions = { errors };
+  return error;
+}
+
+export function oauthError(code: string, description: string, statusCode = 400, headers?: Record<string, string>) {
+  const error: WithExtensions<InstanceType<typeof OAuthError>> = new OAuthError(description);
+  (error as { statusCode: number }).statusCode = statusCode;
+  error.extensions = { error: code, ...(headers ? { headers } : {}) };
+  return error;
+}

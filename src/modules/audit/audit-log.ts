@@ -1,0 +1,73 @@
+// Appends audit events: who touched which record, with what outcome. Holds ids, never clinical text.
+import type { FastifyRequest } from 'fastify';
+import type { Executor } from '../../db/database.js';
+import { auditEvents } from '../../db/schema.js';
+import type { Principal } from '../auth/policy.js';
+
+export type AuditOutcome = 'success' | 'denied' | 'error';
+
+export interface AuditEntry {
+  action: string;
+  outcome: AuditOutcome;
+  resourceType?: string | undefined;
+  resourceId?: string | undefined;
+  patientId?: string | undefined;
+  httpStatus?: number | undefined;
+  /** Names an actor that is not the caller, e.g. the account a failed sign-in was aimed at. */
+  actor?: { type: 'user' | 'api_client'; id: string; organizationId: string | null; role: string | null } | undefined;
+}
+
+export interface AuditContext {
+  principal: Principal | undefined;
+  requestId: string;
+  clientAddress: string;
+  userAgent: string | undefined;
+}
+
+export function auditContextOf(request: FastifyRequest): AuditContext {
+  return {
+    principal: request.principal,
+    requestId: request.id,
+    clientAddress: request.ip,
+    userAgent: request.headers['user-agent']?.slice(0, 512),
+  };
+}
+
+export class AuditLog {
+  constructor(private readonly db: Executor) {}
+
+  /** Pass the transaction of the change being recorded, so both commit or neither does. */
+  async record(context: AuditContext, entry: AuditEntry, executor: Executor = this.db): Promise<void> {
+    await this.recordMany(context, [entry], executor);
+  }
+
+  /** One event per record, e.g. per patient on a listed page, written in one statement. */
+  async recordMany(context: AuditContext, entries: AuditEntry[], executor: Executor = this.db): Promise<void> {
+    if (entries.length === 0) return;
+    await executor.insert(auditEvents).values(entries.map((entry) => toRow(context, entry)));
+  }
+}
+
+function toRow(context: AuditContext, entry: AuditEntry): typeof auditEvents.$inferInsert {
+  const principal = context.principal;
+  const actor =
+    entry.actor ??
+    (principal
+      ? { type: principal.kind, id: principal.id, organizationId: principal.organizationId, role: principal.role }
+      : undefined);
+  return {
+    actorType: actor?.type ?? 'anonymous',
+    actorId: actor?.id ?? null,
+    actorOrganizationId: actor?.organizationId ?? null,
+    actorRole: actor?.role ?? null,
+    action: entry.action,
+    resourceType: entry.resourceType ?? null,
+    resourceId: entry.resourceId ?? null,
+    patientId: entry.patientId ?? null,
+    outcome: entry.outcome,
+    httpStatus: entry.httpStatus ?? null,
+    requestId: context.requestId,
+    clientAddress: context.clientAddress,
+    userAgent: context.userAgent ?? null,
+  };
+}

@@ -1,0 +1,120 @@
+// SQL for sign-in: accounts by email, failed-login counting, API clients, refresh-token families.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import type { Executor } from '../../db/database.js';
+import { apiClients, organizations, refreshTokens, users } from '../../db/schema.js';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+export class CredentialsRepository {
+  constructor(private readonly db: Executor) {}
+
+  async findUserForSignIn({ email }: { email: string }) {
+    const [row] = await this.db
+      .select({
+        id: users.id,
+        role: users.role,
+        passwordHash: users.passwordHash,
+        active: users.active,
+        lockedUntil: users.lockedUntil,
+        organizationId: users.organizationId,
+        organizationKind: organizations.kind,
+      })
+      .from(users)
+      .leftJoin(organizations, eq(organizations.id, users.organizationId))
+      .where(eq(users.email, email.toLowerCase()));
+    return row;
+  }
+
+  async findUserForToken({ userId }: { userId: string }, executor: Executor = this.db) {
+    const [row] = await executor
+      .select({
+        id: users.id,
+        role: users.role,
+        active: users.active,
+        organizationId: users.organizationId,
+        organizationKind: organizations.kind,
+      })
+      .from(users)
+      .leftJoin(organizations, eq(organizations.id, users.organizationId))
+      .where(eq(users.id, userId));
+    return row;
+  }
+
+  /** Counts a failure in one statement, so concurrent guesses cannot slip under the limit; returns the new count. */
+  async recordFailedLogin({ userId, maxFailures, lockoutSeconds }: { userId: string; maxFailures: number; lockoutSeconds: number }) {
+    const [row] = await this.db
+      .update(users)
+      .set({
+        failedLoginCount: sql`${users.failedLoginCount} + 1`,
+        lockedUntil: sql`case when ${users.failedLoginCount} + 1 >= ${maxFailures}
+          then now() + make_interval(secs => ${lockoutSeconds}) else ${users.lockedUntil} end`,
+      })
+      .where(eq(users.id, userId))
+      .returning({ failedLoginCount: users.failedLoginCount, lockedUntil: users.lockedUntil });
+    return row;
+  }
+
+  async clearFailedLogins({ userId }: { userId: string }, executor: Executor = this.db) {
+    await executor
+      .update(users)
+      .set({ failedLoginCount: 0, lockedUntil: null })
+      .where(and(eq(users.id, userId), sql`(${users.failedLoginCount} > 0 or ${users.lockedUntil} is not null)`));
+  }
+
+  async findApiClient({ clientId }: { clientId: string }) {
+    const [row] = await this.db
+      .select({
+        id: apiClients.id,
+        secretHash: apiClients.secretHash,
+        scopes: apiClients.scopes,
+        active: apiClients.active,
+        revokedAt: apiClients.revokedAt,
+        organizationId: apiClients.organizationId,
+        organizationKind: organizations.kind,
+      })
+      .from(apiClients)
+      .innerJoin(organizations, eq(organizations.id, apiClients.organizationId))
+      .where(eq(apiClients.clientId, clientId));
+    return row;
+  }
+
+  /** Issues a refresh token, starting a new family unless one is given; returns the token itself (stored hashed). */
+  async issueRefreshToken(
+    { userId, familyId = randomUUID(), ttlSeconds }: { userId: string; familyId?: string; ttlSeconds: number },
+    executor: Executor = this.db,
+  ): Promise<string> {
+    const token = randomBytes(32).toString('base64url');
+    await executor.insert(refreshTokens).values({
+      familyId,
+      userId,
+      tokenHash: hashToken(token),
+      expiresAt: new Date(Date.now() + ttlSeconds * 1000),
+    });
+    return token;
+  }
+
+  async findRefreshToken({ token }: { token: string }, executor: Executor = this.db) {
+    const [row] = await executor.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hashToken(token)));
+    return row;
+  }
+
+  /** Marks a token used; false if another request used it first (the caller treats that as reuse). */
+  async markRotated({ id }: { id: string }, executor: Executor = this.db): Promise<boolean> {
+    const rows = await executor
+      .update(refreshTokens)
+      .set({ rotatedAt: sql`now()` })
+      .where(and(eq(refreshTokens.id, id), isNull(refreshTokens.rotatedAt), isNull(refreshTokens.revokedAt)))
+      .returning({ id: refreshTokens.id });
+    return rows.length === 1;
+  }
+
+  async revokeFamily({ familyId }: { familyId: string }, executor: Executor = this.db) {
+    await executor
+      .update(refreshTokens)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt)));
+  }
+}

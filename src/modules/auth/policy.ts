@@ -1,0 +1,66 @@
+// Who may call a route: every route declares a policy, and the authentication hook enforces it.
+import type { UserRole } from '../../db/schema.js';
+
+export const apiClientScopes = [
+  'directory:read',
+  'patients:read',
+  'patients:write',
+  'referrals:read',
+  'referrals:write',
+] as const;
+export type ApiClientScope = (typeof apiClientScopes)[number];
+
+export type OrganizationKind = 'physician_office' | 'therapy_practice';
+
+export type RoutePolicy =
+  | 'public'
+  | {
+      roles: readonly UserRole[];
+      /** The scope an API client needs ('any': every client); a route without one is closed to API clients. */
+      clientScope?: ApiClientScope | 'any';
+    };
+
+export interface Principal {
+  kind: 'user' | 'api_client';
+  id: string;
+  organizationId: string | null;
+  organizationKind: OrganizationKind | null;
+  /** For an API client, the staff role of its organization that it acts as. */
+  role: UserRole;
+  scopes: readonly string[];
+}
+
+export const everyone: readonly UserRole[] = [
+  'physician',
+  'office_staff',
+  'office_admin',
+  'therapist',
+  'practice_admin',
+  'network_admin',
+];
+export const officeRoles: readonly UserRole[] = ['physician', 'office_staff', 'office_admin'];
+export const practiceRoles: readonly UserRole[] = ['therapist', 'practice_admin'];
+export const organizationAdmins: readonly UserRole[] = ['office_admin', 'practice_admin', 'network_admin'];
+
+/** A partner API client acts as its organization's staff, within its scopes. */
+export function clientActingRole(kind: OrganizationKind): UserRole {
+  return kind === 'physician_office' ? 'office_staff' : 'practice_admin';
+}
+
+export function isAllowed(policy: Exclude<RoutePolicy, 'public'>, principal: Principal): boolean {
+  if (!policy.roles.includes(principal.role)) return false;
+  if (principal.kind === 'api_client') {
+    return policy.clientScope === 'any' || (policy.clientScope !== undefined && principal.scopes.includes(policy.clientScope));
+  }
+  return true;
+}
+
+/** Organization admins manage their own organization; network admins manage all. */
+export function canManageOrganization(principal: Principal, organizationId: string): boolean {
+  if (principal.kind !== 'user') return false;
+  if (principal.role === 'network_admin') return true;
+  return (
+    (principal.role === 'office_admin' || principal.role === 'practice_admin') &&
+    principal.organizationId === organizationId
+  );
+}

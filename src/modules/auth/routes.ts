@@ -1,0 +1,134 @@
+// /v1/auth/token, /v1/auth/revoke and /v1/me.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { eq } from 'drizzle-orm';
+import type { Config } from '../../config.js';
+import { apiClients, organizations, users } from '../../db/schema.js';
+import { oauthError, UnauthorizedError } from '../../lib/errors.js';
+import { auditContextOf } from '../audit/audit-log.js';
+import { everyone } from './policy.js';
+import { Me, RevokeRequest, TokenRequest, TokenResponse } from './schemas.js';
+import { TokenService } from './token-service.js';
+
+/** client_secret_basic (RFC 6749 §2.3.1): both parts are form-urlencoded inside the Basic credentials. */
+function basicClientCredentials(header: string | undefined): { clientId: string; clientSecret: string } | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const separator = decoded.indexOf(':');
+  if (separator < 1) return undefined;
+  try {
+    return {
+      clientId: decodeURIComponent(decoded.slice(0, separator).replace(/\+/g, ' ')),
+      clientSecret: decodeURIComponent(decoded.slice(separator + 1).replace(/\+/g, ' ')),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw oauthError('invalid_request', `${field} is required for this grant_type`);
+  return value;
+}
+
+const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
+  const tokens = new TokenService(app.db, app.auditLog, (claims) => app.jwt.sign(claims), config);
+
+  app.post('/v1/auth/token', {
+    config: {
+      policy: 'public',
+      auditAction: 'auth.token',
+      rateLimit: { max: config.rateLimit.tokenPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip },
+    },
+    schema: {
+      tags: ['auth'],
+      operationId: 'issueToken',
+      summary: 'Get an access token (password, client_credentials or refresh_token grant)',
+      description:
+        'OAuth 2.0 token endpoint taking JSON or application/x-www-form-urlencoded. API clients may also authenticate with HTTP Basic. ' +
+        'Repeated failed sign-ins slow down and then lock the account for a while.',
+      body: TokenRequest,
+      response: { 200: TokenResponse },
+    },
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    const body = request.body;
+    const context = auditContextOf(request);
+    switch (body.grant_type) {
+      case 'password':
+        return tokens.passwordGrant(required(body.username, 'username'), required(body.password, 'password'), context);
+      case 'client_credentials': {
+        const basic = basicClientCredentials(request.headers.authorization);
+        const clientId = basic?.clientId ?? required(body.client_id, 'client_id');
+        const clientSecret = basic?.clientSecret ?? required(body.client_secret, 'client_secret');
+        return tokens.clientCredentialsGrant(clientId, clientSecret, body.scope, context);
+      }
+      case 'refresh_token':
+        return tokens.refreshTokenGrant(required(body.refresh_token, 'refresh_token'), context);
+    }
+  });
+
+  app.post('/v1/auth/revoke', {
+    config: {
+      policy: { roles: everyone },
+      auditAction: 'auth.revoke',
+      rateLimit: { max: config.rateLimit.tokenPerMinute, timeWindow: 60_000 },
+    },
+    schema: {
+      tags: ['auth'],
+      operationId: 'revokeToken',
+      summary: 'Revoke a refresh token (and the session it belongs to)',
+      description: 'RFC 7009: answers 200 whether or not the token was known. Access tokens expire on their own within minutes.',
+      body: RevokeRequest,
+      response: { 200: { type: 'object', properties: {}, additionalProperties: false } },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    if (principal.kind === 'user') await tokens.revoke(request.body.token, principal.id, auditContextOf(request));
+    return {};
+  });
+
+  app.get('/v1/me', {
+    config: { policy: { roles: everyone, clientScope: 'any' }, auditAction: 'me.read' },
+    schema: {
+      tags: ['auth'],
+      operationId: 'getMe',
+      summary: 'Who the access token belongs to',
+      response: { 200: Me },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    if (principal.kind === 'user') {
+      const [row] = await app.db
+        .select({ user: users, organization: { id: organizations.id, kind: organizations.kind, name: organizations.name } })
+        .from(users)
+        .leftJoin(organizations, eq(organizations.id, users.organizationId))
+        .where(eq(users.id, principal.id));
+      if (!row) throw new UnauthorizedError('The account no longer exists');
+      return {
+        kind: 'user' as const,
+        id: row.user.id,
+        email: row.user.email,
+        name: row.user.name,
+        role: row.user.role,
+        organization: row.organization,
+      };
+    }
+    const [row] = await app.db
+      .select({ client: apiClients, organization: { id: organizations.id, kind: organizations.kind, name: organizations.name } })
+      .from(apiClients)
+      .innerJoin(organizations, eq(organizations.id, apiClients.organizationId))
+      .where(eq(apiClients.id, principal.id));
+    if (!row) throw new UnauthorizedError('The API client no longer exists');
+    return {
+      kind: 'api_client' as const,
+      id: row.client.id,
+      clientId: row.client.clientId,
+      name: row.client.name,
+      role: principal.role,
+      scopes: principal.scopes as never,
+      organization: row.organization,
+    };
+  });
+};
+
+export default authRoutes;

@@ -1,0 +1,196 @@
+// The three OAuth grants: checks credentials, counts failures, rotates refresh tokens, audits every outcome.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../../config.js';
+import type { Database } from '../../db/database.js';
+import type { UserRole } from '../../db/schema.js';
+import { oauthError } from '../../lib/errors.js';
+import type { AccessTokenClaims } from '../../plugins/authentication.js';
+import type { AuditContext, AuditLog } from '../audit/audit-log.js';
+import { CredentialsRepository } from './credentials-repository.js';
+import { burnVerification, verifySecret } from './passwords.js';
+import { clientActingRole, type OrganizationKind } from './policy.js';
+import type { TokenResponse } from './schemas.js';
+
+const invalidCredentials = () => oauthError('invalid_grant', 'The email or password is incorrect');
+const maxFailureDelayMs = 5_000;
+
+export class TokenService {
+  private readonly credentials: CredentialsRepository;
+
+  constructor(
+    private readonly db: Database,
+    private readonly auditLog: AuditLog,
+    private readonly signAccessToken: (claims: AccessTokenClaims) => string,
+    private readonly config: Config,
+  ) {
+    this.credentials = new CredentialsRepository(db);
+  }
+
+  async passwordGrant(email: string, password: string, context: AuditContext): Promise<TokenResponse> {
+    const user = await this.credentials.findUserForSignIn({ email });
+    if (!user) {
+      await burnVerification(password);
+      await this.auditLog.record(context, { action: 'auth.login_failed', outcome: 'denied', httpStatus: 400 });
+      await this.slowDown(1);
+      throw invalidCredentials();
+    }
+    const actor = { type: 'user' as const, id: user.id, organizationId: user.organizationId, role: user.role };
+    const recordFailure = () =>
+      this.auditLog.record(context, {
+        action: 'auth.login_failed',
+        outcome: 'denied',
+        httpStatus: 400,
+        actor,
+        resourceType: 'user',
+        resourceId: user.id,
+      });
+
+    if (user.lockedUntil && user.lockedUntil > new Date()) {
+      await recordFailure();
+      const retryAfter = Math.ceil((user.lockedUntil.getTime() - Date.now()) / 1000);
+      throw oauthError('invalid_grant', 'Too many failed sign-ins: the account is locked for a while', 400, {
+        'retry-after': String(retryAfter),
+      });
+    }
+    if (!(await verifySecret(password, user.passwordHash))) {
+      const counted = await this.credentials.recordFailedLogin({
+        userId: user.id,
+        maxFailures: this.config.login.maxFailures,
+        lockoutSeconds: this.config.login.lockoutSeconds,
+      });
+      await recordFailure();
+      await this.slowDown(counted?.failedLoginCount ?? 1);
+      throw invalidCredentials();
+    }
+    if (!user.active) {
+      await recordFailure();
+      throw invalidCredentials();
+    }
+
+    return this.db.transaction(async (tx) => {
+      await this.credentials.clearFailedLogins({ userId: user.id }, tx);
+      const refreshToken = await this.credentials.issueRefreshToken(
+        { userId: user.id, ttlSeconds: this.config.jwt.refreshTokenTtlSeconds },
+        tx,
+      );
+      await this.auditLog.record(context, { action: 'auth.login', outcome: 'success', httpStatus: 200, actor, resourceType: 'user', resourceId: user.id }, tx);
+      return this.tokenResponse(this.userClaims(user), refreshToken);
+    });
+  }
+
+  async clientCredentialsGrant(
+    clientId: string,
+    clientSecret: string,
+    requestedScope: string | undefined,
+    context: AuditContext,
+  ): Promise<TokenResponse> {
+    const client = await this.credentials.findApiClient({ clientId });
+    const secretMatches = client ? await verifySecret(clientSecret, client.secretHash) : (await burnVerification(clientSecret), false);
+    if (!client || !secretMatches || !client.active || client.revokedAt) {
+      await this.auditLog.record(context, {
+        action: 'auth.client_failed',
+        outcome: 'denied',
+        httpStatus: 401,
+        ...(client ? { resourceType: 'api_client', resourceId: client.id } : {}),
+      });
+      throw oauthError('invalid_client', 'The client credentials are invalid', 401);
+    }
+    const scopes = requestedScope ? requestedScope.split(' ').filter(Boolean) : client.scopes;
+    const unknownScope = scopes.find((scope) => !client.scopes.includes(scope));
+    if (unknownScope) throw oauthError('invalid_scope', `The client is not granted the scope ${unknownScope}`);
+
+    const claims: AccessTokenClaims = {
+      sub: client.id,
+      typ: 'api_client',
+      org: client.organizationId,
+      org_kind: client.organizationKind,
+      role: clientActingRole(client.organizationKind),
+      scope: scopes.join(' '),
+    };
+    await this.auditLog.record(context, {
+      action: 'auth.client_token',
+      outcome: 'success',
+      httpStatus: 200,
+      actor: { type: 'api_client', id: client.id, organizationId: client.organizationId, role: claims.role },
+      resourceType: 'api_client',
+      resourceId: client.id,
+    });
+    return { ...this.tokenResponse(claims), scope: claims.scope };
+  }
+
+  async refreshTokenGrant(token: string, context: AuditContext): Promise<TokenResponse> {
+    const stored = await this.credentials.findRefreshToken({ token });
+    if (!stored) throw oauthError('invalid_grant', 'The refresh token is invalid');
+
+    const reuse = async () => {
+      // A used or revoked token coming back means it may be stolen: end the whole session family.
+      await this.db.transaction(async (tx) => {
+        await this.credentials.revokeFamily({ familyId: stored.familyId }, tx);
+        await this.auditLog.record(
+          context,
+          { action: 'auth.refresh_reuse', outcome: 'denied', httpStatus: 400, resourceType: 'user', resourceId: stored.userId },
+          tx,
+        );
+      });
+      return oauthError('invalid_grant', 'The refresh token was already used or revoked; the session has been ended');
+    };
+
+    if (stored.rotatedAt || stored.revokedAt) throw await reuse();
+    if (stored.expiresAt <= new Date()) throw oauthError('invalid_grant', 'The refresh token has expired');
+
+    const result = await this.db.transaction(async (tx) => {
+      if (!(await this.credentials.markRotated({ id: stored.id }, tx))) return undefined;
+      const user = await this.credentials.findUserForToken({ userId: stored.userId }, tx);
+      if (!user?.active) throw oauthError('invalid_grant', 'The account is no longer active');
+      const refreshToken = await this.credentials.issueRefreshToken(
+        { userId: user.id, familyId: stored.familyId, ttlSeconds: this.config.jwt.refreshTokenTtlSeconds },
+        tx,
+      );
+      await this.auditLog.record(
+        context,
+        {
+          action: 'auth.refresh',
+          outcome: 'success',
+          httpStatus: 200,
+          actor: { type: 'user', id: user.id, organizationId: user.organizationId, role: user.role },
+          resourceType: 'user',
+          resourceId: user.id,
+        },
+        tx,
+      );
+      return this.tokenResponse(this.userClaims(user), refreshToken);
+    });
+    // Another request rotated it between our read and our update: the same token was presented twice.
+    if (!result) throw await reuse();
+    return result;
+  }
+
+  /** Ends the session family of a refresh token, if it belongs to the caller; unknown tokens are ignored (RFC 7009). */
+  async revoke(token: string, userId: string, context: AuditContext): Promise<void> {
+    const stored = await this.credentials.findRefreshToken({ token });
+    if (!stored || stored.userId !== userId) return;
+    await this.db.transaction(async (tx) => {
+      await this.credentials.revokeFamily({ familyId: stored.familyId }, tx);
+      await this.auditLog.record(context, { action: 'auth.revoke', outcome: 'success', httpStatus: 200, resourceType: 'user', resourceId: userId }, tx);
+    });
+  }
+
+  private userClaims(user: { id: string; role: UserRole; organizationId: string | null; organizationKind: OrganizationKind | null }): AccessTokenClaims {
+    return { sub: user.id, typ: 'user', org: user.organizationId, org_kind: user.organizationKind, role: user.role, scope: '' };
+  }
+
+  private tokenResponse(claims: AccessTokenClaims, refreshToken?: string): TokenResponse {
+    return {
+      access_token: this.signAccessToken(claims),
+      token_type: 'Bearer',
+      expires_in: this.config.jwt.accessTokenTtlSeconds,
+      ...(refreshToken ? { refresh_token: refreshToken } : {}),
+    };
+  }
+
+  /** Each consecutive failure doubles the wait, which makes guessing slow long before the lockout. */
+  private async slowDown(failures: number): Promise<void> {
+    const delay = Math.min(this.config.login.failureDelayMs * 2 ** (failures - 1), maxFailureDelayMs);
+    if (delay > 0) await sleep(delay);
+  }
+}

@@ -1,0 +1,43 @@
+// Liveness and readiness for orchestrators; public and outside /v1.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+
+const HealthStatus = Type.Object({
+  status: Type.Enum(['ok', 'unavailable']),
+  checks: Type.Optional(Type.Object({ database: Type.Boolean(), migrations: Type.Boolean() })),
+});
+
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/health/live', {
+    config: { policy: 'public' },
+    schema: {
+      tags: ['operations'],
+      operationId: 'live',
+      summary: 'The process is up',
+      response: { 200: HealthStatus },
+    },
+  }, async () => ({ status: 'ok' as const }));
+
+  app.get('/health/ready', {
+    config: { policy: 'public' },
+    schema: {
+      tags: ['operations'],
+      operationId: 'ready',
+      summary: 'The database is reachable and every migration is applied',
+      response: { 200: HealthStatus, 503: HealthStatus },
+    },
+  }, async (_request, reply) => {
+    let database = false;
+    let migrations = false;
+    try {
+      migrations = await app.database.migrationsApplied();
+      database = true;
+    } catch (error) {
+      app.log.warn({ err: error }, 'readiness check could not reach the database');
+    }
+    const ready = database && migrations;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks: { database, migrations } });
+  });
+};
+
+export default healthRoutes;

@@ -1,0 +1,217 @@
+// Shapes of organizations, their users and API clients, and the therapist directory.
+import { Type, type Static } from 'typebox';
+import { techniques } from '../../lib/catalog.js';
+import { Address, Email, IsoDate, Location, Npi, PageQuery, Password, Timestamp, Uuid } from '../../lib/schemas.js';
+import { apiClientScopes } from '../auth/policy.js';
+
+const OrganizationKind = Type.Enum(['physician_office', 'therapy_practice']);
+const TechniqueCode = Type.Enum([...techniques]);
+const UsState = Type.String({ pattern: '^[A-Z]{2}$', description: 'Two-letter state code' });
+
+export const CreateOrganization = Type.Object(
+  {
+    kind: OrganizationKind,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    npi: Type.Optional(Npi),
+    address: Address,
+    location: Location,
+  },
+  {
+    additionalProperties: false,
+    description: 'An NPI is required for a physician office and not taken for a therapy practice.',
+    examples: [
+      {
+        kind: 'physician_office',
+        name: 'Riverside Family Medicine',
+        npi: '1234567893',
+        address: { line1: '12 Main St', city: 'Portland', state: 'OR', postalCode: '97201' },
+        location: { lat: 45.5231, lng: -122.6765 },
+      },
+    ],
+  },
+);
+export type CreateOrganization = Static<typeof CreateOrganization>;
+
+export const Organization = Type.Object({
+  id: Uuid,
+  kind: OrganizationKind,
+  name: Type.String(),
+  npi: Type.Union([Type.String(), Type.Null()]),
+  address: Address,
+  location: Location,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type Organization = Static<typeof Organization>;
+
+export const OrganizationListQuery = Type.Object(
+  { kind: Type.Optional(OrganizationKind), ...PageQuery },
+  { additionalProperties: false },
+);
+export type OrganizationListQuery = Static<typeof OrganizationListQuery>;
+
+const License = Type.Object(
+  {
+    number: Type.String({ minLength: 1, maxLength: 50 }),
+    state: UsState,
+    expiresOn: IsoDate,
+  },
+  { additionalProperties: false },
+);
+
+export const CreateUser = Type.Object(
+  {
+    role: Type.Enum(['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin']),
+    email: Email,
+    password: Password,
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    npi: Type.Optional(Npi),
+    license: Type.Optional(License),
+    techniques: Type.Optional(Type.Array(TechniqueCode, { minItems: 1, maxItems: techniques.length, uniqueItems: true })),
+    certifications: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 20, uniqueItems: true })),
+    acceptingReferrals: Type.Optional(Type.Boolean()),
+    serviceRadiusKm: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'The role must fit the organization: physician, office_staff or office_admin in an office; therapist or practice_admin in a practice. ' +
+      'Physicians need an npi; therapists need license, techniques and serviceRadiusKm.',
+    examples: [
+      {
+        role: 'therapist',
+        email: 'sam@harbor.example',
+        password: 'a long passphrase',
+        name: 'Sam Ortiz, LMT',
+        license: { number: 'MT-12345', state: 'OR', expiresOn: '2027-12-31' },
+        techniques: ['trigger_point', 'myofascial_release'],
+        certifications: ['CMMP'],
+        acceptingReferrals: true,
+        serviceRadiusKm: 25,
+      },
+    ],
+  },
+);
+export type CreateUser = Static<typeof CreateUser>;
+
+export const TherapistProfile = Type.Object({
+  license: Type.Object({
+    number: Type.String(),
+    state: Type.String(),
+    expiresOn: IsoDate,
+    verified: Type.Boolean({ description: 'Verified by a network admin' }),
+  }),
+  techniques: Type.Array(TechniqueCode),
+  certifications: Type.Array(Type.String()),
+  acceptingReferrals: Type.Boolean(),
+  serviceRadiusKm: Type.Integer(),
+});
+export type TherapistProfile = Static<typeof TherapistProfile>;
+
+export const User = Type.Object({
+  id: Uuid,
+  organizationId: Type.Union([Uuid, Type.Null()]),
+  role: Type.Enum(['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin']),
+  email: Email,
+  name: Type.String(),
+  npi: Type.Union([Type.String(), Type.Null()]),
+  active: Type.Boolean(),
+  therapist: Type.Union([TherapistProfile, Type.Null()]),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type User = Static<typeof User>;
+
+export const UpdateUser = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    active: Type.Optional(Type.Boolean({ description: 'false signs the user out everywhere and refuses their tokens' })),
+    techniques: Type.Optional(Type.Array(TechniqueCode, { minItems: 1, maxItems: techniques.length, uniqueItems: true })),
+    certifications: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 20, uniqueItems: true })),
+    acceptingReferrals: Type.Optional(Type.Boolean()),
+    serviceRadiusKm: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+    license: Type.Optional(License),
+    licenseVerified: Type.Optional(Type.Boolean({ description: 'Network admins only' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateUser = Static<typeof UpdateUser>;
+
+export const UserParams = Type.Object({ id: Uuid, userId: Uuid }, { additionalProperties: false });
+export type UserParams = Static<typeof UserParams>;
+
+export const UserListQuery = Type.Object(
+  {
+    role: Type.Optional(Type.Enum(['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin'])),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
+export type UserListQuery = Static<typeof UserListQuery>;
+
+export const CreateApiClient = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    scopes: Type.Array(Type.Enum([...apiClientScopes]), { minItems: 1, uniqueItems: true }),
+  },
+  {
+    additionalProperties: false,
+    examples: [{ name: 'Riverside EHR', scopes: ['patients:write', 'referrals:write', 'referrals:read'] }],
+  },
+);
+export type CreateApiClient = Static<typeof CreateApiClient>;
+
+export const ApiClient = Type.Object({
+  id: Uuid,
+  organizationId: Uuid,
+  name: Type.String(),
+  clientId: Type.String({ description: 'Public identifier used as client_id' }),
+  scopes: Type.Array(Type.Enum([...apiClientScopes])),
+  active: Type.Boolean(),
+  createdAt: Timestamp,
+  revokedAt: Type.Union([Timestamp, Type.Null()]),
+});
+export type ApiClient = Static<typeof ApiClient>;
+
+export const ApiClientWithSecret = Type.Intersect([
+  ApiClient,
+  Type.Object({ clientSecret: Type.String({ description: 'Shown only in this response; store it now' }) }),
+]);
+export type ApiClientWithSecret = Static<typeof ApiClientWithSecret>;
+
+export const ApiClientParams = Type.Object({ id: Uuid, apiClientId: Uuid }, { additionalProperties: false });
+export type ApiClientParams = Static<typeof ApiClientParams>;
+
+export const ApiClientListQuery = Type.Object({ ...PageQuery }, { additionalProperties: false });
+export type ApiClientListQuery = Static<typeof ApiClientListQuery>;
+
+export const TherapistSearchQuery = Type.Object(
+  {
+    technique: Type.Optional(TechniqueCode),
+    near: Type.Optional(
+      Type.String({
+        pattern: '^-?\\d{1,2}(\\.\\d+)?,-?\\d{1,3}(\\.\\d+)?$',
+        description: 'lat,lng of the patient, e.g. 45.5231,-122.6765; orders results by distance',
+        examples: ['45.5231,-122.6765'],
+      }),
+    ),
+    radiusKm: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'Only with near' })),
+    accepting: Type.Optional(Type.Boolean({ description: 'Only therapists accepting referrals (true) or not (false)' })),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
+export type TherapistSearchQuery = Static<typeof TherapistSearchQuery>;
+
+export const DirectoryTherapist = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  practice: Type.Object({ id: Uuid, name: Type.String(), address: Address, location: Location }),
+  techniques: Type.Array(TechniqueCode),
+  certifications: Type.Array(Type.String()),
+  acceptingReferrals: Type.Boolean(),
+  serviceRadiusKm: Type.Integer(),
+  license: Type.Object({ state: Type.String(), expiresOn: IsoDate, verified: Type.Boolean() }),
+  distanceKm: Type.Union([Type.Number(), Type.Null()], { description: 'Great-circle distance from near, if given' }),
+});
+export type DirectoryTherapist = Static<typeof DirectoryTherapist>;

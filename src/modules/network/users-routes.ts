@@ -1,0 +1,203 @@
+// /v1/organizations/{id}/users: organization admins manage their own users; network admins manage all.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { UserRole } from '../../db/schema.js';
+import { ConflictError, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
+import { isValidNpi } from '../../lib/npi.js';
+import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { IdParams, Page } from '../../lib/schemas.js';
+import { auditContextOf } from '../audit/audit-log.js';
+import { hashSecret } from '../auth/passwords.js';
+import { everyone, organizationAdmins } from '../auth/policy.js';
+import { managedOrganization, visibleOrganization } from './organization-access.js';
+import { OrganizationsRepository } from './organizations-repository.js';
+import { CreateUser, UpdateUser, User, UserListQuery, UserParams, type Organization } from './schemas.js';
+import { UsersRepository, type UserChanges } from './users-repository.js';
+
+const rolesByKind: Record<Organization['kind'], readonly UserRole[]> = {
+  physician_office: ['physician', 'office_staff', 'office_admin'],
+  therapy_practice: ['therapist', 'practice_admin'],
+};
+
+/** Checks the rules that depend on the role and organization, naming each offending field. */
+function creationProblems(input: CreateUser, organization: Organization): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  if (!rolesByKind[organization.kind].includes(input.role)) {
+    problems.push({ field: 'role', message: `must be one of ${rolesByKind[organization.kind].join(', ')} in a ${organization.kind}` });
+  }
+  if (input.role === 'physician') {
+    if (!input.npi) problems.push({ field: 'npi', message: 'is required for a physician' });
+    else if (!isValidNpi(input.npi)) problems.push({ field: 'npi', message: 'fails the NPI check digit (Luhn)' });
+  } else if (input.npi !== undefined) {
+    problems.push({ field: 'npi', message: 'is only taken for a physician' });
+  }
+  const therapistFields = ['license', 'techniques', 'certifications', 'acceptingReferrals', 'serviceRadiusKm'] as const;
+  if (input.role === 'therapist') {
+    for (const field of ['license', 'techniques', 'serviceRadiusKm'] as const) {
+      if (input[field] === undefined) problems.push({ field, message: 'is required for a therapist' });
+    }
+  } else {
+    for (const field of therapistFields) {
+      if (input[field] !== undefined) problems.push({ field, message: 'is only taken for a therapist' });
+    }
+  }
+  return problems;
+}
+
+const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const organizationsRepository = new OrganizationsRepository(app.db);
+  const usersRepository = new UsersRepository(app.db);
+
+
+  app.post('/v1/organizations/:id/users', {
+    config: { policy: { roles: organizationAdmins }, auditAction: 'user.create' },
+    schema: {
+      tags: ['network'],
+      operationId: 'createUser',
+      summary: 'Add a user to an organization',
+      params: IdParams,
+      body: CreateUser,
+      response: { 201: User },
+    },
+  }, async (request, reply) => {
+    const input = request.body;
+    const organization = await managedOrganization(organizationsRepository, request.principal!, request.params.id);
+    const problems = creationProblems(input, organization);
+    if (problems.length > 0) throw validationFailed(problems);
+    const passwordHash = await hashSecret(input.password);
+
+    const user = await app.db.transaction(async (tx) => {
+      if (await usersRepository.emailTaken({ email: input.email }, tx)) {
+        throw new ConflictError('A user with this email already exists');
+      }
+      const created = await usersRepository.create(
+        {
+          organizationId: organization.id,
+          role: input.role,
+          email: input.email,
+          name: input.name,
+          passwordHash,
+          npi: input.npi,
+          therapist:
+            input.role === 'therapist'
+              ? {
+                  licenseNumber: input.license!.number,
+                  licenseState: input.license!.state,
+                  licenseExpiresOn: input.license!.expiresOn,
+                  techniques: input.techniques!,
+                  certifications: input.certifications ?? [],
+                  acceptingReferrals: input.acceptingReferrals ?? true,
+                  serviceRadiusKm: input.serviceRadiusKm!,
+                }
+              : undefined,
+        },
+        tx,
+      );
+      await app.auditLog.record(
+        auditContextOf(request),
+        { action: 'user.create', outcome: 'success', httpStatus: 201, resourceType: 'user', resourceId: created.id },
+        tx,
+      );
+      return created;
+    });
+    return reply.code(201).header('location', `/v1/organizations/${organization.id}/users/${user.id}`).send(user);
+  });
+
+  app.get('/v1/organizations/:id/users', {
+    config: { policy: { roles: everyone }, auditAction: 'user.list' },
+    schema: {
+      tags: ['network'],
+      operationId: 'listUsers',
+      summary: "List an organization's users (its members and network admins)",
+      params: IdParams,
+      querystring: UserListQuery,
+      response: { 200: Page(User) },
+    },
+  }, async (request) => {
+    const organization = await visibleOrganization(organizationsRepository, request.principal!, request.params.id);
+    const { role, limit, cursor } = request.query;
+    const rows = await usersRepository.list({
+      organizationId: organization.id,
+      role,
+      after: decodeCursor(cursor, ['string', 'string']) as [string, string] | undefined,
+      limit,
+    });
+    return toPage(rows, limit, (row) => [row.cursorTime, row.user.id], (row) => row.user);
+  });
+
+  app.get('/v1/organizations/:id/users/:userId', {
+    config: { policy: { roles: everyone }, auditAction: 'user.read' },
+    schema: {
+      tags: ['network'],
+      operationId: 'getUser',
+      summary: 'Read a user of an organization',
+      params: UserParams,
+      response: { 200: User },
+    },
+  }, async (request) => {
+    const { id, userId } = request.params;
+    await visibleOrganization(organizationsRepository, request.principal!, id);
+    const user = await usersRepository.findInOrganization({ organizationId: id, userId });
+    if (!user) throw notFound('user', userId, 'User');
+    return user;
+  });
+
+  app.patch('/v1/organizations/:id/users/:userId', {
+    config: { policy: { roles: organizationAdmins }, auditAction: 'user.update' },
+    schema: {
+      tags: ['network'],
+      operationId: 'updateUser',
+      summary: 'Change a user: deactivate, rename, or update a therapist profile; network admins verify licenses',
+      params: UserParams,
+      body: UpdateUser,
+      response: { 200: User },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    const { id, userId } = request.params;
+    const input = request.body;
+    await managedOrganization(organizationsRepository, principal, id);
+    const existing = await usersRepository.findInOrganization({ organizationId: id, userId });
+    if (!existing) throw notFound('user', userId, 'User');
+
+    const problems: FieldProblem[] = [];
+    const profileFields = ['techniques', 'certifications', 'acceptingReferrals', 'serviceRadiusKm', 'license', 'licenseVerified'] as const;
+    if (!existing.therapist) {
+      for (const field of profileFields) {
+        if (input[field] !== undefined) problems.push({ field, message: 'is only taken for a therapist' });
+      }
+    }
+    if (input.licenseVerified !== undefined && principal.role !== 'network_admin') {
+      problems.push({ field: 'licenseVerified', message: 'is set by network admins only' });
+    }
+    if (input.active === false && userId === principal.id) {
+      problems.push({ field: 'active', message: 'you cannot deactivate yourself' });
+    }
+    if (problems.length > 0) throw validationFailed(problems);
+
+    const therapist: UserChanges['therapist'] = {
+      ...(input.techniques && { techniques: input.techniques }),
+      ...(input.certifications && { certifications: input.certifications }),
+      ...(input.acceptingReferrals !== undefined && { acceptingReferrals: input.acceptingReferrals }),
+      ...(input.serviceRadiusKm !== undefined && { serviceRadiusKm: input.serviceRadiusKm }),
+      // A changed license needs verifying again.
+      ...(input.license && {
+        licenseNumber: input.license.number,
+        licenseState: input.license.state,
+        licenseExpiresOn: input.license.expiresOn,
+        licenseVerifiedAt: null,
+      }),
+      ...(input.licenseVerified !== undefined && { licenseVerifiedAt: input.licenseVerified ? new Date() : null }),
+    };
+    return app.db.transaction(async (tx) => {
+      await usersRepository.update({ userId, changes: { name: input.name, active: input.active, therapist } }, tx);
+      await app.auditLog.record(
+        auditContextOf(request),
+        { action: 'user.update', outcome: 'success', httpStatus: 200, resourceType: 'user', resourceId: userId },
+        tx,
+      );
+      return (await usersRepository.findInOrganization({ organizationId: id, userId }, tx))!;
+    });
+  });
+};
+
+export default userRoutes;

@@ -1,0 +1,103 @@
+// /v1/patients: patients belong to the physician office that registered them; every read is audited.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { notFound, validationFailed } from '../../lib/errors.js';
+import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { IdParams, Page } from '../../lib/schemas.js';
+import { auditContextOf } from '../audit/audit-log.js';
+import { officeRoles } from '../auth/policy.js';
+import { PatientsRepository, toPatient } from './patients-repository.js';
+import { CreatePatient, Patient, PatientListQuery } from './schemas.js';
+
+const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const patientsRepository = new PatientsRepository(app.db);
+
+  app.post('/v1/patients', {
+    config: { policy: { roles: officeRoles, clientScope: 'patients:write' }, auditAction: 'patient.create' },
+    schema: {
+      tags: ['patients'],
+      operationId: 'createPatient',
+      summary: "Register a patient of the caller's office",
+      body: CreatePatient,
+      response: { 201: Patient },
+    },
+  }, async (request, reply) => {
+    const principal = request.principal!;
+    if (request.body.birthDate > new Date().toISOString().slice(0, 10)) {
+      throw validationFailed([{ field: 'birthDate', message: 'must not be in the future' }]);
+    }
+    const patient = await app.db.transaction(async (tx) => {
+      const created = await patientsRepository.create(
+        { organizationId: principal.organizationId!, createdBy: principal.id, input: request.body },
+        tx,
+      );
+      await app.auditLog.record(
+        auditContextOf(request),
+        { action: 'patient.create', outcome: 'success', httpStatus: 201, resourceType: 'patient', resourceId: created.id, patientId: created.id },
+        tx,
+      );
+      return created;
+    });
+    return reply.code(201).header('location', `/v1/patients/${patient.id}`).send(patient);
+  });
+
+  app.get('/v1/patients', {
+    config: { policy: { roles: officeRoles, clientScope: 'patients:read' }, auditAction: 'patient.list' },
+    schema: {
+      tags: ['patients'],
+      operationId: 'listPatients',
+      summary: "List the office's patients, optionally by external identifier",
+      querystring: PatientListQuery,
+      response: { 200: Page(Patient) },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    const { identifier, limit, cursor } = request.query;
+    const [system, value] = identifier ? identifier.split('|') : [];
+    const rows = await patientsRepository.list({
+      organizationId: principal.organizationId!,
+      identifier: system && value ? { system, value } : undefined,
+      after: decodeCursor(cursor, ['string', 'string']) as [string, string] | undefined,
+      limit,
+    });
+    const page = toPage(rows, limit, (row) => [row.cursorTime, row.patient.id], (row) => toPatient(row.patient));
+    // Every patient shown is a read of that patient's record.
+    await app.auditLog.recordMany(
+      auditContextOf(request),
+      page.data.map((patient) => ({
+        action: 'patient.list',
+        outcome: 'success' as const,
+        httpStatus: 200,
+        resourceType: 'patient',
+        resourceId: patient.id,
+        patientId: patient.id,
+      })),
+    );
+    return page;
+  });
+
+  app.get('/v1/patients/:id', {
+    config: { policy: { roles: officeRoles, clientScope: 'patients:read' }, auditAction: 'patient.read' },
+    schema: {
+      tags: ['patients'],
+      operationId: 'getPatient',
+      summary: 'Read a patient of the caller\'s office',
+      params: IdParams,
+      response: { 200: Patient },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    const patient = await patientsRepository.findInOrganization({ organizationId: principal.organizationId!, patientId: request.params.id });
+    if (!patient) throw notFound('patient', request.params.id, 'Patient', request.params.id);
+    await app.auditLog.record(auditContextOf(request), {
+      action: 'patient.read',
+      outcome: 'success',
+      httpStatus: 200,
+      resourceType: 'patient',
+      resourceId: patient.id,
+      patientId: patient.id,
+    });
+    return patient;
+  });
+};
+
+export default patientRoutes;

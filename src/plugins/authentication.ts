@@ -1,0 +1,120 @@
+// Authenticated by default: every route states a policy, and one hook checks the bearer token against it.
+import fastifyJwt from '@fastify/jwt';
+import fp from 'fastify-plugin';
+import { and, eq, isNull } from 'drizzle-orm';
+import type { Config } from '../config.js';
+import { apiClients, users, type UserRole } from '../db/schema.js';
+import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
+import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from '../modules/auth/policy.js';
+import { auditContextOf } from '../modules/audit/audit-log.js';
+import { resolveJwtSecret } from './jwt-secret.js';
+
+export interface AccessTokenClaims {
+  sub: string;
+  typ: 'user' | 'api_client';
+  org: string | null;
+  org_kind: OrganizationKind | null;
+  role: UserRole;
+  scope: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+  interface FastifyContextConfig {
+    policy?: RoutePolicy;
+    /** The audit action of the route, also used to record refused attempts. */
+    auditAction?: string;
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessTokenClaims;
+    user: AccessTokenClaims;
+  }
+}
+
+// Far above any token we issue; refuses oversized tokens before any parsing.
+const maxTokenLength = 4096;
+
+export default fp(
+  async (app, options: { config: Config }) => {
+    const { jwt } = options.config;
+    await app.register(fastifyJwt, {
+      secret: await resolveJwtSecret(options.config),
+      sign: { algorithm: 'HS256', iss: jwt.issuer, aud: jwt.audience, expiresIn: jwt.accessTokenTtlSeconds },
+      // Pinning the algorithm refuses `alg: none` and algorithm-confusion tokens.
+      verify: { algorithms: ['HS256'], allowedIss: jwt.issuer, allowedAud: jwt.audience, requiredClaims: ['exp', 'sub'] },
+    });
+    app.decorateRequest('principal', undefined);
+
+    app.addHook('onRoute', (route) => {
+      if (!route.url.startsWith('/v1')) return;
+      const policy = route.config?.policy;
+      if (!policy) throw new Error(`Route ${route.method} ${route.url} declares no access policy`);
+      if (policy !== 'public') {
+        route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
+      }
+    });
+
+    app.addHook('onRequest', async (request, reply) => {
+      const policy = request.routeOptions.config.policy;
+      if (!policy || policy === 'public') return;
+      const authorization = request.headers.authorization;
+      if (!authorization?.startsWith('Bearer ') || authorization.length > maxTokenLength) {
+        reply.header('www-authenticate', 'Bearer');
+        throw new UnauthorizedError('A valid bearer access token is required');
+      }
+      let claims: AccessTokenClaims;
+      try {
+        claims = await request.jwtVerify<AccessTokenClaims>();
+      } catch {
+        reply.header('www-authenticate', 'Bearer error="invalid_token"');
+        throw new UnauthorizedError('The access token is invalid or expired');
+      }
+      // A token outlives a deactivation by at most its lifetime unless we look; we look.
+      if (!(await principalIsActive(claims))) {
+        reply.header('www-authenticate', 'Bearer error="invalid_token"');
+        throw new UnauthorizedError('The access token is invalid or expired');
+      }
+      request.principal = {
+        kind: claims.typ,
+        id: claims.sub,
+        organizationId: claims.org,
+        organizationKind: claims.org_kind,
+        role: claims.role,
+        scopes: claims.scope ? claims.scope.split(' ') : [],
+      };
+      if (!isAllowed(policy, request.principal)) {
+        await app.auditLog.record(auditContextOf(request), {
+          action: request.routeOptions.config.auditAction ?? 'access.denied',
+          outcome: 'denied',
+          httpStatus: 403,
+        });
+        throw new ForbiddenError(
+          request.principal.kind === 'api_client'
+            ? 'This API client lacks the role or scope this operation requires'
+            : `The role ${request.principal.role} may not perform this operation`,
+        );
+      }
+    });
+
+    async function principalIsActive(claims: AccessTokenClaims): Promise<boolean> {
+      if (claims.typ === 'user') {
+        const [user] = await app.db
+          .select({ id: users.id })
+          .from(users)
+          .where(and(eq(users.id, claims.sub), eq(users.active, true)));
+        return user !== undefined;
+      }
+      const [client] = await app.db
+        .select({ id: apiClients.id })
+        .from(apiClients)
+        .where(and(eq(apiClients.id, claims.sub), eq(apiClients.active, true), isNull(apiClients.revokedAt)));
+      return client !== undefined;
+    }
+  },
+  { name: 'authentication', dependencies: ['database', 'audit-log'] },
+);

@@ -1,0 +1,22 @@
+// Opens the database for the app's lifetime, applies migrations, and closes it with the app.
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { openDatabase, type Database, type DatabaseHandle } from '../db/database.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    database: DatabaseHandle;
+    db: Database;
+  }
+}
+
+export default fp(
+  async (app, options: { config: Config }) => {
+    const database = await openDatabase({ databaseUrl: options.config.databaseUrl, dataDir: options.config.dataDir });
+    app.addHook('onClose', () => database.close());
+    await database.migrate();
+    app.decorate('database', database);
+    app.decorate('db', database.db);
+  },
+  { name: 'database' },
+);

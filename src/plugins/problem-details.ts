@@ -1,0 +1,130 @@
+// Turns every failure into RFC 9457 problem details; a 5xx never shows its cause to the client.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { DeniedResource, FieldProblem, ProblemExtensions } from '../lib/errors.js';
+import { auditContextOf } from '../modules/audit/audit-log.js';
+
+type ApiError = FastifyError & {
+  extensions?: ProblemExtensions;
+  deniedResource?: DeniedResource;
+  type?: string;
+  title?: string;
+};
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+export const problemContentType = 'application/problem+json';
+
+const statusTitles: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Turns Ajv's errors into one entry per offending field, named as the client wrote it. */
+export function fieldProblems(errors: AjvError[], location: string | undefined): FieldProblem[] {
+  const seen = new Map<string, FieldProblem>();
+  for (const error of errors) {
+    let path = error.instancePath.split('/').slice(1).map(decodePointer);
+    let message = error.message ?? 'is invalid';
+    if (error.keyword === 'additionalProperties') {
+      path = [...path, String(error.params.additionalProperty)];
+      message = 'is not a recognised field';
+    } else if (error.keyword === 'required') {
+      path = [...path, String(error.params.missingProperty)];
+      message = 'is required';
+    } else if (error.keyword === 'enum') {
+      message = `must be one of: ${(error.params.allowedValues as unknown[]).join(', ')}`;
+    }
+    const field = [location === 'body' ? undefined : location, ...path].filter(Boolean).join('.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+    const key = `${field}\u0000${message}`;
+    // Union branches repeat the same complaint; one line each is enough.
+    if (!seen.has(key)) seen.set(key, { field: field || (location ?? 'body'), message });
+  }
+  return [...seen.values()];
+}
+
+function decodePointer(segment: string): string {
+  return segment.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+export default fp(
+  async (app) => {
+    app.setErrorHandler(async (error: ApiError, request, reply) => {
+      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+
+      if (error.validation) {
+        const errors = fieldProblems(error.validation as AjvError[], error.validationContext);
+        return sendProblem(request, reply, 400, {
+          type: 'urn:massage-referral:problem:validation-failed',
+          title: 'Validation Failed',
+          detail: errors.map((problem) => `${problem.field}: ${problem.message}`).join('; '),
+          errors,
+        });
+      }
+
+      if (status >= 500) {
+        request.log.error({ err: error }, 'request failed');
+        return sendProblem(request, reply, status, {
+          type: 'about:blank',
+          title: statusTitles[status] ?? 'Server Error',
+          detail: status === 503 ? 'The service is temporarily unavailable; retry shortly' : 'An unexpected error occurred; it has been logged',
+        });
+      }
+
+      if (error.deniedResource) {
+        await app.auditLog.record(auditContextOf(request), {
+          action: request.routeOptions.config.auditAction ?? 'access.denied',
+          outcome: 'denied',
+          httpStatus: status,
+          ...error.deniedResource,
+        });
+      }
+      for (const [name, value] of Object.entries(error.extensions?.headers ?? {})) reply.header(name, value);
+      const { headers: _headers, ...extensions } = error.extensions ?? {};
+      return sendProblem(request, reply, status, {
+        type: error.type ?? 'about:blank',
+        title: error.title ?? statusTitles[status] ?? 'Error',
+        detail: error.message,
+        ...extensions,
+      });
+    });
+
+    app.setNotFoundHandler(async (request, reply) =>
+      sendProblem(request, reply, 404, {
+        type: 'about:blank',
+        title: 'Not Found',
+        detail: `No route for ${request.method} ${request.url.split('?')[0]}`,
+      }),
+    );
+  },
+  { name: 'problem-details', dependencies: ['audit-log'] },
+);
+
+function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  problem: { type: string; title: string; detail: string } & Omit<ProblemExtensions, 'headers'>,
+) {
+  return reply
+    .code(status)
+    .type(problemContentType)
+    .send({ ...problem, status, instance: request.url.split('?')[0], requestId: request.id });
+}

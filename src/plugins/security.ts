@@ -1,0 +1,27 @@
+// HTTP hardening: security headers, per-caller rate limits, form bodies for the OAuth token endpoint.
+import fastifyFormbody from '@fastify/formbody';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { oauthError } from '../lib/errors.js';
+
+export default fp(
+  async (app, options: { config: Config }) => {
+    await app.register(fastifyHelmet, { global: true });
+    await app.register(fastifyFormbody, { bodyLimit: 16 * 1024 });
+    await app.register(fastifyRateLimit, {
+      global: true,
+      max: options.config.rateLimit.perCallerPerMinute,
+      timeWindow: 60_000,
+      // After authentication, so the limit follows the caller rather than a shared office IP.
+      hook: 'preHandler',
+      keyGenerator: (request) => request.principal?.id ?? request.ip,
+      errorResponseBuilder: (_request, context) => {
+        const error = oauthError('rate_limited', `Rate limit of ${context.max} requests per minute exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`, 429);
+        return Object.assign(error, { title: 'Too Many Requests', type: 'urn:massage-referral:problem:rate-limited' });
+      },
+    });
+  },
+  { name: 'security' },
+);

@@ -1,0 +1,37 @@
+// Process entry: validates configuration, builds the app, listens, and shuts down gracefully.
+import closeWithGrace from 'close-with-grace';
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { loggerOptions } from './logger.js';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+
+  const logger = pino(loggerOptions(config.logLevel));
+  const app = await buildApp({ config, logger });
+
+  // Stop taking requests, let those in flight finish, then close the database.
+  closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'shutting down after an error');
+    else logger.info({ signal }, 'shutting down');
+    await app.close();
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  logger.info(
+    { role: config.role, database: config.databaseUrl ? 'postgresql' : `embedded (${config.dataDir})` },
+    `API docs at http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}/docs`,
+  );
+}
+
+await main();
