@@ -23,12 +23,14 @@ import { bootstrap } from './seed/bootstrap.js';
 export interface BuildAppOptions {
   config: Config;
   logger?: FastifyBaseLogger;
+  /** Tests: an already-migrated embedded data folder to start from, which saves initdb. */
+  pgliteTemplate?: Blob | undefined;
 }
 
 export const requestIdHeader = 'x-request-id';
 const acceptableRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ config, logger = pino({ level: 'silent' }) }: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate }: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     requestIdHeader: false,
@@ -48,7 +50,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }) }: B
   });
 
   // External plugins and infrastructure
-  await app.register(databasePlugin, { config });
+  await app.register(databasePlugin, { config, pgliteTemplate });
   await app.register(auditLogPlugin);
   await app.register(problemDetailsPlugin);
   await app.register(securityPlugin, { config });

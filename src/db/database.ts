@@ -18,6 +18,8 @@ export interface DatabaseHandle {
   migrationsApplied(): Promise<boolean>;
   /** Applies pending migrations; safe when several processes start at once on PostgreSQL. */
   migrate(): Promise<void>;
+  /** Embedded only: a snapshot of the data folder, e.g. a migrated template for tests. */
+  dumpDataDir?: () => Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -33,12 +35,14 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   poolSize?: number;
+  /** Embedded only: start from this dump of a data folder (made by dumpDataDir) instead of an empty one. */
+  pgliteTemplate?: Blob | undefined;
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   const handle = options.databaseUrl
     ? await openPostgres(options.databaseUrl, options.poolSize ?? 10)
-    : await openPglite(options.dataDir);
+    : await openPglite(options.dataDir, options.pgliteTemplate);
   return handle;
 }
 
@@ -59,28 +63,24 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     migrationsApplied: () => migrationsApplied(rows),
     migrate: async () => {
       const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-      // The advisory lock is per session, so lock, migrate and unlock on one reserved connection.
-      const connection = await client.reserve();
+      // The advisory lock is per session, so lock, migrate and unlock on one dedicated connection.
+      const connection = postgres(url, { max: 1, onnotice: () => {} });
       try {
         await connection`select pg_advisory_lock(${migrationLockKey})`;
-        try {
-          await migrate(drizzle(connection, { schema }), migrationConfig);
-        } finally {
-          await connection`select pg_advisory_unlock(${migrationLockKey})`;
-        }
+        await migrate(drizzle(connection, { schema }), migrationConfig);
       } finally {
-        connection.release();
+        await connection.end({ timeout: 5 });
       }
     },
     close: () => client.end({ timeout: 5 }),
   };
 }
 
-async function openPglite(dataDir: string): Promise<DatabaseHandle> {
+async function openPglite(dataDir: string, template: Blob | undefined): Promise<DatabaseHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
-  const client = await PGlite.create(dataDir);
+  const client = await PGlite.create(dataDir, template ? { loadDataDir: template } : {});
   const db = drizzle(client, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows;
   return {
@@ -92,6 +92,7 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
       const { migrate } = await import('drizzle-orm/pglite/migrator');
       await migrate(drizzle(client, { schema }), migrationConfig);
     },
+    dumpDataDir: () => client.dumpDataDir('none'),
     close: () => client.close(),
   };
 }

@@ -11,8 +11,12 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async (app, options: { config: Config }) => {
-    const database = await openDatabase({ databaseUrl: options.config.databaseUrl, dataDir: options.config.dataDir });
+  async (app, options: { config: Config; pgliteTemplate?: Blob | undefined }) => {
+    const database = await openDatabase({
+      databaseUrl: options.config.databaseUrl,
+      dataDir: options.config.dataDir,
+      pgliteTemplate: options.pgliteTemplate,
+    });
     app.addHook('onClose', () => database.close());
     await database.migrate();
     app.decorate('database', database);

@@ -1,0 +1,249 @@
+// Builds the app for a test on a database of its own (in-memory PGlite, or a fresh PostgreSQL
+// database when TEST_DATABASE_URL names a server), and tears both down after.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import postgres from 'postgres';
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { migrationsFolder, openDatabase } from '../src/db/database.js';
+import { isValidNpi } from '../src/lib/npi.js';
+
+export const testJwtSecret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
+export const adminEmail = 'root@network.example';
+export const adminPassword = 'root-password-for-tests';
+export const defaultPassword = 'a-long-test-password';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** PostgreSQL server to test against; unset means the embedded database. */
+export const testDatabaseServer = process.env.TEST_DATABASE_URL;
+
+/** Creates an empty PostgreSQL database for one test file and returns its URL and a dropper. */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const server = new URL(testDatabaseServer!);
+  const name = `test_${Date.now()}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(server.toString(), { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(server.toString());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  logger?: FastifyBaseLogger;
+}
+
+/** The configuration tests run with: fast failure delays and generous rate limits, unless a test overrides them. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    JWT_SECRET: testJwtSecret,
+    DEMO_SEED: 'false',
+    LOG_LEVEL: 'silent',
+    LOGIN_FAILURE_DELAY_MS: '1',
+    TOKEN_RATE_LIMIT_PER_MINUTE: '10000',
+    RATE_LIMIT_PER_MINUTE: '100000',
+    BOOTSTRAP_ADMIN_EMAIL: adminEmail,
+    BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
+    ...env,
+  });
+}
+
+/**
+ * A migrated embedded data folder, made once per set of migrations and shared by test files:
+ * loading it takes well under a second, where initdb in WebAssembly takes several.
+ */
+export async function pgliteTemplate(): Promise<Blob> {
+  const files = (await readdir(migrationsFolder)).filter((name) => name.endsWith('.sql')).sort();
+  const hash = createHash('sha256');
+  for (const name of files) hash.update(name).update(await readFile(join(migrationsFolder, name)));
+  const path = join(tmpdir(), `massage-referral-pglite-${hash.digest('hex').slice(0, 16)}.tar`);
+  try {
+    return new Blob([await readFile(path)]);
+  } catch {
+    const database = await openDatabase({ dataDir: 'memory://' });
+    await database.migrate();
+    const dump = await database.dumpDataDir!();
+    await database.close();
+    // Write then rename, so a test file running alongside never reads half a template.
+    const partial = `${path}.${process.pid}.partial`;
+    await writeFile(partial, Buffer.from(await dump.arrayBuffer()));
+    await rename(partial, path);
+    return dump;
+  }
+}
+
+export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): Promise<TestApp> {
+  const database = testDatabaseServer ? await createTestDatabase() : undefined;
+  const template = database ? undefined : await pgliteTemplate();
+  const config = testConfig({
+    ...(database ? { DATABASE_URL: database.url } : { DATA_DIR: 'memory://' }),
+    ...options.env,
+  });
+  const app = await buildApp({ config, pgliteTemplate: template, ...(options.logger ? { logger: options.logger } : {}) });
+  t.teardown(async () => {
+    await app.close();
+    await database?.drop();
+  });
+  return new TestApp(app, config);
+}
+
+export type Json = Record<string, any>;
+
+/** A thin client over app.inject that remembers tokens and parses JSON. */
+export class TestApp {
+  constructor(
+    readonly app: FastifyInstance,
+    readonly config: Config,
+  ) {}
+
+  async request(options: InjectOptions & { token?: string | undefined }): Promise<LightMyRequestResponse & { body: string; json<T = Json>(): T }> {
+    const { token, ...rest } = options;
+    return this.app.inject({
+      ...rest,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...rest.headers },
+    }) as never;
+  }
+
+  async login(email: string, password = defaultPassword): Promise<string> {
+    const response = await this.request({
+      method: 'POST',
+      url: '/v1/auth/token',
+      payload: { grant_type: 'password', username: email, password },
+    });
+    if (response.statusCode !== 200) throw new Error(`login ${email} failed: ${response.statusCode} ${response.body}`);
+    return response.json().access_token;
+  }
+
+  async loginAsAdmin(): Promise<string> {
+    return this.login(adminEmail, adminPassword);
+  }
+
+  /** POSTs and expects 201, returning the created resource. */
+  async create(url: string, token: string, payload: Json): Promise<Json> {
+    const response = await this.request({ method: 'POST', url, token, payload });
+    if (response.statusCode !== 201) throw new Error(`POST ${url} failed: ${response.statusCode} ${response.body}`);
+    return response.json();
+  }
+}
+
+let npiSequence = 0;
+/** A fresh NPI with a valid check digit, so tests never collide on the unique NPI. */
+export function nextNpi(): string {
+  for (;;) {
+    const base = `1${String(Date.now() % 1e5).padStart(5, '0')}${String(npiSequence++ % 1000).padStart(3, '0')}`;
+    for (let digit = 0; digit <= 9; digit++) {
+      if (isValidNpi(`${base}${digit}`)) return `${base}${digit}`;
+    }
+  }
+}
+
+export interface OfficeFixture {
+  id: string;
+  physician: { id: string; email: string; token: string };
+  staff: { id: string; email: string; token: string };
+  admin: { id: string; email: string; token: string };
+}
+
+export interface PracticeFixture {
+  id: string;
+  therapist: { id: string; email: string; token: string };
+  admin: { id: string; email: string; token: string };
+}
+
+const unique = () => randomBytes(4).toString('hex');
+
+/** A physician office with a physician, office staff and an office admin, each signed in. */
+export async function createOffice(test: TestApp, adminToken: string, location = { lat: 45.5231, lng: -122.6765 }): Promise<OfficeFixture> {
+  const tag = unique();
+  const office = await test.create('/v1/organizations', adminToken, {
+    kind: 'physician_office',
+    name: `Office ${tag}`,
+    npi: nextNpi(),
+    address: { line1: '1 Test St', city: 'Portland', state: 'OR', postalCode: '97201' },
+    location,
+  });
+  const member = async (role: string, extra: Json = {}) => {
+    const email = `${role}.${tag}@office.example`;
+    const user = await test.create(`/v1/organizations/${office.id}/users`, adminToken, {
+      role,
+      email,
+      password: defaultPassword,
+      name: `${role} ${tag}`,
+      ...extra,
+    });
+    return { id: user.id as string, email, token: await test.login(email) };
+  };
+  return {
+    id: office.id,
+    physician: await member('physician', { npi: nextNpi() }),
+    staff: await member('office_staff'),
+    admin: await member('office_admin'),
+  };
+}
+
+/** A therapy practice with one therapist and a practice admin, each signed in. */
+export async function createPractice(
+  test: TestApp,
+  adminToken: string,
+  options: { location?: { lat: number; lng: number }; techniques?: string[]; acceptingReferrals?: boolean } = {},
+): Promise<PracticeFixture> {
+  const tag = unique();
+  const practice = await test.create('/v1/organizations', adminToken, {
+    kind: 'therapy_practice',
+    name: `Practice ${tag}`,
+    address: { line1: '2 Test Ave', city: 'Portland', state: 'OR', postalCode: '97204' },
+    location: options.location ?? { lat: 45.5152, lng: -122.6734 },
+  });
+  const therapistEmail = `therapist.${tag}@practice.example`;
+  const therapist = await test.create(`/v1/organizations/${practice.id}/users`, adminToken, {
+    role: 'therapist',
+    email: therapistEmail,
+    password: defaultPassword,
+    name: `Therapist ${tag}`,
+    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
+    techniques: options.techniques ?? ['trigger_point', 'myofascial_release'],
+    acceptingReferrals: options.acceptingReferrals ?? true,
+    serviceRadiusKm: 25,
+  });
+  const adminEmailAddress = `admin.${tag}@practice.example`;
+  const admin = await test.create(`/v1/organizations/${practice.id}/users`, adminToken, {
+    role: 'practice_admin',
+    email: adminEmailAddress,
+    password: defaultPassword,
+    name: `Practice admin ${tag}`,
+  });
+  return {
+    id: practice.id,
+    therapist: { id: therapist.id, email: therapistEmail, token: await test.login(therapistEmail) },
+    admin: { id: admin.id, email: adminEmailAddress, token: await test.login(adminEmailAddress) },
+  };
+}
+
+/** Audit events matching a filter, read straight from the database. */
+export async function auditEvents(test: TestApp, where: { action?: string; outcome?: string; resourceId?: string; actorId?: string }) {
+  const { auditEvents: table } = await import('../src/db/schema.js');
+  const { and, eq } = await import('drizzle-orm');
+  return test.app.db
+    .select()
+    .from(table)
+    .where(
+      and(
+        where.action ? eq(table.action, where.action) : undefined,
+        where.outcome ? eq(table.outcome, where.outcome as 'success') : undefined,
+        where.resourceId ? eq(table.resourceId, where.resourceId) : undefined,
+        where.actorId ? eq(table.actorId, where.actorId) : undefined,
+      ),
+    );
+}
