@@ -1,0 +1,28 @@
+# Multi-stage image: compile TypeScript, then run the compiled service as a non-root user against DATABASE_URL.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json drizzle.config.ts ./
+COPY src ./src
+COPY test ./test
+RUN npx tsc -p tsconfig.json --noEmit false --outDir dist \
+ && cp -r src/db/migrations dist/src/db/migrations
+
+FROM node:20-bookworm-slim AS production-dependencies
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000
+WORKDIR /app
+COPY --from=production-dependencies --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist/src ./dist/src
+COPY package.json ./
+# The code is root-owned and read-only to the process; it runs as the unprivileged "node" user.
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
+# Expects DATABASE_URL and JWT_SECRET (see README, Configuration).
+CMD ["node", "dist/src/server.js"]
