@@ -23,6 +23,10 @@ export const ValidationError = createRFC9457Error('VALIDATION_FAILED', '%s', 400
   type: problemType('validation-failed'),
   title: 'Validation Failed',
 });
+export const RateLimitedError = createRFC9457Error('RATE_LIMITED', 'Rate limit of %d requests per minute exceeded; retry in %d s', 429, {
+  type: problemType('rate-limited'),
+  title: 'Too Many Requests',
+});
 /** OAuth 2.0 token endpoint errors keep the RFC 6749 `error` code beside the problem details. */
 export const OAuthError = createRFC9457Error('OAUTH_ERROR', '%s', 400, {
   type: problemType('oauth'),

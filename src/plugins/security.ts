@@ -4,7 +4,7 @@ import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { oauthError } from '../lib/errors.js';
+import { RateLimitedError } from '../lib/errors.js';
 
 export default fp(
   async (app, options: { config: Config }) => {
@@ -17,10 +17,7 @@ export default fp(
       // After authentication, so the limit follows the caller rather than a shared office IP.
       hook: 'preHandler',
       keyGenerator: (request) => request.principal?.id ?? request.ip,
-      errorResponseBuilder: (_request, context) => {
-        const error = oauthError('rate_limited', `Rate limit of ${context.max} requests per minute exceeded; retry in ${Math.ceil(context.ttl / 1000)} s`, 429);
-        return Object.assign(error, { title: 'Too Many Requests', type: 'urn:massage-referral:problem:rate-limited' });
-      },
+      errorResponseBuilder: (_request, context) => new RateLimitedError(context.max, Math.ceil(context.ttl / 1000)),
     });
   },
   { name: 'security' },

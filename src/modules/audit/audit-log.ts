@@ -41,6 +41,15 @@ export class AuditLog {
     await this.recordMany(context, [entry], executor);
   }
 
+  /** Runs a change and appends its audit event in one transaction: the change never lands unaudited. */
+  async change<T>(context: AuditContext, work: (tx: Executor) => Promise<T>, entryOf: (result: T) => Omit<AuditEntry, 'outcome'>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      const result = await work(tx);
+      await this.record(context, { ...entryOf(result), outcome: 'success' }, tx);
+      return result;
+    });
+  }
+
   /** One event per record, e.g. per patient on a listed page, written in one statement. */
   async recordMany(context: AuditContext, entries: AuditEntry[], executor: Executor = this.db): Promise<void> {
     if (entries.length === 0) return;

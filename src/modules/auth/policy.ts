@@ -1,5 +1,5 @@
 // Who may call a route: every route declares a policy, and the authentication hook enforces it.
-import type { UserRole } from '../../db/schema.js';
+import { userRoles, type UserRole } from '../../db/schema.js';
 
 export const apiClientScopes = [
   'directory:read',
@@ -30,14 +30,7 @@ export interface Principal {
   scopes: readonly string[];
 }
 
-export const everyone: readonly UserRole[] = [
-  'physician',
-  'office_staff',
-  'office_admin',
-  'therapist',
-  'practice_admin',
-  'network_admin',
-];
+export const everyone: readonly UserRole[] = userRoles;
 export const officeRoles: readonly UserRole[] = ['physician', 'office_staff', 'office_admin'];
 export const practiceRoles: readonly UserRole[] = ['therapist', 'practice_admin'];
 export const organizationAdmins: readonly UserRole[] = ['office_admin', 'practice_admin', 'network_admin'];

@@ -32,25 +32,15 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const clientId = `cli_${randomBytes(12).toString('base64url')}`;
     const clientSecret = `cs_${randomBytes(32).toString('base64url')}`;
     const secretHash = await hashSecret(clientSecret);
-    const client = await app.db.transaction(async (tx) => {
-      const created = await apiClientsRepository.create(
-        {
-          organizationId: organization.id,
-          name: request.body.name,
-          clientId,
-          secretHash,
-          scopes: request.body.scopes,
-          createdBy: request.principal!.id,
-        },
-        tx,
-      );
-      await app.auditLog.record(
-        auditContextOf(request),
-        { action: 'api_client.create', outcome: 'success', httpStatus: 201, resourceType: 'api_client', resourceId: created.id },
-        tx,
-      );
-      return created;
-    });
+    const client = await app.auditLog.change(
+      auditContextOf(request),
+      (tx) =>
+        apiClientsRepository.create(
+          { organizationId: organization.id, name: request.body.name, clientId, secretHash, scopes: request.body.scopes, createdBy: request.principal!.id },
+          tx,
+        ),
+      (created) => ({ action: 'api_client.create', httpStatus: 201, resourceType: 'api_client', resourceId: created.id }),
+    );
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ ...client, clientSecret });
   });
@@ -90,14 +80,11 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await managedOrganization(organizationsRepository, request.principal!, id);
     const client = await apiClientsRepository.findInOrganization({ organizationId: id, apiClientId });
     if (!client) throw notFound('api_client', apiClientId, 'API client');
-    await app.db.transaction(async (tx) => {
-      await apiClientsRepository.revoke({ apiClientId }, tx);
-      await app.auditLog.record(
-        auditContextOf(request),
-        { action: 'api_client.revoke', outcome: 'success', httpStatus: 204, resourceType: 'api_client', resourceId: apiClientId },
-        tx,
-      );
-    });
+    await app.auditLog.change(
+      auditContextOf(request),
+      (tx) => apiClientsRepository.revoke({ apiClientId }, tx),
+      () => ({ action: 'api_client.revoke', httpStatus: 204, resourceType: 'api_client', resourceId: apiClientId }),
+    );
     return reply.code(204).send(null);
   });
 };

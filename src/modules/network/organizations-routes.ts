@@ -30,18 +30,16 @@ const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     } else if (input.npi !== undefined) {
       throw validationFailed([{ field: 'npi', message: 'is only taken for a physician office' }]);
     }
-    const organization = await app.db.transaction(async (tx) => {
-      if (input.npi && (await organizationsRepository.npiTaken({ npi: input.npi }, tx))) {
-        throw new ConflictError('An organization with this NPI already exists');
-      }
-      const created = await organizationsRepository.create(input, tx);
-      await app.auditLog.record(
-        auditContextOf(request),
-        { action: 'organization.create', outcome: 'success', httpStatus: 201, resourceType: 'organization', resourceId: created.id },
-        tx,
-      );
-      return created;
-    });
+    const organization = await app.auditLog.change(
+      auditContextOf(request),
+      async (tx) => {
+        if (input.npi && (await organizationsRepository.npiTaken({ npi: input.npi }, tx))) {
+          throw new ConflictError('An organization with this NPI already exists');
+        }
+        return organizationsRepository.create(input, tx);
+      },
+      (created) => ({ action: 'organization.create', httpStatus: 201, resourceType: 'organization', resourceId: created.id }),
+    );
     return reply.code(201).header('location', `/v1/organizations/${organization.id}`).send(organization);
   });
 

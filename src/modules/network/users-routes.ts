@@ -65,40 +65,38 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (problems.length > 0) throw validationFailed(problems);
     const passwordHash = await hashSecret(input.password);
 
-    const user = await app.db.transaction(async (tx) => {
-      if (await usersRepository.emailTaken({ email: input.email }, tx)) {
-        throw new ConflictError('A user with this email already exists');
-      }
-      const created = await usersRepository.create(
-        {
-          organizationId: organization.id,
-          role: input.role,
-          email: input.email,
-          name: input.name,
-          passwordHash,
-          npi: input.npi,
-          therapist:
-            input.role === 'therapist'
-              ? {
-                  licenseNumber: input.license!.number,
-                  licenseState: input.license!.state,
-                  licenseExpiresOn: input.license!.expiresOn,
-                  techniques: input.techniques!,
-                  certifications: input.certifications ?? [],
-                  acceptingReferrals: input.acceptingReferrals ?? true,
-                  serviceRadiusKm: input.serviceRadiusKm!,
-                }
-              : undefined,
-        },
-        tx,
-      );
-      await app.auditLog.record(
-        auditContextOf(request),
-        { action: 'user.create', outcome: 'success', httpStatus: 201, resourceType: 'user', resourceId: created.id },
-        tx,
-      );
-      return created;
-    });
+    const user = await app.auditLog.change(
+      auditContextOf(request),
+      async (tx) => {
+        if (await usersRepository.emailTaken({ email: input.email }, tx)) {
+          throw new ConflictError('A user with this email already exists');
+        }
+        return usersRepository.create(
+          {
+            organizationId: organization.id,
+            role: input.role,
+            email: input.email,
+            name: input.name,
+            passwordHash,
+            npi: input.npi,
+            therapist:
+              input.role === 'therapist'
+                ? {
+                    licenseNumber: input.license!.number,
+                    licenseState: input.license!.state,
+                    licenseExpiresOn: input.license!.expiresOn,
+                    techniques: input.techniques!,
+                    certifications: input.certifications ?? [],
+                    acceptingReferrals: input.acceptingReferrals ?? true,
+                    serviceRadiusKm: input.serviceRadiusKm!,
+                  }
+                : undefined,
+          },
+          tx,
+        );
+      },
+      (created) => ({ action: 'user.create', httpStatus: 201, resourceType: 'user', resourceId: created.id }),
+    );
     return reply.code(201).header('location', `/v1/organizations/${organization.id}/users/${user.id}`).send(user);
   });
 
@@ -188,15 +186,14 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }),
       ...(input.licenseVerified !== undefined && { licenseVerifiedAt: input.licenseVerified ? new Date() : null }),
     };
-    return app.db.transaction(async (tx) => {
-      await usersRepository.update({ userId, changes: { name: input.name, active: input.active, therapist } }, tx);
-      await app.auditLog.record(
-        auditContextOf(request),
-        { action: 'user.update', outcome: 'success', httpStatus: 200, resourceType: 'user', resourceId: userId },
-        tx,
-      );
-      return (await usersRepository.findInOrganization({ organizationId: id, userId }, tx))!;
-    });
+    return app.auditLog.change(
+      auditContextOf(request),
+      async (tx) => {
+        await usersRepository.update({ userId, changes: { name: input.name, active: input.active, therapist } }, tx);
+        return (await usersRepository.findInOrganization({ organizationId: id, userId }, tx))!;
+      },
+      () => ({ action: 'user.update', httpStatus: 200, resourceType: 'user', resourceId: userId }),
+    );
   });
 };
 

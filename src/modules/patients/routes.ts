@@ -25,18 +25,11 @@ const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (request.body.birthDate > new Date().toISOString().slice(0, 10)) {
       throw validationFailed([{ field: 'birthDate', message: 'must not be in the future' }]);
     }
-    const patient = await app.db.transaction(async (tx) => {
-      const created = await patientsRepository.create(
-        { organizationId: principal.organizationId!, createdBy: principal.id, input: request.body },
-        tx,
-      );
-      await app.auditLog.record(
-        auditContextOf(request),
-        { action: 'patient.create', outcome: 'success', httpStatus: 201, resourceType: 'patient', resourceId: created.id, patientId: created.id },
-        tx,
-      );
-      return created;
-    });
+    const patient = await app.auditLog.change(
+      auditContextOf(request),
+      (tx) => patientsRepository.create({ organizationId: principal.organizationId!, createdBy: principal.id, input: request.body }, tx),
+      (created) => ({ action: 'patient.create', httpStatus: 201, resourceType: 'patient', resourceId: created.id, patientId: created.id }),
+    );
     return reply.code(201).header('location', `/v1/patients/${patient.id}`).send(patient);
   });
 
