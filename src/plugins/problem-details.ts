@@ -7,8 +7,8 @@ import { auditContextOf } from '../modules/audit/audit-log.js';
 type ApiError = FastifyError & {
   extensions?: ProblemExtensions;
   deniedResource?: DeniedResource;
-  type?: string;
-  title?: string;
+  /** Present on errors of our catalogue (@fastify/error's RFC 9457 errors). */
+  toProblemDetails?: () => { type: string; title: string };
 };
 
 interface AjvError {
@@ -98,9 +98,10 @@ export default fp(
       }
       for (const [name, value] of Object.entries(error.extensions?.headers ?? {})) reply.header(name, value);
       const { headers: _headers, ...extensions } = error.extensions ?? {};
+      const catalogued = error.toProblemDetails?.();
       return sendProblem(request, reply, status, {
-        type: error.type ?? 'about:blank',
-        title: error.title ?? statusTitles[status] ?? 'Error',
+        type: catalogued?.type ?? 'about:blank',
+        title: catalogued?.title ?? statusTitles[status] ?? 'Error',
         detail: error.message,
         ...extensions,
       });

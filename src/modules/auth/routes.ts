@@ -60,7 +60,13 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
         const basic = basicClientCredentials(request.headers.authorization);
         const clientId = basic?.clientId ?? required(body.client_id, 'client_id');
         const clientSecret = basic?.clientSecret ?? required(body.client_secret, 'client_secret');
-        return tokens.clientCredentialsGrant(clientId, clientSecret, body.scope, context);
+        try {
+          return await tokens.clientCredentialsGrant(clientId, clientSecret, body.scope, context);
+        } catch (error) {
+          // RFC 6749 §5.2: a client that authenticated with a scheme is told which scheme failed.
+          if (basic && (error as { statusCode?: number }).statusCode === 401) reply.header('www-authenticate', 'Basic realm="token"');
+          throw error;
+        }
       }
       case 'refresh_token':
         return tokens.refreshTokenGrant(required(body.refresh_token, 'refresh_token'), context);

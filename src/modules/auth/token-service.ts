@@ -135,7 +135,12 @@ export class TokenService {
       return oauthError('invalid_grant', 'The refresh token was already used or revoked; the session has been ended');
     };
 
-    if (stored.rotatedAt || stored.revokedAt) throw await reuse();
+    if (stored.rotatedAt) throw await reuse();
+    if (stored.revokedAt) {
+      // Signed out or deactivated: refused, but not a sign of theft.
+      await this.auditLog.record(context, { action: 'auth.refresh_revoked', outcome: 'denied', httpStatus: 400, resourceType: 'user', resourceId: stored.userId });
+      throw oauthError('invalid_grant', 'The refresh token was revoked');
+    }
     if (stored.expiresAt <= new Date()) throw oauthError('invalid_grant', 'The refresh token has expired');
 
     const result = await this.db.transaction(async (tx) => {
