@@ -8,6 +8,7 @@ import { createValidatorCompiler } from './lib/validation.js';
 import auditLogPlugin from './plugins/audit-log.js';
 import authenticationPlugin from './plugins/authentication.js';
 import databasePlugin from './plugins/database.js';
+import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin from './plugins/problem-details.js';
 import securityPlugin from './plugins/security.js';
@@ -40,6 +41,8 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
       return typeof incoming === 'string' && acceptableRequestId.test(incoming) ? incoming : crypto.randomUUID();
     },
     bodyLimit: 1024 * 1024,
+    // Creating an embedded database runs initdb in WebAssembly, which is slow on a busy machine.
+    pluginTimeout: 60_000,
     trustProxy: false,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -54,6 +57,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(auditLogPlugin);
   await app.register(problemDetailsPlugin);
   await app.register(securityPlugin, { config });
+  await app.register(inputSafetyPlugin);
   await app.register(authenticationPlugin, { config });
   await app.register(openapiPlugin);
 

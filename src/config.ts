@@ -63,12 +63,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       .filter((key) => env[key] !== undefined && env[key] !== '')
       .map((key) => [key, env[key]]),
   );
+  // Convert would truncate 3.5 to 3 and read 0x10 as hex; whole numbers must be written as such.
+  const notWholeNumbers = Object.entries(EnvSchema.properties)
+    .filter(([key, schema]) => (schema as { type?: string }).type === 'integer' && key in known && !/^\d+$/.test(String(known[key])))
+    .map(([key]) => key);
   const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, known));
-  const problems = [...Value.Errors(EnvSchema, converted)].map((error) => {
+  const schemaProblems = [...Value.Errors(EnvSchema, converted)].map((error) => {
     const variable = error.instancePath.replace(/^\//, '') || String((error.params as { requiredProperties?: string[] }).requiredProperties?.[0] ?? '');
     const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues;
     return `${variable}: ${error.message}${allowed ? ` (${allowed.join(', ')})` : ''}`;
   });
+  const problems = [
+    ...notWholeNumbers.map((key) => `${key}: must be an integer (digits only)`),
+    ...schemaProblems.filter((problem) => !notWholeNumbers.some((key) => problem.startsWith(`${key}:`))),
+  ];
   const parsed = converted as Env;
   if (problems.length === 0) {
     if (parsed.DATABASE_URL && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');

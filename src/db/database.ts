@@ -93,7 +93,9 @@ async function openPglite(dataDir: string, template: Blob | undefined): Promise<
       await migrate(drizzle(client, { schema }), migrationConfig);
     },
     dumpDataDir: () => client.dumpDataDir('none'),
-    close: () => client.close(),
+    close: async () => {
+      if (!client.closed) await client.close();
+    },
   };
 }
 

@@ -52,7 +52,7 @@ export function fieldProblems(errors: AjvError[], location: string | undefined):
     } else if (error.keyword === 'enum') {
       message = `must be one of: ${(error.params.allowedValues as unknown[]).join(', ')}`;
     }
-    const field = [location === 'body' ? undefined : location, ...path].filter(Boolean).join('.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+    const field = [location === 'body' ? undefined : location === 'querystring' ? 'query' : location, ...path].filter(Boolean).join('.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
     const key = `${field}\u0000${message}`;
     // Union branches repeat the same complaint; one line each is enough.
     if (!seen.has(key)) seen.set(key, { field: field || (location ?? 'body'), message });

@@ -10,6 +10,8 @@ export default fp(
   async (app, options: { config: Config }) => {
     await app.register(fastifyHelmet, { global: true });
     await app.register(fastifyFormbody, { bodyLimit: 16 * 1024 });
+    // The API speaks JSON (and forms for the token endpoint); anything else is 415, not a confusing 400.
+    app.removeContentTypeParser('text/plain');
     await app.register(fastifyRateLimit, {
       global: true,
       max: options.config.rateLimit.perCallerPerMinute,

@@ -1,0 +1,156 @@
+// Configuration (SPEC §11): one schema validated at start; a bad value stops the process naming the variable.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+const validSecret = 'a-jwt-secret-that-is-at-least-32-characters-long';
+
+/** The ConfigError loadConfig throws for env; fails the test if it does not throw one. */
+function configError(t: { fail(message: string): void }, env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  t.fail(`expected a ConfigError for ${JSON.stringify(env)}`);
+  return '';
+}
+
+t.test('an empty environment gives the documented defaults (embedded database, demo seed on)', async (t) => {
+  const config = loadConfig({});
+  t.match(config, {
+    port: 3000,
+    host: '127.0.0.1',
+    databaseUrl: undefined,
+    dataDir: './data',
+    jwt: { secret: undefined, issuer: String, audience: String, accessTokenTtlSeconds: 900 },
+    logLevel: 'info',
+    bootstrapAdmin: undefined,
+    demoSeed: true,
+    webhooks: { allowPrivateTargets: false, retryScheduleSeconds: [0, 5, 300, 1800, 7200, 18000, 36000, 36000] },
+    role: 'all',
+  });
+});
+
+t.test('values are converted and read: numbers, flags, lists and the bootstrap admin', async (t) => {
+  const config = loadConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    DATABASE_URL: 'postgres://user@db.example:5432/referrals',
+    JWT_SECRET: validSecret,
+    LOG_LEVEL: 'warn',
+    BOOTSTRAP_ADMIN_EMAIL: 'admin@network.example',
+    BOOTSTRAP_ADMIN_PASSWORD: 'a-long-admin-password',
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    WEBHOOK_RETRY_SCHEDULE: '1,2,3',
+    ROLE: 'worker',
+  });
+  t.match(config, {
+    port: 8080,
+    host: '0.0.0.0',
+    databaseUrl: 'postgres://user@db.example:5432/referrals',
+    jwt: { secret: validSecret },
+    logLevel: 'warn',
+    bootstrapAdmin: { email: 'admin@network.example', password: 'a-long-admin-password' },
+    demoSeed: false,
+    webhooks: { allowPrivateTargets: true, retryScheduleSeconds: [1, 2, 3] },
+    role: 'worker',
+  });
+});
+
+t.test('DEMO_SEED defaults off with DATABASE_URL and can be turned on', async (t) => {
+  const server = { DATABASE_URL: 'postgresql://db.example/referrals', JWT_SECRET: validSecret };
+  t.equal(loadConfig(server).demoSeed, false);
+  t.equal(loadConfig({ ...server, DEMO_SEED: 'true' }).demoSeed, true);
+  t.equal(loadConfig({ DEMO_SEED: 'false' }).demoSeed, false);
+});
+
+t.test('an empty value counts as unset', async (t) => {
+  t.equal(loadConfig({ PORT: '', LOG_LEVEL: '' }).port, 3000);
+});
+
+t.test('PORT=abc is a ConfigError naming PORT', async (t) => {
+  t.throws(() => loadConfig({ PORT: 'abc' }), ConfigError);
+  t.match(configError(t, { PORT: 'abc' }), /PORT: .*integer/);
+  t.match(configError(t, { PORT: '70000' }), /PORT: /);
+});
+
+t.test('a fractional number is refused, not truncated', async (t) => {
+  t.match(configError(t, { PORT: '3.5' }), /PORT: /);
+  t.match(configError(t, { ACCESS_TOKEN_TTL_SECONDS: '900.9' }), /ACCESS_TOKEN_TTL_SECONDS: /);
+});
+
+t.test('DATABASE_URL without JWT_SECRET names JWT_SECRET', async (t) => {
+  t.match(configError(t, { DATABASE_URL: 'postgres://db.example/referrals' }), /JWT_SECRET: required when DATABASE_URL is set/);
+});
+
+t.test('DATABASE_URL must be a postgres URL', async (t) => {
+  t.match(configError(t, { DATABASE_URL: 'mysql://db.example/referrals', JWT_SECRET: validSecret }), /DATABASE_URL: /);
+});
+
+t.test('a bad LOG_LEVEL or ROLE names the variable and lists the allowed values', async (t) => {
+  t.match(configError(t, { LOG_LEVEL: 'loud' }), /LOG_LEVEL: .*\(fatal, error, warn, info, debug, trace, silent\)/);
+  t.match(configError(t, { ROLE: 'both' }), /ROLE: .*\(all, api, worker\)/);
+  t.match(configError(t, { DEMO_SEED: 'yes' }), /DEMO_SEED: .*\(true, false\)/);
+});
+
+t.test('BOOTSTRAP_ADMIN_EMAIL without a password names both variables', async (t) => {
+  const message = configError(t, { BOOTSTRAP_ADMIN_EMAIL: 'admin@network.example' });
+  t.match(message, /BOOTSTRAP_ADMIN_EMAIL/);
+  t.match(message, /BOOTSTRAP_ADMIN_PASSWORD/);
+  const reverse = configError(t, { BOOTSTRAP_ADMIN_PASSWORD: 'a-long-admin-password' });
+  t.match(reverse, /BOOTSTRAP_ADMIN_EMAIL/);
+  t.match(reverse, /BOOTSTRAP_ADMIN_PASSWORD/);
+});
+
+t.test('a JWT_SECRET shorter than 32 characters is named, and its value is not echoed', async (t) => {
+  const secret = 'short-but-secret-value';
+  const message = configError(t, { JWT_SECRET: secret });
+  t.match(message, /JWT_SECRET: /);
+  t.notMatch(message, secret);
+});
+
+t.test('a short BOOTSTRAP_ADMIN_PASSWORD is named, and its value is not echoed', async (t) => {
+  const message = configError(t, { BOOTSTRAP_ADMIN_EMAIL: 'admin@network.example', BOOTSTRAP_ADMIN_PASSWORD: 'hunter2' });
+  t.match(message, /BOOTSTRAP_ADMIN_PASSWORD: /);
+  t.notMatch(message, 'hunter2');
+});
+
+t.test("WEBHOOK_RETRY_SCHEDULE='5,x' is named", async (t) => {
+  t.match(configError(t, { WEBHOOK_RETRY_SCHEDULE: '5,x' }), /WEBHOOK_RETRY_SCHEDULE: /);
+});
+
+t.test('every bad variable is named at once', async (t) => {
+  const message = configError(t, { PORT: 'abc', ROLE: 'both', LOG_LEVEL: 'loud' });
+  for (const name of ['PORT', 'ROLE', 'LOG_LEVEL']) t.match(message, new RegExp(`^\\s*${name}: `, 'm'));
+});
+
+t.test('the server refuses to start with PORT=notaport: non-zero exit, PORT named, no stack trace', async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: projectRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: 'notaport' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const startedAt = Date.now();
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('exit', (exitCode) => {
+      clearTimeout(timer);
+      resolve(exitCode);
+    });
+  });
+  const elapsed = Date.now() - startedAt;
+  t.not(code, 0, 'exits non-zero');
+  t.not(code, null, 'exits on its own (not killed)');
+  t.ok(elapsed < 15_000, `exits promptly (${elapsed} ms)`);
+  t.match(stderr, /PORT: /, 'stderr names PORT');
+  t.notMatch(stderr, /^\s+at /m, 'no stack trace');
+  t.notMatch(stdout, /listening/i, 'never listened');
+});

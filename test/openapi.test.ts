@@ -1,0 +1,109 @@
+// The OpenAPI document: committed without drift, valid by an independent validator, complete per operation, served.
+import { readFile } from 'node:fs/promises';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import t from 'tap';
+import { generateOpenApiDocument } from '../src/openapi-document.js';
+import { buildTestApp, type Json } from './helper.js';
+
+const committedPath = new URL('../openapi/openapi.json', import.meta.url);
+const committed = await readFile(committedPath, 'utf8');
+const document = JSON.parse(committed) as Json;
+const httpMethods = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+const operations = Object.entries(document.paths as Record<string, Record<string, Json>>).flatMap(([path, item]) =>
+  Object.entries(item)
+    .filter(([method]) => httpMethods.includes(method))
+    .map(([method, operation]) => ({ name: `${method.toUpperCase()} ${path}`, method, path, operation })),
+);
+/** Callable without a token (SPEC §10, §11). */
+const publicOperations = new Set(['GET /health/live', 'GET /health/ready', 'POST /v1/auth/token']);
+
+const test = await buildTestApp(t);
+
+t.test('the committed openapi/openapi.json is what the route schemas generate', async (t) => {
+  const generated = await generateOpenApiDocument();
+  t.ok(generated === committed, 'openapi/openapi.json is out of date: run `npm run openapi:write` and commit the result');
+  t.same(JSON.parse(generated), document, 'no differences (run `npm run openapi:write` to regenerate)');
+});
+
+t.test('GET /openapi.json serves the committed document', async (t) => {
+  const response = await test.request({ method: 'GET', url: '/openapi.json' });
+  t.equal(response.statusCode, 200);
+  t.match(response.headers['content-type'], /^application\/json/);
+  t.same(response.json(), document, 'served document equals openapi/openapi.json (run `npm run openapi:write` if not)');
+});
+
+t.test('the document is valid OpenAPI 3.1 by an independent validator', async (t) => {
+  t.equal(document.openapi, '3.1.0');
+  const result = await new Validator().validate(structuredClone(document));
+  t.ok(result.valid, 'valid', { errors: result.errors });
+});
+
+t.test('every operation has a unique operationId, a summary and tags', async (t) => {
+  t.ok(operations.length > 10, `${operations.length} operations`);
+  const declaredTags = new Set((document.tags as Json[]).map((tag) => tag.name));
+  const ids = new Set<string>();
+  for (const { name, operation } of operations) {
+    t.match(operation.operationId, /^[a-z][A-Za-z]+$/, `${name}: operationId`);
+    t.notOk(ids.has(operation.operationId), `${name}: operationId ${operation.operationId} is unique`);
+    ids.add(operation.operationId);
+    t.ok(typeof operation.summary === 'string' && operation.summary.length > 0, `${name}: summary`);
+    t.ok(Array.isArray(operation.tags) && operation.tags.length > 0, `${name}: tags`);
+    for (const tag of operation.tags ?? []) t.ok(declaredTags.has(tag), `${name}: tag ${tag} is declared`);
+  }
+});
+
+t.test('every operation documents a 2xx response with a schema (204 has no body)', async (t) => {
+  for (const { name, operation } of operations) {
+    const successes = Object.keys(operation.responses ?? {}).filter((status) => /^2\d\d$/.test(status));
+    t.ok(successes.length > 0, `${name}: has a 2xx response`);
+    for (const status of successes) {
+      const response = operation.responses[status];
+      if (status === '204') {
+        t.notOk(response.content, `${name} ${status}: no content`);
+        continue;
+      }
+      const schema = response.content?.['application/json']?.schema;
+      t.ok(schema && Object.keys(schema).length > 0, `${name} ${status}: application/json schema`);
+    }
+  }
+});
+
+t.test('error responses are problem+json', async (t) => {
+  for (const { name, operation } of operations) {
+    for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
+      if (!/^[45]\d\d$/.test(status) || name === 'GET /health/ready') continue;
+      t.same(
+        response.content,
+        { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        `${name} ${status}: Problem`,
+      );
+    }
+  }
+  t.ok(document.components?.schemas?.Problem, 'the Problem schema is a component');
+});
+
+t.test('every non-public operation requires bearerAuth; the public ones do not', async (t) => {
+  t.same(document.components?.securitySchemes?.bearerAuth, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  for (const { name, operation } of operations) {
+    if (publicOperations.has(name)) {
+      t.notOk(operation.security?.length, `${name}: public`);
+      t.notOk(operation.responses['401'], `${name}: no 401`);
+    } else {
+      t.same(operation.security, [{ bearerAuth: [] }], `${name}: bearerAuth`);
+      t.ok(operation.responses['401'], `${name}: documents 401`);
+    }
+  }
+  for (const name of publicOperations) t.ok(operations.some((operation) => operation.name === name), `${name} is documented`);
+});
+
+t.test('GET /docs answers with the HTML explorer (directly or by redirect)', async (t) => {
+  let response = await test.request({ method: 'GET', url: '/docs' });
+  if (response.statusCode >= 300 && response.statusCode < 400) {
+    const location = response.headers.location as string;
+    t.ok(location, 'redirect has a location');
+    response = await test.request({ method: 'GET', url: new URL(location, 'http://localhost/docs/').pathname });
+  }
+  t.equal(response.statusCode, 200);
+  t.match(response.headers['content-type'], /^text\/html/);
+  t.match(response.body, /<html/i);
+});
