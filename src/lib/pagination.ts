@@ -7,8 +7,18 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
+/** What each position of a cursor holds; checked so a forged cursor is a 400, never a failed SQL cast. */
+export type CursorPart = 'micros' | 'uuid' | 'number' | 'string';
+
+const partIsValid: Record<CursorPart, (value: unknown) => boolean> = {
+  micros: (value) => typeof value === 'string' && /^\d{1,17}$/.test(value),
+  uuid: (value) => typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value),
+  number: (value) => typeof value === 'number' && Number.isFinite(value),
+  string: (value) => typeof value === 'string' && value.length <= 1000,
+};
+
 /** Reads a cursor made by encodeCursor with the same shape, or answers 400 naming the cursor. */
-export function decodeCursor(cursor: string | undefined, shape: readonly ('string' | 'number')[]): CursorKey | undefined {
+export function decodeCursor(cursor: string | undefined, shape: readonly CursorPart[]): CursorKey | undefined {
   if (cursor === undefined) return undefined;
   let key: unknown;
   try {
@@ -17,9 +27,14 @@ export function decodeCursor(cursor: string | undefined, shape: readonly ('strin
     key = undefined;
   }
   const valid =
-    Array.isArray(key) && key.length === shape.length && key.every((part, index) => typeof part === shape[index]);
+    Array.isArray(key) && key.length === shape.length && key.every((part, index) => partIsValid[shape[index]!](part));
   if (!valid) throw validationFailed([{ field: 'query.cursor', message: 'is not a cursor this list issued' }]);
   return key as CursorKey;
+}
+
+/** The usual cursor of lists ordered by creation time, then id. */
+export function decodeTimeCursor(cursor: string | undefined): [string, string] | undefined {
+  return decodeCursor(cursor, ['micros', 'uuid']) as [string, string] | undefined;
 }
 
 /** Given up to limit + 1 rows, returns one page and the cursor of the next, if any. */

@@ -1,5 +1,6 @@
 // Authenticated by default: every route states a policy, and one hook checks the bearer token against it.
 import fastifyJwt from '@fastify/jwt';
+import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { and, eq, isNull } from 'drizzle-orm';
 import type { Config } from '../config.js';
@@ -26,6 +27,8 @@ declare module 'fastify' {
     policy?: RoutePolicy;
     /** The audit action of the route, also used to record refused attempts. */
     auditAction?: string;
+    /** The record a route is aimed at (a path parameter), so a refused call is audited against it. */
+    auditResource?: { type: string; param: string; isPatient?: boolean };
   }
 }
 
@@ -34,6 +37,15 @@ declare module '@fastify/jwt' {
     payload: AccessTokenClaims;
     user: AccessTokenClaims;
   }
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function targetedResource(request: FastifyRequest) {
+  const target = request.routeOptions.config.auditResource;
+  const id = target && (request.params as Record<string, string | undefined>)[target.param];
+  if (!target || !id || !uuidPattern.test(id)) return {};
+  return { resourceType: target.type, resourceId: id, ...(target.isPatient ? { patientId: id } : {}) };
 }
 
 // Far above any token we issue; refuses oversized tokens before any parsing.
@@ -92,6 +104,7 @@ export default fp(
           action: request.routeOptions.config.auditAction ?? 'access.denied',
           outcome: 'denied',
           httpStatus: 403,
+          ...targetedResource(request),
         });
         throw new ForbiddenError(
           request.principal.kind === 'api_client'

@@ -1,6 +1,7 @@
 // Turns every failure into RFC 9457 problem details; a 5xx never shows its cause to the client.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { conflictFromUniqueViolation } from '../db/constraint-errors.js';
 import type { DeniedResource, FieldProblem, ProblemExtensions } from '../lib/errors.js';
 import { auditContextOf } from '../modules/audit/audit-log.js';
 
@@ -66,7 +67,8 @@ function decodePointer(segment: string): string {
 
 export default fp(
   async (app) => {
-    app.setErrorHandler(async (error: ApiError, request, reply) => {
+    app.setErrorHandler(async (raisedError: ApiError, request, reply) => {
+      const error: ApiError = conflictFromUniqueViolation(raisedError) ?? raisedError;
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
 
       if (error.validation) {

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notFound } from '../../lib/errors.js';
-import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { hashSecret } from '../auth/passwords.js';
@@ -18,7 +18,7 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
 
   app.post('/v1/organizations/:id/api-clients', {
-    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.create' },
+    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.create', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'createApiClient',
@@ -46,7 +46,7 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/v1/organizations/:id/api-clients', {
-    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.list' },
+    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.list', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'listApiClients',
@@ -60,14 +60,14 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { limit, cursor } = request.query;
     const rows = await apiClientsRepository.list({
       organizationId: organization.id,
-      after: decodeCursor(cursor, ['string', 'string']) as [string, string] | undefined,
+      after: decodeTimeCursor(cursor),
       limit,
     });
     return toPage(rows, limit, (row) => [row.cursorTime, row.client.id], (row) => toApiClient(row.client));
   });
 
   app.delete('/v1/organizations/:id/api-clients/:apiClientId', {
-    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.revoke' },
+    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.revoke', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'revokeApiClient',

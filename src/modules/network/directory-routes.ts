@@ -32,7 +32,7 @@ const directoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
       accepting,
       near: point,
       radiusKm,
-      after: decodeCursor(cursor, [point ? 'number' : 'string', 'string']),
+      after: decodeCursor(cursor, [point ? 'number' : 'string', 'uuid']),
       limit,
     });
     return toPage(

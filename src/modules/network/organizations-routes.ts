@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ConflictError, validationFailed } from '../../lib/errors.js';
 import { isValidNpi } from '../../lib/npi.js';
-import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
@@ -58,14 +58,14 @@ const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const rows = await organizationsRepository.list({
       kind,
       onlyId: principal.role === 'network_admin' ? undefined : (principal.organizationId ?? undefined),
-      after: decodeCursor(cursor, ['string', 'string']) as [string, string] | undefined,
+      after: decodeTimeCursor(cursor),
       limit,
     });
     return toPage(rows, limit, (row) => [row.cursorTime, row.organization.id], (row) => toOrganization(row.organization));
   });
 
   app.get('/v1/organizations/:id', {
-    config: { policy: { roles: everyone, clientScope: 'any' }, auditAction: 'organization.read' },
+    config: { policy: { roles: everyone, clientScope: 'any' }, auditAction: 'organization.read', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'getOrganization',

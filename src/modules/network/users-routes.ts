@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { UserRole } from '../../db/schema.js';
 import { ConflictError, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
 import { isValidNpi } from '../../lib/npi.js';
-import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { hashSecret } from '../auth/passwords.js';
@@ -49,7 +49,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
 
   app.post('/v1/organizations/:id/users', {
-    config: { policy: { roles: organizationAdmins }, auditAction: 'user.create' },
+    config: { policy: { roles: organizationAdmins }, auditAction: 'user.create', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'createUser',
@@ -101,7 +101,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/v1/organizations/:id/users', {
-    config: { policy: { roles: everyone }, auditAction: 'user.list' },
+    config: { policy: { roles: everyone }, auditAction: 'user.list', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'listUsers',
@@ -116,14 +116,14 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const rows = await usersRepository.list({
       organizationId: organization.id,
       role,
-      after: decodeCursor(cursor, ['string', 'string']) as [string, string] | undefined,
+      after: decodeTimeCursor(cursor),
       limit,
     });
     return toPage(rows, limit, (row) => [row.cursorTime, row.user.id], (row) => row.user);
   });
 
   app.get('/v1/organizations/:id/users/:userId', {
-    config: { policy: { roles: everyone }, auditAction: 'user.read' },
+    config: { policy: { roles: everyone }, auditAction: 'user.read', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'getUser',
@@ -140,7 +140,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.patch('/v1/organizations/:id/users/:userId', {
-    config: { policy: { roles: organizationAdmins }, auditAction: 'user.update' },
+    config: { policy: { roles: organizationAdmins }, auditAction: 'user.update', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
       operationId: 'updateUser',

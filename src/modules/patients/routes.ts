@@ -1,7 +1,7 @@
 // /v1/patients: patients belong to the physician office that registered them; every read is audited.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notFound, validationFailed } from '../../lib/errors.js';
-import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { officeRoles } from '../auth/policy.js';
@@ -49,7 +49,7 @@ const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const rows = await patientsRepository.list({
       organizationId: principal.organizationId!,
       identifier: system && value ? { system, value } : undefined,
-      after: decodeCursor(cursor, ['string', 'string']) as [string, string] | undefined,
+      after: decodeTimeCursor(cursor),
       limit,
     });
     const page = toPage(rows, limit, (row) => [row.cursorTime, row.patient.id], (row) => toPatient(row.patient));
@@ -69,7 +69,11 @@ const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/v1/patients/:id', {
-    config: { policy: { roles: officeRoles, clientScope: 'patients:read' }, auditAction: 'patient.read' },
+    config: {
+      policy: { roles: officeRoles, clientScope: 'patients:read' },
+      auditAction: 'patient.read',
+      auditResource: { type: 'patient', param: 'id', isPatient: true },
+    },
     schema: {
       tags: ['patients'],
       operationId: 'getPatient',
