@@ -11,6 +11,7 @@ import databasePlugin from './plugins/database.js';
 import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin from './plugins/problem-details.js';
+import referralWorkflowPlugin from './plugins/referral-workflow.js';
 import securityPlugin from './plugins/security.js';
 import authRoutes from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
@@ -19,6 +20,7 @@ import directoryRoutes from './modules/network/directory-routes.js';
 import organizationRoutes from './modules/network/organizations-routes.js';
 import userRoutes from './modules/network/users-routes.js';
 import patientRoutes from './modules/patients/routes.js';
+import referralRoutes from './modules/referrals/routes.js';
 import { bootstrap } from './seed/bootstrap.js';
 
 export interface BuildAppOptions {
@@ -61,6 +63,9 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(authenticationPlugin, { config });
   await app.register(openapiPlugin);
 
+  // Our services
+  await app.register(referralWorkflowPlugin, { config });
+
   // Routes
   await app.register(healthRoutes);
   if (config.role !== 'worker') {
@@ -70,6 +75,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     await app.register(apiClientRoutes);
     await app.register(directoryRoutes);
     await app.register(patientRoutes);
+    await app.register(referralRoutes);
   }
 
   await app.ready();

@@ -33,6 +33,12 @@ export const EnvSchema = Type.Object({
   LOGIN_FAILURE_DELAY_MS: Type.Integer({ minimum: 0, default: 250 }),
   TOKEN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 3000 }),
+  REFERRAL_EXPIRY_SWEEP_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 300,
+    description: 'How often the worker expires referrals past expiresOn (it also runs at start); 0 turns the timer off',
+  }),
+  IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, default: 24, description: 'How long a replayable response is kept' }),
 });
 
 type Env = Static<typeof EnvSchema>;
@@ -50,6 +56,8 @@ export interface Config {
   role: 'all' | 'api' | 'worker';
   login: { maxFailures: number; lockoutSeconds: number; failureDelayMs: number };
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
+  referralExpirySweepSeconds: number;
+  idempotencyKeyTtlHours: number;
 }
 
 export class ConfigError extends Error {
@@ -115,5 +123,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       failureDelayMs: parsed.LOGIN_FAILURE_DELAY_MS,
     },
     rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
+    referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,
+    idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
   };
 }

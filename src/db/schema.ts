@@ -177,7 +177,9 @@ export const patients = pgTable(
 export const auditEvents = pgTable(
   'audit_events',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    // Assigned by the chain trigger (migration 0001) under the chain head's row lock, so ids are
+    // gapless and in chain order; the default only satisfies the insert type.
+    id: bigint('id', { mode: 'number' }).primaryKey().default(0),
     occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     actorType: text('actor_type', { enum: ['user', 'api_client', 'anonymous', 'system'] }).notNull(),
     actorId: uuid('actor_id'),
@@ -192,10 +194,273 @@ export const auditEvents = pgTable(
     requestId: text('request_id'),
     clientAddress: text('client_address'),
     userAgent: text('user_agent'),
+    prevHash: text('prev_hash').notNull().default(''),
+    hash: text('hash').notNull().default(''),
   },
   (table) => [
     index('audit_events_patient_id_idx').on(table.patientId, table.id),
     index('audit_events_actor_id_idx').on(table.actorId, table.id),
     index('audit_events_resource_idx').on(table.resourceType, table.resourceId, table.id),
+    index('audit_events_occurred_at_idx').on(table.occurredAt),
+  ],
+);
+
+/** One row: the last link of the audit hash chain. Its row lock orders concurrent audit writers. */
+export const auditChainHead = pgTable('audit_chain_head', {
+  singleton: boolean('singleton').primaryKey().default(true),
+  lastId: bigint('last_id', { mode: 'number' }).notNull(),
+  lastHash: text('last_hash').notNull(),
+});
+
+export const referralStatuses = ['draft', 'sent', 'accepted', 'declined', 'in_progress', 'completed', 'cancelled', 'expired'] as const;
+export type ReferralStatus = (typeof referralStatuses)[number];
+
+export interface Diagnosis {
+  code: string;
+  display: string;
+}
+
+export interface InsuranceDetails {
+  payer: string;
+  memberId: string;
+  groupNumber?: string;
+  authorizationNumber?: string;
+  cptCodes?: string[];
+}
+
+export interface NetworkOffer {
+  techniques: string[];
+  near: { lat: number; lng: number };
+  radiusKm: number;
+}
+
+export interface PainScores {
+  visitNumber: number;
+  before: number;
+  after: number;
+}
+
+export interface OutcomeScore {
+  instrument: string;
+  score: number;
+  name?: string;
+  visitNumber: number;
+}
+
+export const referrals = pgTable(
+  'referrals',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // The prescribing physician office: owner of the referral and of its patient.
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id),
+    patientId: uuid('patient_id')
+      .notNull()
+      .references(() => patients.id),
+    prescriberId: uuid('prescriber_id')
+      .notNull()
+      .references(() => users.id),
+    createdBy: uuid('created_by').notNull(),
+    status: text('status', { enum: referralStatuses }).notNull(),
+    version: integer('version').notNull().default(1),
+    diagnoses: jsonb('diagnoses').$type<Diagnosis[]>().notNull(),
+    reason: text('reason').notNull(),
+    goals: text('goals').array().notNull(),
+    precautions: text('precautions').array().notNull(),
+    contraindications: text('contraindications').notNull(),
+    techniques: text('techniques').array().notNull(),
+    bodyRegions: text('body_regions').array().notNull(),
+    frequencyPerWeek: integer('frequency_per_week').notNull(),
+    durationWeeks: integer('duration_weeks').notNull(),
+    sessionMinutes: integer('session_minutes').notNull(),
+    visitsAuthorized: integer('visits_authorized').notNull(),
+    startDate: date('start_date', { mode: 'string' }).notNull(),
+    expiresOn: date('expires_on', { mode: 'string' }).notNull(),
+    priority: text('priority', { enum: ['routine', 'urgent'] }).notNull(),
+    insurance: jsonb('insurance').$type<InsuranceDetails>(),
+    targetKind: text('target_kind', { enum: ['therapist', 'practice', 'network'] }).notNull(),
+    targetTherapistId: uuid('target_therapist_id').references(() => users.id),
+    // For a therapist target, the therapist's practice, so its admin sees the referral too.
+    targetPracticeId: uuid('target_practice_id').references(() => organizations.id),
+    networkOffer: jsonb('network_offer').$type<NetworkOffer>(),
+    acceptedTherapistId: uuid('accepted_therapist_id').references(() => users.id),
+    acceptedPracticeId: uuid('accepted_practice_id').references(() => organizations.id),
+    acceptedAt: timestamp('accepted_at', { withTimezone: true, mode: 'date' }),
+    visitsUsed: integer('visits_used').notNull().default(0),
+    firstPain: jsonb('first_pain').$type<PainScores>(),
+    latestPain: jsonb('latest_pain').$type<PainScores>(),
+    latestOutcomes: jsonb('latest_outcomes').$type<OutcomeScore[]>().notNull().default([]),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    // The id of the transaction that last wrote the row (stamped by a trigger): the sync feed
+    // orders by it and shows a row only once every older transaction has finished.
+    syncXid: bigint('sync_xid', { mode: 'bigint' }).notNull().default(sql`0`),
+  },
+  (table) => [
+    index('referrals_organization_sync_idx').on(table.organizationId, table.syncXid, table.id),
+    index('referrals_target_therapist_sync_idx').on(table.targetTherapistId, table.syncXid, table.id),
+    index('referrals_target_practice_sync_idx').on(table.targetPracticeId, table.syncXid, table.id),
+    index('referrals_accepted_therapist_sync_idx').on(table.acceptedTherapistId, table.syncXid, table.id),
+    index('referrals_accepted_practice_sync_idx').on(table.acceptedPracticeId, table.syncXid, table.id),
+    index('referrals_patient_idx').on(table.patientId),
+    index('referrals_open_expiry_idx').on(table.expiresOn).where(sql`${table.status} in ('sent', 'accepted', 'in_progress')`),
+    check('referrals_version_check', sql`${table.version} >= 1`),
+    check('referrals_visits_check', sql`${table.visitsUsed} between 0 and ${table.visitsAuthorized}`),
+    check('referrals_dates_check', sql`${table.expiresOn} > ${table.startDate}`),
+  ],
+);
+
+/** The therapists an open network offer was made to, matched when it was sent. */
+export const referralOffers = pgTable(
+  'referral_offers',
+  {
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id, { onDelete: 'cascade' }),
+    therapistId: uuid('therapist_id')
+      .notNull()
+      .references(() => users.id),
+    declinedAt: timestamp('declined_at', { withTimezone: true, mode: 'date' }),
+  },
+  (table) => [
+    uniqueIndex('referral_offers_pkey_idx').on(table.referralId, table.therapistId),
+    index('referral_offers_therapist_idx').on(table.therapistId, table.referralId),
+  ],
+);
+
+/** Every transition and amendment of a referral, with who, when and why. Never changes. */
+export const referralEvents = pgTable(
+  'referral_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    action: text('action').notNull(),
+    fromStatus: text('from_status'),
+    toStatus: text('to_status').notNull(),
+    version: integer('version').notNull(),
+    actorType: text('actor_type', { enum: ['user', 'api_client', 'system'] }).notNull(),
+    actorId: uuid('actor_id'),
+    actorOrganizationId: uuid('actor_organization_id'),
+    reason: text('reason'),
+    changes: jsonb('changes').$type<Record<string, unknown>>(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [index('referral_events_referral_idx').on(table.referralId, table.id)],
+);
+
+export interface RangeOfMotion {
+  joint: string;
+  movement: string;
+  degrees: number;
+}
+
+export interface OutcomeMeasure {
+  instrument: string;
+  score: number;
+  name?: string;
+}
+
+export interface BillingLine {
+  cpt: string;
+  units: number;
+}
+
+export const progressReports = pgTable(
+  'progress_reports',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    visitNumber: integer('visit_number').notNull(),
+    authorId: uuid('author_id')
+      .notNull()
+      .references(() => users.id),
+    visitDate: date('visit_date', { mode: 'string' }).notNull(),
+    subjective: text('subjective').notNull(),
+    objective: text('objective').notNull(),
+    assessment: text('assessment').notNull(),
+    plan: text('plan').notNull(),
+    painBefore: integer('pain_before').notNull(),
+    painAfter: integer('pain_after').notNull(),
+    rangeOfMotion: jsonb('range_of_motion').$type<RangeOfMotion[]>().notNull(),
+    outcomeMeasures: jsonb('outcome_measures').$type<OutcomeMeasure[]>().notNull(),
+    techniquesApplied: text('techniques_applied').array().notNull(),
+    minutes: integer('minutes').notNull(),
+    billing: jsonb('billing').$type<BillingLine[]>().notNull(),
+    final: boolean('final').notNull(),
+    // Signed when posted: the note never changes afterwards (a trigger refuses updates).
+    signedAt: timestamp('signed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [uniqueIndex('progress_reports_visit_key').on(table.referralId, table.visitNumber)],
+);
+
+export const progressReportAddenda = pgTable(
+  'progress_report_addenda',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    reportId: uuid('report_id')
+      .notNull()
+      .references(() => progressReports.id),
+    authorId: uuid('author_id')
+      .notNull()
+      .references(() => users.id),
+    text: text('text').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('progress_report_addenda_report_idx').on(table.reportId, table.createdAt)],
+);
+
+export const messages = pgTable(
+  'messages',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // Orders the thread; also what read markers point at.
+    seq: bigint('seq', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    authorType: text('author_type', { enum: ['user', 'api_client'] }).notNull(),
+    authorId: uuid('author_id').notNull(),
+    authorOrganizationId: uuid('author_organization_id').notNull(),
+    body: text('body').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex('messages_referral_seq_idx').on(table.referralId, table.seq)],
+);
+
+/** How far each reader has read a referral's thread. */
+export const messageReadMarkers = pgTable(
+  'message_read_markers',
+  {
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    readerId: uuid('reader_id').notNull(),
+    lastReadSeq: bigint('last_read_seq', { mode: 'number' }).notNull(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [uniqueIndex('message_read_markers_key').on(table.referralId, table.readerId)],
+);
+
+/** The first response to a POST with an Idempotency-Key, per caller, replayed on a repeat. */
+export const idempotencyRecords = pgTable(
+  'idempotency_records',
+  {
+    callerKey: text('caller_key').notNull(),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    state: text('state', { enum: ['in_progress', 'completed'] }).notNull(),
+    statusCode: integer('status_code'),
+    responseHeaders: jsonb('response_headers').$type<Record<string, string>>(),
+    responseBody: text('response_body'),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    uniqueIndex('idempotency_records_key').on(table.callerKey, table.key),
+    index('idempotency_records_created_at_idx').on(table.createdAt),
   ],
 );

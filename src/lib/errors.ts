@@ -27,6 +27,14 @@ export const RateLimitedError = createRFC9457Error('RATE_LIMITED', 'Rate limit o
   type: problemType('rate-limited'),
   title: 'Too Many Requests',
 });
+export const PreconditionFailedError = createRFC9457Error('PRECONDITION_FAILED', '%s', 412, {
+  type: problemType('precondition-failed'),
+  title: 'Precondition Failed',
+});
+export const UnprocessableError = createRFC9457Error('UNPROCESSABLE', '%s', 422, {
+  type: problemType('unprocessable'),
+  title: 'Unprocessable Content',
+});
 /** OAuth 2.0 token endpoint errors keep the RFC 6749 `error` code beside the problem details. */
 export const OAuthError = createRFC9457Error('OAUTH_ERROR', '%s', 400, {
   type: problemType('oauth'),
@@ -42,6 +50,11 @@ export interface FieldProblem {
 export interface ProblemExtensions {
   errors?: FieldProblem[];
   error?: string;
+  /** A stable, machine-readable reason, e.g. illegal-transition or visits-exhausted. */
+  code?: string;
+  currentStatus?: string;
+  allowedMoves?: string[];
+  currentVersion?: number;
   headers?: Record<string, string>;
 }
 
@@ -72,5 +85,12 @@ export function oauthError(code: string, description: string, statusCode = 400, 
   const error: WithExtensions<InstanceType<typeof OAuthError>> = new OAuthError(description);
   (error as { statusCode: number }).statusCode = statusCode;
   error.extensions = { error: code, ...(headers ? { headers } : {}) };
+  return error;
+}
+
+/** A 409 with a machine-readable code (and any other members) beside the message. */
+export function conflict(code: string, message: string, extensions: Omit<ProblemExtensions, 'code'> = {}) {
+  const error: WithExtensions<InstanceType<typeof ConflictError>> = new ConflictError(message);
+  error.extensions = { code, ...extensions };
   return error;
 }

@@ -8,10 +8,11 @@ export function encodeCursor(key: CursorKey): string {
 }
 
 /** What each position of a cursor holds; checked so a forged cursor is a 400, never a failed SQL cast. */
-export type CursorPart = 'micros' | 'uuid' | 'number' | 'string';
+export type CursorPart = 'micros' | 'digits' | 'uuid' | 'number' | 'string';
 
 const partIsValid: Record<CursorPart, (value: unknown) => boolean> = {
   micros: (value) => typeof value === 'string' && /^\d{1,17}$/.test(value),
+  digits: (value) => typeof value === 'string' && /^\d{1,18}$/.test(value),
   uuid: (value) => typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value),
   number: (value) => typeof value === 'number' && Number.isFinite(value),
   string: (value) => typeof value === 'string' && value.length <= 1000,

@@ -45,6 +45,10 @@ export const Problem = Type.Object(
     instance: Type.String(),
     requestId: Type.String(),
     error: Type.Optional(Type.String({ description: 'OAuth 2.0 error code (token endpoint only)' })),
+    code: Type.Optional(Type.String({ description: 'Machine-readable reason, e.g. illegal-transition, visits-exhausted, referral-expired' })),
+    currentStatus: Type.Optional(Type.String({ description: 'On an illegal transition: the status the referral is in' })),
+    allowedMoves: Type.Optional(Type.Array(Type.String(), { description: 'On an illegal transition: the moves allowed from the current status' })),
+    currentVersion: Type.Optional(Type.Integer({ description: 'On 412: the current version of the resource' })),
     errors: Type.Optional(
       Type.Array(
         Type.Object({

@@ -22,6 +22,13 @@ export interface AuditContext {
   requestId: string;
   clientAddress: string;
   userAgent: string | undefined;
+  /** Work the service does on its own, e.g. the expiry sweep: audited as the system. */
+  system?: boolean;
+}
+
+/** The audit context of a background job of the service itself. */
+export function systemAuditContext(job: string): AuditContext {
+  return { principal: undefined, requestId: `${job}-${crypto.randomUUID()}`, clientAddress: 'internal', userAgent: undefined, system: true };
 }
 
 export function auditContextOf(request: FastifyRequest): AuditContext {
@@ -65,7 +72,7 @@ function toRow(context: AuditContext, entry: AuditEntry): typeof auditEvents.$in
       ? { type: principal.kind, id: principal.id, organizationId: principal.organizationId, role: principal.role }
       : undefined);
   return {
-    actorType: actor?.type ?? 'anonymous',
+    actorType: actor?.type ?? (context.system ? 'system' : 'anonymous'),
     actorId: actor?.id ?? null,
     actorOrganizationId: actor?.organizationId ?? null,
     actorRole: actor?.role ?? null,

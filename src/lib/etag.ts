@@ -1,0 +1,22 @@
+// Optimistic concurrency over HTTP: a resource's version is its ETag, and If-Match must name it.
+import { PreconditionFailedError } from './errors.js';
+
+export function etagOf(version: number): string {
+  return `"${version}"`;
+}
+
+/**
+ * Passes when there is no If-Match, when it is `*`, or when one of its entity tags names the
+ * current version (weak or strong, since the version covers the whole representation).
+ */
+export function assertIfMatch(ifMatch: string | undefined, currentVersion: number): void {
+  if (ifMatch === undefined) return;
+  const tags = ifMatch.split(',').map((tag) => tag.trim());
+  if (tags.includes('*')) return;
+  if (tags.some((tag) => tag.replace(/^W\//, '') === etagOf(currentVersion))) return;
+  const error = new PreconditionFailedError(
+    `If-Match ${ifMatch} does not match the current version ${etagOf(currentVersion)}; read the resource again and retry`,
+  ) as InstanceType<typeof PreconditionFailedError> & { extensions?: { currentVersion: number } };
+  error.extensions = { currentVersion };
+  throw error;
+}

@@ -1,0 +1,62 @@
+// Who sees which referral (SPEC §6), as SQL so that one rule serves single reads, lists and locks.
+import { and, eq, isNull, or, sql, type SQL } from 'drizzle-orm';
+import { referralOffers, referrals } from '../../db/schema.js';
+import type { Principal } from '../auth/policy.js';
+
+export type ReferralSide = 'office' | 'practice';
+
+export function sideOf(principal: Principal): ReferralSide | undefined {
+  if (principal.organizationKind === 'physician_office') return 'office';
+  if (principal.organizationKind === 'therapy_practice') return 'practice';
+  return undefined;
+}
+
+const pendingOfferTo = (therapistId: string) =>
+  and(
+    eq(referrals.targetKind, 'network'),
+    eq(referrals.status, 'sent'),
+    sql`exists (select 1 from ${referralOffers} where ${referralOffers.referralId} = ${referrals.id}
+      and ${referralOffers.therapistId} = ${therapistId} and ${referralOffers.declinedAt} is null)`,
+  );
+
+/**
+ * The therapist side that takes part in a referral: a targeted therapist, the targeted practice,
+ * or whoever accepted it. An open network offer has no participants until someone accepts it.
+ */
+function practiceParticipation(principal: Principal): SQL | undefined {
+  const practiceId = principal.organizationId!;
+  if (principal.role === 'therapist') {
+    return or(
+      and(eq(referrals.targetKind, 'therapist'), eq(referrals.targetTherapistId, principal.id)),
+      and(eq(referrals.targetKind, 'practice'), eq(referrals.targetPracticeId, practiceId)),
+      eq(referrals.acceptedTherapistId, principal.id),
+    );
+  }
+  // Practice admins and practice API clients: everything of the practice.
+  return or(eq(referrals.targetPracticeId, practiceId), eq(referrals.acceptedPracticeId, practiceId));
+}
+
+/** Referrals the caller may read: their office's, or their practice side's, or open offers made to them. */
+export function visibleTo(principal: Principal): SQL {
+  const side = sideOf(principal);
+  if (side === 'office') return eq(referrals.organizationId, principal.organizationId!);
+  if (side === 'practice') {
+    const participation = practiceParticipation(principal)!;
+    // Until someone else accepts it, an open network offer is visible to the therapists it was made to.
+    return principal.role === 'therapist' ? or(participation, pendingOfferTo(principal.id))! : participation;
+  }
+  // Network admins take part in no referral.
+  return sql`false`;
+}
+
+/** Referrals whose message thread and visit notes the caller takes part in. */
+export function participatingIn(principal: Principal): SQL {
+  const side = sideOf(principal);
+  if (side === 'office') return eq(referrals.organizationId, principal.organizationId!);
+  if (side === 'practice') return practiceParticipation(principal)!;
+  return sql`false`;
+}
+
+/** The offer rows still open to a therapist (not declined by them). */
+export const openOfferFor = (referralId: string, therapistId: string) =>
+  and(eq(referralOffers.referralId, referralId), eq(referralOffers.therapistId, therapistId), isNull(referralOffers.declinedAt));

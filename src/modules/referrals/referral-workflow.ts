@@ -1,0 +1,291 @@
+// The referral lifecycle as the server enforces it: each move checks who asks, the version and the
+// state machine under the row lock, then writes the change, its history and its audit event in
+// one transaction.
+import type { Database, Executor } from '../../db/database.js';
+import type { ReferralStatus } from '../../db/schema.js';
+import { assertIfMatch } from '../../lib/etag.js';
+import { notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
+import type { AuditContext, AuditLog } from '../audit/audit-log.js';
+import type { Principal } from '../auth/policy.js';
+import { PatientsRepository } from '../patients/patients-repository.js';
+import { sideOf, type ReferralSide } from './access.js';
+import { assertMoveAllowed, targetStatus, type ReferralMove } from './lifecycle.js';
+import { ReferralsRepository, toReferral, type EventActor, type ReferralRow } from './referrals-repository.js';
+import type { AcceptReferral, AmendReferral, CreateReferral, Referral, RerouteReferral } from './schemas.js';
+import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
+
+const dayMs = 86_400_000;
+const todayUtc = () => new Date().toISOString().slice(0, 10);
+const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
+
+export function actorOf(principal: Principal): EventActor {
+  return { type: principal.kind, id: principal.id, organizationId: principal.organizationId };
+}
+
+export interface MoveRequest {
+  context: AuditContext;
+  principal: Principal;
+  referralId: string;
+  ifMatch: string | undefined;
+}
+
+export class ReferralWorkflow {
+  readonly referrals: ReferralsRepository;
+  private readonly patients: PatientsRepository;
+
+  constructor(
+    private readonly db: Database,
+    private readonly auditLog: AuditLog,
+  ) {
+    this.referrals = new ReferralsRepository(db);
+    this.patients = new PatientsRepository(db);
+  }
+
+  async create(context: AuditContext, principal: Principal, input: CreateReferral): Promise<Referral> {
+    const officeId = principal.organizationId!;
+    const problems: FieldProblem[] = [...targetShapeProblems(input)];
+    if ((input.patientId === undefined) === (input.patient === undefined)) {
+      problems.push({ field: 'patientId', message: 'give exactly one of patientId and patient' });
+    }
+    const startDate = input.startDate ?? todayUtc();
+    const expiresOn = input.expiresOn ?? addDays(startDate, 90);
+    if (expiresOn <= startDate) problems.push({ field: 'expiresOn', message: 'must be after startDate' });
+    else if (expiresOn < todayUtc()) problems.push({ field: 'expiresOn', message: 'must not be in the past' });
+    if (expiresOn > addDays(startDate, 366)) problems.push({ field: 'expiresOn', message: 'must be within a year of startDate' });
+    if (input.startDate && input.startDate < addDays(todayUtc(), -30)) {
+      problems.push({ field: 'startDate', message: 'must not be more than 30 days in the past' });
+    }
+    if (input.patient && input.patient.birthDate > todayUtc()) problems.push({ field: 'patient.birthDate', message: 'must not be in the future' });
+    if (principal.role !== 'physician' && input.prescriberId === undefined) {
+      problems.push({ field: 'prescriberId', message: 'is required unless a physician sends the referral' });
+    }
+    if (problems.length > 0) throw validationFailed(problems);
+
+    const prescriberId = input.prescriberId ?? principal.id;
+    if (!(await this.referrals.isPhysicianOf({ organizationId: officeId, userId: prescriberId }))) {
+      throw validationFailed([{ field: 'prescriberId', message: 'is not an active physician of your office' }]);
+    }
+    if (input.patientId && !(await this.patients.findInOrganization({ organizationId: officeId, patientId: input.patientId }))) {
+      throw validationFailed([{ field: 'patientId', message: 'is not a patient of your office' }]);
+    }
+    const target = await resolveTarget(this.referrals, input, input.techniques);
+    const visitsAuthorized = input.visitsAuthorized ?? Math.min(input.frequencyPerWeek * input.durationWeeks, 100);
+
+    return this.db.transaction(async (tx) => {
+      const patientId =
+        input.patientId ??
+        (await this.patients.create({ organizationId: officeId, createdBy: principal.id, input: input.patient! }, tx)).id;
+      const status: ReferralStatus = input.send ? 'sent' : 'draft';
+      const row = await this.referrals.insert(
+        {
+          organizationId: officeId,
+          patientId,
+          prescriberId,
+          createdBy: principal.id,
+          status,
+          diagnoses: input.diagnoses,
+          reason: input.reason,
+          goals: input.goals ?? [],
+          precautions: input.precautions ?? [],
+          contraindications: input.contraindications ?? '',
+          techniques: input.techniques,
+          bodyRegions: input.bodyRegions,
+          frequencyPerWeek: input.frequencyPerWeek,
+          durationWeeks: input.durationWeeks,
+          sessionMinutes: input.sessionMinutes,
+          visitsAuthorized,
+          startDate,
+          expiresOn,
+          priority: input.priority ?? 'routine',
+          insurance: input.insurance ?? null,
+          ...target,
+        },
+        tx,
+      );
+      if (input.send && target.networkOffer) {
+        await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, target.networkOffer, tx), tx);
+      }
+      const actor = actorOf(principal);
+      await this.referrals.appendEvent({ referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor }, tx);
+      if (input.send) {
+        await this.referrals.appendEvent({ referralId: row.id, action: 'send', fromStatus: 'draft', toStatus: 'sent', version: 1, actor }, tx);
+      }
+      const patient = await this.referrals.patientSummary(patientId, tx);
+      await this.auditLog.recordMany(
+        context,
+        [
+          ...(input.patient ? [{ action: 'patient.create', outcome: 'success' as const, httpStatus: 201, resourceType: 'patient', resourceId: patientId, patientId }] : []),
+          { action: 'referral.create', outcome: 'success', httpStatus: 201, resourceType: 'referral', resourceId: row.id, patientId },
+        ],
+        tx,
+      );
+      return toReferral(row, patient);
+    });
+  }
+
+  /** The referral as the caller may see it, or the 404 every outsider gets. */
+  async read(principal: Principal, referralId: string) {
+    const found = await this.referrals.findFor({ principal, id: referralId });
+    if (!found) throw notFound('referral', referralId, 'Referral');
+    return found;
+  }
+
+  async send(request: MoveRequest): Promise<Referral> {
+    return this.move(request, 'office', 'send', async (row, tx) => {
+      if (row.networkOffer) await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, row.networkOffer, tx), tx);
+      return { changes: { status: 'sent' } };
+    });
+  }
+
+  async accept(request: MoveRequest, body: AcceptReferral): Promise<Referral> {
+    const { principal } = request;
+    const therapistId = principal.role === 'therapist' ? principal.id : body.therapistId;
+    if (principal.role === 'therapist' && body.therapistId !== undefined && body.therapistId !== principal.id) {
+      throw validationFailed([{ field: 'therapistId', message: 'a therapist accepts as themself; leave therapistId out' }]);
+    }
+    if (therapistId === undefined) {
+      throw validationFailed([{ field: 'therapistId', message: 'name the therapist of your practice who accepts the referral' }]);
+    }
+    return this.move(request, 'practice', 'accept', async (row, tx) => {
+      const therapist = await this.referrals.findTherapist(therapistId, tx);
+      if (!therapist || therapist.practiceId !== principal.organizationId) {
+        throw validationFailed([{ field: 'therapistId', message: 'is not an active therapist of your practice' }]);
+      }
+      const eligible =
+        row.targetKind === 'therapist'
+          ? row.targetTherapistId === therapistId
+          : row.targetKind === 'practice'
+            ? row.targetPracticeId === therapist.practiceId
+            : await this.referrals.hasOpenOffer(row.id, therapistId, tx);
+      if (!eligible) {
+        throw validationFailed([{ field: 'therapistId', message: 'this referral was not sent to this therapist' }]);
+      }
+      return {
+        changes: { status: 'accepted', acceptedTherapistId: therapistId, acceptedPracticeId: therapist.practiceId!, acceptedAt: new Date() },
+        eventChanges: { therapistId },
+      };
+    });
+  }
+
+  async decline(request: MoveRequest, reason: string): Promise<Referral> {
+    const { principal } = request;
+    return this.move(request, 'practice', 'decline', async (row, tx) => {
+      if (row.targetKind !== 'network') return { changes: { status: 'declined' }, reason };
+      // An open offer is declined per therapist (only therapists it was made to can see it), and
+      // as a whole once nobody is left.
+      const open = await this.referrals.declineOffer(row.id, principal.id, tx);
+      return open > 0 ? { action: 'decline_offer', changes: {}, reason } : { changes: { status: 'declined' }, reason };
+    });
+  }
+
+  async cancel(request: MoveRequest, reason: string): Promise<Referral> {
+    return this.move(request, 'office', 'cancel', async () => ({ changes: { status: 'cancelled' }, reason }));
+  }
+
+  async reroute(request: MoveRequest, body: RerouteReferral): Promise<Referral> {
+    return this.move(request, 'office', 'reroute', async (row, tx) => {
+      const target = await resolveTarget(this.referrals, body, row.techniques, tx);
+      await this.referrals.replaceOffers(row.id, target.networkOffer ? await matchOffer(this.referrals, target.networkOffer, tx) : [], tx);
+      return {
+        changes: { status: 'sent', ...target },
+        reason: body.reason,
+        eventChanges: {
+          from: { targetKind: row.targetKind, therapistId: row.targetTherapistId, practiceId: row.targetKind === 'practice' ? row.targetPracticeId : null, network: row.networkOffer },
+          to: { targetKind: target.targetKind, therapistId: target.targetTherapistId, practiceId: target.targetKind === 'practice' ? target.targetPracticeId : null, network: target.networkOffer },
+        },
+      };
+    });
+  }
+
+  async amend(request: MoveRequest, body: AmendReferral): Promise<Referral> {
+    return this.move(request, 'office', 'amend', async (row) => {
+      const problems: FieldProblem[] = [];
+      const changes: Partial<ReferralRow> = {};
+      const eventChanges: Record<string, unknown> = {};
+      if (body.expiresOn !== undefined) {
+        if (body.expiresOn <= row.expiresOn) problems.push({ field: 'expiresOn', message: `must be later than the current expiry ${row.expiresOn}` });
+        else if (body.expiresOn > addDays(row.startDate, 366)) problems.push({ field: 'expiresOn', message: 'must be within a year of startDate' });
+        changes.expiresOn = body.expiresOn;
+        eventChanges.expiresOn = { from: row.expiresOn, to: body.expiresOn };
+      }
+      if (body.visitsAuthorized !== undefined) {
+        if (body.visitsAuthorized <= row.visitsAuthorized) {
+          problems.push({ field: 'visitsAuthorized', message: `must be higher than the current ${row.visitsAuthorized}` });
+        }
+        changes.visitsAuthorized = body.visitsAuthorized;
+        eventChanges.visitsAuthorized = { from: row.visitsAuthorized, to: body.visitsAuthorized };
+      }
+      if (problems.length > 0) throw validationFailed(problems);
+      return { changes, reason: body.reason, eventChanges };
+    });
+  }
+
+  /**
+   * One move: the caller must see the referral and be on the side that makes this move (else the
+   * same 404 as a stranger); then, under the row lock, the version and the state machine decide.
+   */
+  private async move(
+    { context, principal, referralId, ifMatch }: MoveRequest,
+    side: ReferralSide,
+    move: ReferralMove,
+    decide: (
+      row: ReferralRow,
+      tx: Executor,
+    ) => Promise<{ changes: Partial<ReferralRow>; action?: 'decline_offer'; reason?: string | undefined; eventChanges?: Record<string, unknown> }>,
+  ): Promise<Referral> {
+    const visible = await this.referrals.findFor({ principal, id: referralId });
+    if (!visible || sideOf(principal) !== side) throw notFound('referral', referralId, 'Referral');
+    return this.db.transaction(async (tx) => {
+      // Concurrent moves of one referral queue on this lock; each then sees the winner's result.
+      const { referral: current, patient } = await this.referrals.lock(referralId, tx);
+      assertIfMatch(ifMatch, current.version);
+      assertMoveAllowed(move, current.status);
+      const decision = await decide(current, tx);
+      const updated = await this.referrals.update(referralId, decision.changes, tx);
+      await this.referrals.appendEvent(
+        {
+          referralId,
+          action: decision.action ?? move,
+          fromStatus: current.status,
+          toStatus: updated.status,
+          version: updated.version,
+          actor: actorOf(principal),
+          reason: decision.reason,
+          changes: decision.eventChanges,
+        },
+        tx,
+      );
+      await this.auditLog.record(
+        context,
+        { action: `referral.${move}`, outcome: 'success', httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId },
+        tx,
+      );
+      return toReferral(updated, patient);
+    });
+  }
+
+  /** Expires open referrals whose last day has passed; returns how many. Safe to run on several workers at once. */
+  async expireDue(context: AuditContext, batchSize = 100): Promise<number> {
+    let expired = 0;
+    for (;;) {
+      const count = await this.db.transaction(async (tx) => {
+        const due = await this.referrals.lockExpired(batchSize, tx);
+        for (const row of due) {
+          const updated = await this.referrals.update(row.id, { status: targetStatus('expire', row.status) }, tx);
+          await this.referrals.appendEvent(
+            { referralId: row.id, action: 'expire', fromStatus: row.status, toStatus: 'expired', version: updated.version, actor: { type: 'system', id: null, organizationId: null }, reason: `expiresOn ${row.expiresOn} passed` },
+            tx,
+          );
+        }
+        await this.auditLog.recordMany(
+          context,
+          due.map((row) => ({ action: 'referral.expire', outcome: 'success' as const, resourceType: 'referral', resourceId: row.id, patientId: row.patientId })),
+          tx,
+        );
+        return due.length;
+      });
+      expired += count;
+      if (count < batchSize) return expired;
+    }
+  }
+}

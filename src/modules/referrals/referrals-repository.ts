@@ -1,0 +1,312 @@
+// SQL for referrals, their network offers and their history. Every read is scoped by the caller.
+import { and, asc, eq, gte, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import type { Executor } from '../../db/database.js';
+import {
+  organizations,
+  patients,
+  referralEvents,
+  referralOffers,
+  referrals,
+  therapistProfiles,
+  users,
+  type ReferralStatus,
+} from '../../db/schema.js';
+import type { Principal } from '../auth/policy.js';
+import { distanceKm } from '../network/directory-repository.js';
+import { openOfferFor, participatingIn, visibleTo } from './access.js';
+import type { Referral, ReferralEvent } from './schemas.js';
+
+export type ReferralRow = typeof referrals.$inferSelect;
+type PatientRow = typeof patients.$inferSelect;
+export type NewReferral = typeof referrals.$inferInsert;
+
+const patientSummaryColumns = {
+  id: patients.id,
+  givenName: patients.givenName,
+  familyName: patients.familyName,
+  birthDate: patients.birthDate,
+  sex: patients.sex,
+  phone: patients.phone,
+  email: patients.email,
+};
+type PatientSummaryRow = Pick<PatientRow, keyof typeof patientSummaryColumns>;
+
+export function toReferral(row: ReferralRow, patient: PatientSummaryRow): Referral {
+  return {
+    id: row.id,
+    status: row.status,
+    version: row.version,
+    organizationId: row.organizationId,
+    patientId: row.patientId,
+    patient,
+    prescriberId: row.prescriberId,
+    diagnoses: row.diagnoses,
+    reason: row.reason,
+    goals: row.goals,
+    precautions: row.precautions,
+    contraindications: row.contraindications,
+    techniques: row.techniques as Referral['techniques'],
+    bodyRegions: row.bodyRegions as Referral['bodyRegions'],
+    frequencyPerWeek: row.frequencyPerWeek,
+    durationWeeks: row.durationWeeks,
+    sessionMinutes: row.sessionMinutes,
+    visitsAuthorized: row.visitsAuthorized,
+    startDate: row.startDate,
+    expiresOn: row.expiresOn,
+    priority: row.priority,
+    insurance: row.insurance,
+    therapistId: row.targetKind === 'therapist' ? row.targetTherapistId : null,
+    practiceId: row.targetKind === 'practice' ? row.targetPracticeId : null,
+    network: row.targetKind === 'network' ? (row.networkOffer as Referral['network']) : null,
+    acceptedBy:
+      row.acceptedTherapistId && row.acceptedPracticeId && row.acceptedAt
+        ? { therapistId: row.acceptedTherapistId, practiceId: row.acceptedPracticeId, at: row.acceptedAt.toISOString() }
+        : null,
+    progress: {
+      visitsUsed: row.visitsUsed,
+      visitsAuthorized: row.visitsAuthorized,
+      visitsRemaining: row.visitsAuthorized - row.visitsUsed,
+      firstPain: row.firstPain,
+      latestPain: row.latestPain,
+      latestOutcomeScores: row.latestOutcomes,
+    },
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export function toReferralEvent(row: typeof referralEvents.$inferSelect): ReferralEvent {
+  return {
+    id: row.id,
+    action: row.action as ReferralEvent['action'],
+    fromStatus: row.fromStatus as ReferralStatus | null,
+    toStatus: row.toStatus as ReferralStatus,
+    version: row.version,
+    actor: { type: row.actorType, id: row.actorId, organizationId: row.actorOrganizationId },
+    reason: row.reason,
+    changes: row.changes,
+    occurredAt: row.occurredAt.toISOString(),
+  };
+}
+
+export interface EventActor {
+  type: 'user' | 'api_client' | 'system';
+  id: string | null;
+  organizationId: string | null;
+}
+
+export interface ReferralListFilter {
+  principal: Principal;
+  statuses?: ReferralStatus[] | undefined;
+  patientId?: string | undefined;
+  updatedSince?: Date | undefined;
+  /** [sync xid, id] of the last row seen. */
+  after?: readonly [string, string] | undefined;
+  limit: number;
+}
+
+export class ReferralsRepository {
+  constructor(private readonly db: Executor) {}
+
+  async insert(values: NewReferral, executor: Executor = this.db): Promise<ReferralRow> {
+    const [row] = await executor.insert(referrals).values(values).returning();
+    return row!;
+  }
+
+  /**
+   * The referral if the caller may see it (or take part in it, with `participating`).
+   * `lock` takes the row lock, so concurrent changes of one referral queue up and each sees the last.
+   */
+  async findFor(
+    { principal, id, lock = false, participating = false }: { principal: Principal; id: string; lock?: boolean; participating?: boolean },
+    executor: Executor = this.db,
+  ): Promise<{ referral: ReferralRow; patient: PatientSummaryRow } | undefined> {
+    const query = executor
+      .select({ referral: referrals, patient: patientSummaryColumns })
+      .from(referrals)
+      .innerJoin(patients, eq(patients.id, referrals.patientId))
+      .where(and(eq(referrals.id, id), participating ? participatingIn(principal) : visibleTo(principal)));
+    const [row] = await (lock ? query.for('update', { of: referrals }) : query);
+    return row;
+  }
+
+  /** Re-reads a row under lock without the visibility rule: the caller has already seen it. */
+  async lock(id: string, executor: Executor): Promise<{ referral: ReferralRow; patient: PatientSummaryRow }> {
+    const [row] = await executor
+      .select({ referral: referrals, patient: patientSummaryColumns })
+      .from(referrals)
+      .innerJoin(patients, eq(patients.id, referrals.patientId))
+      .where(eq(referrals.id, id))
+      .for('update', { of: referrals });
+    return row!;
+  }
+
+  /** Changes a referral and bumps its version. */
+  async update(id: string, changes: Partial<NewReferral>, executor: Executor): Promise<ReferralRow> {
+    const [row] = await executor
+      .update(referrals)
+      .set({ ...changes, version: sql`${referrals.version} + 1` })
+      .where(eq(referrals.id, id))
+      .returning();
+    return row!;
+  }
+
+  async appendEvent(
+    event: {
+      referralId: string;
+      action: ReferralEvent['action'];
+      fromStatus: ReferralStatus | null;
+      toStatus: ReferralStatus;
+      version: number;
+      actor: EventActor;
+      reason?: string | null | undefined;
+      changes?: Record<string, unknown> | null | undefined;
+    },
+    executor: Executor,
+  ): Promise<void> {
+    await executor.insert(referralEvents).values({
+      referralId: event.referralId,
+      action: event.action,
+      fromStatus: event.fromStatus,
+      toStatus: event.toStatus,
+      version: event.version,
+      actorType: event.actor.type,
+      actorId: event.actor.id,
+      actorOrganizationId: event.actor.organizationId,
+      reason: event.reason ?? null,
+      changes: event.changes ?? null,
+    });
+  }
+
+  /**
+   * The sync feed: ordered by the writing transaction's id, and only rows whose transaction is
+   * older than every transaction still running, so a later poll never finds a change behind
+   * its cursor.
+   */
+  async list(filter: ReferralListFilter) {
+    const syncKey = sql<string>`${referrals.syncXid}::text`;
+    const conditions: (SQL | undefined)[] = [
+      visibleTo(filter.principal),
+      sql`${referrals.syncXid} < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`,
+      filter.statuses ? inArray(referrals.status, filter.statuses) : undefined,
+      filter.patientId ? eq(referrals.patientId, filter.patientId) : undefined,
+      filter.updatedSince ? gte(referrals.updatedAt, filter.updatedSince) : undefined,
+      filter.after ? sql`(${referrals.syncXid}, ${referrals.id}) > (${filter.after[0]}::bigint, ${filter.after[1]}::uuid)` : undefined,
+    ];
+    return this.db
+      .select({ referral: referrals, patient: patientSummaryColumns, syncKey })
+      .from(referrals)
+      .innerJoin(patients, eq(patients.id, referrals.patientId))
+      .where(and(...conditions))
+      .orderBy(asc(referrals.syncXid), asc(referrals.id))
+      .limit(filter.limit + 1);
+  }
+
+  async history({ referralId, afterId, limit }: { referralId: string; afterId?: number | undefined; limit: number }) {
+    return this.db
+      .select()
+      .from(referralEvents)
+      .where(and(eq(referralEvents.referralId, referralId), afterId === undefined ? undefined : sql`${referralEvents.id} > ${afterId}`))
+      .orderBy(asc(referralEvents.id))
+      .limit(limit + 1);
+  }
+
+  /** An active therapist, with their practice, license expiry and whether they take referrals. */
+  async findTherapist(id: string, executor: Executor = this.db) {
+    const [row] = await executor
+      .select({
+        id: users.id,
+        practiceId: users.organizationId,
+        acceptingReferrals: therapistProfiles.acceptingReferrals,
+        licenseExpiresOn: therapistProfiles.licenseExpiresOn,
+        techniques: therapistProfiles.techniques,
+      })
+      .from(users)
+      .innerJoin(therapistProfiles, eq(therapistProfiles.userId, users.id))
+      .where(and(eq(users.id, id), eq(users.role, 'therapist'), eq(users.active, true)));
+    return row;
+  }
+
+  async isPhysicianOf({ organizationId, userId }: { organizationId: string; userId: string }, executor: Executor = this.db): Promise<boolean> {
+    const [row] = await executor
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.id, userId), eq(users.organizationId, organizationId), eq(users.role, 'physician'), eq(users.active, true)));
+    return row !== undefined;
+  }
+
+  async patientSummary(patientId: string, executor: Executor = this.db): Promise<PatientSummaryRow> {
+    const [row] = await executor.select(patientSummaryColumns).from(patients).where(eq(patients.id, patientId));
+    return row!;
+  }
+
+  async findPractice(id: string, executor: Executor = this.db) {
+    const [row] = await executor
+      .select({ id: organizations.id })
+      .from(organizations)
+      .where(and(eq(organizations.id, id), eq(organizations.kind, 'therapy_practice')));
+    return row;
+  }
+
+  /** Active therapists with a valid license who accept referrals, offer every technique asked for, and are in range. */
+  async matchNetwork(offer: { techniques: string[]; near: { lat: number; lng: number }; radiusKm: number }, executor: Executor = this.db) {
+    const distance = distanceKm(offer.near);
+    const rows = await executor
+      .select({ id: users.id })
+      .from(users)
+      .innerJoin(therapistProfiles, eq(therapistProfiles.userId, users.id))
+      .innerJoin(organizations, eq(organizations.id, users.organizationId))
+      .where(
+        and(
+          eq(users.role, 'therapist'),
+          eq(users.active, true),
+          eq(therapistProfiles.acceptingReferrals, true),
+          sql`${therapistProfiles.licenseExpiresOn} >= (now() at time zone 'utc')::date`,
+          sql`${therapistProfiles.techniques} @> ${sql.param(offer.techniques)}::text[]`,
+          sql`${distance} <= least(${offer.radiusKm}, ${therapistProfiles.serviceRadiusKm})`,
+        ),
+      );
+    return rows.map((row) => row.id);
+  }
+
+  async replaceOffers(referralId: string, therapistIds: string[], executor: Executor): Promise<void> {
+    await executor.delete(referralOffers).where(eq(referralOffers.referralId, referralId));
+    if (therapistIds.length > 0) {
+      await executor.insert(referralOffers).values(therapistIds.map((therapistId) => ({ referralId, therapistId })));
+    }
+  }
+
+  async hasOpenOffer(referralId: string, therapistId: string, executor: Executor = this.db): Promise<boolean> {
+    const [row] = await executor.select({ id: referralOffers.therapistId }).from(referralOffers).where(openOfferFor(referralId, therapistId));
+    return row !== undefined;
+  }
+
+  /** Marks one therapist's offer declined; returns how many offers remain open. */
+  async declineOffer(referralId: string, therapistId: string, executor: Executor): Promise<number> {
+    await executor
+      .update(referralOffers)
+      .set({ declinedAt: new Date() })
+      .where(openOfferFor(referralId, therapistId));
+    const [row] = await executor
+      .select({ open: sql<number>`count(*)::int` })
+      .from(referralOffers)
+      .where(and(eq(referralOffers.referralId, referralId), isNull(referralOffers.declinedAt)));
+    return row?.open ?? 0;
+  }
+
+  /** Open referrals whose last day has passed, locked and skipping rows another sweeper holds. */
+  async lockExpired(limit: number, executor: Executor): Promise<ReferralRow[]> {
+    return executor
+      .select()
+      .from(referrals)
+      .where(
+        and(
+          inArray(referrals.status, ['sent', 'accepted', 'in_progress']),
+          sql`${referrals.expiresOn} < (now() at time zone 'utc')::date`,
+        ),
+      )
+      .orderBy(asc(referrals.expiresOn))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+  }
+}

@@ -1,0 +1,300 @@
+// Shapes of a referral (the massage prescription), its target, its transitions and its history (SPEC §3).
+import { Type, type Static } from 'typebox';
+import { bodyRegions, techniques } from '../../lib/catalog.js';
+import { IsoDate, Location, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
+import { referralStatuses } from '../../db/schema.js';
+import { CreatePatient } from '../patients/schemas.js';
+
+export const TechniqueCode = Type.Enum([...techniques]);
+export const BodyRegionCode = Type.Enum([...bodyRegions]);
+export const ReferralStatus = Type.Enum([...referralStatuses]);
+export const CptCode = Type.String({ pattern: '^\\d{5}$', description: 'CPT code, 5 digits (e.g. 97124 massage, 97140 manual therapy)' });
+
+// ICD-10-CM: a letter (not U), a digit, a digit or letter, then optionally a dot and 1–4 more.
+export const Icd10Code = Type.String({
+  pattern: '^[A-TV-Z][0-9][0-9A-Z](\\.[0-9A-Z]{1,4})?$',
+  description: 'ICD-10-CM code, e.g. M54.50, G44.209, M79.7',
+});
+
+export const Diagnosis = Type.Object(
+  {
+    code: Icd10Code,
+    display: Type.String({ minLength: 1, maxLength: 300 }),
+  },
+  { additionalProperties: false },
+);
+
+export const Insurance = Type.Object(
+  {
+    payer: Type.String({ minLength: 1, maxLength: 200 }),
+    memberId: Type.String({ minLength: 1, maxLength: 100 }),
+    groupNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    authorizationNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    cptCodes: Type.Optional(Type.Array(CptCode, { maxItems: 10, uniqueItems: true, description: 'Suggested CPT codes' })),
+  },
+  { additionalProperties: false },
+);
+
+export const NetworkTarget = Type.Object(
+  {
+    techniques: Type.Optional(
+      Type.Array(TechniqueCode, { minItems: 1, maxItems: 11, uniqueItems: true, description: "Techniques a therapist must offer; default the referral's" }),
+    ),
+    near: Location,
+    radiusKm: Type.Number({ exclusiveMinimum: 0, maximum: 500 }),
+  },
+  { additionalProperties: false, description: 'An open offer to every matching therapist who accepts referrals; the first to accept wins' },
+);
+export type NetworkTarget = Static<typeof NetworkTarget>;
+
+/** Exactly one of these names who the referral goes to (checked by the server, which names the fields). */
+const TargetFields = {
+  therapistId: Type.Optional(Type.String({ format: 'uuid', description: 'One therapist' })),
+  practiceId: Type.Optional(Type.String({ format: 'uuid', description: 'Any therapist of this practice' })),
+  network: Type.Optional(NetworkTarget),
+};
+
+const exampleReferral = {
+  patient: {
+    givenName: 'Maria',
+    familyName: 'Gomez',
+    birthDate: '1978-04-02',
+    sex: 'female',
+    identifiers: [{ system: 'urn:riverside:mrn', value: 'MRN-0042' }],
+  },
+  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
+  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
+  goals: ['Pain at or below 3/10', 'Return to full work duties'],
+  techniques: ['trigger_point', 'myofascial_release'],
+  bodyRegions: ['lower_back'],
+  precautions: ['No deep pressure over L4–L5'],
+  contraindications: '',
+  frequencyPerWeek: 2,
+  durationWeeks: 6,
+  sessionMinutes: 60,
+  startDate: '2026-12-01',
+  expiresOn: '2027-02-28',
+  priority: 'routine',
+  insurance: { payer: 'Acme Health', memberId: 'AH123456789', authorizationNumber: 'PA-77812', cptCodes: ['97124', '97140'] },
+  practiceId: '6f1c2b9e-2f4a-4c55-9d0e-3a7b8c9d0e1f',
+  send: true,
+};
+
+export const CreateReferral = Type.Object(
+  {
+    patientId: Type.Optional(Type.String({ format: 'uuid', description: "An existing patient of the caller's office" })),
+    patient: Type.Optional(CreatePatient),
+    prescriberId: Type.Optional(
+      Type.String({ format: 'uuid', description: 'The prescribing physician of the office; defaults to the caller when the caller is a physician' }),
+    ),
+    diagnoses: Type.Array(Diagnosis, { minItems: 1, maxItems: 12, description: 'The first is primary' }),
+    reason: Type.String({ minLength: 1, maxLength: 2000 }),
+    goals: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { maxItems: 20 })),
+    precautions: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { maxItems: 20 })),
+    contraindications: Type.Optional(Type.String({ maxLength: 2000 })),
+    techniques: Type.Array(TechniqueCode, { minItems: 1, maxItems: 11, uniqueItems: true }),
+    bodyRegions: Type.Array(BodyRegionCode, { minItems: 1, maxItems: 25, uniqueItems: true }),
+    frequencyPerWeek: Type.Integer({ minimum: 1, maximum: 7 }),
+    durationWeeks: Type.Integer({ minimum: 1, maximum: 52 }),
+    sessionMinutes: Type.Integer({ minimum: 15, maximum: 120 }),
+    visitsAuthorized: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Default frequencyPerWeek × durationWeeks (at most 100)' })),
+    startDate: Type.Optional({ ...IsoDate, description: 'Default today' }),
+    expiresOn: Type.Optional({ ...IsoDate, description: 'After startDate, not in the past; default startDate + 90 days' }),
+    priority: Type.Optional(Type.Enum(['routine', 'urgent'], { default: 'routine' })),
+    insurance: Type.Optional(Insurance),
+    ...TargetFields,
+    send: Type.Optional(Type.Boolean({ default: false, description: 'Send at once; otherwise the referral is a draft' })),
+  },
+  {
+    additionalProperties: false,
+    description: 'Give exactly one of patientId and patient, and exactly one of therapistId, practiceId and network.',
+    examples: [exampleReferral],
+  },
+);
+export type CreateReferral = Static<typeof CreateReferral>;
+
+export const PatientSummary = Type.Object({
+  id: Uuid,
+  givenName: Type.String(),
+  familyName: Type.String(),
+  birthDate: IsoDate,
+  sex: Type.String(),
+  phone: Type.Union([Type.String(), Type.Null()]),
+  email: Type.Union([Type.String(), Type.Null()]),
+});
+
+const PainScores = Type.Object({
+  visitNumber: Type.Integer(),
+  before: Type.Integer({ minimum: 0, maximum: 10 }),
+  after: Type.Integer({ minimum: 0, maximum: 10 }),
+});
+
+export const OutcomeScore = Type.Object({
+  instrument: Type.String(),
+  name: Type.Optional(Type.String()),
+  score: Type.Number(),
+  visitNumber: Type.Integer(),
+});
+
+export const ProgressSummary = Type.Object(
+  {
+    visitsUsed: Type.Integer(),
+    visitsAuthorized: Type.Integer(),
+    visitsRemaining: Type.Integer(),
+    firstPain: Type.Union([PainScores, Type.Null()]),
+    latestPain: Type.Union([PainScores, Type.Null()]),
+    latestOutcomeScores: Type.Array(OutcomeScore, { description: 'The latest score of each instrument' }),
+  },
+  { description: 'Progress so far, from the visit notes' },
+);
+
+export const Referral = Type.Object(
+  {
+    id: Uuid,
+    status: ReferralStatus,
+    version: Type.Integer({ description: 'Increases with every change; sent as the ETag' }),
+    organizationId: Uuid,
+    patientId: Uuid,
+    patient: PatientSummary,
+    prescriberId: Uuid,
+    diagnoses: Type.Array(Diagnosis),
+    reason: Type.String(),
+    goals: Type.Array(Type.String()),
+    precautions: Type.Array(Type.String()),
+    contraindications: Type.String(),
+    techniques: Type.Array(TechniqueCode),
+    bodyRegions: Type.Array(BodyRegionCode),
+    frequencyPerWeek: Type.Integer(),
+    durationWeeks: Type.Integer(),
+    sessionMinutes: Type.Integer(),
+    visitsAuthorized: Type.Integer(),
+    startDate: IsoDate,
+    expiresOn: IsoDate,
+    priority: Type.Enum(['routine', 'urgent']),
+    insurance: Type.Union([Insurance, Type.Null()]),
+    therapistId: Type.Union([Uuid, Type.Null()]),
+    practiceId: Type.Union([Uuid, Type.Null()]),
+    network: Type.Union([
+      Type.Object({ techniques: Type.Array(TechniqueCode), near: Location, radiusKm: Type.Number() }),
+      Type.Null(),
+    ]),
+    acceptedBy: Type.Union([Type.Object({ therapistId: Uuid, practiceId: Uuid, at: Timestamp }), Type.Null()]),
+    progress: ProgressSummary,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  },
+  {
+    examples: [
+      {
+        id: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
+        status: 'sent',
+        version: 1,
+        organizationId: '2a1d3c4b-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+        patientId: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d',
+        patient: { id: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d', givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female', phone: null, email: null },
+        prescriberId: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
+        diagnoses: exampleReferral.diagnoses,
+        reason: exampleReferral.reason,
+        goals: exampleReferral.goals,
+        precautions: exampleReferral.precautions,
+        contraindications: '',
+        techniques: exampleReferral.techniques,
+        bodyRegions: exampleReferral.bodyRegions,
+        frequencyPerWeek: 2,
+        durationWeeks: 6,
+        sessionMinutes: 60,
+        visitsAuthorized: 12,
+        startDate: '2026-12-01',
+        expiresOn: '2027-02-28',
+        priority: 'routine',
+        insurance: exampleReferral.insurance,
+        therapistId: null,
+        practiceId: exampleReferral.practiceId,
+        network: null,
+        acceptedBy: null,
+        progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
+        createdAt: '2026-11-25T16:04:05.000Z',
+        updatedAt: '2026-11-25T16:04:05.000Z',
+      },
+    ],
+  },
+);
+export type Referral = Static<typeof Referral>;
+
+export const ReferralListQuery = Type.Object(
+  {
+    status: Type.Optional(
+      Type.String({
+        pattern: `^(${referralStatuses.join('|')})(,(${referralStatuses.join('|')}))*$`,
+        description: 'One status or several, comma-separated, e.g. sent,accepted',
+      }),
+    ),
+    patientId: Type.Optional(Type.String({ format: 'uuid' })),
+    updatedSince: Type.Optional({ ...Timestamp, description: 'Only referrals changed at or after this time' }),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
+export type ReferralListQuery = Static<typeof ReferralListQuery>;
+
+export const ReferralPage = Type.Object({
+  data: Type.Array(Referral),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null when nothing more has changed yet' }),
+  syncCursor: Type.String({
+    description: 'Where this page ended. Keep it and poll with cursor=syncCursor to receive every later change exactly in commit-safe order.',
+  }),
+});
+
+const Reason = Type.String({ minLength: 1, maxLength: 2000 });
+
+export const DeclineReferral = Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'No availability this month' }] });
+export type DeclineReferral = Static<typeof DeclineReferral>;
+export const CancelReferral = Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'Patient moved out of state' }] });
+export type CancelReferral = Static<typeof CancelReferral>;
+
+export const AcceptReferral = Type.Object(
+  {
+    therapistId: Type.Optional(
+      Type.String({ format: 'uuid', description: 'A practice admin or practice API client names the accepting therapist; a therapist accepts as themself' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type AcceptReferral = Static<typeof AcceptReferral>;
+
+export const RerouteReferral = Type.Object(
+  { ...TargetFields, reason: Type.Optional(Reason) },
+  { additionalProperties: false, description: 'Exactly one of therapistId, practiceId and network', examples: [{ practiceId: '6f1c2b9e-2f4a-4c55-9d0e-3a7b8c9d0e1f' }] },
+);
+export type RerouteReferral = Static<typeof RerouteReferral>;
+
+export const AmendReferral = Type.Object(
+  {
+    expiresOn: Type.Optional({ ...IsoDate, description: 'A later expiry date' }),
+    visitsAuthorized: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'A higher number of visits' })),
+    reason: Type.Optional(Reason),
+  },
+  { additionalProperties: false, minProperties: 1, examples: [{ expiresOn: '2027-03-31', visitsAuthorized: 16 }] },
+);
+export type AmendReferral = Static<typeof AmendReferral>;
+
+export const ReferralEvent = Type.Object({
+  id: Type.Integer(),
+  action: Type.Enum(['create', 'send', 'accept', 'decline', 'decline_offer', 'cancel', 'reroute', 'amend', 'start', 'complete', 'expire']),
+  fromStatus: Type.Union([ReferralStatus, Type.Null()]),
+  toStatus: ReferralStatus,
+  version: Type.Integer(),
+  actor: Type.Object({
+    type: Type.Enum(['user', 'api_client', 'system']),
+    id: Type.Union([Uuid, Type.Null()]),
+    organizationId: Type.Union([Uuid, Type.Null()]),
+  }),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  changes: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  occurredAt: Timestamp,
+});
+export type ReferralEvent = Static<typeof ReferralEvent>;
+
+export const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ maxLength: 100, description: 'The ETag of the version this change was based on; 412 when it is stale' })),
+});
