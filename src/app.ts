@@ -21,6 +21,8 @@ import organizationRoutes from './modules/network/organizations-routes.js';
 import userRoutes from './modules/network/users-routes.js';
 import patientRoutes from './modules/patients/routes.js';
 import referralRoutes from './modules/referrals/routes.js';
+import progressReportRoutes from './modules/progress-reports/routes.js';
+import messageRoutes from './modules/messages/routes.js';
 import { bootstrap } from './seed/bootstrap.js';
 
 export interface BuildAppOptions {
@@ -76,6 +78,8 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     await app.register(directoryRoutes);
     await app.register(patientRoutes);
     await app.register(referralRoutes);
+    await app.register(progressReportRoutes);
+    await app.register(messageRoutes);
   }
 
   await app.ready();

@@ -1,0 +1,120 @@
+// /v1/referrals/{id}/messages: one thread per referral between the prescribing office and the
+// therapist side. Messages never change; each reader has a read marker.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { notFound, validationFailed } from '../../lib/errors.js';
+import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { IdParams } from '../../lib/schemas.js';
+import { auditContextOf } from '../audit/audit-log.js';
+import { everyone, type Principal } from '../auth/policy.js';
+import { ReferralsRepository } from '../referrals/referrals-repository.js';
+import { MessagesRepository, toMessage } from './messages-repository.js';
+import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, ReadState } from './schemas.js';
+
+const referralResource = { type: 'referral', param: 'id' };
+const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
+const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
+
+const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const referrals = new ReferralsRepository(app.db);
+  const messagesRepository = new MessagesRepository(app.db);
+
+  /** Only the referral's participants have a thread; a pending network offer is not yet one. */
+  async function thread(principal: Principal, id: string) {
+    const found = await referrals.findFor({ principal, id, participating: true });
+    if (!found) throw notFound('referral', id, 'Referral');
+    return found.referral;
+  }
+
+  app.post('/v1/referrals/:id/messages', {
+    config: { policy: writePolicy, auditAction: 'message.create', auditResource: referralResource },
+    schema: {
+      tags: ['messages'],
+      operationId: 'createMessage',
+      summary: "Post to the referral's thread",
+      params: IdParams,
+      body: CreateMessage,
+      response: { 201: Message },
+    },
+  }, async (request, reply) => {
+    const principal = request.principal!;
+    const referral = await thread(principal, request.params.id);
+    const message = await app.auditLog.change(
+      auditContextOf(request),
+      async (tx) => {
+        const row = await messagesRepository.insert(
+          { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
+          tx,
+        );
+        // Your own message is read by you.
+        await messagesRepository.markRead({ referralId: referral.id, readerId: principal.id, seq: row.seq }, tx);
+        return toMessage(row);
+      },
+      (created) => ({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: created.id, patientId: referral.patientId }),
+    );
+    return reply.code(201).send(message);
+  });
+
+  app.get('/v1/referrals/:id/messages', {
+    config: { policy: readPolicy, auditAction: 'message.list', auditResource: referralResource },
+    schema: {
+      tags: ['messages'],
+      operationId: 'listMessages',
+      summary: "The referral's thread, oldest first, with the caller's unread count",
+      params: IdParams,
+      querystring: MessageListQuery,
+      response: { 200: MessagePage },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    const referral = await thread(principal, request.params.id);
+    const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
+    const rows = await messagesRepository.list({ referralId: referral.id, afterSeq: after?.[0], limit: request.query.limit });
+    const { unread } = await messagesRepository.readState({ referralId: referral.id, readerId: principal.id });
+    await app.auditLog.record(auditContextOf(request), {
+      action: 'message.list',
+      outcome: 'success',
+      httpStatus: 200,
+      resourceType: 'referral',
+      resourceId: referral.id,
+      patientId: referral.patientId,
+    });
+    return { ...toPage(rows, request.query.limit, (row) => [row.seq], toMessage), unread };
+  });
+
+  app.post('/v1/referrals/:id/messages/read', {
+    config: { policy: readPolicy, auditAction: 'message.mark_read', auditResource: referralResource },
+    schema: {
+      tags: ['messages'],
+      operationId: 'markMessagesRead',
+      summary: 'Mark the thread read, up to a message or entirely; markers never move back',
+      params: IdParams,
+      body: MarkRead,
+      response: { 200: ReadState },
+    },
+    // The body is optional: an empty POST marks everything read.
+    preValidation: async (request) => {
+      if (request.body === undefined) request.body = {};
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    const referral = await thread(principal, request.params.id);
+    let seq: number | undefined;
+    if (request.body.upTo) {
+      const message = await messagesRepository.find({ referralId: referral.id, messageId: request.body.upTo });
+      if (!message) throw validationFailed([{ field: 'upTo', message: 'is not a message of this thread' }]);
+      seq = message.seq;
+    } else {
+      seq = await messagesRepository.lastSeq(referral.id);
+    }
+    return app.auditLog.change(
+      auditContextOf(request),
+      async (tx) => {
+        if (seq !== undefined) await messagesRepository.markRead({ referralId: referral.id, readerId: principal.id, seq }, tx);
+        return messagesRepository.readState({ referralId: referral.id, readerId: principal.id }, tx);
+      },
+      () => ({ action: 'message.mark_read', httpStatus: 200, resourceType: 'referral', resourceId: referral.id, patientId: referral.patientId }),
+    );
+  });
+};
+
+export default messageRoutes;

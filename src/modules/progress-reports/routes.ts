@@ -1,0 +1,96 @@
+// /v1/referrals/{id}/progress-reports: visit notes by the accepting therapist, read by both sides.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { notFound } from '../../lib/errors.js';
+import { decodeCursor, toPage } from '../../lib/pagination.js';
+import { IdParams, Page } from '../../lib/schemas.js';
+import { auditContextOf } from '../audit/audit-log.js';
+import { everyone, type Principal } from '../auth/policy.js';
+import { ReferralsRepository } from '../referrals/referrals-repository.js';
+import { toProgressReport } from './progress-reports-repository.js';
+import { Addendum, CreateAddendum, CreateProgressReport, ProgressReport, ProgressReportListQuery, ReportParams } from './schemas.js';
+import { VisitNotes } from './visit-notes.js';
+
+const referralResource = { type: 'referral', param: 'id' };
+
+const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const visitNotes = new VisitNotes(app.db, app.auditLog);
+  const referrals = new ReferralsRepository(app.db);
+
+  /** The referral if the caller takes part in its care (not merely holds an open offer). */
+  async function participatingReferral(principal: Principal, id: string) {
+    const found = await referrals.findFor({ principal, id, participating: true });
+    if (!found) throw notFound('referral', id, 'Referral');
+    return found.referral;
+  }
+
+  app.post('/v1/referrals/:id/progress-reports', {
+    config: { policy: { roles: everyone }, auditAction: 'progress_report.create', auditResource: referralResource },
+    schema: {
+      tags: ['visit notes'],
+      operationId: 'createProgressReport',
+      summary: 'Post a signed visit note (SOAP); the first starts the referral, a final one completes it',
+      description: 'Only the therapist who accepted the referral posts notes. Refused (409, with a code saying which) before acceptance, past visitsAuthorized, after expiry, or once completed or cancelled.',
+      params: IdParams,
+      body: CreateProgressReport,
+      response: { 201: ProgressReport },
+    },
+  }, async (request, reply) => {
+    const report = await visitNotes.post(auditContextOf(request), request.principal!, request.params.id, request.body);
+    return reply.code(201).header('location', `/v1/referrals/${report.referralId}/progress-reports/${report.id}`).send(report);
+  });
+
+  app.get('/v1/referrals/:id/progress-reports', {
+    config: { policy: { roles: everyone, clientScope: 'referrals:read' }, auditAction: 'progress_report.list', auditResource: referralResource },
+    schema: {
+      tags: ['visit notes'],
+      operationId: 'listProgressReports',
+      summary: "A referral's visit notes by visit number, each with its addenda",
+      params: IdParams,
+      querystring: ProgressReportListQuery,
+      response: { 200: Page(ProgressReport) },
+    },
+  }, async (request) => {
+    const referral = await participatingReferral(request.principal!, request.params.id);
+    const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
+    const rows = await visitNotes.reports.list({ referralId: referral.id, afterVisit: after?.[0], limit: request.query.limit });
+    await app.auditLog.recordMany(
+      auditContextOf(request),
+      rows.slice(0, request.query.limit).map(({ row }) => ({
+        action: 'progress_report.read',
+        outcome: 'success' as const,
+        httpStatus: 200,
+        resourceType: 'progress_report',
+        resourceId: row.id,
+        patientId: referral.patientId,
+      })),
+    );
+    return toPage(rows, request.query.limit, ({ row }) => [row.visitNumber], ({ row, addenda }) => toProgressReport(row, addenda));
+  });
+
+  app.post('/v1/referrals/:id/progress-reports/:reportId/addenda', {
+    config: { policy: { roles: everyone }, auditAction: 'progress_report.addendum', auditResource: referralResource },
+    schema: {
+      tags: ['visit notes'],
+      operationId: 'addProgressReportAddendum',
+      summary: 'Attach a correction to a visit note (by its author); the note itself never changes',
+      params: ReportParams,
+      body: CreateAddendum,
+      response: { 201: Addendum },
+    },
+  }, async (request, reply) => {
+    const principal = request.principal!;
+    const referral = await participatingReferral(principal, request.params.id);
+    const report = await visitNotes.reports.find({ referralId: referral.id, reportId: request.params.reportId });
+    if (!report || report.authorId !== principal.id) {
+      throw notFound('progress_report', request.params.reportId, 'Progress report', referral.patientId);
+    }
+    const addendum = await app.auditLog.change(
+      auditContextOf(request),
+      (tx) => visitNotes.reports.addAddendum({ reportId: report.id, authorId: principal.id, text: request.body.text }, tx),
+      () => ({ action: 'progress_report.addendum', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId }),
+    );
+    return reply.code(201).send(addendum);
+  });
+};
+
+export default progressReportRoutes;

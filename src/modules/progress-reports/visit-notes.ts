@@ -1,0 +1,115 @@
+// Posting a visit note: numbered by the server under the referral's row lock, refused when the
+// referral cannot be treated, and moving the referral along (first note starts it, final completes it).
+import type { Database } from '../../db/database.js';
+import type { OutcomeScore, ReferralStatus } from '../../db/schema.js';
+import { conflict, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
+import type { AuditContext, AuditLog } from '../audit/audit-log.js';
+import type { Principal } from '../auth/policy.js';
+import { actorOf } from '../referrals/referral-workflow.js';
+import { ReferralsRepository, type ReferralRow } from '../referrals/referrals-repository.js';
+import { ProgressReportsRepository, toProgressReport } from './progress-reports-repository.js';
+import type { CreateProgressReport, ProgressReport } from './schemas.js';
+
+const todayUtc = () => new Date().toISOString().slice(0, 10);
+
+/** Why a note cannot be posted on this referral now, as a 409 that says which. */
+function refusal(referral: ReferralRow) {
+  const refusals: Partial<Record<ReferralStatus, [string, string]>> = {
+    draft: ['not-accepted', 'The referral has not been sent and accepted yet'],
+    sent: ['not-accepted', 'The referral has not been accepted yet'],
+    declined: ['not-accepted', 'The referral was declined'],
+    completed: ['referral-completed', 'The referral is completed; post an addendum to an existing note instead'],
+    cancelled: ['referral-cancelled', 'The referral was cancelled'],
+    expired: ['referral-expired', `The referral expired after ${referral.expiresOn}`],
+  };
+  const reason = refusals[referral.status];
+  if (reason) return conflict(reason[0], reason[1], { currentStatus: referral.status });
+  if (referral.expiresOn < todayUtc()) {
+    return conflict('referral-expired', `The referral expired after ${referral.expiresOn}`, { currentStatus: referral.status });
+  }
+  if (referral.visitsUsed >= referral.visitsAuthorized) {
+    return conflict('visits-exhausted', `All ${referral.visitsAuthorized} authorized visits are used; the prescriber can raise visitsAuthorized`, {
+      currentStatus: referral.status,
+    });
+  }
+  return undefined;
+}
+
+function mergeOutcomes(previous: OutcomeScore[], input: CreateProgressReport, visitNumber: number): OutcomeScore[] {
+  const latest = new Map(previous.map((score) => [`${score.instrument}:${score.name ?? ''}`, score]));
+  for (const measure of input.outcomeMeasures ?? []) {
+    latest.set(`${measure.instrument}:${measure.name ?? ''}`, { ...measure, visitNumber });
+  }
+  return [...latest.values()];
+}
+
+export class VisitNotes {
+  private readonly referrals: ReferralsRepository;
+  readonly reports: ProgressReportsRepository;
+
+  constructor(
+    private readonly db: Database,
+    private readonly auditLog: AuditLog,
+  ) {
+    this.referrals = new ReferralsRepository(db);
+    this.reports = new ProgressReportsRepository(db);
+  }
+
+  async post(context: AuditContext, principal: Principal, referralId: string, input: CreateProgressReport): Promise<ProgressReport> {
+    const visible = await this.referrals.findFor({ principal, id: referralId });
+    // Only a therapist on the referral writes notes; everyone else gets the outsider's 404.
+    if (!visible || principal.kind !== 'user' || principal.role !== 'therapist') throw notFound('referral', referralId, 'Referral');
+    const problems: FieldProblem[] = [];
+    if (input.visitDate > todayUtc()) problems.push({ field: 'visitDate', message: 'must not be in the future' });
+    (input.outcomeMeasures ?? []).forEach((measure, index) => {
+      if (measure.instrument === 'other' && !measure.name) problems.push({ field: `outcomeMeasures[${index}].name`, message: 'is required when instrument is other' });
+    });
+    if (problems.length > 0) throw validationFailed(problems);
+
+    return this.db.transaction(async (tx) => {
+      // The lock numbers visits one at a time and checks the limits against the latest state.
+      const { referral } = await this.referrals.lock(referralId, tx);
+      const refused = refusal(referral);
+      if (refused) throw refused;
+      if (referral.acceptedTherapistId !== principal.id) throw notFound('referral', referralId, 'Referral');
+      const acceptedOn = referral.acceptedAt!.toISOString().slice(0, 10);
+      if (input.visitDate < acceptedOn) {
+        throw validationFailed([{ field: 'visitDate', message: `must not be before the referral was accepted (${acceptedOn})` }]);
+      }
+
+      const visitNumber = referral.visitsUsed + 1;
+      const report = await this.reports.insert({ referralId, visitNumber, authorId: principal.id, input }, tx);
+      const pain = { visitNumber, before: input.painBefore, after: input.painAfter };
+      const steps: ('start' | 'complete')[] = [];
+      if (referral.status === 'accepted') steps.push('start');
+      if (input.final) steps.push('complete');
+      const status: ReferralStatus = input.final ? 'completed' : 'in_progress';
+      const updated = await this.referrals.update(
+        referralId,
+        {
+          status,
+          visitsUsed: visitNumber,
+          firstPain: referral.firstPain ?? pain,
+          latestPain: pain,
+          latestOutcomes: mergeOutcomes(referral.latestOutcomes, input, visitNumber),
+        },
+        tx,
+      );
+      let from: ReferralStatus = referral.status;
+      for (const step of steps) {
+        const to: ReferralStatus = step === 'start' ? 'in_progress' : 'completed';
+        await this.referrals.appendEvent(
+          { referralId, action: step, fromStatus: from, toStatus: to, version: updated.version, actor: actorOf(principal), changes: { visitNumber } },
+          tx,
+        );
+        from = to;
+      }
+      await this.auditLog.record(
+        context,
+        { action: 'progress_report.create', outcome: 'success', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId },
+        tx,
+      );
+      return toProgressReport(report);
+    });
+  }
+}
