@@ -8,6 +8,7 @@ import { createValidatorCompiler } from './lib/validation.js';
 import auditLogPlugin from './plugins/audit-log.js';
 import authenticationPlugin from './plugins/authentication.js';
 import databasePlugin from './plugins/database.js';
+import idempotencyPlugin from './plugins/idempotency.js';
 import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin from './plugins/problem-details.js';
@@ -23,6 +24,7 @@ import patientRoutes from './modules/patients/routes.js';
 import referralRoutes from './modules/referrals/routes.js';
 import progressReportRoutes from './modules/progress-reports/routes.js';
 import messageRoutes from './modules/messages/routes.js';
+import auditRoutes from './modules/audit/routes.js';
 import { bootstrap } from './seed/bootstrap.js';
 
 export interface BuildAppOptions {
@@ -63,6 +65,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(securityPlugin, { config });
   await app.register(inputSafetyPlugin);
   await app.register(authenticationPlugin, { config });
+  await app.register(idempotencyPlugin, { config });
   await app.register(openapiPlugin);
 
   // Our services
@@ -80,6 +83,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     await app.register(referralRoutes);
     await app.register(progressReportRoutes);
     await app.register(messageRoutes);
+    await app.register(auditRoutes);
   }
 
   await app.ready();

@@ -1,0 +1,60 @@
+// SQL for idempotency records: claimed before a POST runs, completed with its response after.
+import { and, eq, lt } from 'drizzle-orm';
+import type { Executor } from '../../db/database.js';
+import { idempotencyRecords } from '../../db/schema.js';
+
+export type IdempotencyRecord = typeof idempotencyRecords.$inferSelect;
+
+export class IdempotencyRepository {
+  constructor(private readonly db: Executor) {}
+
+  /** Claims the key for this caller; false when the key is already taken. */
+  async claim({ callerKey, key, requestHash }: { callerKey: string; key: string; requestHash: string }): Promise<boolean> {
+    const rows = await this.db
+      .insert(idempotencyRecords)
+      .values({ callerKey, key, requestHash, state: 'in_progress' })
+      .onConflictDoNothing()
+      .returning({ key: idempotencyRecords.key });
+    return rows.length === 1;
+  }
+
+  async find({ callerKey, key }: { callerKey: string; key: string }): Promise<IdempotencyRecord | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(idempotencyRecords)
+      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key)));
+    return row;
+  }
+
+  async complete(
+    { callerKey, key, statusCode, headers, body }: { callerKey: string; key: string; statusCode: number; headers: Record<string, string>; body: string },
+  ): Promise<void> {
+    await this.db
+      .update(idempotencyRecords)
+      .set({ state: 'completed', statusCode, responseHeaders: headers, responseBody: body })
+      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key)));
+  }
+
+  async release({ callerKey, key }: { callerKey: string; key: string }): Promise<void> {
+    await this.db
+      .delete(idempotencyRecords)
+      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key)));
+  }
+
+  /** Removes a record older than the cutoff, so its key can be used afresh. */
+  async releaseIfOlderThan({ callerKey, key, cutoff }: { callerKey: string; key: string; cutoff: Date }): Promise<boolean> {
+    const rows = await this.db
+      .delete(idempotencyRecords)
+      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key), lt(idempotencyRecords.createdAt, cutoff)))
+      .returning({ key: idempotencyRecords.key });
+    return rows.length === 1;
+  }
+
+  async purgeOlderThan(cutoff: Date): Promise<number> {
+    const rows = await this.db
+      .delete(idempotencyRecords)
+      .where(lt(idempotencyRecords.createdAt, cutoff))
+      .returning({ key: idempotencyRecords.key });
+    return rows.length;
+  }
+}
