@@ -32,18 +32,28 @@ export default fp(
           { name: 'auth', description: 'Tokens and the current caller' },
           { name: 'network', description: 'Organizations, users, API clients and the therapist directory' },
           { name: 'patients', description: 'Patients of physician offices' },
+          { name: 'referrals', description: 'Massage prescriptions: lifecycle, history and the sync feed' },
+          { name: 'visit notes', description: 'Progress reports (SOAP visit notes) and their addenda' },
+          { name: 'messages', description: 'One thread per referral between office and therapist side' },
+          { name: 'audit', description: 'The tamper-evident audit trail' },
           { name: 'operations', description: 'Health and documentation' },
         ],
       },
       // Every route answers errors the same way; declaring them here keeps each route's schema about its own shapes.
       transform: ({ schema, url, route }) => {
         const isPublic = route.config?.policy === 'public';
+        const isChange = url.startsWith('/v1') && (route.method === 'POST' || route.method === 'PATCH');
+        const takesIfMatch = Boolean((schema?.headers as { properties?: Record<string, unknown> } | undefined)?.properties?.['if-match']);
+        const takesIdempotencyKey = Boolean((schema?.headers as { properties?: Record<string, unknown> } | undefined)?.properties?.['idempotency-key']);
         const responses = {
           ...(schema?.response as Record<string, unknown> | undefined),
           ...(url.startsWith('/v1') ? { 400: problemResponse('Invalid request: the errors list names each offending field') } : {}),
           ...(isPublic ? {} : { 401: problemResponse('Missing, invalid or expired access token') }),
           ...(isPublic ? {} : { 403: problemResponse('The caller\'s role or scopes do not allow this operation') }),
           ...(url.includes(':') ? { 404: problemResponse('Not found, or not visible to the caller') } : {}),
+          ...(isChange && !isPublic ? { 409: problemResponse('Conflicts with the current state (the code member says which), or the same Idempotency-Key is still in progress') } : {}),
+          ...(takesIfMatch ? { 412: problemResponse('If-Match names a version that is no longer current') } : {}),
+          ...(takesIdempotencyKey ? { 422: problemResponse('The Idempotency-Key was already used with a different request') } : {}),
           429: problemResponse('Rate limit exceeded; see Retry-After'),
           500: problemResponse('Unexpected error; the cause is logged, never returned'),
         };
