@@ -77,3 +77,112 @@ t.test('demo seed › is off by default on PostgreSQL and on when asked', async 
   t.equal(loadConfig({ DATABASE_URL: 'postgres://x/y', JWT_SECRET: 'x'.repeat(32), DEMO_SEED: 'true' }).demoSeed, true);
   t.equal(loadConfig({}).demoSeed, true);
 });
+
+t.test("README walk-through › a referral's life, as printed, with the demo users", async (t) => {
+  const test = await buildTestApp(t, { env: { DEMO_SEED: 'true' } });
+  const { users, password } = demoCredentials;
+  const [dr, sam, alex, admin] = await Promise.all(
+    [users.physician, users.harborTherapist, users.eastsideTherapist, users.networkAdmin].map((email) => test.login(email, password)),
+  );
+  const harbor = (
+    await test.request({ method: 'GET', url: '/v1/therapists?technique=trigger_point&near=45.5231,-122.6765&radiusKm=30', token: dr })
+  ).json().data[0].practice.id;
+  const patient = await test.create('/v1/patients', dr!, {
+    givenName: 'Maria',
+    familyName: 'Gomez',
+    birthDate: '1978-04-02',
+    sex: 'female',
+    identifiers: [{ system: 'urn:riverside:mrn', value: 'MRN-0042' }],
+  });
+  const byMrn = await test.request({ method: 'GET', url: '/v1/patients?identifier=urn:riverside:mrn|MRN-0042', token: dr });
+  t.equal(byMrn.json().data[0].id, patient.id);
+
+  const created = await test.request({
+    method: 'POST',
+    url: '/v1/referrals',
+    token: dr,
+    headers: { 'idempotency-key': crypto.randomUUID() },
+    payload: {
+      patientId: patient.id,
+      diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
+      reason: 'Chronic low back pain with lumbar paraspinal trigger points',
+      goals: ['Pain at or below 3/10', 'Return to full work duties'],
+      techniques: ['trigger_point', 'myofascial_release'],
+      bodyRegions: ['lower_back'],
+      precautions: ['No deep pressure over L4-L5'],
+      frequencyPerWeek: 2,
+      durationWeeks: 6,
+      sessionMinutes: 60,
+      priority: 'routine',
+      insurance: { payer: 'Acme Health', memberId: 'AH123456789', cptCodes: ['97124', '97140'] },
+      practiceId: harbor,
+      send: true,
+    },
+  });
+  t.equal(created.statusCode, 201);
+  const referral = created.json();
+  t.match(referral, { status: 'sent', version: 1, visitsAuthorized: 12 });
+
+  const pulled = await test.request({ method: 'GET', url: '/v1/referrals?status=sent', token: sam });
+  t.ok(pulled.json().data.some((row: { id: string }) => row.id === referral.id), 'Sam pulls it');
+  const accepted = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: sam, headers: { 'if-match': '"1"' } });
+  t.equal(accepted.json().status, 'accepted');
+
+  const hidden = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: alex });
+  t.equal(hidden.statusCode, 404, 'Alex at another practice gets 404');
+
+  const today = new Date().toISOString().slice(0, 10);
+  const first = await test.create(`/v1/referrals/${referral.id}/progress-reports`, sam!, {
+    visitDate: today,
+    subjective: 'Pain 7/10 after work shifts',
+    objective: 'Taut bands L paraspinals',
+    assessment: 'Improving tolerance to pressure',
+    plan: 'Continue 2x/week',
+    painBefore: 7,
+    painAfter: 4,
+    rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
+    outcomeMeasures: [{ instrument: 'ODI', score: 38 }],
+    techniquesApplied: ['trigger_point'],
+    minutes: 60,
+    billing: [
+      { cpt: '97140', units: 2 },
+      { cpt: '97124', units: 2 },
+    ],
+  });
+  t.equal(first.visitNumber, 1);
+
+  await test.create(`/v1/referrals/${referral.id}/messages`, sam!, { body: 'Patient reports numbness after session 1. Please advise.' });
+  const thread = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}/messages`, token: dr });
+  t.equal(thread.json().unread, 1);
+  const read = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/messages/read`, token: dr });
+  t.equal(read.json().unread, 0);
+
+  const final = await test.create(`/v1/referrals/${referral.id}/progress-reports`, sam!, {
+    visitDate: today,
+    subjective: 'Pain 3/10',
+    objective: 'Full lumbar flexion',
+    assessment: 'Goals met',
+    plan: 'Discharge; home stretching',
+    painBefore: 3,
+    painAfter: 2,
+    outcomeMeasures: [{ instrument: 'ODI', score: 22 }],
+    techniquesApplied: ['myofascial_release'],
+    minutes: 60,
+    final: true,
+  });
+  t.equal(final.visitNumber, 2);
+
+  const followed = (await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: dr })).json();
+  t.equal(followed.status, 'completed');
+  t.match(followed.progress, { visitsUsed: 2, visitsAuthorized: 12, firstPain: { before: 7 }, latestPain: { before: 3, after: 2 } });
+  const history = (await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}/history`, token: dr })).json();
+  t.same(
+    history.data.map((event: { action: string }) => event.action),
+    ['create', 'send', 'accept', 'start', 'complete'],
+  );
+
+  const viewers = (await test.request({ method: 'GET', url: `/v1/audit-events/viewers?patientId=${patient.id}`, token: admin })).json();
+  t.same(viewers.data.map((viewer: { actor: { role: string } }) => viewer.actor.role).sort(), ['physician', 'therapist']);
+  const verified = (await test.request({ method: 'GET', url: '/v1/audit-events/verify', token: admin })).json();
+  t.equal(verified.valid, true);
+});
