@@ -36,6 +36,17 @@ export default fp(
     const ttlMs = options.config.idempotencyKeyTtlHours * 3_600_000;
     app.decorateRequest('idempotencyClaim', undefined);
 
+    // Expired records are skipped when met; this keeps the table from growing without end.
+    if (options.config.role !== 'api') {
+      const purge = () =>
+        repository.purgeOlderThan(new Date(Date.now() - ttlMs)).catch((error: unknown) => app.log.error({ err: error }, 'idempotency purge failed'));
+      let timer: NodeJS.Timeout | undefined;
+      app.addHook('onReady', async () => {
+        timer = setInterval(purge, 3_600_000).unref();
+      });
+      app.addHook('onClose', async () => clearInterval(timer));
+    }
+
     // Documents the header on every POST it applies to.
     app.addHook('onRoute', (route) => {
       if (!isIdempotentRoute(route.method as string, route.url)) return;

@@ -180,14 +180,14 @@ export class ReferralsRepository {
 
   /**
    * The sync feed: ordered by the writing transaction's id, and only rows whose transaction is
-   * older than every transaction still running, so a later poll never finds a change behind
-   * its cursor.
+   * older than every transaction of this database still running (migration 0002), so a later
+   * poll never finds a change behind its cursor.
    */
   async list(filter: ReferralListFilter) {
     const syncKey = sql<string>`${referrals.syncXid}::text`;
     const conditions: (SQL | undefined)[] = [
       visibleTo(filter.principal),
-      sql`${referrals.syncXid} < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`,
+      sql`${referrals.syncXid} < referral_sync_horizon()`,
       filter.statuses ? inArray(referrals.status, filter.statuses) : undefined,
       filter.patientId ? eq(referrals.patientId, filter.patientId) : undefined,
       filter.updatedSince ? gte(referrals.updatedAt, filter.updatedSince) : undefined,
