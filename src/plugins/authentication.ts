@@ -1,13 +1,12 @@
 // Authenticated by default: every route states a policy, and one hook checks the bearer token against it.
 import fastifyJwt from '@fastify/jwt';
-import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { and, eq, isNull } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { apiClients, users, type UserRole } from '../db/schema.js';
 import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
 import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from '../modules/auth/policy.js';
-import { auditContextOf } from '../modules/audit/audit-log.js';
+import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
 import { resolveJwtSecret } from './jwt-secret.js';
 
 export interface AccessTokenClaims {
@@ -37,15 +36,6 @@ declare module '@fastify/jwt' {
     payload: AccessTokenClaims;
     user: AccessTokenClaims;
   }
-}
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function targetedResource(request: FastifyRequest) {
-  const target = request.routeOptions.config.auditResource;
-  const id = target && (request.params as Record<string, string | undefined>)[target.param];
-  if (!target || !id || !uuidPattern.test(id)) return {};
-  return { resourceType: target.type, resourceId: id, ...(target.isPatient ? { patientId: id } : {}) };
 }
 
 // Far above any token we issue; refuses oversized tokens before any parsing.
@@ -104,7 +94,7 @@ export default fp(
           action: request.routeOptions.config.auditAction ?? 'access.denied',
           outcome: 'denied',
           httpStatus: 403,
-          ...targetedResource(request),
+          ...auditTargetOf(request),
         });
         throw new ForbiddenError(
           request.principal.kind === 'api_client'

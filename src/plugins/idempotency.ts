@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import stringify from 'safe-stable-stringify';
 import type { Config } from '../config.js';
 import { conflict, UnprocessableError, validationFailed } from '../lib/errors.js';
+import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
 import { IdempotencyRepository } from '../modules/idempotency/idempotency-repository.js';
 
 declare module 'fastify' {
@@ -96,6 +97,14 @@ export default fp(
           error.extensions = { ...error.extensions, headers: { 'retry-after': '1' } };
           throw error;
         }
+        // The replay shows the first response again (which may hold patient data): audited like a read.
+        const target = auditTargetOf(request);
+        await app.auditLog.record(auditContextOf(request), {
+          action: 'idempotency.replay',
+          outcome: 'success',
+          httpStatus: existing.statusCode!,
+          ...(target.resourceId ? target : { resourceType: 'request', resourceId: existing.responseHeaders?.location ?? request.url.split('?')[0] }),
+        });
         for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
         return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(existing.responseBody);
       }
@@ -119,5 +128,5 @@ export default fp(
       return payload;
     });
   },
-  { name: 'idempotency', dependencies: ['database', 'authentication'] },
+  { name: 'idempotency', dependencies: ['database', 'audit-log', 'authentication'] },
 );

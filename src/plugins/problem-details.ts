@@ -3,7 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { conflictFromUniqueViolation } from '../db/constraint-errors.js';
 import type { DeniedResource, FieldProblem, ProblemExtensions } from '../lib/errors.js';
-import { auditContextOf } from '../modules/audit/audit-log.js';
+import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
 
 type ApiError = FastifyError & {
   extensions?: ProblemExtensions;
@@ -20,6 +20,8 @@ interface AjvError {
 }
 
 export const problemContentType = 'application/problem+json';
+
+const refusedChanges = new Set([409, 412, 422]);
 
 const statusTitles: Record<number, string> = {
   400: 'Bad Request',
@@ -96,6 +98,15 @@ export default fp(
           outcome: 'denied',
           httpStatus: status,
           ...error.deniedResource,
+        });
+      } else if (refusedChanges.has(status) && request.principal && request.routeOptions.config.auditAction) {
+        // A change of a record that the rules refused (illegal move, stale version, reused key) is
+        // an attempt on that record too; the transaction that would have made it rolled back.
+        await app.auditLog.record(auditContextOf(request), {
+          action: request.routeOptions.config.auditAction,
+          outcome: 'error',
+          httpStatus: status,
+          ...auditTargetOf(request),
         });
       }
       for (const [name, value] of Object.entries(error.extensions?.headers ?? {})) reply.header(name, value);

@@ -40,6 +40,16 @@ export function auditContextOf(request: FastifyRequest): AuditContext {
   };
 }
 
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The record a route is aimed at (its auditResource path parameter), for auditing a refused call. */
+export function auditTargetOf(request: FastifyRequest): Pick<AuditEntry, 'resourceType' | 'resourceId' | 'patientId'> {
+  const target = request.routeOptions.config.auditResource;
+  const id = target && (request.params as Record<string, string | undefined>)[target.param];
+  if (!target || !id || !uuidPattern.test(id)) return {};
+  return { resourceType: target.type, resourceId: id, ...(target.isPatient ? { patientId: id } : {}) };
+}
+
 export class AuditLog {
   constructor(private readonly db: Executor) {}
 

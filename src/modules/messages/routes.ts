@@ -1,12 +1,11 @@
 // /v1/referrals/{id}/messages: one thread per referral between the prescribing office and the
 // therapist side. Messages never change; each reader has a read marker.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { notFound, validationFailed } from '../../lib/errors.js';
+import { validationFailed } from '../../lib/errors.js';
 import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
-import { everyone, type Principal } from '../auth/policy.js';
-import { ReferralsRepository } from '../referrals/referrals-repository.js';
+import { everyone } from '../auth/policy.js';
 import { MessagesRepository, toMessage } from './messages-repository.js';
 import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, ReadState } from './schemas.js';
 
@@ -15,15 +14,8 @@ const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
 const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
 
 const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const referrals = new ReferralsRepository(app.db);
   const messagesRepository = new MessagesRepository(app.db);
 
-  /** Only the referral's participants have a thread; a pending network offer is not yet one. */
-  async function thread(principal: Principal, id: string) {
-    const found = await referrals.findFor({ principal, id, participating: true });
-    if (!found) throw notFound('referral', id, 'Referral');
-    return found.referral;
-  }
 
   app.post('/v1/referrals/:id/messages', {
     config: { policy: writePolicy, auditAction: 'message.create', auditResource: referralResource },
@@ -37,7 +29,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const principal = request.principal!;
-    const referral = await thread(principal, request.params.id);
+    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
     const message = await app.auditLog.change(
       auditContextOf(request),
       async (tx) => {
@@ -66,7 +58,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const principal = request.principal!;
-    const referral = await thread(principal, request.params.id);
+    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
     const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
     const rows = await messagesRepository.list({ referralId: referral.id, afterSeq: after?.[0], limit: request.query.limit });
     const { unread } = await messagesRepository.readState({ referralId: referral.id, readerId: principal.id });
@@ -97,7 +89,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const principal = request.principal!;
-    const referral = await thread(principal, request.params.id);
+    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
     let seq: number | undefined;
     if (request.body.upTo) {
       const message = await messagesRepository.find({ referralId: referral.id, messageId: request.body.upTo });

@@ -4,8 +4,7 @@ import { notFound } from '../../lib/errors.js';
 import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
-import { everyone, type Principal } from '../auth/policy.js';
-import { ReferralsRepository } from '../referrals/referrals-repository.js';
+import { everyone } from '../auth/policy.js';
 import { toProgressReport } from './progress-reports-repository.js';
 import { Addendum, CreateAddendum, CreateProgressReport, ProgressReport, ProgressReportListQuery, ReportParams } from './schemas.js';
 import { VisitNotes } from './visit-notes.js';
@@ -14,14 +13,7 @@ const referralResource = { type: 'referral', param: 'id' };
 
 const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const visitNotes = new VisitNotes(app.db, app.auditLog);
-  const referrals = new ReferralsRepository(app.db);
 
-  /** The referral if the caller takes part in its care (not merely holds an open offer). */
-  async function participatingReferral(principal: Principal, id: string) {
-    const found = await referrals.findFor({ principal, id, participating: true });
-    if (!found) throw notFound('referral', id, 'Referral');
-    return found.referral;
-  }
 
   app.post('/v1/referrals/:id/progress-reports', {
     config: { policy: { roles: everyone }, auditAction: 'progress_report.create', auditResource: referralResource },
@@ -50,7 +42,7 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Page(ProgressReport) },
     },
   }, async (request) => {
-    const referral = await participatingReferral(request.principal!, request.params.id);
+    const referral = await app.referralWorkflow.readParticipating(request.principal!, request.params.id);
     const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
     const rows = await visitNotes.reports.list({ referralId: referral.id, afterVisit: after?.[0], limit: request.query.limit });
     await app.auditLog.recordMany(
@@ -79,7 +71,7 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const principal = request.principal!;
-    const referral = await participatingReferral(principal, request.params.id);
+    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
     const report = await visitNotes.reports.find({ referralId: referral.id, reportId: request.params.reportId });
     if (!report || report.authorId !== principal.id) {
       throw notFound('progress_report', request.params.reportId, 'Progress report', referral.patientId);

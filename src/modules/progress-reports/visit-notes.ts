@@ -58,7 +58,9 @@ export class VisitNotes {
   async post(context: AuditContext, principal: Principal, referralId: string, input: CreateProgressReport): Promise<ProgressReport> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
     // Only a therapist on the referral writes notes; everyone else gets the outsider's 404.
-    if (!visible || principal.kind !== 'user' || principal.role !== 'therapist') throw notFound('referral', referralId, 'Referral');
+    if (!visible || principal.kind !== 'user' || principal.role !== 'therapist') {
+      throw notFound('referral', referralId, 'Referral', await this.referrals.patientIdOf(referralId));
+    }
     const problems: FieldProblem[] = [];
     if (input.visitDate > todayUtc()) problems.push({ field: 'visitDate', message: 'must not be in the future' });
     (input.outcomeMeasures ?? []).forEach((measure, index) => {
@@ -71,7 +73,7 @@ export class VisitNotes {
       const { referral } = await this.referrals.lock(referralId, tx);
       const refused = refusal(referral);
       if (refused) throw refused;
-      if (referral.acceptedTherapistId !== principal.id) throw notFound('referral', referralId, 'Referral');
+      if (referral.acceptedTherapistId !== principal.id) throw notFound('referral', referralId, 'Referral', referral.patientId);
       const acceptedOn = referral.acceptedAt!.toISOString().slice(0, 10);
       if (input.visitDate < acceptedOn) {
         throw validationFailed([{ field: 'visitDate', message: `must not be before the referral was accepted (${acceptedOn})` }]);

@@ -126,8 +126,20 @@ export class ReferralWorkflow {
   /** The referral as the caller may see it, or the 404 every outsider gets. */
   async read(principal: Principal, referralId: string) {
     const found = await this.referrals.findFor({ principal, id: referralId });
-    if (!found) throw notFound('referral', referralId, 'Referral');
+    if (!found) throw await this.notFound(referralId);
     return found;
+  }
+
+  /** The referral if the caller takes part in its care (not merely holds an open offer), else 404. */
+  async readParticipating(principal: Principal, referralId: string) {
+    const found = await this.referrals.findFor({ principal, id: referralId, participating: true });
+    if (!found) throw await this.notFound(referralId);
+    return found.referral;
+  }
+
+  /** The outsider's 404; the audit record of the attempt names the patient, if the referral exists. */
+  async notFound(referralId: string) {
+    return notFound('referral', referralId, 'Referral', await this.referrals.patientIdOf(referralId));
   }
 
   async send(request: MoveRequest): Promise<Referral> {
@@ -234,7 +246,7 @@ export class ReferralWorkflow {
     ) => Promise<{ changes: Partial<ReferralRow>; action?: 'decline_offer'; reason?: string | undefined; eventChanges?: Record<string, unknown> }>,
   ): Promise<Referral> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
-    if (!visible || sideOf(principal) !== side) throw notFound('referral', referralId, 'Referral');
+    if (!visible || sideOf(principal) !== side) throw await this.notFound(referralId);
     return this.db.transaction(async (tx) => {
       // Concurrent moves of one referral queue on this lock; each then sees the winner's result.
       const { referral: current, patient } = await this.referrals.lock(referralId, tx);

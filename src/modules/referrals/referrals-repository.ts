@@ -130,6 +130,12 @@ export class ReferralsRepository {
     return row;
   }
 
+  /** Unscoped: only for naming the patient in the audit record of a refused attempt. */
+  async patientIdOf(id: string): Promise<string | undefined> {
+    const [row] = await this.db.select({ patientId: referrals.patientId }).from(referrals).where(eq(referrals.id, id));
+    return row?.patientId;
+  }
+
   /** Re-reads a row under lock without the visibility rule: the caller has already seen it. */
   async lock(id: string, executor: Executor): Promise<{ referral: ReferralRow; patient: PatientSummaryRow }> {
     const [row] = await executor
