@@ -1,6 +1,6 @@
 // Who sees which referral (SPEC §6), as SQL so that one rule serves single reads, lists and locks.
 import { and, eq, isNull, or, sql, type SQL } from 'drizzle-orm';
-import { referralOffers, referrals } from '../../db/schema.js';
+import { referralOffers, referrals, users } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 
 export type ReferralSide = 'office' | 'practice';
@@ -17,6 +17,15 @@ const pendingOfferTo = (therapistId: string) =>
     eq(referrals.status, 'sent'),
     sql`exists (select 1 from ${referralOffers} where ${referralOffers.referralId} = ${referrals.id}
       and ${referralOffers.therapistId} = ${therapistId} and ${referralOffers.declinedAt} is null)`,
+  );
+
+const pendingOfferToPractice = (practiceId: string) =>
+  and(
+    eq(referrals.targetKind, 'network'),
+    eq(referrals.status, 'sent'),
+    sql`exists (select 1 from ${referralOffers} join ${users} on ${users.id} = ${referralOffers.therapistId}
+      where ${referralOffers.referralId} = ${referrals.id} and ${users.organizationId} = ${practiceId}
+      and ${referralOffers.declinedAt} is null)`,
   );
 
 /**
@@ -42,8 +51,9 @@ export function visibleTo(principal: Principal): SQL {
   if (side === 'office') return eq(referrals.organizationId, principal.organizationId!);
   if (side === 'practice') {
     const participation = practiceParticipation(principal)!;
-    // Until someone else accepts it, an open network offer is visible to the therapists it was made to.
-    return principal.role === 'therapist' ? or(participation, pendingOfferTo(principal.id))! : participation;
+    // Until someone accepts it, an open network offer is visible to the therapists it was made to
+    // (and to their practice's admins and API clients, who may accept it for one of them).
+    return or(participation, principal.role === 'therapist' ? pendingOfferTo(principal.id) : pendingOfferToPractice(principal.organizationId!))!;
   }
   // Network admins take part in no referral.
   return sql`false`;

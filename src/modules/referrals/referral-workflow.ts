@@ -183,9 +183,10 @@ export class ReferralWorkflow {
     const { principal } = request;
     return this.move(request, 'practice', 'decline', async (row, tx) => {
       if (row.targetKind !== 'network') return { changes: { status: 'declined' }, reason };
-      // An open offer is declined per therapist (only therapists it was made to can see it), and
-      // as a whole once nobody is left.
-      const open = await this.referrals.declineOffer(row.id, principal.id, tx);
+      // An open offer is declined per therapist (a practice admin declines it for all of the
+      // practice's), and as a whole once nobody is left.
+      const by = principal.role === 'therapist' ? { therapistId: principal.id } : { practiceId: principal.organizationId! };
+      const open = await this.referrals.declineOffers(row.id, by, tx);
       return open > 0 ? { action: 'decline_offer', changes: {}, reason } : { changes: { status: 'declined' }, reason };
     });
   }

@@ -287,12 +287,16 @@ export class ReferralsRepository {
     return row !== undefined;
   }
 
-  /** Marks one therapist's offer declined; returns how many offers remain open. */
-  async declineOffer(referralId: string, therapistId: string, executor: Executor): Promise<number> {
+  /** Declines the open offers of one therapist, or of every therapist of a practice; returns how many remain open. */
+  async declineOffers(referralId: string, by: { therapistId: string } | { practiceId: string }, executor: Executor): Promise<number> {
+    const whose =
+      'therapistId' in by
+        ? eq(referralOffers.therapistId, by.therapistId)
+        : sql`${referralOffers.therapistId} in (select ${users.id} from ${users} where ${users.organizationId} = ${by.practiceId})`;
     await executor
       .update(referralOffers)
       .set({ declinedAt: new Date() })
-      .where(openOfferFor(referralId, therapistId));
+      .where(and(eq(referralOffers.referralId, referralId), isNull(referralOffers.declinedAt), whose));
     const [row] = await executor
       .select({ open: sql<number>`count(*)::int` })
       .from(referralOffers)
