@@ -33,12 +33,12 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const message = await app.auditLog.change(
       auditContextOf(request),
       async (tx) => {
+        // The author's read marker stays put: their own messages never count as unread, and
+        // moving it would silently mark read what others wrote in between.
         const row = await messagesRepository.insert(
           { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
           tx,
         );
-        // Your own message is read by you.
-        await messagesRepository.markRead({ referralId: referral.id, readerId: principal.id, seq: row.seq }, tx);
         return toMessage(row);
       },
       (created) => ({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: created.id, patientId: referral.patientId }),

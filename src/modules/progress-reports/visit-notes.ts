@@ -57,9 +57,15 @@ export class VisitNotes {
 
   async post(context: AuditContext, principal: Principal, referralId: string, input: CreateProgressReport): Promise<ProgressReport> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
-    // Only a therapist on the referral writes notes; everyone else gets the outsider's 404.
-    if (!visible || principal.kind !== 'user' || principal.role !== 'therapist') {
-      throw notFound('referral', referralId, 'Referral', await this.referrals.patientIdOf(referralId));
+    // Only the accepting therapist writes notes (before acceptance, a therapist it was sent to
+    // learns that it must be accepted first); everyone else gets the outsider's 404, before any
+    // other check can tell them something.
+    const author = (referral: ReferralRow) =>
+      principal.kind === 'user' &&
+      principal.role === 'therapist' &&
+      (referral.acceptedTherapistId === null || referral.acceptedTherapistId === principal.id);
+    if (!visible || !author(visible.referral)) {
+      throw notFound('referral', referralId, 'Referral', visible?.referral.patientId ?? (await this.referrals.patientIdOf(referralId)));
     }
     const problems: FieldProblem[] = [];
     if (input.visitDate > todayUtc()) problems.push({ field: 'visitDate', message: 'must not be in the future' });
@@ -71,9 +77,10 @@ export class VisitNotes {
     return this.db.transaction(async (tx) => {
       // The lock numbers visits one at a time and checks the limits against the latest state.
       const { referral } = await this.referrals.lock(referralId, tx);
+      // Someone else may have accepted it since the check above.
+      if (!author(referral)) throw notFound('referral', referralId, 'Referral', referral.patientId);
       const refused = refusal(referral);
       if (refused) throw refused;
-      if (referral.acceptedTherapistId !== principal.id) throw notFound('referral', referralId, 'Referral', referral.patientId);
       const acceptedOn = referral.acceptedAt!.toISOString().slice(0, 10);
       if (input.visitDate < acceptedOn) {
         throw validationFailed([{ field: 'visitDate', message: `must not be before the referral was accepted (${acceptedOn})` }]);

@@ -1,5 +1,5 @@
 // Who sees which referral (SPEC §6), as SQL so that one rule serves single reads, lists and locks.
-import { and, eq, isNull, or, sql, type SQL } from 'drizzle-orm';
+import { and, eq, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { referralOffers, referrals, users } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 
@@ -34,15 +34,20 @@ const pendingOfferToPractice = (practiceId: string) =>
  */
 function practiceParticipation(principal: Principal): SQL | undefined {
   const practiceId = principal.organizationId!;
+  // A draft is the office's alone until it is sent.
+  const sent = ne(referrals.status, 'draft');
   if (principal.role === 'therapist') {
-    return or(
-      and(eq(referrals.targetKind, 'therapist'), eq(referrals.targetTherapistId, principal.id)),
-      and(eq(referrals.targetKind, 'practice'), eq(referrals.targetPracticeId, practiceId)),
-      eq(referrals.acceptedTherapistId, principal.id),
+    return and(
+      sent,
+      or(
+        and(eq(referrals.targetKind, 'therapist'), eq(referrals.targetTherapistId, principal.id)),
+        and(eq(referrals.targetKind, 'practice'), eq(referrals.targetPracticeId, practiceId)),
+        eq(referrals.acceptedTherapistId, principal.id),
+      ),
     );
   }
   // Practice admins and practice API clients: everything of the practice.
-  return or(eq(referrals.targetPracticeId, practiceId), eq(referrals.acceptedPracticeId, practiceId));
+  return and(sent, or(eq(referrals.targetPracticeId, practiceId), eq(referrals.acceptedPracticeId, practiceId)));
 }
 
 /** Referrals the caller may read: their office's, or their practice side's, or open offers made to them. */
