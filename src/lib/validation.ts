@@ -13,6 +13,8 @@ function createAjv(options: Options) {
     ...options,
   });
   addFormats.default(ajv);
+  // ajv-formats also takes a urn:uuid: prefix, which PostgreSQL's uuid type refuses.
+  ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
   return ajv;
 }
 

@@ -1,8 +1,11 @@
-// PostgreSQL text cannot hold NUL characters; refuse them up front as a validation error rather than fail in SQL.
+// Inputs PostgreSQL would read differently from us: NUL characters (text cannot hold them) are
+// refused up front, and ids in the path are lower-cased, since the database matches a uuid in
+// any case and the audit log must file every attempt on a record under one spelling of its id.
 import fp from 'fastify-plugin';
 import { validationFailed } from '../lib/errors.js';
 
 const maxDepth = 32;
+const uuidInAnyCase = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The dotted path of the first string (or key) holding a NUL character, if any. */
 export function findNulCharacter(value: unknown, path: string, depth = 0): string | undefined {
@@ -25,6 +28,10 @@ export default fp(
         findNulCharacter(request.query, 'query') ??
         findNulCharacter(request.params, 'params');
       if (field !== undefined) throw validationFailed([{ field: field || 'body', message: 'must not contain NUL characters' }]);
+      const params = request.params as Record<string, unknown> | undefined;
+      for (const [name, value] of Object.entries(params ?? {})) {
+        if (typeof value === 'string' && uuidInAnyCase.test(value)) params![name] = value.toLowerCase();
+      }
     });
   },
   { name: 'input-safety' },

@@ -151,14 +151,14 @@ export class ReferralWorkflow {
 
   async accept(request: MoveRequest, body: AcceptReferral): Promise<Referral> {
     const { principal } = request;
-    const therapistId = principal.role === 'therapist' ? principal.id : body.therapistId;
-    if (principal.role === 'therapist' && body.therapistId !== undefined && body.therapistId !== principal.id) {
-      throw validationFailed([{ field: 'therapistId', message: 'a therapist accepts as themself; leave therapistId out' }]);
-    }
-    if (therapistId === undefined) {
-      throw validationFailed([{ field: 'therapistId', message: 'name the therapist of your practice who accepts the referral' }]);
-    }
     return this.move(request, 'practice', 'accept', async (row, tx) => {
+      const therapistId = principal.role === 'therapist' ? principal.id : body.therapistId;
+      if (principal.role === 'therapist' && body.therapistId !== undefined && body.therapistId !== principal.id) {
+        throw validationFailed([{ field: 'therapistId', message: 'a therapist accepts as themself; leave therapistId out' }]);
+      }
+      if (therapistId === undefined) {
+        throw validationFailed([{ field: 'therapistId', message: 'name the therapist of your practice who accepts the referral' }]);
+      }
       const therapist = await this.referrals.findTherapist(therapistId, tx);
       if (!therapist || therapist.practiceId !== principal.organizationId) {
         throw validationFailed([{ field: 'therapistId', message: 'is not an active therapist of your practice' }]);
