@@ -508,13 +508,16 @@ t.test('POST /v1/referrals › network target', async (t) => {
     t.same(await reached(response.json().id), ['near']);
   });
 
-  t.test('a technique nobody offers nearby matches nobody: 409 no-matching-therapist, nothing created', async (t) => {
-    const before = await listed(officeA.physician.token);
-    const response = await offer({ techniques: ['craniosacral'], near: center, radiusKm: 50 });
+  t.test('a technique nobody offers nearby matches nobody: 409 no-matching-therapist, no referral and no patient created', async (t) => {
+    const token = quietOffice.physician.token;
+    const before = await listed(token);
+    const patientsBefore = (await get('/v1/patients?limit=200', token)).json().data.length;
+    const response = await createReferral(token, referralBody({ therapistId: undefined, network: { techniques: ['craniosacral'], near: center, radiusKm: 50 }, send: true }));
     t.equal(response.statusCode, 409);
     t.match(response.headers['content-type'], /^application\/problem\+json/);
     t.equal(response.json().code, 'no-matching-therapist');
-    t.equal((await listed(officeA.physician.token)).length, before.length, 'no referral was created');
+    t.equal((await listed(token)).length, before.length, 'no referral was created');
+    t.equal((await get('/v1/patients?limit=200', token)).json().data.length, patientsBefore, 'the inline patient was not registered either');
   });
 
   t.test('nobody within the radius: 409 no-matching-therapist', async (t) => {
@@ -528,5 +531,30 @@ t.test('POST /v1/referrals › network target', async (t) => {
     assertStatus(t, response, 201);
     t.equal(response.json().status, 'draft');
     t.same(await reached(response.json().id), []);
+  });
+});
+
+t.test('GET /v1/referrals/{id} › who sees a new referral', async (t) => {
+  t.test('the office and the targeted therapist and practice see a sent referral; other offices and practices get 404', async (t) => {
+    const sent = (await createReferral(officeA.physician.token, referralBody({ send: true }))).json();
+    for (const token of [officeA.physician.token, officeA.staff.token, practice.therapist.token, practice.admin.token]) {
+      assertStatus(t, await get(`/v1/referrals/${sent.id}`, token), 200);
+    }
+    const stranger = await createPractice(test, networkAdmin);
+    for (const token of [officeB.physician.token, stranger.therapist.token, stranger.admin.token]) {
+      assertProblem(t, await get(`/v1/referrals/${sent.id}`, token), 404);
+    }
+  });
+
+  t.test('a draft is not shown to the therapist or practice it names until it is sent', async (t) => {
+    const draft = (await createReferral(officeA.physician.token, referralBody())).json();
+    t.equal(draft.status, 'draft');
+    for (const [who, token] of [['the therapist', practice.therapist.token], ['the practice admin', practice.admin.token]] as const) {
+      t.equal((await get(`/v1/referrals/${draft.id}`, token)).statusCode, 404, `${who} gets 404 for the draft`);
+      t.notOk((await listed(token)).some((referral) => referral.id === draft.id), `the draft is not in the list of ${who}`);
+    }
+    assertStatus(t, await test.request({ method: 'POST', url: `/v1/referrals/${draft.id}/send`, token: officeA.physician.token }), 200);
+    assertStatus(t, await get(`/v1/referrals/${draft.id}`, practice.therapist.token), 200);
+    t.ok((await listed(practice.therapist.token)).some((referral) => referral.id === draft.id), 'once sent, it is in the therapist list');
   });
 });

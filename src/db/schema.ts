@@ -202,6 +202,7 @@ export const auditEvents = pgTable(
     index('audit_events_actor_id_idx').on(table.actorId, table.id),
     index('audit_events_resource_idx').on(table.resourceType, table.resourceId, table.id),
     index('audit_events_occurred_at_idx').on(table.occurredAt),
+    index('audit_events_request_id_idx').on(table.requestId),
   ],
 );
 
@@ -453,6 +454,8 @@ export const idempotencyRecords = pgTable(
     callerKey: text('caller_key').notNull(),
     key: text('key').notNull(),
     requestHash: text('request_hash').notNull(),
+    // The request that ran: its audit events name what a replay shows again.
+    requestId: text('request_id'),
     state: text('state', { enum: ['in_progress', 'completed'] }).notNull(),
     statusCode: integer('status_code'),
     responseHeaders: jsonb('response_headers').$type<Record<string, string>>(),

@@ -6,14 +6,14 @@ export function etagOf(version: number): string {
 }
 
 /**
- * Passes when there is no If-Match, when it is `*`, or when one of its entity tags names the
- * current version (weak or strong, since the version covers the whole representation).
+ * Passes when there is no If-Match, when it is `*`, or when one of its entity tags is the current
+ * version's. If-Match compares strongly (RFC 9110 §13.1.1), so a weak tag never matches.
  */
 export function assertIfMatch(ifMatch: string | undefined, currentVersion: number): void {
   if (ifMatch === undefined) return;
   const tags = ifMatch.split(',').map((tag) => tag.trim());
   if (tags.includes('*')) return;
-  if (tags.some((tag) => tag.replace(/^W\//, '') === etagOf(currentVersion))) return;
+  if (tags.includes(etagOf(currentVersion))) return;
   const error = new PreconditionFailedError(
     `If-Match ${ifMatch} does not match the current version ${etagOf(currentVersion)}; read the resource again and retry`,
   ) as InstanceType<typeof PreconditionFailedError> & { extensions?: { currentVersion: number } };

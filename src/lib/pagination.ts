@@ -14,7 +14,7 @@ const partIsValid: Record<CursorPart, (value: unknown) => boolean> = {
   micros: (value) => typeof value === 'string' && /^\d{1,17}$/.test(value),
   digits: (value) => typeof value === 'string' && /^\d{1,18}$/.test(value),
   uuid: (value) => typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value),
-  number: (value) => typeof value === 'number' && Number.isFinite(value),
+  number: (value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
   string: (value) => typeof value === 'string' && value.length <= 1000,
 };
 

@@ -15,6 +15,10 @@ function createAjv(options: Options) {
   addFormats.default(ajv);
   // ajv-formats also takes a urn:uuid: prefix, which PostgreSQL's uuid type refuses.
   ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+  // RFC 3339 allows a leap second (23:59:60), which no JavaScript or PostgreSQL time can hold.
+  const rfc3339 = ajv.formats['date-time'] as { validate: (value: string) => boolean } | ((value: string) => boolean);
+  const isRfc3339 = typeof rfc3339 === 'function' ? rfc3339 : rfc3339.validate;
+  ajv.addFormat('date-time', { type: 'string', validate: (value: string) => isRfc3339(value) && !Number.isNaN(Date.parse(value)) });
   return ajv;
 }
 

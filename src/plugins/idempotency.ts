@@ -79,7 +79,7 @@ export default fp(
       const claim = { callerKey: `${request.principal.kind}:${request.principal.id}`, key };
       const hash = requestHash(request);
       for (let attempt = 0; attempt < 2; attempt++) {
-        if (await repository.claim({ ...claim, requestHash: hash })) {
+        if (await repository.claim({ ...claim, requestHash: hash, requestId: request.id })) {
           request.idempotencyClaim = claim;
           return;
         }
@@ -97,14 +97,23 @@ export default fp(
           error.extensions = { ...error.extensions, headers: { 'retry-after': '1' } };
           throw error;
         }
-        // The replay shows the first response again (which may hold patient data): audited like a read.
-        const target = auditTargetOf(request);
-        await app.auditLog.record(auditContextOf(request), {
-          action: 'idempotency.replay',
-          outcome: 'success',
-          httpStatus: existing.statusCode!,
-          ...(target.resourceId ? target : { resourceType: 'request', resourceId: existing.responseHeaders?.location ?? request.url.split('?')[0] }),
-        });
+        // The replay shows the first response again (which may hold patient data): it is audited
+        // against the same records as the request that made it.
+        const targets = existing.requestId
+          ? await app.auditLog.targetsOfRequest({ requestId: existing.requestId, actorId: request.principal.id, since: existing.createdAt })
+          : [];
+        const fallback = auditTargetOf(request);
+        await app.auditLog.recordMany(
+          auditContextOf(request),
+          (targets.length > 0 ? targets : [fallback]).map((target) => ({
+            action: 'idempotency.replay',
+            outcome: 'success' as const,
+            httpStatus: existing.statusCode!,
+            resourceType: target.resourceType ?? undefined,
+            resourceId: target.resourceId ?? undefined,
+            patientId: target.patientId ?? undefined,
+          })),
+        );
         for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
         return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(existing.responseBody);
       }

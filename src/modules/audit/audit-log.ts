@@ -1,5 +1,6 @@
 // Appends audit events: who touched which record, with what outcome. Holds ids, never clinical text.
 import type { FastifyRequest } from 'fastify';
+import { and, eq, gte } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { auditEvents } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
@@ -65,6 +66,21 @@ export class AuditLog {
       await this.record(context, { ...entryOf(result), outcome: 'success' }, tx);
       return result;
     });
+  }
+
+  /** The records a caller's request was audited against, e.g. to audit a replay of its response alike. */
+  async targetsOfRequest({ requestId, actorId, since }: { requestId: string; actorId: string; since: Date }) {
+    return this.db
+      .selectDistinct({ resourceType: auditEvents.resourceType, resourceId: auditEvents.resourceId, patientId: auditEvents.patientId })
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.requestId, requestId),
+          eq(auditEvents.actorId, actorId),
+          eq(auditEvents.outcome, 'success'),
+          gte(auditEvents.occurredAt, since),
+        ),
+      );
   }
 
   /** One event per record, e.g. per patient on a listed page, written in one statement. */

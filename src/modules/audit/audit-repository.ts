@@ -1,5 +1,5 @@
 // Reading the audit log: filtered pages, export batches, chain verification and who saw a patient.
-import { and, asc, eq, gt, gte, like, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gt, gte, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { DatabaseHandle, Executor } from '../../db/database.js';
 import { auditChainHead, auditEvents, patients } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
@@ -33,15 +33,36 @@ export function toAuditEvent(row: AuditRow): AuditEvent {
 function readableBy(principal: Principal): SQL | undefined {
   if (principal.role === 'network_admin') return undefined;
   const organizationId = principal.organizationId!;
-  return sql`(${auditEvents.actorOrganizationId} = ${organizationId}
-    or ${auditEvents.patientId} in (select ${patients.id} from ${patients} where ${patients.organizationId} = ${organizationId}))`;
+  return sql`(${auditEvents.actorOrganizationId} = ${organizationId} or ${auditEvents.patientId} in ${ownPatients(organizationId)})`;
 }
+
+const ownPatients = (organizationId: string) => sql`(select ${patients.id} from ${patients} where ${patients.organizationId} = ${organizationId})`;
+
+/**
+ * The columns an organization admin reads: a refused attempt of their own people on another
+ * organization's record does not name its patient to them, so the log tells them neither the
+ * patient's id nor whether the record exists.
+ */
+function columnsFor(principal: Principal) {
+  const columns = getTableColumns(auditEvents);
+  if (principal.role === 'network_admin') return columns;
+  return {
+    ...columns,
+    patientId: sql<string | null>`case when ${patientIsNamedTo(principal.organizationId!)} then ${auditEvents.patientId} end`.as('patient_id'),
+  };
+}
+
+/** A patient the organization may know of: its own, or one its people actually reached. */
+const patientIsNamedTo = (organizationId: string) =>
+  sql`(${auditEvents.outcome} = 'success' or ${auditEvents.patientId} in ${ownPatients(organizationId)})`;
 
 function filterConditions(principal: Principal, filter: AuditExportQuery): (SQL | undefined)[] {
   return [
     readableBy(principal),
     filter.actorId ? eq(auditEvents.actorId, filter.actorId) : undefined,
     filter.patientId ? eq(auditEvents.patientId, filter.patientId) : undefined,
+    // As in columnsFor: an organization admin finds events by patient for its own patients only.
+    filter.patientId && principal.role !== 'network_admin' ? patientIsNamedTo(principal.organizationId!) : undefined,
     filter.resourceType ? eq(auditEvents.resourceType, filter.resourceType) : undefined,
     filter.resourceId ? eq(auditEvents.resourceId, filter.resourceId) : undefined,
     filter.action
@@ -63,7 +84,7 @@ export class AuditRepository {
 
   async list({ principal, filter, afterId, limit }: { principal: Principal; filter: AuditExportQuery; afterId?: number | undefined; limit: number }) {
     return this.db
-      .select()
+      .select(columnsFor(principal))
       .from(auditEvents)
       .where(and(...filterConditions(principal, filter), afterId === undefined ? undefined : gt(auditEvents.id, afterId)))
       .orderBy(asc(auditEvents.id))

@@ -31,7 +31,8 @@ function required<T>(value: T | undefined, field: string): T {
 }
 
 const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const tokens = new TokenService(app.db, app.auditLog, (claims) => app.jwt.sign(claims), config);
+  // A unique jti: two tokens issued to one caller in the same second are still distinct tokens.
+  const tokens = new TokenService(app.db, app.auditLog, (claims) => app.jwt.sign(claims, { jti: crypto.randomUUID() }), config);
 
   app.post('/v1/auth/token', {
     config: {

@@ -9,10 +9,10 @@ export class IdempotencyRepository {
   constructor(private readonly db: Executor) {}
 
   /** Claims the key for this caller; false when the key is already taken. */
-  async claim({ callerKey, key, requestHash }: { callerKey: string; key: string; requestHash: string }): Promise<boolean> {
+  async claim({ callerKey, key, requestHash, requestId }: { callerKey: string; key: string; requestHash: string; requestId: string }): Promise<boolean> {
     const rows = await this.db
       .insert(idempotencyRecords)
-      .values({ callerKey, key, requestHash, state: 'in_progress' })
+      .values({ callerKey, key, requestHash, requestId, state: 'in_progress' })
       .onConflictDoNothing()
       .returning({ key: idempotencyRecords.key });
     return rows.length === 1;

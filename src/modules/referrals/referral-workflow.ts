@@ -4,7 +4,7 @@
 import type { Database, Executor } from '../../db/database.js';
 import type { ReferralStatus } from '../../db/schema.js';
 import { assertIfMatch } from '../../lib/etag.js';
-import { notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
+import { conflict, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
 import type { AuditContext, AuditLog } from '../audit/audit-log.js';
 import type { Principal } from '../auth/policy.js';
 import { PatientsRepository } from '../patients/patients-repository.js';
@@ -17,6 +17,8 @@ import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
 const dayMs = 86_400_000;
 const todayUtc = () => new Date().toISOString().slice(0, 10);
 const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
+
+const movesNeedingTime: ReadonlySet<ReferralMove> = new Set(['send', 'accept', 'reroute']);
 
 export function actorOf(principal: Principal): EventActor {
   return { type: principal.kind, id: principal.id, organizationId: principal.organizationId };
@@ -213,6 +215,11 @@ export class ReferralWorkflow {
   async amend(request: MoveRequest, body: AmendReferral): Promise<Referral> {
     return this.move(request, 'office', 'amend', async (row) => {
       const problems: FieldProblem[] = [];
+      if (body.expiresOn === undefined && body.visitsAuthorized === undefined) {
+        throw validationFailed(
+          ['expiresOn', 'visitsAuthorized'].map((field) => ({ field, message: 'an amendment extends expiresOn or raises visitsAuthorized, or both' })),
+        );
+      }
       const changes: Partial<ReferralRow> = {};
       const eventChanges: Record<string, unknown> = {};
       if (body.expiresOn !== undefined) {
@@ -253,6 +260,12 @@ export class ReferralWorkflow {
       const { referral: current, patient } = await this.referrals.lock(referralId, tx);
       assertIfMatch(ifMatch, current.version);
       assertMoveAllowed(move, current.status);
+      // The sweep may not have run yet: a referral past its last day is not sent out or taken on.
+      if (movesNeedingTime.has(move) && current.expiresOn < todayUtc()) {
+        throw conflict('referral-expired', `The referral expired after ${current.expiresOn}; the prescriber can extend expiresOn first`, {
+          currentStatus: current.status,
+        });
+      }
       const decision = await decide(current, tx);
       const updated = await this.referrals.update(referralId, decision.changes, tx);
       await this.referrals.appendEvent(
