@@ -8,13 +8,15 @@ export function encodeCursor(key: CursorKey): string {
 }
 
 /** What each position of a cursor holds; checked so a forged cursor is a 400, never a failed SQL cast. */
-export type CursorPart = 'micros' | 'digits' | 'uuid' | 'number' | 'string';
+export type CursorPart = 'micros' | 'digits' | 'uuid' | 'number' | 'position' | 'string';
 
 const partIsValid: Record<CursorPart, (value: unknown) => boolean> = {
   micros: (value) => typeof value === 'string' && /^\d{1,17}$/.test(value),
   digits: (value) => typeof value === 'string' && /^\d{1,18}$/.test(value),
   uuid: (value) => typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value),
-  number: (value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
+  number: (value) => typeof value === 'number' && Number.isFinite(value),
+  // A row id or sequence number: what a bigint column compares with, nothing SQL would refuse.
+  position: (value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
   string: (value) => typeof value === 'string' && value.length <= 1000,
 };
 

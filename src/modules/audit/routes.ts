@@ -27,7 +27,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const { cursor, limit, ...filter } = request.query;
-    const after = decodeCursor(cursor, ['number']) as [number] | undefined;
+    const after = decodeCursor(cursor, ['position']) as [number] | undefined;
     const rows = await auditRepository.list({ principal: request.principal!, filter, afterId: after?.[0], limit: limit + 1 });
     await app.auditLog.record(auditContextOf(request), { action: 'audit.read', outcome: 'success', httpStatus: 200, resourceType: 'audit_log' });
     const page = rows.slice(0, limit);

@@ -59,7 +59,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const principal = request.principal!;
     const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
-    const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
+    const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
     const rows = await messagesRepository.list({ referralId: referral.id, afterSeq: after?.[0], limit: request.query.limit });
     const { unread } = await messagesRepository.readState({ referralId: referral.id, readerId: principal.id });
     await app.auditLog.record(auditContextOf(request), {

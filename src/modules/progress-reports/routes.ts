@@ -43,7 +43,7 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const referral = await app.referralWorkflow.readParticipating(request.principal!, request.params.id);
-    const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
+    const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
     const rows = await visitNotes.reports.list({ referralId: referral.id, afterVisit: after?.[0], limit: request.query.limit });
     await app.auditLog.recordMany(
       auditContextOf(request),

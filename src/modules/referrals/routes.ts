@@ -189,7 +189,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const { referral } = await workflow.read(request.principal!, request.params.id);
-    const after = decodeCursor(request.query.cursor, ['number']) as [number] | undefined;
+    const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
     const rows = await workflow.referrals.history({ referralId: referral.id, afterId: after?.[0], limit: request.query.limit });
     await app.auditLog.record(auditContextOf(request), {
       action: 'referral.history',
