@@ -13,6 +13,8 @@ import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin from './plugins/problem-details.js';
 import referralWorkflowPlugin from './plugins/referral-workflow.js';
+import webhookWorkerPlugin from './plugins/webhook-worker.js';
+import type { Resolver } from './modules/webhooks/target-guard.js';
 import securityPlugin from './plugins/security.js';
 import authRoutes from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
@@ -25,6 +27,7 @@ import referralRoutes from './modules/referrals/routes.js';
 import progressReportRoutes from './modules/progress-reports/routes.js';
 import messageRoutes from './modules/messages/routes.js';
 import auditRoutes from './modules/audit/routes.js';
+import webhookRoutes from './modules/webhooks/routes.js';
 import { bootstrap } from './seed/bootstrap.js';
 
 export interface BuildAppOptions {
@@ -32,12 +35,14 @@ export interface BuildAppOptions {
   logger?: FastifyBaseLogger;
   /** Tests: an already-migrated embedded data folder to start from, which saves initdb. */
   pgliteTemplate?: Blob | undefined;
+  /** Tests: answers the webhook worker's DNS lookups, so no test depends on real DNS. */
+  webhookResolver?: Resolver | undefined;
 }
 
 export const requestIdHeader = 'x-request-id';
 const acceptableRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate }: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate, webhookResolver }: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     requestIdHeader: false,
@@ -70,6 +75,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
 
   // Our services
   await app.register(referralWorkflowPlugin, { config });
+  await app.register(webhookWorkerPlugin, { config, resolver: webhookResolver });
 
   // Routes
   await app.register(healthRoutes);
@@ -84,6 +90,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     await app.register(progressReportRoutes);
     await app.register(messageRoutes);
     await app.register(auditRoutes);
+    await app.register(webhookRoutes, { config });
   }
 
   await app.ready();

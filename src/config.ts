@@ -38,6 +38,14 @@ export const EnvSchema = Type.Object({
     default: 300,
     description: 'How often the worker expires referrals past expiresOn (it also runs at start); 0 turns the timer off',
   }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000, description: 'Time a receiver has to answer one attempt' }),
+  WEBHOOK_DISABLE_AFTER_SECONDS: Type.Integer({
+    minimum: 1,
+    default: 5 * 24 * 3600,
+    description: 'An endpoint failing with no success for this long is disabled',
+  }),
+  WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'How often the worker looks for due deliveries besides being woken' }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Deliveries one worker sends at once' }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, default: 24, description: 'How long a replayable response is kept' }),
 });
 
@@ -52,7 +60,14 @@ export interface Config {
   logLevel: string;
   bootstrapAdmin: { email: string; password: string } | undefined;
   demoSeed: boolean;
-  webhooks: { allowPrivateTargets: boolean; retryScheduleSeconds: number[] };
+  webhooks: {
+    allowPrivateTargets: boolean;
+    retryScheduleSeconds: number[];
+    timeoutMs: number;
+    disableAfterSeconds: number;
+    pollMs: number;
+    concurrency: number;
+  };
   role: 'all' | 'api' | 'worker';
   login: { maxFailures: number; lockoutSeconds: number; failureDelayMs: number };
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
@@ -115,6 +130,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhooks: {
       allowPrivateTargets: parsed.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
       retryScheduleSeconds: parsed.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),
+      timeoutMs: parsed.WEBHOOK_TIMEOUT_MS,
+      disableAfterSeconds: parsed.WEBHOOK_DISABLE_AFTER_SECONDS,
+      pollMs: parsed.WEBHOOK_POLL_MS,
+      concurrency: parsed.WEBHOOK_CONCURRENCY,
     },
     role: parsed.ROLE,
     login: {

@@ -18,6 +18,8 @@ export interface DatabaseHandle {
   migrationsApplied(): Promise<boolean>;
   /** Applies pending migrations; safe when several processes start at once on PostgreSQL. */
   migrate(): Promise<void>;
+  /** Calls onNotify on every NOTIFY of the channel (delivered at commit); returns the unsubscriber. */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   /** Embedded only: a snapshot of the data folder, e.g. a migrated template for tests. */
   dumpDataDir?: () => Promise<Blob>;
   close(): Promise<void>;
@@ -61,6 +63,10 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     driver: 'postgres',
     rows: rows as DatabaseHandle['rows'],
     migrationsApplied: () => migrationsApplied(rows),
+    listen: async (channel, onNotify) => {
+      const { unlisten } = await client.listen(channel, () => onNotify());
+      return unlisten;
+    },
     migrate: async () => {
       const { migrate } = await import('drizzle-orm/postgres-js/migrator');
       // The advisory lock is per session, so lock, migrate and unlock on one dedicated connection.
@@ -88,6 +94,12 @@ async function openPglite(dataDir: string, template: Blob | undefined): Promise<
     driver: 'pglite',
     rows: rows as DatabaseHandle['rows'],
     migrationsApplied: () => migrationsApplied(rows),
+    listen: async (channel, onNotify) => {
+      const unsubscribe = await client.listen(channel, () => onNotify());
+      return async () => {
+        if (!client.closed) await unsubscribe();
+      };
+    },
     migrate: async () => {
       const { migrate } = await import('drizzle-orm/pglite/migrator');
       await migrate(drizzle(client, { schema }), migrationConfig);

@@ -467,3 +467,108 @@ export const idempotencyRecords = pgTable(
     index('idempotency_records_created_at_idx').on(table.createdAt),
   ],
 );
+
+export const webhookEventTypes = [
+  'referral.sent',
+  'referral.accepted',
+  'referral.declined',
+  'referral.cancelled',
+  'referral.amended',
+  'referral.expired',
+  'referral.completed',
+  'progress_report.created',
+  'message.created',
+  'webhook_endpoint.disabled',
+  'ping',
+] as const;
+export type WebhookEventType = (typeof webhookEventTypes)[number];
+
+/** A partner's receiver. The secrets sign deliveries, so they are kept (never shown after creation). */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id),
+    url: text('url').notNull(),
+    description: text('description').notNull().default(''),
+    eventTypes: text('event_types').array().notNull(),
+    status: text('status', { enum: ['active', 'disabled'] }).notNull().default('active'),
+    disabledReason: text('disabled_reason'),
+    secret: text('secret').notNull(),
+    // During a rotation the old secret signs too, until it expires.
+    previousSecret: text('previous_secret'),
+    previousSecretExpiresAt: timestamp('previous_secret_expires_at', { withTimezone: true, mode: 'date' }),
+    // Since when every attempt has failed (null after any success): drives disabling.
+    failingSince: timestamp('failing_since', { withTimezone: true, mode: 'date' }),
+    lastSuccessAt: timestamp('last_success_at', { withTimezone: true, mode: 'date' }),
+    createdBy: uuid('created_by'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
+  },
+  (table) => [index('webhook_endpoints_organization_idx').on(table.organizationId, table.createdAt, table.id)],
+);
+
+/** The outbox: one row per event, written in the transaction of the change that caused it. */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    type: text('type', { enum: webhookEventTypes }).notNull(),
+    referralId: uuid('referral_id'),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [index('webhook_events_referral_idx').on(table.referralId, table.occurredAt)],
+);
+
+/** One event on its way to one endpoint. */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    // Orders deliveries of one referral to one endpoint.
+    seq: bigint('seq', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
+    eventId: uuid('event_id')
+      .notNull()
+      .references(() => webhookEvents.id),
+    endpointId: uuid('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id),
+    referralId: uuid('referral_id'),
+    status: text('status', { enum: ['pending', 'delivering', 'succeeded', 'dead'] }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    // A worker's claim: past it, another worker may take the delivery (the first one died).
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true, mode: 'date' }),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [
+    index('webhook_deliveries_due_idx').on(table.nextAttemptAt).where(sql`${table.status} = 'pending'`),
+    index('webhook_deliveries_lease_idx').on(table.leaseExpiresAt).where(sql`${table.status} = 'delivering'`),
+    index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.createdAt, table.id),
+    index('webhook_deliveries_order_idx').on(table.endpointId, table.referralId, table.seq),
+  ],
+);
+
+/** Every try of a delivery, for partners to see what happened. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    deliveryId: uuid('delivery_id')
+      .notNull()
+      .references(() => webhookDeliveries.id),
+    attemptedAt: timestamp('attempted_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    error: text('error'),
+    responseExcerpt: text('response_excerpt'),
+  },
+  (table) => [index('webhook_attempts_delivery_idx').on(table.deliveryId, table.id)],
+);

@@ -36,6 +36,7 @@ export default fp(
           { name: 'visit notes', description: 'Progress reports (SOAP visit notes) and their addenda' },
           { name: 'messages', description: 'One thread per referral between office and therapist side' },
           { name: 'audit', description: 'The tamper-evident audit trail' },
+          { name: 'webhooks', description: 'Signed event delivery to partner EHRs: endpoints, deliveries, attempts' },
           { name: 'operations', description: 'Health and documentation' },
         ],
       },

@@ -39,6 +39,10 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
           tx,
         );
+        await app.referralWorkflow.outbox.publish(
+          { type: 'message.created', referral, resource: { type: 'message', id: row.id, url: `/v1/referrals/${referral.id}/messages` } },
+          tx,
+        );
         return toMessage(row);
       },
       (created) => ({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: created.id, patientId: referral.patientId }),

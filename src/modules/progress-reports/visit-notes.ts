@@ -7,6 +7,7 @@ import type { AuditContext, AuditLog } from '../audit/audit-log.js';
 import type { Principal } from '../auth/policy.js';
 import { actorOf } from '../referrals/referral-workflow.js';
 import { ReferralsRepository, type ReferralRow } from '../referrals/referrals-repository.js';
+import { WebhookOutbox } from '../webhooks/outbox.js';
 import { ProgressReportsRepository, toProgressReport } from './progress-reports-repository.js';
 import type { CreateProgressReport, ProgressReport } from './schemas.js';
 
@@ -46,6 +47,7 @@ function mergeOutcomes(previous: OutcomeScore[], input: CreateProgressReport, vi
 export class VisitNotes {
   private readonly referrals: ReferralsRepository;
   readonly reports: ProgressReportsRepository;
+  private readonly outbox = new WebhookOutbox();
 
   constructor(
     private readonly db: Database,
@@ -113,6 +115,11 @@ export class VisitNotes {
         );
         from = to;
       }
+      await this.outbox.publish(
+        { type: 'progress_report.created', referral: updated, resource: { type: 'progress_report', id: report.id, url: `/v1/referrals/${referralId}/progress-reports` } },
+        tx,
+      );
+      if (input.final) await this.outbox.publish({ type: 'referral.completed', referral: updated }, tx);
       await this.auditLog.record(
         context,
         { action: 'progress_report.create', outcome: 'success', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId },

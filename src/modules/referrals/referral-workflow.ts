@@ -13,10 +13,23 @@ import { assertMoveAllowed, targetStatus, type ReferralMove } from './lifecycle.
 import { ReferralsRepository, toReferral, type EventActor, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, RerouteReferral } from './schemas.js';
 import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
+import { WebhookOutbox } from '../webhooks/outbox.js';
+import type { WebhookEventType } from '../../db/schema.js';
 
 const dayMs = 86_400_000;
 const todayUtc = () => new Date().toISOString().slice(0, 10);
 const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
+
+/** The partner event each move announces (a declined share of an open offer announces nothing). */
+const eventOfMove: Partial<Record<ReferralMove, WebhookEventType>> = {
+  send: 'referral.sent',
+  accept: 'referral.accepted',
+  decline: 'referral.declined',
+  cancel: 'referral.cancelled',
+  reroute: 'referral.sent',
+  amend: 'referral.amended',
+  expire: 'referral.expired',
+};
 
 const movesNeedingTime: ReadonlySet<ReferralMove> = new Set(['send', 'accept', 'reroute']);
 
@@ -34,6 +47,7 @@ export interface MoveRequest {
 export class ReferralWorkflow {
   readonly referrals: ReferralsRepository;
   private readonly patients: PatientsRepository;
+  readonly outbox = new WebhookOutbox();
 
   constructor(
     private readonly db: Database,
@@ -111,6 +125,7 @@ export class ReferralWorkflow {
       await this.referrals.appendEvent({ referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor }, tx);
       if (input.send) {
         await this.referrals.appendEvent({ referralId: row.id, action: 'send', fromStatus: 'draft', toStatus: 'sent', version: 1, actor }, tx);
+        await this.outbox.publish({ type: 'referral.sent', referral: row }, tx);
       }
       const patient = await this.referrals.patientSummary(patientId, tx);
       await this.auditLog.recordMany(
@@ -281,6 +296,8 @@ export class ReferralWorkflow {
         },
         tx,
       );
+      const eventType = eventOfMove[move];
+      if (eventType && !decision.action) await this.outbox.publish({ type: eventType, referral: updated }, tx);
       await this.auditLog.record(
         context,
         { action: `referral.${move}`, outcome: 'success', httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId },
@@ -302,6 +319,7 @@ export class ReferralWorkflow {
             { referralId: row.id, action: 'expire', fromStatus: row.status, toStatus: 'expired', version: updated.version, actor: { type: 'system', id: null, organizationId: null }, reason: `expiresOn ${row.expiresOn} passed` },
             tx,
           );
+          await this.outbox.publish({ type: 'referral.expired', referral: updated }, tx);
         }
         await this.auditLog.recordMany(
           context,

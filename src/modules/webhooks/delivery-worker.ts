@@ -1,0 +1,271 @@
+// Delivers the outbox: claims due deliveries with SKIP LOCKED and a lease (a crashed worker's
+// claims come back when the lease runs out), signs them per the Standard Webhooks spec, and
+// records each attempt with its audit event. Several workers can run side by side.
+import type { FastifyBaseLogger } from 'fastify';
+import { and, eq, sql } from 'drizzle-orm';
+import { Webhook } from 'standardwebhooks';
+import type { Config } from '../../config.js';
+import type { Database, DatabaseHandle, Executor } from '../../db/database.js';
+import { organizations, webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
+import { systemAuditContext, type AuditLog } from '../audit/audit-log.js';
+import { clientActingRole, type Principal } from '../auth/policy.js';
+import { ReferralsRepository } from '../referrals/referrals-repository.js';
+import { deliveryChannel, WebhookOutbox } from './outbox.js';
+import { sendWebhook, type SendResult } from './sender.js';
+import { guardedLookup, systemResolver, type Resolver } from './target-guard.js';
+
+type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+
+export interface DeliveryWorkerOptions {
+  config: Config['webhooks'];
+  /** Tests: answers DNS instead of the system resolver. */
+  resolver?: Resolver | undefined;
+  log: FastifyBaseLogger;
+}
+
+// Longer than any attempt (timeout + bookkeeping), so a live worker never loses its claim.
+const leaseSeconds = 120;
+const maxResponseBytes = 4096;
+const maxRetryAfterSeconds = 24 * 3600;
+
+/** Seconds to wait before the next try: the schedule's step with ±10% jitter, or the receiver's Retry-After. */
+export function nextDelaySeconds(schedule: number[], attemptsMade: number, retryAfter: number | undefined): number | undefined {
+  if (attemptsMade >= schedule.length) return undefined;
+  const step = schedule[attemptsMade]!;
+  const jittered = step * (0.9 + Math.random() * 0.2);
+  return retryAfter !== undefined ? Math.min(Math.max(retryAfter, jittered), maxRetryAfterSeconds) : jittered;
+}
+
+/** Retry-After as seconds: a number of seconds or an HTTP date. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim());
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000);
+}
+
+export class DeliveryWorker {
+  private readonly outbox = new WebhookOutbox();
+  private readonly referrals: ReferralsRepository;
+  private readonly lookup;
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private wake: (() => void) | undefined;
+  private unlisten: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly db: Database,
+    private readonly database: DatabaseHandle,
+    private readonly auditLog: AuditLog,
+    private readonly options: DeliveryWorkerOptions,
+  ) {
+    this.referrals = new ReferralsRepository(db);
+    this.lookup = guardedLookup(options.resolver ?? systemResolver, options.config.allowPrivateTargets);
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    // NOTIFY from a committing change wakes the loop at once; the poll is the fallback.
+    this.unlisten = await this.database.listen(deliveryChannel, () => this.wake?.());
+    this.loopDone = this.loop();
+  }
+
+  /** Stops claiming, lets the deliveries in flight finish (each ends within the timeout), then returns. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loopDone;
+    await this.unlisten?.().catch(() => {});
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let delivered = 0;
+      try {
+        delivered = await this.runOnce();
+      } catch (error) {
+        this.options.log.error({ err: error }, 'webhook delivery round failed');
+      }
+      if (delivered === 0 && this.running) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.options.config.pollMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+      }
+    }
+  }
+
+  /** Claims up to `concurrency` due deliveries and sends them; returns how many it claimed. */
+  async runOnce(): Promise<number> {
+    const claimed = await this.claim(this.options.config.concurrency);
+    await Promise.all(claimed.map((delivery) => this.deliver(delivery)));
+    return claimed.length;
+  }
+
+  /**
+   * Due deliveries, or deliveries whose worker's lease ran out. A delivery waits while an earlier
+   * one of the same referral to the same endpoint is unfinished, so partners get them in order.
+   */
+  private async claim(limit: number): Promise<DeliveryRow[]> {
+    const rows = await this.database.rows<{ id: string }>(sql`
+      update webhook_deliveries d
+      set status = 'delivering', lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+          attempts = d.attempts + 1, updated_at = now()
+      where d.id in (
+        select c.id from webhook_deliveries c
+        where ((c.status = 'pending' and c.next_attempt_at <= now()) or (c.status = 'delivering' and c.lease_expires_at < now()))
+          and not exists (
+            select 1 from webhook_deliveries e
+            where e.endpoint_id = c.endpoint_id and e.referral_id = c.referral_id and e.seq < c.seq
+              and e.status in ('pending', 'delivering'))
+        order by c.next_attempt_at, c.seq
+        limit ${limit}
+        for update skip locked)
+      returning d.id`);
+    if (rows.length === 0) return [];
+    return this.db
+      .select()
+      .from(webhookDeliveries)
+      .where(sql`${webhookDeliveries.id} in (${sql.join(rows.map((row) => sql`${row.id}::uuid`), sql`, `)})`);
+  }
+
+  private async deliver(delivery: DeliveryRow): Promise<void> {
+    const [row] = await this.db
+      .select({ event: webhookEvents, endpoint: webhookEndpoints, organizationKind: organizations.kind })
+      .from(webhookEvents)
+      .innerJoin(webhookEndpoints, eq(webhookEndpoints.id, delivery.endpointId))
+      .innerJoin(organizations, eq(organizations.id, webhookEndpoints.organizationId))
+      .where(eq(webhookEvents.id, delivery.eventId));
+    if (!row) return;
+    const { event, endpoint } = row;
+    if (endpoint.status !== 'active' || endpoint.deletedAt) {
+      return this.finish(delivery, { status: 'dead', error: 'endpoint disabled or deleted', result: undefined });
+    }
+    // Access is checked when the attempt is made, not only when the event was written.
+    if (event.referralId && event.type !== 'ping') {
+      const organization: Principal = {
+        kind: 'api_client',
+        id: endpoint.id,
+        organizationId: endpoint.organizationId,
+        organizationKind: row.organizationKind,
+        role: clientActingRole(row.organizationKind),
+        scopes: [],
+      };
+      if (!(await this.referrals.findFor({ principal: organization, id: event.referralId }))) {
+        return this.finish(delivery, { status: 'dead', error: 'the organization no longer takes part in this referral', result: undefined });
+      }
+    }
+
+    const body = JSON.stringify(event.payload);
+    const now = new Date();
+    const secrets = [endpoint.secret];
+    if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > now) secrets.push(endpoint.previousSecret);
+    const signature = secrets.map((secret) => new Webhook(secret).sign(event.id, now, body)).join(' ');
+    const result = await sendWebhook({
+      url: endpoint.url,
+      headers: {
+        'webhook-id': event.id,
+        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+        'webhook-signature': signature,
+      },
+      body,
+      timeoutMs: this.options.config.timeoutMs,
+      maxResponseBytes,
+      lookup: this.lookup,
+    });
+
+    if (result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300) {
+      return this.finish(delivery, { status: 'succeeded', error: null, result });
+    }
+    if (result.statusCode === 410) {
+      return this.finish(delivery, { status: 'dead', error: 'the receiver answered 410 Gone', result, disableEndpoint: 'the receiver answered 410 Gone' });
+    }
+    const retryAfter = result.statusCode === 429 || result.statusCode === 503 ? parseRetryAfter(result.headers['retry-after']) : undefined;
+    const delay = nextDelaySeconds(this.options.config.retryScheduleSeconds, delivery.attempts, retryAfter);
+    const error = result.error ?? `the receiver answered ${result.statusCode}`;
+    if (delay === undefined) return this.finish(delivery, { status: 'dead', error, result });
+    return this.finish(delivery, { status: 'pending', error, result, nextAttemptAt: new Date(Date.now() + delay * 1000) });
+  }
+
+  /** Records the attempt, moves the delivery on, and keeps the endpoint's health, in one transaction. */
+  private async finish(
+    delivery: DeliveryRow,
+    outcome: { status: 'succeeded' | 'pending' | 'dead'; error: string | null; result: SendResult | undefined; nextAttemptAt?: Date; disableEndpoint?: string },
+  ): Promise<void> {
+    const { result } = outcome;
+    await this.db.transaction(async (tx) => {
+      if (result) {
+        await tx.insert(webhookAttempts).values({
+          deliveryId: delivery.id,
+          statusCode: result.statusCode,
+          latencyMs: result.latencyMs,
+          error: result.error ?? (outcome.status === 'succeeded' ? null : outcome.error),
+          responseExcerpt: result.excerpt.slice(0, maxResponseBytes) || null,
+        });
+      }
+      await tx
+        .update(webhookDeliveries)
+        .set({
+          status: outcome.status,
+          leaseExpiresAt: null,
+          lastStatusCode: result?.statusCode ?? null,
+          lastError: outcome.error,
+          updatedAt: new Date(),
+          ...(outcome.nextAttemptAt ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
+        })
+        .where(eq(webhookDeliveries.id, delivery.id));
+      if (result) await this.keepEndpointHealth(delivery.endpointId, outcome.status === 'succeeded', outcome.disableEndpoint, tx);
+      await this.auditLog.record(
+        systemAuditContext('webhook-delivery'),
+        {
+          action: 'webhook.attempt',
+          outcome: outcome.status === 'succeeded' ? 'success' : 'error',
+          httpStatus: result?.statusCode ?? undefined,
+          resourceType: 'webhook_delivery',
+          resourceId: delivery.id,
+        },
+        tx,
+      );
+    });
+  }
+
+  /** A success clears the failure clock; a failure starts it, and disables the endpoint once it has run too long. */
+  private async keepEndpointHealth(endpointId: string, succeeded: boolean, disableNow: string | undefined, tx: Executor): Promise<void> {
+    if (succeeded) {
+      await tx.update(webhookEndpoints).set({ lastSuccessAt: new Date(), failingSince: null }).where(eq(webhookEndpoints.id, endpointId));
+      return;
+    }
+    const [endpoint] = await tx
+      .update(webhookEndpoints)
+      .set({ failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())` })
+      .where(eq(webhookEndpoints.id, endpointId))
+      .returning();
+    if (!endpoint || endpoint.status !== 'active') return;
+    const failingForSeconds = (Date.now() - endpoint.failingSince!.getTime()) / 1000;
+    const reason =
+      disableNow ??
+      (failingForSeconds >= this.options.config.disableAfterSeconds
+        ? `no successful delivery for ${Math.round(failingForSeconds)} s`
+        : undefined);
+    if (!reason) return;
+    await tx
+      .update(webhookEndpoints)
+      .set({ status: 'disabled', disabledReason: reason, updatedAt: new Date() })
+      .where(and(eq(webhookEndpoints.id, endpointId), eq(webhookEndpoints.status, 'active')));
+    // Its owners hear of it on their other endpoints (this one no longer receives anything).
+    await this.outbox.insert(
+      {
+        type: 'webhook_endpoint.disabled',
+        referralId: null,
+        data: { resource: 'webhook_endpoint', id: endpointId, status: 'disabled', reason, organizations: [endpoint.organizationId], url: `/v1/webhook-endpoints/${endpointId}` },
+        organizations: [endpoint.organizationId],
+      },
+      tx,
+    );
+  }
+}

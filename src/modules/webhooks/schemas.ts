@@ -1,0 +1,96 @@
+// Shapes of webhook endpoints, deliveries and their attempts (SPEC §8).
+import { Type, type Static } from 'typebox';
+import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
+import { webhookEventTypes } from '../../db/schema.js';
+
+export const subscribableEventTypes = webhookEventTypes.filter((type) => type !== 'ping');
+const EventType = Type.Enum([...subscribableEventTypes]);
+
+export const CreateWebhookEndpoint = Type.Object(
+  {
+    url: Type.String({ minLength: 1, maxLength: 2000, description: 'https URL of the receiver' }),
+    eventTypes: Type.Array(EventType, { minItems: 1, uniqueItems: true }),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+    organizationId: Type.Optional(Type.String({ format: 'uuid', description: 'Network admins name the organization; others register for their own' })),
+  },
+  {
+    additionalProperties: false,
+    examples: [{ url: 'https://ehr.example/hooks/massage', eventTypes: ['referral.accepted', 'progress_report.created'], description: 'Riverside EHR' }],
+  },
+);
+export type CreateWebhookEndpoint = Static<typeof CreateWebhookEndpoint>;
+
+export const UpdateWebhookEndpoint = Type.Object(
+  {
+    url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+    eventTypes: Type.Optional(Type.Array(EventType, { minItems: 1, uniqueItems: true })),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+    status: Type.Optional(Type.Enum(['active', 'disabled'], { description: 'Set active to re-enable a disabled endpoint' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateWebhookEndpoint = Static<typeof UpdateWebhookEndpoint>;
+
+export const WebhookEndpoint = Type.Object({
+  id: Uuid,
+  organizationId: Uuid,
+  url: Type.String(),
+  description: Type.String(),
+  eventTypes: Type.Array(EventType),
+  status: Type.Enum(['active', 'disabled']),
+  disabledReason: Type.Union([Type.String(), Type.Null()]),
+  failingSince: Type.Union([Timestamp, Type.Null()]),
+  lastSuccessAt: Type.Union([Timestamp, Type.Null()]),
+  previousSecretExpiresAt: Type.Union([Timestamp, Type.Null()], { description: 'While set and in the future, the old secret signs too' }),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type WebhookEndpoint = Static<typeof WebhookEndpoint>;
+
+export const WebhookEndpointWithSecret = Type.Intersect([
+  WebhookEndpoint,
+  Type.Object({ secret: Type.String({ description: 'whsec_… signing secret; shown only now' }) }),
+]);
+
+export const WebhookEndpointListQuery = Type.Object(
+  { organizationId: Type.Optional(Type.String({ format: 'uuid' })), ...PageQuery },
+  { additionalProperties: false },
+);
+
+export const WebhookAttempt = Type.Object({
+  attemptedAt: Timestamp,
+  statusCode: Type.Union([Type.Integer(), Type.Null()]),
+  latencyMs: Type.Integer(),
+  error: Type.Union([Type.String(), Type.Null()]),
+  responseExcerpt: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const deliveryStatuses = ['pending', 'delivering', 'succeeded', 'dead'] as const;
+
+export const WebhookDelivery = Type.Object({
+  id: Uuid,
+  endpointId: Uuid,
+  eventId: Uuid,
+  eventType: Type.String(),
+  referralId: Type.Union([Uuid, Type.Null()]),
+  status: Type.Enum([...deliveryStatuses]),
+  attempts: Type.Integer(),
+  nextAttemptAt: Timestamp,
+  lastStatusCode: Type.Union([Type.Integer(), Type.Null()]),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Timestamp,
+  attemptLog: Type.Array(WebhookAttempt),
+});
+export type WebhookDelivery = Static<typeof WebhookDelivery>;
+
+export const DeliveryListQuery = Type.Object(
+  { status: Type.Optional(Type.Enum([...deliveryStatuses])), ...PageQuery },
+  { additionalProperties: false },
+);
+
+export const RecoverDeliveries = Type.Object(
+  { from: Timestamp, to: Type.Optional(Timestamp) },
+  { additionalProperties: false, description: 'Sends again every dead delivery of the endpoint created in [from, to)' },
+);
+
+export const Queued = Type.Object({ queued: Type.Integer(), deliveryIds: Type.Array(Uuid) });

@@ -1,0 +1,147 @@
+// SQL for webhook endpoints and their deliveries.
+import { randomBytes } from 'node:crypto';
+import { and, asc, desc, eq, gte, inArray, isNull, lt, sql } from 'drizzle-orm';
+import type { Executor } from '../../db/database.js';
+import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
+import type { WebhookDelivery, WebhookEndpoint } from './schemas.js';
+
+type EndpointRow = typeof webhookEndpoints.$inferSelect;
+
+export const newSigningSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+export function toWebhookEndpoint(row: EndpointRow): WebhookEndpoint {
+  return {
+    id: row.id,
+    organizationId: row.organizationId,
+    url: row.url,
+    description: row.description,
+    eventTypes: row.eventTypes as WebhookEndpoint['eventTypes'],
+    status: row.status,
+    disabledReason: row.disabledReason,
+    failingSince: row.failingSince?.toISOString() ?? null,
+    lastSuccessAt: row.lastSuccessAt?.toISOString() ?? null,
+    previousSecretExpiresAt: row.previousSecretExpiresAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export class WebhooksRepository {
+  constructor(private readonly db: Executor) {}
+
+  async create(values: typeof webhookEndpoints.$inferInsert, executor: Executor = this.db): Promise<EndpointRow> {
+    const [row] = await executor.insert(webhookEndpoints).values(values).returning();
+    return row!;
+  }
+
+  async find(id: string, executor: Executor = this.db): Promise<EndpointRow | undefined> {
+    const [row] = await executor
+      .select()
+      .from(webhookEndpoints)
+      .where(and(eq(webhookEndpoints.id, id), isNull(webhookEndpoints.deletedAt)));
+    return row;
+  }
+
+  async list({ organizationId, after, limit }: { organizationId?: string | undefined; after?: readonly [string, string] | undefined; limit: number }) {
+    return this.db
+      .select({ endpoint: webhookEndpoints, cursorTime: sql<string>`(extract(epoch from ${webhookEndpoints.createdAt}) * 1000000)::bigint::text` })
+      .from(webhookEndpoints)
+      .where(
+        and(
+          isNull(webhookEndpoints.deletedAt),
+          organizationId ? eq(webhookEndpoints.organizationId, organizationId) : undefined,
+          after ? sql`(${webhookEndpoints.createdAt}, ${webhookEndpoints.id}) > (timestamptz 'epoch' + ${after[0]}::bigint * interval '1 microsecond', ${after[1]}::uuid)` : undefined,
+        ),
+      )
+      .orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id))
+      .limit(limit + 1);
+  }
+
+  async update(id: string, changes: Partial<EndpointRow>, executor: Executor = this.db): Promise<EndpointRow> {
+    const [row] = await executor
+      .update(webhookEndpoints)
+      .set({ ...changes, updatedAt: new Date() })
+      .where(eq(webhookEndpoints.id, id))
+      .returning();
+    return row!;
+  }
+
+  async deliveries({ endpointId, status, afterSeq, limit }: { endpointId: string; status?: string | undefined; afterSeq?: number | undefined; limit: number }) {
+    const rows = await this.db
+      .select({ delivery: webhookDeliveries, eventType: webhookEvents.type })
+      .from(webhookDeliveries)
+      .innerJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+      .where(
+        and(
+          eq(webhookDeliveries.endpointId, endpointId),
+          status ? eq(webhookDeliveries.status, status as 'pending') : undefined,
+          afterSeq === undefined ? undefined : lt(webhookDeliveries.seq, afterSeq),
+        ),
+      )
+      .orderBy(desc(webhookDeliveries.seq))
+      .limit(limit + 1);
+    const attempts = rows.length
+      ? await this.db
+          .select()
+          .from(webhookAttempts)
+          .where(inArray(webhookAttempts.deliveryId, rows.map((row) => row.delivery.id)))
+          .orderBy(asc(webhookAttempts.id))
+      : [];
+    return rows.map(({ delivery, eventType }) => ({ delivery, eventType, attempts: attempts.filter((attempt) => attempt.deliveryId === delivery.id) }));
+  }
+
+  async findDelivery(id: string) {
+    const [row] = await this.db
+      .select({ delivery: webhookDeliveries, endpoint: webhookEndpoints })
+      .from(webhookDeliveries)
+      .innerJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookDeliveries.endpointId))
+      .where(and(eq(webhookDeliveries.id, id), isNull(webhookEndpoints.deletedAt)));
+    return row;
+  }
+
+  /** New deliveries of the same events to the same endpoint: the old ones stay as they were, for the record. */
+  async requeue(deliveries: { eventId: string; endpointId: string; referralId: string | null }[], executor: Executor): Promise<string[]> {
+    if (deliveries.length === 0) return [];
+    const rows = await executor.insert(webhookDeliveries).values(deliveries).returning({ id: webhookDeliveries.id });
+    await executor.execute(sql`select pg_notify('webhook_deliveries', '')`);
+    return rows.map((row) => row.id);
+  }
+
+  async deadBetween({ endpointId, from, to }: { endpointId: string; from: Date; to?: Date | undefined }) {
+    return this.db
+      .select({ eventId: webhookDeliveries.eventId, endpointId: webhookDeliveries.endpointId, referralId: webhookDeliveries.referralId })
+      .from(webhookDeliveries)
+      .where(
+        and(
+          eq(webhookDeliveries.endpointId, endpointId),
+          eq(webhookDeliveries.status, 'dead'),
+          gte(webhookDeliveries.createdAt, from),
+          to ? lt(webhookDeliveries.createdAt, to) : undefined,
+        ),
+      )
+      .orderBy(asc(webhookDeliveries.seq));
+  }
+}
+
+export function toWebhookDelivery({ delivery, eventType, attempts }: Awaited<ReturnType<WebhooksRepository['deliveries']>>[number]): WebhookDelivery {
+  return {
+    id: delivery.id,
+    endpointId: delivery.endpointId,
+    eventId: delivery.eventId,
+    eventType,
+    referralId: delivery.referralId,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    nextAttemptAt: delivery.nextAttemptAt.toISOString(),
+    lastStatusCode: delivery.lastStatusCode,
+    lastError: delivery.lastError,
+    createdAt: delivery.createdAt.toISOString(),
+    attemptLog: attempts.map((attempt) => ({
+      attemptedAt: attempt.attemptedAt.toISOString(),
+      statusCode: attempt.statusCode,
+      latencyMs: attempt.latencyMs,
+      error: attempt.error,
+      responseExcerpt: attempt.responseExcerpt,
+    })),
+  };
+}
