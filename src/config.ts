@@ -44,6 +44,11 @@ export const EnvSchema = Type.Object({
     default: 5 * 24 * 3600,
     description: 'An endpoint failing with no success for this long is disabled',
   }),
+  WEBHOOK_LEASE_SECONDS: Type.Integer({
+    minimum: 2,
+    default: 60,
+    description: "How long a worker's claim on a delivery lasts; a crashed worker's claims come back after it. Longer than WEBHOOK_TIMEOUT_MS",
+  }),
   WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'How often the worker looks for due deliveries besides being woken' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Deliveries one worker sends at once' }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, default: 24, description: 'How long a replayable response is kept' }),
@@ -65,6 +70,7 @@ export interface Config {
     retryScheduleSeconds: number[];
     timeoutMs: number;
     disableAfterSeconds: number;
+    leaseSeconds: number;
     pollMs: number;
     concurrency: number;
   };
@@ -103,6 +109,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = converted as Env;
   if (problems.length === 0) {
     if (parsed.DATABASE_URL && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');
+    // A live worker must never lose its claim while an attempt can still be running.
+    if (parsed.WEBHOOK_LEASE_SECONDS * 1000 <= parsed.WEBHOOK_TIMEOUT_MS + 1000) {
+      problems.push('WEBHOOK_LEASE_SECONDS: must exceed WEBHOOK_TIMEOUT_MS by at least a second');
+    }
     if (Boolean(parsed.BOOTSTRAP_ADMIN_EMAIL) !== Boolean(parsed.BOOTSTRAP_ADMIN_PASSWORD)) {
       problems.push('BOOTSTRAP_ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: set both or neither');
     }
@@ -132,6 +142,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       retryScheduleSeconds: parsed.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),
       timeoutMs: parsed.WEBHOOK_TIMEOUT_MS,
       disableAfterSeconds: parsed.WEBHOOK_DISABLE_AFTER_SECONDS,
+      leaseSeconds: parsed.WEBHOOK_LEASE_SECONDS,
       pollMs: parsed.WEBHOOK_POLL_MS,
       concurrency: parsed.WEBHOOK_CONCURRENCY,
     },

@@ -23,8 +23,6 @@ export interface DeliveryWorkerOptions {
   log: FastifyBaseLogger;
 }
 
-// Longer than any attempt (timeout + bookkeeping), so a live worker never loses its claim.
-const leaseSeconds = 120;
 const maxResponseBytes = 4096;
 const maxRetryAfterSeconds = 24 * 3600;
 
@@ -114,7 +112,7 @@ export class DeliveryWorker {
   private async claim(limit: number): Promise<DeliveryRow[]> {
     const rows = await this.database.rows<{ id: string }>(sql`
       update webhook_deliveries d
-      set status = 'delivering', lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+      set status = 'delivering', lease_expires_at = now() + make_interval(secs => ${this.options.config.leaseSeconds}),
           attempts = d.attempts + 1, updated_at = now()
       where d.id in (
         select c.id from webhook_deliveries c
@@ -141,7 +139,7 @@ export class DeliveryWorker {
       .innerJoin(webhookEndpoints, eq(webhookEndpoints.id, delivery.endpointId))
       .innerJoin(organizations, eq(organizations.id, webhookEndpoints.organizationId))
       .where(eq(webhookEvents.id, delivery.eventId));
-    if (!row) return;
+    if (!row) return this.finish(delivery, { status: 'dead', error: 'the event or its endpoint no longer exists', result: undefined });
     const { event, endpoint } = row;
     if (endpoint.status !== 'active' || endpoint.deletedAt) {
       return this.finish(delivery, { status: 'dead', error: 'endpoint disabled or deleted', result: undefined });
@@ -218,7 +216,8 @@ export class DeliveryWorker {
           updatedAt: new Date(),
           ...(outcome.nextAttemptAt ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
         })
-        .where(eq(webhookDeliveries.id, delivery.id));
+        // The claim count fences out a worker whose lease ran out and whose delivery another took.
+        .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.attempts, delivery.attempts)));
       if (result) await this.keepEndpointHealth(delivery.endpointId, outcome.status === 'succeeded', outcome.disableEndpoint, tx);
       await this.auditLog.record(
         systemAuditContext('webhook-delivery'),
