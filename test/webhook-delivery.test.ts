@@ -421,7 +421,9 @@ t.test('410 Gone disables the endpoint at once; the delivery is dead; its organi
 
   // Later events: neither a new referral nor a ping reaches the disabled endpoint.
   await sendReferral(test, office, practice);
-  expectStatus(t, await test.request({ method: 'POST', url: `/v1/webhook-endpoints/${goneEndpoint.id}/test`, token: office.admin.token }), 202, 'ping the disabled endpoint');
+  const refusedPing = await test.request({ method: 'POST', url: `/v1/webhook-endpoints/${goneEndpoint.id}/test`, token: office.admin.token });
+  expectStatus(t, refusedPing, 409, 'a ping to the disabled endpoint is refused');
+  t.equal(refusedPing.json().code, 'endpoint-disabled', 'saying the endpoint is disabled');
   await drain(test);
   t.equal(gone.received.length, 1, 'the disabled endpoint receives nothing more');
   t.equal(sibling.received.filter((request) => request.payload.type === 'referral.sent').length, 1, 'the active sibling still gets referral.sent');

@@ -5,7 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
-import { notFound, validationFailed } from '../../lib/errors.js';
+import { conflict, notFound, validationFailed } from '../../lib/errors.js';
 import { decodeCursor, decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
@@ -49,6 +49,10 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
   const audited = <T>(request: Parameters<typeof auditContextOf>[0], action: string, resourceId: string, work: (tx: Executor) => Promise<T>, httpStatus = 200) =>
     app.auditLog.change(auditContextOf(request), work, () => ({ action, httpStatus, resourceType: 'webhook_endpoint', resourceId }));
 
+  // Webhook settings are security settings: reading them is audited too (SPEC §7).
+  const recordRead = (request: Parameters<typeof auditContextOf>[0], action: string, resourceId: string) =>
+    app.auditLog.record(auditContextOf(request), { action, outcome: 'success', httpStatus: 200, resourceType: 'webhook_endpoint', resourceId });
+
   app.post('/v1/webhook-endpoints', {
     config: { policy, auditAction: 'webhook_endpoint.create' },
     schema: {
@@ -62,9 +66,8 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     const principal = request.principal!;
     const organizationId = request.body.organizationId ?? principal.organizationId;
     if (!organizationId) throw validationFailed([{ field: 'organizationId', message: 'network admins name the organization' }]);
-    if (!canManageOrganization(principal, organizationId)) {
-      throw validationFailed([{ field: 'organizationId', message: 'you manage only your own organization' }]);
-    }
+    // Another organization is outside the caller's scope: the same 404 as a missing one, audited.
+    if (!canManageOrganization(principal, organizationId)) throw notFound('organization', organizationId, 'Organization');
     checkUrl(request.body.url);
     const secret = newSigningSecret();
     const endpoint = await app.auditLog.change(
@@ -92,13 +95,18 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     const principal = request.principal!;
     const organizationId = principal.role === 'network_admin' ? request.query.organizationId : principal.organizationId!;
     const rows = await repository.list({ organizationId, after: decodeTimeCursor(request.query.cursor), limit: request.query.limit });
+    await recordRead(request, 'webhook_endpoint.list', organizationId ?? 'all');
     return toPage(rows, request.query.limit, (row) => [row.cursorTime, row.endpoint.id], (row) => toWebhookEndpoint(row.endpoint));
   });
 
   app.get('/v1/webhook-endpoints/:id', {
     config: { policy, auditAction: 'webhook_endpoint.read', auditResource: endpointResource },
     schema: { tags: ['webhooks'], operationId: 'getWebhookEndpoint', summary: 'Read a receiver and its health', params: IdParams, response: { 200: WebhookEndpoint } },
-  }, async (request) => toWebhookEndpoint(await managedEndpoint(request.principal!, request.params.id)));
+  }, async (request) => {
+    const endpoint = await managedEndpoint(request.principal!, request.params.id);
+    await recordRead(request, 'webhook_endpoint.read', endpoint.id);
+    return toWebhookEndpoint(endpoint);
+  });
 
   app.patch('/v1/webhook-endpoints/:id', {
     config: { policy, auditAction: 'webhook_endpoint.update', auditResource: endpointResource },
@@ -161,6 +169,9 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     },
   }, async (request, reply) => {
     const endpoint = await managedEndpoint(request.principal!, request.params.id);
+    if (endpoint.status !== 'active') {
+      throw conflict('endpoint-disabled', `The endpoint is disabled (${endpoint.disabledReason ?? 'no reason given'}); re-enable it with PATCH {"status":"active"} first`);
+    }
     const eventId = await audited(request, 'webhook_endpoint.test', endpoint.id, (tx) =>
       outbox.insert(
         {
@@ -190,6 +201,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     const endpoint = await managedEndpoint(request.principal!, request.params.id);
     const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
     const rows = await repository.deliveries({ endpointId: endpoint.id, status: request.query.status, afterSeq: after?.[0], limit: request.query.limit });
+    await recordRead(request, 'webhook_delivery.list', endpoint.id);
     return toPage(rows, request.query.limit, (row) => [row.delivery.seq], toWebhookDelivery);
   });
 
@@ -207,7 +219,8 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     if (!found || !canManageOrganization(request.principal!, found.endpoint.organizationId)) {
       throw notFound('webhook_delivery', request.params.id, 'Webhook delivery');
     }
-    const deliveryIds = await audited(request, 'webhook_delivery.resend', found.endpoint.id, (tx) => repository.requeue([found.delivery], tx), 202);
+    const { eventId, endpointId, referralId } = found.delivery;
+    const deliveryIds = await audited(request, 'webhook_delivery.resend', found.endpoint.id, (tx) => repository.requeue([{ eventId, endpointId, referralId }], tx), 202);
     return reply.code(202).send({ queued: deliveryIds.length, deliveryIds });
   });
 

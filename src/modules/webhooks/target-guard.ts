@@ -49,7 +49,7 @@ export function guardedLookup(resolver: Resolver, allowPrivateTargets: boolean):
       (addresses) => {
         if (addresses.length === 0) return callback(new Error(`${hostname} did not resolve`), '', 0);
         const blocked = allowPrivateTargets ? undefined : addresses.find((entry) => !isPublicAddress(entry.address));
-        if (blocked) return callback(new BlockedTargetError(`${hostname} resolves to a non-public address`), '', 0);
+        if (blocked) return callback(new BlockedTargetError(`${hostname} resolves to ${blocked.address}, which is not a public address`), '', 0);
         if ((options as { all?: boolean }).all) return (callback as unknown as (error: null, all: typeof addresses) => void)(null, addresses);
         return callback(null, addresses[0]!.address, addresses[0]!.family);
       },
