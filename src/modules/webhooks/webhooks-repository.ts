@@ -2,7 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, gte, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
+import { afterKey, epochMicros } from '../../db/keyset.js';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
+import { deliveryChannel } from './outbox.js';
 import type { WebhookDelivery, WebhookEndpoint } from './schemas.js';
 
 type EndpointRow = typeof webhookEndpoints.$inferSelect;
@@ -44,13 +46,13 @@ export class WebhooksRepository {
 
   async list({ organizationId, after, limit }: { organizationId?: string | undefined; after?: readonly [string, string] | undefined; limit: number }) {
     return this.db
-      .select({ endpoint: webhookEndpoints, cursorTime: sql<string>`(extract(epoch from ${webhookEndpoints.createdAt}) * 1000000)::bigint::text` })
+      .select({ endpoint: webhookEndpoints, cursorTime: epochMicros(webhookEndpoints.createdAt) })
       .from(webhookEndpoints)
       .where(
         and(
           isNull(webhookEndpoints.deletedAt),
           organizationId ? eq(webhookEndpoints.organizationId, organizationId) : undefined,
-          after ? sql`(${webhookEndpoints.createdAt}, ${webhookEndpoints.id}) > (timestamptz 'epoch' + ${after[0]}::bigint * interval '1 microsecond', ${after[1]}::uuid)` : undefined,
+          after ? afterKey(webhookEndpoints.createdAt, webhookEndpoints.id, after) : undefined,
         ),
       )
       .orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id))
@@ -103,7 +105,7 @@ export class WebhooksRepository {
   async requeue(deliveries: { eventId: string; endpointId: string; referralId: string | null }[], executor: Executor): Promise<string[]> {
     if (deliveries.length === 0) return [];
     const rows = await executor.insert(webhookDeliveries).values(deliveries).returning({ id: webhookDeliveries.id });
-    await executor.execute(sql`select pg_notify('webhook_deliveries', '')`);
+    await executor.execute(sql`select pg_notify(${deliveryChannel}, '')`);
     return rows.map((row) => row.id);
   }
 
