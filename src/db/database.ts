@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { preparingAll } from './prepared-statements.js';
 import * as schema from './schema.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -56,7 +57,7 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     onnotice: () => {},
     connection: { application_name: 'massage-referral-network' },
   });
-  const db = drizzle(client, { schema }) as unknown as Database;
+  const db = drizzle(preparingAll(client), { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => (await db.execute(query)) as unknown as T[];
   return {
     db,

@@ -174,12 +174,8 @@ export const patients = pgTable(
   (table) => [index('patients_organization_id_created_at_idx').on(table.organizationId, table.createdAt, table.id)],
 );
 
-export const auditEvents = pgTable(
-  'audit_events',
-  {
-    // Assigned by the chain trigger (migration 0001) under the chain head's row lock, so ids are
-    // gapless and in chain order; the default only satisfies the insert type.
-    id: bigint('id', { mode: 'number' }).primaryKey().default(0),
+/** What an audit event records; shared by the chain and the events waiting for their commit. */
+const auditEventColumns = () => ({
     occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     actorType: text('actor_type', { enum: ['user', 'api_client', 'anonymous', 'system'] }).notNull(),
     actorId: uuid('actor_id'),
@@ -194,6 +190,15 @@ export const auditEvents = pgTable(
     requestId: text('request_id'),
     clientAddress: text('client_address'),
     userAgent: text('user_agent'),
+});
+
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    // Assigned by the chain trigger (migration 0001) under the chain head's row lock, so ids are
+    // gapless and in chain order; the default only satisfies the insert type.
+    id: bigint('id', { mode: 'number' }).primaryKey().default(0),
+    ...auditEventColumns(),
     prevHash: text('prev_hash').notNull().default(''),
     hash: text('hash').notNull().default(''),
   },
@@ -205,6 +210,16 @@ export const auditEvents = pgTable(
     index('audit_events_request_id_idx').on(table.requestId),
   ],
 );
+
+/**
+ * Audit events of a change, written in its transaction and moved into the chain by a deferred
+ * trigger (migration 0005) as it commits: the chain's lock is then held only inside COMMIT, not
+ * across the change's round trips. A row never outlives its transaction.
+ */
+export const auditPending = pgTable('audit_pending', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  ...auditEventColumns(),
+});
 
 /** One row: the last link of the audit hash chain. Its row lock orders concurrent audit writers. */
 export const auditChainHead = pgTable('audit_chain_head', {

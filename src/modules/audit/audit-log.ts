@@ -2,8 +2,9 @@
 import type { FastifyRequest } from 'fastify';
 import { and, eq, gte } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
-import { auditEvents } from '../../db/schema.js';
+import { auditEvents, auditPending } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
+import { AuditWriteBatch } from './audit-batch.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'error';
 
@@ -52,7 +53,11 @@ export function auditTargetOf(request: FastifyRequest): Pick<AuditEntry, 'resour
 }
 
 export class AuditLog {
-  constructor(private readonly db: Executor) {}
+  private readonly batch: AuditWriteBatch;
+
+  constructor(private readonly db: Executor) {
+    this.batch = new AuditWriteBatch(db);
+  }
 
   /** Pass the transaction of the change being recorded, so both commit or neither does. */
   async record(context: AuditContext, entry: AuditEntry, executor: Executor = this.db): Promise<void> {
@@ -86,7 +91,11 @@ export class AuditLog {
   /** One event per record, e.g. per patient on a listed page, written in one statement. */
   async recordMany(context: AuditContext, entries: AuditEntry[], executor: Executor = this.db): Promise<void> {
     if (entries.length === 0) return;
-    await executor.insert(auditEvents).values(entries.map((entry) => toRow(context, entry)));
+    const rows = entries.map((entry) => toRow(context, entry));
+    // On its own, the event joins a batch; inside a change's transaction it waits for the commit
+    // to be chained (migration 0005), and commits or rolls back with the change.
+    if (executor === this.db) await this.batch.write(rows);
+    else await executor.insert(auditPending).values(rows);
   }
 }
 

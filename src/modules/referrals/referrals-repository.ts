@@ -190,6 +190,11 @@ export class ReferralsRepository {
    * poll never finds a change behind its cursor.
    */
   async list(filter: ReferralListFilter) {
+    return this.listQuery(filter);
+  }
+
+  /** The sync feed's query, unexecuted, e.g. for EXPLAIN in the benchmark. */
+  listQuery(filter: ReferralListFilter) {
     const syncKey = sql<string>`${referrals.syncXid}::text`;
     const conditions: (SQL | undefined)[] = [
       visibleTo(filter.principal),

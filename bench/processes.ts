@@ -1,0 +1,112 @@
+// Child processes of the bench: started with tsx, told apart by name, and all stopped on exit.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const running = new Set<ChildProcess>();
+
+export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
+
+function stopAll() {
+  for (const child of running) child.kill('SIGKILL');
+}
+process.on('exit', stopAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    stopAll();
+    process.exit(130);
+  });
+}
+
+export interface Started {
+  child: ChildProcess;
+  /** What the child sent first over IPC, e.g. the port it listens on. */
+  ready: Record<string, unknown>;
+  stop(): Promise<number | null>;
+}
+
+/** Forks a TypeScript module and waits for its first IPC message. */
+export async function startChild(
+  modulePath: string,
+  { env = {}, args = [], output = 'ignore' }: { env?: Record<string, string>; args?: string[]; output?: 'ignore' | 'inherit' } = {},
+): Promise<Started> {
+  const child = fork(modulePath, args, {
+    cwd: projectRoot,
+    env: { ...process.env, ...env },
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', output, 'inherit', 'ipc'],
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  const [ready] = (await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`${modulePath} exited with ${code} before it was ready`);
+    }),
+  ])) as [Record<string, unknown>];
+  return { child, ready, stop: () => stopChild(child) };
+}
+
+/** Spawns the service itself, as an operator would, and waits until /health/ready answers 200. */
+export async function startService(env: Record<string, string>, timeoutMs = 60_000): Promise<Started & { url: string; startedInMs: number }> {
+  const begin = performance.now();
+  // BENCH_CPU_PROFILE=<folder> writes the service's CPU profile there when it stops.
+  const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
+  const child = fork(new URL('../src/server.ts', import.meta.url).pathname, [], {
+    cwd: projectRoot,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    execArgv: ['--import', 'tsx', ...profile],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  const url = `http://127.0.0.1:${env.PORT}`;
+  while (true) {
+    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} before it was ready`);
+    if (performance.now() - begin > timeoutMs) throw new Error('the service did not become ready in time');
+    const ok = await fetch(`${url}/health/ready`).then((response) => response.ok, () => false);
+    if (ok) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { child, ready: {}, url, startedInMs: performance.now() - begin, stop: () => stopChild(child) };
+}
+
+async function stopChild(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code] = (await exited) as [number | null];
+  clearTimeout(timer);
+  return code;
+}
+
+/** Sends a request to a child over IPC and waits for the answer carrying the same id. */
+let nextMessageId = 1;
+export async function ask<T>(child: ChildProcess, message: Record<string, unknown>): Promise<T> {
+  const id = nextMessageId++;
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (reply: { id?: number; result?: T; error?: string }) => {
+      if (reply.id !== id) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (reply.error) reject(new Error(reply.error));
+      else resolve(reply.result as T);
+    };
+    const onExit = (code: number | null) => reject(new Error(`child exited with ${code}`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.send({ ...message, id });
+  });
+}
+
+/** A free loopback port, from the kernel. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}

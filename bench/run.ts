@@ -1,0 +1,264 @@
+// npm run bench: measures the floors and every scenario of issue 5 in one run, prints the table,
+// writes bench/results/<time>.json and the README's Performance section. `--quick` is a smoke
+// pass with tiny durations and data; `--no-embedded` skips the PGlite pass.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import postgres from 'postgres';
+import type { LoadResult, LoadRun } from './load-generator.js';
+import { ask, freePort, startChild, startService, type Started } from './processes.js';
+import { demoCredentials } from '../src/seed/demo-network.js';
+import { demoIds, officeReferralIds, samFeedCursors, seedReferrals, seedTreating } from './seed.js';
+import type { BenchData, ScenarioName } from './scenarios.js';
+import { report, type Row } from './report.js';
+import { measureWebhooks } from './webhooks.js';
+import { explainPull } from './explain.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-embedded': { type: 'boolean', default: false },
+    // For profiling one scenario: e.g. --only read,create (the README is left alone).
+    only: { type: 'string' },
+  },
+});
+const only = flags.only?.split(',');
+const selected = (name: string) => !only || only.includes(name);
+const quick = flags.quick!;
+const plan = quick
+  ? { warmupSeconds: 1, runSeconds: 1, runs: 1, small: 2_000, large: 20_000, treating: 50, drain: 300, steadySeconds: 2 }
+  : { warmupSeconds: 3, runSeconds: 5, runs: 3, small: 10_000, large: 1_000_000, treating: 2_000, drain: 10_000, steadySeconds: 10 };
+const connections = 50;
+const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const began = performance.now();
+const log = (message: string) => process.stderr.write(`[bench ${((performance.now() - began) / 1000).toFixed(0).padStart(4)}s] ${message}\n`);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+export interface Measured {
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  samples: string[];
+}
+
+let loadGenerator: Started;
+
+/** A warm-up, then `runs` measured runs; the median of each figure, and every refusal counted. */
+async function measure(name: string, run: Omit<LoadRun, 'durationSeconds' | 'connections'> & { connections?: number }, onRun?: () => void): Promise<Measured> {
+  const base = { connections, ...run };
+  await ask<LoadResult>(loadGenerator.child, { ...base, durationSeconds: plan.warmupSeconds });
+  const results: LoadResult[] = [];
+  for (let index = 0; index < plan.runs; index++) {
+    onRun?.();
+    results.push(await ask<LoadResult>(loadGenerator.child, { ...base, durationSeconds: plan.runSeconds }));
+  }
+  const measured = {
+    requestsPerSecond: median(results.map((result) => result.requestsPerSecond)),
+    p50: median(results.map((result) => result.p50)),
+    p99: median(results.map((result) => result.p99)),
+    non2xx: results.reduce((sum, result) => sum + result.non2xx + result.errors + result.timeouts, 0),
+    samples: results.flatMap((result) => result.samples).slice(0, 3),
+  };
+  log(`${name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx}${measured.samples.length ? ` (${measured.samples[0]})` : ''}`);
+  return measured;
+}
+
+async function token(url: string, username: string): Promise<string> {
+  const response = await fetch(`${url}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'password', username, password: demoCredentials.password }),
+  });
+  if (!response.ok) throw new Error(`sign-in of ${username} failed: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { access_token: string }).access_token;
+}
+
+function serviceEnv(port: number, extra: Record<string, string>): Record<string, string> {
+  return {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+    DEMO_SEED: 'true',
+    ACCESS_TOKEN_TTL_SECONDS: '3600',
+    // One caller sends thousands of requests a second here; the per-caller limit would refuse them.
+    RATE_LIMIT_PER_MINUTE: '100000000',
+    // The bench's webhook receiver listens on loopback.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    ...extra,
+  };
+}
+
+/** Peak resident memory of a process while `during` runs, sampled from /proc every 100 ms. */
+async function peakRss<T>(pid: number, during: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
+  const { readFile } = await import('node:fs/promises');
+  let peakKb = 0;
+  const sample = async () => {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    peakKb = Math.max(peakKb, kb);
+  };
+  const timer = setInterval(() => void sample(), 100);
+  try {
+    const result = await during();
+    return { result, peakMb: peakKb / 1024 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function main() {
+  const databaseName = `bench_${Date.now()}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${databaseName}`);
+  const databaseUrl = Object.assign(new URL(adminUrl), { pathname: `/${databaseName}` }).toString();
+  const sql = postgres(databaseUrl, { max: 4, onnotice: () => {} });
+  const rows: Row[] = [];
+  const extras: Record<string, unknown> = {};
+  try {
+    loadGenerator = await startChild('bench/load-generator.ts');
+
+    log('floor H: bare Fastify hello world');
+    const hello = await startChild('bench/floors/hello-server.ts');
+    const floorH = await measure('H', { scenario: 'floor-hello', url: `http://127.0.0.1:${hello.ready.port}` });
+    await hello.stop();
+
+    log('floor T: raw postgres.js transaction of three prepared inserts');
+    const transactions = await startChild('bench/floors/transaction-server.ts', { env: { DATABASE_URL: databaseUrl } });
+    const floorT = await measure('T', { scenario: 'floor-transaction', url: `http://127.0.0.1:${transactions.ready.port}` });
+    await transactions.stop();
+
+    log('starting the service on PostgreSQL');
+    const port = await freePort();
+    const service = await startService(serviceEnv(port, { DATABASE_URL: databaseUrl }));
+    const url = service.url;
+    const ids = await demoIds(sql);
+    log(`seeding ${plan.small} referrals`);
+    await seedReferrals(sql, ids, plan.small);
+    const treating = await seedTreating(sql, ids, plan.treating);
+    const data: BenchData = {
+      tokens: { physician: await token(url, demoCredentials.users.physician), therapist: await token(url, demoCredentials.users.harborTherapist) },
+      therapistId: ids.samId,
+      practiceId: ids.harborId,
+      officeReferralIds: await officeReferralIds(sql, ids, 5000),
+      pullCursors: await samFeedCursors(sql, ids, 2000),
+      treatingReferralIds: treating,
+    };
+    const scenario = (name: ScenarioName, label: string = name) => measure(label, { scenario: name, url, data });
+    const againstT = (scenario: string, measured: Measured, share: number, extraTarget = ''): Row => ({
+      scenario,
+      measured,
+      floor: 'T',
+      ratio: measured.requestsPerSecond / floorT.requestsPerSecond,
+      target: `≥ ${share.toFixed(1)} × T${extraTarget}, 0 non-2xx`,
+      pass: measured.requestsPerSecond >= share * floorT.requestsPerSecond && measured.non2xx === 0,
+    });
+    rows.push({ scenario: 'floor H: Fastify hello world', measured: floorH }, { scenario: 'floor T: postgres.js 3-insert transaction', measured: floorT });
+
+    let create: Measured | undefined;
+    if (selected('create')) {
+      create = await scenario('create');
+      const row = againstT('create referral', create, 0.6, ', p99 ≤ 40 ms');
+      rows.push({ ...row, pass: row.pass && create.p99 <= 40 });
+    }
+    if (selected('read')) rows.push(againstT('read one referral (audited)', await scenario('read'), 1.0));
+    let pullSmall: Measured | undefined;
+    if (selected('pull')) {
+      pullSmall = await scenario('pull', `pull at ${plan.small}`);
+      rows.push({ scenario: `therapist pull, 50/page, ${plan.small.toLocaleString('en')} referrals`, measured: pullSmall });
+    }
+    if (selected('note')) rows.push(againstT('visit note', await scenario('note'), 0.6));
+    if (selected('message')) rows.push(againstT('message', await scenario('message'), 0.6));
+    if (selected('mixed')) {
+      const { result: mixed, peakMb } = await peakRss(service.child.pid!, () => scenario('mixed'));
+      rows.push(againstT('mixed 60/25/15', mixed, 1.0), {
+        scenario: 'memory under the mixed load',
+        value: `${peakMb.toFixed(0)} MB RSS (peak)`,
+        target: '≤ 250 MB',
+        pass: peakMb <= 250,
+      });
+    }
+    if (pullSmall) {
+      log(`seeding up to ${plan.large} referrals`);
+      const seedBegan = performance.now();
+      await seedReferrals(sql, ids, plan.large);
+      extras.seedLargeSeconds = (performance.now() - seedBegan) / 1000;
+      log(`seeded in ${(extras.seedLargeSeconds as number).toFixed(0)} s`);
+      data.pullCursors = await samFeedCursors(sql, ids, 2000);
+      const pullLarge = await scenario('pull', `pull at ${plan.large}`);
+      const pullPlan = await explainPull(sql, ids, data.pullCursors[0]!);
+      rows.push({
+        scenario: `therapist pull, 50/page, ${plan.large.toLocaleString('en')} referrals`,
+        measured: pullLarge,
+        floor: `p99 at ${plan.small.toLocaleString('en')}`,
+        ratio: pullLarge.p99 / Math.max(pullSmall.p99, 1),
+        target: '≤ 1.5; index scans only, no sort',
+        pass: pullLarge.p99 <= 1.5 * Math.max(pullSmall.p99, 1) && pullPlan.indexOnly && pullLarge.non2xx === 0,
+        note: `plan at a deep cursor: ${pullPlan.summary}`,
+      });
+    }
+    if (selected('webhooks')) {
+      log('webhooks');
+      rows.push(...(await measureWebhooks({ url, sql, ids, data, loadGenerator: loadGenerator.child, drainCount: plan.drain, steadySeconds: plan.steadySeconds, log })));
+    }
+    await service.stop();
+
+    if (!flags['no-embedded'] && selected('embedded')) {
+      create ??= await (async () => {
+        throw new Error('the embedded pass compares with the PostgreSQL create rate: select create too');
+      })();
+      rows.push(...(await embeddedPass(create)));
+    }
+  } finally {
+    await loadGenerator?.stop();
+    await sql.end({ timeout: 5 });
+    await admin.unsafe(`drop database if exists ${databaseName} with (force)`).catch(() => {});
+    await admin.end({ timeout: 5 });
+  }
+  await report(rows, { quick: quick || only !== undefined, extras, seconds: (performance.now() - began) / 1000 });
+}
+
+/** The embedded database: start-up fresh and with an existing folder, and the create rate. */
+async function embeddedPass(postgresCreate: Measured): Promise<Row[]> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'bench-pglite-'));
+  try {
+    log('embedded PGlite: fresh start');
+    const port = await freePort();
+    const fresh = await startService(serviceEnv(port, { DATA_DIR: dataDir }));
+    await fresh.stop();
+    log('embedded PGlite: start with an existing folder');
+    const existing = await startService(serviceEnv(port, { DATA_DIR: dataDir }));
+    const ids = await fetchDemoIds(existing.url);
+    const data: BenchData = {
+      tokens: { physician: await token(existing.url, demoCredentials.users.physician), therapist: await token(existing.url, demoCredentials.users.harborTherapist) },
+      therapistId: ids.samId,
+      practiceId: ids.harborId,
+      officeReferralIds: [],
+      pullCursors: [],
+      treatingReferralIds: [],
+    };
+    const create = await measure('embedded create', { scenario: 'create', url: existing.url, data });
+    await existing.stop();
+    const ratio = create.requestsPerSecond / postgresCreate.requestsPerSecond;
+    return [
+      { scenario: 'embedded: start, fresh folder', value: `${(fresh.startedInMs / 1000).toFixed(2)} s`, target: '≤ 5 s', pass: fresh.startedInMs <= 5000 },
+      { scenario: 'embedded: start, existing folder', value: `${(existing.startedInMs / 1000).toFixed(2)} s`, target: '≤ 1 s', pass: existing.startedInMs <= 1000 },
+      { scenario: 'embedded: create referral', measured: create, floor: 'PG create', ratio, target: '≥ 0.35 × PostgreSQL create', pass: ratio >= 0.35 && create.non2xx === 0 },
+    ];
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Sam's id and practice, read through the API (the embedded database has no second connection). */
+async function fetchDemoIds(url: string): Promise<{ samId: string; harborId: string }> {
+  const therapistToken = await token(url, demoCredentials.users.harborTherapist);
+  const response = await fetch(`${url}/v1/me`, { headers: { authorization: `Bearer ${therapistToken}` } });
+  const me = (await response.json()) as { id: string; organizationId: string };
+  return { samId: me.id, harborId: me.organizationId };
+}
+
+await main();
+process.exit(0);
