@@ -1,6 +1,7 @@
 // The relational model, shared by the embedded (PGlite) and server (PostgreSQL) databases.
 import { sql } from 'drizzle-orm';
 import {
+  type AnyPgColumn,
   bigint,
   boolean,
   check,
@@ -263,6 +264,16 @@ export interface OutcomeScore {
   visitNumber: number;
 }
 
+type ReferralColumns = Record<'status' | 'targetKind' | 'targetTherapistId' | 'targetPracticeId' | 'acceptedTherapistId' | 'acceptedPracticeId', AnyPgColumn>;
+
+/** A network referral still waiting for one of the therapists it was offered to. */
+export const openNetworkOffer = (r: ReferralColumns) => sql`${r.targetKind} = 'network' and ${r.status} = 'sent'`;
+/** Accepted by a therapist it was not aimed at, by name or by practice (a network offer, say). */
+export const acceptedBeyondTarget = (r: ReferralColumns) =>
+  sql`${r.targetTherapistId} is distinct from ${r.acceptedTherapistId} and (${r.targetKind} <> 'practice' or ${r.targetPracticeId} is distinct from ${r.acceptedPracticeId})`;
+/** Accepted by a practice it was not aimed at. */
+export const acceptedBeyondTargetPractice = (r: ReferralColumns) => sql`${r.targetPracticeId} is distinct from ${r.acceptedPracticeId}`;
+
 export const referrals = pgTable(
   'referrals',
   {
@@ -319,6 +330,12 @@ export const referrals = pgTable(
     index('referrals_target_practice_sync_idx').on(table.targetPracticeId, table.syncXid, table.id),
     index('referrals_accepted_therapist_sync_idx').on(table.acceptedTherapistId, table.syncXid, table.id),
     index('referrals_accepted_practice_sync_idx').on(table.acceptedPracticeId, table.syncXid, table.id),
+    // The parts of a therapist's or practice's sync feed (referrals/access.ts visibleParts) that are
+    // not one plain column: each is read in sync order off its own partial index.
+    index('referrals_open_network_sync_idx').on(table.syncXid, table.id).where(openNetworkOffer(table)),
+    index('referrals_practice_target_sync_idx').on(table.targetPracticeId, table.syncXid, table.id).where(sql`${table.targetKind} = 'practice'`),
+    index('referrals_therapist_beyond_target_sync_idx').on(table.acceptedTherapistId, table.syncXid, table.id).where(acceptedBeyondTarget(table)),
+    index('referrals_practice_beyond_target_sync_idx').on(table.acceptedPracticeId, table.syncXid, table.id).where(acceptedBeyondTargetPractice(table)),
     index('referrals_patient_idx').on(table.patientId),
     index('referrals_open_expiry_idx').on(table.expiresOn).where(sql`${table.status} in ('sent', 'accepted', 'in_progress')`),
     check('referrals_version_check', sql`${table.version} >= 1`),

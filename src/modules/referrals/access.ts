@@ -1,6 +1,6 @@
 // Who sees which referral (SPEC §6), as SQL so that one rule serves single reads, lists and locks.
 import { and, eq, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
-import { referralOffers, referrals, users } from '../../db/schema.js';
+import { acceptedBeyondTarget, acceptedBeyondTargetPractice, openNetworkOffer, referralOffers, referrals, users } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 
 export type ReferralSide = 'office' | 'practice';
@@ -75,3 +75,36 @@ export function participatingIn(principal: Principal): SQL {
 /** The offer rows still open to a therapist (not declined by them). */
 export const openOfferFor = (referralId: string, therapistId: string) =>
   and(eq(referralOffers.referralId, referralId), eq(referralOffers.therapistId, therapistId), isNull(referralOffers.declinedAt));
+
+/**
+ * The referrals of visibleTo as disjoint parts, each an equality on an indexed column with the
+ * sync order behind it (the partial indexes of schema.ts where a part needs one), so that the
+ * sync feed merges ordered index scans instead of sorting everything the caller may see. Together
+ * they hold exactly the rows of visibleTo, each once (an acceptor's practice is the one
+ * accepted_practice_id names).
+ */
+export function visibleParts(principal: Principal): SQL[] {
+  const side = sideOf(principal);
+  if (side === 'office') return [eq(referrals.organizationId, principal.organizationId!)];
+  if (side !== 'practice') return [];
+  const practiceId = principal.organizationId!;
+  const sent = ne(referrals.status, 'draft');
+  if (principal.role === 'therapist') {
+    return [
+      and(sent, eq(referrals.targetTherapistId, principal.id), eq(referrals.targetKind, 'therapist'))!,
+      and(sent, eq(referrals.targetPracticeId, practiceId), sql`${referrals.targetKind} = 'practice'`)!,
+      and(sent, eq(referrals.acceptedTherapistId, principal.id), acceptedBeyondTarget(referrals))!,
+      and(openNetworkOffer(referrals), sql`${referrals.acceptedTherapistId} is distinct from ${principal.id}`, pendingOfferTo(principal.id))!,
+    ];
+  }
+  return [
+    and(sent, eq(referrals.targetPracticeId, practiceId))!,
+    and(sent, eq(referrals.acceptedPracticeId, practiceId), acceptedBeyondTargetPractice(referrals))!,
+    and(
+      openNetworkOffer(referrals),
+      sql`${referrals.targetPracticeId} is distinct from ${practiceId}`,
+      sql`${referrals.acceptedPracticeId} is distinct from ${practiceId}`,
+      pendingOfferToPractice(practiceId),
+    )!,
+  ];
+}
