@@ -6,12 +6,17 @@ import type { Sql } from 'postgres';
 
 type Unsafe = Sql['unsafe'];
 
+// A statement with more parameters than this is a multi-row VALUES list whose text changes with its
+// row count: preparing each variant would grow every connection's statement cache without bound.
+const maxPreparedParameters = 64;
+
 /** The client, with every parameterised query prepared, also inside transactions and savepoints. */
 export function preparingAll<T extends Sql>(client: T): T {
   return new Proxy(client, {
     get(target, property, receiver) {
       if (property === 'unsafe') {
-        return ((query, parameters, options) => target.unsafe(query, parameters, { ...options, prepare: true })) as Unsafe;
+        return ((query, parameters, options) =>
+          target.unsafe(query, parameters, { ...options, prepare: (parameters?.length ?? 0) <= maxPreparedParameters })) as Unsafe;
       }
       if (property === 'begin' || property === 'savepoint') {
         return (...args: unknown[]) => {
