@@ -581,7 +581,7 @@ export const webhookDeliveries = pgTable(
     updatedAt: updatedAt(),
   },
   (table) => [
-    index('webhook_deliveries_due_idx').on(table.nextAttemptAt).where(sql`${table.status} = 'pending'`),
+    index('webhook_deliveries_due_idx').on(table.nextAttemptAt, table.seq).where(sql`${table.status} = 'pending'`),
     index('webhook_deliveries_lease_idx').on(table.leaseExpiresAt).where(sql`${table.status} = 'delivering'`),
     index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.createdAt, table.id),
     index('webhook_deliveries_order_idx').on(table.endpointId, table.referralId, table.seq),

@@ -2,7 +2,7 @@
 // claims come back when the lease runs out), signs them per the Standard Webhooks spec, and
 // records each attempt with its audit event. Several workers can run side by side.
 import type { FastifyBaseLogger } from 'fastify';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { Webhook } from 'standardwebhooks';
 import type { Config } from '../../config.js';
 import type { Database, DatabaseHandle, Executor } from '../../db/database.js';
@@ -15,6 +15,12 @@ import { sendWebhook, type SendResult } from './sender.js';
 import { guardedLookup, systemResolver, type Resolver } from './target-guard.js';
 
 type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+interface Claimed {
+  delivery: DeliveryRow;
+  event: typeof webhookEvents.$inferSelect | null;
+  endpoint: typeof webhookEndpoints.$inferSelect | null;
+  organizationKind: (typeof organizations.$inferSelect)['kind'] | null;
+}
 
 export interface DeliveryWorkerOptions {
   config: Config['webhooks'];
@@ -77,17 +83,37 @@ export class DeliveryWorker {
     await this.unlisten?.().catch(() => {});
   }
 
+  /**
+   * Keeps up to `concurrency` deliveries in flight: claims more whenever a quarter of the slots
+   * have come free (or all of them), so one slow receiver never holds up the rest.
+   */
   private async loop(): Promise<void> {
+    const { concurrency, pollMs } = this.options.config;
+    const refillAt = Math.max(1, Math.ceil(concurrency / 4));
+    const inFlight = new Set<Promise<void>>();
     while (this.running) {
-      let delivered = 0;
-      try {
-        delivered = await this.runOnce();
-      } catch (error) {
-        this.options.log.error({ err: error }, 'webhook delivery round failed');
+      const free = concurrency - inFlight.size;
+      let claimed: Claimed[] = [];
+      if (free >= refillAt || inFlight.size === 0) {
+        try {
+          claimed = await this.claim(free);
+        } catch (error) {
+          this.options.log.error({ err: error }, 'claiming webhook deliveries failed');
+        }
+        for (const delivery of claimed) {
+          const attempt: Promise<void> = this.deliver(delivery)
+            .catch((error: unknown) => this.options.log.error({ err: error }, 'webhook delivery failed'))
+            .finally(() => {
+              inFlight.delete(attempt);
+              this.wake?.();
+            });
+          inFlight.add(attempt);
+        }
       }
-      if (delivered === 0 && this.running) {
+      if (claimed.length === 0 && this.running) {
+        // A finished delivery, a NOTIFY or the poll, whichever comes first.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.options.config.pollMs);
+          const timer = setTimeout(resolve, pollMs);
           this.wake = () => {
             clearTimeout(timer);
             resolve();
@@ -96,6 +122,7 @@ export class DeliveryWorker {
         this.wake = undefined;
       }
     }
+    await Promise.all(inFlight);
   }
 
   /** Claims up to `concurrency` due deliveries and sends them; returns how many it claimed. */
@@ -106,41 +133,50 @@ export class DeliveryWorker {
   }
 
   /**
-   * Due deliveries, or deliveries whose worker's lease ran out. A delivery waits while an earlier
-   * one of the same referral to the same endpoint is unfinished, so partners get them in order.
+   * Due deliveries, or deliveries whose worker's lease ran out, with their event and endpoint. A
+   * delivery waits while an earlier one of the same referral to the same endpoint is unfinished,
+   * so partners get them in order. Expired leases first (rare), then due ones off their index.
    */
-  private async claim(limit: number): Promise<DeliveryRow[]> {
+  private async claim(limit: number): Promise<Claimed[]> {
+    if (limit <= 0) return [];
+    const expired = await this.claimWhere(sql`c.status = 'delivering' and c.lease_expires_at < now()`, sql`c.lease_expires_at`, limit);
+    const due = expired.length < limit ? await this.claimWhere(sql`c.status = 'pending' and c.next_attempt_at <= now()`, sql`c.next_attempt_at, c.seq`, limit - expired.length) : [];
+    const ids = [...expired, ...due];
+    if (ids.length === 0) return [];
+    const rows = await this.db
+      .select({ delivery: webhookDeliveries, event: webhookEvents, endpoint: webhookEndpoints, organizationKind: organizations.kind })
+      .from(webhookDeliveries)
+      .leftJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+      .leftJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookDeliveries.endpointId))
+      .leftJoin(organizations, eq(organizations.id, webhookEndpoints.organizationId))
+      .where(inArray(webhookDeliveries.id, ids))
+      .orderBy(webhookDeliveries.seq);
+    return rows;
+  }
+
+  private async claimWhere(condition: SQL, order: SQL, limit: number): Promise<string[]> {
     const rows = await this.database.rows<{ id: string }>(sql`
       update webhook_deliveries d
       set status = 'delivering', lease_expires_at = now() + make_interval(secs => ${this.options.config.leaseSeconds}),
           attempts = d.attempts + 1, updated_at = now()
       where d.id in (
         select c.id from webhook_deliveries c
-        where ((c.status = 'pending' and c.next_attempt_at <= now()) or (c.status = 'delivering' and c.lease_expires_at < now()))
+        where ${condition}
           and not exists (
             select 1 from webhook_deliveries e
             where e.endpoint_id = c.endpoint_id and e.referral_id = c.referral_id and e.seq < c.seq
               and e.status in ('pending', 'delivering'))
-        order by c.next_attempt_at, c.seq
+        order by ${order}
         limit ${limit}
         for update skip locked)
       returning d.id`);
-    if (rows.length === 0) return [];
-    return this.db
-      .select()
-      .from(webhookDeliveries)
-      .where(sql`${webhookDeliveries.id} in (${sql.join(rows.map((row) => sql`${row.id}::uuid`), sql`, `)})`);
+    return rows.map((row) => row.id);
   }
 
-  private async deliver(delivery: DeliveryRow): Promise<void> {
-    const [row] = await this.db
-      .select({ event: webhookEvents, endpoint: webhookEndpoints, organizationKind: organizations.kind })
-      .from(webhookEvents)
-      .innerJoin(webhookEndpoints, eq(webhookEndpoints.id, delivery.endpointId))
-      .innerJoin(organizations, eq(organizations.id, webhookEndpoints.organizationId))
-      .where(eq(webhookEvents.id, delivery.eventId));
-    if (!row) return this.finish(delivery, { status: 'dead', error: 'the event or its endpoint no longer exists', result: undefined });
-    const { event, endpoint } = row;
+  private async deliver({ delivery, event, endpoint, organizationKind }: Claimed): Promise<void> {
+    if (!event || !endpoint || !organizationKind) {
+      return this.finish(delivery, { status: 'dead', error: 'the event or its endpoint no longer exists', result: undefined });
+    }
     if (endpoint.status !== 'active' || endpoint.deletedAt) {
       return this.finish(delivery, { status: 'dead', error: 'endpoint disabled or deleted', result: undefined });
     }
@@ -150,8 +186,8 @@ export class DeliveryWorker {
         kind: 'api_client',
         id: endpoint.id,
         organizationId: endpoint.organizationId,
-        organizationKind: row.organizationKind,
-        role: clientActingRole(row.organizationKind),
+        organizationKind,
+        role: clientActingRole(organizationKind),
         scopes: [],
       };
       if (!(await this.referrals.findFor({ principal: organization, id: event.referralId }))) {
@@ -236,7 +272,16 @@ export class DeliveryWorker {
   /** A success clears the failure clock; a failure starts it, and disables the endpoint once it has run too long. */
   private async keepEndpointHealth(endpointId: string, succeeded: boolean, disableNow: string | undefined, tx: Executor): Promise<void> {
     if (succeeded) {
-      await tx.update(webhookEndpoints).set({ lastSuccessAt: new Date(), failingSince: null }).where(eq(webhookEndpoints.id, endpointId));
+      // At most once a second per endpoint: a busy endpoint's deliveries must not queue on its row.
+      await tx
+        .update(webhookEndpoints)
+        .set({ lastSuccessAt: sql`now()`, failingSince: null })
+        .where(
+          and(
+            eq(webhookEndpoints.id, endpointId),
+            sql`(${webhookEndpoints.failingSince} is not null or ${webhookEndpoints.lastSuccessAt} is null or ${webhookEndpoints.lastSuccessAt} < now() - interval '1 second')`,
+          ),
+        );
       return;
     }
     const [endpoint] = await tx
