@@ -11,10 +11,22 @@ import { systemAuditContext, type AuditLog } from '../audit/audit-log.js';
 import { clientActingRole, type Principal } from '../auth/policy.js';
 import { ReferralsRepository } from '../referrals/referrals-repository.js';
 import { deliveryChannel, WebhookOutbox } from './outbox.js';
+import { GroupCommit } from '../../lib/group-commit.js';
 import { sendWebhook, type SendResult } from './sender.js';
 import { guardedLookup, systemResolver, type Resolver } from './target-guard.js';
 
 type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+interface Outcome {
+  status: 'succeeded' | 'pending' | 'dead';
+  error: string | null;
+  result: SendResult | undefined;
+  nextAttemptAt?: Date;
+  disableEndpoint?: string;
+}
+interface Finished {
+  delivery: DeliveryRow;
+  outcome: Outcome;
+}
 interface Claimed {
   delivery: DeliveryRow;
   event: typeof webhookEvents.$inferSelect | null;
@@ -57,6 +69,7 @@ export class DeliveryWorker {
   private loopDone: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
   private unlisten: (() => Promise<void>) | undefined;
+  private readonly finishes = new GroupCommit<Finished>((finished) => this.finishAll(finished));
 
   constructor(
     private readonly db: Database,
@@ -226,44 +239,54 @@ export class DeliveryWorker {
     return this.finish(delivery, { status: 'pending', error, result, nextAttemptAt: new Date(Date.now() + delay * 1000) });
   }
 
-  /** Records the attempt, moves the delivery on, and keeps the endpoint's health, in one transaction. */
-  private async finish(
-    delivery: DeliveryRow,
-    outcome: { status: 'succeeded' | 'pending' | 'dead'; error: string | null; result: SendResult | undefined; nextAttemptAt?: Date; disableEndpoint?: string },
-  ): Promise<void> {
-    const { result } = outcome;
+  /** Records the attempt, moves the delivery on, and keeps the endpoint's health: durable when it resolves. */
+  private finish(delivery: DeliveryRow, outcome: Outcome): Promise<void> {
+    return this.finishes.add({ delivery, outcome });
+  }
+
+  /**
+   * The outcomes of deliveries that finished together, in one transaction: their attempts, their
+   * new state, the endpoints' health and the audit events in a handful of statements.
+   */
+  private async finishAll(finished: Finished[]): Promise<void> {
     await this.db.transaction(async (tx) => {
-      if (result) {
-        await tx.insert(webhookAttempts).values({
-          deliveryId: delivery.id,
-          statusCode: result.statusCode,
-          latencyMs: result.latencyMs,
-          error: result.error ?? (outcome.status === 'succeeded' ? null : outcome.error),
-          responseExcerpt: result.excerpt.slice(0, maxResponseBytes) || null,
-        });
+      const attempts = finished.filter(({ outcome }) => outcome.result);
+      if (attempts.length > 0) {
+        await tx.insert(webhookAttempts).values(
+          attempts.map(({ delivery, outcome }) => ({
+            deliveryId: delivery.id,
+            statusCode: outcome.result!.statusCode,
+            latencyMs: outcome.result!.latencyMs,
+            error: outcome.result!.error ?? (outcome.status === 'succeeded' ? null : outcome.error),
+            responseExcerpt: outcome.result!.excerpt.slice(0, maxResponseBytes) || null,
+          })),
+        );
       }
-      await tx
-        .update(webhookDeliveries)
-        .set({
-          status: outcome.status,
-          leaseExpiresAt: null,
-          lastStatusCode: result?.statusCode ?? null,
-          lastError: outcome.error,
-          updatedAt: new Date(),
-          ...(outcome.nextAttemptAt ? { nextAttemptAt: outcome.nextAttemptAt } : {}),
-        })
-        // The claim count fences out a worker whose lease ran out and whose delivery another took.
-        .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.attempts, delivery.attempts)));
-      if (result) await this.keepEndpointHealth(delivery.endpointId, outcome.status === 'succeeded', outcome.disableEndpoint, tx);
-      await this.auditLog.record(
+      const column = <V,>(value: (entry: Finished) => V) => sql.param(finished.map(value));
+      // The claim count fences out a worker whose lease ran out and whose delivery another took.
+      await tx.execute(sql`
+        update ${webhookDeliveries} d
+        set status = v.status, lease_expires_at = null, last_status_code = v.status_code, last_error = v.error,
+            updated_at = now(), next_attempt_at = coalesce(v.next_attempt_at::timestamptz, d.next_attempt_at)
+        from unnest(${column(({ delivery }) => delivery.id)}::uuid[], ${column(({ delivery }) => delivery.attempts)}::int[],
+                    ${column(({ outcome }) => outcome.status)}::text[], ${column(({ outcome }) => outcome.result?.statusCode ?? null)}::int[],
+                    ${column(({ outcome }) => outcome.error)}::text[], ${column(({ outcome }) => outcome.nextAttemptAt?.toISOString() ?? null)}::text[])
+          as v(id, attempts, status, status_code, error, next_attempt_at)
+        where d.id = v.id and d.attempts = v.attempts`);
+      const succeededAt = new Set(attempts.filter(({ outcome }) => outcome.status === 'succeeded').map(({ delivery }) => delivery.endpointId));
+      for (const endpointId of succeededAt) await this.keepEndpointHealth(endpointId, true, undefined, tx);
+      for (const { delivery, outcome } of attempts.filter(({ outcome }) => outcome.status !== 'succeeded')) {
+        await this.keepEndpointHealth(delivery.endpointId, false, outcome.disableEndpoint, tx);
+      }
+      await this.auditLog.recordMany(
         systemAuditContext('webhook-delivery'),
-        {
+        finished.map(({ delivery, outcome }) => ({
           action: 'webhook.attempt',
-          outcome: outcome.status === 'succeeded' ? 'success' : 'error',
-          httpStatus: result?.statusCode ?? undefined,
+          outcome: outcome.status === 'succeeded' ? ('success' as const) : ('error' as const),
+          httpStatus: outcome.result?.statusCode ?? undefined,
           resourceType: 'webhook_delivery',
           resourceId: delivery.id,
-        },
+        })),
         tx,
       );
     });
