@@ -1,7 +1,7 @@
 // Authenticated by default: every route states a policy, and one hook checks the bearer token against it.
 import fastifyJwt from '@fastify/jwt';
 import fp from 'fastify-plugin';
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { apiClients, users, type UserRole } from '../db/schema.js';
 import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
@@ -104,19 +104,21 @@ export default fp(
       }
     });
 
+    // Asked on every request: built and prepared once, not rebuilt by the query builder each time.
+    const activeUser = app.db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.id, sql.placeholder('id')), eq(users.active, true)))
+      .prepare('principal_active_user');
+    const activeClient = app.db
+      .select({ id: apiClients.id })
+      .from(apiClients)
+      .where(and(eq(apiClients.id, sql.placeholder('id')), eq(apiClients.active, true), isNull(apiClients.revokedAt)))
+      .prepare('principal_active_client');
+
     async function principalIsActive(claims: AccessTokenClaims): Promise<boolean> {
-      if (claims.typ === 'user') {
-        const [user] = await app.db
-          .select({ id: users.id })
-          .from(users)
-          .where(and(eq(users.id, claims.sub), eq(users.active, true)));
-        return user !== undefined;
-      }
-      const [client] = await app.db
-        .select({ id: apiClients.id })
-        .from(apiClients)
-        .where(and(eq(apiClients.id, claims.sub), eq(apiClients.active, true), isNull(apiClients.revokedAt)));
-      return client !== undefined;
+      const [row] = await (claims.typ === 'user' ? activeUser : activeClient).execute({ id: claims.sub });
+      return row !== undefined;
     }
   },
   { name: 'authentication', dependencies: ['database', 'audit-log'] },
