@@ -1,13 +1,10 @@
-# Multi-stage image: compile TypeScript, then run the compiled service as a non-root user against DATABASE_URL.
+# Multi-stage image: compile TypeScript (as npm start does), then run the compiled service as a non-root user against DATABASE_URL.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
-COPY tsconfig.json drizzle.config.ts ./
 COPY src ./src
-COPY test ./test
-RUN npx tsc -p tsconfig.json --noEmit false --outDir dist \
- && cp -r src/db/migrations dist/src/db/migrations
+RUN npm run build
 
 FROM node:20-bookworm-slim AS production-dependencies
 WORKDIR /app
@@ -25,4 +22,4 @@ USER node
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
 # Expects DATABASE_URL and JWT_SECRET (see README, Configuration).
-CMD ["node", "dist/src/server.js"]
+CMD ["node", "--enable-source-maps", "--max-semi-space-size=4", "dist/src/server.js"]

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import type { LoadResult, LoadRun } from './load-generator.js';
-import { ask, freePort, startChild, startService, type Started } from './processes.js';
+import { ask, buildService, freePort, startChild, startService, type Started } from './processes.js';
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { demoIds, officeReferralIds, samFeedCursors, seedReferrals, seedTreating } from './seed.js';
 import type { BenchData, ScenarioName } from './scenarios.js';
@@ -118,6 +118,7 @@ async function main() {
   const rows: Row[] = [];
   const extras: Record<string, unknown> = {};
   try {
+    await buildService();
     loadGenerator = await startChild('bench/load-generator.ts');
 
     log('floor H: bare Fastify hello world');
