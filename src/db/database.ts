@@ -26,6 +26,11 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/** The rows of an `execute` result, inside a transaction too: postgres.js gives an array, PGlite `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : (result as { rows: T[] }).rows;
+}
+
 export const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url));
 const migrationsTable = '__drizzle_migrations';
 const migrationsSchema = 'drizzle';

@@ -107,14 +107,13 @@ export class VisitNotes {
         tx,
       );
       let from: ReferralStatus = referral.status;
-      for (const step of steps) {
+      const events = steps.map((step) => {
         const to: ReferralStatus = step === 'start' ? 'in_progress' : 'completed';
-        await this.referrals.appendEvent(
-          { referralId, action: step, fromStatus: from, toStatus: to, version: updated.version, actor: actorOf(principal), changes: { visitNumber } },
-          tx,
-        );
+        const event = { referralId, action: step, fromStatus: from, toStatus: to, version: updated.version, actor: actorOf(principal), changes: { visitNumber } };
         from = to;
-      }
+        return event;
+      });
+      if (events.length > 0) await this.referrals.appendEvents(events, tx);
       await this.outbox.publish(
         { type: 'progress_report.created', referral: updated, resource: { type: 'progress_report', id: report.id, url: `/v1/referrals/${referralId}/progress-reports` } },
         tx,

@@ -88,9 +88,8 @@ export class ReferralWorkflow {
     const visitsAuthorized = input.visitsAuthorized ?? Math.min(input.frequencyPerWeek * input.durationWeeks, 100);
 
     return this.db.transaction(async (tx) => {
-      const patientId =
-        input.patientId ??
-        (await this.patients.create({ organizationId: officeId, createdBy: principal.id, input: input.patient! }, tx)).id;
+      const registered = input.patient ? await this.patients.create({ organizationId: officeId, createdBy: principal.id, input: input.patient }, tx) : undefined;
+      const patientId = registered?.id ?? input.patientId!;
       const status: ReferralStatus = input.send ? 'sent' : 'draft';
       const row = await this.referrals.insert(
         {
@@ -122,12 +121,15 @@ export class ReferralWorkflow {
         await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, target.networkOffer, tx), tx);
       }
       const actor = actorOf(principal);
-      await this.referrals.appendEvent({ referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor }, tx);
-      if (input.send) {
-        await this.referrals.appendEvent({ referralId: row.id, action: 'send', fromStatus: 'draft', toStatus: 'sent', version: 1, actor }, tx);
-        await this.outbox.publish({ type: 'referral.sent', referral: row }, tx);
-      }
-      const patient = await this.referrals.patientSummary(patientId, tx);
+      await this.referrals.appendEvents(
+        [
+          { referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor },
+          ...(input.send ? [{ referralId: row.id, action: 'send' as const, fromStatus: 'draft' as const, toStatus: 'sent' as const, version: 1, actor }] : []),
+        ],
+        tx,
+      );
+      if (input.send) await this.outbox.publish({ type: 'referral.sent', referral: row }, tx);
+      const patient = registered ?? (await this.referrals.patientSummary(patientId, tx));
       await this.auditLog.recordMany(
         context,
         [

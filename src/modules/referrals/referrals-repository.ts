@@ -105,6 +105,17 @@ export interface ReferralListFilter {
   limit: number;
 }
 
+interface NewReferralEvent {
+  referralId: string;
+  action: ReferralEvent['action'];
+  fromStatus: ReferralStatus | null;
+  toStatus: ReferralStatus;
+  version: number;
+  actor: EventActor;
+  reason?: string | null | undefined;
+  changes?: Record<string, unknown> | null | undefined;
+}
+
 export class ReferralsRepository {
   constructor(private readonly db: Executor) {}
 
@@ -157,31 +168,26 @@ export class ReferralsRepository {
     return row!;
   }
 
-  async appendEvent(
-    event: {
-      referralId: string;
-      action: ReferralEvent['action'];
-      fromStatus: ReferralStatus | null;
-      toStatus: ReferralStatus;
-      version: number;
-      actor: EventActor;
-      reason?: string | null | undefined;
-      changes?: Record<string, unknown> | null | undefined;
-    },
-    executor: Executor,
-  ): Promise<void> {
-    await executor.insert(referralEvents).values({
-      referralId: event.referralId,
-      action: event.action,
-      fromStatus: event.fromStatus,
-      toStatus: event.toStatus,
-      version: event.version,
-      actorType: event.actor.type,
-      actorId: event.actor.id,
-      actorOrganizationId: event.actor.organizationId,
-      reason: event.reason ?? null,
-      changes: event.changes ?? null,
-    });
+  async appendEvent(event: NewReferralEvent, executor: Executor): Promise<void> {
+    await this.appendEvents([event], executor);
+  }
+
+  /** Several history events in one statement, in the order given. */
+  async appendEvents(events: NewReferralEvent[], executor: Executor): Promise<void> {
+    await executor.insert(referralEvents).values(
+      events.map((event) => ({
+        referralId: event.referralId,
+        action: event.action,
+        fromStatus: event.fromStatus,
+        toStatus: event.toStatus,
+        version: event.version,
+        actorType: event.actor.type,
+        actorId: event.actor.id,
+        actorOrganizationId: event.actor.organizationId,
+        reason: event.reason ?? null,
+        changes: event.changes ?? null,
+      })),
+    );
   }
 
   /**

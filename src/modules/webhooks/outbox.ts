@@ -1,7 +1,7 @@
 // The webhook outbox: an event and its deliveries are written in the transaction of the change
 // that caused them, so a committed change never loses its event and a rolled-back one sends none.
-import { and, arrayContains, eq, inArray, isNull, sql } from 'drizzle-orm';
-import type { Executor } from '../../db/database.js';
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import { rowsOf, type Executor } from '../../db/database.js';
 import { referralOffers, users, webhookDeliveries, webhookEndpoints, webhookEvents, type WebhookEventType } from '../../db/schema.js';
 
 export const deliveryChannel = 'webhook_deliveries';
@@ -54,31 +54,34 @@ export class WebhookOutbox {
     await this.insert({ type: event.type, referralId: event.referral.id, data, organizations }, tx);
   }
 
-  /** An event for given organizations' endpoints (or one endpoint, for a ping). */
+  /**
+   * An event for given organizations' endpoints (or one endpoint, for a ping): the event, its
+   * deliveries and the wake-up of the workers in one statement, as it runs inside every change.
+   */
   async insert(
     { type, referralId, data, organizations, endpointId }: { type: WebhookEventType; referralId: string | null; data: Record<string, unknown>; organizations: string[]; endpointId?: string },
     tx: Executor,
   ): Promise<string> {
-    const [event] = await tx
-      .insert(webhookEvents)
-      .values({ type, referralId, payload: { type, timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), data } })
-      .returning({ id: webhookEvents.id });
-    const endpoints = await tx
-      .select({ id: webhookEndpoints.id })
-      .from(webhookEndpoints)
-      .where(
-        and(
-          endpointId ? eq(webhookEndpoints.id, endpointId) : inArray(webhookEndpoints.organizationId, organizations),
-          eq(webhookEndpoints.status, 'active'),
-          isNull(webhookEndpoints.deletedAt),
-          type === 'ping' ? undefined : arrayContains(webhookEndpoints.eventTypes, [type]),
-        ),
-      );
-    if (endpoints.length > 0) {
-      await tx.insert(webhookDeliveries).values(endpoints.map((endpoint) => ({ eventId: event!.id, endpointId: endpoint.id, referralId })));
-      // Delivered at commit, and only then: wakes the workers without waiting for their poll.
-      await tx.execute(sql`select pg_notify(${deliveryChannel}, '')`);
-    }
+    const payload = { type, timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), data };
+    const endpoints = endpointId
+      ? sql`${webhookEndpoints.id} = ${endpointId}::uuid`
+      : sql`${webhookEndpoints.organizationId} = any(${sql.param(organizations)}::uuid[]) and ${webhookEndpoints.eventTypes} @> array[${type}]::text[]`;
+    const [event] = rowsOf<{ id: string }>(await tx.execute(sql`
+      with event as (
+        insert into ${webhookEvents} (type, referral_id, payload) values (${type}, ${referralId}::uuid, ${JSON.stringify(payload)}::jsonb)
+        returning id
+      ), targets as (
+        select ${webhookEndpoints.id} as id from ${webhookEndpoints}
+        where ${endpoints} and ${webhookEndpoints.status} = 'active' and ${webhookEndpoints.deletedAt} is null
+      ), deliveries as (
+        insert into ${webhookDeliveries} (event_id, endpoint_id, referral_id)
+        select event.id, targets.id, ${referralId}::uuid from event, targets
+        returning 1
+      )
+      -- Delivered at commit, and only then: wakes the workers without waiting for their poll.
+      select event.id, (select count(*) from deliveries) as deliveries,
+             case when exists (select 1 from deliveries) then pg_notify(${deliveryChannel}, '') end as notified
+      from event`));
     return event!.id;
   }
 }
