@@ -30,23 +30,28 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const principal = request.principal!;
     const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
-    const message = await app.auditLog.change(
-      auditContextOf(request),
-      async (tx) => {
-        // The author's read marker stays put: their own messages never count as unread, and
-        // moving it would silently mark read what others wrote in between.
-        const row = await messagesRepository.insert(
-          { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
-          tx,
-        );
-        await app.referralWorkflow.outbox.publish(
+    const context = auditContextOf(request);
+    const message = await app.db.transaction(async (tx) => {
+      // The author's read marker stays put: their own messages never count as unread, and
+      // moving it would silently mark read what others wrote in between.
+      const row = await messagesRepository.insert(
+        { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
+        tx,
+      );
+      // The event and the audit record, sent together (pipelined) and committed with the message.
+      await Promise.all([
+        app.referralWorkflow.outbox.publish(
           { type: 'message.created', referral, resource: { type: 'message', id: row.id, url: `/v1/referrals/${referral.id}/messages` } },
           tx,
-        );
-        return toMessage(row);
-      },
-      (created) => ({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: created.id, patientId: referral.patientId }),
-    );
+        ),
+        app.auditLog.record(
+          context,
+          { action: 'message.create', outcome: 'success', httpStatus: 201, resourceType: 'message', resourceId: row.id, patientId: referral.patientId },
+          tx,
+        ),
+      ]);
+      return toMessage(row);
+    });
     return reply.code(201).send(message);
   });
 

@@ -113,17 +113,20 @@ export class VisitNotes {
         from = to;
         return event;
       });
-      if (events.length > 0) await this.referrals.appendEvents(events, tx);
-      await this.outbox.publish(
-        { type: 'progress_report.created', referral: updated, resource: { type: 'progress_report', id: report.id, url: `/v1/referrals/${referralId}/progress-reports` } },
-        tx,
-      );
-      if (input.final) await this.outbox.publish({ type: 'referral.completed', referral: updated }, tx);
-      await this.auditLog.record(
-        context,
-        { action: 'progress_report.create', outcome: 'success', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId },
-        tx,
-      );
+      // Independent statements, sent together: postgres.js pipelines them on the transaction's connection.
+      await Promise.all([
+        events.length > 0 ? this.referrals.appendEvents(events, tx) : undefined,
+        this.outbox.publish(
+          { type: 'progress_report.created', referral: updated, resource: { type: 'progress_report', id: report.id, url: `/v1/referrals/${referralId}/progress-reports` } },
+          tx,
+        ),
+        input.final ? this.outbox.publish({ type: 'referral.completed', referral: updated }, tx) : undefined,
+        this.auditLog.record(
+          context,
+          { action: 'progress_report.create', outcome: 'success', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId },
+          tx,
+        ),
+      ]);
       return toProgressReport(report);
     });
   }

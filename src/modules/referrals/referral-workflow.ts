@@ -121,23 +121,27 @@ export class ReferralWorkflow {
         await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, target.networkOffer, tx), tx);
       }
       const actor = actorOf(principal);
-      await this.referrals.appendEvents(
-        [
-          { referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor },
-          ...(input.send ? [{ referralId: row.id, action: 'send' as const, fromStatus: 'draft' as const, toStatus: 'sent' as const, version: 1, actor }] : []),
-        ],
-        tx,
-      );
-      if (input.send) await this.outbox.publish({ type: 'referral.sent', referral: row }, tx);
-      const patient = registered ?? (await this.referrals.patientSummary(patientId, tx));
-      await this.auditLog.recordMany(
-        context,
-        [
-          ...(input.patient ? [{ action: 'patient.create', outcome: 'success' as const, httpStatus: 201, resourceType: 'patient', resourceId: patientId, patientId }] : []),
-          { action: 'referral.create', outcome: 'success', httpStatus: 201, resourceType: 'referral', resourceId: row.id, patientId },
-        ],
-        tx,
-      );
+      // Independent statements, sent together: postgres.js pipelines them on the transaction's
+      // connection, one round trip instead of four.
+      const [, , , patient] = await Promise.all([
+        this.referrals.appendEvents(
+          [
+            { referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor },
+            ...(input.send ? [{ referralId: row.id, action: 'send' as const, fromStatus: 'draft' as const, toStatus: 'sent' as const, version: 1, actor }] : []),
+          ],
+          tx,
+        ),
+        input.send ? this.outbox.publish({ type: 'referral.sent', referral: row }, tx) : undefined,
+        this.auditLog.recordMany(
+          context,
+          [
+            ...(input.patient ? [{ action: 'patient.create', outcome: 'success' as const, httpStatus: 201, resourceType: 'patient', resourceId: patientId, patientId }] : []),
+            { action: 'referral.create', outcome: 'success', httpStatus: 201, resourceType: 'referral', resourceId: row.id, patientId },
+          ],
+          tx,
+        ),
+        registered ?? this.referrals.patientSummary(patientId, tx),
+      ]);
       return toReferral(row, patient);
     });
   }
