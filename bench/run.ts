@@ -87,6 +87,8 @@ function serviceEnv(port: number, extra: Record<string, string>): Record<string,
     RATE_LIMIT_PER_MINUTE: '100000000',
     // The bench's webhook receiver listens on loopback.
     WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    // BENCH_SERVICE_ENV='A=1 B=2' overrides the service's configuration, to compare settings.
+    ...Object.fromEntries((process.env.BENCH_SERVICE_ENV ?? '').split(' ').filter(Boolean).map((pair) => pair.split('=') as [string, string])),
     ...extra,
   };
 }

@@ -63,8 +63,13 @@ export async function measureWebhooks(options: {
     }
     const drainSeconds = (performance.now() - drainBegan) / 1000;
     const drainRate = stats.unique / drainSeconds;
-    const [{ succeeded }] = (await sql`
-      select count(*)::int as succeeded from webhook_deliveries where endpoint_id = ${endpoint.id} and status = 'succeeded'`) as unknown as [{ succeeded: number }];
+    // The receiver may have a delivery a moment before the worker has recorded its success.
+    let succeeded = 0;
+    for (let waited = 0; waited < 10_000 && succeeded < options.drainCount; waited += 50) {
+      [{ succeeded }] = (await sql`
+        select count(*)::int as succeeded from webhook_deliveries where endpoint_id = ${endpoint.id} and status = 'succeeded'`) as unknown as [{ succeeded: number }];
+      if (succeeded < options.drainCount) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const lost = options.drainCount - stats.unique;
     log(`drain: ${drainRate.toFixed(0)} deliveries/s, ${stats.unique} received, ${stats.invalid} bad signatures, ${succeeded} marked succeeded`);
 
