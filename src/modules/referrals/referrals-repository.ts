@@ -13,7 +13,7 @@ import {
 } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 import { distanceKm } from '../network/directory-repository.js';
-import { openOfferFor, participatingIn, visibleParts, visibleTo } from './access.js';
+import { openOfferFor, participatingIn, sideOf, visibleParts, visibleTo } from './access.js';
 import type { Referral, ReferralEvent } from './schemas.js';
 
 export type ReferralRow = typeof referrals.$inferSelect;
@@ -116,7 +116,13 @@ interface NewReferralEvent {
   changes?: Record<string, unknown> | null | undefined;
 }
 
+interface PreparedFind {
+  execute(placeholders: Record<string, unknown>): Promise<{ referral: ReferralRow; patient: PatientSummaryRow }[]>;
+}
+
 export class ReferralsRepository {
+  private readonly preparedFinds = new Map<string, PreparedFind>();
+
   constructor(private readonly db: Executor) {}
 
   async insert(values: NewReferral, executor: Executor = this.db): Promise<ReferralRow> {
@@ -132,13 +138,40 @@ export class ReferralsRepository {
     { principal, id, lock = false, participating = false }: { principal: Principal; id: string; lock?: boolean; participating?: boolean },
     executor: Executor = this.db,
   ): Promise<{ referral: ReferralRow; patient: PatientSummaryRow } | undefined> {
-    const query = executor
+    if (!lock && executor === this.db) {
+      const [row] = await this.preparedFind(principal, participating).execute({ id, principalId: principal.id, organizationId: principal.organizationId });
+      return row;
+    }
+    const query = this.findQuery(executor, principal, id, participating);
+    const [row] = await (lock ? query.for('update', { of: referrals }) : query);
+    return row;
+  }
+
+  private findQuery(executor: Executor, principal: Principal, id: string, participating: boolean) {
+    return executor
       .select({ referral: referrals, patient: patientSummaryColumns })
       .from(referrals)
       .innerJoin(patients, eq(patients.id, referrals.patientId))
       .where(and(eq(referrals.id, id), participating ? participatingIn(principal) : visibleTo(principal)));
-    const [row] = await (lock ? query.for('update', { of: referrals }) : query);
-    return row;
+  }
+
+  /**
+   * The read of every referral route, built once per kind of caller (the access rule's shape
+   * depends on side and role only) and prepared, with the caller's ids as placeholders.
+   */
+  private preparedFind(principal: Principal, participating: boolean) {
+    const shape = `referral_find_${participating ? 'participating' : 'visible'}_${sideOf(principal) ?? 'none'}_${principal.role === 'therapist' ? 'therapist' : 'other'}`;
+    let prepared = this.preparedFinds.get(shape);
+    if (!prepared) {
+      const placeholders = {
+        ...principal,
+        id: sql.placeholder('principalId') as unknown as string,
+        organizationId: sql.placeholder('organizationId') as unknown as string,
+      };
+      prepared = this.findQuery(this.db, placeholders, sql.placeholder('id') as unknown as string, participating).prepare(shape);
+      this.preparedFinds.set(shape, prepared);
+    }
+    return prepared;
   }
 
   /** Unscoped: only for naming the patient in the audit record of a refused attempt. */
