@@ -57,7 +57,7 @@ export async function seedReferrals(sql: Sql, ids: DemoIds, total: number): Prom
       insert into referrals (organization_id, patient_id, prescriber_id, created_by, status, diagnoses, reason, goals,
         precautions, contraindications, techniques, body_regions, frequency_per_week, duration_weeks, session_minutes,
         visits_authorized, start_date, expires_on, priority, insurance, target_kind, target_therapist_id, target_practice_id,
-        accepted_therapist_id, accepted_practice_id, accepted_at)
+        accepted_therapist_id, accepted_practice_id, accepted_at, sent_at)
       select ${ids.officeId}, md5('bench-patient-' || (1 + i % ${patientCount}))::uuid, ${ids.physicianId}, ${ids.physicianId},
         case when i % 3 = 0 then 'accepted' else 'sent' end,
         '[{"code":"M54.50","display":"Low back pain, unspecified"}]'::jsonb,
@@ -69,7 +69,7 @@ export async function seedReferrals(sql: Sql, ids: DemoIds, total: number): Prom
         t.kind, t.therapist, t.practice,
         case when i % 3 = 0 then coalesce(t.therapist, ${ids.samId}::uuid) end,
         case when i % 3 = 0 then t.practice end,
-        case when i % 3 = 0 then now() end
+        case when i % 3 = 0 then now() end, now()
       from generate_series(${start}::int, ${end}::int) as i
       cross join lateral (
         select case i % 10 when 2 then 'practice' else 'therapist' end as kind,
@@ -89,11 +89,11 @@ export async function seedTreating(sql: Sql, ids: DemoIds, count: number): Promi
     insert into referrals (organization_id, patient_id, prescriber_id, created_by, status, diagnoses, reason, goals,
       precautions, contraindications, techniques, body_regions, frequency_per_week, duration_weeks, session_minutes,
       visits_authorized, start_date, expires_on, priority, target_kind, target_therapist_id, target_practice_id,
-      accepted_therapist_id, accepted_practice_id, accepted_at)
+      accepted_therapist_id, accepted_practice_id, accepted_at, sent_at)
     select ${ids.officeId}, md5('bench-patient-' || (1 + i % 1000))::uuid, ${ids.physicianId}, ${ids.physicianId}, 'accepted',
       '[{"code":"G44.209","display":"Tension-type headache"}]'::jsonb, 'Tension headache with cervical trigger points',
       array['Fewer than 2 headaches a week'], array[]::text[], '', array['trigger_point'], array['neck'], 2, 6, 60, 100000,
-      current_date - 30, current_date + 60, 'routine', 'therapist', ${ids.samId}, ${ids.harborId}, ${ids.samId}, ${ids.harborId}, now()
+      current_date - 30, current_date + 60, 'routine', 'therapist', ${ids.samId}, ${ids.harborId}, ${ids.samId}, ${ids.harborId}, now(), now()
     from generate_series(1, ${count}) as i
     returning id`;
   return rows.map((row) => row.id);

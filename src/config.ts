@@ -10,6 +10,7 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; without it the embedded PGlite database is used' }),
   ),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 500, default: 10, description: 'PostgreSQL connections per process' }),
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Folder of the embedded database and its generated JWT secret' }),
   JWT_SECRET: Type.Optional(
     Type.String({ minLength: 32, description: 'HMAC key for access tokens; required with DATABASE_URL' }),
@@ -60,6 +61,7 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  databasePoolSize: number;
   dataDir: string;
   jwt: { secret: string | undefined; issuer: string; audience: string; accessTokenTtlSeconds: number; refreshTokenTtlSeconds: number };
   logLevel: string;
@@ -123,6 +125,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: parsed.PORT,
     host: parsed.HOST,
     databaseUrl: parsed.DATABASE_URL,
+    databasePoolSize: parsed.DATABASE_POOL_SIZE,
     dataDir: parsed.DATA_DIR,
     jwt: {
       secret: parsed.JWT_SECRET,

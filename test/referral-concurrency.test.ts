@@ -1,6 +1,7 @@
 // Concurrency on referrals (SPEC §3, §6): If-Match on every change, one winner when many therapists
 // accept an open offer at once, one winner among amendments based on the same version, and a sync
 // feed that misses nothing, also when transactions commit out of order (PostgreSQL only).
+import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import t, { type Test } from 'tap';
 import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, testDatabaseServer, type Json, type TestApp } from './helper.js';
@@ -8,7 +9,8 @@ import { auditEvents, buildTestApp, createOffice, createPractice, defaultPasswor
 type Response = Awaited<ReturnType<TestApp['request']>>;
 type Move = 'send' | 'accept' | 'decline' | 'reroute' | 'cancel' | 'amend';
 
-const test = await buildTestApp(t);
+// Connections enough for 21 accepts waiting on one row lock at once (the offer race below).
+const test = await buildTestApp(t, { env: { DATABASE_POOL_SIZE: '30' } });
 const networkAdmin = await test.loginAsAdmin();
 const office = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
@@ -172,7 +174,17 @@ t.test('an open offer to 21 therapists', async (t) => {
     const visible = await Promise.all(therapists.map((therapist) => get(`/v1/referrals/${referral.id}`, therapist.token)));
     t.ok(visible.every((response) => response.statusCode === 200), 'the offer reaches all 21');
 
-    const responses = await Promise.all(therapists.map((therapist) => request(referral.id, 'accept', therapist.token)));
+    // Every accept must be past its visibility check before any of them commits; one that comes
+    // later is (rightly) told 404, the offer being gone. So the row is held while all 21 set out:
+    // they queue on its lock (PostgreSQL, with connections enough for all) or behind the holder
+    // (the embedded database's one connection).
+    let accepting: Promise<Awaited<ReturnType<typeof request>>[]> | undefined;
+    await test.app.db.transaction(async (tx) => {
+      await tx.execute(sql`select 1 from referrals where id = ${referral.id} for update`);
+      accepting = Promise.all(therapists.map((therapist) => request(referral.id, 'accept', therapist.token)));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    });
+    const responses = await accepting!;
     const codes = responses.map((response) => response.statusCode);
     t.equal(codes.filter((code) => code === 200).length, 1, `exactly one accept wins (got ${codes.join(', ')})`);
     t.equal(codes.filter((code) => code === 409).length, therapists.length - 1, 'every other accept gets 409');

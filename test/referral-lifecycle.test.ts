@@ -151,8 +151,10 @@ async function inStatus(status: Status): Promise<Json> {
       await visitNote(referral.id, practice.therapist.token, true);
       return read(referral.id);
     }
+    // Cancelled after it was sent: the therapist it went to still sees it and is told why not. (A
+    // draft cancelled unsent was never theirs to see: test/sync-feed-parts.test.ts.)
     case 'cancelled':
-      return must((await inStatus('draft')).id, 'cancel', office.physician.token, { reason: 'Entered in error' });
+      return must((await inStatus('sent')).id, 'cancel', office.physician.token, { reason: 'Patient moved out of state' });
     case 'expired': {
       const referral = await inStatus('sent');
       await makeOverdue(referral.id);

@@ -311,6 +311,9 @@ export const referrals = pgTable(
     // For a therapist target, the therapist's practice, so its admin sees the referral too.
     targetPracticeId: uuid('target_practice_id').references(() => organizations.id),
     networkOffer: jsonb('network_offer').$type<NetworkOffer>(),
+    // When it was first sent (stamped by a trigger, migration 0008): until then it is the office's
+    // alone, also after a draft is cancelled unsent.
+    sentAt: timestamp('sent_at', { withTimezone: true, mode: 'date' }),
     acceptedTherapistId: uuid('accepted_therapist_id').references(() => users.id),
     acceptedPracticeId: uuid('accepted_practice_id').references(() => organizations.id),
     acceptedAt: timestamp('accepted_at', { withTimezone: true, mode: 'date' }),

@@ -14,6 +14,7 @@ export default fp(
   async (app, options: { config: Config; pgliteTemplate?: Blob | undefined }) => {
     const database = await openDatabase({
       databaseUrl: options.config.databaseUrl,
+      poolSize: options.config.databasePoolSize,
       dataDir: options.config.dataDir,
       pgliteTemplate: options.pgliteTemplate,
     });

@@ -1,5 +1,5 @@
 // Who sees which referral (SPEC §6), as SQL so that one rule serves single reads, lists and locks.
-import { and, eq, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, eq, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { acceptedBeyondTarget, acceptedBeyondTargetPractice, openNetworkOffer, referralOffers, referrals, users } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 
@@ -35,7 +35,7 @@ const pendingOfferToPractice = (practiceId: string) =>
 function practiceParticipation(principal: Principal): SQL | undefined {
   const practiceId = principal.organizationId!;
   // A draft is the office's alone until it is sent.
-  const sent = ne(referrals.status, 'draft');
+  const sent = isNotNull(referrals.sentAt);
   if (principal.role === 'therapist') {
     return and(
       sent,
@@ -88,7 +88,7 @@ export function visibleParts(principal: Principal): SQL[] {
   if (side === 'office') return [eq(referrals.organizationId, principal.organizationId!)];
   if (side !== 'practice') return [];
   const practiceId = principal.organizationId!;
-  const sent = ne(referrals.status, 'draft');
+  const sent = isNotNull(referrals.sentAt);
   if (principal.role === 'therapist') {
     return [
       and(sent, eq(referrals.targetTherapistId, principal.id), eq(referrals.targetKind, 'therapist'))!,
