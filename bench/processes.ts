@@ -25,19 +25,17 @@ export interface Started {
   stop(): Promise<number | null>;
 }
 
-/** Forks a TypeScript module and waits for its first IPC message. */
-export async function startChild(
-  modulePath: string,
-  { env = {}, args = [], output = 'ignore' }: { env?: Record<string, string>; args?: string[]; output?: 'ignore' | 'inherit' } = {},
-): Promise<Started> {
-  const child = fork(modulePath, args, {
-    cwd: projectRoot,
-    env: { ...process.env, ...env },
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', output, 'inherit', 'ipc'],
-  });
+/** Forks a module with its output dropped (errors shown), and stops it with the bench. */
+function forkTracked(modulePath: string, env: Record<string, string>, execArgv: string[]): ChildProcess {
+  const child = fork(modulePath, [], { cwd: projectRoot, env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/** Forks a TypeScript module and waits for its first IPC message. */
+export async function startChild(modulePath: string, { env = {} }: { env?: Record<string, string> } = {}): Promise<Started> {
+  const child = forkTracked(modulePath, env, ['--import', 'tsx']);
   const [ready] = (await Promise.race([
     once(child, 'message'),
     once(child, 'exit').then(([code]) => {
@@ -61,14 +59,7 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   const begin = performance.now();
   // BENCH_CPU_PROFILE=<folder> writes the service's CPU profile there when it stops.
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const child = fork(new URL('../dist/src/server.js', import.meta.url).pathname, [], {
-    cwd: projectRoot,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    execArgv: [...serviceNodeFlags, ...profile],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  const child = forkTracked(new URL('../dist/src/server.js', import.meta.url).pathname, { LOG_LEVEL: 'warn', ...env }, [...serviceNodeFlags, ...profile]);
   const url = `http://127.0.0.1:${env.PORT}`;
   while (true) {
     if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} before it was ready`);

@@ -63,7 +63,7 @@ async function openPostgres(url: string, poolSize: number): Promise<DatabaseHand
     connection: { application_name: 'massage-referral-network' },
   });
   const db = drizzle(preparingAll(client), { schema }) as unknown as Database;
-  const rows = async <T,>(query: ReturnType<typeof sql>) => (await db.execute(query)) as unknown as T[];
+  const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   return {
     db,
     driver: 'postgres',
@@ -94,7 +94,7 @@ async function openPglite(dataDir: string, template: Blob | undefined): Promise<
   if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
   const client = await PGlite.create(dataDir, template ? { loadDataDir: template } : {});
   const db = drizzle(client, { schema }) as unknown as Database;
-  const rows = async <T,>(query: ReturnType<typeof sql>) => ((await db.execute(query)) as unknown as { rows: T[] }).rows;
+  const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   return {
     db,
     driver: 'pglite',

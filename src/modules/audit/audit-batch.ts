@@ -1,18 +1,16 @@
-// Audit events written outside any change (reads, lists, refusals): each audited request waits
-// until its event is durable, but the events of concurrent requests share one INSERT, one turn on
-// the hash chain's lock and one commit instead of taking turns one by one.
+// Many audit events in one INSERT: the group commits of AuditLog write the events of concurrent
+// requests (reads, lists, refusals) together, one turn on the hash chain's lock and one commit.
 import { sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { auditEvents } from '../../db/schema.js';
-import { GroupCommit } from '../../lib/group-commit.js';
 
-type AuditRow = typeof auditEvents.$inferInsert;
+export type AuditRow = typeof auditEvents.$inferInsert;
 
 /**
  * One statement of the same shape whatever the number of events (arrays, not a VALUES list): it is
  * prepared once, never nears the protocol's limit of 65,535 parameters, and parses in no time.
  */
-function insertAll(db: Executor, rows: AuditRow[]) {
+export function insertAuditRows(db: Executor, rows: AuditRow[]) {
   const column = (key: keyof AuditRow) => sql.param(rows.map((row) => row[key] ?? null));
   return db.execute(sql`
     insert into ${auditEvents} (actor_type, actor_id, actor_organization_id, actor_role, action, resource_type, resource_id,
@@ -21,18 +19,4 @@ function insertAll(db: Executor, rows: AuditRow[]) {
       ${column('actorRole')}::text[], ${column('action')}::text[], ${column('resourceType')}::text[], ${column('resourceId')}::text[],
       ${column('patientId')}::uuid[], ${column('outcome')}::text[], ${column('httpStatus')}::int[], ${column('requestId')}::text[],
       ${column('clientAddress')}::text[], ${column('userAgent')}::text[])`);
-}
-
-/** Audit events of concurrent requests, written in group commits (see GroupCommit). */
-export class AuditWriteBatch {
-  private readonly group: GroupCommit<AuditRow[]>;
-
-  constructor(db: Executor) {
-    this.group = new GroupCommit((batches) => insertAll(db, batches.flat()));
-  }
-
-  /** Resolves once the rows are committed; rejects if they could not be written. */
-  write(rows: AuditRow[]): Promise<void> {
-    return this.group.add(rows);
-  }
 }

@@ -4,7 +4,8 @@ import { and, eq, gte } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { auditEvents, auditPending } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
-import { AuditWriteBatch } from './audit-batch.js';
+import { GroupCommit } from '../../lib/group-commit.js';
+import { insertAuditRows, type AuditRow } from './audit-batch.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'error';
 
@@ -53,10 +54,11 @@ export function auditTargetOf(request: FastifyRequest): Pick<AuditEntry, 'resour
 }
 
 export class AuditLog {
-  private readonly batch: AuditWriteBatch;
+  /** Audit events written outside any change, in group commits. */
+  private readonly batch: GroupCommit<AuditRow[]>;
 
   constructor(private readonly db: Executor) {
-    this.batch = new AuditWriteBatch(db);
+    this.batch = new GroupCommit((batches) => insertAuditRows(db, batches.flat()));
   }
 
   /** Pass the transaction of the change being recorded, so both commit or neither does. */
@@ -94,12 +96,12 @@ export class AuditLog {
     const rows = entries.map((entry) => toRow(context, entry));
     // On its own, the event joins a batch; inside a change's transaction it waits for the commit
     // to be chained (migration 0005), and commits or rolls back with the change.
-    if (executor === this.db) await this.batch.write(rows);
+    if (executor === this.db) await this.batch.add(rows);
     else await executor.insert(auditPending).values(rows);
   }
 }
 
-function toRow(context: AuditContext, entry: AuditEntry): typeof auditEvents.$inferInsert {
+function toRow(context: AuditContext, entry: AuditEntry): AuditRow {
   const principal = context.principal;
   const actor =
     entry.actor ??

@@ -28,14 +28,15 @@ const pendingOfferToPractice = (practiceId: string) =>
       and ${referralOffers.declinedAt} is null)`,
   );
 
+// A draft is the office's alone until it is sent, also once it is cancelled unsent.
+const sent = isNotNull(referrals.sentAt);
+
 /**
  * The therapist side that takes part in a referral: a targeted therapist, the targeted practice,
  * or whoever accepted it. An open network offer has no participants until someone accepts it.
  */
 function practiceParticipation(principal: Principal): SQL | undefined {
   const practiceId = principal.organizationId!;
-  // A draft is the office's alone until it is sent.
-  const sent = isNotNull(referrals.sentAt);
   if (principal.role === 'therapist') {
     return and(
       sent,
@@ -88,7 +89,6 @@ export function visibleParts(principal: Principal): SQL[] {
   if (side === 'office') return [eq(referrals.organizationId, principal.organizationId!)];
   if (side !== 'practice') return [];
   const practiceId = principal.organizationId!;
-  const sent = isNotNull(referrals.sentAt);
   if (principal.role === 'therapist') {
     return [
       and(sent, eq(referrals.targetTherapistId, principal.id), eq(referrals.targetKind, 'therapist'))!,
