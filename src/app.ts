@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { createValidatorCompiler } from './lib/validation.js';
 import auditLogPlugin from './plugins/audit-log.js';
 import authenticationPlugin from './plugins/authentication.js';
+import availabilityPlugin from './plugins/availability.js';
 import databasePlugin from './plugins/database.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import inputSafetyPlugin from './plugins/input-safety.js';
@@ -67,6 +68,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(databasePlugin, { config, pgliteTemplate });
   await app.register(auditLogPlugin);
   await app.register(problemDetailsPlugin);
+  await app.register(availabilityPlugin, { config });
   await app.register(securityPlugin, { config });
   await app.register(inputSafetyPlugin);
   await app.register(authenticationPlugin, { config });

@@ -11,6 +11,25 @@ export const EnvSchema = Type.Object({
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; without it the embedded PGlite database is used' }),
   ),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 500, default: 10, description: 'PostgreSQL connections per process' }),
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 60_000,
+    default: 5000,
+    description: 'How long opening a PostgreSQL connection may take before the request fails with 503',
+  }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 600_000,
+    default: 10_000,
+    description: 'PostgreSQL cancels a statement (a lock wait included) running longer; the request fails with 503',
+  }),
+  DATABASE_PROBE_INTERVAL_MS: Type.Integer({
+    minimum: 0,
+    maximum: 60_000,
+    default: 1000,
+    description:
+      'How often a trivial query checks that PostgreSQL answers through the pool within this time; while it does not, requests get 503 at once. 0 turns it off',
+  }),
   DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'Folder of the embedded database and its generated JWT secret' }),
   JWT_SECRET: Type.Optional(
     Type.String({ minLength: 32, description: 'HMAC key for access tokens; required with DATABASE_URL' }),
@@ -62,6 +81,7 @@ export interface Config {
   host: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  databaseTimeouts: { connectMs: number; statementMs: number; probeIntervalMs: number };
   dataDir: string;
   jwt: { secret: string | undefined; issuer: string; audience: string; accessTokenTtlSeconds: number; refreshTokenTtlSeconds: number };
   logLevel: string;
@@ -126,6 +146,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: parsed.HOST,
     databaseUrl: parsed.DATABASE_URL,
     databasePoolSize: parsed.DATABASE_POOL_SIZE,
+    databaseTimeouts: {
+      connectMs: parsed.DATABASE_CONNECT_TIMEOUT_MS,
+      statementMs: parsed.DATABASE_STATEMENT_TIMEOUT_MS,
+      probeIntervalMs: parsed.DATABASE_PROBE_INTERVAL_MS,
+    },
     dataDir: parsed.DATA_DIR,
     jwt: {
       secret: parsed.JWT_SECRET,

@@ -6,6 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { preparingAll } from './prepared-statements.js';
 import * as schema from './schema.js';
+import { retryingTransactions } from './transaction-retry.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 /** A transaction or the database itself: repositories accept either. */
@@ -43,24 +44,33 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
   poolSize?: number;
+  /** PostgreSQL only: limits on opening a connection and on one statement (lock waits included). */
+  timeouts?: { connectMs: number; statementMs: number };
   /** Embedded only: start from this dump of a data folder (made by dumpDataDir) instead of an empty one. */
   pgliteTemplate?: Blob | undefined;
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   const handle = options.databaseUrl
-    ? await openPostgres(options.databaseUrl, options.poolSize ?? 10)
+    ? await openPostgres(options.databaseUrl, options.poolSize ?? 10, options.timeouts)
     : await openPglite(options.dataDir, options.pgliteTemplate);
+  retryingTransactions(handle.db);
   return handle;
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<DatabaseHandle> {
+async function openPostgres(url: string, poolSize: number, timeouts?: { connectMs: number; statementMs: number }): Promise<DatabaseHandle> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const client = postgres(url, {
     max: poolSize,
     onnotice: () => {},
-    connection: { application_name: 'massage-referral-network' },
+    ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
+    // Sent at connect, so every pooled connection carries the limit; a statement stuck behind a
+    // lock gives its connection back instead of holding it until the lock holder is done.
+    connection: {
+      application_name: 'massage-referral-network',
+      ...(timeouts ? { statement_timeout: timeouts.statementMs } : {}),
+    },
   });
   const db = drizzle(preparingAll(client), { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));

@@ -35,6 +35,10 @@ export const UnprocessableError = createRFC9457Error('UNPROCESSABLE', '%s', 422,
   type: problemType('unprocessable'),
   title: 'Unprocessable Content',
 });
+export const ServiceUnavailableError = createRFC9457Error('SERVICE_UNAVAILABLE', '%s', 503, {
+  type: problemType('service-unavailable'),
+  title: 'Service Unavailable',
+});
 /** OAuth 2.0 token endpoint errors keep the RFC 6749 `error` code beside the problem details. */
 export const OAuthError = createRFC9457Error('OAUTH_ERROR', '%s', 400, {
   type: problemType('oauth'),
@@ -92,5 +96,15 @@ export function oauthError(code: string, description: string, statusCode = 400, 
 export function conflict(code: string, message: string, extensions: Omit<ProblemExtensions, 'code'> = {}) {
   const error: WithExtensions<InstanceType<typeof ConflictError>> = new ConflictError(message);
   error.extensions = { code, ...extensions };
+  return error;
+}
+
+/** Seconds a client is asked to wait before retrying a request the database could not serve. */
+export const retryAfterSeconds = 1;
+
+/** A 503 that tells the client when to come back; nothing was changed. */
+export function serviceUnavailable(message = 'The database is temporarily unavailable; nothing was changed, retry shortly') {
+  const error: WithExtensions<InstanceType<typeof ServiceUnavailableError>> = new ServiceUnavailableError(message);
+  error.extensions = { headers: { 'retry-after': String(retryAfterSeconds) } };
   return error;
 }

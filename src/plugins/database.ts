@@ -15,6 +15,7 @@ export default fp(
     const database = await openDatabase({
       databaseUrl: options.config.databaseUrl,
       poolSize: options.config.databasePoolSize,
+      timeouts: options.config.databaseTimeouts,
       dataDir: options.config.dataDir,
       pgliteTemplate: options.pgliteTemplate,
     });

@@ -2,7 +2,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { conflictFromUniqueViolation } from '../db/constraint-errors.js';
-import type { DeniedResource, FieldProblem, ProblemExtensions } from '../lib/errors.js';
+import { transientDatabaseCode } from '../db/transient-errors.js';
+import { serviceUnavailable, type DeniedResource, type FieldProblem, type ProblemExtensions } from '../lib/errors.js';
 import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
 
 type ApiError = FastifyError & {
@@ -70,6 +71,12 @@ function decodePointer(segment: string): string {
 export default fp(
   async (app) => {
     app.setErrorHandler(async (raisedError: ApiError, request, reply) => {
+      const transientCode = transientDatabaseCode(raisedError);
+      if (transientCode) {
+        // Only the code: the driver's message may quote the statement and its parameters.
+        request.log.warn({ code: transientCode }, 'database unavailable; answered 503');
+        raisedError = serviceUnavailable();
+      }
       const error: ApiError = conflictFromUniqueViolation(raisedError) ?? raisedError;
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
 
@@ -83,7 +90,7 @@ export default fp(
         });
       }
 
-      if (status >= 500) {
+      if (status >= 500 && !error.toProblemDetails) {
         request.log.error({ err: error }, 'request failed');
         return sendProblem(request, reply, status, {
           type: 'about:blank',

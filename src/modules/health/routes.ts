@@ -1,6 +1,7 @@
 // Liveness and readiness for orchestrators; public and outside /v1.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { retryAfterSeconds } from '../../lib/errors.js';
 
 const HealthStatus = Type.Object({
   status: Type.Enum(['ok', 'unavailable']),
@@ -27,6 +28,10 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: HealthStatus, 503: HealthStatus },
     },
   }, async (_request, reply) => {
+    // The load-shedding probe already knows the database is not answering; don't queue behind it.
+    if (app.hasDecorator('isUnderPressure') && app.isUnderPressure()) {
+      return reply.code(503).header('retry-after', String(retryAfterSeconds)).send({ status: 'unavailable' });
+    }
     let database = false;
     let migrations = false;
     try {

@@ -1,0 +1,53 @@
+// Database failures that say nothing about the request itself: the database is away, busy or lost
+// a conflict. The client is told 503 with Retry-After, never 500, since the same request may well
+// succeed a moment later.
+
+interface DriverError {
+  code?: unknown;
+  cause?: unknown;
+}
+
+/** SQLSTATEs a transaction may simply be run again after (serialization failure, deadlock). */
+const retryableConflicts = new Set(['40001', '40P01']);
+
+/** postgres.js and Node socket codes for a connection that could not be made or was lost. */
+const connectionFailures = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * SQLSTATE classes and codes of an unavailable database: 08 connection exception, 53 insufficient
+ * resources (too many connections, out of memory), 57014 statement timeout, 57P01–57P03 shutting
+ * down or starting up, 55P03 lock not available (lock timeout).
+ */
+function isUnavailableState(code: string): boolean {
+  return code.startsWith('08') || code.startsWith('53') || ['57014', '57P01', '57P02', '57P03', '55P03'].includes(code);
+}
+
+/** The driver codes of an error and its causes (drizzle wraps the driver's error as its cause). */
+function codesOf(error: unknown): string[] {
+  const codes: string[] = [];
+  for (let current = error as DriverError | undefined, depth = 0; current && depth < 4; current = current.cause as DriverError, depth++) {
+    if (typeof current.code === 'string') codes.push(current.code);
+  }
+  return codes;
+}
+
+export function isRetryableConflict(error: unknown): boolean {
+  return codesOf(error).some((code) => retryableConflicts.has(code));
+}
+
+/** The code that makes the error transient, if it is: the request may succeed when retried later. */
+export function transientDatabaseCode(error: unknown): string | undefined {
+  return codesOf(error).find((code) => connectionFailures.has(code) || isUnavailableState(code) || retryableConflicts.has(code));
+}

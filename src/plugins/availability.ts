@@ -1,0 +1,50 @@
+// Sheds load while PostgreSQL cannot serve it: a trivial query probes the database through the
+// pool, and while it gets no answer in time (the server is down, or every connection is busy)
+// requests are answered 503 with Retry-After at once instead of queueing for a connection.
+import underPressure from '@fastify/under-pressure';
+import { sql } from 'drizzle-orm';
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { retryAfterSeconds, serviceUnavailable } from '../lib/errors.js';
+
+export default fp(
+  async (app, options: { config: Config }) => {
+    const intervalMs = options.config.databaseTimeouts.probeIntervalMs;
+    // The embedded database has no pool to run dry and no server to lose.
+    if (app.database.driver !== 'postgres' || intervalMs === 0) return;
+
+    let probe: Promise<unknown> | undefined;
+    const databaseAnswers = async (): Promise<boolean> => {
+      // A probe still queued from last time means the pool is still busy; don't queue another.
+      if (probe) return false;
+      const current = app.database.rows(sql`select 1`).finally(() => {
+        if (probe === current) probe = undefined;
+      });
+      probe = current;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<false>((resolve) => {
+        timer = setTimeout(resolve, intervalMs, false);
+      });
+      try {
+        return await Promise.race([current.then(() => true), deadline]);
+      } catch {
+        return false;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+
+    await app.register(underPressure, {
+      healthCheck: databaseAnswers,
+      healthCheckInterval: intervalMs,
+      retryAfter: retryAfterSeconds,
+      // Health routes answer for themselves: liveness is about the process, and readiness
+      // reports the failed probe in its own shape.
+      pressureHandler: async (request) => {
+        if (request.url.startsWith('/health/')) return;
+        throw serviceUnavailable('The database is not answering in time; nothing was changed, retry shortly');
+      },
+    });
+  },
+  { name: 'availability', dependencies: ['database', 'problem-details'] },
+);
