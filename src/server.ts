@@ -20,8 +20,9 @@ async function main(): Promise<void> {
   const logger = pino(loggerOptions(config.logLevel));
   const app = await buildApp({ config, logger });
 
-  // Stop taking requests, let those in flight finish, then close the database.
-  closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
+  // Stop taking requests, let those in flight finish, then close the database. The grace period
+  // outlasts a webhook attempt, so a delivery in flight ends and gives its lease back.
+  closeWithGrace({ delay: Math.max(10_000, config.webhooks.timeoutMs + 5_000), logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
     await app.close();
