@@ -2,6 +2,7 @@
 // (migration 0005); should that write fail, the commit fails and the change is not made.
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
+import { recordFigure } from './hardening/figures.js';
 import { buildTestApp, createOffice, createPractice, type Json, type TestApp } from './helper.js';
 
 const test = await buildTestApp(t);
@@ -34,7 +35,12 @@ async function refuseAudit(action: string) {
   return () => test.app.database.rows(sql.raw(`alter table audit_events drop constraint ${name}`));
 }
 
+/** Changes attempted with their audit write failing, and those that landed all the same. */
+const tally = { attempted: 0, refused: 0, landed: 0 };
+
 function assertFailedCleanly(t: Test, response: Awaited<ReturnType<TestApp['request']>>) {
+  tally.attempted++;
+  if (response.statusCode === 500) tally.refused++;
   t.equal(response.statusCode, 500, 'the change is refused as a server error');
   t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
   t.notMatch(response.body, /audit_events|constraint|refuse_|insert|select/i, 'naming no table, constraint or SQL');
@@ -53,6 +59,7 @@ t.test('a referral whose audit event cannot be written is not created, nor its p
     { referrals: before.referrals, patients: before.patients, events: before.events, pending: 0 },
     'no referral, no patient, no outbox event, nothing left waiting',
   );
+  if ((await count('referrals')) !== before.referrals) tally.landed++;
   await restore();
 
   const again = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralBody('After') });
@@ -68,7 +75,73 @@ t.test('a message whose audit event cannot be written is not posted', async (t) 
   const refused = await test.request({ method: 'POST', url, token: office.physician.token, payload: { body: 'Please call the patient before the first session.' } });
   assertFailedCleanly(t, refused);
   t.equal(await count('messages'), before, 'no message');
+  if ((await count('messages')) !== before) tally.landed++;
   const thread = await test.request({ method: 'GET', url, token: office.physician.token });
   t.same(thread.json().data, [], 'the thread is still empty');
   await restore();
+});
+
+// Every kind of change, made with its audit write failing: none may land (issue 6, item 14).
+t.test('no kind of change lands when its audit event cannot be written', async (t) => {
+  const referralOf = async (familyName: string, send = true) =>
+    (await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: { ...referralBody(familyName), send } })).json();
+  const statusOf = async (id: string) => {
+    const [row] = await test.app.database.rows<{ status: string }>(sql`select status from referrals where id = ${id}`);
+    return row?.status;
+  };
+  const countWhere = async (table: string, column: string, value: string) => {
+    const [row] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.raw(table)} where ${sql.raw(column)} = ${value}`);
+    return row!.n;
+  };
+  const accepted = await referralOf('Accepted');
+  await test.request({ method: 'POST', url: `/v1/referrals/${accepted.id}/accept`, token: practice.therapist.token, payload: {} });
+  // Something unread for the therapist to mark read.
+  await test.request({ method: 'POST', url: `/v1/referrals/${accepted.id}/messages`, token: office.physician.token, payload: { body: 'First visit booked?' } });
+
+  const changes: Array<{ action: string; method: 'POST' | 'PATCH'; url: () => Promise<string>; token: string; payload: Json; landed: () => Promise<boolean> }> = [];
+  const draft = await referralOf('Draft', false);
+  const sent = await referralOf('Sent');
+  changes.push(
+    { action: 'patient.create', method: 'POST', url: async () => '/v1/patients', token: office.physician.token,
+      payload: { givenName: 'Audit', familyName: 'Refused', birthDate: '1980-01-01', sex: 'female' },
+      landed: async () => (await countWhere('patients', 'family_name', 'Refused')) > 0 },
+    { action: 'referral.amend', method: 'PATCH', url: async () => `/v1/referrals/${draft.id}`, token: office.physician.token,
+      payload: { visitsAuthorized: 20 },
+      landed: async () => (await countWhere('referrals', 'id', draft.id)) > 0 && (await test.app.database.rows<{ v: number }>(sql`select visits_authorized as v from referrals where id = ${draft.id}`))[0]!.v === 20 },
+    { action: 'referral.send', method: 'POST', url: async () => `/v1/referrals/${draft.id}/send`, token: office.physician.token, payload: {},
+      landed: async () => (await statusOf(draft.id)) !== 'draft' },
+    { action: 'referral.accept', method: 'POST', url: async () => `/v1/referrals/${sent.id}/accept`, token: practice.therapist.token, payload: {},
+      landed: async () => (await statusOf(sent.id)) !== 'sent' },
+    { action: 'referral.cancel', method: 'POST', url: async () => `/v1/referrals/${sent.id}/cancel`, token: office.physician.token, payload: { reason: 'No longer needed' },
+      landed: async () => (await statusOf(sent.id)) !== 'sent' },
+    { action: 'progress_report.create', method: 'POST', url: async () => `/v1/referrals/${accepted.id}/progress-reports`, token: practice.therapist.token,
+      payload: {
+        visitDate: new Date().toISOString().slice(0, 10),
+        subjective: 'Reports less pain', objective: 'Reduced trigger point tenderness', assessment: 'Improving', plan: 'Continue twice weekly',
+        painBefore: 6, painAfter: 4, techniquesApplied: ['trigger_point'], minutes: 60,
+      },
+      landed: async () => (await countWhere('progress_reports', 'referral_id', accepted.id)) > 0 },
+    { action: 'message.mark_read', method: 'POST', url: async () => `/v1/referrals/${accepted.id}/messages/read`, token: practice.therapist.token, payload: {},
+      landed: async () => (await countWhere('message_read_markers', 'referral_id', accepted.id)) > 0 },
+  );
+
+  for (const change of changes) {
+    const restore = await refuseAudit(change.action);
+    const response = await test.request({ method: change.method, url: await change.url(), token: change.token, payload: change.payload });
+    await restore();
+    tally.attempted++;
+    if (response.statusCode === 500) tally.refused++;
+    t.equal(response.statusCode, 500, `${change.action}: refused (${response.body.slice(0, 160)})`);
+    if (await change.landed()) {
+      tally.landed++;
+      t.fail(`${change.action} landed without its audit event`);
+    }
+  }
+  t.equal(await count('audit_pending'), 0, 'nothing left waiting to be chained');
+  recordFigure({
+    item: 14,
+    check: 'Audit fails closed',
+    figure: `${tally.attempted} kinds of change made with their audit write failing: ${tally.refused} refused, ${tally.landed} landed without their audit row`,
+    pass: tally.landed === 0 && tally.refused === tally.attempted && tally.attempted === changes.length + 2,
+  });
 });
