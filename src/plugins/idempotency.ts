@@ -133,7 +133,13 @@ export default fp(
         const value = reply.getHeader(name);
         if (value !== undefined) headers[name] = String(value);
       }
-      await repository.complete({ ...claim, statusCode: reply.statusCode, headers, body: typeof payload === 'string' ? payload : String(payload ?? '') });
+      try {
+        await repository.complete({ ...claim, statusCode: reply.statusCode, headers, body: typeof payload === 'string' ? payload : String(payload ?? '') });
+      } catch (error) {
+        // The change has committed: the client must hear that it succeeded. A repeat of the key
+        // meets the unfinished claim and is told to retry later, rather than made a second time.
+        request.log.warn({ code: (error as { code?: string }).code }, 'idempotent response could not be kept');
+      }
       return payload;
     });
   },
