@@ -524,3 +524,19 @@ t.test('the OpenAPI document describes the header on POSTs, not on the token end
   t.notOk(headerOf('/v1/auth/token'), 'the token endpoint does not');
   t.notOk(headerOf('/v1/referrals', 'get'), 'GET does not');
 });
+
+t.test('a change that committed is answered 201 even when its response cannot be kept for replay', async (t) => {
+  // As if the database went away between the change's commit and the keeping of its response.
+  await test.app.database.rows(sql.raw(`alter table idempotency_records add constraint refuse_completion check (state <> 'completed') not valid`));
+  t.teardown(() => test.app.database.rows(sql.raw('alter table idempotency_records drop constraint if exists refuse_completion')));
+  const key = newKey();
+  const payload = { givenName: 'Kept', familyName: `Answer${tag()}`, birthDate: '1980-01-01', sex: 'female' };
+  const first = await post('/v1/patients', office.physician.token, payload, key);
+  t.equal(first.statusCode, 201, 'the client hears that the patient was registered');
+  const [stored] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from patients where id = ${first.json().id}`);
+  t.equal(stored!.n, 1, 'and it was');
+  const repeat = await post('/v1/patients', office.physician.token, payload, key);
+  t.equal(repeat.statusCode, 409, 'a repeat of the key is told to retry later, not made a second time');
+  const [count] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from patients where family_name = ${payload.familyName}`);
+  t.equal(count!.n, 1, 'one patient only');
+});
