@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
+import { clientErrorHandler, frameworkErrorHandler } from './lib/framework-errors.js';
 import { createValidatorCompiler } from './lib/validation.js';
 import auditLogPlugin from './plugins/audit-log.js';
 import authenticationPlugin from './plugins/authentication.js';
@@ -53,6 +54,10 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
       return typeof incoming === 'string' && acceptableRequestId.test(incoming) ? incoming : crypto.randomUUID();
     },
     bodyLimit: 1024 * 1024,
+    // A client that never finishes sending its request (slowloris) is cut off.
+    requestTimeout: 30_000,
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     // Creating an embedded database runs initdb in WebAssembly, which is slow on a busy machine.
     pluginTimeout: 60_000,
     trustProxy: false,

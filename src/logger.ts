@@ -49,16 +49,39 @@ export function serializeError(error: Error & { query?: string; params?: unknown
   return stdSerializers.err(error);
 }
 
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const routeWord = /^(v1|[a-z]+(-[a-z]+)*)$/;
+
+/**
+ * The request's path as far as it is safe to log: query strings can carry identifiers and a path
+ * segment can carry anything a client typed (a patient's name where an id belongs). A matched
+ * route logs its pattern with the ids filled in; any other path keeps only route-like words and ids.
+ */
+export function loggableUrl(request: Pick<FastifyRequest, 'url' | 'params'> & { routeOptions?: { url?: string | undefined } }): string {
+  const pattern = request.routeOptions?.url;
+  if (pattern) {
+    const params = (request.params ?? {}) as Record<string, unknown>;
+    return pattern.replace(/:([A-Za-z]+)/g, (placeholder, name: string) => {
+      const value = params[name];
+      return typeof value === 'string' && uuid.test(value) ? value : placeholder;
+    });
+  }
+  const path = request.url.split('?')[0] ?? '';
+  return path
+    .split('/')
+    .map((segment) => (segment === '' || routeWord.test(segment) || uuid.test(segment) ? segment : '*'))
+    .join('/');
+}
+
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
     redact: { paths: redactedPaths, censor: '[redacted]' },
     serializers: {
       err: serializeError,
-      // Query strings can carry identifiers; log the path only.
       req: (request: FastifyRequest) => ({
         method: request.method,
-        url: request.url.split('?')[0],
+        url: loggableUrl(request),
         remoteAddress: request.ip,
       }),
     },

@@ -18,7 +18,12 @@ function createAjv(options: Options) {
   // RFC 3339 allows a leap second (23:59:60), which no JavaScript or PostgreSQL time can hold.
   const rfc3339 = ajv.formats['date-time'] as { validate: (value: string) => boolean } | ((value: string) => boolean);
   const isRfc3339 = typeof rfc3339 === 'function' ? rfc3339 : rfc3339.validate;
-  ajv.addFormat('date-time', { type: 'string', validate: (value: string) => isRfc3339(value) && !Number.isNaN(Date.parse(value)) });
+  // Year 0000 is valid ISO 8601 but PostgreSQL has no year zero.
+  const notYearZero = (value: string) => !value.startsWith('0000');
+  ajv.addFormat('date-time', { type: 'string', validate: (value: string) => isRfc3339(value) && !Number.isNaN(Date.parse(value)) && notYearZero(value) });
+  const isoDate = ajv.formats.date as { validate: (value: string) => boolean } | ((value: string) => boolean);
+  const isDate = typeof isoDate === 'function' ? isoDate : isoDate.validate;
+  ajv.addFormat('date', { type: 'string', validate: (value: string) => isDate(value) && notYearZero(value) });
   return ajv;
 }
 

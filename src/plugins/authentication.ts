@@ -3,7 +3,7 @@ import fastifyJwt from '@fastify/jwt';
 import fp from 'fastify-plugin';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
-import { apiClients, users, type UserRole } from '../db/schema.js';
+import { apiClients, userRoles, users, type UserRole } from '../db/schema.js';
 import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
 import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from '../modules/auth/policy.js';
 import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
@@ -40,6 +40,29 @@ declare module '@fastify/jwt' {
 
 // Far above any token we issue; refuses oversized tokens before any parsing.
 const maxTokenLength = 4096;
+// Clocks of the machines that issue and check tokens may differ by this much.
+const clockSkewSeconds = 60;
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const organizationKinds: ReadonlySet<unknown> = new Set(['physician_office', 'therapy_practice']);
+
+/**
+ * Claims shaped as we issue them. The signature says the token is ours, but a token signed with a
+ * leaked or shared key must still not reach the database with a malformed id or scope, nor be
+ * dated ahead to outlive its lifetime.
+ */
+function wellFormed(claims: AccessTokenClaims & { iat?: unknown }): boolean {
+  return (
+    typeof claims.sub === 'string' &&
+    uuid.test(claims.sub) &&
+    (claims.typ === 'user' || claims.typ === 'api_client') &&
+    (claims.org === null || (typeof claims.org === 'string' && uuid.test(claims.org))) &&
+    (claims.org_kind === null || organizationKinds.has(claims.org_kind)) &&
+    (userRoles as readonly unknown[]).includes(claims.role) &&
+    typeof claims.scope === 'string' &&
+    typeof claims.iat === 'number' &&
+    claims.iat <= Date.now() / 1000 + clockSkewSeconds
+  );
+}
 
 export default fp(
   async (app, options: { config: Config }) => {
@@ -48,7 +71,8 @@ export default fp(
       secret: await resolveJwtSecret(options.config),
       sign: { algorithm: 'HS256', iss: jwt.issuer, aud: jwt.audience, expiresIn: jwt.accessTokenTtlSeconds },
       // Pinning the algorithm refuses `alg: none` and algorithm-confusion tokens.
-      verify: { algorithms: ['HS256'], allowedIss: jwt.issuer, allowedAud: jwt.audience, requiredClaims: ['exp', 'sub'] },
+      // allowedIss/allowedAud only judge claims that are present: they must be required too.
+      verify: { algorithms: ['HS256'], allowedIss: jwt.issuer, allowedAud: jwt.audience, requiredClaims: ['exp', 'sub', 'iat', 'iss', 'aud'] },
     });
     app.decorateRequest('principal', undefined);
 
@@ -77,7 +101,7 @@ export default fp(
         throw new UnauthorizedError('The access token is invalid or expired');
       }
       // A token outlives a deactivation by at most its lifetime unless we look; we look.
-      if (!(await principalIsActive(claims))) {
+      if (!wellFormed(claims) || !(await principalIsActive(claims))) {
         reply.header('www-authenticate', 'Bearer error="invalid_token"');
         throw new UnauthorizedError('The access token is invalid or expired');
       }

@@ -1,20 +1,52 @@
-// Inputs PostgreSQL would read differently from us: NUL characters (text cannot hold them) are
-// refused up front, and ids in the path are lower-cased, since the database matches a uuid in
-// any case and the audit log must file every attempt on a record under one spelling of its id.
+// Inputs refused before validation, because they are attacks or would be stored other than sent:
+// - text PostgreSQL cannot hold (NUL) or would alter (an unpaired surrogate becomes U+FFFD; the
+//   embedded database drops a leading byte order mark);
+// - bidirectional controls, which make a name or note display other than it reads (Trojan Source);
+// - shapes no request of this API has, which would cost a lot to validate or hash: nesting deeper
+//   than 32, arrays over 1,000 items (the largest any schema takes is 30), objects over 1,000
+//   fields, more than 100 query parameters.
+// Ids in the path are lower-cased, since the database matches a uuid in any case and the audit
+// log must file every attempt on a record under one spelling of its id.
 import fp from 'fastify-plugin';
 import { validationFailed } from '../lib/errors.js';
 
 const maxDepth = 32;
+const maxArrayItems = 1000;
+const maxObjectFields = 1000;
+const maxQueryParameters = 100;
 const uuidInAnyCase = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// U+202A–U+202E embeddings and overrides, U+2066–U+2069 isolates, U+FEFF byte order mark.
+const refusedCharacters = /[\u0000\u202A-\u202E\u2066-\u2069\uFEFF]/;
+// In a /u pattern a well-formed pair is one code point, so only an unpaired half is a surrogate.
+const unpairedSurrogate = /\p{Surrogate}/u;
 
-/** The dotted path of the first string (or key) holding a NUL character, if any. */
-export function findNulCharacter(value: unknown, path: string, depth = 0): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
-  if (value === null || typeof value !== 'object' || depth > maxDepth) return undefined;
+function textProblem(text: string): string | undefined {
+  if (unpairedSurrogate.test(text)) return 'must not contain unpaired surrogate characters';
+  const refused = refusedCharacters.exec(text)?.[0];
+  if (refused === undefined) return undefined;
+  if (refused === '\u0000') return 'must not contain NUL characters';
+  if (refused === '\uFEFF') return 'must not contain a byte order mark (U+FEFF)';
+  return 'must not contain bidirectional control characters';
+}
+
+/** The first problem in a parsed value, with the dotted path where it is. */
+export function findInputProblem(value: unknown, path: string, depth = 0): { field: string; message: string } | undefined {
+  if (typeof value === 'string') {
+    const message = textProblem(value);
+    return message ? { field: path, message } : undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  if (depth >= maxDepth) return { field: path, message: `is nested too deeply (at most ${maxDepth} levels)` };
+  if (Array.isArray(value)) {
+    if (value.length > maxArrayItems) return { field: path, message: `has too many items (at most ${maxArrayItems})` };
+  } else if (Object.keys(value).length > maxObjectFields) {
+    return { field: path, message: `has too many fields (at most ${maxObjectFields})` };
+  }
   for (const [key, child] of Object.entries(value)) {
     const childPath = Array.isArray(value) ? `${path}[${key}]` : path ? `${path}.${key}` : key;
-    if (key.includes('\u0000')) return childPath;
-    const found = findNulCharacter(child, childPath, depth + 1);
+    const keyMessage = textProblem(key);
+    if (keyMessage) return { field: childPath, message: keyMessage };
+    const found = findInputProblem(child, childPath, depth + 1);
     if (found) return found;
   }
   return undefined;
@@ -23,11 +55,15 @@ export function findNulCharacter(value: unknown, path: string, depth = 0): strin
 export default fp(
   async (app) => {
     app.addHook('preValidation', async (request) => {
-      const field =
-        findNulCharacter(request.body, '') ??
-        findNulCharacter(request.query, 'query') ??
-        findNulCharacter(request.params, 'params');
-      if (field !== undefined) throw validationFailed([{ field: field || 'body', message: 'must not contain NUL characters' }]);
+      const query = request.query as Record<string, unknown> | undefined;
+      if (query && Object.keys(query).length > maxQueryParameters) {
+        throw validationFailed([{ field: 'query', message: `has too many parameters (at most ${maxQueryParameters})` }]);
+      }
+      const problem =
+        findInputProblem(request.body, '') ??
+        findInputProblem(request.query, 'query') ??
+        findInputProblem(request.params, 'params');
+      if (problem !== undefined) throw validationFailed([{ field: problem.field || 'body', message: problem.message }]);
       const params = request.params as Record<string, unknown> | undefined;
       for (const [name, value] of Object.entries(params ?? {})) {
         if (typeof value === 'string' && uuidInAnyCase.test(value)) params![name] = value.toLowerCase();

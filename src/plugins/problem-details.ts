@@ -1,7 +1,7 @@
 // Turns every failure into RFC 9457 problem details; a 5xx never shows its cause to the client.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { conflictFromUniqueViolation } from '../db/constraint-errors.js';
+import { badRequestFromDataException, conflictFromUniqueViolation } from '../db/constraint-errors.js';
 import { transientDatabaseCode } from '../db/transient-errors.js';
 import { serviceUnavailable, type DeniedResource, type FieldProblem, type ProblemExtensions } from '../lib/errors.js';
 import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
@@ -23,6 +23,7 @@ interface AjvError {
 export const problemContentType = 'application/problem+json';
 
 const refusedChanges = new Set([409, 412, 422]);
+const maxFieldProblems = 25;
 
 const statusTitles: Record<number, string> = {
   400: 'Bad Request',
@@ -61,7 +62,13 @@ export function fieldProblems(errors: AjvError[], location: string | undefined):
     // Union branches repeat the same complaint; one line each is enough.
     if (!seen.has(key)) seen.set(key, { field: field || (location ?? 'body'), message });
   }
-  return [...seen.values()];
+  const problems = [...seen.values()];
+  // A request wrong in thousands of places needs no answer thousands of lines long.
+  if (problems.length <= maxFieldProblems) return problems;
+  return [
+    ...problems.slice(0, maxFieldProblems),
+    { field: location === 'querystring' ? 'query' : (location ?? 'body'), message: `and ${problems.length - maxFieldProblems} more problems` },
+  ];
 }
 
 function decodePointer(segment: string): string {
@@ -77,7 +84,9 @@ export default fp(
         request.log.warn({ code: transientCode }, 'database unavailable; answered 503');
         raisedError = serviceUnavailable();
       }
-      const error: ApiError = conflictFromUniqueViolation(raisedError) ?? raisedError;
+      const dataException = badRequestFromDataException(raisedError);
+      if (dataException) request.log.warn({ err: raisedError }, 'the database refused a value the schemas let through');
+      const error: ApiError = conflictFromUniqueViolation(raisedError) ?? dataException ?? raisedError;
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
 
       if (error.validation) {

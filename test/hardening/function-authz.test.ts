@@ -1,0 +1,507 @@
+// Hardening item 6, function-level authorization: every route of the app, called by every kind of
+// caller, against the policy the route declares (src/modules/auth/policy.ts). The callers are a
+// network admin, every user role of an office and of a practice, and partner API clients of both
+// with every scope and with one scope only (an API client needs at least one). A combination the
+// policy forbids must answer 403, be audited as denied and change nothing; it is called on the
+// caller's own records, so that nothing but the role can be what refuses it. A combination the
+// policy admits must never answer 401 or 403. The routes that answer without a token are exactly
+// health, the OpenAPI document and its browser, and the token endpoint.
+//
+// The routes are collected as they are registered, the way route-policy.test.ts does, so a route
+// added later is called here too; a path parameter this file cannot fill fails the test.
+import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { FastifyInstance, RouteOptions } from 'fastify';
+import { and, eq, sql } from 'drizzle-orm';
+import t from 'tap';
+import { rowsOf } from '../../src/db/database.js';
+import { auditEvents as auditTable, type UserRole } from '../../src/db/schema.js';
+import { isAllowed, organizationAdmins, officeRoles, type Principal, type RoutePolicy } from '../../src/modules/auth/policy.js';
+import { buildTestApp, createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
+import { decodeJwt, signJwt } from '../tokens.js';
+import { recordFigure } from './figures.js';
+
+type Response = Awaited<ReturnType<TestApp['request']>>;
+type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+// ─── The app and its routes ─────────────────────────────────────────────────────────────────────
+
+interface CollectedRoute {
+  method: Method;
+  url: string;
+  policy: RoutePolicy | undefined;
+  auditAction: string | undefined;
+}
+
+// ROLE=api: no webhook worker, so the deliveries and pings this file queues never leave the process.
+const collected: CollectedRoute[] = [];
+const collect = (message: unknown) =>
+  (message as { fastify: FastifyInstance }).fastify.addHook('onRoute', (route: RouteOptions) => {
+    for (const method of [route.method].flat()) {
+      collected.push({ method: method as Method, url: route.url, policy: route.config?.policy, auditAction: route.config?.auditAction });
+    }
+  });
+subscribe('fastify.initialization', collect);
+let test: TestApp;
+try {
+  test = await buildTestApp(t, { env: { ROLE: 'api' } });
+} finally {
+  unsubscribe('fastify.initialization', collect);
+}
+const routes = [...new Map(collected.map((route) => [`${route.method} ${route.url}`, route])).values()];
+const isPublic = (route: CollectedRoute) => route.policy === undefined || route.policy === 'public';
+const protectedRoutes = routes.filter((route) => !isPublic(route));
+
+// ─── Callers, each in an organization with records of its own ──────────────────────────────────
+
+const networkAdminToken = await test.loginAsAdmin();
+const [office, practice] = await Promise.all([createOffice(test, networkAdminToken), createPractice(test, networkAdminToken)]);
+
+async function apiClient(organizationId: string, adminToken: string, scopes: string[]): Promise<{ id: string; token: string }> {
+  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `EHR ${randomBytes(3).toString('hex')}`, scopes });
+  const response = await test.request({
+    method: 'POST',
+    url: '/v1/auth/token',
+    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
+  });
+  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
+  return { id: client.id, token: response.json().access_token };
+}
+const everyScope = ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'];
+const victimClient = (organizationId: string, adminToken: string) =>
+  test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `victim ${randomBytes(3).toString('hex')}`, scopes: ['directory:read'] });
+const [officeClient, practiceClient, officeDirectoryClient, practiceReadClient, victimOfNetworkAdmin, victimOfOffice, victimOfPractice] = await Promise.all([
+  apiClient(office.id, office.admin.token, everyScope),
+  apiClient(practice.id, practice.admin.token, everyScope),
+  apiClient(office.id, office.admin.token, ['directory:read']),
+  apiClient(practice.id, practice.admin.token, ['referrals:read']),
+  // DELETE …/api-clients/{apiClientId} is aimed at these, never at a caller's own credentials.
+  victimClient(office.id, office.admin.token),
+  victimClient(office.id, office.admin.token),
+  victimClient(practice.id, practice.admin.token),
+]);
+
+interface Caller {
+  label: string;
+  id: string;
+  token: string;
+  principal: Principal;
+}
+function caller(label: string, person: { id: string; token: string }): Caller {
+  const claims = decodeJwt(person.token).payload;
+  return {
+    label,
+    id: person.id,
+    token: person.token,
+    principal: {
+      kind: claims.typ,
+      id: claims.sub,
+      organizationId: claims.org,
+      organizationKind: claims.org_kind,
+      role: claims.role,
+      scopes: claims.scope ? String(claims.scope).split(' ') : [],
+    },
+  };
+}
+const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdminToken })).json().id;
+const callers: Caller[] = [
+  caller('network_admin', { id: networkAdminId, token: networkAdminToken }),
+  caller('physician', office.physician),
+  caller('office_staff', office.staff),
+  caller('office_admin', office.admin),
+  caller('therapist', practice.therapist),
+  caller('practice_admin', practice.admin),
+  caller('office API client (every scope)', officeClient!),
+  caller('practice API client (every scope)', practiceClient!),
+  caller('office API client (directory:read only)', officeDirectoryClient!),
+  caller('practice API client (referrals:read only)', practiceReadClient!),
+  // The API refuses to create a client without a scope (minItems 1), so this token is signed here,
+  // with the claims the service gives that client and the scope emptied.
+  caller('office API client (no scope)', { id: officeDirectoryClient!.id, token: signJwt({ ...decodeJwt(officeDirectoryClient!.token).payload, scope: '' }) }),
+];
+const isOffice = (c: Caller) => c.principal.organizationKind === 'physician_office';
+const isPractice = (c: Caller) => c.principal.organizationKind === 'therapy_practice';
+
+// ─── Their records ──────────────────────────────────────────────────────────────────────────────
+
+async function ok(response: Response, status: number, what: string): Promise<Json> {
+  if (response.statusCode !== status) throw new Error(`${what} failed: ${response.statusCode} ${response.body}`);
+  return response.json();
+}
+const today = new Date().toISOString().slice(0, 10);
+const referralBody = (overrides: Json = {}) => ({
+  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
+  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
+  techniques: ['trigger_point'],
+  bodyRegions: ['lower_back'],
+  frequencyPerWeek: 2,
+  durationWeeks: 6,
+  sessionMinutes: 60,
+  ...overrides,
+});
+const visitNote = {
+  visitDate: today,
+  subjective: 'Pain 6/10',
+  objective: 'Taut bands L paraspinals',
+  assessment: 'Improving',
+  plan: 'Continue 2x/week',
+  painBefore: 6,
+  painAfter: 4,
+  techniquesApplied: ['trigger_point'],
+  minutes: 60,
+};
+const endpoint = (token: string, description: string) =>
+  test.create('/v1/webhook-endpoints', token, { url: 'https://ehr.example/hooks/massage', eventTypes: ['referral.sent', 'referral.accepted', 'message.created'], description });
+
+// Registered before the referral is sent, so that sending it queues a delivery to each.
+const [officeEndpoint, practiceEndpoint, officeVictimEndpoint, practiceVictimEndpoint, networkAdminVictimEndpoint] = await Promise.all([
+  endpoint(office.admin.token, 'office EHR'),
+  endpoint(practice.admin.token, 'practice EHR'),
+  endpoint(office.admin.token, 'office victim'),
+  endpoint(practice.admin.token, 'practice victim'),
+  endpoint(office.admin.token, 'victim of the network admin'),
+]);
+// The referral every caller but the network admin takes part in: office → the practice's therapist.
+const referral = await test.create(
+  '/v1/referrals',
+  office.physician.token,
+  referralBody({ patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' }, therapistId: practice.therapist.id, send: true }),
+);
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token }), 200, 'accept');
+const report = await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote);
+await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'How did the first session go?' });
+const deliveryOf = async (endpointId: string, token: string) =>
+  ((await ok(await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointId}/deliveries`, token }), 200, 'deliveries')).data as Json[])[0]!.id as string;
+const officeDelivery = await deliveryOf(officeEndpoint.id, office.admin.token);
+const practiceDelivery = await deliveryOf(practiceEndpoint.id, practice.admin.token);
+
+/** The caller's own record for a path parameter, so that a refusal can only be about the role. */
+function parameterValue(route: CollectedRoute, name: string, c: Caller): string {
+  const ownOrganization = c.principal.organizationId ?? office.id;
+  const byOrganization = <T>(forOffice: T, forPractice: T, forNetworkAdmin: T) => (isOffice(c) ? forOffice : isPractice(c) ? forPractice : forNetworkAdmin);
+  const path = route.url;
+  if (path.startsWith('/v1/organizations/:id')) {
+    if (name === 'id') return ownOrganization;
+    if (name === 'userId') return c.principal.kind === 'user' && c.principal.role !== 'network_admin' ? c.id : byOrganization(office.physician.id, practice.therapist.id, office.physician.id);
+    if (name === 'apiClientId') return byOrganization(victimOfOffice!.id, victimOfPractice!.id, victimOfNetworkAdmin!.id);
+  }
+  if (path.startsWith('/v1/patients/:id') && name === 'id') return referral.patientId;
+  if (path.startsWith('/v1/referrals/:id')) {
+    if (name === 'id') return referral.id;
+    if (name === 'reportId') return report.id;
+  }
+  if (path.startsWith('/v1/webhook-endpoints/:id') && name === 'id') {
+    if (route.method === 'DELETE') return byOrganization(officeVictimEndpoint.id, practiceVictimEndpoint.id, networkAdminVictimEndpoint.id);
+    return byOrganization(officeEndpoint.id, practiceEndpoint.id, officeEndpoint.id);
+  }
+  if (path.startsWith('/v1/webhook-deliveries/:id') && name === 'id') return byOrganization(officeDelivery, practiceDelivery, officeDelivery);
+  throw new Error(`no value for :${name} of ${route.method} ${route.url}: give this route's parameters a record of the caller's own`);
+}
+
+const queries: Record<string, string> = {
+  '/v1/audit-events/viewers': `?patientId=${referral.patientId}`,
+};
+
+/** A valid body for each route that takes one, so that a wrongly admitted call would go through. */
+function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
+  const tag = randomBytes(4).toString('hex');
+  const ownOrganization = c.principal.organizationId ?? office.id;
+  const bodies: Record<string, () => Json> = {
+    'POST /v1/auth/revoke': () => ({ token: `rt_unknown_${tag}` }),
+    'POST /v1/organizations': () => ({
+      kind: 'physician_office',
+      name: `Office ${tag}`,
+      npi: nextNpi(),
+      address: { line1: '1 Test St', city: 'Portland', state: 'OR', postalCode: '97201' },
+      location: { lat: 45.5, lng: -122.6 },
+    }),
+    'POST /v1/organizations/:id/users': () => ({ role: isPractice(c) ? 'practice_admin' : 'office_staff', email: `new.${tag}@example.com`, password: 'a-long-test-password', name: `New ${tag}` }),
+    'PATCH /v1/organizations/:id/users/:userId': () => ({ name: `Renamed ${tag}` }),
+    'POST /v1/organizations/:id/api-clients': () => ({ name: `EHR ${tag}`, scopes: everyScope }),
+    'POST /v1/patients': () => ({ givenName: 'Ana', familyName: `Test${tag}`, birthDate: '1980-01-01', sex: 'female' }),
+    'POST /v1/referrals': () =>
+      referralBody({ patientId: referral.patientId, prescriberId: office.physician.id, therapistId: practice.therapist.id }),
+    'PATCH /v1/referrals/:id': () => ({ visitsAuthorized: 100 }),
+    'POST /v1/referrals/:id/accept': () => (c.principal.role === 'therapist' ? {} : { therapistId: practice.therapist.id }),
+    'POST /v1/referrals/:id/decline': () => ({ reason: 'No availability' }),
+    'POST /v1/referrals/:id/cancel': () => ({ reason: 'Patient moved' }),
+    'POST /v1/referrals/:id/reroute': () => ({ practiceId: practice.id }),
+    'POST /v1/referrals/:id/progress-reports': () => visitNote,
+    'POST /v1/referrals/:id/progress-reports/:reportId/addenda': () => ({ text: 'Correction' }),
+    'POST /v1/referrals/:id/messages': () => ({ body: `Message ${tag}` }),
+    'POST /v1/referrals/:id/messages/read': () => ({}),
+    'POST /v1/webhook-endpoints': () => ({ url: 'https://ehr.example/hooks/other', eventTypes: ['referral.sent'], organizationId: ownOrganization }),
+    'PATCH /v1/webhook-endpoints/:id': () => ({ description: `changed ${tag}` }),
+    'POST /v1/webhook-endpoints/:id/recover': () => ({ from: '2000-01-01T00:00:00Z' }),
+  };
+  return bodies[`${route.method} ${route.url}`]?.();
+}
+
+/** Moves that end the referral's care go last, so the admitted calls before them meet it in progress. */
+const terminal = new Set(['POST /v1/referrals/:id/cancel', 'POST /v1/referrals/:id/decline', 'DELETE /v1/webhook-endpoints/:id', 'DELETE /v1/organizations/:id/api-clients/:apiClientId']);
+const ordered = [...protectedRoutes].sort((a, b) => Number(terminal.has(`${a.method} ${a.url}`)) - Number(terminal.has(`${b.method} ${b.url}`)));
+
+function urlOf(route: CollectedRoute, c: Caller): string {
+  const path = route.url.replace(/:([A-Za-z]+)/g, (_match, name: string) => parameterValue(route, name, c));
+  return `${path}${queries[route.url] ?? ''}`;
+}
+
+let requestCounter = 0;
+async function call(route: CollectedRoute, c: Caller): Promise<{ response: Response; requestId: string; url: string }> {
+  const requestId = `function-authz-${++requestCounter}-${randomBytes(4).toString('hex')}`;
+  const url = urlOf(route, c);
+  const body = bodyOf(route, c);
+  const response = await test.request({ method: route.method, url, token: c.token, headers: { 'x-request-id': requestId }, ...(body ? { payload: body } : {}) });
+  return { response, requestId, url };
+}
+
+const allowed = (route: CollectedRoute, c: Caller) => isAllowed(route.policy as Exclude<RoutePolicy, 'public'>, c.principal);
+
+/** Defects this file found, by `${method} ${url}` and caller label → todo text; empty while none are known. */
+const knownDefects: Array<{ route: string; caller?: string; todo: string }> = [];
+const defectOf = (route: CollectedRoute, c: Caller) => knownDefects.find((defect) => defect.route === `${route.method} ${route.url}` && (!defect.caller || defect.caller === c.label))?.todo;
+
+const tally = { forbidden: 0, forbiddenSucceeded: 0, forbidden403: 0, forbiddenAudited: 0, admitted: 0, admittedRefused: 0 };
+const offenders: string[] = [];
+const admittedAnswers = new Map<number, number>();
+const admittedOther: string[] = [];
+
+// ─── Setup checks ───────────────────────────────────────────────────────────────────────────────
+
+t.test('setup › routes were collected, each caller is who it says, and every path parameter can be filled', async (t) => {
+  t.ok(protectedRoutes.length >= 40, `${protectedRoutes.length} protected routes, ${routes.length} in all`);
+  const document = test.app.swagger() as Json;
+  for (const [path, operations] of Object.entries(document.paths as Record<string, Record<string, Json>>)) {
+    for (const method of Object.keys(operations)) {
+      t.ok(routes.some((route) => route.method === method.toUpperCase() && route.url === path.replace(/\{(\w+)\}/g, ':$1')), `${method.toUpperCase()} ${path} was collected`);
+    }
+  }
+  for (const c of callers) {
+    const me = await test.request({ method: 'GET', url: '/v1/me', token: c.token });
+    t.equal(me.statusCode, 200, `${c.label} is signed in`);
+    t.equal(me.json().id, c.principal.id, `${c.label}: the token's subject is the caller`);
+  }
+  for (const route of protectedRoutes) for (const c of callers) t.doesNotThrow(() => urlOf(route, c), `${route.method} ${route.url} for ${c.label}`);
+});
+
+// ─── Forbidden combinations: 403, audited, never a success, nothing changed ─────────────────────
+
+const businessTables = [
+  'organizations', 'users', 'therapist_profiles', 'api_clients', 'refresh_tokens', 'patients', 'referrals', 'referral_offers', 'referral_events',
+  'progress_reports', 'progress_report_addenda', 'messages', 'message_read_markers', 'idempotency_records', 'webhook_endpoints', 'webhook_events',
+  'webhook_deliveries', 'webhook_attempts',
+];
+/** A digest of every table but the audit trail (which refused calls append to), in one statement. */
+async function digestOfData(): Promise<Record<string, string>> {
+  const columns = businessTables.map((table) => `(select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from ${table} x) as ${table}`);
+  const [row] = rowsOf<Record<string, string>>(await test.app.db.execute(sql.raw(`select ${columns.join(', ')}`)));
+  return row!;
+}
+let beforeForbidden: Record<string, string> = {};
+let forbiddenChanged: string[] = [];
+t.test('forbidden › (the data before the forbidden calls)', async () => {
+  beforeForbidden = await digestOfData();
+});
+
+for (const route of ordered) {
+  const refused = callers.filter((c) => !allowed(route, c));
+  if (refused.length === 0) continue;
+  t.test(`forbidden › ${route.method} ${route.url} › ${refused.map((c) => c.label).join(', ')}: 403, audited as denied`, async (t) => {
+    for (const c of refused) {
+      const todo = defectOf(route, c);
+      const options = todo ? { todo } : {};
+      const { response, requestId, url } = await call(route, c);
+      tally.forbidden++;
+      const succeeded = response.statusCode >= 200 && response.statusCode < 300;
+      if (succeeded) {
+        tally.forbiddenSucceeded++;
+        offenders.push(`${route.method} ${route.url} by ${c.label}: ${response.statusCode}`);
+      }
+      if (response.statusCode === 403) tally.forbidden403++;
+      t.notOk(succeeded, `${c.label}: not a success (got ${response.statusCode})`, options);
+      t.equal(response.statusCode, 403, `${c.label}: 403${response.statusCode === 403 ? '' : ` (got ${response.statusCode}: ${response.body.slice(0, 200)})`}`, options);
+      t.match(response.headers['content-type'], /^application\/problem\+json/, `${c.label}: problem+json`, options);
+      const events = await test.app.db
+        .select()
+        .from(auditTable)
+        .where(and(eq(auditTable.requestId, requestId), eq(auditTable.actorId, c.id), eq(auditTable.outcome, 'denied')));
+      const audited = events.length === 1 && events[0]!.httpStatus === 403 && events[0]!.action === (route.auditAction ?? 'access.denied');
+      if (audited) tally.forbiddenAudited++;
+      t.ok(audited, `${c.label}: one denied audit event with the route's action and 403 (${url})`, options);
+    }
+  });
+}
+
+t.test('forbidden › none of the forbidden calls changed any record', async (t) => {
+  const after = await digestOfData();
+  forbiddenChanged = businessTables.filter((table) => after[table] !== beforeForbidden[table]);
+  t.same(forbiddenChanged, [], 'every table but the audit trail is as it was');
+});
+
+// ─── Admitted combinations: never refused for the role ──────────────────────────────────────────
+
+for (const route of ordered) {
+  const admitted = callers.filter((c) => allowed(route, c));
+  if (admitted.length === 0) continue;
+  t.test(`admitted › ${route.method} ${route.url} › ${admitted.map((c) => c.label).join(', ')}: neither 401 nor 403`, async (t) => {
+    for (const c of admitted) {
+      const todo = defectOf(route, c);
+      const { response } = await call(route, c);
+      tally.admitted++;
+      admittedAnswers.set(response.statusCode, (admittedAnswers.get(response.statusCode) ?? 0) + 1);
+      if (![200, 201, 202, 204].includes(response.statusCode)) admittedOther.push(`${route.method} ${route.url} by ${c.label}: ${response.statusCode}`);
+      const refusedForRole = response.statusCode === 401 || response.statusCode === 403;
+      if (refusedForRole) {
+        tally.admittedRefused++;
+        offenders.push(`${route.method} ${route.url} by ${c.label}: ${response.statusCode} though admitted`);
+      }
+      t.notOk(refusedForRole, `${c.label}: ${response.statusCode}${refusedForRole ? ` ${response.body.slice(0, 200)}` : ''}`, todo ? { todo } : {});
+      t.ok(response.statusCode < 500, `${c.label}: no server error`, todo ? { todo } : {});
+    }
+  });
+}
+
+// ─── Privileges a body or a token request might smuggle in ───────────────────────────────────────
+// Not in the figure (they are admitted calls); each must be refused without changing anything.
+
+t.test('escalation › an organization admin cannot create a network admin, or a role of the other kind of organization', async (t) => {
+  const before = await digestOfData();
+  const attempts: Array<[string, string, string]> = [
+    ['office_admin', office.id, 'network_admin'],
+    ['office_admin', office.id, 'therapist'],
+    ['practice_admin', practice.id, 'network_admin'],
+    ['practice_admin', practice.id, 'physician'],
+  ];
+  for (const [label, organizationId, role] of attempts) {
+    const c = callers.find((candidate) => candidate.label === label)!;
+    const tag = randomBytes(4).toString('hex');
+    const response = await test.request({
+      method: 'POST',
+      url: `/v1/organizations/${organizationId}/users`,
+      token: c.token,
+      payload: { role, email: `escalate.${tag}@example.com`, password: 'a-long-test-password', name: `Escalate ${tag}`, ...(role === 'physician' ? { npi: nextNpi() } : {}) },
+    });
+    t.equal(response.statusCode, 400, `${label} creating a ${role}: 400`);
+    t.ok(((response.json().errors ?? []) as Json[]).some((problem) => problem.field === 'role'), `${label} creating a ${role}: the role is named`);
+  }
+  const after = await digestOfData();
+  t.same(businessTables.filter((table) => after[table] !== before[table]), [], 'no user was created');
+});
+
+t.test('escalation › a practice admin cannot verify a license, which is for network admins', async (t) => {
+  const url = `/v1/organizations/${practice.id}/users/${practice.therapist.id}`;
+  const response = await test.request({ method: 'PATCH', url, token: practice.admin.token, payload: { licenseVerified: true } });
+  t.equal(response.statusCode, 400, '400');
+  t.ok(((response.json().errors ?? []) as Json[]).some((problem) => problem.field === 'licenseVerified'), 'naming licenseVerified');
+  const therapist = await ok(await test.request({ method: 'GET', url, token: practice.admin.token }), 200, 'GET therapist');
+  t.equal(therapist.therapist?.license?.verified, false, 'the license stays unverified');
+});
+
+t.test('escalation › an API client cannot obtain a token with a scope it was not granted', async (t) => {
+  const client = await test.create(`/v1/organizations/${practice.id}/api-clients`, practice.admin.token, { name: 'read-only EHR', scopes: ['referrals:read'] });
+  for (const scope of ['referrals:write', 'referrals:read referrals:write', 'patients:read']) {
+    const response = await test.request({
+      method: 'POST',
+      url: '/v1/auth/token',
+      payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret, scope },
+    });
+    t.equal(response.statusCode, 400, `scope "${scope}": 400`);
+    t.equal(response.json().error, 'invalid_scope', `scope "${scope}": invalid_scope`);
+    t.notOk(response.json().access_token, `scope "${scope}": no token`);
+  }
+});
+
+// ─── Declared policies against the spec ─────────────────────────────────────────────────────────
+
+// Where SPEC §1, §2, §6–§8 say who may do something, the declared policy must be no wider.
+const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: boolean; why: string }> = [
+  { routes: /^POST \/v1\/organizations$/, roles: ['network_admin'], clients: false, why: 'network admins onboard organizations' },
+  { routes: /^(POST|PATCH|DELETE) \/v1\/organizations\/:id\/(users|api-clients)/, roles: organizationAdmins, clients: false, why: 'organization admins manage their own users and API clients' },
+  { routes: /^GET \/v1\/organizations\/:id\/api-clients$/, roles: organizationAdmins, clients: false, why: 'organization admins manage their own API clients' },
+  { routes: /^\w+ \/v1\/webhook-/, roles: organizationAdmins, clients: false, why: 'organization admins manage webhook endpoints' },
+  { routes: /^\w+ \/v1\/audit-events/, roles: organizationAdmins, clients: false, why: 'the audit trail is read by admins' },
+  { routes: /^GET \/v1\/audit-events\/verify$/, roles: ['network_admin'], clients: false, why: 'verifying the whole chain is for network admins' },
+  { routes: /^\w+ \/v1\/patients/, roles: officeRoles, clients: true, why: 'a patient belongs to the office that created it' },
+  { routes: /^POST \/v1\/referrals$/, roles: officeRoles, clients: true, why: 'physician offices prescribe' },
+  { routes: /^POST \/v1\/referrals\/:id\/progress-reports/, roles: ['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin'], clients: false, why: 'visit notes are signed by the therapist who wrote them, never by a client' },
+];
+
+t.test('declared policies are no wider than the spec says', async (t) => {
+  for (const route of protectedRoutes) {
+    const policy = route.policy as Exclude<RoutePolicy, 'public'>;
+    for (const bound of specBounds.filter((candidate) => candidate.routes.test(`${route.method} ${route.url}`))) {
+      const wider = policy.roles.filter((role) => !bound.roles.includes(role));
+      t.same(wider, [], `${route.method} ${route.url}: no role beyond ${bound.roles.join(', ')} (${bound.why})`);
+      if (!bound.clients) t.equal(policy.clientScope, undefined, `${route.method} ${route.url}: closed to API clients (${bound.why})`);
+    }
+  }
+});
+
+// ─── Public routes ──────────────────────────────────────────────────────────────────────────────
+
+const expectedPublic: Array<{ label: string; methods: Method[]; url: RegExp }> = [
+  { label: 'GET /health/live', methods: ['GET', 'HEAD'], url: /^\/health\/live$/ },
+  { label: 'GET /health/ready', methods: ['GET', 'HEAD'], url: /^\/health\/ready$/ },
+  { label: 'GET /openapi.json', methods: ['GET', 'HEAD'], url: /^\/openapi\.json$/ },
+  { label: 'GET /docs…', methods: ['GET', 'HEAD'], url: /^\/docs(\/.*)?$/ },
+  { label: 'POST /v1/auth/token', methods: ['POST'], url: /^\/v1\/auth\/token$/ },
+];
+const publicRoutes = routes.filter(isPublic);
+const labelOf = (route: CollectedRoute) => expectedPublic.find((allowed) => allowed.methods.includes(route.method) && allowed.url.test(route.url))?.label ?? `${route.method} ${route.url}`;
+const rank = (label: string) => (expectedPublic.findIndex((allowed) => allowed.label === label) + expectedPublic.length + 1) % (expectedPublic.length + 1);
+const publicLabels = [...new Set(publicRoutes.map(labelOf))].sort((a, b) => rank(a) - rank(b));
+let publicMatches = true;
+
+t.test('public routes › exactly health, the OpenAPI document and its browser, and the token endpoint', async (t) => {
+  for (const route of publicRoutes) {
+    const known = expectedPublic.some((allowed) => allowed.methods.includes(route.method) && allowed.url.test(route.url));
+    if (!known) publicMatches = false;
+    t.ok(known, `${route.method} ${route.url} may be public`);
+  }
+  for (const allowed of expectedPublic) {
+    const present = publicRoutes.some((route) => allowed.methods.includes(route.method) && allowed.url.test(route.url));
+    if (!present) publicMatches = false;
+    t.ok(present, `${allowed.label} is public`);
+  }
+});
+
+t.test('public routes › without a token, every other route answers 401, and the public ones do not', async (t) => {
+  for (const route of routes) {
+    if (route.url.includes('*')) continue;
+    const url = route.url.replace(/:([A-Za-z]+)/g, () => crypto.randomUUID());
+    const response = await test.request({ method: route.method, url, ...(['POST', 'PATCH', 'PUT'].includes(route.method) ? { payload: {} } : {}) });
+    if (isPublic(route)) {
+      if (response.statusCode === 401) publicMatches = false;
+      t.not(response.statusCode, 401, `${route.method} ${route.url} answers without a token`);
+    } else {
+      if (response.statusCode !== 401) publicMatches = false;
+      t.equal(response.statusCode, 401, `${route.method} ${route.url} needs a token`);
+    }
+  }
+});
+
+// ─── The figure ─────────────────────────────────────────────────────────────────────────────────
+
+t.test('figure › function-level authorization', async (t) => {
+  const list = publicLabels.join(', ');
+  const figure = `${tally.forbiddenSucceeded} of ${tally.forbidden} forbidden route × role calls succeeded (${protectedRoutes.length} routes × ${callers.length} callers); public routes: ${list}`;
+  const pass =
+    tally.forbidden > 0 &&
+    tally.forbiddenSucceeded === 0 &&
+    tally.forbidden403 === tally.forbidden &&
+    tally.forbiddenAudited === tally.forbidden &&
+    tally.admittedRefused === 0 &&
+    forbiddenChanged.length === 0 &&
+    publicMatches;
+  recordFigure({ item: 6, check: 'Function-level authorization', figure, pass });
+  t.comment(figure);
+  t.comment(`forbidden: ${tally.forbidden} (403: ${tally.forbidden403}, audited: ${tally.forbiddenAudited}); admitted: ${tally.admitted} (refused for the role: ${tally.admittedRefused})`);
+  t.comment(`admitted answers: ${[...admittedAnswers].sort(([a], [b]) => a - b).map(([status, count]) => `${status}×${count}`).join(', ')}`);
+  if (process.env.FUNCTION_AUTHZ_VERBOSE) t.comment(admittedOther.join('\n'));
+  if (offenders.length > 0) t.comment(`offenders: ${offenders.join('; ')}`);
+  t.equal(tally.forbiddenSucceeded, 0, 'no forbidden combination succeeded');
+  t.equal(tally.forbidden403, tally.forbidden, 'every forbidden combination answered 403');
+  t.equal(tally.forbiddenAudited, tally.forbidden, 'every forbidden combination was audited as denied');
+  t.equal(tally.admittedRefused, 0, 'no admitted combination was refused');
+  t.ok(publicMatches, 'the public routes are exactly the documented ones');
+});

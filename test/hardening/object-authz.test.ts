@@ -1,0 +1,629 @@
+// Hardening item 1, object-level authorization, from the attacker's side (SPEC §6, §7): every
+// operation of the OpenAPI document that takes an id is called, aimed at records of office A and
+// practice Q, by every caller who has no business with them: the members and partner API clients
+// of office B and practice P (P's therapist is the unaffiliated therapist: no referral targets P),
+// practice Q's members against office A's own records and the other way round, a second therapist
+// of Q whom the referral does not name, Q's side against drafts A has not sent (one of them
+// cancelled unsent), non-authors against a visit note, org admins against the network admin as a
+// "user" of their own organization, and the non-admin members of the owning organization against
+// what only its admins manage. Where the route's declared policy admits the caller's role the
+// answer is the 404 of a missing record; where the policy refuses the role outright, 403 (the
+// convention of tenant-isolation.test.ts). Every attempt must be audited as denied against the
+// record, and must change nothing. Foreign ids in a body or a query string are probed after that,
+// outside the figure.
+//
+// The list of id-routes comes from the OpenAPI document: a route added without a case here fails.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { FastifyInstance, RouteOptions } from 'fastify';
+import { and, eq, sql, type SQL } from 'drizzle-orm';
+import t from 'tap';
+import { rowsOf } from '../../src/db/database.js';
+import * as schema from '../../src/db/schema.js';
+import { isAllowed, type Principal, type RoutePolicy } from '../../src/modules/auth/policy.js';
+import { buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
+import { decodeJwt } from '../tokens.js';
+import { recordFigure } from './figures.js';
+
+type Response = Awaited<ReturnType<TestApp['request']>>;
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+// ─── The app, with every route's declared policy ───────────────────────────────────────────────
+
+// Fastify's findRoute() does not expose config, so policies are collected as routes are registered
+// (the route-policy.test.ts technique). ROLE=api: no webhook worker, so no delivery ever leaves the
+// process, however many events the setup causes.
+const policies = new Map<string, RoutePolicy | undefined>();
+const auditActions = new Map<string, string | undefined>();
+const collect = (message: unknown) =>
+  (message as { fastify: FastifyInstance }).fastify.addHook('onRoute', (route: RouteOptions) => {
+    for (const method of [route.method].flat()) {
+      policies.set(`${method} ${route.url}`, route.config?.policy);
+      auditActions.set(`${method} ${route.url}`, route.config?.auditAction);
+    }
+  });
+subscribe('fastify.initialization', collect);
+let test: TestApp;
+try {
+  test = await buildTestApp(t, { env: { ROLE: 'api' } });
+} finally {
+  unsubscribe('fastify.initialization', collect);
+}
+const networkAdmin = await test.loginAsAdmin();
+const today = new Date().toISOString().slice(0, 10);
+
+// ─── Callers ─────────────────────────────────────────────────────────────────────────────────────
+
+interface Actor {
+  label: string;
+  id: string;
+  token: string;
+  /** As the server reads it from the access token, for the declared policy. */
+  principal: Principal;
+}
+
+function actor(label: string, person: { id: string; token: string }): Actor {
+  const claims = decodeJwt(person.token).payload;
+  return {
+    label,
+    id: person.id,
+    token: person.token,
+    principal: {
+      kind: claims.typ,
+      id: claims.sub,
+      organizationId: claims.org,
+      organizationKind: claims.org_kind,
+      role: claims.role,
+      scopes: claims.scope ? String(claims.scope).split(' ') : [],
+    },
+  };
+}
+
+const everyScope = ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'];
+
+/** A partner API client of the organization with every scope, signed in; its principal id is its id. */
+async function apiClient(organizationId: string, adminToken: string): Promise<{ id: string; token: string }> {
+  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `EHR ${randomBytes(3).toString('hex')}`, scopes: everyScope });
+  const response = await test.request({
+    method: 'POST',
+    url: '/v1/auth/token',
+    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
+  });
+  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
+  return { id: client.id, token: response.json().access_token };
+}
+
+const [officeA, officeB, practiceQ, practiceP] = await Promise.all([
+  createOffice(test, networkAdmin),
+  createOffice(test, networkAdmin),
+  createPractice(test, networkAdmin),
+  createPractice(test, networkAdmin),
+]);
+
+const secondEmail = `second.${randomBytes(4).toString('hex')}@practice.example`;
+const [secondTherapistQ, clientA, clientB, clientQ, clientP, victimClientA, victimClientQ] = await Promise.all([
+  // A second therapist of Q, whom the referral below does not name.
+  test.create(`/v1/organizations/${practiceQ.id}/users`, networkAdmin, {
+    role: 'therapist',
+    email: secondEmail,
+    password: defaultPassword,
+    name: 'Second therapist of Q',
+    license: { number: `MT-${randomBytes(3).toString('hex')}`, state: 'OR', expiresOn: '2028-12-31' },
+    techniques: ['trigger_point'],
+    acceptingReferrals: true,
+    serviceRadiusKm: 25,
+  }),
+  apiClient(officeA.id, officeA.admin.token),
+  apiClient(officeB.id, officeB.admin.token),
+  apiClient(practiceQ.id, practiceQ.admin.token),
+  apiClient(practiceP.id, practiceP.admin.token),
+  // Aimed at by DELETE …/api-clients/{apiClientId}, so a wrongly admitted revocation cannot lock out a caller.
+  test.create(`/v1/organizations/${officeA.id}/api-clients`, officeA.admin.token, { name: 'A victim', scopes: ['directory:read'] }),
+  test.create(`/v1/organizations/${practiceQ.id}/api-clients`, practiceQ.admin.token, { name: 'Q victim', scopes: ['directory:read'] }),
+]);
+
+const physicianA = actor('the physician of office A', officeA.physician);
+const staffA = actor('office staff of office A', officeA.staff);
+const adminA = actor('the office admin of office A', officeA.admin);
+const partnerA = actor("office A's partner API client (every scope)", clientA!);
+const physicianB = actor('a physician of office B', officeB.physician);
+const staffB = actor('office staff of office B', officeB.staff);
+const adminB = actor('the office admin of office B', officeB.admin);
+const partnerB = actor("office B's partner API client (every scope)", clientB!);
+const therapistQ = actor('the therapist of practice Q', practiceQ.therapist);
+const secondQ = actor('a second therapist of practice Q, not the one the referral names', { id: secondTherapistQ!.id, token: await test.login(secondEmail) });
+const adminQ = actor('the practice admin of practice Q', practiceQ.admin);
+const partnerQ = actor("practice Q's partner API client (every scope)", clientQ!);
+const unaffiliatedTherapist = actor('the unaffiliated therapist (of practice P, which no referral targets)', practiceP.therapist);
+const adminP = actor('the practice admin of practice P', practiceP.admin);
+const partnerP = actor("practice P's partner API client (every scope)", clientP!);
+
+const officeBSide = [physicianB, staffB, adminB, partnerB];
+const practicePSide = [unaffiliatedTherapist, adminP, partnerP];
+const officeASide = [physicianA, staffA, adminA, partnerA];
+const practiceQSide = [therapistQ, adminQ, partnerQ];
+const officeANonAdmins = [physicianA, staffA, partnerA];
+const practiceQNonAdmins = [therapistQ, secondQ, partnerQ];
+
+// ─── Office A's and practice Q's records ─────────────────────────────────────────────────────────
+
+async function ok(response: Response, status: number, what: string): Promise<Json> {
+  if (response.statusCode !== status) throw new Error(`${what} failed: ${response.statusCode} ${response.body}`);
+  return response.json();
+}
+
+const referralBody = (overrides: Json) => ({
+  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
+  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
+  goals: ['Pain at or below 3/10'],
+  techniques: ['trigger_point'],
+  bodyRegions: ['lower_back'],
+  frequencyPerWeek: 2,
+  durationWeeks: 6,
+  sessionMinutes: 60,
+  ...overrides,
+});
+const visitNote = {
+  visitDate: today,
+  subjective: 'Pain 7/10 after work shifts',
+  objective: 'Taut bands L paraspinals',
+  assessment: 'Improving tolerance to pressure',
+  plan: 'Continue 2x/week',
+  painBefore: 7,
+  painAfter: 4,
+  techniquesApplied: ['trigger_point'],
+  minutes: 60,
+};
+
+// Registered before the referral is sent, so that sending it queues a delivery to it.
+const endpointA: string = (
+  await test.create('/v1/webhook-endpoints', officeA.admin.token, {
+    url: 'https://ehr-a.example/hooks/massage',
+    eventTypes: ['referral.sent', 'referral.accepted', 'progress_report.created', 'message.created'],
+    description: 'Office A EHR',
+  })
+).id;
+
+// Referral R: office A → Q's therapist by name, accepted, with a visit note, an addendum and a thread.
+const referral = await test.create(
+  '/v1/referrals',
+  officeA.physician.token,
+  referralBody({
+    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female', identifiers: [{ system: 'urn:office-a:mrn', value: 'MRN-0042' }] },
+    therapistId: practiceQ.therapist.id,
+    send: true,
+  }),
+);
+const R: string = referral.id;
+const patientA: string = referral.patientId;
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${R}/accept`, token: practiceQ.therapist.token }), 200, 'accept R');
+const reportR: string = (await test.create(`/v1/referrals/${R}/progress-reports`, practiceQ.therapist.token, visitNote)).id;
+await test.create(`/v1/referrals/${R}/progress-reports/${reportR}/addenda`, practiceQ.therapist.token, { text: 'Correction: pain after was 3/10' });
+await test.create(`/v1/referrals/${R}/messages`, officeA.physician.token, { body: 'How did the first session go?' });
+await test.create(`/v1/referrals/${R}/messages`, practiceQ.therapist.token, { body: 'Well; pain down to 4/10.' });
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${R}/messages/read`, token: officeA.physician.token, payload: {} }), 200, 'mark read');
+
+// Draft D: office A → Q's therapist, not sent; a draft is the office's alone (access.ts).
+const D: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, therapistId: practiceQ.therapist.id }))).id;
+// Draft C: the same, cancelled before it was ever sent; still the office's alone.
+const C: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, therapistId: practiceQ.therapist.id }))).id;
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${C}/cancel`, token: officeA.physician.token, payload: { reason: 'Written in error' } }), 200, 'cancel C');
+const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdmin })).json().id;
+
+const readAsPrescriber = async (id: string) => ok(await test.request({ method: 'GET', url: `/v1/referrals/${id}`, token: officeA.physician.token }), 200, `GET ${id}`);
+const deliveries = await ok(await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointA}/deliveries`, token: officeA.admin.token }), 200, 'list deliveries');
+const deliveryA: string = (deliveries.data as Json[])[0]!.id;
+
+// ─── The cases: every id-route of the OpenAPI document ──────────────────────────────────────────
+
+interface Aim {
+  /** The record aimed at, in words. */
+  label: string;
+  url: (caller: Actor) => string;
+  /** What a 404 is audited against: the record whose visibility decides the call. */
+  decisive: { type: string; id: string };
+  callers: Actor[];
+}
+interface RouteCase {
+  payload?: (caller: Actor) => Json;
+  aims: Aim[];
+}
+
+const org = (id: string) => `/v1/organizations/${id}`;
+const decisiveOrg = (id: string) => ({ type: 'organization', id });
+/** The organization routes aimed at A and at Q; admin-only ones also by the owner's non-admin members. */
+const organizationAims = (path: (organizationId: string) => string, adminOnly: boolean): Aim[] => [
+  { label: "office A's organization", url: () => path(officeA.id), decisive: decisiveOrg(officeA.id), callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...(adminOnly ? officeANonAdmins : [])] },
+  { label: "practice Q's organization", url: () => path(practiceQ.id), decisive: decisiveOrg(practiceQ.id), callers: [...officeASide, ...officeBSide, ...practicePSide, ...(adminOnly ? practiceQNonAdmins : [])] },
+];
+/** A record of office A addressed under the caller's own organization. */
+const ownParentAim = (label: string, path: (ownOrganizationId: string) => string, decisive: { type: string; id: string }): Aim => ({
+  label: `${label}, under the caller's own organization`,
+  url: (caller) => path(caller.principal.organizationId!),
+  decisive,
+  callers: [...officeBSide, ...practicePSide, ...practiceQSide],
+});
+
+/** The network admin, who belongs to no organization, addressed as a user of the caller's own. */
+const networkAdminAim: Aim = {
+  label: "the network admin, as a user of the caller's own organization",
+  url: (caller) => `${org(caller.principal.organizationId!)}/users/${networkAdminId}`,
+  decisive: { type: 'user', id: networkAdminId },
+  callers: [adminB, adminQ, adminP],
+};
+
+const referralAims = (path: (referralId: string) => string): Aim[] => [
+  { label: 'referral R (office A → Q, in progress)', url: () => path(R), decisive: { type: 'referral', id: R }, callers: [...officeBSide, ...practicePSide, secondQ] },
+  { label: "office A's unsent draft D naming Q's therapist", url: () => path(D), decisive: { type: 'referral', id: D }, callers: [...practiceQSide, secondQ] },
+  { label: "office A's draft C naming Q's therapist, cancelled unsent", url: () => path(C), decisive: { type: 'referral', id: C }, callers: practiceQSide },
+];
+const endpointAims = (path: (endpointId: string) => string): Aim[] => [
+  { label: "office A's webhook endpoint", url: () => path(endpointA), decisive: { type: 'webhook_endpoint', id: endpointA }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins] },
+];
+
+const intruderUser = (caller: Actor) => ({ role: 'office_staff', email: `intruder.${randomBytes(4).toString('hex')}@example.com`, password: defaultPassword, name: `Intruder ${caller.label}` });
+/** A stranger accepting names a therapist: their own practice's, or the one the referral names. */
+const acceptBody = (caller: Actor) =>
+  caller.principal.role === 'therapist' ? {} : { therapistId: caller.principal.organizationId === practiceP.id ? practiceP.therapist.id : practiceQ.therapist.id };
+
+const cases: Record<string, RouteCase> = {
+  'GET /v1/organizations/{id}': { aims: organizationAims(org, false) },
+  'GET /v1/organizations/{id}/users': { aims: organizationAims((id) => `${org(id)}/users`, false) },
+  'POST /v1/organizations/{id}/users': { payload: intruderUser, aims: organizationAims((id) => `${org(id)}/users`, true) },
+  'GET /v1/organizations/{id}/users/{userId}': {
+    aims: [
+      { label: "office A's physician", url: () => `${org(officeA.id)}/users/${physicianA.id}`, decisive: decisiveOrg(officeA.id), callers: [...officeBSide, ...practicePSide, ...practiceQSide] },
+      { label: "practice Q's therapist", url: () => `${org(practiceQ.id)}/users/${therapistQ.id}`, decisive: decisiveOrg(practiceQ.id), callers: [...officeASide, ...officeBSide, ...practicePSide] },
+      ownParentAim("office A's physician", (own) => `${org(own)}/users/${physicianA.id}`, { type: 'user', id: physicianA.id }),
+      networkAdminAim,
+    ],
+  },
+  'PATCH /v1/organizations/{id}/users/{userId}': {
+    payload: () => ({ name: 'Hijacked', active: false }),
+    aims: [
+      { label: "office A's physician", url: () => `${org(officeA.id)}/users/${physicianA.id}`, decisive: decisiveOrg(officeA.id), callers: [...officeBSide, ...practicePSide, ...practiceQSide, staffA, partnerA] },
+      { label: "practice Q's therapist", url: () => `${org(practiceQ.id)}/users/${therapistQ.id}`, decisive: decisiveOrg(practiceQ.id), callers: [...officeASide, ...officeBSide, ...practicePSide, secondQ, partnerQ] },
+      ownParentAim("office A's physician", (own) => `${org(own)}/users/${physicianA.id}`, { type: 'user', id: physicianA.id }),
+      networkAdminAim,
+    ],
+  },
+  'GET /v1/organizations/{id}/api-clients': { aims: organizationAims((id) => `${org(id)}/api-clients`, true) },
+  'POST /v1/organizations/{id}/api-clients': { payload: () => ({ name: 'Intruder EHR', scopes: everyScope }), aims: organizationAims((id) => `${org(id)}/api-clients`, true) },
+  'DELETE /v1/organizations/{id}/api-clients/{apiClientId}': {
+    aims: [
+      { label: "office A's API client", url: () => `${org(officeA.id)}/api-clients/${victimClientA!.id}`, decisive: decisiveOrg(officeA.id), callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins] },
+      { label: "practice Q's API client", url: () => `${org(practiceQ.id)}/api-clients/${victimClientQ!.id}`, decisive: decisiveOrg(practiceQ.id), callers: [...officeASide, ...officeBSide, ...practicePSide, ...practiceQNonAdmins] },
+      ownParentAim("office A's API client", (own) => `${org(own)}/api-clients/${victimClientA!.id}`, { type: 'api_client', id: victimClientA!.id }),
+    ],
+  },
+  'GET /v1/patients/{id}': {
+    aims: [{ label: "office A's patient", url: () => `/v1/patients/${patientA}`, decisive: { type: 'patient', id: patientA }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, secondQ] }],
+  },
+  'GET /v1/referrals/{id}': { aims: referralAims((id) => `/v1/referrals/${id}`) },
+  'PATCH /v1/referrals/{id}': { payload: () => ({ visitsAuthorized: 99, expiresOn: '2099-01-01' }), aims: referralAims((id) => `/v1/referrals/${id}`) },
+  'POST /v1/referrals/{id}/send': { aims: referralAims((id) => `/v1/referrals/${id}/send`) },
+  'POST /v1/referrals/{id}/accept': { payload: acceptBody, aims: referralAims((id) => `/v1/referrals/${id}/accept`) },
+  'POST /v1/referrals/{id}/decline': { payload: () => ({ reason: 'No availability' }), aims: referralAims((id) => `/v1/referrals/${id}/decline`) },
+  'POST /v1/referrals/{id}/cancel': { payload: () => ({ reason: 'Patient moved' }), aims: referralAims((id) => `/v1/referrals/${id}/cancel`) },
+  'POST /v1/referrals/{id}/reroute': { payload: () => ({ practiceId: practiceP.id }), aims: referralAims((id) => `/v1/referrals/${id}/reroute`) },
+  'GET /v1/referrals/{id}/history': { aims: referralAims((id) => `/v1/referrals/${id}/history`) },
+  'POST /v1/referrals/{id}/progress-reports': { payload: () => visitNote, aims: referralAims((id) => `/v1/referrals/${id}/progress-reports`) },
+  'GET /v1/referrals/{id}/progress-reports': { aims: referralAims((id) => `/v1/referrals/${id}/progress-reports`) },
+  'POST /v1/referrals/{id}/progress-reports/{reportId}/addenda': {
+    payload: () => ({ text: 'Correction by a stranger' }),
+    aims: [
+      { label: "the visit note of R, by Q's therapist", url: () => `/v1/referrals/${R}/progress-reports/${reportR}/addenda`, decisive: { type: 'referral', id: R }, callers: [...officeBSide, ...practicePSide, secondQ] },
+      // SPEC §4: corrections are by the note's author; the other participants see the note but may not amend it.
+      { label: "the visit note of R, by a participant who did not write it", url: () => `/v1/referrals/${R}/progress-reports/${reportR}/addenda`, decisive: { type: 'progress_report', id: reportR }, callers: [physicianA, adminQ, partnerA, partnerQ] },
+    ],
+  },
+  'POST /v1/referrals/{id}/messages': { payload: () => ({ body: 'Hello from a stranger' }), aims: referralAims((id) => `/v1/referrals/${id}/messages`) },
+  'GET /v1/referrals/{id}/messages': { aims: referralAims((id) => `/v1/referrals/${id}/messages`) },
+  'POST /v1/referrals/{id}/messages/read': { payload: () => ({}), aims: referralAims((id) => `/v1/referrals/${id}/messages/read`) },
+  'GET /v1/webhook-endpoints/{id}': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}`) },
+  'PATCH /v1/webhook-endpoints/{id}': { payload: () => ({ url: 'https://attacker.example/hook', description: 'hijacked' }), aims: endpointAims((id) => `/v1/webhook-endpoints/${id}`) },
+  'DELETE /v1/webhook-endpoints/{id}': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}`) },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/rotate-secret`) },
+  'POST /v1/webhook-endpoints/{id}/test': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/test`) },
+  'GET /v1/webhook-endpoints/{id}/deliveries': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/deliveries`) },
+  'POST /v1/webhook-endpoints/{id}/recover': { payload: () => ({ from: '2000-01-01T00:00:00Z' }), aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/recover`) },
+  'POST /v1/webhook-deliveries/{id}/resend': {
+    aims: [
+      {
+        label: "a delivery to office A's webhook endpoint",
+        url: () => `/v1/webhook-deliveries/${deliveryA}/resend`,
+        decisive: { type: 'webhook_delivery', id: deliveryA },
+        callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins],
+      },
+    ],
+  },
+};
+
+// ─── What a refused call must leave alone ─────────────────────────────────────────────────────────
+
+/**
+ * A digest of every record of A and Q that a case aims at or could add to, one per part, read in one
+ * statement (the check runs after every refused change, so it has to be cheap).
+ */
+async function snapshot(): Promise<Record<string, string>> {
+  const owners = sql`(${officeA.id}::uuid, ${practiceQ.id}::uuid)`;
+  const referralsAimed = sql`(${R}::uuid, ${D}::uuid, ${C}::uuid)`;
+  const digest = (from: string, where: SQL) => sql`(select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from ${sql.raw(from)} x where ${where})`;
+  const [row] = rowsOf<Record<string, string>>(
+    await test.app.db.execute(sql`select
+      ${digest('organizations', sql`x.id in ${owners}`)} as organizations,
+      ${digest('users', sql`x.organization_id in ${owners}`)} as users,
+      ${digest('therapist_profiles', sql`x.user_id in (select id from users where organization_id in ${owners})`)} as therapist_profiles,
+      ${digest('api_clients', sql`x.organization_id in ${owners}`)} as api_clients,
+      ${digest('patients', sql`x.organization_id = ${officeA.id}::uuid`)} as patients,
+      ${digest('referrals', sql`x.id in ${referralsAimed}`)} as referrals,
+      ${digest('referral_events', sql`x.referral_id in ${referralsAimed}`)} as history,
+      ${digest('referral_offers', sql`x.referral_id in ${referralsAimed}`)} as offers,
+      ${digest('progress_reports', sql`x.referral_id in ${referralsAimed}`)} as reports,
+      ${digest('progress_report_addenda', sql`x.report_id in (select id from progress_reports where referral_id in ${referralsAimed})`)} as addenda,
+      ${digest('messages', sql`x.referral_id in ${referralsAimed}`)} as messages,
+      ${digest('message_read_markers', sql`x.referral_id in ${referralsAimed}`)} as read_markers,
+      ${digest('webhook_endpoints', sql`true`)} as webhook_endpoints,
+      ${digest('webhook_events', sql`x.referral_id in ${referralsAimed} or x.type = 'ping'`)} as webhook_events,
+      ${digest('webhook_deliveries', sql`x.endpoint_id = ${endpointA}::uuid`)} as webhook_deliveries`),
+  );
+  return row!;
+}
+const changedParts = (before: Record<string, string>, after: Record<string, string>) => Object.keys(before).filter((key) => before[key] !== after[key]);
+
+// ─── Calling ──────────────────────────────────────────────────────────────────────────────────────
+
+let requestCounter = 0;
+async function send(caller: Actor, method: Method, url: string, payload?: Json): Promise<{ response: Response; requestId: string }> {
+  const requestId = `object-authz-${++requestCounter}-${randomBytes(4).toString('hex')}`;
+  const response = await test.request({ method, url, token: caller.token, headers: { 'x-request-id': requestId }, ...(payload ? { payload } : {}) });
+  return { response, requestId };
+}
+
+async function deniedEventsOf(requestId: string, actorId: string) {
+  const table = schema.auditEvents;
+  return test.app.db
+    .select()
+    .from(table)
+    .where(and(eq(table.requestId, requestId), eq(table.actorId, actorId), eq(table.outcome, 'denied')));
+}
+
+/** The parts of a problem that must not tell a foreign record from a missing one. */
+const shapeOf = (response: Response) => {
+  const { type, title, status, detail, ...rest } = response.json();
+  return { type, title, status, detail, members: Object.keys(rest).sort() };
+};
+
+/** The value of the path's {id}: what the policy hook audits a refused role against (auditResource). */
+const idParamOf = (template: string, url: string) => {
+  const templateParts = template.split('/');
+  const urlParts = url.split('?')[0]!.split('/');
+  return urlParts[templateParts.indexOf('{id}')];
+};
+
+/** Defects found by this file, as `${route} › ${caller label}` → todo text; empty while none are known. */
+const knownDefects: Array<{ route: string; caller?: string; aim?: string; todo: string }> = [];
+const defectOf = (route: string, aim: Aim, caller: Actor) =>
+  knownDefects.find((defect) => defect.route === route && (!defect.caller || defect.caller === caller.label) && (!defect.aim || defect.aim === aim.label))?.todo;
+
+const comparedWithMissing = new Set<Aim>();
+const tally = { total: 0, succeeded: 0, n404: 0, n403: 0, other: 0, audited: 0, changed: 0 };
+const otherAnswers: string[] = [];
+
+// ─── The cross-check against the OpenAPI document ───────────────────────────────────────────────
+
+const document = test.app.swagger() as Json;
+const idRoutes = Object.entries(document.paths as Record<string, Record<string, Json>>)
+  .filter(([path]) => path.includes('{'))
+  .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`));
+
+t.test('setup › every id-route of the OpenAPI document has a case here, and every case is a documented route', async (t) => {
+  t.ok(idRoutes.length >= 30, `${idRoutes.length} id-routes in the OpenAPI document`);
+  for (const route of idRoutes) t.ok(cases[route], `${route} has a case`);
+  for (const route of Object.keys(cases)) t.ok(idRoutes.includes(route), `${route} is in the OpenAPI document`);
+  for (const route of idRoutes) {
+    const [method, path] = route.split(' ') as [string, string];
+    const policy = policies.get(`${method} ${path.replace(/\{(\w+)\}/g, ':$1')}`);
+    t.ok(policy && policy !== 'public', `${route} has a non-public policy`);
+  }
+});
+
+t.test('setup › the records exist and their owners reach them', async (t) => {
+  const get = async (url: string, token: string) => (await test.request({ method: 'GET', url, token })).statusCode;
+  t.equal(await get(`/v1/referrals/${R}`, officeA.physician.token), 200, 'R, by its prescriber');
+  t.equal(await get(`/v1/referrals/${R}`, practiceQ.therapist.token), 200, 'R, by the therapist it names');
+  t.equal(await get(`/v1/referrals/${R}`, practiceQ.admin.token), 200, "R, by its practice's admin");
+  t.equal(await get(`/v1/referrals/${D}`, officeA.staff.token), 200, 'D, by its office');
+  t.equal((await readAsPrescriber(C)).status, 'cancelled', 'C, cancelled, by its office');
+  t.equal(await get(`/v1/patients/${patientA}`, officeA.staff.token), 200, 'the patient, by its office');
+  t.equal(await get(`/v1/webhook-endpoints/${endpointA}`, officeA.admin.token), 200, 'the endpoint, by its admin');
+  t.ok(deliveryA, 'a delivery to the endpoint was queued by sending R');
+});
+
+const start = await snapshot();
+let current = start;
+const pick = ({ status, version, visitsAuthorized, expiresOn, acceptedBy }: Json) => ({ status, version, visitsAuthorized, expiresOn, acceptedBy });
+const rAtStart = pick(await readAsPrescriber(R));
+const dAtStart = pick(await readAsPrescriber(D));
+const cAtStart = pick(await readAsPrescriber(C));
+
+for (const route of idRoutes.filter((route) => cases[route])) {
+  const { payload, aims } = cases[route]!;
+  const [method, template] = route.split(' ') as [Method, string];
+  const routeKey = `${method} ${template.replace(/\{(\w+)\}/g, ':$1')}`;
+  const policy = policies.get(routeKey);
+  const action = auditActions.get(routeKey) ?? 'access.denied';
+  for (const aim of aims) {
+    for (const caller of aim.callers) {
+      const admitted = policy !== undefined && policy !== 'public' && isAllowed(policy, caller.principal);
+      const status = admitted ? 404 : 403;
+      const expected = admitted ? '404, as for a missing record' : "403, the route policy's refusal of the role";
+      const todo = defectOf(route, aim, caller);
+      t.test(`${route} › ${caller.label}, aiming at ${aim.label}, gets ${expected}, audited as denied, changes nothing`, async (t) => {
+        const url = aim.url(caller);
+        const body = payload?.(caller);
+        const { response, requestId } = await send(caller, method, url, body);
+        tally.total++;
+        if (response.statusCode >= 200 && response.statusCode < 300) tally.succeeded++;
+        else if (response.statusCode === 404) tally.n404++;
+        else if (response.statusCode === 403) tally.n403++;
+        else {
+          tally.other++;
+          otherAnswers.push(`${route} › ${caller.label}: ${response.statusCode}`);
+        }
+        t.equal(response.statusCode, status, `answers ${status}${response.statusCode === status ? '' : ` (got ${response.statusCode}: ${response.body.slice(0, 200)})`}`, todo ? { todo } : {});
+        t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json', todo ? { todo } : {});
+        t.notOk(response.headers.etag, 'without an ETag, which would reveal a version', todo ? { todo } : {});
+
+        // The policy hook audits against the path's {id}; a 404 against the record that decided it.
+        const auditedId = status === 403 ? idParamOf(template, url) : aim.decisive.id;
+        const denied = (await deniedEventsOf(requestId, caller.id)).filter((event) => event.resourceId === auditedId);
+        if (denied.length === 1 && denied[0]!.httpStatus === response.statusCode && denied[0]!.action === action) tally.audited++;
+        t.equal(denied.length, 1, `one denied audit event naming the caller and ${auditedId === aim.decisive.id ? `the ${aim.decisive.type}` : 'the id in the path'}`, todo ? { todo } : {});
+        t.match(denied[0], { action, actorType: caller.principal.kind, httpStatus: response.statusCode }, `with the route's action (${action}) and the status answered`, todo ? { todo } : {});
+
+        // Once per record and route (tenant-isolation and referral-access tests do it per caller).
+        if (status === 404 && response.statusCode === 404 && !comparedWithMissing.has(aim)) {
+          comparedWithMissing.add(aim);
+          const missingUrl = url.replace(aim.decisive.id, randomUUID());
+          const missing = await send(caller, method, missingUrl, body);
+          t.same(shapeOf(response), shapeOf(missing.response), 'answers exactly as for a random id (type, title, status, detail, members)');
+        }
+
+        if (method !== 'GET') {
+          const after = await snapshot();
+          const changed = changedParts(current, after);
+          if (changed.length > 0) tally.changed++;
+          t.same(changed, [], 'nothing of A or Q changed', todo ? { todo } : {});
+          current = after;
+        }
+      });
+    }
+  }
+}
+
+// ─── HEAD, the undocumented twin of every GET ─────────────────────────────────────────────────────
+// Fastify answers HEAD on every GET route; an attacker may use it to probe existence by status.
+// Not in the figure (the OpenAPI document lists no HEAD operation): one admitted caller per record.
+
+for (const route of idRoutes.filter((candidate) => candidate.startsWith('GET ') && cases[candidate])) {
+  const template = route.slice('GET '.length);
+  const policy = policies.get(`HEAD ${template.replace(/\{(\w+)\}/g, ':$1')}`);
+  for (const aim of cases[route]!.aims) {
+    const caller = aim.callers.find((candidate) => policy !== undefined && policy !== 'public' && isAllowed(policy, candidate.principal));
+    if (!caller) continue;
+    t.test(`HEAD ${template} › ${caller.label}, aiming at ${aim.label}, gets 404 like a random id, audited as denied`, async (t) => {
+      const url = aim.url(caller);
+      // Request ids of one length, as the problem a HEAD measures (content-length) carries its request id.
+      const requestId = `object-authz-head-${randomBytes(8).toString('hex')}`;
+      const response = await test.request({ method: 'HEAD', url, token: caller.token, headers: { 'x-request-id': requestId } });
+      const missingId = `object-authz-head-${randomBytes(8).toString('hex')}`;
+      const missing = await test.request({ method: 'HEAD', url: url.replace(aim.decisive.id, randomUUID()), token: caller.token, headers: { 'x-request-id': missingId } });
+      t.equal(response.statusCode, 404, 'answers 404');
+      t.equal(response.body, '', 'without a body');
+      t.notOk(response.headers.etag, 'without an ETag');
+      t.equal(missing.statusCode, response.statusCode, 'as for a random id');
+      t.equal(response.headers['content-length'], missing.headers['content-length'], 'with the same length as for a random id');
+      const denied = (await deniedEventsOf(requestId, caller.id)).filter((event) => event.resourceId === aim.decisive.id);
+      t.equal(denied.length, 1, 'one denied audit event naming the caller and the record');
+    });
+  }
+}
+
+// ─── Ids carried in a query or a body ─────────────────────────────────────────────────────────────
+// Not in the figure, which counts the path ids of the OpenAPI document; the same rule holds here:
+// a foreign id answers like a random one, and lists filtered by it show nothing of A's.
+
+const listOf = async (caller: Actor, url: string) => ok(await test.request({ method: 'GET', url, token: caller.token }), 200, `GET ${url}`);
+/** The status and problem (without the per-request members) of a call. */
+const answerOf = (response: Response) => {
+  const { instance: _instance, requestId: _requestId, ...problem } = response.json();
+  return { status: response.statusCode, problem };
+};
+
+t.test('body ids › a referral for another office\'s patient is refused exactly as for a random patient id, and nothing is created', async (t) => {
+  for (const caller of [physicianB, partnerB]) {
+    const body = (patientId: string) => referralBody({ patientId, therapistId: practiceQ.therapist.id, prescriberId: physicianB.id, send: true });
+    const foreign = await send(caller, 'POST', '/v1/referrals', body(patientA));
+    const random = await send(caller, 'POST', '/v1/referrals', body(randomUUID()));
+    t.equal(foreign.response.statusCode, 400, `${caller.label}: 400`);
+    t.same(answerOf(foreign.response), answerOf(random.response), `${caller.label}: the same answer as for a random id`);
+  }
+  t.same(changedParts(current, await snapshot()), [], 'nothing of A or Q changed');
+});
+
+t.test("body ids › a referral naming another office's physician as prescriber is refused exactly as for a random id", async (t) => {
+  const body = (prescriberId: string) =>
+    referralBody({ patient: { givenName: 'Ana', familyName: 'Test', birthDate: '1980-01-01', sex: 'female' }, therapistId: practiceQ.therapist.id, prescriberId });
+  const foreign = await send(staffB, 'POST', '/v1/referrals', body(physicianA.id));
+  const random = await send(staffB, 'POST', '/v1/referrals', body(randomUUID()));
+  t.equal(foreign.response.statusCode, 400, '400');
+  t.same(answerOf(foreign.response), answerOf(random.response), 'the same answer as for a random id');
+  t.same(changedParts(current, await snapshot()), [], 'nothing of A or Q changed');
+});
+
+t.test("body ids › a webhook endpoint registered for another organization is the missing organization's 404, audited, and not created", async (t) => {
+  for (const caller of [adminB, adminQ]) {
+    const body = (organizationId: string) => ({ url: 'https://attacker.example/hook', eventTypes: ['referral.sent'], organizationId });
+    const foreign = await send(caller, 'POST', '/v1/webhook-endpoints', body(officeA.id));
+    const random = await send(caller, 'POST', '/v1/webhook-endpoints', body(randomUUID()));
+    t.equal(foreign.response.statusCode, 404, `${caller.label}: 404`);
+    t.same(shapeOf(foreign.response), shapeOf(random.response), `${caller.label}: the same answer as for a random id`);
+    const denied = (await deniedEventsOf(foreign.requestId, caller.id)).filter((event) => event.resourceId === officeA.id);
+    t.equal(denied.length, 1, `${caller.label}: audited as denied against office A`);
+  }
+  t.same(changedParts(current, await snapshot()), [], 'nothing of A or Q changed');
+});
+
+t.test("query ids › lists filtered by office A's ids show nothing of A's to outsiders", async (t) => {
+  for (const caller of [adminB, adminQ, adminP]) {
+    const endpoints = (await listOf(caller, `/v1/webhook-endpoints?organizationId=${officeA.id}`)).data as Json[];
+    t.notOk(endpoints.some((item) => item.organizationId === officeA.id), `${caller.label}: no webhook endpoint of A`);
+  }
+  for (const caller of [physicianB, partnerB, unaffiliatedTherapist, adminP, partnerP, secondQ]) {
+    t.same((await listOf(caller, `/v1/referrals?patientId=${patientA}`)).data, [], `${caller.label}: no referral of A's patient`);
+  }
+  for (const caller of [physicianB, staffB, partnerB]) {
+    t.same((await listOf(caller, `/v1/patients?identifier=${encodeURIComponent('urn:office-a:mrn|MRN-0042')}`)).data, [], `${caller.label}: no patient found by A's MRN`);
+  }
+});
+
+t.test("query ids › the audit trail tells outside admins nothing of office A's patient", async (t) => {
+  for (const caller of [adminB, adminP]) {
+    t.same((await listOf(caller, `/v1/audit-events?patientId=${patientA}&limit=200`)).data, [], `${caller.label}: no event by A's patient`);
+    t.same((await listOf(caller, `/v1/audit-events/viewers?patientId=${patientA}`)).data, [], `${caller.label}: no viewer of A's patient`);
+    const exported = await test.request({ method: 'GET', url: `/v1/audit-events/export?patientId=${patientA}`, token: caller.token });
+    t.equal(exported.statusCode, 200, `${caller.label}: export answers`);
+    t.equal(exported.body.trim(), '', `${caller.label}: and exports nothing of A's patient`);
+    // Their own people's refused attempts on R are theirs to see, but never name A's patient.
+    const onR = (await listOf(caller, `/v1/audit-events?resourceId=${R}&limit=200`)).data as Json[];
+    t.ok(onR.length > 0, `${caller.label}: sees their own people's attempts on R`);
+    t.ok(
+      onR.every((event) => event.actor?.organizationId === caller.principal.organizationId && !event.patientId),
+      `${caller.label}: only their own people's, and none names the patient`,
+    );
+  }
+});
+
+t.test('end › after every refused call, the records of A and Q are exactly as they were', async (t) => {
+  t.same(changedParts(start, await snapshot()), [], 'in the database');
+  t.equal(rAtStart.status, 'in_progress', 'R was in progress when the attacks began');
+  t.same(pick(await readAsPrescriber(R)), rAtStart, 'R: same status, version, authorization, expiry and acceptance, as its prescriber reads it');
+  t.equal(dAtStart.status, 'draft', 'D was a draft when the attacks began');
+  t.same(pick(await readAsPrescriber(D)), dAtStart, 'D: still the same draft');
+  t.same(pick(await readAsPrescriber(C)), cAtStart, 'C: still cancelled, unchanged');
+  t.equal((await test.request({ method: 'GET', url: '/v1/me', token: clientA!.token })).statusCode, 200, "office A's API client still works");
+});
+
+t.test('figure › object-level authorization', async (t) => {
+  const N = tally.total;
+  const pass = N > 0 && tally.succeeded === 0 && tally.n404 + tally.n403 === N && tally.audited === N && tally.changed === 0;
+  const figure = `${tally.succeeded} of ${N} cross-tenant calls succeeded; ${tally.n404} answered 404, ${tally.n403} 403 (role refused); ${tally.audited} of ${N} audited`;
+  recordFigure({ item: 1, check: 'Object-level authorization', figure, pass });
+  t.comment(figure);
+  if (otherAnswers.length > 0) t.comment(`other answers: ${otherAnswers.join('; ')}`);
+  t.equal(tally.succeeded, 0, 'no cross-tenant call succeeded');
+  t.equal(tally.n404 + tally.n403, N, 'every call answered 404 or 403');
+  t.equal(tally.audited, N, 'every call was audited as denied');
+  t.equal(tally.changed, 0, 'no call changed anything');
+});
