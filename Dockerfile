@@ -2,6 +2,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The driver patch (src/db/driver-patches) is applied by npm ci's postinstall.
+COPY src/db/driver-patches ./src/db/driver-patches
 RUN npm ci
 COPY src ./src
 RUN npm run build
@@ -9,6 +11,7 @@ RUN npm run build
 FROM node:20-bookworm-slim AS production-dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY src/db/driver-patches ./src/db/driver-patches
 RUN npm ci --omit=dev && npm cache clean --force
 
 FROM node:20-bookworm-slim

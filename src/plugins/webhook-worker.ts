@@ -20,8 +20,9 @@ export default fp(
     app.decorate('webhookWorker', worker);
     if (options.config.role === 'api') return;
     app.addHook('onReady', () => worker.start());
-    // Graceful shutdown: no new claims; deliveries in flight finish (each within the timeout).
-    app.addHook('onClose', () => worker.stop());
+    // Graceful shutdown: no new claims from the moment closing starts (onClose would wait for the
+    // requests in flight to drain first); deliveries in flight finish, each within the timeout.
+    app.addHook('preClose', () => worker.stop());
   },
   { name: 'webhook-worker', dependencies: ['database', 'audit-log'] },
 );
