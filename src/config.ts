@@ -14,7 +14,7 @@ export const EnvSchema = Type.Object({
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     maximum: 60_000,
-    default: 5000,
+    default: 2000,
     description: 'How long opening a PostgreSQL connection may take before the request fails with 503',
   }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({

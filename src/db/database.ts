@@ -65,6 +65,9 @@ async function openPostgres(url: string, poolSize: number, timeouts?: { connectM
     max: poolSize,
     onnotice: () => {},
     ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
+    // Reconnect soon after PostgreSQL comes back: the default backoff grows to 20 s, and a query
+    // given to a connection waiting out its backoff waits with it.
+    backoff: (attempts: number) => Math.min(0.1 * attempts, 1),
     // Sent at connect, so every pooled connection carries the limit; a statement stuck behind a
     // lock gives its connection back instead of holding it until the lock holder is done.
     connection: {

@@ -13,20 +13,15 @@ export default fp(
     // The embedded database has no pool to run dry and no server to lose.
     if (app.database.driver !== 'postgres' || intervalMs === 0) return;
 
-    let probe: Promise<unknown> | undefined;
+    // Each probe stands alone: one parked behind a dead connection must not keep the service
+    // shedding after the database is back. While the pool is full they queue, one per interval.
     const databaseAnswers = async (): Promise<boolean> => {
-      // A probe still queued from last time means the pool is still busy; don't queue another.
-      if (probe) return false;
-      const current = app.database.rows(sql`select 1`).finally(() => {
-        if (probe === current) probe = undefined;
-      });
-      probe = current;
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<false>((resolve) => {
         timer = setTimeout(resolve, intervalMs, false);
       });
       try {
-        return await Promise.race([current.then(() => true), deadline]);
+        return await Promise.race([app.database.rows(sql`select 1`).then(() => true), deadline]);
       } catch {
         return false;
       } finally {
