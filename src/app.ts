@@ -61,6 +61,8 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     // Creating an embedded database runs initdb in WebAssembly, which is slow on a busy machine.
     pluginTimeout: 60_000,
     trustProxy: false,
+    // The availability plugin answers requests that arrive while closing, as problem+json.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

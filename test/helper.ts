@@ -10,6 +10,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrationsFolder, openDatabase } from '../src/db/database.js';
 import { isValidNpi } from '../src/lib/npi.js';
+import { responseViolations } from './hardening/response-contract.js';
 
 export const testJwtSecret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 export const adminEmail = 'root@network.example';
@@ -54,6 +55,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LOGIN_FAILURE_DELAY_MS: '1',
     TOKEN_RATE_LIMIT_PER_MINUTE: '10000',
     RATE_LIMIT_PER_MINUTE: '100000',
+    // The load-shedding probe would turn a CPU-starved moment of a parallel test run into 503s;
+    // the fault tests switch it on where it is what they test.
+    DATABASE_PROBE_INTERVAL_MS: '0',
     BOOTSTRAP_ADMIN_EMAIL: adminEmail,
     BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
     ...env,
@@ -101,6 +105,12 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
 
 export type Json = Record<string, any>;
 
+// TEMPORARY instrumentation (measuring the contract check's cost): removed after the measurement.
+const contractTiming = { ms: 0, responses: 0 };
+process.once('exit', () => {
+  if (process.env.RC_TIMING) process.stderr.write(`RC_TIMING ${process.argv[process.argv.length - 1]} ${contractTiming.ms.toFixed(0)} ms ${contractTiming.responses} responses ${process.uptime().toFixed(1)} s\n`);
+});
+
 /** A thin client over app.inject that remembers tokens and parses JSON. */
 export class TestApp {
   constructor(
@@ -108,12 +118,29 @@ export class TestApp {
     readonly config: Config,
   ) {}
 
+  /** The OpenAPI document every response is held to, read once per app. */
+  private document: object | undefined;
+
+  /** Calls the app; every response must keep the OpenAPI contract (test/hardening/response-contract.ts), else the calling test fails. */
   async request(options: InjectOptions & { token?: string | undefined }): Promise<LightMyRequestResponse & { body: string; json<T = Json>(): T }> {
     const { token, ...rest } = options;
-    return this.app.inject({
+    const response = await this.app.inject({
       ...rest,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...rest.headers },
-    }) as never;
+    });
+    const method = String(rest.method ?? 'GET').toUpperCase();
+    const url = typeof rest.url === 'string' ? rest.url : (rest.url?.pathname ?? rest.path ?? '/');
+    const timingStart = performance.now();
+    this.document ??= this.app.swagger();
+    const violations = responseViolations(this.document, method, String(url), response.statusCode, response.headers, response.body);
+    contractTiming.ms += performance.now() - timingStart;
+    contractTiming.responses++;
+    if (violations.length > 0) {
+      throw new Error(
+        `${method} ${url} answered ${response.statusCode}, breaking the OpenAPI contract:\n  ${violations.join('\n  ')}\nbody: ${response.body.slice(0, 2000)}`,
+      );
+    }
+    return response as never;
   }
 
   async login(email: string, password = defaultPassword): Promise<string> {

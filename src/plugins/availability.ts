@@ -1,4 +1,4 @@
-// Sheds load while PostgreSQL cannot serve it: a trivial query probes the database through the
+// Refuses requests while the service shuts down, and sheds load while PostgreSQL cannot serve it: a trivial query probes the database through the
 // pool, and while it gets no answer in time (the server is down, or every connection is busy)
 // requests are answered 503 with Retry-After at once instead of queueing for a connection.
 import underPressure from '@fastify/under-pressure';
@@ -9,6 +9,18 @@ import { retryAfterSeconds, serviceUnavailable } from '../lib/errors.js';
 
 export default fp(
   async (app, options: { config: Config }) => {
+    // While the service closes, requests that still arrive on open connections are refused in the
+    // API's own shape (Fastify's return503OnClosing answers plain JSON without Retry-After).
+    let closing = false;
+    app.addHook('preClose', async () => {
+      closing = true;
+    });
+    app.addHook('onRequest', async (_request, reply) => {
+      if (!closing) return;
+      reply.header('connection', 'close');
+      throw serviceUnavailable('The service is shutting down; retry shortly');
+    });
+
     const intervalMs = options.config.databaseTimeouts.probeIntervalMs;
     // The embedded database has no pool to run dry and no server to lose.
     if (app.database.driver !== 'postgres' || intervalMs === 0) return;

@@ -1,0 +1,922 @@
+// Hardening item 9, OpenAPI fuzzing: requests generated from the OpenAPI document — valid bodies,
+// boundary values, type-confused and random values, missing and extra fields, real ids of seeded
+// resources beside random uuids and garbage path segments, odd headers and media types — for every
+// operation, as several kinds of caller, against a seeded network so that valid requests reach the
+// code behind validation. No answer may be a 5xx, and every answer must keep the response contract
+// of the document (test/hardening/response-contract.ts: declared status, media type and schema,
+// every object closed).
+//
+// Reproducible: FUZZ_SEED fixes the generated requests (default 9009); FUZZ_REQUESTS sets how many
+// (default 10,000); FUZZ_CONCURRENCY how many are in flight at once (default 1, which also makes
+// the order of effects, and so the answers, repeatable: the same seed gives the same statuses on
+// PGlite and PostgreSQL). For a closer look, FUZZ_PROGRESS=1 reports progress on stderr and
+// FUZZ_PEEK=<operationId> prints every request of that operation with its answer.
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import t from 'tap';
+import { adminPassword, buildTestApp, createOffice, createPractice, defaultPassword, nextNpi, type Json } from '../helper.js';
+import { recordFigure } from './figures.js';
+import { requestPath, ResponseContract, type Operation, type Violation } from './response-contract.js';
+
+// Ten thousand requests through the embedded database take one and a half to four minutes, by how busy the machine is.
+t.setTimeout(900_000);
+
+const seed = Number(process.env.FUZZ_SEED ?? 9009);
+const requested = Number(process.env.FUZZ_REQUESTS ?? 10_000);
+const concurrency = Math.max(1, Number(process.env.FUZZ_CONCURRENCY ?? 1));
+const dayMs = 86_400_000;
+const isoDay = (offsetDays: number) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
+
+// ---------------------------------------------------------------------------------------------
+// Values that stand for seeded resources: resolved when the request is sent, so the generated
+// requests depend on the seed alone, not on the ids this run's database happens to hand out.
+
+class PoolRef {
+  constructor(
+    readonly pool: string,
+    readonly index: number,
+  ) {}
+}
+
+/** A calendar day relative to the day the request is sent. */
+class DayRef {
+  constructor(readonly offsetDays: number) {}
+}
+
+/** A parent path parameter that should own the resource another path parameter names (the user's organization, the note's referral). */
+class PairRef {
+  constructor(readonly child: string) {}
+}
+
+/** The organization of whoever sends the request: organization admins manage only their own. */
+class CallerOrganizationRef {}
+
+/** Ids and secrets of the seeded network, by kind; some grow as the fuzzer creates resources. */
+const pools: Record<string, string[]> = {};
+const addToPool = (pool: string, ...values: string[]) => (pools[pool] ??= []).push(...values);
+/** Who owns a user, an API client or a visit note: its organization or referral. */
+const ownerOf = new Map<string, string>();
+
+function resolveValue(value: unknown): unknown {
+  if (value instanceof PoolRef) {
+    if (value.pool === 'freshNpi') return nextNpi();
+    if (value.pool === 'freshEmail') return `fuzz.${randomUUID().slice(0, 13)}@fuzz.example`;
+    const pool = pools[value.pool] ?? [];
+    return pool.length > 0 ? pool[value.index % pool.length] : randomUUID();
+  }
+  if (value instanceof DayRef) return isoDay(value.offsetDays);
+  if (Array.isArray(value)) return value.map(resolveValue);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, resolveValue(child)]));
+  return value;
+}
+
+const ref = (pool: string) => fc.nat().map((index) => new PoolRef(pool, index));
+const day = (offsetDays: number) => new DayRef(offsetDays);
+
+/** Dates the server checks against today (a visit is not in the future, a prescription not expired): mostly sensible ones. */
+const dateHints: Record<string, fc.Arbitrary<unknown>> = {
+  visitDate: fc.oneof({ weight: 8, arbitrary: fc.constant(day(0)) }, { weight: 1, arbitrary: fc.constantFrom(day(-1), day(1), day(-400)) }),
+  startDate: fc.oneof({ weight: 6, arbitrary: fc.constant(day(0)) }, { weight: 2, arbitrary: fc.integer({ min: -40, max: 30 }).map(day) }),
+  expiresOn: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 30, max: 300 }).map(day) }, { weight: 2, arbitrary: fc.integer({ min: -10, max: 800 }).map(day) }),
+};
+const emailArb = fc.oneof({ weight: 3, arbitrary: fc.constant(new PoolRef('freshEmail', 0)) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: ref('emails') as fc.Arbitrary<unknown> });
+
+/** Body and query members that name a seeded resource or credential, and where to find one. */
+const fieldPools: Record<string, string> = {
+  patientId: 'patients',
+  therapistId: 'therapists',
+  practiceId: 'practices',
+  prescriberId: 'physicians',
+  organizationId: 'organizations',
+  upTo: 'messages',
+  actorId: 'people',
+  resourceId: 'referrals',
+  username: 'emails',
+  password: 'passwords',
+  refresh_token: 'refreshTokens',
+  token: 'refreshTokens',
+  client_id: 'clientIds',
+  client_secret: 'clientSecrets',
+  cursor: 'cursors',
+  identifier: 'identifiers',
+  npi: 'freshNpi',
+};
+
+/** The pool a path parameter draws from: some operations destroy what they touch, so they get resources of their own. */
+function pathPool(operation: Operation, name: string): string {
+  const overrides: Record<string, string> = {
+    'deleteWebhookEndpoint.id': 'doomedEndpoints',
+    'revokeApiClient.apiClientId': 'doomedClients',
+    'updateUser.userId': 'staffUsers',
+    'getUser.userId': 'staffUsers',
+  };
+  const override = overrides[`${operation.operationId}.${name}`];
+  if (override) return override;
+  if (name === 'userId') return 'staffUsers';
+  if (name === 'apiClientId') return 'doomedClients';
+  if (name === 'reportId') return 'reports';
+  const area = operation.path.split('/')[2];
+  return ({ organizations: 'organizations', patients: 'patients', referrals: 'referrals', 'webhook-endpoints': 'endpoints', 'webhook-deliveries': 'deliveries' } as Record<string, string>)[area ?? ''] ?? 'referrals';
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON Schema (the subset the document uses) → fast-check arbitraries of valid and invalid values.
+
+type Schema = Json;
+
+function makeResolver(document: Json) {
+  return (schema: Schema): Schema => {
+    let current = schema;
+    for (let depth = 0; typeof current?.$ref === 'string' && depth < 16; depth++) {
+      const { $ref, ...siblings } = current;
+      const target = ($ref as string)
+        .slice(2)
+        .split('/')
+        .reduce<any>((node, key) => node?.[key], document);
+      current = { ...target, ...siblings };
+    }
+    return current;
+  };
+}
+
+/** allOf of objects, as the one object it describes. */
+function merged(schema: Schema, resolve: (schema: Schema) => Schema): Schema {
+  if (!Array.isArray(schema.allOf)) return schema;
+  const parts = schema.allOf.map((part: Schema) => merged(resolve(part), resolve));
+  return {
+    type: 'object',
+    properties: Object.assign({}, ...parts.map((part: Schema) => part.properties ?? {})),
+    required: parts.flatMap((part: Schema) => part.required ?? []),
+  };
+}
+
+const typeOf = (schema: Schema): string | undefined =>
+  Array.isArray(schema.type) ? schema.type[0] : schema.type ?? (schema.properties ? 'object' : schema.items ? 'array' : undefined);
+
+const dateArb = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: -45, max: 120 }).map(isoDay) },
+  { weight: 1, arbitrary: fc.date({ min: new Date('1900-01-01'), max: new Date('2100-12-31'), noInvalidDate: true }).map((date) => date.toISOString().slice(0, 10)) },
+);
+const dateTimeArb = fc.oneof(
+  fc.integer({ min: -7 * 24, max: 24 }).map((hours) => new Date(Date.now() + hours * 3_600_000).toISOString()),
+  fc.date({ min: new Date('1970-01-01'), max: new Date('2100-12-31'), noInvalidDate: true }).map((date) => date.toISOString()),
+);
+const textArb = (minLength: number, maxLength: number) =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.string({ minLength, maxLength: Math.min(maxLength, Math.max(minLength, 40)) }) },
+    { weight: 1, arbitrary: fc.string({ minLength, maxLength: Math.min(maxLength, Math.max(minLength, 40)), unit: 'grapheme' }) },
+    // Lone surrogates and other odd code units, as JSON can carry them.
+    { weight: 1, arbitrary: fc.string({ minLength, maxLength: Math.min(maxLength, Math.max(minLength, 20)), unit: 'binary' }).filter((text) => !text.includes('\u0000')) },
+    { weight: 1, arbitrary: fc.constant('x'.repeat(Math.min(maxLength, 20_000))).filter((text) => text.length >= minLength) },
+  );
+
+/** Values the schema accepts (mostly: the server's own checks beyond the schema are not modelled). */
+function validArb(input: Schema, resolve: (schema: Schema) => Schema, name?: string): fc.Arbitrary<unknown> {
+  const schema = merged(resolve(input), resolve);
+  if ('const' in schema) return fc.constant(schema.const);
+  if (Array.isArray(schema.enum)) return fc.constantFrom(...schema.enum);
+  if (Array.isArray(schema.anyOf) || Array.isArray(schema.oneOf)) {
+    return fc.oneof(...(schema.anyOf ?? schema.oneOf).map((branch: Schema) => validArb(branch, resolve, name)));
+  }
+  const pool = name ? fieldPools[name] : undefined;
+  if (name && dateHints[name] && schema.format === 'date') return fc.oneof({ weight: 4, arbitrary: dateHints[name]! }, { weight: 1, arbitrary: dateArb });
+  if (name === 'email' && schema.format === 'email') return emailArb;
+  switch (typeOf(schema)) {
+    case 'string': {
+      const minLength = schema.minLength ?? 0;
+      const maxLength = schema.maxLength ?? 200;
+      let base: fc.Arbitrary<string>;
+      if (schema.format === 'uuid') base = fc.uuid();
+      else if (schema.format === 'date') base = dateArb;
+      else if (schema.format === 'date-time') base = dateTimeArb;
+      else if (schema.format === 'email') base = fc.emailAddress().filter((email) => email.length <= maxLength);
+      else if (schema.pattern) base = fc.stringMatching(new RegExp(schema.pattern)).filter((text) => text.length >= minLength && text.length <= maxLength);
+      else base = textArb(minLength, maxLength);
+      return pool ? fc.oneof({ weight: 3, arbitrary: ref(pool) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: base }) : base;
+    }
+    case 'integer': {
+      const min = schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : -1_000_000);
+      const max = schema.maximum ?? (schema.exclusiveMaximum !== undefined ? schema.exclusiveMaximum - 1 : 1_000_000);
+      return fc.oneof({ weight: 4, arbitrary: fc.integer({ min, max }) }, { weight: 1, arbitrary: fc.constantFrom(min, max) });
+    }
+    case 'number': {
+      const min = schema.minimum ?? schema.exclusiveMinimum ?? -1e6;
+      const max = schema.maximum ?? schema.exclusiveMaximum ?? 1e6;
+      return fc.oneof(
+        { weight: 4, arbitrary: fc.double({ min, max, noNaN: true, noDefaultInfinity: true, minExcluded: schema.exclusiveMinimum !== undefined, maxExcluded: schema.exclusiveMaximum !== undefined }) },
+        { weight: 1, arbitrary: fc.constantFrom(...[schema.minimum, schema.maximum, 0, 1].filter((value): value is number => typeof value === 'number' && value >= min && value <= max)) },
+      );
+    }
+    case 'boolean':
+      return fc.boolean();
+    case 'null':
+      return fc.constant(null);
+    case 'array': {
+      const items = validArb(schema.items ?? {}, resolve, name);
+      const minLength = schema.minItems ?? 0;
+      const maxLength = Math.max(minLength, Math.min(schema.maxItems ?? 4, 4));
+      return schema.uniqueItems ? fc.uniqueArray(items, { minLength, maxLength, selector: (value) => JSON.stringify(value) }) : fc.array(items, { minLength, maxLength });
+    }
+    case 'object': {
+      const properties = (schema.properties ?? {}) as Record<string, Schema>;
+      const model = Object.fromEntries(Object.entries(properties).map(([key, child]) => [key, validArb(child, resolve, key)]));
+      const required = ((schema.required ?? []) as string[]).filter((key) => key in properties);
+      const optional = Object.keys(properties).filter((key) => !required.includes(key));
+      // Real clients send a few of the optional members, not half of them: a PATCH changes one or two things.
+      const few = fc
+        .integer({ min: 0, max: Math.min(2, optional.length) })
+        .chain((count) => fc.shuffledSubarray(optional, { minLength: count, maxLength: count }))
+        .chain((chosen) => fc.record(Object.fromEntries([...required, ...chosen].map((key) => [key, model[key]!]))));
+      return fc.oneof(few, fc.record(model, { requiredKeys: required }));
+    }
+    default:
+      return fc.jsonValue({ maxDepth: 2 });
+  }
+}
+
+/** Values the schema refuses, aimed at one rule at a time. */
+function invalidArb(input: Schema, resolve: (schema: Schema) => Schema): fc.Arbitrary<unknown> {
+  const schema = merged(resolve(input), resolve);
+  const confusion = fc.constantFrom<unknown>(null, true, false, 0, -1, 1.5, 1e308, '', 'x', '1', 'null', 'true', [], {}, [null], { nested: { deeper: [] } });
+  const aimed: fc.Arbitrary<unknown>[] = [];
+  if (Array.isArray(schema.enum)) aimed.push(fc.constantFrom(`not-${String(schema.enum[0])}`, String(schema.enum[0]).toUpperCase(), ` ${String(schema.enum[0])}`));
+  switch (typeOf(schema)) {
+    case 'string':
+      if (schema.maxLength !== undefined) aimed.push(fc.constant('y'.repeat(schema.maxLength + 1)));
+      if (schema.minLength) aimed.push(fc.constant('z'.repeat(schema.minLength - 1)));
+      if (schema.pattern) aimed.push(fc.constantFrom('!!', '1', '0000000000', 'M54.50 ', 'A'.repeat(12)));
+      if (schema.format) aimed.push(fc.constantFrom('not-a-value', '2023-02-30', '2023-13-01', '2024-01-01T25:00:00Z', '00000000-0000-0000-0000-00000000000g', '@@', '2023-01-01T00:00:00', '1e5'));
+      break;
+    case 'integer':
+    case 'number': {
+      const low = schema.minimum ?? schema.exclusiveMinimum;
+      const high = schema.maximum ?? schema.exclusiveMaximum;
+      if (low !== undefined) aimed.push(fc.constantFrom(low - 1, schema.exclusiveMinimum ?? low - 0.5));
+      if (high !== undefined) aimed.push(fc.constantFrom(high + 1, schema.exclusiveMaximum ?? high + 0.5));
+      aimed.push(fc.constantFrom(2 ** 53, -(2 ** 53), 2 ** 31, -(2 ** 31) - 1, Number.MAX_VALUE, Number.MIN_VALUE, '7'));
+      if (typeOf(schema) === 'integer') aimed.push(fc.constantFrom(0.5, 1.000001));
+      break;
+    }
+    case 'array': {
+      const item = validArb(schema.items ?? {}, resolve);
+      if (schema.minItems) aimed.push(fc.constant([]));
+      aimed.push(fc.array(item, { minLength: (schema.maxItems ?? 30) + 1, maxLength: (schema.maxItems ?? 30) + 2 }));
+      if (schema.uniqueItems) aimed.push(item.map((value) => [value, value]));
+      aimed.push(fc.array(invalidArb(schema.items ?? {}, resolve), { minLength: 1, maxLength: 2 }));
+      break;
+    }
+    case 'object':
+      aimed.push(fc.constant({}), fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }));
+      break;
+  }
+  return aimed.length > 0 ? fc.oneof({ weight: 3, arbitrary: fc.oneof(...aimed) }, { weight: 1, arbitrary: confusion }) : confusion;
+}
+
+/** A valid value with one member broken: removed (if required), replaced by an invalid value, or joined by a stranger. */
+function mutatedArb(schema: Schema, resolve: (schema: Schema) => Schema): fc.Arbitrary<unknown> {
+  return fc
+    .tuple(validArb(schema, resolve), fc.nat(), fc.nat(), fc.string({ minLength: 1, maxLength: 16 }), fc.jsonValue({ maxDepth: 1 }))
+    .chain(([value, where, how, strangerName, strangerValue]) => {
+      // Every place in the value, with the schema that governs it.
+      const places: Array<{ path: (string | number)[]; schema: Schema; parent?: Schema }> = [];
+      const walk = (node: unknown, nodeSchema: Schema, path: (string | number)[], parent?: Schema) => {
+        const resolved = merged(resolve(nodeSchema), resolve);
+        places.push({ path, schema: resolved, ...(parent ? { parent } : {}) });
+        if (path.length > 6) return;
+        if (Array.isArray(node) && resolved.items) node.forEach((item, index) => walk(item, resolved.items, [...path, index]));
+        else if (node && typeof node === 'object' && resolved.properties) {
+          for (const [key, child] of Object.entries(node)) if (resolved.properties[key]) walk(child, resolved.properties[key], [...path, key], resolved);
+        }
+      };
+      walk(value, schema, []);
+      const place = places[where % places.length]!;
+      const kind = how % 3;
+      if (kind === 0 && place.path.length > 0 && place.parent?.required?.includes(place.path.at(-1))) {
+        return fc.constant(setAt(value, place.path, undefined));
+      }
+      if (kind === 1 && typeOf(place.schema) === 'object') {
+        return fc.constant(setAt(value, [...place.path, strangerName], strangerValue));
+      }
+      return invalidArb(place.schema, resolve).map((broken) => setAt(value, place.path, broken));
+    });
+}
+
+/** A copy of value with the member at path set (undefined removes it). */
+function setAt(value: unknown, path: (string | number)[], replacement: unknown): unknown {
+  if (path.length === 0) return replacement;
+  const [head, ...rest] = path;
+  if (Array.isArray(value)) return value.map((item, index) => (index === head ? setAt(item, rest, replacement) : item));
+  if (value && typeof value === 'object') {
+    const copy: Json = { ...(value as Json) };
+    const next = setAt(copy[head as string], rest, replacement);
+    if (next === undefined) delete copy[head as string];
+    else copy[head as string] = next;
+    return copy;
+  }
+  return value;
+}
+
+/** The document's examples of a body, with ids of real resources put in (they name made-up ones). */
+function exampleArb(media: Json, schema: Schema): fc.Arbitrary<unknown> | undefined {
+  const examples = [
+    ...Object.values((media.examples ?? {}) as Record<string, { value?: unknown }>).map((example) => example.value),
+    ...(media.example !== undefined ? [media.example] : []),
+    ...((schema.examples as unknown[] | undefined) ?? []),
+  ].filter((example) => example !== undefined);
+  if (examples.length === 0) return undefined;
+  // Each member that names a resource, a fresh address or a date relative to today gets a value of this run.
+  const varied = (value: unknown, name?: string): fc.Arbitrary<unknown> => {
+    if (typeof value === 'string' && name && fieldPools[name]) return ref(fieldPools[name]!);
+    if (typeof value === 'string' && name && dateHints[name]) return dateHints[name]!;
+    if (typeof value === 'string' && name === 'email') return emailArb;
+    if (Array.isArray(value)) return value.length === 0 ? fc.constant([]) : fc.tuple(...value.map((item) => varied(item, name)));
+    if (value && typeof value === 'object') return fc.record(Object.fromEntries(Object.entries(value).map(([key, child]) => [key, varied(child, key)])));
+    return fc.constant(value);
+  };
+  return fc.oneof(...examples.map((example) => varied(example)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests.
+
+interface RequestTemplate {
+  operationId: string;
+  caller: number;
+  /** For the caller without a token: no Authorization, a malformed bearer token, or Basic credentials. */
+  authVariant: number;
+  pathValues: Record<string, unknown>;
+  query: Array<[string, unknown]>;
+  headers: Record<string, unknown>;
+  body: { kind: 'none' } | { kind: 'json'; value: unknown } | { kind: 'raw'; contentType: string; text: string } | { kind: 'form'; value: Record<string, unknown> };
+}
+
+const garbageSegments = [
+  'not-a-uuid', '00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-4FFF-8FFF-FFFFFFFFFFFF', '1', '-1', 'null', 'undefined', '%20',
+  '%zz', '%00', '..', '.', 'ü', '%F0%9F%92%A9', "1'%20or%20'1'='1", 'a'.repeat(120), '{id}', ':id', '%2F', 'urn:uuid:9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d',
+];
+
+function operationArb(operation: Operation, operationObject: Json, resolve: (schema: Schema) => Schema, callerWeights: fc.Arbitrary<number>): fc.Arbitrary<RequestTemplate> {
+  const parameters = (operationObject.parameters ?? []) as Json[];
+  const pathParams = parameters.filter((parameter) => parameter.in === 'path');
+  const queryParams = parameters.filter((parameter) => parameter.in === 'query');
+  const headerParams = parameters.filter((parameter) => parameter.in === 'header');
+
+  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId'].includes(parameter.name))?.name as string | undefined;
+  const pathArb = fc.record(
+    Object.fromEntries(
+      pathParams.map((parameter) => [
+        parameter.name,
+        fc.oneof(
+          ...(child && parameter.name === 'id' ? [{ weight: 12, arbitrary: fc.constant(new PairRef(child)) as fc.Arbitrary<unknown> }] : []),
+          ...(operation.path.startsWith('/v1/organizations/{id}') && parameter.name === 'id'
+            ? [{ weight: 8, arbitrary: fc.constant(new CallerOrganizationRef()) as fc.Arbitrary<unknown> }]
+            : []),
+          { weight: 12, arbitrary: ref(pathPool(operation, parameter.name)) as fc.Arbitrary<unknown> },
+          // A real id of another kind of resource: exists, but not here.
+          { weight: 2, arbitrary: ref(['patients', 'referrals', 'organizations', 'people', 'endpoints'][parameter.name.length % 5]!) as fc.Arbitrary<unknown> },
+          { weight: 3, arbitrary: fc.uuid() },
+          { weight: 3, arbitrary: fc.constantFrom(...garbageSegments) },
+        ),
+      ]),
+    ),
+  );
+
+  const valuesArb = fc.tuple(
+    ...queryParams.map((parameter) =>
+      fc.oneof(
+        { weight: 10, arbitrary: fc.constant(undefined) },
+        { weight: 8, arbitrary: validArb(parameter.schema, resolve, parameter.name) },
+        { weight: 2, arbitrary: invalidArb(parameter.schema, resolve) },
+        // Said twice: an array where the schema expects one value.
+        { weight: 1, arbitrary: fc.tuple(validArb(parameter.schema, resolve, parameter.name), validArb(parameter.schema, resolve, parameter.name)).map((pair) => ({ twice: pair })) },
+      ),
+    ),
+  ) as fc.Arbitrary<unknown[]>;
+  // A parameter the operation does not take, now and then.
+  const strangerArb = fc.oneof(
+    { weight: 12, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('foo', 'limit[]', '__proto__', 'constructor', 'status[0]', ''), fc.string({ maxLength: 8 })) },
+  );
+  const queryArb = fc.tuple(valuesArb, strangerArb).map(([values, stranger]) => {
+    const query: Array<[string, unknown]> = [];
+    values.forEach((value, index) => {
+      if (value === undefined) return;
+      const name = queryParams[index]!.name as string;
+      if (value && typeof value === 'object' && 'twice' in value) for (const each of (value as { twice: unknown[] }).twice) query.push([name, each]);
+      else query.push([name, value]);
+    });
+    if (stranger) query.push(stranger);
+    return query;
+  });
+
+  const headerArb = fc.record(
+    Object.fromEntries(
+      headerParams.map((parameter) => [
+        parameter.name,
+        parameter.name === 'if-match'
+          ? fc.option(fc.oneof({ weight: 3, arbitrary: ref('etags') as fc.Arbitrary<unknown> }, { weight: 2, arbitrary: fc.constantFrom('*', '"1"', '"2"', 'W/"1"', '"1", "2"', 'garbage', '""', `"${'9'.repeat(120)}"`) }), { freq: 2 })
+          : parameter.name === 'idempotency-key'
+            ? fc.option(fc.oneof({ weight: 6, arbitrary: fc.uuid() }, { weight: 2, arbitrary: fc.constantFrom('fuzz-key-1', 'fuzz-key-2', 'fuzz-key-3') }, { weight: 1, arbitrary: fc.constantFrom('has space', 'k'.repeat(256), 'ütf') }), { freq: 2 })
+            : fc.option(validArb(parameter.schema, resolve, parameter.name), { freq: 2 }),
+      ]),
+    ),
+  );
+
+  const media = (operationObject.requestBody?.content?.['application/json'] ?? undefined) as Json | undefined;
+  const bodySchema = media?.schema as Schema | undefined;
+  const bodyArb: fc.Arbitrary<RequestTemplate['body']> = bodySchema
+    ? fc.oneof(
+        { weight: 8, arbitrary: validArb(bodySchema, resolve).map((value) => ({ kind: 'json' as const, value })) },
+        ...(exampleArb(media!, bodySchema) ? [{ weight: 6, arbitrary: exampleArb(media!, bodySchema)!.map((value) => ({ kind: 'json' as const, value })) }] : []),
+        { weight: 7, arbitrary: mutatedArb(bodySchema, resolve).map((value) => ({ kind: 'json' as const, value })) },
+        { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((value) => ({ kind: 'json' as const, value })) },
+        { weight: 1, arbitrary: fc.constant({ kind: 'none' as const }) },
+        {
+          weight: 1,
+          arbitrary: fc
+            .tuple(fc.constantFrom('application/json', 'text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/json; charset=latin1'), fc.constantFrom('{', '{"a":', '[1,2', 'null', '"', 'a=1&b=2', '<x/>', '{"__proto__":{"admin":true}}', '{"a":1,"a":2}', ' '.repeat(3), '\u0000'))
+            .map(([contentType, text]) => ({ kind: 'raw' as const, contentType, text })),
+        },
+        ...(operation.operationId === 'issueToken'
+          ? [{ weight: 4, arbitrary: validArb(bodySchema, resolve).map((value) => ({ kind: 'form' as const, value: value as Record<string, unknown> })) }]
+          : []),
+      )
+    : fc.oneof(
+        { weight: 8, arbitrary: fc.constant({ kind: 'none' as const }) },
+        { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((value) => ({ kind: 'json' as const, value })) },
+      );
+
+  return fc.record({ caller: callerWeights, authVariant: fc.nat({ max: 2 }), pathValues: pathArb, query: queryArb, headers: headerArb, body: bodyArb }).map((parts) => ({ operationId: operation.operationId, ...parts }));
+}
+
+function toText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seeded network.
+
+const test = await buildTestApp(t, { env: { ROLE: 'api' } });
+const document = test.app.swagger() as Json;
+const contract = new ResponseContract(document);
+const resolve = makeResolver(document);
+const adminToken = await test.loginAsAdmin();
+const office = await createOffice(test, adminToken);
+const otherOffice = await createOffice(test, adminToken, { lat: 45.6, lng: -122.7 });
+const practice = await createPractice(test, adminToken);
+const otherPractice = await createPractice(test, adminToken, { location: { lat: 45.52, lng: -122.65 }, techniques: ['trigger_point', 'swedish'] });
+
+const post = async (url: string, token: string, payload: Json = {}, headers: Record<string, string> = {}) => {
+  const response = await test.request({ method: 'POST', url, token, payload, headers });
+  if (response.statusCode >= 300) throw new Error(`seeding ${url}: ${response.statusCode} ${response.body}`);
+  return response.json();
+};
+
+const staffUsers: string[] = [];
+for (const [organizationId, role, count] of [[office.id, 'office_staff', 3], [practice.id, 'practice_admin', 2]] as const) {
+  for (let index = 0; index < count; index++) {
+    const user = await post(`/v1/organizations/${organizationId}/users`, adminToken, { role, email: `spare.${role}.${index}.${randomUUID().slice(0, 8)}@fuzz.example`, password: defaultPassword, name: `Spare ${index}` });
+    staffUsers.push(user.id);
+    ownerOf.set(user.id, organizationId);
+  }
+}
+const spareTherapist = await post(`/v1/organizations/${practice.id}/users`, adminToken, {
+  role: 'therapist',
+  email: `spare.therapist.${randomUUID().slice(0, 8)}@fuzz.example`,
+  password: defaultPassword,
+  name: 'Spare therapist',
+  license: { number: 'MT-SPARE', state: 'OR', expiresOn: '2030-01-01' },
+  techniques: ['swedish'],
+  serviceRadiusKm: 10,
+});
+staffUsers.push(spareTherapist.id);
+ownerOf.set(spareTherapist.id, practice.id);
+
+const officeClient = await post(`/v1/organizations/${office.id}/api-clients`, office.admin.token, { name: 'Office EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'] });
+const practiceClient = await post(`/v1/organizations/${practice.id}/api-clients`, practice.admin.token, { name: 'Practice app', scopes: ['directory:read', 'referrals:read', 'referrals:write'] });
+const doomedClients: Json[] = [];
+for (let index = 0; index < 4; index++) doomedClients.push(await post(`/v1/organizations/${index % 2 ? practice.id : office.id}/api-clients`, adminToken, { name: `Doomed ${index}`, scopes: ['referrals:read'] }));
+const clientToken = async (client: Json) =>
+  (await post('/v1/auth/token', '', { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret })).access_token as string;
+
+const endpoints: string[] = [];
+const doomedEndpoints: string[] = [];
+const eventTypes = ['referral.sent', 'referral.accepted', 'referral.declined', 'referral.cancelled', 'progress_report.created', 'message.created'];
+for (const [token, list] of [[office.admin.token, endpoints], [practice.admin.token, endpoints], [office.admin.token, doomedEndpoints], [office.admin.token, doomedEndpoints], [practice.admin.token, doomedEndpoints]] as const) {
+  list.push((await post('/v1/webhook-endpoints', token, { url: `https://ehr.example/hooks/${randomUUID().slice(0, 8)}`, eventTypes })).id);
+}
+
+const patients: Json[] = [];
+for (let index = 0; index < 4; index++) {
+  patients.push(
+    await post('/v1/patients', office.physician.token, {
+      givenName: `Pat${index}`,
+      familyName: 'Fuzz',
+      birthDate: '1980-05-0' + (index + 1),
+      sex: 'female',
+      identifiers: [{ system: 'urn:fuzz:mrn', value: `MRN-${index}` }],
+    }),
+  );
+}
+const outsidePatient = await post('/v1/patients', otherOffice.physician.token, { givenName: 'Out', familyName: 'Side', birthDate: '1970-01-01', sex: 'male' });
+
+const prescription = (patientId: string, target: Json, send = true) => ({
+  patientId,
+  diagnoses: [{ code: 'M54.50', display: 'Low back pain' }],
+  reason: 'Chronic low back pain',
+  techniques: ['trigger_point'],
+  bodyRegions: ['lower_back'],
+  frequencyPerWeek: 2,
+  durationWeeks: 6,
+  sessionMinutes: 60,
+  send,
+  ...target,
+});
+const referrals: Json[] = [];
+const create = async (token: string, body: Json) => {
+  const referral = await post('/v1/referrals', token, body);
+  referrals.push(referral);
+  return referral;
+};
+for (let index = 0; index < 3; index++) await create(office.physician.token, prescription(patients[index % 4]!.id, { therapistId: practice.therapist.id }));
+for (let index = 0; index < 3; index++) await create(office.physician.token, prescription(patients[(index + 1) % 4]!.id, { practiceId: practice.id }));
+for (let index = 0; index < 2; index++) await create(office.physician.token, prescription(patients[2]!.id, { therapistId: otherPractice.therapist.id }, false));
+await create(office.physician.token, prescription(patients[3]!.id, { network: { near: { lat: 45.5231, lng: -122.6765 }, radiusKm: 30 } }));
+await create(otherOffice.physician.token, prescription(outsidePatient.id, { therapistId: otherPractice.therapist.id }));
+const reports: string[] = [];
+const messages: string[] = [];
+for (const referral of referrals.slice(0, 3)) {
+  await post(`/v1/referrals/${referral.id}/accept`, practice.therapist.token);
+  const report = await post(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, {
+    visitDate: isoDay(0),
+    subjective: 'S',
+    objective: 'O',
+    assessment: 'A',
+    plan: 'P',
+    painBefore: 6,
+    painAfter: 3,
+    outcomeMeasures: [{ instrument: 'NDI', score: 20 }],
+    techniquesApplied: ['trigger_point'],
+    minutes: 45,
+  });
+  reports.push(report.id);
+  ownerOf.set(report.id, referral.id);
+  await post(`/v1/referrals/${referral.id}/progress-reports/${report.id}/addenda`, practice.therapist.token, { text: 'Addendum' });
+  messages.push((await post(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'How is it going?' })).id);
+  messages.push((await post(`/v1/referrals/${referral.id}/messages`, practice.therapist.token, { body: 'Well.' })).id);
+}
+await post(`/v1/referrals/${referrals[3]!.id}/decline`, practice.therapist.token, { reason: 'Full' });
+for (const endpoint of endpoints) await post(`/v1/webhook-endpoints/${endpoint}/test`, endpoint === endpoints[0] ? office.admin.token : practice.admin.token);
+const deliveries: string[] = [];
+for (const [endpoint, token] of [[endpoints[0]!, office.admin.token], [endpoints[1]!, practice.admin.token]] as const) {
+  const listed = await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpoint}/deliveries`, token });
+  deliveries.push(...(listed.json().data as Json[]).map((delivery) => delivery.id as string));
+}
+
+// The callers: each kind of principal, and nobody.
+const signInResponse = await test.request({ method: 'POST', url: '/v1/auth/token', payload: { grant_type: 'password', username: office.staff.email, password: defaultPassword } });
+const callers: Array<{ name: string; token: string | undefined; organizationId?: string }> = [
+  { name: 'network admin', token: adminToken },
+  { name: 'physician', token: office.physician.token, organizationId: office.id },
+  { name: 'office staff', token: office.staff.token, organizationId: office.id },
+  { name: 'office admin', token: office.admin.token, organizationId: office.id },
+  { name: 'therapist', token: practice.therapist.token, organizationId: practice.id },
+  { name: 'practice admin', token: practice.admin.token, organizationId: practice.id },
+  { name: 'office API client', token: await clientToken(officeClient), organizationId: office.id },
+  { name: 'practice API client', token: await clientToken(practiceClient), organizationId: practice.id },
+  { name: 'no token', token: undefined },
+];
+
+addToPool('organizations', office.id, practice.id, otherOffice.id, otherPractice.id);
+addToPool('practices', practice.id, otherPractice.id);
+addToPool('therapists', practice.therapist.id, otherPractice.therapist.id, spareTherapist.id);
+addToPool('physicians', office.physician.id, otherOffice.physician.id);
+addToPool('people', office.physician.id, office.staff.id, office.admin.id, practice.therapist.id, practice.admin.id, otherPractice.therapist.id, officeClient.id);
+addToPool('staffUsers', ...staffUsers);
+addToPool('doomedClients', ...doomedClients.map((client) => client.id as string));
+for (const client of doomedClients) ownerOf.set(client.id, client.organizationId);
+addToPool('patients', ...patients.map((patient) => patient.id as string), outsidePatient.id);
+addToPool('referrals', ...referrals.map((referral) => referral.id as string));
+addToPool('reports', ...reports);
+addToPool('messages', ...messages);
+addToPool('endpoints', ...endpoints);
+addToPool('doomedEndpoints', ...doomedEndpoints);
+addToPool('deliveries', ...deliveries);
+addToPool('emails', office.physician.email, office.staff.email, practice.therapist.email, 'root@network.example', 'nobody@fuzz.example');
+addToPool('passwords', defaultPassword, adminPassword, 'wrong-password-123');
+addToPool('refreshTokens', signInResponse.json().refresh_token, 'not-a-refresh-token');
+addToPool('clientIds', officeClient.clientId, practiceClient.clientId, doomedClients[0]!.clientId);
+addToPool('clientSecrets', officeClient.clientSecret, practiceClient.clientSecret, 'cs_wrong');
+addToPool('identifiers', 'urn:fuzz:mrn|MRN-1', 'urn:fuzz:mrn|MRN-404');
+addToPool('etags', '"1"', '"2"');
+addToPool('cursors', 'not-a-cursor');
+
+/** Grows the pools from answers, so later requests find what earlier ones made (and real cursors). */
+function harvest(operationId: string, status: number, body: string) {
+  if (status >= 300 || !body.startsWith('{')) return;
+  let value: Json;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return;
+  }
+  for (const cursor of [value.nextCursor, value.syncCursor]) if (typeof cursor === 'string' && (pools.cursors?.length ?? 0) < 200) addToPool('cursors', cursor);
+  if (typeof value.version === 'number' && (pools.etags?.length ?? 0) < 50) addToPool('etags', `"${value.version}"`);
+  if (typeof value.id !== 'string' || status !== 201) return;
+  const grows: Record<string, string> = {
+    createReferral: 'referrals',
+    createPatient: 'patients',
+    createProgressReport: 'reports',
+    createMessage: 'messages',
+    createOrganization: 'organizations',
+    createUser: 'staffUsers',
+    createApiClient: 'doomedClients',
+    createWebhookEndpoint: 'doomedEndpoints',
+  };
+  const pool = grows[operationId];
+  if (pool && (pools[pool]?.length ?? 0) < 100) addToPool(pool, value.id);
+  const owner = value.organizationId ?? value.referralId;
+  if (typeof owner === 'string') ownerOf.set(value.id, owner);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which callers each operation is for: one request per operation and caller, whose 401/403 (given
+// before any validation) says who is turned away at the door. Later requests go mostly to callers
+// that get past it, so that they reach deeper; the rest still knock on the wrong door.
+
+interface Outcome {
+  operationId: string;
+  caller: string;
+  method: string;
+  url: string;
+  requestHeaders: Record<string, string>;
+  requestBody: string;
+  status: number;
+  body: string;
+  violations: Violation[];
+  ms: number;
+}
+const outcomes: Outcome[] = [];
+const statusCounts = new Map<number, number>();
+let harnessErrors = 0;
+const harnessErrorSamples: string[] = [];
+
+async function send(operation: Operation, template: RequestTemplate): Promise<Outcome | undefined> {
+  const caller = callers[template.caller % callers.length]!;
+  const resolvedPath = Object.fromEntries(
+    Object.entries(template.pathValues).map(([name, value]) => [
+      name,
+      value instanceof PairRef ? value : value instanceof CallerOrganizationRef ? (caller.organizationId ?? resolveValue(new PoolRef('organizations', template.caller))) : resolveValue(value),
+    ]),
+  );
+  for (const [name, value] of Object.entries(resolvedPath)) {
+    if (value instanceof PairRef) resolvedPath[name] = ownerOf.get(String(resolvedPath[value.child])) ?? randomUUID();
+  }
+  let url = operation.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const text = toText(resolvedPath[name]);
+    return garbageSegments.includes(text) ? text : encodeURIComponent(text);
+  });
+  const query = template.query.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(toText(resolveValue(value)))}`);
+  if (query.length > 0) url += `?${query.join('&')}`;
+  const headers: Record<string, string> = {};
+  if (caller.token) headers.authorization = `Bearer ${caller.token}`;
+  else if (template.authVariant === 1) headers.authorization = 'Bearer not.a.jwt';
+  else if (template.authVariant === 2) headers.authorization = 'Basic Zm9vOmJhcg==';
+  for (const [name, value] of Object.entries(template.headers)) if (value !== null && value !== undefined) headers[name] = toText(resolveValue(value));
+  let payload: string | undefined;
+  if (template.body.kind === 'json') {
+    const value = resolveValue(template.body.value);
+    if (value !== undefined) {
+      payload = JSON.stringify(value);
+      headers['content-type'] = 'application/json';
+    }
+  } else if (template.body.kind === 'raw') {
+    payload = template.body.text;
+    headers['content-type'] = template.body.contentType;
+  } else if (template.body.kind === 'form') {
+    payload = new URLSearchParams(Object.entries(resolveValue(template.body.value) as Json).map(([key, value]) => [key, toText(value)])).toString();
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+  }
+  const sentAt = performance.now();
+  try {
+    const response = await test.app.inject({ method: operation.method as 'GET', url, headers, ...(payload === undefined ? {} : { payload }) });
+    const outcome: Outcome = {
+      operationId: operation.operationId,
+      caller: caller.name,
+      method: operation.method,
+      url,
+      requestHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, name === 'authorization' ? `${value.slice(0, 12)}…` : value])),
+      requestBody: payload ?? '',
+      status: response.statusCode,
+      body: response.body,
+      violations: contract.check(operation.method, url, response.statusCode, response.headers, response.body),
+      ms: performance.now() - sentAt,
+    };
+    if (process.env.FUZZ_PROGRESS && outcomes.length % 250 === 0) console.error(`${outcomes.length} requests, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    statusCounts.set(response.statusCode, (statusCounts.get(response.statusCode) ?? 0) + 1);
+    harvest(operation.operationId, response.statusCode, response.body);
+    if (process.env.FUZZ_PEEK === operation.operationId) console.error(`${caller.name} ${outcome.method} ${url} ${payload ?? ''} → ${outcome.status} ${response.body.slice(0, 300)}`);
+    outcomes.push(outcome.status >= 500 || outcome.violations.length > 0 ? outcome : { ...outcome, body: '', requestBody: '' });
+    return outcome;
+  } catch (error) {
+    harnessErrors++;
+    if (harnessErrorSamples.length < 5) harnessErrorSamples.push(`${operation.operationId} ${url}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+const operationObjectOf = (operation: Operation) => document.paths[operation.path][operation.method.toLowerCase()] as Json;
+const started = performance.now();
+
+const admitted = new Map<string, number[]>();
+for (const operation of contract.operations) {
+  const template = fc.sample(operationArb(operation, operationObjectOf(operation), resolve, fc.constant(0)), { seed, numRuns: 1 })[0]!;
+  const allowed: number[] = [];
+  for (let caller = 0; caller < callers.length; caller++) {
+    // Probed with real ids, so the answer is the door's and not a 404 of a garbage id.
+    const probe = { ...template, caller, pathValues: Object.fromEntries(Object.keys(template.pathValues).map((name) => [name, new PoolRef(pathPool(operation, name), 0)])) };
+    const outcome = await send(operation, probe);
+    if (outcome && outcome.status !== 401 && outcome.status !== 403) allowed.push(caller);
+  }
+  admitted.set(operation.operationId, allowed);
+}
+
+// The generated requests, interleaved across operations as a client population would send them.
+// Operations that take more input get more requests: a body counts thrice, parameters twice, nothing
+// once. Those that are slow on purpose — a scrypt hash per password, client secret or sign-in, a walk
+// of the whole audit chain — get a third as many: each costs as much as dozens of others, and their
+// inputs are covered long before their share would run out.
+const deliberatelySlow = new Set(['issueToken', 'createUser', 'createApiClient', 'verifyAuditChain']);
+const weightOf = (operation: Operation) => {
+  const operationObject = operationObjectOf(operation);
+  const weight = operationObject.requestBody ? 3 : (operationObject.parameters ?? []).length > 0 ? 2 : 1;
+  return deliberatelySlow.has(operation.operationId) ? weight / 3 : weight;
+};
+const totalWeight = contract.operations.reduce((sum, operation) => sum + weightOf(operation), 0);
+const budget = Math.max(0, requested - outcomes.length);
+
+/** The callers an operation is for by the rules of the domain (SPEC §3–§8), beyond who merely gets past the door. */
+const preferredCallers: Record<string, string[]> = {};
+const prefer = (names: string[], ...operationIds: string[]) => operationIds.forEach((operationId) => (preferredCallers[operationId] = names));
+prefer(['network admin'], 'createOrganization', 'verifyAuditChain');
+prefer(['network admin', 'office admin', 'practice admin'], 'createUser', 'updateUser', 'createApiClient', 'listApiClients', 'revokeApiClient', 'listAuditEvents', 'exportAuditEvents', 'listPatientViewers');
+prefer(['office admin', 'practice admin', 'network admin'], 'createWebhookEndpoint', 'listWebhookEndpoints', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint', 'rotateWebhookSecret', 'pingWebhookEndpoint', 'listWebhookDeliveries', 'resendWebhookDelivery', 'recoverWebhookDeliveries');
+prefer(['physician', 'office staff', 'office API client'], 'createPatient', 'listPatients', 'getPatient', 'createReferral', 'amendReferral', 'sendReferral', 'cancelReferral', 'rerouteReferral');
+prefer(['therapist', 'practice admin', 'practice API client'], 'acceptReferral', 'declineReferral');
+prefer(['therapist'], 'createProgressReport', 'addProgressReportAddendum');
+
+const queue: Array<{ operation: Operation; template: RequestTemplate }> = [];
+contract.operations.forEach((operation, operationIndex) => {
+  const allowed = admitted.get(operation.operationId)!;
+  const preferred = (preferredCallers[operation.operationId] ?? []).map((name) => callers.findIndex((caller) => caller.name === name)).filter((index) => allowed.includes(index));
+  const anyone = fc.nat({ max: callers.length - 1 });
+  const callerArb = fc.oneof(
+    ...(preferred.length > 0 ? [{ weight: 6, arbitrary: fc.constantFrom(...preferred) }] : []),
+    ...(allowed.length > 0 ? [{ weight: preferred.length > 0 ? 3 : 8, arbitrary: fc.constantFrom(...allowed) }] : []),
+    { weight: 2, arbitrary: anyone },
+  );
+  const count = Math.ceil((budget * weightOf(operation)) / totalWeight);
+  const templates = fc.sample(operationArb(operation, operationObjectOf(operation), resolve, callerArb), { seed: seed + operationIndex + 1, numRuns: count });
+  for (const template of templates) queue.push({ operation, template });
+});
+// A fixed shuffle (by the seed), so operations interleave and state changes meet other operations.
+let state = seed >>> 0 || 1;
+for (let index = queue.length - 1; index > 0; index--) {
+  state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+  const other = state % (index + 1);
+  [queue[index], queue[other]] = [queue[other]!, queue[index]!];
+}
+/**
+ * The fuzzer's own moves use referrals up (cancelled, completed, declined); every so often the
+ * seeded office sends a few more, one accepted and one declined, so that the moves and visit notes
+ * keep finding referrals in every state. These are seeding, not generated requests: not counted.
+ */
+let replenished = 0;
+async function replenish() {
+  const patient = patients[replenished % patients.length]!.id;
+  const fresh = [
+    await create(office.physician.token, prescription(patient, { practiceId: practice.id })),
+    await create(office.physician.token, prescription(patient, { therapistId: practice.therapist.id })),
+    await create(office.physician.token, prescription(patient, { therapistId: practice.therapist.id })),
+    await create(office.physician.token, prescription(patient, { network: { near: { lat: 45.5231, lng: -122.6765 }, radiusKm: 30 } })),
+  ];
+  await post(`/v1/referrals/${fresh[1]!.id}/accept`, practice.therapist.token);
+  await post(`/v1/referrals/${fresh[2]!.id}/decline`, practice.therapist.token, { reason: 'Full this month' });
+  addToPool('referrals', ...fresh.map((referral) => referral.id as string));
+  replenished++;
+}
+
+let next = 0;
+await Promise.all(
+  Array.from({ length: concurrency }, async () => {
+    while (next < queue.length) {
+      if (next % 500 === 0 && next / 500 >= replenished) await replenish();
+      const { operation, template } = queue[next++]!;
+      await send(operation, template);
+    }
+  }),
+);
+const seconds = (performance.now() - started) / 1000;
+
+// The principals must still be who they were, or the later requests tested nothing but 401s.
+const stillSignedIn: string[] = [];
+for (const caller of callers.filter((each) => each.token)) {
+  const response = await test.app.inject({ method: 'GET', url: '/v1/me', headers: { authorization: `Bearer ${caller.token}` } });
+  if (response.statusCode !== 200) stillSignedIn.push(`${caller.name}: ${response.statusCode}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verdict.
+
+const n = outcomes.length;
+const failures5xx = outcomes.filter((outcome) => outcome.status >= 500);
+const broken = outcomes.filter((outcome) => outcome.violations.length > 0);
+const operationsHit = new Set(outcomes.map((outcome) => outcome.operationId));
+const deep = outcomes.filter((outcome) => outcome.status < 400).length;
+const byOperation = new Map<string, { total: number; success: number }>();
+for (const outcome of outcomes) {
+  const entry = byOperation.get(outcome.operationId) ?? { total: 0, success: 0 };
+  entry.total++;
+  if (outcome.status < 400) entry.success++;
+  byOperation.set(outcome.operationId, entry);
+}
+const neverSucceeded = [...byOperation.entries()].filter(([, entry]) => entry.success === 0).map(([operationId]) => operationId);
+
+const describeOutcome = (outcome: Outcome) =>
+  [
+    `${outcome.operationId} as ${outcome.caller}: ${outcome.method} ${outcome.url}`,
+    `  request headers: ${JSON.stringify(outcome.requestHeaders)}`,
+    `  request body: ${outcome.requestBody.slice(0, 600)}`,
+    `  → ${outcome.status} ${outcome.body.slice(0, 600)}`,
+    ...outcome.violations.slice(0, 8).map((violation) => `  ✗ ${violation.message}`),
+  ].join('\n');
+
+t.comment(`seed ${seed}: ${n} requests over ${operationsHit.size} operations as ${callers.length} callers in ${seconds.toFixed(1)} s (${(n / seconds).toFixed(0)}/s, concurrency ${concurrency})`);
+t.comment(`statuses: ${[...statusCounts.entries()].sort(([a], [b]) => a - b).map(([status, count]) => `${status}×${count}`).join(' ')}`);
+const timeByOperation = new Map<string, number>();
+for (const outcome of outcomes) timeByOperation.set(outcome.operationId, (timeByOperation.get(outcome.operationId) ?? 0) + outcome.ms);
+t.comment(`time by operation: ${[...timeByOperation.entries()].sort(([, a], [, b]) => b - a).slice(0, 8).map(([operationId, ms]) => `${operationId} ${(ms / 1000).toFixed(1)} s/${byOperation.get(operationId)?.total}`).join('; ')}`);
+const slowest = [...outcomes].sort((a, b) => b.ms - a.ms).slice(0, 5);
+t.comment(`slowest: ${slowest.map((outcome) => `${outcome.operationId} ${outcome.status} ${outcome.ms.toFixed(0)} ms`).join('; ')}`);
+t.comment(`${deep} requests answered below 400; operations that never did: ${neverSucceeded.join(', ') || 'none'}`);
+for (const outcome of [...failures5xx, ...broken.filter((each) => each.status < 500)].slice(0, 5)) t.comment(describeOutcome(outcome));
+
+t.test('the fuzzer did what it says', async (t) => {
+  t.ok(n >= requested, `${n} requests sent (asked for ${requested})`);
+  t.equal(operationsHit.size, contract.operations.length, `every one of the ${contract.operations.length} operations was called`);
+  t.equal(harnessErrors, 0, 'every request could be made', { samples: harnessErrorSamples });
+  t.same(stillSignedIn, [], 'every caller was still signed in at the end');
+  t.same(neverSucceeded, [], 'every operation answered below 400 at least once, so valid requests got through');
+});
+
+/**
+ * Defects this fuzzer found in src, reported rather than fixed here: their answers still count in
+ * the figure, and each has a check of its own marked todo until src is fixed. Anything else that
+ * breaks fails the test.
+ */
+/** A path Fastify's router refuses before any route: a malformed percent-encoding, or a segment over its 100-character limit. */
+function routerRefuses(url: string): boolean {
+  return requestPath(url)
+    .split('/')
+    .some((segment) => {
+      if (segment.length > 100) return true;
+      try {
+        decodeURIComponent(segment);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+}
+
+const knownDefects: Array<{ description: string; matches: (outcome: Outcome) => boolean }> = [
+  {
+    description:
+      'BUG: a path the router refuses before any route — a malformed percent-encoding such as /v1/referrals/%zz (400) or a path parameter over ' +
+      '100 characters (414) — is not answered as the documented Problem: Fastify answers it itself, before the error handler ' +
+      "(at HEAD: its default application/json {error, code, message, statusCode}; with the uncommitted src/lib/framework-errors.ts: problem+json without the required member instance)",
+    matches: (outcome) => outcome.status < 500 && routerRefuses(outcome.url),
+  },
+];
+const explainedBy = (outcome: Outcome) => knownDefects.find((defect) => defect.matches(outcome));
+
+t.test('no generated request gets a 5xx', async (t) => {
+  const unexplained = failures5xx.filter((outcome) => !explainedBy(outcome));
+  t.equal(unexplained.length, 0, `${unexplained.length} answers with status 5xx`, { first: unexplained.slice(0, 5).map(describeOutcome) });
+});
+
+t.test('every answer keeps its declared schema', async (t) => {
+  const unexplained = broken.filter((outcome) => !explainedBy(outcome));
+  t.equal(unexplained.length, 0, `${unexplained.length} answers break the contract in ways not yet reported`, { first: unexplained.slice(0, 5).map(describeOutcome) });
+  for (const defect of knownDefects) {
+    const found = outcomes.filter((outcome) => (outcome.status >= 500 || outcome.violations.length > 0) && defect.matches(outcome));
+    t.equal(found.length, 0, `${found.length} answers: ${defect.description}`, { todo: defect.description, first: found.slice(0, 3).map(describeOutcome) });
+  }
+});
+
+recordFigure({
+  item: 9,
+  check: 'OpenAPI fuzzing',
+  figure: `${n} generated requests over ${operationsHit.size} operations as ${callers.length} callers: ${failures5xx.length} 5xx, ${broken.length} schema breaks`,
+  pass: n >= 10_000 && failures5xx.length === 0 && broken.length === 0,
+});

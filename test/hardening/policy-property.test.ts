@@ -1,0 +1,1032 @@
+// Item 2 of the hardening issue: a property test of who sees what (SPEC §3, §6, §10, §12). Each
+// fast-check run builds a small random referral graph through the HTTP API — who prescribes, for
+// which patient, to which target, then a random sequence of sends, accepts, declines, cancels,
+// reroutes and amendments by whoever the run picks, strangers included — while a small policy
+// oracle written here from the spec (not from src/modules/referrals/access.ts) predicts every
+// answer. Then the principals page through GET /v1/referrals (plain, or with random status /
+// updatedSince / patientId filters), an office searches GET /v1/patients by identifier, and a
+// sample of single records is read; each result must equal what the oracle lets that principal see.
+//
+// Users are slow to make (scrypt), so the principals are made once; each run adds only referrals
+// and patients, and reads the feeds from where the previous run ended (a sync cursor), as a
+// syncing app polls, so a run costs a page or two however large the table grows. Every request
+// costs milliseconds on the embedded database, so a run reads the feeds of the principals it
+// touched and a sample of the rest; the last test reads every principal's whole feed against all
+// runs' graphs at once (POLICY_EVERY_PRINCIPAL=1 reads every feed in every run instead).
+// Replay a failure with POLICY_SEED=<seed> POLICY_PATH=<path> (both printed in the report).
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import t from 'tap';
+import { decodeCursor } from '../../src/lib/pagination.js';
+import { buildTestApp, defaultPassword, nextNpi, testDatabaseServer, type Json } from '../helper.js';
+import { recordFigure } from './figures.js';
+
+const test = await buildTestApp(t);
+const networkAdminToken = await test.loginAsAdmin();
+
+// ─── The network ────────────────────────────────────────────────────────────────────────────────
+
+type OfficeKey = 'A' | 'B';
+type PracticeKey = 'P1' | 'P2';
+type TherapistKey = 'P1.t1' | 'P1.t2' | 'P2.t1' | 'P2.t2';
+type NearKey = 'P1' | 'P2' | 'both' | 'nowhere';
+
+// Two practices 16 km apart (0.2° of longitude at 44° N); every therapist serves 25 km around
+// their practice. The offers' circles are chosen so that each reaches a clear-cut set of practices,
+// with kilometres to spare on either side of every boundary.
+const practiceLocations: Record<PracticeKey, { lat: number; lng: number }> = {
+  P1: { lat: 44.05, lng: -123.1 },
+  P2: { lat: 44.05, lng: -122.9 },
+};
+const serviceRadiusKm = 25;
+const nearTargets: Record<NearKey, { near: { lat: number; lng: number }; radiusKm: number; reaches: PracticeKey[] }> = {
+  P1: { near: practiceLocations.P1, radiusKm: 5, reaches: ['P1'] },
+  P2: { near: practiceLocations.P2, radiusKm: 5, reaches: ['P2'] },
+  both: { near: { lat: 44.05, lng: -123.0 }, radiusKm: 12, reaches: ['P1', 'P2'] },
+  nowhere: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 50, reaches: [] },
+};
+const nearKeys = Object.keys(nearTargets) as NearKey[];
+
+const therapistProfiles: Record<TherapistKey, { practice: PracticeKey; techniques: string[]; accepting: boolean }> = {
+  'P1.t1': { practice: 'P1', techniques: ['trigger_point', 'myofascial_release'], accepting: true },
+  'P1.t2': { practice: 'P1', techniques: ['trigger_point', 'swedish'], accepting: true },
+  'P2.t1': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release'], accepting: true },
+  // Not accepting: never offered a network referral, and refused as a named target (§2, §3).
+  'P2.t2': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release', 'swedish'], accepting: false },
+};
+const therapistKeys = Object.keys(therapistProfiles) as TherapistKey[];
+const techniqueSets = [['trigger_point'], ['trigger_point', 'myofascial_release'], ['swedish']] as const;
+
+function haversineKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
+  const rad = (degrees: number) => (degrees * Math.PI) / 180;
+  const h = Math.sin(rad(b.lat - a.lat) / 2) ** 2 + Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(rad(b.lng - a.lng) / 2) ** 2;
+  return 2 * 6371.0088 * Math.asin(Math.sqrt(h));
+}
+// The geometry above, checked with the server's formula, so that a typo cannot silently change whom an offer reaches.
+for (const [key, { near, radiusKm, reaches }] of Object.entries(nearTargets)) {
+  for (const practice of Object.keys(practiceLocations) as PracticeKey[]) {
+    const distance = haversineKm(near, practiceLocations[practice]);
+    const reach = Math.min(radiusKm, serviceRadiusKm);
+    if (reaches.includes(practice) !== distance <= reach || Math.abs(distance - reach) < 2) {
+      throw new Error(`geometry: offer "${key}" is ${distance.toFixed(1)} km from ${practice} (reach ${reach} km)`);
+    }
+  }
+}
+
+type Side = 'office' | 'practice' | 'network';
+
+interface Principal {
+  /** How failures name it, e.g. "A.staff" or "P1.client". */
+  key: string;
+  side: Side;
+  org: OfficeKey | PracticeKey | null;
+  role: 'physician' | 'office_staff' | 'office_admin' | 'therapist' | 'practice_admin' | 'network_admin';
+  /** A partner API client (it acts as its organization's staff, within its scopes: §6). */
+  client: boolean;
+  scopes: string[];
+  therapist?: TherapistKey;
+  id: string;
+  token: string;
+  signIn: () => Promise<string>;
+}
+
+const tag = () => randomBytes(4).toString('hex');
+
+async function signInClient(clientId: string, clientSecret: string): Promise<string> {
+  const response = await test.request({ method: 'POST', url: '/v1/auth/token', payload: { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret } });
+  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
+  return response.json().access_token;
+}
+
+async function user(org: OfficeKey | PracticeKey, orgId: string, side: Side, role: Principal['role'], key: string, extra: Json = {}): Promise<Principal> {
+  const email = `${key.replace('.', '-').toLowerCase()}.${tag()}@policy.example`;
+  const created = await test.create(`/v1/organizations/${orgId}/users`, networkAdminToken, { role, email, password: defaultPassword, name: `${key} ${tag()}`, ...extra });
+  const signIn = () => test.login(email);
+  return { key, side, org, role, client: false, scopes: [], id: created.id, token: await signIn(), signIn };
+}
+
+async function client(org: OfficeKey | PracticeKey, orgId: string, side: Side, key: string, scopes: string[]): Promise<Principal> {
+  const created = await test.create(`/v1/organizations/${orgId}/api-clients`, networkAdminToken, { name: key, scopes });
+  const signIn = () => signInClient(created.clientId, created.clientSecret);
+  const role = side === 'office' ? 'office_staff' : 'practice_admin';
+  return { key, side, org, role, client: true, scopes, id: created.id, token: await signIn(), signIn };
+}
+
+const allScopes = ['referrals:read', 'referrals:write', 'patients:read', 'patients:write'];
+const orgIds = {} as Record<OfficeKey | PracticeKey, string>;
+const principals: Principal[] = [];
+
+for (const office of ['A', 'B'] as const) {
+  const created = await test.create('/v1/organizations', networkAdminToken, {
+    kind: 'physician_office',
+    name: `Office ${office} ${tag()}`,
+    npi: nextNpi(),
+    address: { line1: '1 Test St', city: 'Eugene', state: 'OR', postalCode: '97401' },
+    location: { lat: 44.05, lng: -123.09 },
+  });
+  orgIds[office] = created.id;
+  principals.push(await user(office, created.id, 'office', 'physician', `${office}.physician`, { npi: nextNpi() }));
+  // Every office role and kind of client once, not in both offices: each principal costs feed
+  // reads, and the oracle gives all of an office's principals the same referrals.
+  if (office === 'A') {
+    principals.push(
+      await user(office, created.id, 'office', 'office_staff', 'A.staff'),
+      await client(office, created.id, 'office', 'A.client', allScopes),
+      // A read-only EHR feed: it lists and reads referrals; every write and patient route is closed to it.
+      await client(office, created.id, 'office', 'A.feed', ['referrals:read']),
+    );
+  } else {
+    principals.push(await user(office, created.id, 'office', 'office_admin', 'B.admin'));
+  }
+}
+for (const practice of ['P1', 'P2'] as const) {
+  const created = await test.create('/v1/organizations', networkAdminToken, {
+    kind: 'therapy_practice',
+    name: `Practice ${practice} ${tag()}`,
+    address: { line1: '2 Test Ave', city: 'Eugene', state: 'OR', postalCode: '97401' },
+    location: practiceLocations[practice],
+  });
+  orgIds[practice] = created.id;
+  for (const therapist of therapistKeys.filter((key) => therapistProfiles[key].practice === practice)) {
+    const profile = therapistProfiles[therapist];
+    const principal = await user(practice, created.id, 'practice', 'therapist', therapist, {
+      license: { number: `MT-${tag()}`, state: 'OR', expiresOn: '2030-12-31' },
+      techniques: profile.techniques,
+      acceptingReferrals: profile.accepting,
+      serviceRadiusKm,
+    });
+    principals.push({ ...principal, therapist });
+  }
+  principals.push(await user(practice, created.id, 'practice', 'practice_admin', `${practice}.admin`));
+  if (practice === 'P1') principals.push(await client(practice, created.id, 'practice', 'P1.client', ['referrals:read', 'referrals:write']));
+}
+const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdminToken })).json().id;
+principals.push({ key: 'network-admin', side: 'network', org: null, role: 'network_admin', client: false, scopes: [], id: networkAdminId, token: networkAdminToken, signIn: () => test.loginAsAdmin() });
+
+const byKey = new Map(principals.map((principal) => [principal.key, principal]));
+const principalOf = (key: string) => byKey.get(key)!;
+const therapistIds = Object.fromEntries(therapistKeys.map((key) => [key, principalOf(key).id])) as Record<TherapistKey, string>;
+const officePrincipals = principals.filter((principal) => principal.side === 'office');
+const practicePrincipals = principals.filter((principal) => principal.side === 'practice');
+const physicianOf = (office: OfficeKey) => principalOf(`${office}.physician`);
+
+let signedInAt = Date.now();
+/** Access tokens live 15 minutes; a slow machine must not turn expiry into counterexamples. */
+async function keepSignedIn(): Promise<void> {
+  if (Date.now() - signedInAt < 10 * 60_000) return;
+  for (const principal of principals) principal.token = await principal.signIn();
+  signedInAt = Date.now();
+}
+
+// ─── The policy oracle (SPEC §3, §6, §12), independent of access.ts ─────────────────────────────
+
+const statuses = ['draft', 'sent', 'accepted', 'in_progress', 'completed', 'declined', 'cancelled', 'expired'] as const;
+type Status = (typeof statuses)[number];
+type Move = 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend';
+
+type Target = { kind: 'therapist'; therapist: TherapistKey } | { kind: 'practice'; practice: PracticeKey } | { kind: 'network'; near: NearKey };
+
+interface ReferralModel {
+  label: string;
+  id: string;
+  office: OfficeKey;
+  patientId: string;
+  techniques: readonly string[];
+  status: Status;
+  version: number;
+  visitsAuthorized: number;
+  /** Ever sent: until then a referral is a draft of its office's alone, also once cancelled unsent. */
+  sent: boolean;
+  target: Target;
+  /** The open network offer: who it was made to when sent, and whether their share is still open. */
+  offers: Map<TherapistKey, boolean>;
+  acceptedBy: TherapistKey | null;
+  /** The server's last change time, as its responses report it (milliseconds). */
+  updatedAt: string;
+  /** When it last changed, counted over the whole test: the sync feed is in change order (§10, §12). */
+  changeNumber: number;
+  /** How the run left it, for the final check's messages. */
+  summary: string;
+}
+
+interface PatientModel {
+  label: string;
+  id: string;
+  office: OfficeKey;
+  mrn: number;
+}
+
+const practiceOf = (therapist: TherapistKey) => therapistProfiles[therapist].practice;
+
+/** §3: an open offer goes to every therapist who accepts referrals, offers the techniques and is in range. */
+function offeredTo(near: NearKey, techniques: readonly string[]): TherapistKey[] {
+  return therapistKeys.filter((key) => {
+    const profile = therapistProfiles[key];
+    return profile.accepting && techniques.every((technique) => profile.techniques.includes(technique)) && nearTargets[near].reaches.includes(profile.practice);
+  });
+}
+
+/** §6: which referrals a principal may see. */
+function sees(principal: Principal, referral: ReferralModel): boolean {
+  // "The office, the referrals it sent" — and its drafts, which it wrote.
+  if (principal.side === 'office') return referral.office === principal.org;
+  // Network admins manage the network; they take part in no referral.
+  if (principal.side === 'network') return false;
+  // Nothing reaches the therapist side before it is sent.
+  if (!referral.sent) return false;
+  const { target } = referral;
+  const openOffer = (therapist: TherapistKey) => target.kind === 'network' && referral.status === 'sent' && referral.offers.get(therapist) === true;
+  if (principal.role === 'therapist') {
+    // "Referrals targeted at them, at their practice, or open network offers that match them (until
+    // someone else accepts)" — and the one they accepted.
+    const me = principal.therapist!;
+    return (
+      (target.kind === 'therapist' && target.therapist === me) ||
+      (target.kind === 'practice' && target.practice === principal.org) ||
+      referral.acceptedBy === me ||
+      openOffer(me)
+    );
+  }
+  // "The practice admin, all of the practice's referrals" (and its API clients, §6): aimed at the
+  // practice or one of its therapists, accepted by one of them, or an open offer one of them holds.
+  const ours = (therapist: TherapistKey) => practiceOf(therapist) === principal.org;
+  return (
+    (target.kind === 'therapist' && ours(target.therapist)) ||
+    (target.kind === 'practice' && target.practice === principal.org) ||
+    (referral.acceptedBy !== null && ours(referral.acceptedBy)) ||
+    therapistKeys.some((therapist) => ours(therapist) && openOffer(therapist))
+  );
+}
+
+// Route-level permissions (§12 and §6 "within its scopes"): a caller whose role or scopes can never
+// use a route gets 403 before any record is looked up, so the answer says nothing about an id.
+const hasScope = (principal: Principal, scope: string) => !principal.client || principal.scopes.includes(scope);
+const mayPrescribe = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'referrals:write');
+const mayMove = (principal: Principal) => hasScope(principal, 'referrals:write');
+const mayReadReferrals = (principal: Principal) => hasScope(principal, 'referrals:read');
+const mayReadPatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:read');
+const mayWritePatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:write');
+
+const prescribers = principals.filter(mayPrescribe);
+const registrars = principals.filter(mayWritePatients);
+
+const officeMoves: ReadonlySet<Move> = new Set(['send', 'cancel', 'reroute', 'amend']);
+const openStatuses: readonly Status[] = ['draft', 'sent', 'accepted', 'declined', 'in_progress'];
+/** §3's diagram. */
+const legalFrom: Record<Move, readonly Status[]> = {
+  send: ['draft'],
+  accept: ['sent'],
+  decline: ['sent'],
+  reroute: ['declined'],
+  cancel: openStatuses,
+  amend: openStatuses,
+};
+
+function eligibleToAccept(referral: ReferralModel, therapist: TherapistKey): boolean {
+  const { target } = referral;
+  if (target.kind === 'therapist') return target.therapist === therapist;
+  if (target.kind === 'practice') return practiceOf(therapist) === target.practice;
+  return referral.offers.get(therapist) === true;
+}
+
+interface MoveRequest {
+  move: Move;
+  ifMatch: 'none' | 'current' | 'stale';
+  /** accept: the therapist named in the body, if any. */
+  named?: TherapistKey | undefined;
+  /** reroute: the new target. */
+  target?: Target | undefined;
+  /** amend: whether visitsAuthorized really rises. */
+  raise?: boolean;
+}
+
+/** The answer a move must get, and what it does to the referral when it succeeds. */
+function expectMove(principal: Principal, referral: ReferralModel, request: MoveRequest): { status: number; apply?: (referral: ReferralModel) => void } {
+  if (!mayMove(principal)) return { status: 403 };
+  const side: Side = officeMoves.has(request.move) ? 'office' : 'practice';
+  // §6: outside the caller's part in the referral (or on the wrong side of this move) is the 404 of a missing record.
+  if (!sees(principal, referral) || principal.side !== side) return { status: 404 };
+  if (request.ifMatch === 'stale') return { status: 412 };
+  if (!legalFrom[request.move].includes(referral.status)) return { status: 409 };
+  switch (request.move) {
+    case 'send': {
+      const offers = referral.target.kind === 'network' ? offeredTo(referral.target.near, referral.techniques) : [];
+      if (referral.target.kind === 'network' && offers.length === 0) return { status: 409 };
+      return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, offers: new Map(offers.map((k) => [k, true])) }) };
+    }
+    case 'accept': {
+      let therapist: TherapistKey | undefined;
+      if (principal.role === 'therapist') {
+        if (request.named !== undefined && request.named !== principal.therapist) return { status: 400 };
+        therapist = principal.therapist!;
+      } else {
+        therapist = request.named;
+        if (therapist === undefined || practiceOf(therapist) !== principal.org) return { status: 400 };
+      }
+      if (!eligibleToAccept(referral, therapist)) return { status: 400 };
+      const accepted = therapist;
+      return { status: 200, apply: (r) => Object.assign(r, { status: 'accepted', acceptedBy: accepted }) };
+    }
+    case 'decline': {
+      if (referral.target.kind !== 'network') return { status: 200, apply: (r) => Object.assign(r, { status: 'declined' }) };
+      // An open offer is declined share by share (a practice declines its therapists' shares), and
+      // as a whole once nobody holds an open share.
+      const mine = principal.role === 'therapist' ? [principal.therapist!] : therapistKeys.filter((k) => practiceOf(k) === principal.org);
+      return {
+        status: 200,
+        apply: (r) => {
+          for (const therapist of mine) if (r.offers.get(therapist) === true) r.offers.set(therapist, false);
+          if (![...r.offers.values()].some(Boolean)) r.status = 'declined';
+        },
+      };
+    }
+    case 'cancel':
+      return { status: 200, apply: (r) => Object.assign(r, { status: 'cancelled' }) };
+    case 'reroute': {
+      const target = request.target!;
+      if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) return { status: 400 };
+      const offers = target.kind === 'network' ? offeredTo(target.near, referral.techniques) : [];
+      if (target.kind === 'network' && offers.length === 0) return { status: 409 };
+      return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, target, offers: new Map(offers.map((k) => [k, true])) }) };
+    }
+    case 'amend':
+      if (!request.raise) return { status: 400 };
+      return { status: 200, apply: (r) => Object.assign(r, { visitsAuthorized: r.visitsAuthorized + 1 }) };
+  }
+}
+
+// ─── What a run is made of ──────────────────────────────────────────────────────────────────────
+
+/**
+ * Who acts: one who takes part on the move's side (per the oracle; for a create, one who may
+ * prescribe), anyone on that side, or anyone at all. Mostly the first, so that graphs grow deep;
+ * the others are the strangers and wrong roles whose attempts must fail.
+ */
+type ActorHint = { pool: 'participant' | 'side' | 'any'; index: number };
+type TargetSpec = { kind: 'therapist'; therapist: number } | { kind: 'practice'; practice: number } | { kind: 'network'; near: number };
+
+interface PatientSpec {
+  creator: ActorHint;
+  mrn: number;
+}
+interface ReferralSpec {
+  creator: ActorHint;
+  /** A new patient given inline, or one registered earlier in the run: of the prescribing office, or of either office. */
+  patient: { kind: 'inline'; mrn: number } | { kind: 'existing'; ofOffice: boolean; index: number };
+  target: TargetSpec;
+  techniques: number;
+  send: boolean;
+  prescriber: 'omit' | 'own' | 'foreign';
+}
+interface ActionSpec {
+  referral: number;
+  /** A given move (often illegal where it lands), or the next step of the lifecycle from wherever the referral is. */
+  move: Move | 'next';
+  moveIndex: number;
+  actor: ActorHint;
+  /** accept: none, a therapist eligible for the caller's practice, or a given therapist. */
+  named: 'none' | 'eligible' | number;
+  target: TargetSpec;
+  ifMatch: 'none' | 'current' | 'stale';
+  raise: boolean;
+}
+interface Probes {
+  pageSize: number;
+  /** Per principal (in the order of `principals`): read the feed with this run's filters, or plain and paged. */
+  filtered: boolean[];
+  statusFilter: Status[] | null;
+  since: { kind: 'none' } | { kind: 'runStart' } | { kind: 'future' } | { kind: 'referral'; index: number; deltaMs: number };
+  patientFilter: number | null;
+  mrn: number;
+  /** Which office's patients are searched, and by which of its principals. */
+  patientSearch: { office: OfficeKey; principal: number };
+  /** Principals the run did not touch whose feeds are read all the same. */
+  bystanders: number[];
+  reads: { principal: number; referral: number }[];
+  patientReads: { principal: number; patient: number }[];
+}
+interface RunInput {
+  patients: PatientSpec[];
+  referrals: ReferralSpec[];
+  actions: ActionSpec[];
+  probes: Probes;
+}
+
+const actorHint = fc.record({
+  pool: fc.oneof({ arbitrary: fc.constant('participant' as const), weight: 6 }, { arbitrary: fc.constant('side' as const), weight: 2 }, { arbitrary: fc.constant('any' as const), weight: 1 }),
+  index: fc.nat(63),
+});
+const targetSpec: fc.Arbitrary<TargetSpec> = fc.oneof(
+  fc.record({ kind: fc.constant('therapist' as const), therapist: fc.nat(therapistKeys.length - 1) }),
+  fc.record({ kind: fc.constant('practice' as const), practice: fc.nat(1) }),
+  fc.record({ kind: fc.constant('network' as const), near: fc.nat(nearKeys.length - 1) }),
+);
+const runInput: fc.Arbitrary<RunInput> = fc.record({
+  patients: fc.array(fc.record({ creator: actorHint, mrn: fc.nat(1) }), { maxLength: 1 }),
+  referrals: fc.array(
+    fc.record({
+      creator: actorHint,
+      patient: fc.oneof(
+        { arbitrary: fc.record({ kind: fc.constant('inline' as const), mrn: fc.nat(1) }), weight: 6 },
+        { arbitrary: fc.record({ kind: fc.constant('existing' as const), ofOffice: fc.constant(true), index: fc.nat(7) }), weight: 3 },
+        { arbitrary: fc.record({ kind: fc.constant('existing' as const), ofOffice: fc.constant(false), index: fc.nat(7) }), weight: 1 },
+      ),
+      target: targetSpec,
+      techniques: fc.nat(techniqueSets.length - 1),
+      send: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }),
+      prescriber: fc.oneof(
+        { arbitrary: fc.constant('own' as const), weight: 12 },
+        { arbitrary: fc.constant('omit' as const), weight: 3 },
+        { arbitrary: fc.constant('foreign' as const), weight: 1 },
+      ),
+    }),
+    { minLength: 1, maxLength: 4 },
+  ),
+  actions: fc.array(
+    fc.record({
+      // Mostly the first referral, so that one of each run's graphs goes through several moves.
+      referral: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat(3), weight: 1 }),
+      move: fc.oneof(
+        { arbitrary: fc.constant('next' as const), weight: 6 },
+        { arbitrary: fc.constantFrom<Move>('send', 'accept', 'decline', 'cancel', 'reroute', 'amend'), weight: 4 },
+      ),
+      moveIndex: fc.nat(63),
+      actor: actorHint,
+      named: fc.oneof(
+        { arbitrary: fc.constant('eligible' as const), weight: 4 },
+        { arbitrary: fc.constant('none' as const), weight: 1 },
+        { arbitrary: fc.nat(therapistKeys.length - 1), weight: 1 },
+      ),
+      target: targetSpec,
+      ifMatch: fc.oneof(
+        { arbitrary: fc.constant('none' as const), weight: 5 },
+        { arbitrary: fc.constant('current' as const), weight: 2 },
+        { arbitrary: fc.constant('stale' as const), weight: 1 },
+      ),
+      raise: fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 }),
+    }),
+    { minLength: 1, maxLength: 4 },
+  ),
+  probes: fc.record({
+    // Small pages cut a run's few rows across pages; 50 reads them in one.
+    pageSize: fc.constantFrom(1, 2, 3, 50),
+    filtered: fc.array(fc.boolean(), { minLength: principals.length, maxLength: principals.length }),
+    statusFilter: fc.option(fc.subarray([...statuses], { minLength: 1, maxLength: 3 }), { freq: 3 }),
+    since: fc.oneof(
+      fc.constant({ kind: 'none' as const }),
+      fc.constant({ kind: 'runStart' as const }),
+      fc.constant({ kind: 'future' as const }),
+      fc.record({ kind: fc.constant('referral' as const), index: fc.nat(3), deltaMs: fc.integer({ min: -1, max: 1 }) }),
+    ),
+    patientFilter: fc.option(fc.nat(7), { freq: 3 }),
+    mrn: fc.nat(1),
+    patientSearch: fc.record({ office: fc.constantFrom<OfficeKey>('A', 'B'), principal: fc.nat(63) }),
+    bystanders: fc.array(fc.nat(63), { minLength: 1, maxLength: 1 }),
+    reads: fc.array(fc.record({ principal: fc.nat(63), referral: fc.nat(3) }), { maxLength: 1 }),
+    patientReads: fc.array(fc.record({ principal: fc.nat(63), patient: fc.nat(7) }), { maxLength: 1 }),
+  }),
+});
+
+/** Where a lifecycle usually goes next from each status (repeats weigh the choice); the rest are dead ends. */
+const nextSteps: Record<Status, readonly Move[]> = {
+  draft: ['send', 'send', 'send', 'cancel', 'amend'],
+  sent: ['accept', 'accept', 'decline', 'decline', 'cancel', 'amend'],
+  declined: ['reroute', 'reroute', 'reroute', 'cancel', 'amend'],
+  accepted: ['cancel', 'amend', 'decline'],
+  in_progress: ['cancel', 'amend'],
+  completed: ['cancel', 'amend'],
+  cancelled: ['send', 'reroute', 'accept'],
+  expired: ['amend'],
+};
+
+function resolveTarget(spec: TargetSpec): Target {
+  if (spec.kind === 'therapist') return { kind: 'therapist', therapist: therapistKeys[spec.therapist % therapistKeys.length]! };
+  if (spec.kind === 'practice') return { kind: 'practice', practice: (['P1', 'P2'] as const)[spec.practice % 2]! };
+  return { kind: 'network', near: nearKeys[spec.near % nearKeys.length]! };
+}
+
+function targetBody(target: Target): Json {
+  if (target.kind === 'therapist') return { therapistId: therapistIds[target.therapist] };
+  if (target.kind === 'practice') return { practiceId: orgIds[target.practice] };
+  const { near, radiusKm } = nearTargets[target.near];
+  return { network: { near, radiusKm } };
+}
+
+const describeTarget = (target: Target) =>
+  target.kind === 'therapist' ? `therapist ${target.therapist}` : target.kind === 'practice' ? `practice ${target.practice}` : `network offer near ${target.near}`;
+
+const pick = <T>(list: readonly T[], index: number): T => list[index % list.length]!;
+
+// ─── Running one graph ──────────────────────────────────────────────────────────────────────────
+
+/** Why a run failed: the property throws it, and fast-check shrinks the run to the smallest that still does. */
+class Counterexample extends Error {}
+
+/**
+ * Where the runs so far end in the sync feed (the later of the two offices' syncCursors, since an
+ * office sees every row it wrote). Each run reads its feeds from here, as a syncing app polls from
+ * its last cursor, so a run costs a page or two however large the table has grown.
+ */
+let runBoundary: string | undefined;
+/** Referrals and patients of every run that ended without a counterexample (their models are trusted). */
+const trustedReferrals: ReferralModel[] = [];
+const trustedPatients: PatientModel[] = [];
+
+let changes = 0;
+/** Principals' feeds compared with the oracle, over all runs. */
+let feedChecks = 0;
+/** POLICY_EVERY_PRINCIPAL=1 reads every principal's feed in every run (slower by about a third). */
+const everyPrincipal = process.env.POLICY_EVERY_PRINCIPAL === '1';
+/** What the runs did, by outcome ("accept 200", "create 409", …): shows the graphs reach the states that matter. */
+const tally = new Map<string, number>();
+const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1);
+let executions = 0;
+let listCalls = 0;
+let singleReads = 0;
+let requestsMade = 0;
+
+// PostgreSQL serves the principals' reads side by side; the embedded database runs one statement
+// at a time whatever the test does, so there they go one after another.
+const parallel = testDatabaseServer !== undefined;
+async function forEach<T>(items: readonly T[], each: (item: T, index: number) => Promise<void>): Promise<void> {
+  if (parallel) await Promise.all(items.map(each));
+  else for (const [index, item] of items.entries()) await each(item, index);
+}
+
+type Response = Awaited<ReturnType<typeof test.request>>;
+async function call(principal: Principal, method: 'GET' | 'POST' | 'PATCH', url: string, payload?: Json, headers?: Record<string, string>): Promise<Response> {
+  requestsMade++;
+  return test.request({ method, url, token: principal.token, ...(payload ? { payload } : {}), ...(headers ? { headers } : {}) });
+}
+
+interface Walk {
+  ids: string[];
+  pages: number;
+  status: number;
+  body?: string;
+  terminated: boolean;
+  syncCursor: string | undefined;
+}
+
+/** Follows nextCursor to the end (or a page cap, so that a cursor loop fails instead of hanging). */
+async function walkReferrals(principal: Principal, filters: Record<string, string>, start: string | undefined, limit: number, maxPages = 40): Promise<Walk> {
+  const ids: string[] = [];
+  let cursor = start;
+  let syncCursor = start;
+  for (let pages = 1; ; pages++) {
+    const query = new URLSearchParams({ ...filters, limit: String(limit), ...(cursor ? { cursor } : {}) });
+    const response = await call(principal, 'GET', `/v1/referrals?${query}`);
+    listCalls++;
+    if (response.statusCode !== 200) return { ids, pages, status: response.statusCode, body: response.body, terminated: false, syncCursor };
+    const page = response.json();
+    ids.push(...page.data.map((referral: Json) => referral.id as string));
+    syncCursor = page.syncCursor;
+    if (page.nextCursor === null) return { ids, pages, status: 200, terminated: true, syncCursor };
+    if (pages >= maxPages) return { ids, pages, status: 200, terminated: false, syncCursor };
+    cursor = page.nextCursor;
+  }
+}
+
+async function walkPatients(principal: Principal, identifier: string | undefined, limit: number, maxPages = 200): Promise<Walk> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  for (let pages = 1; ; pages++) {
+    const query = new URLSearchParams({ ...(identifier ? { identifier } : {}), limit: String(limit), ...(cursor ? { cursor } : {}) });
+    const response = await call(principal, 'GET', `/v1/patients?${query}`);
+    listCalls++;
+    if (response.statusCode !== 200) return { ids, pages, status: response.statusCode, body: response.body, terminated: false, syncCursor: undefined };
+    const page = response.json();
+    ids.push(...page.data.map((patient: Json) => patient.id as string));
+    if (page.nextCursor === null) return { ids, pages, status: 200, terminated: true, syncCursor: undefined };
+    if (pages >= maxPages) return { ids, pages, status: 200, terminated: false, syncCursor: undefined };
+    cursor = page.nextCursor;
+  }
+}
+
+const duplicatesIn = (ids: string[]) => ids.filter((id, index) => ids.indexOf(id) !== index);
+const byChange = (a: ReferralModel, b: ReferralModel) => a.changeNumber - b.changeNumber;
+
+/** The later of two sync cursors (a cursor is the [transaction, id] key of the last row shown). */
+function laterCursor(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  const [xa, ia] = decodeCursor(a, ['digits', 'uuid']) as [string, string];
+  const [xb, ib] = decodeCursor(b, ['digits', 'uuid']) as [string, string];
+  return BigInt(xa) > BigInt(xb) || (xa === xb && ia > ib) ? a : b;
+}
+
+async function execute(input: RunInput): Promise<void> {
+  executions++;
+  await keepSignedIn();
+  const run = executions;
+  const system = `urn:policy-property:run-${run}`;
+  const runStart = new Date().toISOString();
+  const referrals: ReferralModel[] = [];
+  const patients: PatientModel[] = [];
+  const trace: string[] = [];
+  const problems: string[] = [];
+  const labelOf = new Map<string, string>();
+  const name = (id: string) => labelOf.get(id) ?? `not of this run ${id}`;
+  const fail = (problem: string): never => {
+    throw new Counterexample(`${problem}\n  run ${run}:\n    ${trace.join('\n    ')}`);
+  };
+
+  const patientBody = (mrn: number) => ({
+    givenName: 'Maria',
+    familyName: `Gomez-${run}`,
+    birthDate: '1978-04-02',
+    sex: 'female',
+    identifiers: [{ system, value: `MRN-${mrn}` }],
+  });
+
+  // Patients registered on their own (POST /v1/patients).
+  for (const spec of input.patients) {
+    const creator = pick(spec.creator.pool === 'any' ? principals : spec.creator.pool === 'side' ? officePrincipals : registrars, spec.creator.index);
+    const response = await call(creator, 'POST', '/v1/patients', patientBody(spec.mrn));
+    const expected = mayWritePatients(creator) ? 201 : 403;
+    trace.push(`${creator.key} registers a patient MRN-${spec.mrn} → ${response.statusCode}`);
+    if (response.statusCode !== expected) fail(`POST /v1/patients as ${creator.key}: expected ${expected}, got ${response.statusCode} ${response.body}`);
+    if (response.statusCode === 201) {
+      const patient = { label: `patient#${patients.length} (office ${creator.org}, MRN-${spec.mrn})`, id: response.json().id, office: creator.org as OfficeKey, mrn: spec.mrn };
+      patients.push(patient);
+      labelOf.set(patient.id, patient.label);
+    }
+  }
+
+  // Whose feed this run touched: everyone the oracle let see one of its referrals at any moment,
+  // so that losing sight of one is checked too.
+  const watchers = new Set<Principal>();
+  const watch = () => {
+    for (const principal of principals) if (referrals.some((r) => sees(principal, r))) watchers.add(principal);
+  };
+
+  // The referrals.
+  for (const spec of input.referrals) {
+    const creator = pick(spec.creator.pool === 'any' ? principals : spec.creator.pool === 'side' ? officePrincipals : prescribers, spec.creator.index);
+    const office = creator.side === 'office' ? (creator.org as OfficeKey) : 'A';
+    const target = resolveTarget(spec.target);
+    const techniques = techniqueSets[spec.techniques % techniqueSets.length]!;
+    const wanted = spec.patient;
+    const candidates = wanted.kind === 'existing' ? patients.filter((p) => !wanted.ofOffice || p.office === office) : [];
+    const existing = wanted.kind === 'existing' && candidates.length > 0 ? pick(candidates, wanted.index) : undefined;
+    const mrn = spec.patient.kind === 'inline' ? spec.patient.mrn : spec.patient.index % 2;
+    const prescriber = spec.prescriber === 'own' ? physicianOf(office).id : spec.prescriber === 'foreign' ? physicianOf(office === 'A' ? 'B' : 'A').id : undefined;
+    const body: Json = {
+      ...(existing ? { patientId: existing.id } : { patient: patientBody(mrn) }),
+      ...(prescriber ? { prescriberId: prescriber } : {}),
+      diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
+      reason: 'Chronic low back pain',
+      techniques,
+      bodyRegions: ['lower_back'],
+      frequencyPerWeek: 2,
+      durationWeeks: 6,
+      sessionMinutes: 60,
+      ...targetBody(target),
+      send: spec.send,
+    };
+    let expected = 201;
+    if (!mayPrescribe(creator)) expected = 403;
+    // §3 prescriberId: the caller when a physician prescribes, else a physician of the same office.
+    else if (spec.prescriber === 'foreign' || (spec.prescriber === 'omit' && creator.role !== 'physician')) expected = 400;
+    // §2: a patient is the office's own.
+    else if (existing && existing.office !== office) expected = 400;
+    else if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) expected = 400;
+    else if (spec.send && target.kind === 'network' && offeredTo(target.near, techniques).length === 0) expected = 409;
+
+    const label = `R${referrals.length}`;
+    const response = await call(creator, 'POST', '/v1/referrals', body);
+    trace.push(
+      `${creator.key} creates ${expected === 201 ? label : 'a referral'} (${spec.send ? 'sent' : 'draft'}, ${describeTarget(target)}, techniques ${techniques.join('+')}, ` +
+        `patient ${existing ? existing.label : `inline MRN-${mrn}`}, prescriber ${spec.prescriber}) → ${response.statusCode}`,
+    );
+    count(`create ${response.statusCode}`);
+    if (response.statusCode !== expected) fail(`POST /v1/referrals as ${creator.key}: expected ${expected}, got ${response.statusCode} ${response.body}`);
+    if (response.statusCode !== 201) continue;
+    const created = response.json();
+    const offers = spec.send && target.kind === 'network' ? offeredTo(target.near, techniques) : [];
+    const referral: ReferralModel = {
+      label,
+      id: created.id,
+      office,
+      patientId: created.patientId,
+      techniques,
+      status: spec.send ? 'sent' : 'draft',
+      version: 1,
+      visitsAuthorized: created.visitsAuthorized,
+      sent: spec.send,
+      target,
+      offers: new Map(offers.map((k) => [k, true])),
+      acceptedBy: null,
+      updatedAt: created.updatedAt,
+      changeNumber: ++changes,
+      summary: '',
+    };
+    if (created.status !== referral.status || created.version !== 1) fail(`${label} was created ${created.status} v${created.version}, expected ${referral.status} v1`);
+    if (existing && created.patientId !== existing.id) fail(`${label} names patient ${created.patientId}, expected ${existing.label}`);
+    referrals.push(referral);
+    labelOf.set(referral.id, label);
+    watch();
+    if (!existing) {
+      const patient = { label: `patient of ${label} (office ${office}, MRN-${mrn})`, id: created.patientId, office, mrn };
+      patients.push(patient);
+      labelOf.set(patient.id, patient.label);
+    }
+  }
+
+  // The lifecycle moves.
+  for (const spec of referrals.length > 0 ? input.actions : []) {
+    const referral = pick(referrals, spec.referral);
+    const action = { ...spec, move: spec.move === 'next' ? pick(nextSteps[referral.status], spec.moveIndex) : spec.move };
+    const side: Side = officeMoves.has(action.move) ? 'office' : 'practice';
+    const sidePool = side === 'office' ? officePrincipals : practicePrincipals;
+    const participants = sidePool.filter((principal) => sees(principal, referral));
+    const actor =
+      action.actor.pool === 'any'
+        ? pick(principals, action.actor.index)
+        : pick(action.actor.pool === 'participant' && participants.length > 0 ? participants : sidePool, action.actor.index);
+    let named: TherapistKey | undefined;
+    if (action.move === 'accept') {
+      if (typeof action.named === 'number') named = pick(therapistKeys, action.named);
+      else if (action.named === 'eligible') {
+        const ours = therapistKeys.filter((k) => (actor.role === 'therapist' ? k === actor.therapist : practiceOf(k) === actor.org));
+        named = ours.find((k) => eligibleToAccept(referral, k)) ?? ours[0] ?? therapistKeys[0];
+      }
+    }
+    const request: MoveRequest = { move: action.move, ifMatch: action.ifMatch, named, target: resolveTarget(action.target), raise: action.raise };
+    const expected = expectMove(actor, referral, request);
+    const payload: Json =
+      action.move === 'accept'
+        ? named
+          ? { therapistId: therapistIds[named] }
+          : {}
+        : action.move === 'decline' || action.move === 'cancel'
+          ? { reason: 'Property test' }
+          : action.move === 'reroute'
+            ? targetBody(request.target!)
+            : { visitsAuthorized: referral.visitsAuthorized + (action.raise ? 1 : 0) };
+    const headers = action.ifMatch === 'none' ? undefined : { 'if-match': `"${action.ifMatch === 'current' ? referral.version : referral.version + 1}"` };
+    const response =
+      action.move === 'amend'
+        ? await call(actor, 'PATCH', `/v1/referrals/${referral.id}`, payload, headers)
+        : await call(actor, 'POST', `/v1/referrals/${referral.id}/${action.move}`, action.move === 'send' ? undefined : payload, headers);
+    const detail = [
+      action.move === 'accept' ? (named ? `naming ${named}` : 'naming nobody') : '',
+      action.move === 'reroute' ? `to ${describeTarget(request.target!)}` : '',
+      action.move === 'amend' ? (action.raise ? 'raising visits' : 'not raising visits') : '',
+      action.ifMatch === 'none' ? '' : `If-Match ${action.ifMatch}`,
+    ].filter(Boolean);
+    trace.push(`${actor.key} ${action.move} ${referral.label}${detail.length ? ` (${detail.join(', ')})` : ''} [was ${referral.status}] → ${response.statusCode}`);
+    count(`${action.move} ${response.statusCode}`);
+    if (response.statusCode !== expected.status) {
+      fail(`${action.move} ${referral.label} as ${actor.key}: expected ${expected.status}, got ${response.statusCode} ${response.body}`);
+    }
+    if (expected.apply) {
+      expected.apply(referral);
+      referral.version++;
+      referral.changeNumber = ++changes;
+      const moved = response.json();
+      referral.updatedAt = moved.updatedAt;
+      if (moved.status !== referral.status || moved.version !== referral.version) {
+        fail(`${action.move} ${referral.label} answered ${moved.status} v${moved.version}, expected ${referral.status} v${referral.version}`);
+      }
+      if ((moved.acceptedBy?.therapistId ?? null) !== (referral.acceptedBy ? therapistIds[referral.acceptedBy] : null)) {
+        fail(`${referral.label} was accepted by ${moved.acceptedBy?.therapistId}, expected ${referral.acceptedBy}`);
+      }
+      watch();
+    }
+  }
+
+  for (const r of referrals) {
+    const offers = [...r.offers].map(([k, open]) => `${k}${open ? '' : ' (declined)'}`).join(', ');
+    r.summary =
+      `run ${run} ${r.label}: office ${r.office}, ${r.status}${r.sent ? '' : ' (never sent)'}, ${describeTarget(r.target)}` +
+      `${r.target.kind === 'network' ? ` [offered to: ${offers || 'nobody'}]` : ''}${r.acceptedBy ? `, accepted by ${r.acceptedBy}` : ''}`;
+    trace.push(`final: ${r.summary}`);
+  }
+
+  // ── What each principal is shown ──
+  const runIds = new Set(referrals.map((r) => r.id));
+  /** Compares a feed (restricted to this run's referrals) with the oracle: same set, each once, in change order. */
+  const checkFeed = (what: string, walk: Walk, expected: ReferralModel[]) => {
+    if (walk.status !== 200 || !walk.terminated) {
+      problems.push(`${what}: ${walk.status !== 200 ? `answered ${walk.status} ${walk.body}` : `nextCursor never ended (${walk.pages} pages)`}`);
+      return;
+    }
+    const observed = walk.ids.filter((id) => runIds.has(id));
+    const wanted = [...expected].sort(byChange).map((r) => r.id);
+    const seen = new Set(observed);
+    const missing = wanted.filter((id) => !seen.has(id)).map(name);
+    const unexpected = [...seen].filter((id) => !wanted.includes(id)).map(name);
+    const duplicates = duplicatesIn(observed).map(name);
+    if (missing.length || unexpected.length || duplicates.length) {
+      problems.push(`${what}: missing [${missing.join(', ')}], unexpected [${unexpected.join(', ')}], twice [${duplicates.join(', ')}]`);
+    } else if (observed.some((id, index) => id !== wanted[index])) {
+      problems.push(`${what}: order [${observed.map(name).join(', ')}], expected change order [${wanted.map(name).join(', ')}]`);
+    }
+  };
+
+  const { probes } = input;
+  const sinceMs =
+    probes.since.kind === 'runStart'
+      ? Date.parse(runStart)
+      : probes.since.kind === 'future'
+        ? Date.now() + 86_400_000
+        : probes.since.kind === 'referral' && referrals.length > 0
+          ? Date.parse(pick(referrals, probes.since.index).updatedAt) + probes.since.deltaMs
+          : undefined;
+  const patientFilter = probes.patientFilter !== null && patients.length > 0 ? pick(patients, probes.patientFilter) : undefined;
+  const filters: Record<string, string> = {
+    ...(probes.statusFilter ? { status: probes.statusFilter.join(',') } : {}),
+    ...(sinceMs !== undefined ? { updatedSince: new Date(sinceMs).toISOString() } : {}),
+    ...(patientFilter ? { patientId: patientFilter.id } : {}),
+  };
+  const passesFilters = (r: ReferralModel) =>
+    (!probes.statusFilter || probes.statusFilter.includes(r.status)) &&
+    // "Changed at or after": the server keeps microseconds and answers with milliseconds cut off,
+    // and cutting keeps ">=" against a whole millisecond exact.
+    (sinceMs === undefined || Date.parse(r.updatedAt) >= sinceMs) &&
+    (!patientFilter || r.patientId === patientFilter.id);
+  const query = (filtered: boolean) =>
+    `GET /v1/referrals?${new URLSearchParams({ ...(filtered ? filters : {}), limit: String(probes.pageSize) })}`.replace(/patientId=[^&]+/, `patientId={${patientFilter?.label}}`);
+  const start = runBoundary;
+
+  // The offices first, plain: they see every row they wrote, so their feeds also wait out the sync
+  // horizon (on PostgreSQL a row stays back while an older transaction, such as the webhook
+  // worker's, is open), and the later of their cursors is where this run ends. Once a row shows,
+  // it shows to every later query.
+  let boundary = start;
+  for (const office of (['A', 'B'] as const).filter((office) => referrals.some((r) => r.office === office))) {
+    const physician = physicianOf(office);
+    const expected = referrals.filter((r) => sees(physician, r));
+    let feed = await walkReferrals(physician, {}, start, probes.pageSize);
+    for (let attempt = 0; feed.status === 200 && attempt < 100 && !expected.every((r) => feed.ids.includes(r.id)); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      feed = await walkReferrals(physician, {}, start, probes.pageSize);
+    }
+    checkFeed(`${query(false)} as ${physician.key}`, feed, expected);
+    boundary = laterCursor(boundary, feed.syncCursor);
+  }
+  // The rest of the network sees none of this run; a sample of it is read each run, and the last
+  // test reads every principal's whole feed against all runs at once.
+  const untouched = principals.filter((principal) => !watchers.has(principal));
+  const readers = new Set(everyPrincipal ? principals : [...watchers, ...probes.bystanders.flatMap((i) => (untouched.length > 0 ? [pick(untouched, i)] : []))]);
+  feedChecks += readers.size;
+  await forEach(principals, async (principal, index) => {
+    if (!readers.has(principal) || !mayReadReferrals(principal)) return;
+    const walkedAlready = principal.role === 'physician' && watchers.has(principal);
+    const expected = referrals.filter((r) => sees(principal, r));
+    if (probes.filtered[index]) {
+      const walk = await walkReferrals(principal, filters, start, probes.pageSize);
+      checkFeed(`${query(true)} as ${principal.key}`, walk, expected.filter(passesFilters));
+    } else if (!walkedAlready) {
+      checkFeed(`${query(false)} as ${principal.key}`, await walkReferrals(principal, {}, start, probes.pageSize), expected);
+    }
+  });
+
+  // The patient search (GET /v1/patients?identifier=system|value): an office finds its own
+  // patients only, though both offices gave theirs the same identifiers. (Those who may not read
+  // patients at all are refused whatever the data; the last test checks each of them.)
+  const searcher = pick(principals.filter((p) => p.org === probes.patientSearch.office && mayReadPatients(p)), probes.patientSearch.principal);
+  const search = await walkPatients(searcher, `${system}|MRN-${probes.mrn}`, probes.pageSize, 20);
+  const searchWhat = `GET /v1/patients?identifier=…|MRN-${probes.mrn}&limit=${probes.pageSize} as ${searcher.key}`;
+  if (search.status !== 200 || !search.terminated) {
+    problems.push(`${searchWhat}: ${search.status !== 200 ? `answered ${search.status} ${search.body}` : 'nextCursor never ended'}`);
+  } else {
+    // Oldest first, and this run registered them in this order.
+    const expected = patients.filter((p) => p.office === searcher.org && p.mrn === probes.mrn).map((p) => p.id);
+    if (search.ids.length !== expected.length || search.ids.some((id, i) => id !== expected[i])) {
+      problems.push(`${searchWhat}: [${search.ids.map(name).join(', ')}], expected [${expected.map(name).join(', ')}]`);
+    }
+  }
+
+  // Single reads agree with the lists: 200 exactly where the oracle lets the caller see.
+  await forEach(referrals.length > 0 ? probes.reads : [], async (read) => {
+    const principal = pick(principals, read.principal);
+    const referral = pick(referrals, read.referral);
+    const expected = !mayReadReferrals(principal) ? 403 : sees(principal, referral) ? 200 : 404;
+    const response = await call(principal, 'GET', `/v1/referrals/${referral.id}`);
+    singleReads++;
+    if (response.statusCode !== expected) problems.push(`GET /v1/referrals/{${referral.label}} as ${principal.key}: expected ${expected}, got ${response.statusCode}`);
+    else if (expected === 200 && (response.json().status !== referral.status || response.json().version !== referral.version)) {
+      problems.push(`GET /v1/referrals/{${referral.label}} as ${principal.key}: ${response.json().status} v${response.json().version}, expected ${referral.status} v${referral.version}`);
+    }
+  });
+  await forEach(patients.length > 0 ? probes.patientReads : [], async (read) => {
+    const principal = pick(principals, read.principal);
+    const patient = pick(patients, read.patient);
+    const expected = !mayReadPatients(principal) ? 403 : patient.office === principal.org ? 200 : 404;
+    const response = await call(principal, 'GET', `/v1/patients/${patient.id}`);
+    singleReads++;
+    if (response.statusCode !== expected) problems.push(`GET /v1/patients/{${patient.label}} as ${principal.key}: expected ${expected}, got ${response.statusCode}`);
+  });
+
+  if (problems.length > 0) fail(problems.join('\n  '));
+  runBoundary = boundary;
+  for (const r of referrals) count(`ends ${r.status}${r.sent ? '' : ' unsent'} (${r.target.kind}${r.acceptedBy ? ', accepted' : ''})`);
+  trustedReferrals.push(...referrals);
+  trustedPatients.push(...patients);
+}
+
+// ─── The property ───────────────────────────────────────────────────────────────────────────────
+
+t.test('the list and search routes have exactly the query parameters this oracle models', async (t) => {
+  const document = test.app.swagger() as Json;
+  const queryOf = (path: string) =>
+    ((document.paths[path]?.get?.parameters ?? []) as Json[])
+      .filter((parameter) => parameter.in === 'query')
+      .map((parameter) => parameter.name as string)
+      .sort();
+  t.same(queryOf('/v1/referrals'), ['cursor', 'limit', 'patientId', 'status', 'updatedSince'], 'GET /v1/referrals');
+  t.same(queryOf('/v1/patients'), ['cursor', 'identifier', 'limit'], 'GET /v1/patients');
+});
+
+const numRuns = Number(process.env.POLICY_RUNS ?? 1000);
+const seed = process.env.POLICY_SEED !== undefined ? Number(process.env.POLICY_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
+const path = process.env.POLICY_PATH;
+
+let runs = 0;
+let counterexamples = 0;
+let perRunListCalls = 0;
+
+t.test(`random referral graphs agree with the policy oracle (seed ${seed})`, async (t) => {
+  const startedAt = Date.now();
+  const cpuAtStart = process.cpuUsage();
+  let details: fc.RunDetails<[RunInput]> | undefined;
+  let report: string | undefined;
+  try {
+    await fc.assert(
+      fc.asyncProperty(runInput, async (input) => execute(input)),
+      {
+        numRuns,
+        seed,
+        ...(path ? { path } : {}),
+        includeErrorInReport: true,
+        plugins: [() => ({ onAllRunsComplete: (runDetails: fc.RunDetails<[RunInput]>) => void (details = runDetails) })],
+      },
+    );
+  } catch (error) {
+    report = error instanceof Error ? error.message : String(error);
+  }
+  runs = details?.numRuns ?? 0;
+  counterexamples = details?.failed || report ? 1 : 0;
+  perRunListCalls = listCalls;
+  const cpu = process.cpuUsage(cpuAtStart);
+  t.comment(
+    `${runs} runs (${executions} executions with shrinking) in ${((Date.now() - startedAt) / 1000).toFixed(1)} s ` +
+      `(${((cpu.user + cpu.system) / 1e6).toFixed(1)} s of this process's CPU); ${feedChecks} principal feeds (of ${executions * principals.length}) read in ` +
+      `${listCalls} list calls, ${singleReads} single reads, ${requestsMade} requests; ${trustedReferrals.length} referrals and ${trustedPatients.length} patients`,
+  );
+  t.comment([...tally].sort(([a], [b]) => a.localeCompare(b)).map(([key, n]) => `${key}: ${n}`).join('; '));
+  t.notOk(report, `no counterexample (seed ${seed}${path ? `, path ${path}` : ''})`, report ? { diagnostic: true, report } : {});
+  t.equal(runs, numRuns, `fast-check ran all ${numRuns} runs`);
+});
+
+// After all runs, each principal's whole feed and whole patient list, read from the start in pages
+// of 200, must hold exactly what the oracle gives it over all runs, in change order. This is where
+// the principals a run did not touch are held to every run's graph; it also shows that nothing
+// reappears, vanishes or leaks between runs, and that the runs' cursors skipped nothing.
+t.test('the whole feed and patient list of every principal agree with the oracle over all runs', async (t) => {
+  const summaryOf = new Map(trustedReferrals.map((r) => [r.id, r.summary]));
+  const describe = (ids: string[]) => ids.map((id) => summaryOf.get(id) ?? id);
+  let disagreements = 0;
+  for (const principal of principals) {
+    if (!mayReadReferrals(principal)) continue;
+    const feed = await walkReferrals(principal, {}, undefined, 200, 1000);
+    const ids = feed.ids.filter((id) => summaryOf.has(id));
+    const expected = trustedReferrals.filter((r) => sees(principal, r)).sort(byChange).map((r) => r.id);
+    const expectedSet = new Set(expected);
+    const agrees = [
+      t.equal(feed.status, 200, `GET /v1/referrals as ${principal.key}`),
+      t.ok(feed.terminated, `${principal.key}: nextCursor ends after ${feed.pages} pages`),
+      t.same(describe(duplicatesIn(feed.ids)), [], `${principal.key}: no referral twice`),
+      t.same(describe(ids.filter((id) => !expectedSet.has(id))), [], `${principal.key}: nothing it may not see (${ids.length} listed)`),
+      t.same(describe(expected.filter((id) => !ids.includes(id))), [], `${principal.key}: everything it may see (${expected.length})`),
+      t.ok(ids.length === expected.length && ids.every((id, i) => id === expected[i]), `${principal.key}: in change order`),
+    ].every(Boolean);
+    if (!agrees) disagreements++;
+  }
+  const trustedPatientIds = new Set(trustedPatients.map((p) => p.id));
+  for (const principal of principals) {
+    const list = await walkPatients(principal, undefined, 200);
+    if (!mayReadPatients(principal)) {
+      if (!t.equal(list.status, 403, `GET /v1/patients as ${principal.key} is refused`)) disagreements++;
+      continue;
+    }
+    const ids = list.ids.filter((id) => trustedPatientIds.has(id));
+    const expected = trustedPatients.filter((p) => p.office === principal.org).map((p) => p.id);
+    const agrees = [
+      t.equal(list.status, 200, `GET /v1/patients as ${principal.key}`),
+      t.same(duplicatesIn(list.ids), [], `${principal.key}: no patient twice`),
+      t.same(ids, expected, `${principal.key}: exactly its office's patients, oldest first (${expected.length})`),
+    ].every(Boolean);
+    if (!agrees) disagreements++;
+  }
+  // A whole feed that disagrees is a counterexample too, only not a shrunk one.
+  const found = counterexamples + disagreements;
+  t.comment(`whole feeds and patient lists: ${disagreements} disagreements in ${listCalls - perRunListCalls} list calls`);
+  recordFigure({
+    item: 2,
+    check: 'Policy property test',
+    figure: `${found} counterexamples in ${runs} runs (${listCalls} list calls compared with the oracle)`,
+    pass: found === 0 && runs >= 1000,
+  });
+});

@@ -1,0 +1,716 @@
+// Hardening item 5, response exposure: a tour of every documented operation, each called by the
+// roles that may call it (and, for reads, by every other kind of caller too), where every response
+// is held to its OpenAPI schema with all objects closed, and seeded canary secrets — passwords, the
+// JWT secret, API client and webhook signing secrets, access and refresh tokens, and what the
+// database keeps of them (scrypt hashes, token hashes) — appear in no response body or header but
+// the one that is meant to hand them out.
+//
+// The app is called through app.inject directly rather than TestApp.request, which throws on the
+// first contract violation: here every violation is counted and listed.
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sql } from 'drizzle-orm';
+import t from 'tap';
+import { adminEmail, adminPassword, buildTestApp, nextNpi, testJwtSecret, type Json } from '../helper.js';
+import { recordFigure } from './figures.js';
+import { ResponseContract, type Violation } from './response-contract.js';
+
+const tag = randomBytes(3).toString('hex');
+const canaryPassword = (who: string) => `canary-password-${who}-${randomBytes(6).toString('hex')}`;
+const today = new Date().toISOString().slice(0, 10);
+const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+
+/** Keys of internal columns and records: none may appear as a member of any JSON body. */
+const internalKeys = [
+  'passwordHash', 'password_hash', 'secretHash', 'secret_hash', 'tokenHash', 'token_hash',
+  'previousSecret', 'previous_secret', 'familyId', 'family_id', 'failedLoginCount', 'failed_login_count',
+  'lockedUntil', 'locked_until', 'leaseExpiresAt', 'lease_expires_at', 'syncXid', 'sync_xid',
+  'requestHash', 'request_hash', 'callerKey', 'caller_key', 'responseBody', 'response_body', 'deletedAt', 'deleted_at',
+];
+/** Column names as SQL spells them: in any body text they would mean SQL or a raw row leaked into an answer. */
+const internalColumnText = internalKeys.filter((key) => key.includes('_'));
+
+interface Seen {
+  index: number;
+  label: string;
+  method: string;
+  url: string;
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  violations: Violation[];
+}
+
+interface Canary {
+  name: string;
+  value: string;
+  /** Indexes of the responses meant to show it. */
+  designated: number[];
+}
+
+interface Person {
+  id: string;
+  email: string;
+  password: string;
+  token: string;
+  refreshToken: string;
+}
+
+const test = await buildTestApp(t, {
+  // The worker runs only when the tour says so; receivers are on loopback; a failing delivery is dead after two tries.
+  env: { ROLE: 'api', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_RETRY_SCHEDULE: '0,0' },
+});
+const document = test.app.swagger() as Json;
+const contract = new ResponseContract(document);
+const seen: Seen[] = [];
+const canaries: Canary[] = [];
+const failures: string[] = [];
+
+function canary(name: string, value: string, designated: number[] = []) {
+  if (!value || value.length < 8) throw new Error(`canary ${name} is too short to search for`);
+  canaries.push({ name, value, designated });
+}
+
+interface CallOptions {
+  method?: string;
+  token?: string | undefined;
+  payload?: unknown;
+  headers?: Record<string, string>;
+  expect?: number;
+}
+
+interface Answer {
+  index: number;
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  json(): Json;
+}
+
+async function call(label: string, url: string, { method = 'GET', token, payload, headers = {}, expect }: CallOptions = {}): Promise<Answer> {
+  const response = await test.app.inject({
+    method: method as 'GET',
+    url,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    ...(payload === undefined ? {} : { payload: payload as string }),
+  });
+  const index = seen.length;
+  const record: Seen = {
+    index,
+    label,
+    method,
+    url,
+    status: response.statusCode,
+    headers: response.headers,
+    body: response.body,
+    violations: contract.check(method, url, response.statusCode, response.headers, response.body),
+  };
+  seen.push(record);
+  if (expect !== undefined && response.statusCode !== expect) {
+    failures.push(`${label}: ${method} ${url} answered ${response.statusCode}, expected ${expect}: ${response.body.slice(0, 500)}`);
+  }
+  return { index, status: response.statusCode, headers: response.headers, body: response.body, json: () => JSON.parse(response.body) as Json };
+}
+
+/** A call whose answer the rest of the tour depends on. */
+async function must(label: string, url: string, options: CallOptions & { expect: number }): Promise<Answer> {
+  const answer = await call(label, url, options);
+  if (answer.status !== options.expect) throw new Error(`${label}: ${options.method ?? 'GET'} ${url} answered ${answer.status}, expected ${options.expect}: ${answer.body}`);
+  return answer;
+}
+
+/** Signs in with the password grant; the answer is the one place its tokens may appear. */
+async function signIn(label: string, email: string, password: string): Promise<Person & { answer: number }> {
+  const answer = await must(`sign in ${label}`, '/v1/auth/token', { method: 'POST', payload: { grant_type: 'password', username: email, password }, expect: 200 });
+  const body = answer.json();
+  canary(`access token of ${label}`, body.access_token, [answer.index]);
+  canary(`refresh token of ${label}`, body.refresh_token, [answer.index]);
+  return { id: '', email, password, token: body.access_token, refreshToken: body.refresh_token, answer: answer.index };
+}
+
+async function organization(admin: string, payload: Json): Promise<Json> {
+  return (await must(`create ${payload.name}`, '/v1/organizations', { method: 'POST', token: admin, payload, expect: 201 })).json();
+}
+
+async function member(admin: string, organizationId: string, label: string, payload: Json): Promise<Person> {
+  const password = canaryPassword(label);
+  canary(`password of ${label}`, password);
+  const email = `${label}.${tag}@exposure.example`;
+  const created = (
+    await must(`add ${label}`, `/v1/organizations/${organizationId}/users`, { method: 'POST', token: admin, payload: { email, password, name: `${label} ${tag}`, ...payload }, expect: 201 })
+  ).json();
+  const person = await signIn(label, email, password);
+  return { ...person, id: created.id };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partner receivers on loopback: /ok answers 200, /fail answers 503 until the delivery is dead.
+const received: Array<{ path: string; headers: IncomingHttpHeaders; body: string }> = [];
+const receiver: Server = createServer((request, response) => {
+  let body = '';
+  request.on('data', (chunk) => (body += chunk));
+  request.on('end', () => {
+    received.push({ path: request.url ?? '', headers: request.headers, body });
+    response.statusCode = request.url === '/ok' ? 200 : 503;
+    response.end(request.url === '/ok' ? 'thanks' : 'receiver is down for maintenance');
+  });
+});
+await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+t.teardown(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+const receiverUrl = (path: string) => `http://127.0.0.1:${(receiver.address() as AddressInfo).port}${path}`;
+
+canary('JWT secret', testJwtSecret);
+canary('password of the network admin', adminPassword);
+
+// ---------------------------------------------------------------------------------------------
+// The network: two offices, two practices, their people, each signed in.
+const networkAdmin = await signIn('network admin', adminEmail, adminPassword);
+const admin = networkAdmin.token;
+const address = { line1: '12 Main St', city: 'Portland', state: 'OR', postalCode: '97201' };
+const riverside = await organization(admin, { kind: 'physician_office', name: `Riverside ${tag}`, npi: nextNpi(), address, location: { lat: 45.5231, lng: -122.6765 } });
+const northside = await organization(admin, { kind: 'physician_office', name: `Northside ${tag}`, npi: nextNpi(), address, location: { lat: 45.6, lng: -122.7 } });
+const harbor = await organization(admin, { kind: 'therapy_practice', name: `Harbor ${tag}`, address: { ...address, line2: 'Suite 4' }, location: { lat: 45.5152, lng: -122.6734 } });
+const eastside = await organization(admin, { kind: 'therapy_practice', name: `Eastside ${tag}`, address, location: { lat: 45.52, lng: -122.65 } });
+
+const physician = await member(admin, riverside.id, 'physician', { role: 'physician', npi: nextNpi() });
+const officeAdmin = await member(admin, riverside.id, 'office-admin', { role: 'office_admin' });
+const staff = await member(officeAdmin.token, riverside.id, 'staff', { role: 'office_staff' });
+const leaver = await member(officeAdmin.token, riverside.id, 'leaver', { role: 'office_staff' });
+const outsider = await member(admin, northside.id, 'outsider', { role: 'physician', npi: nextNpi() });
+const therapistProfile = (number: string) => ({
+  license: { number, state: 'OR', expiresOn: '2029-12-31' },
+  techniques: ['trigger_point', 'myofascial_release', 'swedish'],
+  certifications: ['CMMP'],
+  acceptingReferrals: true,
+  serviceRadiusKm: 40,
+});
+const practiceAdmin = await member(admin, harbor.id, 'practice-admin', { role: 'practice_admin' });
+const therapist = await member(practiceAdmin.token, harbor.id, 'therapist', { role: 'therapist', ...therapistProfile(`MT-${tag}-1`) });
+const therapist2 = await member(admin, eastside.id, 'therapist2', { role: 'therapist', ...therapistProfile(`MT-${tag}-2`) });
+
+// ---------------------------------------------------------------------------------------------
+// Auth, people and organizations.
+for (const [label, person] of Object.entries({ admin: networkAdmin, physician, officeAdmin, staff, outsider, practiceAdmin, therapist, therapist2 })) {
+  await call(`me as ${label}`, '/v1/me', { token: person.token, expect: 200 });
+}
+await call('wrong password', '/v1/auth/token', { method: 'POST', payload: { grant_type: 'password', username: staff.email, password: 'not-the-password-at-all' }, expect: 400 });
+await call('unknown account', '/v1/auth/token', { method: 'POST', payload: { grant_type: 'password', username: `nobody.${tag}@exposure.example`, password: 'whatever-password-1' }, expect: 400 });
+await call('password grant without a password', '/v1/auth/token', { method: 'POST', payload: { grant_type: 'password', username: staff.email }, expect: 400 });
+{
+  // The form-encoded token request of RFC 6749, refreshing the physician's session.
+  const answer = await must('refresh (form)', '/v1/auth/token', {
+    method: 'POST',
+    payload: `grant_type=refresh_token&refresh_token=${encodeURIComponent(physician.refreshToken)}`,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    expect: 200,
+  });
+  canary('access token of physician (refreshed)', answer.json().access_token, [answer.index]);
+  canary('refresh token of physician (refreshed)', answer.json().refresh_token, [answer.index]);
+  physician.token = answer.json().access_token;
+  await call('revoke the refreshed session', '/v1/auth/revoke', { method: 'POST', token: physician.token, payload: { token: answer.json().refresh_token, token_type_hint: 'refresh_token' }, expect: 200 });
+  await call('refresh with a rotated token', '/v1/auth/token', { method: 'POST', payload: { grant_type: 'refresh_token', refresh_token: physician.refreshToken }, expect: 400 });
+}
+await call('revoke an unknown token', '/v1/auth/revoke', { method: 'POST', token: staff.token, payload: { token: 'no-such-refresh-token' }, expect: 200 });
+
+await call('list organizations (admin)', '/v1/organizations?kind=therapy_practice&limit=2', { token: admin, expect: 200 });
+await call('list organizations (physician)', '/v1/organizations', { token: physician.token, expect: 200 });
+await call('read own organization', `/v1/organizations/${riverside.id}`, { token: officeAdmin.token, expect: 200 });
+await call('read another organization', `/v1/organizations/${riverside.id}`, { token: outsider.token, expect: 404 });
+await call('verify a license', `/v1/organizations/${harbor.id}/users/${therapist.id}`, { method: 'PATCH', token: admin, payload: { licenseVerified: true }, expect: 200 });
+await call('update a therapist profile', `/v1/organizations/${harbor.id}/users/${therapist.id}`, {
+  method: 'PATCH',
+  token: practiceAdmin.token,
+  payload: { serviceRadiusKm: 50, certifications: ['CMMP', 'NCBTMB'], acceptingReferrals: true },
+  expect: 200,
+});
+await call('rename staff', `/v1/organizations/${riverside.id}/users/${staff.id}`, { method: 'PATCH', token: officeAdmin.token, payload: { name: `Staff ${tag} (front desk)` }, expect: 200 });
+await call('deactivate a leaver', `/v1/organizations/${riverside.id}/users/${leaver.id}`, { method: 'PATCH', token: officeAdmin.token, payload: { active: false }, expect: 200 });
+await call('the leaver is signed out', '/v1/me', { token: leaver.token, expect: 401 });
+await call('practice admin may not verify licenses', `/v1/organizations/${harbor.id}/users/${therapist.id}`, { method: 'PATCH', token: practiceAdmin.token, payload: { licenseVerified: true }, expect: 400 });
+await call('list users (office admin)', `/v1/organizations/${riverside.id}/users`, { token: officeAdmin.token, expect: 200 });
+await call('list therapists of a practice (admin)', `/v1/organizations/${harbor.id}/users?role=therapist`, { token: admin, expect: 200 });
+await call('read a colleague', `/v1/organizations/${riverside.id}/users/${physician.id}`, { token: staff.token, expect: 200 });
+await call('add a user to another organization', `/v1/organizations/${harbor.id}/users`, {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { role: 'therapist', email: `intruder.${tag}@exposure.example`, password: canaryPassword('intruder'), name: 'Intruder' },
+  expect: 404,
+});
+await call('a duplicate email', `/v1/organizations/${riverside.id}/users`, {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { role: 'office_staff', email: staff.email, password: canaryPassword('duplicate'), name: 'Duplicate' },
+  expect: 409,
+});
+
+// API clients: the secret is in the creation answer (and its idempotent replay to the same caller) only.
+const officeClientKey = `create-client-${tag}`;
+const officeClientAnswer = await must('create the office API client', `/v1/organizations/${riverside.id}/api-clients`, {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { name: 'Riverside EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'] },
+  headers: { 'idempotency-key': officeClientKey },
+  expect: 201,
+});
+const officeClient = officeClientAnswer.json();
+// A replay is the first answer again, to the caller that made it (SPEC §10): the same one-time showing, not a second.
+const replay = await must('replay the client creation', `/v1/organizations/${riverside.id}/api-clients`, {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { name: 'Riverside EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'] },
+  headers: { 'idempotency-key': officeClientKey },
+  expect: 201,
+});
+canary('secret of the office API client', officeClient.clientSecret, [officeClientAnswer.index, replay.index]);
+const spareClientAnswer = await must('create a second office client', `/v1/organizations/${riverside.id}/api-clients`, {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { name: 'Old EHR', scopes: ['referrals:read'] },
+  expect: 201,
+});
+const spareClient = spareClientAnswer.json();
+canary('secret of the revoked API client', spareClient.clientSecret, [spareClientAnswer.index]);
+const practiceClientAnswer = await must('create the practice API client', `/v1/organizations/${harbor.id}/api-clients`, {
+  method: 'POST',
+  token: practiceAdmin.token,
+  payload: { name: 'Harbor scheduling', scopes: ['directory:read', 'referrals:read', 'referrals:write'] },
+  expect: 201,
+});
+const practiceClient = practiceClientAnswer.json();
+canary('secret of the practice API client', practiceClient.clientSecret, [practiceClientAnswer.index]);
+
+async function clientToken(label: string, client: Json, viaBasic = false): Promise<string> {
+  const answer = await must(`client token ${label}`, '/v1/auth/token', {
+    method: 'POST',
+    ...(viaBasic
+      ? {
+          payload: 'grant_type=client_credentials',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`,
+          },
+        }
+      : { payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret } }),
+    expect: 200,
+  });
+  canary(`access token of ${label}`, answer.json().access_token, [answer.index]);
+  return answer.json().access_token;
+}
+const officeClientToken = await clientToken('office client', officeClient);
+const practiceClientToken = await clientToken('practice client', practiceClient, true);
+const spareClientToken = await clientToken('spare client', spareClient);
+await call('a scope the client lacks', '/v1/auth/token', {
+  method: 'POST',
+  payload: { grant_type: 'client_credentials', client_id: spareClient.clientId, client_secret: spareClient.clientSecret, scope: 'patients:write' },
+  expect: 400,
+});
+await call('list API clients', `/v1/organizations/${riverside.id}/api-clients?limit=1`, { token: officeAdmin.token, expect: 200 });
+await call('list API clients (admin)', `/v1/organizations/${harbor.id}/api-clients`, { token: admin, expect: 200 });
+await call('revoke an API client', `/v1/organizations/${riverside.id}/api-clients/${spareClient.id}`, { method: 'DELETE', token: officeAdmin.token, expect: 204 });
+await call('the revoked client is refused', '/v1/me', { token: spareClientToken, expect: 401 });
+await call('the revoked client cannot sign in', '/v1/auth/token', {
+  method: 'POST',
+  payload: { grant_type: 'client_credentials', client_id: spareClient.clientId, client_secret: spareClient.clientSecret },
+  expect: 401,
+});
+await call('me as the office client', '/v1/me', { token: officeClientToken, expect: 200 });
+await call('me as the practice client', '/v1/me', { token: practiceClientToken, expect: 200 });
+
+// Directory.
+await call('directory near a patient', '/v1/therapists?near=45.5231,-122.6765&radiusKm=30&technique=trigger_point&accepting=true', { token: physician.token, expect: 200 });
+await call('directory page by name', '/v1/therapists?limit=1', { token: officeClientToken, expect: 200 });
+await call('directory radius without near', '/v1/therapists?radiusKm=5', { token: physician.token, expect: 400 });
+
+// ---------------------------------------------------------------------------------------------
+// Webhook endpoints first, so that the referral story below feeds them events.
+const endpointAnswer = await must('register a receiver', '/v1/webhook-endpoints', {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { url: receiverUrl('/ok'), eventTypes: ['referral.sent', 'referral.accepted', 'referral.amended', 'referral.completed', 'progress_report.created', 'message.created'], description: 'Riverside EHR' },
+  expect: 201,
+});
+const endpoint = endpointAnswer.json();
+canary('first signing secret of the office receiver', endpoint.secret, [endpointAnswer.index]);
+const failingAnswer = await must('register a failing receiver for the practice (admin)', '/v1/webhook-endpoints', {
+  method: 'POST',
+  token: admin,
+  payload: { url: receiverUrl('/fail'), eventTypes: ['referral.sent', 'referral.accepted', 'message.created'], organizationId: harbor.id },
+  expect: 201,
+});
+const failing = failingAnswer.json();
+canary('signing secret of the failing receiver', failing.secret, [failingAnswer.index]);
+const doomedAnswer = await must('register a receiver to delete', '/v1/webhook-endpoints', {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { url: 'https://ehr.example/hooks/old', eventTypes: ['referral.cancelled'] },
+  expect: 201,
+});
+canary('signing secret of the deleted receiver', doomedAnswer.json().secret, [doomedAnswer.index]);
+await call('a receiver without https is refused', '/v1/webhook-endpoints', {
+  method: 'POST',
+  token: officeAdmin.token,
+  payload: { url: 'ftp://127.0.0.1/hook', eventTypes: ['referral.sent'] },
+  expect: 400,
+});
+await call('delete a receiver', `/v1/webhook-endpoints/${doomedAnswer.json().id}`, { method: 'DELETE', token: officeAdmin.token, expect: 204 });
+await call('the deleted receiver is gone', `/v1/webhook-endpoints/${doomedAnswer.json().id}`, { token: officeAdmin.token, expect: 404 });
+const rotation = await must('rotate the signing secret', `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, { method: 'POST', token: officeAdmin.token, expect: 200 });
+canary('second signing secret of the office receiver', rotation.json().secret, [rotation.index]);
+await call('change a receiver', `/v1/webhook-endpoints/${endpoint.id}`, { method: 'PATCH', token: officeAdmin.token, payload: { description: 'Riverside EHR (prod)', eventTypes: [...endpoint.eventTypes, 'referral.declined'] }, expect: 200 });
+await call('list receivers', '/v1/webhook-endpoints', { token: officeAdmin.token, expect: 200 });
+await call('list receivers of one organization (admin)', `/v1/webhook-endpoints?organizationId=${harbor.id}`, { token: admin, expect: 200 });
+await call('read a receiver', `/v1/webhook-endpoints/${endpoint.id}`, { token: officeAdmin.token, expect: 200 });
+await call('another organization cannot read it', `/v1/webhook-endpoints/${endpoint.id}`, { token: practiceAdmin.token, expect: 404 });
+await call('ping', `/v1/webhook-endpoints/${endpoint.id}/test`, { method: 'POST', token: officeAdmin.token, expect: 202 });
+await call('ping the failing receiver', `/v1/webhook-endpoints/${failing.id}/test`, { method: 'POST', token: practiceAdmin.token, expect: 202 });
+
+// ---------------------------------------------------------------------------------------------
+// Patients and referrals, through their lives.
+const patientPayload = (given: string) => ({
+  givenName: given,
+  familyName: `Gomez-${tag}`,
+  birthDate: '1978-04-02',
+  sex: 'female',
+  phone: '+1 503 555 0142',
+  email: `${given.toLowerCase()}.${tag}@patient.example`,
+  identifiers: [{ system: 'urn:riverside:mrn', value: `MRN-${given}-${tag}` }],
+});
+const maria = (await must('register a patient', '/v1/patients', { method: 'POST', token: physician.token, payload: patientPayload('Maria'), expect: 201 })).json();
+const jon = (await must('register a patient (staff)', '/v1/patients', { method: 'POST', token: staff.token, payload: { givenName: 'Jon', familyName: `Li-${tag}`, birthDate: '1990-11-30', sex: 'male' }, expect: 201 })).json();
+const ann = (await must('register a patient (EHR)', '/v1/patients', { method: 'POST', token: officeClientToken, payload: patientPayload('Ann'), expect: 201 })).json();
+await call('a birth date in the future', '/v1/patients', { method: 'POST', token: physician.token, payload: { ...patientPayload('Future'), birthDate: '2999-01-01' }, expect: 400 });
+await call('a therapist cannot register patients', '/v1/patients', { method: 'POST', token: therapist.token, payload: patientPayload('Nope'), expect: 403 });
+await call('list patients', '/v1/patients?limit=2', { token: physician.token, expect: 200 });
+await call('find a patient by MRN', `/v1/patients?identifier=${encodeURIComponent(`urn:riverside:mrn|MRN-Maria-${tag}`)}`, { token: officeClientToken, expect: 200 });
+await call('read a patient', `/v1/patients/${maria.id}`, { token: staff.token, expect: 200 });
+await call('read a patient of another office', `/v1/patients/${maria.id}`, { token: outsider.token, expect: 404 });
+
+const prescription = (extra: Json) => ({
+  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }, { code: 'G44.209', display: 'Tension-type headache' }],
+  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
+  goals: ['Pain at or below 3/10'],
+  precautions: ['No deep pressure over L4-L5'],
+  contraindications: 'None known',
+  techniques: ['trigger_point', 'myofascial_release'],
+  bodyRegions: ['lower_back', 'neck'],
+  frequencyPerWeek: 2,
+  durationWeeks: 6,
+  sessionMinutes: 60,
+  startDate: today,
+  priority: 'routine',
+  insurance: { payer: 'Acme Health', memberId: `AH-${tag}`, groupNumber: 'GRP-1', authorizationNumber: 'PA-77812', cptCodes: ['97124', '97140'] },
+  ...extra,
+});
+const referralPath = (id: string, rest = '') => `/v1/referrals/${id}${rest}`;
+
+// R1: to the practice, accepted by its admin naming the therapist, treated, discussed, completed.
+const r1Answer = await must('prescribe to a practice', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: maria.id, practiceId: harbor.id, send: true }), expect: 201 });
+const r1 = r1Answer.json();
+await call('amend with a stale version', referralPath(r1.id), { method: 'PATCH', token: physician.token, payload: { visitsAuthorized: 14 }, headers: { 'if-match': '"99"' }, expect: 412 });
+await call('amend', referralPath(r1.id), { method: 'PATCH', token: physician.token, payload: { visitsAuthorized: 14, reason: 'More visits approved' }, headers: { 'if-match': r1Answer.headers.etag as string }, expect: 200 });
+await call('the practice accepts for its therapist', referralPath(r1.id, '/accept'), { method: 'POST', token: practiceAdmin.token, payload: { therapistId: therapist.id }, expect: 200 });
+await call('accept again', referralPath(r1.id, '/accept'), { method: 'POST', token: therapist.token, expect: 409 });
+const visit = (extra: Json) => ({
+  visitDate: today,
+  subjective: 'Pain 7/10 after work shifts',
+  objective: 'Taut bands L paraspinals',
+  assessment: 'Improving tolerance to pressure',
+  plan: 'Continue 2x/week',
+  painBefore: 7,
+  painAfter: 4,
+  rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
+  outcomeMeasures: [{ instrument: 'ODI', score: 38 }, { instrument: 'other', name: 'Sleep quality', score: 6 }],
+  techniquesApplied: ['trigger_point'],
+  minutes: 60,
+  billing: [{ cpt: '97140', units: 2 }],
+  ...extra,
+});
+const note = (await must('first visit note', referralPath(r1.id, '/progress-reports'), { method: 'POST', token: therapist.token, payload: visit({ final: false }), expect: 201 })).json();
+await call('a note by someone else', referralPath(r1.id, '/progress-reports'), { method: 'POST', token: physician.token, payload: visit({}), expect: 404 });
+await call('addendum', referralPath(r1.id, `/progress-reports/${note.id}/addenda`), { method: 'POST', token: therapist.token, payload: { text: 'Correction: pain after was 3/10' }, expect: 201 });
+const fromOffice = (await must('message from the office', referralPath(r1.id, '/messages'), { method: 'POST', token: physician.token, payload: { body: 'Any numbness after the session?' }, expect: 201 })).json();
+await call('message from the therapist', referralPath(r1.id, '/messages'), { method: 'POST', token: therapist.token, payload: { body: 'None reported.' }, expect: 201 });
+await call('message from the EHR', referralPath(r1.id, '/messages'), { method: 'POST', token: officeClientToken, payload: { body: 'Imaging attached in chart.' }, expect: 201 });
+await call('mark read up to a message', referralPath(r1.id, '/messages/read'), { method: 'POST', token: therapist.token, payload: { upTo: fromOffice.id }, expect: 200 });
+await call('mark all read', referralPath(r1.id, '/messages/read'), { method: 'POST', token: physician.token, expect: 200 });
+await call('mark read up to a stranger', referralPath(r1.id, '/messages/read'), { method: 'POST', token: physician.token, payload: { upTo: crypto.randomUUID() }, expect: 400 });
+await call('final visit note', referralPath(r1.id, '/progress-reports'), { method: 'POST', token: therapist.token, payload: visit({ painBefore: 3, painAfter: 1, final: true }), expect: 201 });
+await call('no notes after completion', referralPath(r1.id, '/progress-reports'), { method: 'POST', token: therapist.token, payload: visit({}), expect: 409 });
+await call('cancel a completed referral', referralPath(r1.id, '/cancel'), { method: 'POST', token: physician.token, payload: { reason: 'Too late' }, expect: 409 });
+
+// R2: a draft by staff for an inline patient, amended, sent, declined, rerouted, taken by another practice.
+const r2Answer = await must('draft with an inline patient (staff)', '/v1/referrals', {
+  method: 'POST',
+  token: staff.token,
+  payload: prescription({ patient: patientPayload('Rosa'), prescriberId: physician.id, therapistId: therapist.id, visitsAuthorized: 10, priority: 'urgent' }),
+  expect: 201,
+});
+const r2 = r2Answer.json();
+const sent = await must('send the draft', referralPath(r2.id, '/send'), { method: 'POST', token: physician.token, headers: { 'if-match': r2Answer.headers.etag as string }, expect: 200 });
+await call('decline', referralPath(r2.id, '/decline'), { method: 'POST', token: therapist.token, payload: { reason: 'No availability this month' }, headers: { 'if-match': sent.headers.etag as string }, expect: 200 });
+await call('reroute', referralPath(r2.id, '/reroute'), { method: 'POST', token: physician.token, payload: { therapistId: therapist2.id, reason: 'Try Eastside' }, expect: 200 });
+await call('therapist2 accepts', referralPath(r2.id, '/accept'), { method: 'POST', token: therapist2.token, payload: {}, expect: 200 });
+await call('the first therapist lost it', referralPath(r2.id), { token: therapist.token, expect: 404 });
+
+// R3: an open network offer; the first to accept wins.
+const r3 = (
+  await must('open network offer', '/v1/referrals', {
+    method: 'POST',
+    token: physician.token,
+    payload: prescription({ patientId: jon.id, network: { techniques: ['trigger_point'], near: { lat: 45.5231, lng: -122.6765 }, radiusKm: 25 }, send: true }),
+    expect: 201,
+  })
+).json();
+await call('therapist2 sees the offer', referralPath(r3.id), { token: therapist2.token, expect: 200 });
+await call('therapist takes the offer', referralPath(r3.id, '/accept'), { method: 'POST', token: therapist.token, expect: 200 });
+// Once taken, an offer is no longer shown to the others (SPEC §6): a late accept meets the outsider's 404.
+await call('therapist2 is too late', referralPath(r3.id, '/accept'), { method: 'POST', token: therapist2.token, expect: 404 });
+
+// R4: from the partner EHR, then cancelled by the physician.
+const r4 = (
+  await must('prescribe through the EHR', '/v1/referrals', {
+    method: 'POST',
+    token: officeClientToken,
+    payload: prescription({ patientId: ann.id, prescriberId: physician.id, therapistId: therapist.id, send: true }),
+    headers: { 'idempotency-key': `r4-${tag}` },
+    expect: 201,
+  })
+).json();
+await call('the practice client reads it', referralPath(r4.id), { token: practiceClientToken, expect: 200 });
+await call('cancel', referralPath(r4.id, '/cancel'), { method: 'POST', token: physician.token, payload: { reason: 'Patient moved out of state' }, expect: 200 });
+// Rerouting is the office's move: the practice side is answered as an outsider.
+await call('a move of the other side', referralPath(r4.id, '/reroute'), { method: 'POST', token: practiceClientToken, payload: { practiceId: eastside.id }, expect: 404 });
+await call('an invalid prescription', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: maria.id, diagnoses: [{ code: 'U07.1', display: 'x' }], frequencyPerWeek: 9 }), expect: 400 });
+
+// R5: left sent, for the sweep to find in every list.
+const r5 = (await must('prescribe to a therapist', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: maria.id, therapistId: therapist.id, send: true }), expect: 201 })).json();
+
+await call('list referrals (physician)', '/v1/referrals?status=sent,accepted,completed&limit=2', { token: physician.token, expect: 200 });
+const feed = await must('sync feed (therapist)', `/v1/referrals?updatedSince=${encodeURIComponent(hourAgo)}`, { token: therapist.token, expect: 200 });
+await call('sync feed from the cursor', `/v1/referrals?cursor=${encodeURIComponent(feed.json().syncCursor)}`, { token: therapist.token, expect: 200 });
+await call('list referrals (practice client)', '/v1/referrals', { token: practiceClientToken, expect: 200 });
+await call('list referrals of a patient (EHR)', `/v1/referrals?patientId=${maria.id}`, { token: officeClientToken, expect: 200 });
+await call('history', referralPath(r2.id, '/history'), { token: physician.token, expect: 200 });
+await call('history (therapist2)', referralPath(r2.id, '/history?limit=2'), { token: therapist2.token, expect: 200 });
+await call('visit notes (office)', referralPath(r1.id, '/progress-reports'), { token: physician.token, expect: 200 });
+await call('messages (therapist)', referralPath(r1.id, '/messages?limit=2'), { token: therapist.token, expect: 200 });
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries: two worker rounds deliver to /ok and kill what goes to /fail.
+for (let round = 0; round < 3; round++) await test.app.webhookWorker.runOnce();
+const deliveries = (await must('deliveries of the office receiver', `/v1/webhook-endpoints/${endpoint.id}/deliveries`, { token: officeAdmin.token, expect: 200 })).json();
+const dead = (await must('dead deliveries of the failing receiver', `/v1/webhook-endpoints/${failing.id}/deliveries?status=dead`, { token: practiceAdmin.token, expect: 200 })).json();
+if (deliveries.data.length === 0 || dead.data.length === 0) throw new Error(`expected deliveries on both receivers: ${deliveries.data.length} ok, ${dead.data.length} dead`);
+await call('resend a dead delivery', `/v1/webhook-deliveries/${dead.data[0].id}/resend`, { method: 'POST', token: practiceAdmin.token, expect: 202 });
+await call('resend another organization\'s delivery', `/v1/webhook-deliveries/${dead.data[0].id}/resend`, { method: 'POST', token: officeAdmin.token, expect: 404 });
+await call('recover the dead deliveries of the last hour', `/v1/webhook-endpoints/${failing.id}/recover`, { method: 'POST', token: admin, payload: { from: hourAgo }, expect: 202 });
+await call('disable the failing receiver', `/v1/webhook-endpoints/${failing.id}`, { method: 'PATCH', token: practiceAdmin.token, payload: { status: 'disabled' }, expect: 200 });
+await call('ping a disabled receiver', `/v1/webhook-endpoints/${failing.id}/test`, { method: 'POST', token: practiceAdmin.token, expect: 409 });
+for (let round = 0; round < 2; round++) await test.app.webhookWorker.runOnce();
+
+// ---------------------------------------------------------------------------------------------
+// The audit trail.
+await call('audit: who touched a patient', `/v1/audit-events?patientId=${maria.id}&limit=20`, { token: admin, expect: 200 });
+await call('audit: denied attempts', '/v1/audit-events?outcome=denied', { token: admin, expect: 200 });
+await call('audit: referral actions of an actor', `/v1/audit-events?action=referral.&actorId=${physician.id}&from=${encodeURIComponent(hourAgo)}`, { token: officeAdmin.token, expect: 200 });
+await call('audit: the practice\'s view', '/v1/audit-events?limit=5', { token: practiceAdmin.token, expect: 200 });
+await call('audit export (admin)', '/v1/audit-events/export', { token: admin, expect: 200 });
+await call('audit export of a resource (office admin)', `/v1/audit-events/export?resourceType=referral&resourceId=${r1.id}`, { token: officeAdmin.token, expect: 200 });
+await call('audit chain', '/v1/audit-events/verify', { token: admin, expect: 200 });
+await call('who saw the patient', `/v1/audit-events/viewers?patientId=${maria.id}`, { token: officeAdmin.token, expect: 200 });
+await call('a physician may not read the audit trail', '/v1/audit-events', { token: physician.token, expect: 403 });
+
+// Operations and documentation.
+await call('liveness', '/health/live', { expect: 200 });
+await call('readiness', '/health/ready', { expect: 200 });
+await call('the OpenAPI document', '/openapi.json', { expect: 200 });
+await call('the explorer', '/docs', {});
+await call('no such route', `/v1/nothing-here-${tag}`, { token: physician.token, expect: 404 });
+await call('no token', '/v1/referrals', { expect: 401 });
+await call('a garbage token', '/v1/referrals', { token: 'not.a.jwt', expect: 401 });
+await call('a body that is not JSON', '/v1/patients', { method: 'POST', token: physician.token, payload: '{"givenName":', headers: { 'content-type': 'application/json' }, expect: 400 });
+await call('a media type the API does not take', '/v1/patients', { method: 'POST', token: physician.token, payload: 'hello', headers: { 'content-type': 'text/plain' }, expect: 415 });
+
+// ---------------------------------------------------------------------------------------------
+// The sweep: every read operation with real ids, as every kind of caller — the ones it is for get
+// their data, the others their 401/403/404, and all of it is checked the same way.
+const callers: Record<string, string | undefined> = {
+  'network admin': admin,
+  physician: physician.token,
+  'office staff': staff.token,
+  'office admin': officeAdmin.token,
+  'outside physician': outsider.token,
+  therapist: therapist.token,
+  therapist2: therapist2.token,
+  'practice admin': practiceAdmin.token,
+  'office client': officeClientToken,
+  'practice client': practiceClientToken,
+  anonymous: undefined,
+};
+const reads = [
+  '/v1/me',
+  '/v1/organizations',
+  `/v1/organizations/${harbor.id}`,
+  `/v1/organizations/${riverside.id}/users`,
+  `/v1/organizations/${harbor.id}/users/${therapist.id}`,
+  `/v1/organizations/${riverside.id}/api-clients`,
+  '/v1/therapists?near=45.52,-122.67',
+  '/v1/patients',
+  `/v1/patients/${ann.id}`,
+  '/v1/referrals',
+  ...[r1, r2, r3, r4, r5].flatMap((referral) => [referralPath(referral.id), referralPath(referral.id, '/history')]),
+  referralPath(r1.id, '/progress-reports'),
+  referralPath(r1.id, '/messages'),
+  '/v1/audit-events?limit=50',
+  `/v1/audit-events/export?patientId=${maria.id}`,
+  '/v1/audit-events/verify',
+  `/v1/audit-events/viewers?patientId=${ann.id}`,
+  '/v1/webhook-endpoints',
+  `/v1/webhook-endpoints/${endpoint.id}`,
+  `/v1/webhook-endpoints/${failing.id}/deliveries`,
+  `/v1/webhook-endpoints/${endpoint.id}/deliveries?status=succeeded`,
+];
+for (const url of reads) {
+  for (const [name, token] of Object.entries(callers)) await call(`sweep ${url} as ${name}`, url, { token });
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the database keeps of the secrets: none of it may be in any answer.
+const stored = await test.app.database.rows<{ kind: string; owner: string; value: string }>(sql`
+  select 'password hash' as kind, email as owner, password_hash as value from users
+  union all select 'client secret hash', client_id, secret_hash from api_clients
+  union all select 'refresh token hash', user_id::text, token_hash from refresh_tokens`);
+for (const row of stored) {
+  canary(`${row.kind} of ${row.owner}`, row.value);
+  // A scrypt hash is scheme$N$r$p$salt$key: the salt or the key alone would be a leak too.
+  if (row.value.startsWith('scrypt$')) {
+    const [, , , , salt, key] = row.value.split('$');
+    canary(`${row.kind} salt of ${row.owner}`, salt!);
+    canary(`${row.kind} key of ${row.owner}`, key!);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verdict.
+interface Leak {
+  canary: string;
+  response: string;
+  where: 'body' | 'headers';
+}
+const leaks: Leak[] = [];
+const internalMembers: string[] = [];
+
+function jsonKeys(value: unknown, found: Set<string>, depth = 0): void {
+  if (depth > 64 || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const item of value) jsonKeys(item, found, depth + 1);
+    return;
+  }
+  for (const [key, child] of Object.entries(value)) {
+    found.add(key);
+    jsonKeys(child, found, depth + 1);
+  }
+}
+
+for (const response of seen) {
+  const headersText = JSON.stringify(response.headers);
+  for (const { name, value, designated } of canaries) {
+    if (designated.includes(response.index)) continue;
+    if (response.body.includes(value)) leaks.push({ canary: name, response: `#${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`, where: 'body' });
+    if (headersText.includes(value)) leaks.push({ canary: name, response: `#${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`, where: 'headers' });
+  }
+  const keys = new Set<string>();
+  for (const line of response.body.split('\n')) {
+    try {
+      jsonKeys(JSON.parse(line), keys);
+    } catch {
+      // Not JSON (the explorer's HTML): only the text checks apply.
+    }
+  }
+  for (const key of internalKeys) if (keys.has(key)) internalMembers.push(`#${response.index} ${response.label}: member "${key}"`);
+  for (const column of internalColumnText) if (response.body.includes(column)) internalMembers.push(`#${response.index} ${response.label}: text "${column}"`);
+}
+
+const undeclared = seen.flatMap((response) =>
+  response.violations.filter((violation) => violation.kind === 'undeclared-property').map((violation) => `#${response.index} ${response.label}: ${violation.message}`),
+);
+const breaks = seen.flatMap((response) =>
+  response.violations.filter((violation) => violation.kind !== 'undeclared-property').map((violation) => `#${response.index} ${response.label}: ${violation.message}`),
+);
+const leakCount = leaks.length + internalMembers.length;
+
+t.test('the tour went as the rules say', async (t) => {
+  t.same(failures, [], 'every call of the tour answered the status the rules give it');
+  const answered = new Set(
+    seen.filter((response) => response.status >= 200 && response.status < 300).map((response) => contract.operationFor(response.method, response.url)?.operationId),
+  );
+  const missed = contract.operations.map((operation) => operation.operationId).filter((operationId) => !answered.has(operationId));
+  t.same(missed, [], `every one of the ${contract.operations.length} documented operations answered 2xx at least once`);
+  for (const { name, value, designated } of canaries) {
+    for (const index of designated) t.ok(seen[index]!.body.includes(value), `${name} is in its designated answer (#${index}), so the search for it means something`);
+  }
+  t.ok(received.length > 0, `${received.length} webhook deliveries reached the receivers`);
+});
+
+t.test('the checker sees what it is meant to see (a zero means nothing was there, not that nothing was looked at)', async (t) => {
+  const recorded = (operationId: string, status: number) => {
+    const found = seen.find((response) => response.status === status && contract.operationFor(response.method, response.url)?.operationId === operationId);
+    if (!found) throw new Error(`no ${status} answer of ${operationId} was recorded`);
+    return found;
+  };
+  const kindsOf = (response: Seen, body: unknown, changes: Partial<Seen> = {}) => {
+    const changed = { ...response, ...changes };
+    return contract.check(changed.method, changed.url, changed.status, changed.headers, typeof body === 'string' ? body : JSON.stringify(body));
+  };
+  const undeclaredNames = (violations: Violation[]) => violations.filter((violation) => violation.kind === 'undeclared-property').map((violation) => violation.property);
+
+  const patient = recorded('getPatient', 200);
+  t.same(kindsOf(patient, JSON.parse(patient.body)), [], 'a real answer passes as it is');
+  t.same(undeclaredNames(kindsOf(patient, { ...JSON.parse(patient.body), passwordHash: 'scrypt$…' })), ['passwordHash'], 'a member at the top');
+  const withIdentifier = JSON.parse(patient.body);
+  withIdentifier.identifiers = [{ system: 'urn:x', value: '1', assigner: 'someone' }];
+  t.same(undeclaredNames(kindsOf(patient, withIdentifier)), ['assigner'], 'a member of an object in an array');
+  const endpointCreation = recorded('createWebhookEndpoint', 201);
+  t.same(undeclaredNames(kindsOf(endpointCreation, { ...JSON.parse(endpointCreation.body), previousSecret: 'whsec_…' })), ['previousSecret'], 'a member beside the parts of an allOf');
+  const referral = recorded('getReferral', 200);
+  const accepted = seen.find((response) => response.status === 200 && contract.operationFor(response.method, response.url)?.operationId === 'getReferral' && JSON.parse(response.body).acceptedBy);
+  const acceptedBody = JSON.parse((accepted ?? referral).body);
+  acceptedBody.acceptedBy = { therapistId: crypto.randomUUID(), practiceId: crypto.randomUUID(), at: new Date().toISOString(), leaseId: 'x' };
+  t.same(kindsOf(referral, acceptedBody).map((violation) => violation.kind), ['undeclared-property'], 'a member of a nullable object is named as such, not as a failed anyOf');
+  t.same(kindsOf(referral, { ...acceptedBody, acceptedBy: null, version: '1' }).map((violation) => violation.kind), ['schema'], 'a wrong type');
+  const problem = seen.find((response) => response.status === 404 && response.url.startsWith('/v1/referrals/'))!;
+  t.same(undeclaredNames(kindsOf(problem, { ...JSON.parse(problem.body), stack: 'Error: at …' })), ['stack'], 'a member of a problem');
+  t.same(kindsOf(problem, JSON.parse(problem.body), { headers: { ...problem.headers, 'content-type': 'application/json' } }).map((violation) => violation.kind), ['content-type'], 'an error that is not problem+json');
+  t.same(kindsOf(problem, { ...JSON.parse(problem.body), status: 500 }).map((violation) => violation.kind), ['schema'], 'a problem whose status member is not its status');
+  const created = recorded('createPatient', 201);
+  t.same(kindsOf(created, JSON.parse(created.body), { status: 200 }).map((violation) => violation.kind), ['undeclared-status'], 'a 2xx the operation does not declare');
+  const exported = recorded('exportAuditEvents', 200);
+  const [firstLine, ...rest] = exported.body.split('\n');
+  t.same(undeclaredNames(kindsOf(exported, [JSON.stringify({ ...JSON.parse(firstLine!), tokenHash: 'x' }), ...rest].join('\n'))), ['tokenHash'], 'a member of one NDJSON line');
+});
+
+t.test('every response keeps its OpenAPI schema, with no undeclared properties', async (t) => {
+  t.equal(undeclared.length, 0, `undeclared properties: ${undeclared.length}`, { found: undeclared.slice(0, 20) });
+  t.equal(breaks.length, 0, `other schema breaks: ${breaks.length}`, { found: breaks.slice(0, 20) });
+});
+
+t.test('no canary secret appears outside its designated answer', async (t) => {
+  t.ok(canaries.length > 40, `${canaries.length} canaries seeded`);
+  t.same(leaks, [], 'no canary in any other response body or header');
+  t.same(internalMembers, [], 'no internal column in any response');
+  // The deliveries carry a signature, never a secret, a token or a hash.
+  const webhookLeaks = received.flatMap((delivery) =>
+    canaries.filter(({ value }) => delivery.body.includes(value) || JSON.stringify(delivery.headers).includes(value)).map(({ name }) => `${delivery.path}: ${name}`),
+  );
+  t.same(webhookLeaks, [], `no canary in any of the ${received.length} webhook deliveries`);
+});
+
+const pass = failures.length === 0 && undeclared.length === 0 && breaks.length === 0 && leakCount === 0;
+t.comment(`${seen.length} responses checked against ${contract.operations.length} operations; ${canaries.length} canaries`);
+recordFigure({
+  item: 5,
+  check: 'Response exposure',
+  figure: `${seen.length} responses checked: ${undeclared.length} undeclared properties, ${breaks.length} schema breaks, ${leakCount} canary leaks`,
+  pass,
+});
