@@ -22,7 +22,9 @@ import { requestPath, ResponseContract, type Operation, type Violation } from '.
 t.setTimeout(900_000);
 
 const seed = Number(process.env.FUZZ_SEED ?? 9009);
-const requested = Number(process.env.FUZZ_REQUESTS ?? 10_000);
+// The figure (10,000 requests) is taken on PostgreSQL; the embedded run of the same suite is a fifth
+// as long, so CI runs both databases within its time budget.
+const requested = Number(process.env.FUZZ_REQUESTS ?? (process.env.TEST_DATABASE_URL ? 10_000 : 2_000));
 const concurrency = Math.max(1, Number(process.env.FUZZ_CONCURRENCY ?? 1));
 const dayMs = 86_400_000;
 const isoDay = (offsetDays: number) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);

@@ -939,7 +939,9 @@ t.test('the list and search routes have exactly the query parameters this oracle
   t.same(queryOf('/v1/patients'), ['cursor', 'identifier', 'limit'], 'GET /v1/patients');
 });
 
-const numRuns = Number(process.env.POLICY_RUNS ?? 1000);
+// The figure (1,000 runs) is taken on PostgreSQL; the embedded run of the same suite is a fifth as
+// long, so CI runs both databases within its time budget.
+const numRuns = Number(process.env.POLICY_RUNS ?? (testDatabaseServer ? 1000 : 200));
 const seed = process.env.POLICY_SEED !== undefined ? Number(process.env.POLICY_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
 const path = process.env.POLICY_PATH;
 
