@@ -105,12 +105,6 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
 
 export type Json = Record<string, any>;
 
-// TEMPORARY instrumentation (measuring the contract check's cost): removed after the measurement.
-const contractTiming = { ms: 0, responses: 0 };
-process.once('exit', () => {
-  if (process.env.RC_TIMING) process.stderr.write(`RC_TIMING ${process.argv[process.argv.length - 1]} ${contractTiming.ms.toFixed(0)} ms ${contractTiming.responses} responses ${process.uptime().toFixed(1)} s\n`);
-});
-
 /** A thin client over app.inject that remembers tokens and parses JSON. */
 export class TestApp {
   constructor(
@@ -130,11 +124,8 @@ export class TestApp {
     });
     const method = String(rest.method ?? 'GET').toUpperCase();
     const url = typeof rest.url === 'string' ? rest.url : (rest.url?.pathname ?? rest.path ?? '/');
-    const timingStart = performance.now();
     this.document ??= this.app.swagger();
     const violations = responseViolations(this.document, method, String(url), response.statusCode, response.headers, response.body);
-    contractTiming.ms += performance.now() - timingStart;
-    contractTiming.responses++;
     if (violations.length > 0) {
       throw new Error(
         `${method} ${url} answered ${response.statusCode}, breaking the OpenAPI contract:\n  ${violations.join('\n  ')}\nbody: ${response.body.slice(0, 2000)}`,
