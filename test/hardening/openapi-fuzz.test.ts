@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import t from 'tap';
-import { adminPassword, buildTestApp, createOffice, createPractice, defaultPassword, nextNpi, type Json } from '../helper.js';
+import { adminEmail, adminPassword, buildTestApp, createOffice, createPractice, defaultPassword, nextNpi, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
 import { ResponseContract, type Operation, type Violation } from './response-contract.js';
 
@@ -64,7 +64,10 @@ function resolveValue(value: unknown): unknown {
     if (value.pool === 'freshNpi') return nextNpi();
     if (value.pool === 'freshEmail') return `fuzz.${randomUUID().slice(0, 13)}@fuzz.example`;
     const pool = pools[value.pool] ?? [];
-    return pool.length > 0 ? pool[value.index % pool.length] : randomUUID();
+    if (pool.length === 0) return randomUUID();
+    // Referrals kept by state go stale as the fuzzer moves them on: the latest few are likeliest still in it.
+    if (value.pool.endsWith('Referrals')) return pool[pool.length - 1 - (value.index % Math.min(pool.length, 4))];
+    return pool[value.index % pool.length];
   }
   if (value instanceof DayRef) return isoDay(value.offsetDays);
   if (Array.isArray(value)) return value.map(resolveValue);
@@ -111,6 +114,12 @@ function pathPool(operation: Operation, name: string): string {
     'revokeApiClient.apiClientId': 'doomedClients',
     'updateUser.userId': 'staffUsers',
     'getUser.userId': 'staffUsers',
+    // A move is tried mostly on a referral in the state it starts from.
+    'sendReferral.id': 'draftReferrals',
+    'acceptReferral.id': 'sentReferrals',
+    'declineReferral.id': 'sentReferrals',
+    'rerouteReferral.id': 'declinedReferrals',
+    'createProgressReport.id': 'acceptedReferrals',
   };
   const override = overrides[`${operation.operationId}.${name}`];
   if (override) return override;
@@ -326,16 +335,18 @@ function exampleArb(media: Json, schema: Schema): fc.Arbitrary<unknown> | undefi
     ...((schema.examples as unknown[] | undefined) ?? []),
   ].filter((example) => example !== undefined);
   if (examples.length === 0) return undefined;
-  // Each member that names a resource, a fresh address or a date relative to today gets a value of this run.
-  const varied = (value: unknown, name?: string): fc.Arbitrary<unknown> => {
-    if (typeof value === 'string' && name && fieldPools[name]) return ref(fieldPools[name]!);
+  // Each member that names a resource, a fresh address or a date relative to today gets a value of
+  // this run. One index serves every resource of the example, so that pools kept in step (an email
+  // and its password, a client id and its secret) give pairs that belong together.
+  const varied = (value: unknown, index: number, name?: string): fc.Arbitrary<unknown> => {
+    if (typeof value === 'string' && name && fieldPools[name]) return fc.constant(new PoolRef(fieldPools[name]!, index));
     if (typeof value === 'string' && name && dateHints[name]) return dateHints[name]!;
     if (typeof value === 'string' && name === 'email') return emailArb;
-    if (Array.isArray(value)) return value.length === 0 ? fc.constant([]) : fc.tuple(...value.map((item) => varied(item, name)));
-    if (value && typeof value === 'object') return fc.record(Object.fromEntries(Object.entries(value).map(([key, child]) => [key, varied(child, key)])));
+    if (Array.isArray(value)) return value.length === 0 ? fc.constant([]) : fc.tuple(...value.map((item) => varied(item, index, name)));
+    if (value && typeof value === 'object') return fc.record(Object.fromEntries(Object.entries(value).map(([key, child]) => [key, varied(child, index, key)])));
     return fc.constant(value);
   };
-  return fc.oneof(...examples.map((example) => varied(example)));
+  return fc.tuple(fc.constantFrom(...examples), fc.nat()).chain(([example, index]) => varied(example, index));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,7 +368,63 @@ const garbageSegments = [
   '%zz', '%00', '..', '.', 'ü', '%F0%9F%92%A9', "1'%20or%20'1'='1", 'a'.repeat(120), '{id}', ':id', '%2F', 'urn:uuid:9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d',
 ];
 
-function operationArb(operation: Operation, operationObject: Json, resolve: (schema: Schema) => Schema, callerWeights: fc.Arbitrary<number>): fc.Arbitrary<RequestTemplate> {
+/**
+ * Requests of one operation. Most are fuzz: every part varies, valid or not, on its own. The rest
+ * are well-formed — the caller the operation is for, a resource of the right kind and state, valid
+ * parameters and headers, the document's example or a schema-valid body — as a working client
+ * sends them: these move the seeded network through its states, so that the fuzz meets referrals
+ * that are sent, accepted, declined and completed, and the server's checks beyond the schema are
+ * reached. (Independent noise in each part would otherwise leave almost none of them valid.)
+ */
+function operationArb(
+  operation: Operation,
+  operationObject: Json,
+  resolve: (schema: Schema) => Schema,
+  callerWeights: fc.Arbitrary<number>,
+  wellFormedCaller: fc.Arbitrary<number> = callerWeights,
+): fc.Arbitrary<RequestTemplate> {
+  return fc.oneof({ weight: 2, arbitrary: fuzzArb(operation, operationObject, resolve, callerWeights) }, { weight: 1, arbitrary: wellFormedArb(operation, operationObject, resolve, wellFormedCaller) });
+}
+
+function wellFormedArb(operation: Operation, operationObject: Json, resolve: (schema: Schema) => Schema, caller: fc.Arbitrary<number>): fc.Arbitrary<RequestTemplate> {
+  const parameters = (operationObject.parameters ?? []) as Json[];
+  const pathParams = parameters.filter((parameter) => parameter.in === 'path');
+  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId'].includes(parameter.name))?.name as string | undefined;
+  const pathArb = fc.record(
+    Object.fromEntries(
+      pathParams.map((parameter) => [
+        parameter.name,
+        child && parameter.name === 'id'
+          ? fc.constant(new PairRef(child))
+          : operation.path.startsWith('/v1/organizations/{id}') && parameter.name === 'id'
+            ? fc.constant(new CallerOrganizationRef())
+            : ref(pathPool(operation, parameter.name)),
+      ]),
+    ),
+  );
+  const queryParams = parameters.filter((parameter) => parameter.in === 'query');
+  const queryArb = fc
+    .tuple(...queryParams.map((parameter) => (parameter.required ? validArb(parameter.schema, resolve, parameter.name) : fc.option(validArb(parameter.schema, resolve, parameter.name), { freq: 3 }))))
+    .map((values) => values.flatMap((value, index): Array<[string, unknown]> => (value === null ? [] : [[queryParams[index]!.name as string, value]])));
+  const headerParams = parameters.filter((parameter) => parameter.in === 'header');
+  const headerArb = fc.record(
+    Object.fromEntries(
+      headerParams.map((parameter) => [
+        parameter.name,
+        parameter.name === 'if-match' ? fc.option(fc.constant('*'), { freq: 2 }) : parameter.name === 'idempotency-key' ? fc.option(fc.uuid(), { freq: 2 }) : fc.constant(null),
+      ]),
+    ),
+  );
+  const media = operationObject.requestBody?.content?.['application/json'] as Json | undefined;
+  const bodyArb: fc.Arbitrary<RequestTemplate['body']> = media?.schema
+    ? (exampleArb(media, media.schema) ? fc.oneof(exampleArb(media, media.schema)!, validArb(media.schema, resolve)) : validArb(media.schema, resolve)).map((value) => ({ kind: 'json' as const, value }))
+    : fc.constant({ kind: 'none' as const });
+  return fc
+    .record({ caller, authVariant: fc.constant(0), pathValues: pathArb, query: queryArb, headers: headerArb, body: bodyArb })
+    .map((parts) => ({ operationId: operation.operationId, ...parts }));
+}
+
+function fuzzArb(operation: Operation, operationObject: Json, resolve: (schema: Schema) => Schema, callerWeights: fc.Arbitrary<number>): fc.Arbitrary<RequestTemplate> {
   const parameters = (operationObject.parameters ?? []) as Json[];
   const pathParams = parameters.filter((parameter) => parameter.in === 'path');
   const queryParams = parameters.filter((parameter) => parameter.in === 'query');
@@ -374,6 +441,7 @@ function operationArb(operation: Operation, operationObject: Json, resolve: (sch
             ? [{ weight: 8, arbitrary: fc.constant(new CallerOrganizationRef()) as fc.Arbitrary<unknown> }]
             : []),
           { weight: 12, arbitrary: ref(pathPool(operation, parameter.name)) as fc.Arbitrary<unknown> },
+          ...(pathPool(operation, parameter.name).endsWith('Referrals') ? [{ weight: 4, arbitrary: ref('referrals') as fc.Arbitrary<unknown> }] : []),
           // A real id of another kind of resource: exists, but not here.
           { weight: 2, arbitrary: ref(['patients', 'referrals', 'organizations', 'people', 'endpoints'][parameter.name.length % 5]!) as fc.Arbitrary<unknown> },
           { weight: 3, arbitrary: fc.uuid() },
@@ -439,8 +507,9 @@ function operationArb(operation: Operation, operationObject: Json, resolve: (sch
             .tuple(fc.constantFrom('application/json', 'text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/json; charset=latin1'), fc.constantFrom('{', '{"a":', '[1,2', 'null', '"', 'a=1&b=2', '<x/>', '{"__proto__":{"admin":true}}', '{"a":1,"a":2}', ' '.repeat(3), '\u0000'))
             .map(([contentType, text]) => ({ kind: 'raw' as const, contentType, text })),
         },
+        // The token endpoint also takes forms (RFC 6749), as partner EHRs mostly send them.
         ...(operation.operationId === 'issueToken'
-          ? [{ weight: 4, arbitrary: validArb(bodySchema, resolve).map((value) => ({ kind: 'form' as const, value: value as Record<string, unknown> })) }]
+          ? [{ weight: 4, arbitrary: fc.oneof(exampleArb(media!, bodySchema) ?? validArb(bodySchema, resolve), validArb(bodySchema, resolve)).map((value) => ({ kind: 'form' as const, value: value as Record<string, unknown> })) }]
           : []),
       )
     : fc.oneof(
@@ -599,14 +668,20 @@ addToPool('doomedClients', ...doomedClients.map((client) => client.id as string)
 for (const client of doomedClients) ownerOf.set(client.id, client.organizationId);
 addToPool('patients', ...patients.map((patient) => patient.id as string), outsidePatient.id);
 addToPool('referrals', ...referrals.map((referral) => referral.id as string));
+addToPool('acceptedReferrals', ...referrals.slice(0, 3).map((referral) => referral.id as string));
+addToPool('declinedReferrals', referrals[3]!.id);
+addToPool('sentReferrals', referrals[4]!.id, referrals[5]!.id, referrals[8]!.id);
+addToPool('draftReferrals', referrals[6]!.id, referrals[7]!.id);
 addToPool('reports', ...reports);
 addToPool('messages', ...messages);
 addToPool('endpoints', ...endpoints);
 addToPool('doomedEndpoints', ...doomedEndpoints);
 addToPool('deliveries', ...deliveries);
-addToPool('emails', office.physician.email, office.staff.email, practice.therapist.email, 'root@network.example', 'nobody@fuzz.example');
-addToPool('passwords', defaultPassword, adminPassword, 'wrong-password-123');
+// In step, entry by entry: an account and its password (the last is nobody's).
+addToPool('emails', office.physician.email, office.staff.email, practice.therapist.email, adminEmail, 'nobody@fuzz.example');
+addToPool('passwords', defaultPassword, defaultPassword, defaultPassword, adminPassword, 'wrong-password-123');
 addToPool('refreshTokens', signInResponse.json().refresh_token, 'not-a-refresh-token');
+// In step too: a client id and its secret (the third, a revoked client's, with a wrong one).
 addToPool('clientIds', officeClient.clientId, practiceClient.clientId, doomedClients[0]!.clientId);
 addToPool('clientSecrets', officeClient.clientSecret, practiceClient.clientSecret, 'cs_wrong');
 addToPool('identifiers', 'urn:fuzz:mrn|MRN-1', 'urn:fuzz:mrn|MRN-404');
@@ -777,8 +852,10 @@ contract.operations.forEach((operation, operationIndex) => {
     ...(allowed.length > 0 ? [{ weight: preferred.length > 0 ? 3 : 8, arbitrary: fc.constantFrom(...allowed) }] : []),
     { weight: 2, arbitrary: anyone },
   );
-  const count = Math.ceil((budget * weightOf(operation)) / totalWeight);
-  const templates = fc.sample(operationArb(operation, operationObjectOf(operation), resolve, callerArb), { seed: seed + operationIndex + 1, numRuns: count });
+  // Still a few dozen for every operation in a short run, so that each gets its valid requests in.
+  const count = Math.max(40, Math.ceil((budget * weightOf(operation)) / totalWeight));
+  const wellFormedCaller = preferred.length > 0 ? fc.constantFrom(...preferred) : allowed.length > 0 ? fc.constantFrom(...allowed) : anyone;
+  const templates = fc.sample(operationArb(operation, operationObjectOf(operation), resolve, callerArb, wellFormedCaller), { seed: seed + operationIndex + 1, numRuns: count });
   for (const template of templates) queue.push({ operation, template });
 });
 // A fixed shuffle (by the seed), so operations interleave and state changes meet other operations.
@@ -801,10 +878,16 @@ async function replenish() {
     await create(office.physician.token, prescription(patient, { therapistId: practice.therapist.id })),
     await create(office.physician.token, prescription(patient, { therapistId: practice.therapist.id })),
     await create(office.physician.token, prescription(patient, { network: { near: { lat: 45.5231, lng: -122.6765 }, radiusKm: 30 } })),
+    await create(office.physician.token, prescription(patient, { therapistId: practice.therapist.id })),
   ];
+  const draft = await create(office.physician.token, prescription(patient, { practiceId: practice.id }, false));
   await post(`/v1/referrals/${fresh[1]!.id}/accept`, practice.therapist.token);
   await post(`/v1/referrals/${fresh[2]!.id}/decline`, practice.therapist.token, { reason: 'Full this month' });
-  addToPool('referrals', ...fresh.map((referral) => referral.id as string));
+  addToPool('referrals', ...fresh.map((referral) => referral.id as string), draft.id);
+  addToPool('sentReferrals', fresh[0]!.id, fresh[3]!.id, fresh[4]!.id);
+  addToPool('acceptedReferrals', fresh[1]!.id);
+  addToPool('declinedReferrals', fresh[2]!.id);
+  addToPool('draftReferrals', draft.id);
   replenished++;
 }
 
@@ -812,7 +895,7 @@ let next = 0;
 await Promise.all(
   Array.from({ length: concurrency }, async () => {
     while (next < queue.length) {
-      if (next % 500 === 0 && next / 500 >= replenished) await replenish();
+      if (next % 250 === 0 && next / 250 >= replenished) await replenish();
       const { operation, template } = queue[next++]!;
       await send(operation, template);
     }
