@@ -4,10 +4,12 @@
 // - bidirectional controls, which make a name or note display other than it reads (Trojan Source);
 // - shapes no request of this API has, which would cost a lot to validate or hash: nesting deeper
 //   than 32, arrays over 1,000 items (the largest any schema takes is 30), objects over 1,000
-//   fields, more than 100 query parameters.
+//   fields, more than 100 query parameters;
+// - a JSON member name repeated within one object (see lib/duplicate-keys.ts).
 // Ids in the path are lower-cased, since the database matches a uuid in any case and the audit
 // log must file every attempt on a record under one spelling of its id.
 import fp from 'fastify-plugin';
+import { firstDuplicateKey } from '../lib/duplicate-keys.js';
 import { validationFailed } from '../lib/errors.js';
 
 const maxDepth = 32;
@@ -54,6 +56,19 @@ export function findInputProblem(value: unknown, path: string, depth = 0): { fie
 
 export default fp(
   async (app) => {
+    // Fastify's own parser (prototype-poisoning checks included) reads the body; only a body it
+    // accepts is scanned again for a repeated name.
+    const parseJson = app.getDefaultJsonParser('error', 'ignore');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+      parseJson(request, body as string, (error, parsed) => {
+        if (error) return done(error, undefined);
+        const duplicate = firstDuplicateKey(body as string);
+        if (duplicate !== undefined) return done(validationFailed([{ field: duplicate, message: 'appears more than once in the object; send each field once' }]), undefined);
+        done(null, parsed);
+      });
+    });
+
     app.addHook('preValidation', async (request) => {
       const query = request.query as Record<string, unknown> | undefined;
       if (query && Object.keys(query).length > maxQueryParameters) {
