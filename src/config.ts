@@ -17,6 +17,12 @@ export const EnvSchema = Type.Object({
     default: 2000,
     description: 'How long opening a PostgreSQL connection may take before the request fails with 503',
   }),
+  DATABASE_POOL_WAIT_MS: Type.Integer({
+    minimum: 10,
+    maximum: 60_000,
+    default: 1000,
+    description: 'How long a request may wait for a free PostgreSQL connection (all busy, or reconnecting) before it fails with 503',
+  }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     maximum: 600_000,
@@ -81,7 +87,7 @@ export interface Config {
   host: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
-  databaseTimeouts: { connectMs: number; statementMs: number; probeIntervalMs: number };
+  databaseTimeouts: { connectMs: number; poolWaitMs: number; statementMs: number; probeIntervalMs: number };
   dataDir: string;
   jwt: { secret: string | undefined; issuer: string; audience: string; accessTokenTtlSeconds: number; refreshTokenTtlSeconds: number };
   logLevel: string;
@@ -148,6 +154,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databasePoolSize: parsed.DATABASE_POOL_SIZE,
     databaseTimeouts: {
       connectMs: parsed.DATABASE_CONNECT_TIMEOUT_MS,
+      poolWaitMs: parsed.DATABASE_POOL_WAIT_MS,
       statementMs: parsed.DATABASE_STATEMENT_TIMEOUT_MS,
       probeIntervalMs: parsed.DATABASE_PROBE_INTERVAL_MS,
     },

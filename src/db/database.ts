@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { gatingConnections } from './connection-gate.js';
 import { preparingAll } from './prepared-statements.js';
 import * as schema from './schema.js';
+import { isDatabaseUnavailable } from './transient-errors.js';
 import { retryingTransactions } from './transaction-retry.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -38,14 +40,17 @@ const migrationsSchema = 'drizzle';
 // Any fixed 64-bit number: serialises migrations of API and worker processes starting together.
 const migrationLockKey = 7_341_227_001;
 const migrationConfig = { migrationsFolder, migrationsTable, migrationsSchema };
+// Once the database was found unreachable, calls fail at once this long before one tries again:
+// short, so that a false alarm costs little and a database back is noticed at once.
+const failFastMs = 250;
 
 export interface OpenDatabaseOptions {
   /** postgres:// URL; without it the embedded database is opened in `dataDir` (or in memory with `memory://`). */
   databaseUrl?: string | undefined;
   dataDir: string;
   poolSize?: number;
-  /** PostgreSQL only: limits on opening a connection and on one statement (lock waits included). */
-  timeouts?: { connectMs: number; statementMs: number };
+  /** PostgreSQL only: limits on opening a connection, waiting for one, and one statement (lock waits included). */
+  timeouts?: { connectMs: number; poolWaitMs: number; statementMs: number };
   /** Embedded only: start from this dump of a data folder (made by dumpDataDir) instead of an empty one. */
   pgliteTemplate?: Blob | undefined;
 }
@@ -58,7 +63,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   return handle;
 }
 
-async function openPostgres(url: string, poolSize: number, timeouts?: { connectMs: number; statementMs: number }): Promise<DatabaseHandle> {
+async function openPostgres(url: string, poolSize: number, timeouts?: OpenDatabaseOptions['timeouts']): Promise<DatabaseHandle> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const client = postgres(url, {
@@ -75,7 +80,9 @@ async function openPostgres(url: string, poolSize: number, timeouts?: { connectM
       ...(timeouts ? { statement_timeout: timeouts.statementMs } : {}),
     },
   });
-  const db = drizzle(preparingAll(client), { schema }) as unknown as Database;
+  const prepared = preparingAll(client);
+  const gated = timeouts ? gatingConnections(prepared, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnavailable: isDatabaseUnavailable }) : prepared;
+  const db = drizzle(gated, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   return {
     db,

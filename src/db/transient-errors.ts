@@ -1,6 +1,7 @@
 // Database failures that say nothing about the request itself: the database is away, busy or lost
 // a conflict. The client is told 503 with Retry-After, never 500, since the same request may well
 // succeed a moment later.
+import { databaseUnreachableCode, poolWaitTimeoutCode } from './connection-gate.js';
 
 interface DriverError {
   code?: unknown;
@@ -10,7 +11,7 @@ interface DriverError {
 /** SQLSTATEs a transaction may simply be run again after (serialization failure, deadlock). */
 const retryableConflicts = new Set(['40001', '40P01']);
 
-/** postgres.js and Node socket codes for a connection that could not be made or was lost. */
+/** postgres.js and Node socket codes for a connection that could not be made or was lost, or not had in time (connection-gate.ts). */
 const connectionFailures = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
@@ -23,6 +24,8 @@ const connectionFailures = new Set([
   'EHOSTUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
+  poolWaitTimeoutCode,
+  databaseUnreachableCode,
 ]);
 
 /**
@@ -45,6 +48,11 @@ function codesOf(error: unknown): string[] {
 
 export function isRetryableConflict(error: unknown): boolean {
   return codesOf(error).some((code) => retryableConflicts.has(code));
+}
+
+/** Whether the error says the database is away or out of connections (not that one statement failed). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return codesOf(error).some((code) => connectionFailures.has(code) || code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03'].includes(code));
 }
 
 /** The code that makes the error transient, if it is: the request may succeed when retried later. */

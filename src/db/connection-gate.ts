@@ -1,0 +1,95 @@
+// postgres.js has no deadline on waiting for a connection: while every pooled connection is held
+// (statements waiting on a lock) or reconnecting (the server is down), a query queues — pipelined
+// behind a blocked statement, or handed over one per reconnect attempt — for seconds. The gate lets
+// at most pool-size statements and transactions into the driver, so none queues there; a caller
+// that cannot get in within the deadline fails with POOL_WAIT_TIMEOUT. And once most recent calls
+// found the database unreachable, further calls fail at once (EOPENBREAKER) instead of queueing for
+// a connection that cannot be made, until a trial call gets through again. Both are answered 503.
+import { Semaphore, withTimeout, type SemaphoreInterface } from 'async-mutex';
+import CircuitBreaker from 'opossum';
+import type { PendingQuery, Row, Sql } from 'postgres';
+
+export const poolWaitTimeoutCode = 'POOL_WAIT_TIMEOUT';
+export const databaseUnreachableCode = 'EOPENBREAKER';
+
+class PoolWaitTimeout extends Error {
+  readonly code = poolWaitTimeoutCode;
+  constructor(waitMs: number) {
+    super(`no database connection came free within ${waitMs} ms`);
+  }
+}
+
+export interface GateOptions {
+  /** Calls let into the driver at once: the pool size. */
+  slots: number;
+  /** How long a call may wait for a slot. */
+  waitMs: number;
+  /** How long calls fail at once after the database was found unreachable, before a trial call. */
+  failFastMs: number;
+  /** Whether an error says the database (not the statement) is unavailable. */
+  isUnavailable: (error: unknown) => boolean;
+}
+
+type Admit = <R>(work: () => Promise<R>) => Promise<R>;
+
+function admission(options: GateOptions): Admit {
+  const gate: SemaphoreInterface = withTimeout(new Semaphore(options.slots), options.waitMs, new PoolWaitTimeout(options.waitMs));
+  const breaker = new CircuitBreaker((work: () => Promise<unknown>) => gate.runExclusive(work), {
+    // A call is never abandoned while it runs: a transaction cut off by a timer here could still commit.
+    timeout: false,
+    resetTimeout: options.failFastMs,
+    errorThresholdPercentage: 50,
+    // A lone lost connection among many calls does not trip it; an outage fails every call.
+    volumeThreshold: 5,
+    rollingCountTimeout: 1000,
+    rollingCountBuckets: 4,
+    // Only unavailability counts; a constraint violation or a conflict is the statement's own.
+    errorFilter: (error: unknown) => !options.isUnavailable(error),
+  });
+  return (work) => breaker.fire(work) as Promise<never>;
+}
+
+/**
+ * The client with its top-level statements and transactions admitted through the gate; the
+ * statements inside a transaction run on the connection it already holds and are not gated.
+ */
+export function gatingConnections<T extends Sql>(client: T, options: GateOptions): T {
+  const admit = admission(options);
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property === 'begin') {
+        return (...args: unknown[]) => admit(async () => (Reflect.get(target, property, receiver) as (...all: unknown[]) => unknown).apply(target, args));
+      }
+      if (property === 'unsafe') {
+        return (...args: Parameters<Sql['unsafe']>) => admittedQuery(() => target.unsafe(...args), admit);
+      }
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
+}
+
+/**
+ * A stand-in for postgres.js's lazy query, which runs when first awaited: drizzle calls
+ * `.values()` on it before awaiting, so the choice of result shape is kept until then.
+ */
+function admittedQuery(start: () => PendingQuery<Row[]>, admit: Admit) {
+  let asValues = false;
+  let running: Promise<unknown> | undefined;
+  const run = () => (running ??= admit(async () => (asValues ? await start().values() : await start())));
+  const pending = {
+    values() {
+      asValues = true;
+      return pending;
+    },
+    then<A = unknown, B = never>(onFulfilled?: ((value: unknown) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
+      return run().then(onFulfilled, onRejected);
+    },
+    catch<B = never>(onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
+      return run().catch(onRejected);
+    },
+    finally(onFinally?: (() => void) | null) {
+      return run().finally(onFinally);
+    },
+  };
+  return pending;
+}
