@@ -285,7 +285,10 @@ t.test('PostgreSQL restarted under steady load', async (t) => {
     return JSON.stringify(Object.fromEntries(counts));
   };
   const slow503 = unavailable.filter((answer) => answer.latencyMs >= fail503P99Ms);
-  t.comment(`503s by cause: ${causes(unavailable)}; those of ${fail503P99Ms} ms or more: ${causes(slow503)}`);
+  t.comment(
+    `503s by cause: ${causes(unavailable)}; those of ${fail503P99Ms} ms or more: ${causes(slow503)}; ` +
+      `those sent after PostgreSQL was back: ${causes(unavailable.filter((answer) => answer.sentAt >= backAt))}`,
+  );
 
   const crashLine = serviceOutput.split('\n').find((line) => /uncaught|shutting down after an error|TypeError/i.test(line));
   t.notOk(serviceExit, `the service process kept running${serviceExit ? ` — it exited (code ${serviceExit.code}) ${serviceExit.at - downAt} ms after the stop: ${crashLine?.slice(0, 600) ?? serviceOutput.slice(-600)}` : ''}`);

@@ -19,6 +19,13 @@ class PoolWaitTimeout extends Error {
   }
 }
 
+class DatabaseUnreachable extends Error {
+  readonly code = databaseUnreachableCode;
+  constructor() {
+    super('the database was found unreachable; not tried');
+  }
+}
+
 export interface GateOptions {
   /** Calls let into the driver at once: the pool size. */
   slots: number;
@@ -33,19 +40,23 @@ export interface GateOptions {
 type Admit = <R>(work: () => Promise<R>) => Promise<R>;
 
 function admission(options: GateOptions): Admit {
-  const gate: SemaphoreInterface = withTimeout(new Semaphore(options.slots), options.waitMs, new PoolWaitTimeout(options.waitMs));
+  const slots = new Semaphore(options.slots, new DatabaseUnreachable());
+  const gate: SemaphoreInterface = withTimeout(slots, options.waitMs, new PoolWaitTimeout(options.waitMs));
   const breaker = new CircuitBreaker((work: () => Promise<unknown>) => gate.runExclusive(work), {
     // A call is never abandoned while it runs: a transaction cut off by a timer here could still commit.
     timeout: false,
     resetTimeout: options.failFastMs,
     errorThresholdPercentage: 50,
     // A lone lost connection among many calls does not trip it; an outage fails every call.
+    // The window is short, so that the calls that succeeded before an outage soon stop outvoting it.
     volumeThreshold: 5,
-    rollingCountTimeout: 1000,
-    rollingCountBuckets: 4,
+    rollingCountTimeout: 500,
+    rollingCountBuckets: 5,
     // Only unavailability counts; a constraint violation or a conflict is the statement's own.
     errorFilter: (error: unknown) => !options.isUnavailable(error),
   });
+  // Callers already waiting for a slot would only wait for the same unreachable database.
+  breaker.on('open', () => slots.cancel());
   return (work) => breaker.fire(work) as Promise<never>;
 }
 

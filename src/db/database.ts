@@ -20,6 +20,8 @@ export interface DatabaseHandle {
   /** Runs a statement and returns its rows, hiding the drivers' different result shapes. */
   rows<T extends Record<string, unknown>>(query: ReturnType<typeof sql>): Promise<T[]>;
   migrationsApplied(): Promise<boolean>;
+  /** A trivial query straight to the driver, past the connection gate: the availability probe. */
+  ping(): Promise<void>;
   /** Applies pending migrations; safe when several processes start at once on PostgreSQL. */
   migrate(): Promise<void>;
   /** Calls onNotify on every NOTIFY of the channel (delivered at commit); returns the unsubscriber. */
@@ -72,7 +74,7 @@ async function openPostgres(url: string, poolSize: number, timeouts?: OpenDataba
     ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
     // Reconnect soon after PostgreSQL comes back: the default backoff grows to 20 s, and a query
     // given to a connection waiting out its backoff waits with it.
-    backoff: (attempts: number) => Math.min(0.1 * attempts, 1),
+    backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25),
     // Sent at connect, so every pooled connection carries the limit; a statement stuck behind a
     // lock gives its connection back instead of holding it until the lock holder is done.
     connection: {
@@ -89,6 +91,9 @@ async function openPostgres(url: string, poolSize: number, timeouts?: OpenDataba
     driver: 'postgres',
     rows: rows as DatabaseHandle['rows'],
     migrationsApplied: () => migrationsApplied(rows),
+    ping: async () => {
+      await client`select 1`;
+    },
     listen: async (channel, onNotify) => {
       const { unlisten } = await client.listen(channel, () => onNotify());
       return unlisten;
@@ -120,6 +125,9 @@ async function openPglite(dataDir: string, template: Blob | undefined): Promise<
     driver: 'pglite',
     rows: rows as DatabaseHandle['rows'],
     migrationsApplied: () => migrationsApplied(rows),
+    ping: async () => {
+      await client.query('select 1');
+    },
     listen: async (channel, onNotify) => {
       const unsubscribe = await client.listen(channel, () => onNotify());
       return async () => {
