@@ -140,7 +140,9 @@ t.test('the server refuses to start with PORT=notaport: non-zero exit, PORT name
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   const startedAt = Date.now();
   const code = await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    // Generous: tsx compiling the server in a child on a CI machine busy with other test files
+    // takes seconds; a hang is forever.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('exit', (exitCode) => {
       clearTimeout(timer);
       resolve(exitCode);
@@ -149,7 +151,7 @@ t.test('the server refuses to start with PORT=notaport: non-zero exit, PORT name
   const elapsed = Date.now() - startedAt;
   t.not(code, 0, 'exits non-zero');
   t.not(code, null, 'exits on its own (not killed)');
-  t.ok(elapsed < 15_000, `exits promptly (${elapsed} ms)`);
+  t.ok(elapsed < 45_000, `exits promptly (${elapsed} ms)`);
   t.match(stderr, /PORT: /, 'stderr names PORT');
   t.notMatch(stderr, /^\s+at /m, 'no stack trace');
   t.notMatch(stdout, /listening/i, 'never listened');
