@@ -18,6 +18,7 @@ import referralWorkflowPlugin from './plugins/referral-workflow.js';
 import webhookWorkerPlugin from './plugins/webhook-worker.js';
 import type { Resolver } from './modules/webhooks/target-guard.js';
 import securityPlugin from './plugins/security.js';
+import { configurePasswordHashing } from './modules/auth/passwords.js';
 import authRoutes from './modules/auth/routes.js';
 import healthRoutes from './modules/health/routes.js';
 import apiClientRoutes from './modules/network/api-clients-routes.js';
@@ -45,6 +46,7 @@ export const requestIdHeader = 'x-request-id';
 const acceptableRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate, webhookResolver }: BuildAppOptions): Promise<FastifyInstance> {
+  configurePasswordHashing(config.login.passwordHashCostLog2);
   const app = Fastify({
     loggerInstance: logger,
     requestIdHeader: false,

@@ -57,6 +57,12 @@ export const EnvSchema = Type.Object({
   LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, default: 5 }),
   LOGIN_LOCKOUT_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
   LOGIN_FAILURE_DELAY_MS: Type.Integer({ minimum: 0, default: 250 }),
+  PASSWORD_HASH_COST: Type.Integer({
+    minimum: 10,
+    maximum: 20,
+    default: 15,
+    description: 'scrypt work factor (log2 N) of new password and client-secret hashes; lower it only for tests',
+  }),
   TOKEN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 3000 }),
   REFERRAL_EXPIRY_SWEEP_SECONDS: Type.Integer({
@@ -103,7 +109,7 @@ export interface Config {
     concurrency: number;
   };
   role: 'all' | 'api' | 'worker';
-  login: { maxFailures: number; lockoutSeconds: number; failureDelayMs: number };
+  login: { maxFailures: number; lockoutSeconds: number; failureDelayMs: number; passwordHashCostLog2: number };
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
   referralExpirySweepSeconds: number;
   idempotencyKeyTtlHours: number;
@@ -186,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxFailures: parsed.LOGIN_MAX_FAILURES,
       lockoutSeconds: parsed.LOGIN_LOCKOUT_SECONDS,
       failureDelayMs: parsed.LOGIN_FAILURE_DELAY_MS,
+      passwordHashCostLog2: parsed.PASSWORD_HASH_COST,
     },
     rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
     referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,

@@ -53,6 +53,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     DEMO_SEED: 'false',
     LOG_LEVEL: 'silent',
     LOGIN_FAILURE_DELAY_MS: '1',
+    // A test makes hundreds of accounts; at the production work factor each costs ~50 ms of CPU.
+    PASSWORD_HASH_COST: '10',
     TOKEN_RATE_LIMIT_PER_MINUTE: '10000',
     RATE_LIMIT_PER_MINUTE: '100000',
     // The load-shedding probe would turn a CPU-starved moment of a parallel test run into 503s;
