@@ -2,7 +2,8 @@
 // (statements waiting on a lock) or reconnecting (the server is down), a query queues — pipelined
 // behind a blocked statement, or handed over one per reconnect attempt — for seconds. The gate lets
 // at most pool-size statements and transactions into the driver, so none queues there; a caller
-// that cannot get in within the deadline fails with POOL_WAIT_TIMEOUT. And once most recent calls
+// that cannot get in within the deadline fails with POOL_WAIT_TIMEOUT (a busy pool is left to the
+// availability probe to shed). And once most recent calls
 // found the database unreachable, further calls fail at once (EOPENBREAKER) instead of queueing for
 // a connection that cannot be made, until a trial call gets through again. Both are answered 503.
 import { Semaphore, withTimeout, type SemaphoreInterface } from 'async-mutex';
@@ -33,8 +34,8 @@ export interface GateOptions {
   waitMs: number;
   /** How long calls fail at once after the database was found unreachable, before a trial call. */
   failFastMs: number;
-  /** Whether an error says the database (not the statement) is unavailable. */
-  isUnavailable: (error: unknown) => boolean;
+  /** Whether an error says the database (not the statement, nor a busy pool) is unreachable. */
+  isUnreachable: (error: unknown) => boolean;
 }
 
 type Admit = <R>(work: () => Promise<R>) => Promise<R>;
@@ -53,7 +54,7 @@ function admission(options: GateOptions): Admit {
     rollingCountTimeout: 500,
     rollingCountBuckets: 5,
     // Only unavailability counts; a constraint violation or a conflict is the statement's own.
-    errorFilter: (error: unknown) => !options.isUnavailable(error),
+    errorFilter: (error: unknown) => !options.isUnreachable(error),
   });
   // Callers already waiting for a slot would only wait for the same unreachable database.
   breaker.on('open', () => slots.cancel());

@@ -7,7 +7,7 @@ import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { gatingConnections } from './connection-gate.js';
 import { preparingAll } from './prepared-statements.js';
 import * as schema from './schema.js';
-import { isDatabaseUnavailable } from './transient-errors.js';
+import { isDatabaseUnreachable } from './transient-errors.js';
 import { retryingTransactions } from './transaction-retry.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -83,7 +83,7 @@ async function openPostgres(url: string, poolSize: number, timeouts?: OpenDataba
     },
   });
   const prepared = preparingAll(client);
-  const gated = timeouts ? gatingConnections(prepared, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnavailable: isDatabaseUnavailable }) : prepared;
+  const gated = timeouts ? gatingConnections(prepared, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnreachable: isDatabaseUnreachable }) : prepared;
   const db = drizzle(gated, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   return {

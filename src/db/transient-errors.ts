@@ -50,9 +50,14 @@ export function isRetryableConflict(error: unknown): boolean {
   return codesOf(error).some((code) => retryableConflicts.has(code));
 }
 
-/** Whether the error says the database is away or out of connections (not that one statement failed). */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  return codesOf(error).some((code) => connectionFailures.has(code) || code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03'].includes(code));
+/**
+ * Whether the error says the database cannot be reached or is refusing sessions (not that one
+ * statement failed, nor that the pool was busy: a burst waiting for connections is not an outage).
+ */
+export function isDatabaseUnreachable(error: unknown): boolean {
+  return codesOf(error).some(
+    (code) => (connectionFailures.has(code) && code !== poolWaitTimeoutCode) || code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03'].includes(code),
+  );
 }
 
 /** The code that makes the error transient, if it is: the request may succeed when retried later. */
