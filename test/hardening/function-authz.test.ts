@@ -20,6 +20,9 @@ import { isAllowed, organizationAdmins, officeRoles, type Principal, type RouteP
 import { buildTestApp, createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
 import { decodeJwt, signJwt } from '../tokens.js';
 import { recordFigure } from './figures.js';
+import { skipFileUnlessPostgres } from './postgres-only.js';
+
+skipFileUnlessPostgres();
 
 type Response = Awaited<ReturnType<TestApp['request']>>;
 type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';

@@ -29,6 +29,9 @@ import {
 import { buildTestApp, defaultPassword, nextNpi, type Json, type TestApp } from '../helper.js';
 import { decodeJwt } from '../tokens.js';
 import { recordFigure } from './figures.js';
+import { skipFileUnlessPostgres } from './postgres-only.js';
+
+skipFileUnlessPostgres();
 
 type Response = Awaited<ReturnType<TestApp['request']>>;
 type Rec = Record<string, unknown>;

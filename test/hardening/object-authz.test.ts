@@ -24,6 +24,9 @@ import { isAllowed, type Principal, type RoutePolicy } from '../../src/modules/a
 import { buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
 import { decodeJwt } from '../tokens.js';
 import { recordFigure } from './figures.js';
+import { skipFileUnlessPostgres } from './postgres-only.js';
+
+skipFileUnlessPostgres();
 
 type Response = Awaited<ReturnType<TestApp['request']>>;
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';

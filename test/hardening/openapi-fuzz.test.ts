@@ -17,6 +17,9 @@ import t from 'tap';
 import { adminEmail, adminPassword, buildTestApp, createOffice, createPractice, defaultPassword, nextNpi, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
 import { ResponseContract, type Operation, type Violation } from './response-contract.js';
+import { skipFileUnlessPostgres } from './postgres-only.js';
+
+skipFileUnlessPostgres();
 
 // Ten thousand requests through the embedded database take one and a half to four minutes, by how busy the machine is.
 t.setTimeout(900_000);

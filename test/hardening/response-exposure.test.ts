@@ -15,6 +15,9 @@ import t from 'tap';
 import { adminEmail, adminPassword, buildTestApp, nextNpi, testJwtSecret, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
 import { ResponseContract, type Violation } from './response-contract.js';
+import { skipFileUnlessPostgres } from './postgres-only.js';
+
+skipFileUnlessPostgres();
 
 const tag = randomBytes(3).toString('hex');
 const canaryPassword = (who: string) => `canary-password-${who}-${randomBytes(6).toString('hex')}`;
