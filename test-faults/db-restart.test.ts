@@ -297,16 +297,17 @@ t.test('PostgreSQL restarted under steady load', async (t) => {
   const connectionFailures = [...new Set(requestErrors.filter((message) => message !== 'request timed out'))];
   t.equal(connectionErrors, 0, `no request failed at the connection${connectionFailures.length ? `: ${connectionFailures.slice(0, 3).join(', ')}` : ''}`);
 
-  // Requests that reach the pool before the probe notices the outage queue in postgres.js, which
-  // hands a queued query to a pool connection only as that connection retries (one per attempt,
-  // its backoff apart), and each such attempt is refused: the queue drains at about pool size per
-  // backoff step, more slowly than requests arrive. Measured with postgres.js alone (pool 10,
-  // this backoff, 50 queries/s, server down): queries sent 0, 0.5 and 1 s into the outage failed
-  // after 0.8, 2.8 and 4.8 s. The probe caps the queue by shedding what comes after it notices.
+  // postgres.js hands a queued query to a pool connection only as that connection retries (one
+  // per attempt, its backoff apart): measured with postgres.js alone (pool 10, a 1 s backoff cap,
+  // 50 queries/s, server down), queries sent 0, 0.5 and 1 s into the outage failed after 0.8, 2.8
+  // and 4.8 s. The connection gate (src/db/connection-gate.ts) now lets only pool-size calls into
+  // the driver, bounds the wait for a slot (DATABASE_POOL_WAIT_MS) and fails calls at once while
+  // its breaker is open. What can still be slow: the calls admitted before the breaker opens, which
+  // wait for their connection's attempt — up to DATABASE_CONNECT_TIMEOUT_MS against a server that
+  // is shutting down and accepts connections without answering them.
   const queuedBug =
-    'BUG: requests that reached the pool before the probe noticed the outage queue in postgres.js and are refused one per reconnect attempt ' +
-    '(pool size per backoff step), so they fail after seconds, not fast; a deadline on waiting for a connection (src/db/database.ts), or a probe that ' +
-    'notices sooner, would bound it';
+    'BUG: calls admitted to the pool before the breaker opened waited for their connection attempt, and callers waiting for a slot waited out ' +
+    'DATABASE_POOL_WAIT_MS; a shorter wait or a breaker that trips sooner (src/db/connection-gate.ts) would bound them'
   const connectTimeouts = slow503.filter((answer) => answer.requestId && codes.get(answer.requestId) === 'CONNECT_TIMEOUT').length;
   const slowBecause =
     connectTimeouts > slow503.length / 2
