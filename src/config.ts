@@ -20,7 +20,7 @@ export const EnvSchema = Type.Object({
   DATABASE_POOL_WAIT_MS: Type.Integer({
     minimum: 10,
     maximum: 60_000,
-    default: 1000,
+    default: 2000,
     description: 'How long a request may wait for a free PostgreSQL connection (all busy, or reconnecting) before it fails with 503',
   }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({
