@@ -3,9 +3,9 @@
 // behind a blocked statement, or handed over one per reconnect attempt — for seconds. The gate lets
 // at most pool-size statements and transactions into the driver, so none queues there; a caller
 // that cannot get in within the deadline fails with POOL_WAIT_TIMEOUT (a busy pool is left to the
-// availability probe to shed). And once most recent calls
-// found the database unreachable, further calls fail at once (EOPENBREAKER) instead of queueing for
-// a connection that cannot be made, until a trial call gets through again. Both are answered 503.
+// availability probe to shed). And once most recent calls found the database unreachable, further
+// calls fail at once (EOPENBREAKER) instead of queueing for a connection that cannot be made,
+// until a trial call gets through again. Both are answered 503.
 import { Semaphore, withTimeout, type SemaphoreInterface } from 'async-mutex';
 import CircuitBreaker from 'opossum';
 import type { PendingQuery, Row, Sql } from 'postgres';

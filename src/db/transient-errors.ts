@@ -29,12 +29,20 @@ const connectionFailures = new Set([
 ]);
 
 /**
- * SQLSTATE classes and codes of an unavailable database: 08 connection exception, 53 insufficient
- * resources (too many connections, out of memory), 57014 statement timeout, 57P01–57P03 shutting
- * down or starting up, 55P03 lock not available (lock timeout).
+ * SQLSTATE classes and codes of a database that refuses sessions: 08 connection exception, 53
+ * insufficient resources (too many connections, out of memory), 57P01–57P03 shutting down or
+ * starting up.
+ */
+function isRefusingState(code: string): boolean {
+  return code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03'].includes(code);
+}
+
+/**
+ * SQLSTATEs of an unavailable database: one refusing sessions, or a statement that ran out of time
+ * (57014 statement timeout, 55P03 lock not available).
  */
 function isUnavailableState(code: string): boolean {
-  return code.startsWith('08') || code.startsWith('53') || ['57014', '57P01', '57P02', '57P03', '55P03'].includes(code);
+  return isRefusingState(code) || ['57014', '55P03'].includes(code);
 }
 
 /** The driver codes of an error and its causes (drizzle wraps the driver's error as its cause). */
@@ -56,7 +64,7 @@ export function isRetryableConflict(error: unknown): boolean {
  */
 export function isDatabaseUnreachable(error: unknown): boolean {
   return codesOf(error).some(
-    (code) => (connectionFailures.has(code) && code !== poolWaitTimeoutCode) || code.startsWith('08') || code.startsWith('53') || ['57P01', '57P02', '57P03'].includes(code),
+    (code) => (connectionFailures.has(code) && code !== poolWaitTimeoutCode) || isRefusingState(code),
   );
 }
 

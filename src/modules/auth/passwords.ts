@@ -7,8 +7,7 @@ const scrypt = (password: string, salt: Buffer, keyLength: number, options: Scry
   );
 
 // OWASP's scrypt floor (N=2^17 is their first choice; 2^15 with r=8 keeps a sign-in near 50 ms on 2 cores).
-export const defaultHashCostLog2 = 15;
-const cost = { N: 2 ** defaultHashCostLog2, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+const cost = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 const keyLength = 32;
 
 /**
