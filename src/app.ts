@@ -10,11 +10,13 @@ import auditLogPlugin from './plugins/audit-log.js';
 import authenticationPlugin from './plugins/authentication.js';
 import availabilityPlugin from './plugins/availability.js';
 import databasePlugin from './plugins/database.js';
+import dataEncryptionPlugin from './plugins/data-encryption.js';
 import idempotencyPlugin from './plugins/idempotency.js';
 import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin from './plugins/problem-details.js';
 import referralWorkflowPlugin from './plugins/referral-workflow.js';
+import responseHeadersPlugin from './plugins/response-headers.js';
 import webhookWorkerPlugin from './plugins/webhook-worker.js';
 import type { Resolver } from './modules/webhooks/target-guard.js';
 import securityPlugin from './plugins/security.js';
@@ -75,8 +77,10 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
 
   // External plugins and infrastructure
   await app.register(databasePlugin, { config, pgliteTemplate });
-  await app.register(auditLogPlugin);
+  await app.register(dataEncryptionPlugin, { config });
+  await app.register(auditLogPlugin, { config });
   await app.register(problemDetailsPlugin);
+  await app.register(responseHeadersPlugin);
   await app.register(availabilityPlugin, { config });
   await app.register(securityPlugin, { config });
   await app.register(inputSafetyPlugin);
@@ -105,6 +109,11 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   }
 
   await app.ready();
-  await bootstrap(app, config);
+  try {
+    await bootstrap(app, config);
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
   return app as unknown as FastifyInstance;
 }

@@ -47,15 +47,41 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
   BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ format: 'email' })),
   BOOTSTRAP_ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 12 })),
-  DEMO_SEED: Type.Optional(booleanFlag({ description: 'Seed the demo network on an empty database; default true on the embedded database only' })),
+  NODE_ENV: Type.Optional(Type.String({ description: 'production turns off the demo network unless DEMO_SEED=true' })),
+  DEMO_SEED: Type.Optional(
+    booleanFlag({
+      description:
+        'Seed the demo network (accounts with a published password) on an empty database. Default: on only for the embedded database, outside production, listening on a loopback address',
+    }),
+  ),
+  DATA_ENCRYPTION_KEY: Type.Optional(
+    Type.String({
+      description:
+        'Key (32 random bytes in base64) that encrypts stored secrets such as webhook signing secrets (AES-256-GCM); required with DATABASE_URL, generated and kept in DATA_DIR otherwise',
+    }),
+  ),
+  DATA_ENCRYPTION_PREVIOUS_KEYS: Type.Optional(
+    Type.String({
+      description: 'Earlier DATA_ENCRYPTION_KEY values, comma-separated: still read, and re-encrypted under the current key at start (key rotation)',
+    }),
+  ),
   WEBHOOK_ALLOW_PRIVATE_TARGETS: booleanFlag({ default: 'false', description: 'Allow webhook URLs on private, loopback or link-local addresses' }),
   WEBHOOK_RETRY_SCHEDULE: Type.String({
     pattern: '^\\d+(,\\d+)*$',
     default: '0,5,300,1800,7200,18000,36000,36000',
   }),
   ROLE: Type.Enum(['all', 'api', 'worker'], { default: 'all', description: 'all: API and worker; api: HTTP only; worker: background jobs only' }),
-  LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, default: 5 }),
-  LOGIN_LOCKOUT_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
+  LOGIN_MAX_FAILURES: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description: 'Failed sign-ins to one account from one client address within LOGIN_LOCKOUT_SECONDS before that address is refused for the account',
+  }),
+  LOGIN_ACCOUNT_MAX_FAILURES: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description: 'Failed sign-ins to one account from all addresses together within LOGIN_LOCKOUT_SECONDS before the account is refused everywhere',
+  }),
+  LOGIN_LOCKOUT_SECONDS: Type.Integer({ minimum: 1, default: 900, description: 'The window in which sign-in failures are counted, and how long a refusal lasts' }),
   LOGIN_FAILURE_DELAY_MS: Type.Integer({ minimum: 0, default: 250 }),
   PASSWORD_HASH_COST: Type.Integer({
     minimum: 10,
@@ -83,6 +109,12 @@ export const EnvSchema = Type.Object({
   }),
   WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'How often the worker looks for due deliveries besides being woken' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Deliveries one worker sends at once' }),
+  AUDIT_DENIAL_WINDOW_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 3600,
+    default: 60,
+    description: 'Repeats of one refusal (same caller, action, record, status) within this window are audited as one counted event, not one each',
+  }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, default: 24, description: 'How long a replayable response is kept' }),
 });
 
@@ -98,7 +130,10 @@ export interface Config {
   jwt: { secret: string | undefined; issuer: string; audience: string; accessTokenTtlSeconds: number; refreshTokenTtlSeconds: number };
   logLevel: string;
   bootstrapAdmin: { email: string; password: string } | undefined;
+  /** Whether to seed the demo network, and whether an operator asked for it explicitly. */
   demoSeed: boolean;
+  demoSeedExplicit: boolean;
+  encryption: { key: Buffer | undefined; previousKeys: Buffer[] };
   webhooks: {
     allowPrivateTargets: boolean;
     retryScheduleSeconds: number[];
@@ -109,10 +144,26 @@ export interface Config {
     concurrency: number;
   };
   role: 'all' | 'api' | 'worker';
-  login: { maxFailures: number; lockoutSeconds: number; failureDelayMs: number; passwordHashCostLog2: number };
+  login: { maxFailures: number; accountMaxFailures: number; lockoutSeconds: number; failureDelayMs: number; passwordHashCostLog2: number };
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
   referralExpirySweepSeconds: number;
   idempotencyKeyTtlHours: number;
+  auditDenialWindowSeconds: number;
+}
+
+/** A 256-bit key written in base64, or undefined when it is not one. */
+function encryptionKeyOf(text: string): Buffer | undefined {
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9+/]+={0,2}$|^[A-Za-z0-9_-]+$/.test(trimmed)) return undefined;
+  const key = Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64');
+  return key.length === 32 ? key : undefined;
+}
+
+const previousKeysOf = (list: string) => list.split(',').filter((entry) => entry.trim() !== '').map(encryptionKeyOf);
+
+/** Demo accounts have a published password: by default they are served to this machine only. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === '[::1]';
 }
 
 export class ConfigError extends Error {
@@ -143,6 +194,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = converted as Env;
   if (problems.length === 0) {
     if (parsed.DATABASE_URL && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');
+    if (parsed.DATABASE_URL && !parsed.DATA_ENCRYPTION_KEY) problems.push('DATA_ENCRYPTION_KEY: required when DATABASE_URL is set');
+    if (parsed.DATA_ENCRYPTION_KEY && !encryptionKeyOf(parsed.DATA_ENCRYPTION_KEY)) {
+      problems.push('DATA_ENCRYPTION_KEY: must be 32 random bytes in base64 (e.g. openssl rand -base64 32)');
+    }
+    if (parsed.DATA_ENCRYPTION_PREVIOUS_KEYS && !previousKeysOf(parsed.DATA_ENCRYPTION_PREVIOUS_KEYS).every(Boolean)) {
+      problems.push('DATA_ENCRYPTION_PREVIOUS_KEYS: each must be 32 bytes in base64, comma-separated');
+    }
     // A live worker must never lose its claim while an attempt can still be running.
     if (parsed.WEBHOOK_LEASE_SECONDS * 1000 <= parsed.WEBHOOK_TIMEOUT_MS + 1000) {
       problems.push('WEBHOOK_LEASE_SECONDS: must exceed WEBHOOK_TIMEOUT_MS by at least a second');
@@ -177,7 +235,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       parsed.BOOTSTRAP_ADMIN_EMAIL && parsed.BOOTSTRAP_ADMIN_PASSWORD
         ? { email: parsed.BOOTSTRAP_ADMIN_EMAIL, password: parsed.BOOTSTRAP_ADMIN_PASSWORD }
         : undefined,
-    demoSeed: parsed.DEMO_SEED === undefined ? !parsed.DATABASE_URL : parsed.DEMO_SEED === 'true',
+    demoSeed:
+      parsed.DEMO_SEED === undefined
+        ? !parsed.DATABASE_URL && parsed.NODE_ENV !== 'production' && isLoopbackHost(parsed.HOST)
+        : parsed.DEMO_SEED === 'true',
+    demoSeedExplicit: parsed.DEMO_SEED === 'true',
+    encryption: {
+      key: parsed.DATA_ENCRYPTION_KEY ? encryptionKeyOf(parsed.DATA_ENCRYPTION_KEY) : undefined,
+      previousKeys: parsed.DATA_ENCRYPTION_PREVIOUS_KEYS ? (previousKeysOf(parsed.DATA_ENCRYPTION_PREVIOUS_KEYS) as Buffer[]) : [],
+    },
     webhooks: {
       allowPrivateTargets: parsed.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
       retryScheduleSeconds: parsed.WEBHOOK_RETRY_SCHEDULE.split(',').map(Number),
@@ -190,6 +256,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     role: parsed.ROLE,
     login: {
       maxFailures: parsed.LOGIN_MAX_FAILURES,
+      accountMaxFailures: parsed.LOGIN_ACCOUNT_MAX_FAILURES,
       lockoutSeconds: parsed.LOGIN_LOCKOUT_SECONDS,
       failureDelayMs: parsed.LOGIN_FAILURE_DELAY_MS,
       passwordHashCostLog2: parsed.PASSWORD_HASH_COST,
@@ -197,5 +264,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
     referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
+    auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,
   };
 }

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { loggerOptions } from './logger.js';
+import { DemoAccountsRefusedError } from './seed/bootstrap.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -18,7 +19,16 @@ async function main(): Promise<void> {
   }
 
   const logger = pino(loggerOptions(config.logLevel));
-  const app = await buildApp({ config, logger });
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    app = await buildApp({ config, logger });
+  } catch (error) {
+    if (error instanceof DemoAccountsRefusedError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
 
   // Stop taking requests, let those in flight finish, then close the database. The grace period
   // outlasts a webhook attempt, so a delivery in flight ends and gives its lease back.

@@ -41,6 +41,7 @@ t.test('values are converted and read: numbers, flags, lists and the bootstrap a
     HOST: '0.0.0.0',
     DATABASE_URL: 'postgres://user@db.example:5432/referrals',
     JWT_SECRET: validSecret,
+    DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'),
     LOG_LEVEL: 'warn',
     BOOTSTRAP_ADMIN_EMAIL: 'admin@network.example',
     BOOTSTRAP_ADMIN_PASSWORD: 'a-long-admin-password',
@@ -62,7 +63,7 @@ t.test('values are converted and read: numbers, flags, lists and the bootstrap a
 });
 
 t.test('DEMO_SEED defaults off with DATABASE_URL and can be turned on', async (t) => {
-  const server = { DATABASE_URL: 'postgresql://db.example/referrals', JWT_SECRET: validSecret };
+  const server = { DATABASE_URL: 'postgresql://db.example/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') };
   t.equal(loadConfig(server).demoSeed, false);
   t.equal(loadConfig({ ...server, DEMO_SEED: 'true' }).demoSeed, true);
   t.equal(loadConfig({ DEMO_SEED: 'false' }).demoSeed, false);
@@ -87,8 +88,21 @@ t.test('DATABASE_URL without JWT_SECRET names JWT_SECRET', async (t) => {
   t.match(configError(t, { DATABASE_URL: 'postgres://db.example/referrals' }), /JWT_SECRET: required when DATABASE_URL is set/);
 });
 
+t.test('DATABASE_URL without DATA_ENCRYPTION_KEY names it; a key that is not 32 bytes of base64 is refused, and not echoed', async (t) => {
+  t.match(
+    configError(t, { DATABASE_URL: 'postgres://db.example/referrals', JWT_SECRET: validSecret }),
+    /DATA_ENCRYPTION_KEY: required when DATABASE_URL is set/,
+  );
+  const short = Buffer.alloc(16, 9).toString('base64');
+  const message = configError(t, { DATA_ENCRYPTION_KEY: short });
+  t.match(message, /DATA_ENCRYPTION_KEY: must be 32 random bytes in base64/);
+  t.notMatch(message, short);
+  t.match(configError(t, { DATA_ENCRYPTION_PREVIOUS_KEYS: `${Buffer.alloc(32).toString('base64')},not-a-key` }), /DATA_ENCRYPTION_PREVIOUS_KEYS: /);
+  t.same(loadConfig({ DATA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64') }).encryption.key, Buffer.alloc(32, 1));
+});
+
 t.test('DATABASE_URL must be a postgres URL', async (t) => {
-  t.match(configError(t, { DATABASE_URL: 'mysql://db.example/referrals', JWT_SECRET: validSecret }), /DATABASE_URL: /);
+  t.match(configError(t, { DATABASE_URL: 'mysql://db.example/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') }), /DATABASE_URL: /);
 });
 
 t.test('a bad LOG_LEVEL or ROLE names the variable and lists the allowed values', async (t) => {

@@ -1,7 +1,7 @@
 // Builds the app for a test on a database of its own (in-memory PGlite, or a fresh PostgreSQL
 // database when TEST_DATABASE_URL names a server), and tears both down after.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -13,6 +13,8 @@ import { isValidNpi } from '../src/lib/npi.js';
 import { responseViolations } from './hardening/response-contract.js';
 
 export const testJwtSecret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
+/** 32 bytes in base64: the key stored secrets are encrypted under in tests. */
+export const testEncryptionKey = Buffer.alloc(32, 7).toString('base64');
 export const adminEmail = 'root@network.example';
 export const adminPassword = 'root-password-for-tests';
 export const defaultPassword = 'a-long-test-password';
@@ -41,6 +43,25 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
   };
 }
 
+/**
+ * A database that outlives one app, for tests that stop and start the service on it: a fresh
+ * PostgreSQL database, or an embedded data folder on disk. `env` points a configuration at it.
+ */
+export async function persistentTestDatabase(t: Teardown): Promise<{ env: Record<string, string>; template: Blob | undefined; url: string | undefined; dataDir: string | undefined }> {
+  const server = testDatabaseServer ? await createTestDatabase() : undefined;
+  const dataDir = server ? undefined : await mkdtemp(join(tmpdir(), 'massage-persistent-'));
+  t.teardown(async () => {
+    await server?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+  return {
+    env: server ? { DATABASE_URL: server.url } : { DATA_DIR: dataDir! },
+    template: server ? undefined : await pgliteTemplate(),
+    url: server?.url,
+    dataDir,
+  };
+}
+
 export interface TestAppOptions {
   env?: Record<string, string>;
   logger?: FastifyBaseLogger;
@@ -50,6 +71,7 @@ export interface TestAppOptions {
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
     JWT_SECRET: testJwtSecret,
+    DATA_ENCRYPTION_KEY: testEncryptionKey,
     DEMO_SEED: 'false',
     LOG_LEVEL: 'silent',
     LOGIN_FAILURE_DELAY_MS: '1',

@@ -265,13 +265,17 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
   });
 
   await t.test('Sam pulls sent referrals, finds it, reads it with its ETag and accepts it with If-Match', async (t) => {
+    // Until he accepts, Sam sees the order but not who the patient is (SPEC §14.8).
+    const now = new Date();
+    const ageYears = now.getUTCFullYear() - 1978 - (now.toISOString().slice(5, 10) < '04-02' ? 1 : 0);
+    const beforeAcceptance = { ...created, patientId: null, patient: { limited: true, ageYears, sex: 'female', city: null }, insurance: { payer: created.insurance.payer } };
     const pulled = await get('/v1/referrals?status=sent', sam.token);
     const page = expectStatus(t, pulled, 200, 'pull sent referrals');
-    t.same(page, { data: [created], nextCursor: null, syncCursor: page.syncCursor }, 'exactly the referral to his practice, as sent');
+    t.same(page, { data: [beforeAcceptance], nextCursor: null, syncCursor: page.syncCursor }, 'exactly the referral to his practice, as sent, in the limited view');
     t.type(page.syncCursor, 'string');
 
     const read = await get(`/v1/referrals/${referralId}`, sam.token);
-    t.same(expectStatus(t, read, 200, 'read'), created, 'the therapist sees the same referral');
+    t.same(expectStatus(t, read, 200, 'read'), beforeAcceptance, 'the therapist sees the same referral, in the limited view');
     t.equal(read.headers.etag, '"1"');
 
     const accepted = await post(`/v1/referrals/${referralId}/accept`, sam.token, undefined, { 'if-match': read.headers.etag as string });

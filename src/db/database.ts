@@ -1,5 +1,6 @@
 // Opens the embedded (PGlite) or server (PostgreSQL) database behind one drizzle type, and migrates it.
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -116,8 +117,11 @@ async function openPostgres(url: string, poolSize: number, timeouts?: OpenDataba
 async function openPglite(dataDir: string, template: Blob | undefined): Promise<DatabaseHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
-  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
+  const onDisk = !dataDir.startsWith('memory://');
+  if (onDisk) await keepPrivate(dataDir);
   const client = await PGlite.create(dataDir, template ? { loadDataDir: template } : {});
+  // initdb and an unpacked template write their files with modes of their own, past the umask.
+  if (onDisk) await keepPrivate(dataDir);
   const db = drizzle(client, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   return {
@@ -143,6 +147,22 @@ async function openPglite(dataDir: string, template: Blob | undefined): Promise<
       if (!client.closed) await client.close();
     },
   };
+}
+
+/**
+ * The data folder holds every patient's record (in its tables and WAL): only the service's own user
+ * may read it, whatever the umask. PGlite creates its files through Node as it runs, so the process
+ * keeps a private umask from here on; folders and files of an older, laxer start are tightened.
+ */
+async function keepPrivate(dataDir: string): Promise<void> {
+  process.umask(0o077);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  for (const entry of await readdir(dataDir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isDirectory()) await chmod(path, 0o700);
+    else if (entry.isFile()) await chmod(path, 0o600);
+  }
 }
 
 async function migrationsApplied(

@@ -77,8 +77,9 @@ export const users = pgTable(
     passwordHash: text('password_hash').notNull(),
     npi: text('npi'),
     active: boolean('active').notNull().default(true),
-    failedLoginCount: integer('failed_login_count').notNull().default(0),
-    lockedUntil: timestamp('locked_until', { withTimezone: true, mode: 'date' }),
+    // Access tokens issued before this are refused, even after a reactivation (stamped by a
+    // trigger, migration 0009, when the account is deactivated or its password changes).
+    tokensValidAfter: timestamp('tokens_valid_after', { withTimezone: true, mode: 'date' }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -91,6 +92,21 @@ export const users = pgTable(
       sql`(${table.role} = 'network_admin') = (${table.organizationId} is null)`,
     ),
   ],
+);
+
+/**
+ * Failed sign-ins counted per key (an account, or an account from one client address) within a
+ * window: counted before the password is checked, so concurrent guesses cannot slip past the limit.
+ * Keyed on what was typed, not on a user row, so unknown accounts are throttled exactly like known ones.
+ */
+export const signInThrottle = pgTable(
+  'sign_in_throttle',
+  {
+    key: text('key').primaryKey(),
+    failures: integer('failures').notNull(),
+    windowStartedAt: timestamp('window_started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [index('sign_in_throttle_window_idx').on(table.windowStartedAt)],
 );
 
 export const therapistProfiles = pgTable(
@@ -200,6 +216,10 @@ export const auditEvents = pgTable(
     // gapless and in chain order; the default only satisfies the insert type.
     id: bigint('id', { mode: 'number' }).primaryKey().default(0),
     ...auditEventColumns(),
+    // How many identical refusals this event stands for (null: one). Repeats of one denial within
+    // a window are counted, not written one by one, so a flood of refusals cannot grow the log
+    // without bound (modules/audit/denial-aggregator.ts).
+    repeatCount: integer('repeat_count'),
     prevHash: text('prev_hash').notNull().default(''),
     hash: text('hash').notNull().default(''),
   },

@@ -5,11 +5,19 @@ import { databaseUnreachableCode, poolWaitTimeoutCode } from './connection-gate.
 
 interface DriverError {
   code?: unknown;
+  routine?: unknown;
   cause?: unknown;
 }
 
-/** SQLSTATEs a transaction may simply be run again after (serialization failure, deadlock). */
-const retryableConflicts = new Set(['40001', '40P01']);
+/**
+ * SQLSTATEs a transaction may simply be run again after (serialization failure, deadlock), and
+ * a prepared statement whose result type a migration changed under it (0A000 "cached plan must
+ * not change result type", from PostgreSQL's RevalidateCachedQuery, e.g. during a rolling deploy):
+ * postgres.js drops that statement from the connection's cache as it fails, so the transaction run
+ * again prepares it afresh.
+ */
+const staleCachedPlan = '0A000:RevalidateCachedQuery';
+const retryableConflicts = new Set(['40001', '40P01', staleCachedPlan]);
 
 /** postgres.js and Node socket codes for a connection that could not be made or was lost, or not had in time (connection-gate.ts). */
 const connectionFailures = new Set([
@@ -49,7 +57,9 @@ function isUnavailableState(code: string): boolean {
 function codesOf(error: unknown): string[] {
   const codes: string[] = [];
   for (let current = error as DriverError | undefined, depth = 0; current && depth < 4; current = current.cause as DriverError, depth++) {
-    if (typeof current.code === 'string') codes.push(current.code);
+    if (typeof current.code !== 'string') continue;
+    // 0A000 is "feature not supported" in general; only the stale-plan case is transient.
+    codes.push(current.code === '0A000' && current.routine === 'RevalidateCachedQuery' ? staleCachedPlan : current.code);
   }
   return codes;
 }

@@ -23,7 +23,7 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
   const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path segment is too long' : 'The path is malformed';
   // The path is the client's own and goes back only in the JSON body, cut short.
   const instance = (request.url.split('?')[0] ?? '').slice(0, 256);
-  reply.header('x-request-id', request.id).code(status).type(problemContentType).send(problem(status, detail, { id: request.id, instance }));
+  reply.header('x-request-id', request.id).header('cache-control', 'no-store').code(status).type(problemContentType).send(problem(status, detail, { id: request.id, instance }));
 }
 
 /** For Fastify's `clientErrorHandler`: the HTTP parser refused the request, so no reply object exists. */
@@ -39,7 +39,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   const body = JSON.stringify(problem(status, detail));
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${problemContentType}\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(error);

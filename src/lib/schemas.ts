@@ -73,3 +73,71 @@ export function Page<T extends TSchema>(item: T) {
     nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null on the last page' }),
   });
 }
+
+/**
+ * The response headers the API answers with, each described once: the OpenAPI document declares
+ * them as components and refers to them from every response that may carry them.
+ */
+export const ResponseHeaders = {
+  'x-request-id': {
+    component: 'RequestId',
+    description: 'The id of this request in the service\'s logs and audit trail: the caller\'s own x-request-id when it is 1–128 of A–Z a–z 0–9 . _ : -, else a new UUID',
+    schema: Type.String({ maxLength: 128 }),
+  },
+  'cache-control': {
+    component: 'CacheControl',
+    description: 'Always no-store: answers hold patient data, tokens and secrets, which no cache may keep',
+    schema: Type.String({ examples: ['no-store'] }),
+  },
+  pragma: {
+    component: 'Pragma',
+    description: 'no-cache, for HTTP/1.0 caches (RFC 6749 §5.1)',
+    schema: Type.String({ examples: ['no-cache'] }),
+  },
+  'x-ratelimit-limit': {
+    component: 'RateLimitLimit',
+    description: 'Requests the caller may make in the current window',
+    schema: Type.Integer({ minimum: 0 }),
+  },
+  'x-ratelimit-remaining': {
+    component: 'RateLimitRemaining',
+    description: 'Requests left in the current window',
+    schema: Type.Integer({ minimum: 0 }),
+  },
+  'x-ratelimit-reset': {
+    component: 'RateLimitReset',
+    description: 'Seconds until the current window ends',
+    schema: Type.Integer({ minimum: 0 }),
+  },
+  'retry-after': {
+    component: 'RetryAfter',
+    description: 'Seconds to wait before retrying',
+    schema: Type.Integer({ minimum: 0 }),
+  },
+  'www-authenticate': {
+    component: 'WwwAuthenticate',
+    description: 'The authentication scheme the request needs (Bearer; Basic for an API client that sent HTTP Basic credentials to the token endpoint)',
+    schema: Type.String({ examples: ['Bearer error="invalid_token"'] }),
+  },
+  etag: {
+    component: 'ETag',
+    description: 'The version of the resource, for If-Match',
+    schema: Type.String({ examples: ['"3"'] }),
+  },
+  location: {
+    component: 'Location',
+    description: 'The path of the created resource',
+    schema: Type.String({ examples: ['/v1/referrals/0b9a7c1e-5d1a-4c57-9f3e-2f8d1c0b6a11'] }),
+  },
+  'content-disposition': {
+    component: 'ContentDisposition',
+    description: 'attachment, with the file name to save a download under',
+    schema: Type.String({ examples: ['attachment; filename="audit-events.ndjson"'] }),
+  },
+  'idempotent-replayed': {
+    component: 'IdempotentReplayed',
+    description: 'true when this is the kept answer to an earlier request with the same Idempotency-Key, replayed rather than made again',
+    schema: Type.Literal('true'),
+  },
+} as const;
+export type ResponseHeaderName = keyof typeof ResponseHeaders;

@@ -1,5 +1,6 @@
 // Makes the audit log available to every route and to the error handler.
 import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
 import { AuditLog } from '../modules/audit/audit-log.js';
 
 declare module 'fastify' {
@@ -9,8 +10,23 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async (app) => {
-    app.decorate('auditLog', new AuditLog(app.db));
+  async (app, options: { config: Config }) => {
+    const denialWindowMs = options.config.auditDenialWindowSeconds * 1000;
+    const auditLog = new AuditLog(app.db, { denialWindowMs });
+    app.decorate('auditLog', auditLog);
+
+    // The counts of repeated refusals are written when their window ends, and before the
+    // database closes: a count the log was about to hold is never dropped on shutdown.
+    const flushEnded = () =>
+      auditLog.flushDenials().catch((error: unknown) => app.log.error({ code: (error as { code?: string }).code }, 'writing refusal counts failed'));
+    let timer: NodeJS.Timeout | undefined;
+    app.addHook('onReady', async () => {
+      timer = setInterval(flushEnded, Math.max(250, Math.min(denialWindowMs / 2, 10_000))).unref();
+    });
+    app.addHook('preClose', async () => {
+      clearInterval(timer);
+      await auditLog.flushDenials({ all: true });
+    });
   },
   { name: 'audit-log', dependencies: ['database'] },
 );

@@ -1,5 +1,6 @@
 // Authenticated by default: every route states a policy, and one hook checks the bearer token against it.
 import fastifyJwt from '@fastify/jwt';
+import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
@@ -18,9 +19,16 @@ export interface AccessTokenClaims {
   scope: string;
 }
 
+interface AuthenticationFailure {
+  challenge: string;
+  detail: string;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | undefined;
+    /** Set by the authentication hook when the bearer token is missing or not valid; answered 401 after the rate limit. */
+    authenticationFailure: AuthenticationFailure | undefined;
   }
   interface FastifyContextConfig {
     policy?: RoutePolicy;
@@ -75,6 +83,7 @@ export default fp(
       verify: { algorithms: ['HS256'], allowedIss: jwt.issuer, allowedAud: jwt.audience, requiredClaims: ['exp', 'sub', 'iat', 'iss', 'aud'] },
     });
     app.decorateRequest('principal', undefined);
+    app.decorateRequest('authenticationFailure', undefined);
 
     app.addHook('onRoute', (route) => {
       if (!route.url.startsWith('/v1')) return;
@@ -85,26 +94,54 @@ export default fp(
       }
     });
 
-    app.addHook('onRequest', async (request, reply) => {
+    // Authentication and authorization run apart, with the per-caller rate limit between them
+    // (security.ts, a route-level onRequest hook, which runs after this one): every request counts
+    // against its caller's limit, the refused ones too, and a caller over it is refused before
+    // any refusal of theirs is audited.
+    app.addHook('onRequest', async (request) => {
       const policy = request.routeOptions.config.policy;
       if (!policy || policy === 'public') return;
+      request.authenticationFailure = await authenticationFailureOf(request);
+    });
+
+    app.addHook('preParsing', async (request, reply) => {
+      const policy = request.routeOptions.config.policy;
+      if (!policy || policy === 'public') return;
+      const failure = request.authenticationFailure;
+      if (failure) {
+        reply.header('www-authenticate', failure.challenge);
+        throw new UnauthorizedError(failure.detail);
+      }
+      if (!isAllowed(policy, request.principal!)) {
+        await app.auditLog.recordDenial(auditContextOf(request), {
+          action: request.routeOptions.config.auditAction ?? 'access.denied',
+          outcome: 'denied',
+          httpStatus: 403,
+          ...auditTargetOf(request),
+        });
+        throw new ForbiddenError(
+          request.principal!.kind === 'api_client'
+            ? 'This API client lacks the role or scope this operation requires'
+            : `The role ${request.principal!.role} may not perform this operation`,
+        );
+      }
+    });
+
+    /** Sets the principal from a valid bearer token, or says why the request is not authenticated. */
+    async function authenticationFailureOf(request: FastifyRequest): Promise<AuthenticationFailure | undefined> {
       const authorization = request.headers.authorization;
       if (!authorization?.startsWith('Bearer ') || authorization.length > maxTokenLength) {
-        reply.header('www-authenticate', 'Bearer');
-        throw new UnauthorizedError('A valid bearer access token is required');
+        return { challenge: 'Bearer', detail: 'A valid bearer access token is required' };
       }
-      let claims: AccessTokenClaims;
+      const invalid = { challenge: 'Bearer error="invalid_token"', detail: 'The access token is invalid or expired' };
+      let claims: AccessTokenClaims & { iat?: number };
       try {
         claims = await request.jwtVerify<AccessTokenClaims>();
       } catch {
-        reply.header('www-authenticate', 'Bearer error="invalid_token"');
-        throw new UnauthorizedError('The access token is invalid or expired');
+        return invalid;
       }
       // A token outlives a deactivation by at most its lifetime unless we look; we look.
-      if (!wellFormed(claims) || !(await principalIsActive(claims))) {
-        reply.header('www-authenticate', 'Bearer error="invalid_token"');
-        throw new UnauthorizedError('The access token is invalid or expired');
-      }
+      if (!wellFormed(claims) || !(await principalIsActive(claims as AccessTokenClaims & { iat: number }))) return invalid;
       request.principal = {
         kind: claims.typ,
         id: claims.sub,
@@ -113,26 +150,23 @@ export default fp(
         role: claims.role,
         scopes: claims.scope ? claims.scope.split(' ') : [],
       };
-      if (!isAllowed(policy, request.principal)) {
-        await app.auditLog.record(auditContextOf(request), {
-          action: request.routeOptions.config.auditAction ?? 'access.denied',
-          outcome: 'denied',
-          httpStatus: 403,
-          ...auditTargetOf(request),
-        });
-        throw new ForbiddenError(
-          request.principal.kind === 'api_client'
-            ? 'This API client lacks the role or scope this operation requires'
-            : `The role ${request.principal.role} may not perform this operation`,
-        );
-      }
-    });
+      return undefined;
+    }
 
     // Asked on every request: built and prepared once, not rebuilt by the query builder each time.
+    // Tokens issued before a deactivation or a password change stay dead, also once the account
+    // is active again (tokens_valid_after, migration 0010). iat counts whole seconds: a token of the
+    // same second as the deactivation counts as issued before it.
     const activeUser = app.db
       .select({ id: users.id })
       .from(users)
-      .where(and(eq(users.id, sql.placeholder('id')), eq(users.active, true)))
+      .where(
+        and(
+          eq(users.id, sql.placeholder('id')),
+          eq(users.active, true),
+          sql`(${users.tokensValidAfter} is null or ${users.tokensValidAfter} < to_timestamp(${sql.placeholder('issuedAt')}::double precision))`,
+        ),
+      )
       .prepare('principal_active_user');
     const activeClient = app.db
       .select({ id: apiClients.id })
@@ -140,8 +174,8 @@ export default fp(
       .where(and(eq(apiClients.id, sql.placeholder('id')), eq(apiClients.active, true), isNull(apiClients.revokedAt)))
       .prepare('principal_active_client');
 
-    async function principalIsActive(claims: AccessTokenClaims): Promise<boolean> {
-      const [row] = await (claims.typ === 'user' ? activeUser : activeClient).execute({ id: claims.sub });
+    async function principalIsActive(claims: AccessTokenClaims & { iat: number }): Promise<boolean> {
+      const [row] = await (claims.typ === 'user' ? activeUser.execute({ id: claims.sub, issuedAt: claims.iat }) : activeClient.execute({ id: claims.sub }));
       return row !== undefined;
     }
   },

@@ -1,6 +1,8 @@
 // Idempotency-Key on every authenticated POST (SPEC §10): the first response for a caller's key is
 // kept and replayed for a repeat with the same request; the same key with another request is 422.
 // The token endpoints are left out: replaying a token response would hand out rotated refresh tokens.
+// A replay never shows a secret again (a route names its shown-once fields; they are not kept),
+// and shows nothing the caller may no longer see (the records it is about are checked again).
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -9,21 +11,45 @@ import type { Config } from '../config.js';
 import { conflict, UnprocessableError, validationFailed } from '../lib/errors.js';
 import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
 import { IdempotencyRepository } from '../modules/idempotency/idempotency-repository.js';
+import { VisibilityChecks } from '../modules/idempotency/visibility-checks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     idempotencyClaim: { callerKey: string; key: string } | undefined;
   }
+  interface FastifyInstance {
+    /** Modules register who may see their records; a replay consults them. */
+    visibilityChecks: VisibilityChecks;
+  }
+  interface FastifyContextConfig {
+    /** Top-level response fields shown only in the first answer (secrets): never kept, so never replayed. */
+    shownOnce?: readonly string[];
+  }
 }
 
 const headerName = 'idempotency-key';
 const keyPattern = /^[\x21-\x7E]{1,255}$/;
-const replayedHeaders = ['content-type', 'location', 'etag'];
+const replayedHeaders = ['content-type', 'location', 'etag', 'cache-control'];
 // A claim this old without a response belongs to a request that died (e.g. a crashed process).
 const abandonedClaimMs = 5 * 60_000;
 
 const isIdempotentRoute = (method: string | string[], url: string) =>
   method === 'POST' && url.startsWith('/v1/') && !url.startsWith('/v1/auth/');
+
+/** The body to keep for a replay: without the shown-once fields; undefined when they cannot be taken out. */
+function keptBody(body: string, shownOnce: readonly string[] | undefined): string | undefined {
+  if (!shownOnce?.length) return body;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const kept = { ...(parsed as Record<string, unknown>) };
+  for (const field of shownOnce) delete kept[field];
+  return JSON.stringify(kept);
+}
 
 function requestHash(request: FastifyRequest): string {
   return createHash('sha256')
@@ -36,6 +62,7 @@ export default fp(
     const repository = new IdempotencyRepository(app.db);
     const ttlMs = options.config.idempotencyKeyTtlHours * 3_600_000;
     app.decorateRequest('idempotencyClaim', undefined);
+    app.decorate('visibilityChecks', new VisibilityChecks());
 
     // Expired records are skipped when met; this keeps the table from growing without end.
     if (options.config.role !== 'api') {
@@ -48,8 +75,16 @@ export default fp(
       app.addHook('onClose', async () => clearInterval(timer));
     }
 
+    // Responses kept before shown-once fields were left out still hold them: taken out at start.
+    const shownOnceFields = new Set<string>();
+    app.addHook('onReady', async () => {
+      const scrubbed = await repository.removeResponseFields([...shownOnceFields]);
+      if (scrubbed > 0) app.log.info({ records: scrubbed }, 'secrets taken out of kept idempotent responses');
+    });
+
     // Documents the header on every POST it applies to.
     app.addHook('onRoute', (route) => {
+      for (const field of route.config?.shownOnce ?? []) shownOnceFields.add(field);
       if (!isIdempotentRoute(route.method as string, route.url)) return;
       const headers = (route.schema?.headers ?? { type: 'object', properties: {} }) as { properties?: Record<string, unknown> };
       route.schema = {
@@ -97,12 +132,15 @@ export default fp(
           error.extensions = { ...error.extensions, headers: { 'retry-after': '1' } };
           throw error;
         }
-        // The replay shows the first response again (which may hold patient data): it is audited
-        // against the same records as the request that made it.
+        // The replay shows the first response again (which may hold patient data): only to a
+        // caller who may still see the records it is about (a lost one answers the 404 a fresh
+        // request would, audited as denied), and audited against the same records.
         const targets = existing.requestId
           ? await app.auditLog.targetsOfRequest({ requestId: existing.requestId, actorId: request.principal.id, since: existing.createdAt })
           : [];
         const fallback = auditTargetOf(request);
+        // A kept error answer shows no record, so it needs no check.
+        if (existing.statusCode! < 400) await app.visibilityChecks.assertVisible(request.principal, [fallback, ...targets]);
         await app.auditLog.recordMany(
           auditContextOf(request),
           (targets.length > 0 ? targets : [fallback]).map((target) => ({
@@ -115,7 +153,11 @@ export default fp(
           })),
         );
         for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
-        return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(existing.responseBody);
+        // The first answer held a secret; this one does not, but says the same about caching.
+        if (request.routeOptions.config.shownOnce?.length) reply.header('cache-control', 'no-store');
+        // Taken out again here too: an instance of an older version may have kept it meanwhile.
+        const body = keptBody(existing.responseBody ?? '', request.routeOptions.config.shownOnce) ?? existing.responseBody;
+        return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(body);
       }
     });
 
@@ -133,8 +175,15 @@ export default fp(
         const value = reply.getHeader(name);
         if (value !== undefined) headers[name] = String(value);
       }
+      const body = keptBody(typeof payload === 'string' ? payload : String(payload ?? ''), request.routeOptions.config.shownOnce);
+      if (body === undefined) {
+        // Keeping it would keep the secret: the key is released instead, and a retry runs afresh.
+        request.log.warn('a response with shown-once fields was not a JSON object; not kept for replay');
+        await repository.release(claim);
+        return payload;
+      }
       try {
-        await repository.complete({ ...claim, statusCode: reply.statusCode, headers, body: typeof payload === 'string' ? payload : String(payload ?? '') });
+        await repository.complete({ ...claim, statusCode: reply.statusCode, headers, body });
       } catch (error) {
         // The change has committed: the client must hear that it succeeded. A repeat of the key
         // meets the unfinished claim and is told to retry later, rather than made a second time.

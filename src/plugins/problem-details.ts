@@ -78,6 +78,11 @@ function decodePointer(segment: string): string {
 export default fp(
   async (app) => {
     app.setErrorHandler(async (raisedError: ApiError, request, reply) => {
+      if (clientWentAway(raisedError, request)) {
+        // Its socket codes (ECONNRESET) are the client's, not the database's: no false alarm.
+        request.log.info({ code: raisedError.code }, 'the client closed the connection before its request was read');
+        return sendProblem(request, reply, 400, { type: 'about:blank', title: 'Bad Request', detail: 'The request body did not arrive whole' });
+      }
       const transientCode = transientDatabaseCode(raisedError);
       if (transientCode) {
         // Only the code: the driver's message may quote the statement and its parameters.
@@ -108,8 +113,9 @@ export default fp(
         });
       }
 
+      // Refusals go through the denial aggregator: identical repeats within a window are counted.
       if (error.deniedResource) {
-        await app.auditLog.record(auditContextOf(request), {
+        await app.auditLog.recordDenial(auditContextOf(request), {
           action: request.routeOptions.config.auditAction ?? 'access.denied',
           outcome: 'denied',
           httpStatus: status,
@@ -118,7 +124,7 @@ export default fp(
       } else if (refusedChanges.has(status) && request.principal && request.routeOptions.config.auditAction) {
         // A change of a record that the rules refused (illegal move, stale version, reused key) is
         // an attempt on that record too; the transaction that would have made it rolled back.
-        await app.auditLog.record(auditContextOf(request), {
+        await app.auditLog.recordDenial(auditContextOf(request), {
           action: request.routeOptions.config.auditAction,
           outcome: 'error',
           httpStatus: status,
@@ -146,6 +152,11 @@ export default fp(
   },
   { name: 'problem-details', dependencies: ['audit-log'] },
 );
+
+/** The request body failed because its sender closed the connection mid-way (Fastify marks it a 400). */
+function clientWentAway(error: ApiError, request: FastifyRequest): boolean {
+  return request.raw.readableAborted || (error.statusCode === 400 && (error.code === 'ECONNRESET' || error.code === 'ECONNABORTED' || error.code === 'EPIPE'));
+}
 
 function sendProblem(
   request: FastifyRequest,

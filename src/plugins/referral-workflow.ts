@@ -17,6 +17,8 @@ export default fp(
   async (app, options: { config: Config }) => {
     const workflow = new ReferralWorkflow(app.db, app.auditLog);
     app.decorate('referralWorkflow', workflow);
+    // A replayed answer about a referral is shown only to whoever may still see it (SPEC §6 rules).
+    app.visibilityChecks.register('referral', (principal, id) => workflow.read(principal, id));
     app.decorate('expireReferrals', () => workflow.expireDue(systemAuditContext('referral-expiry')));
     if (options.config.role === 'api') return;
 
@@ -39,5 +41,5 @@ export default fp(
       await running;
     });
   },
-  { name: 'referral-workflow', dependencies: ['database', 'audit-log'] },
+  { name: 'referral-workflow', dependencies: ['database', 'audit-log', 'idempotency'] },
 );

@@ -16,8 +16,10 @@ export default fp(
       global: true,
       max: options.config.rateLimit.perCallerPerMinute,
       timeWindow: 60_000,
-      // After authentication, so the limit follows the caller rather than a shared office IP.
-      hook: 'preHandler',
+      // A route-level onRequest hook runs after the global one that authenticates (authentication.ts)
+      // and before it authorizes: the limit follows the caller rather than a shared office IP, and
+      // counts every request, the ones refused with 401, 403 or 400 too (unauthenticated ones by address).
+      hook: 'onRequest',
       keyGenerator: (request) => request.principal?.id ?? request.ip,
       errorResponseBuilder: (_request, context) => new RateLimitedError(context.max, Math.ceil(context.ttl / 1000)),
     });

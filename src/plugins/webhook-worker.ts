@@ -16,6 +16,7 @@ export default fp(
       config: options.config.webhooks,
       resolver: options.resolver,
       log: app.log,
+      secretBox: app.dataEncryption,
     });
     app.decorate('webhookWorker', worker);
     if (options.config.role === 'api') return;
@@ -24,5 +25,5 @@ export default fp(
     // requests in flight to drain first); deliveries in flight finish, each within the timeout.
     app.addHook('preClose', () => worker.stop());
   },
-  { name: 'webhook-worker', dependencies: ['database', 'audit-log'] },
+  { name: 'webhook-worker', dependencies: ['database', 'audit-log', 'data-encryption'] },
 );

@@ -1,5 +1,6 @@
 // The response contract of the OpenAPI document, enforced strictly: a response must have a status the
-// operation declares (a 4xx or 5xx may be any status, but is then RFC 9457 problem details), the
+// operation declares (errors included: a status the document does not name is a gap in it), only
+// headers that response declares (bar the transport and security boilerplate named below), the
 // declared media type, and a body that validates against the declared schema with every object
 // closed. Closing the objects is the point: the document leaves additionalProperties unset almost
 // everywhere, so a plain validator would wave through a leaked column.
@@ -13,8 +14,10 @@ export type ViolationKind =
   | 'undeclared-property'
   /** The body breaks its schema otherwise (type, format, required, enum, …) or is not parseable. */
   | 'schema'
-  /** A 2xx status the operation does not declare, or a 2xx from a route the document does not know. */
+  /** A status the operation does not declare, or a 2xx from a route the document does not know. */
   | 'undeclared-status'
+  /** A response header the response does not declare and that is not boilerplate. */
+  | 'undeclared-header'
   /** A media type other than the declared one(s). */
   | 'content-type';
 
@@ -23,10 +26,13 @@ export interface Violation {
   message: string;
   /** For undeclared-property: the property's name. */
   property?: string;
+  /** For undeclared-header: the header's name, in lower case. */
+  header?: string;
 }
 
 interface ResponseObject {
   description?: string;
+  headers?: Record<string, unknown>;
   content?: Record<string, { schema?: unknown }>;
 }
 
@@ -57,6 +63,45 @@ const undocumentedRoutes: Array<{ methods: string[]; path: RegExp; check: 'opena
   { methods: ['GET', 'HEAD'], path: /^\/openapi\.json$/, check: 'openapi' },
   { methods: ['GET', 'HEAD'], path: /^\/docs(\/.*)?$/, check: 'none' },
 ];
+
+/**
+ * Headers any answer may carry without the document naming them: how HTTP frames the message
+ * (content-type is held to the declared media types instead), and the security headers
+ * @fastify/helmet puts on every answer. Everything else a response carries must be declared.
+ */
+export const boilerplateHeaders: ReadonlySet<string> = new Set([
+  'content-type',
+  'content-length',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'vary',
+  // @fastify/helmet
+  'content-security-policy',
+  'cross-origin-embedder-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
+  'origin-agent-cluster',
+  'referrer-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-dns-prefetch-control',
+  'x-download-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+]);
+
+/**
+ * How a request that reaches no documented operation is answered (an unknown path or method, a path
+ * the router refuses, a body refused before routing, a shutdown): as problem details, with these
+ * statuses and headers only. The document cannot say this, since there is no operation to say it on.
+ */
+const unroutedAnswers = {
+  statuses: new Set([400, 404, 413, 414, 415, 503]),
+  headers: new Set(['x-request-id', 'cache-control', 'retry-after']),
+};
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -230,24 +275,35 @@ export class ResponseContract {
 
     if (!operation) {
       const known = undocumentedRoutes.find((route) => route.methods.includes(method.toUpperCase()) && route.path.test(path));
-      if (isError) return isHead ? [] : this.checkProblem(statusCode, headers, bodyText);
-      if (known?.check === 'openapi' && statusCode === 200 && !isHead) return this.checkOpenApiDocument(headers, bodyText);
-      if (known) return [];
-      return statusCode < 300
-        ? [{ kind: 'undeclared-status', message: `${method} ${path} is not a documented operation, yet answered ${statusCode}` }]
-        : [];
+      // The documentation is not an API resource: its statuses and headers are its framework's.
+      if (known) {
+        if (isError) return isHead ? [] : this.checkProblem(statusCode, headers, bodyText);
+        return known.check === 'openapi' && statusCode === 200 && !isHead ? this.checkOpenApiDocument(headers, bodyText) : [];
+      }
+      const where = `${method.toUpperCase()} ${path} (no documented operation)`;
+      if (!unroutedAnswers.statuses.has(statusCode)) {
+        return [{ kind: 'undeclared-status', message: `${where} answered ${statusCode}; a request no operation takes may only be answered ${[...unroutedAnswers.statuses].join(', ')}` }];
+      }
+      return [
+        ...undeclaredHeaders(where, statusCode, headers, unroutedAnswers.headers),
+        ...(isHead ? [] : this.checkProblem(statusCode, headers, bodyText)),
+      ];
     }
 
     const status = String(statusCode);
     const declared = operation.responses[status] ?? operation.responses[`${status[0]}XX`] ?? operation.responses.default;
+    const where = `${operation.operationId} (${operation.method} ${operation.path})`;
     if (!declared) {
-      if (isError) return isHead ? [] : this.checkProblem(statusCode, headers, bodyText);
-      return statusCode < 300
-        ? [{ kind: 'undeclared-status', message: `${operation.operationId} answered ${statusCode}, which it does not declare (declares ${Object.keys(operation.responses).join(', ')})` }]
-        : [];
+      return [{ kind: 'undeclared-status', message: `${where} answered ${statusCode}, which it does not declare (declares ${Object.keys(operation.responses).join(', ')})` }];
     }
-    if (isHead) return [];
+    const headerViolations = undeclaredHeaders(where, statusCode, headers, new Set(Object.keys(declared.headers ?? {}).map((name) => name.toLowerCase())));
+    if (isHead) return headerViolations;
+    return [...headerViolations, ...this.checkBody(operation, status, declared, headers, bodyText)];
+  }
 
+  /** The body against the declared media type and schema. */
+  private checkBody(operation: Operation, status: string, declared: ResponseObject, headers: Record<string, unknown>, bodyText: string): Violation[] {
+    const statusCode = Number(status);
     const content = declared.content ?? {};
     const mediaTypes = Object.keys(content);
     if (mediaTypes.length === 0) {
@@ -336,6 +392,18 @@ export class ResponseContract {
     if (target === undefined) throw new Error(`unresolved ${ref}`);
     return target;
   }
+}
+
+/** Each header of the response that is neither declared nor boilerplate; names compare case-insensitively. */
+function undeclaredHeaders(where: string, statusCode: number, headers: Record<string, unknown>, declared: ReadonlySet<string>): Violation[] {
+  return Object.keys(headers)
+    .map((name) => name.toLowerCase())
+    .filter((name) => !boilerplateHeaders.has(name) && !declared.has(name))
+    .map((name) => ({
+      kind: 'undeclared-header' as const,
+      header: name,
+      message: `${where} answered ${statusCode} with the header ${name}, which that response does not declare (declares ${[...declared].sort().join(', ') || 'none'})`,
+    }));
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {

@@ -14,9 +14,9 @@ export function insertAuditRows(db: Executor, rows: AuditRow[]) {
   const column = (key: keyof AuditRow) => sql.param(rows.map((row) => row[key] ?? null));
   return db.execute(sql`
     insert into ${auditEvents} (actor_type, actor_id, actor_organization_id, actor_role, action, resource_type, resource_id,
-      patient_id, outcome, http_status, request_id, client_address, user_agent)
+      patient_id, outcome, http_status, request_id, client_address, user_agent, repeat_count)
     select * from unnest(${column('actorType')}::text[], ${column('actorId')}::uuid[], ${column('actorOrganizationId')}::uuid[],
       ${column('actorRole')}::text[], ${column('action')}::text[], ${column('resourceType')}::text[], ${column('resourceId')}::text[],
       ${column('patientId')}::uuid[], ${column('outcome')}::text[], ${column('httpStatus')}::int[], ${column('requestId')}::text[],
-      ${column('clientAddress')}::text[], ${column('userAgent')}::text[])`);
+      ${column('clientAddress')}::text[], ${column('userAgent')}::text[], ${column('repeatCount')}::int[])`);
 }

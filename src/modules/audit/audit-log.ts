@@ -6,6 +6,7 @@ import { auditEvents, auditPending } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 import { GroupCommit } from '../../lib/group-commit.js';
 import { insertAuditRows, type AuditRow } from './audit-batch.js';
+import { DenialAggregator } from './denial-aggregator.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'error';
 
@@ -16,6 +17,8 @@ export interface AuditEntry {
   resourceId?: string | undefined;
   patientId?: string | undefined;
   httpStatus?: number | undefined;
+  /** For a summary of repeated identical refusals: how many repeats it stands for. */
+  repeatCount?: number | undefined;
   /** Names an actor that is not the caller, e.g. the account a failed sign-in was aimed at. */
   actor?: { type: 'user' | 'api_client'; id: string; organizationId: string | null; role: string | null } | undefined;
 }
@@ -56,9 +59,27 @@ export function auditTargetOf(request: FastifyRequest): Pick<AuditEntry, 'resour
 export class AuditLog {
   /** Audit events written outside any change, in group commits. */
   private readonly batch: GroupCommit<AuditRow[]>;
+  private readonly denials: DenialAggregator;
 
-  constructor(private readonly db: Executor) {
+  constructor(
+    private readonly db: Executor,
+    { denialWindowMs = 60_000 }: { denialWindowMs?: number } = {},
+  ) {
     this.batch = new GroupCommit((batches) => insertAuditRows(db, batches.flat()));
+    this.denials = new DenialAggregator((context, entry) => this.record(context, entry), denialWindowMs);
+  }
+
+  /**
+   * A refused request (403, or 404 for a record out of the caller's reach), outside any change:
+   * the first of identical refusals in a window is written at once, its repeats as one count.
+   */
+  async recordDenial(context: AuditContext, entry: AuditEntry): Promise<void> {
+    await this.denials.record(context, entry);
+  }
+
+  /** Writes the counts of repeated refusals whose window has ended; all of them when closing. */
+  async flushDenials(options?: { all?: boolean }): Promise<void> {
+    await this.denials.flush(options);
   }
 
   /** Pass the transaction of the change being recorded, so both commit or neither does. */
@@ -122,5 +143,6 @@ function toRow(context: AuditContext, entry: AuditEntry): AuditRow {
     requestId: context.requestId,
     clientAddress: context.clientAddress,
     userAgent: context.userAgent ?? null,
+    repeatCount: entry.repeatCount ?? null,
   };
 }

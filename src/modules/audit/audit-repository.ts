@@ -1,6 +1,6 @@
 // Reading the audit log: filtered pages, export batches, chain verification and who saw a patient.
 import { and, asc, eq, getTableColumns, gt, gte, like, lt, sql, type SQL } from 'drizzle-orm';
-import type { DatabaseHandle, Executor } from '../../db/database.js';
+import { rowsOf, type DatabaseHandle, type Executor } from '../../db/database.js';
 import { auditChainHead, auditEvents, patients } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 import type { AuditEvent, AuditExportQuery, ChainVerification } from './schemas.js';
@@ -21,6 +21,7 @@ export function toAuditEvent(row: AuditRow): AuditEvent {
     requestId: row.requestId,
     clientAddress: row.clientAddress,
     userAgent: row.userAgent,
+    ...(row.repeatCount === null ? {} : { repeatCount: row.repeatCount }),
     prevHash: row.prevHash,
     hash: row.hash,
   };
@@ -104,10 +105,16 @@ export class AuditRepository {
 
   /**
    * Recomputes every link in one pass. Ids are gapless by construction (the chain trigger assigns
-   * them), so a gap is a deleted event; the head row catches deletions at the end.
+   * them), so a gap is a deleted event; the head row catches deletions at the end. Chain, count and
+   * head are read from one snapshot: read apart, events committed in between look like a truncation.
    */
   async verify(): Promise<ChainVerification> {
-    const [broken] = await this.database.rows<{ id: string; prev_id: string | null; problem: ChainVerification['problem'] }>(sql`
+    return this.db.transaction(async (tx) => this.verifyIn(tx), { isolationLevel: 'repeatable read', accessMode: 'read only' });
+  }
+
+  private async verifyIn(tx: Executor): Promise<ChainVerification> {
+    const [broken] = rowsOf<{ id: string; prev_id: string | null; problem: ChainVerification['problem'] }>(
+      await tx.execute(sql`
       with chain as (
         select id, prev_hash, hash, audit_event_hash(a) as recomputed,
                lag(id) over (order by id) as prev_id, lag(hash) over (order by id) as prev_row_hash
@@ -120,18 +127,21 @@ export class AuditRepository {
       from chain
       where id <> coalesce(prev_id, 0) + 1 or hash <> recomputed or prev_hash <> coalesce(prev_row_hash, '')
       order by id
-      limit 1`);
-    const [counts] = await this.database.rows<{ checked: number; last_id: string | null; last_hash: string | null }>(sql`
+      limit 1`),
+    );
+    const [counts] = rowsOf<{ checked: number; last_id: string | null; last_hash: string | null }>(
+      await tx.execute(sql`
       select (select count(*)::int from audit_events) as checked,
              (select max(id) from audit_events)::text as last_id,
-             (select hash from audit_events order by id desc limit 1) as last_hash`);
+             (select hash from audit_events order by id desc limit 1) as last_hash`),
+    );
     const checked = counts?.checked ?? 0;
     if (broken) {
       const id = Number(broken.id);
       const firstBrokenId = broken.problem === 'missing' ? Number(broken.prev_id ?? 0) + 1 : id;
       return { valid: false, checked, firstBrokenId, problem: broken.problem };
     }
-    const [head] = await this.db.select().from(auditChainHead);
+    const [head] = await tx.select().from(auditChainHead);
     const lastId = Number(counts?.last_id ?? 0);
     if (head && (head.lastId !== lastId || head.lastHash !== (counts?.last_hash ?? ''))) {
       return { valid: false, checked, firstBrokenId: lastId + 1, problem: 'truncated' };

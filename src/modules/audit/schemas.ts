@@ -22,6 +22,13 @@ export const AuditEvent = Type.Object({
   requestId: Type.Union([Type.String(), Type.Null()]),
   clientAddress: Type.Union([Type.String(), Type.Null()]),
   userAgent: Type.Union([Type.String(), Type.Null()]),
+  repeatCount: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description:
+        'Present on a summary of repeated identical refusals: how many more times the refusal recorded just before it in the same window was repeated',
+    }),
+  ),
   prevHash: Type.String(),
   hash: Type.String({ description: 'sha256 over this event and prevHash' }),
 });

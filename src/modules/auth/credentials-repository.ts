@@ -1,4 +1,4 @@
-// SQL for sign-in: accounts by email, failed-login counting, API clients, refresh-token families.
+// SQL for sign-in: accounts by email, API clients, refresh-token families (failures: sign-in-throttle-repository.ts).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
@@ -18,7 +18,6 @@ export class CredentialsRepository {
         role: users.role,
         passwordHash: users.passwordHash,
         active: users.active,
-        lockedUntil: users.lockedUntil,
         organizationId: users.organizationId,
         organizationKind: organizations.kind,
       })
@@ -41,27 +40,6 @@ export class CredentialsRepository {
       .leftJoin(organizations, eq(organizations.id, users.organizationId))
       .where(eq(users.id, userId));
     return row;
-  }
-
-  /** Counts a failure in one statement, so concurrent guesses cannot slip under the limit; returns the new count. */
-  async recordFailedLogin({ userId, maxFailures, lockoutSeconds }: { userId: string; maxFailures: number; lockoutSeconds: number }) {
-    const [row] = await this.db
-      .update(users)
-      .set({
-        failedLoginCount: sql`${users.failedLoginCount} + 1`,
-        lockedUntil: sql`case when ${users.failedLoginCount} + 1 >= ${maxFailures}
-          then now() + make_interval(secs => ${lockoutSeconds}) else ${users.lockedUntil} end`,
-      })
-      .where(eq(users.id, userId))
-      .returning({ failedLoginCount: users.failedLoginCount, lockedUntil: users.lockedUntil });
-    return row;
-  }
-
-  async clearFailedLogins({ userId }: { userId: string }, executor: Executor = this.db) {
-    await executor
-      .update(users)
-      .set({ failedLoginCount: 0, lockedUntil: null })
-      .where(and(eq(users.id, userId), sql`(${users.failedLoginCount} > 0 or ${users.lockedUntil} is not null)`));
   }
 
   async findApiClient({ clientId }: { clientId: string }) {

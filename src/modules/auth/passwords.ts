@@ -46,3 +46,12 @@ let decoyHash = hashSecret(randomBytes(16).toString('hex'));
 export async function burnVerification(secret: string): Promise<void> {
   await verifySecret(secret, await decoyHash);
 }
+
+/**
+ * Checks a secret against a stored hash, or against the decoy when there is none: the same hash
+ * work either way, so the time taken does not tell whether an account exists. False without one.
+ */
+export async function verifySecretOrDecoy(secret: string, stored: string | undefined): Promise<boolean> {
+  const matches = await verifySecret(secret, stored ?? (await decoyHash));
+  return stored !== undefined && matches;
+}

@@ -32,7 +32,7 @@ function required<T>(value: T | undefined, field: string): T {
 
 const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   // A unique jti: two tokens issued to one caller in the same second are still distinct tokens.
-  const tokens = new TokenService(app.db, app.auditLog, (claims) => app.jwt.sign(claims, { jti: crypto.randomUUID() }), config);
+  const tokens = new TokenService(app.db, app.auditLog, (claims) => app.jwt.sign(claims, { jti: crypto.randomUUID() }), config, app.log);
 
   app.post('/v1/auth/token', {
     config: {
@@ -46,7 +46,12 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
       summary: 'Get an access token (password, client_credentials or refresh_token grant)',
       description:
         'OAuth 2.0 token endpoint taking JSON or application/x-www-form-urlencoded. API clients may also authenticate with HTTP Basic. ' +
-        'Repeated failed sign-ins slow down and then lock the account for a while.',
+        'Password sign-ins are throttled on the email typed, whether or not it belongs to an account, and are counted before the password ' +
+        'is checked. Each failure from one client address (IPv6: its /64) waits twice as long as the one before, up to 5 s. Past ' +
+        'LOGIN_MAX_FAILURES attempts (default 5) for an email from one address, or LOGIN_ACCOUNT_MAX_FAILURES (default 100) from all ' +
+        'addresses together, within LOGIN_LOCKOUT_SECONDS (default 900), further attempts for it are refused with 400 invalid_grant and ' +
+        "Retry-After, right password or not, until that window ends. A successful sign-in clears its address's count. Known and unknown " +
+        'emails get the same answers.',
       body: TokenRequest,
       response: { 200: TokenResponse },
     },
@@ -56,7 +61,10 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     const context = auditContextOf(request);
     switch (body.grant_type) {
       case 'password':
-        return tokens.passwordGrant(required(body.username, 'username'), required(body.password, 'password'), context);
+        return tokens.passwordGrant(
+          { email: required(body.username, 'username'), password: required(body.password, 'password'), clientAddress: request.ip },
+          context,
+        );
       case 'client_credentials': {
         const basic = basicClientCredentials(request.headers.authorization);
         const clientId = basic?.clientId ?? required(body.client_id, 'client_id');

@@ -1,5 +1,6 @@
-// The three OAuth grants: checks credentials, counts failures, rotates refresh tokens, audits every outcome.
+// The three OAuth grants: checks credentials behind the sign-in throttle, rotates refresh tokens, audits every outcome.
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import type { UserRole } from '../../db/schema.js';
@@ -7,68 +8,68 @@ import { oauthError } from '../../lib/errors.js';
 import type { AccessTokenClaims } from '../../plugins/authentication.js';
 import type { AuditContext, AuditLog } from '../audit/audit-log.js';
 import { CredentialsRepository } from './credentials-repository.js';
-import { burnVerification, verifySecret } from './passwords.js';
+import { burnVerification, verifySecret, verifySecretOrDecoy } from './passwords.js';
 import { clientActingRole, type OrganizationKind } from './policy.js';
 import type { TokenResponse } from './schemas.js';
+import { SignInThrottle } from './sign-in-throttle.js';
 
 const invalidCredentials = () => oauthError('invalid_grant', 'The email or password is incorrect');
-const maxFailureDelayMs = 5_000;
+// Worded for the email typed, whether or not it belongs to an account: its count is what refuses.
+const tooManyFailures = (retryAfterSeconds: number) =>
+  oauthError('invalid_grant', 'Too many failed sign-ins for this email: try again after the time in Retry-After', 400, {
+    'retry-after': String(retryAfterSeconds),
+  });
 
 export class TokenService {
   private readonly credentials: CredentialsRepository;
+  private readonly throttle: SignInThrottle;
 
   constructor(
     private readonly db: Database,
     private readonly auditLog: AuditLog,
     private readonly signAccessToken: (claims: AccessTokenClaims) => string,
     private readonly config: Config,
+    log?: FastifyBaseLogger,
   ) {
     this.credentials = new CredentialsRepository(db);
+    this.throttle = new SignInThrottle(db, config, log);
   }
 
-  async passwordGrant(email: string, password: string, context: AuditContext): Promise<TokenResponse> {
+  /**
+   * Known and unknown emails, and inactive accounts, take the same path: one throttle count, one
+   * account lookup, one password hash (the decoy when there is no account), one audit row and the
+   * same slow-down, so neither the answer nor its timing tells whether an account exists.
+   */
+  async passwordGrant(
+    { email, password, clientAddress }: { email: string; password: string; clientAddress: string },
+    context: AuditContext,
+  ): Promise<TokenResponse> {
+    // Counted before the password is checked, so concurrent guesses cannot outrun the count.
+    const admission = await this.throttle.admit({ email, clientAddress });
+    // Looked up even when refused, so a refusal is audited against the account it was aimed at.
     const user = await this.credentials.findUserForSignIn({ email });
-    if (!user) {
-      await burnVerification(password);
-      await this.auditLog.record(context, { action: 'auth.login_failed', outcome: 'denied', httpStatus: 400 });
-      await this.slowDown(1);
-      throw invalidCredentials();
-    }
-    const actor = { type: 'user' as const, id: user.id, organizationId: user.organizationId, role: user.role };
+    const actor = user && { type: 'user' as const, id: user.id, organizationId: user.organizationId, role: user.role };
     const recordFailure = () =>
       this.auditLog.record(context, {
         action: 'auth.login_failed',
         outcome: 'denied',
         httpStatus: 400,
-        actor,
-        resourceType: 'user',
-        resourceId: user.id,
+        ...(actor ? { actor, resourceType: 'user', resourceId: actor.id } : {}),
       });
 
-    if (user.lockedUntil && user.lockedUntil > new Date()) {
+    if (!admission.admitted) {
       await recordFailure();
-      const retryAfter = Math.ceil((user.lockedUntil.getTime() - Date.now()) / 1000);
-      throw oauthError('invalid_grant', 'Too many failed sign-ins: the account is locked for a while', 400, {
-        'retry-after': String(retryAfter),
-      });
+      throw tooManyFailures(admission.retryAfterSeconds);
     }
-    if (!(await verifySecret(password, user.passwordHash))) {
-      const counted = await this.credentials.recordFailedLogin({
-        userId: user.id,
-        maxFailures: this.config.login.maxFailures,
-        lockoutSeconds: this.config.login.lockoutSeconds,
-      });
+    const passwordMatches = await verifySecretOrDecoy(password, user?.passwordHash);
+    if (!user || !actor || !passwordMatches || !user.active) {
       await recordFailure();
-      await this.slowDown(counted?.failedLoginCount ?? 1);
-      throw invalidCredentials();
-    }
-    if (!user.active) {
-      await recordFailure();
+      if (admission.failureDelayMs > 0) await sleep(admission.failureDelayMs);
       throw invalidCredentials();
     }
 
     return this.db.transaction(async (tx) => {
-      await this.credentials.clearFailedLogins({ userId: user.id }, tx);
+      await this.throttle.succeeded(admission.keys, tx);
       const refreshToken = await this.credentials.issueRefreshToken(
         { userId: user.id, ttlSeconds: this.config.jwt.refreshTokenTtlSeconds },
         tx,
@@ -191,11 +192,5 @@ export class TokenService {
       expires_in: this.config.jwt.accessTokenTtlSeconds,
       ...(refreshToken ? { refresh_token: refreshToken } : {}),
     };
-  }
-
-  /** Each consecutive failure doubles the wait, which makes guessing slow long before the lockout. */
-  private async slowDown(failures: number): Promise<void> {
-    const delay = Math.min(this.config.login.failureDelayMs * 2 ** (failures - 1), maxFailureDelayMs);
-    if (delay > 0) await sleep(delay);
   }
 }

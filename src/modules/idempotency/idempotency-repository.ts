@@ -1,5 +1,5 @@
 // SQL for idempotency records: claimed before a POST runs, completed with its response after.
-import { and, eq, lt } from 'drizzle-orm';
+import { and, eq, like, lt, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { idempotencyRecords } from '../../db/schema.js';
 
@@ -33,6 +33,22 @@ export class IdempotencyRepository {
       .update(idempotencyRecords)
       .set({ state: 'completed', statusCode, responseHeaders: headers, responseBody: body })
       .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key)));
+  }
+
+  /**
+   * Takes these top-level fields out of every kept JSON response holding them: responses kept by a
+   * version that still kept secrets. Safe to run from several processes at once.
+   */
+  async removeResponseFields(fields: readonly string[]): Promise<number> {
+    if (fields.length === 0) return 0;
+    const body = idempotencyRecords.responseBody;
+    const stripped = fields.reduce((json, field) => sql`${json} - ${field}::text`, sql`${body}::jsonb`);
+    const rows = await this.db
+      .update(idempotencyRecords)
+      .set({ responseBody: sql`(${stripped})::text` })
+      .where(and(eq(idempotencyRecords.state, 'completed'), like(body, '{%'), or(...fields.map((field) => like(body, `%${JSON.stringify(field)}:%`)))))
+      .returning({ key: idempotencyRecords.key });
+    return rows.length;
   }
 
   async release({ callerKey, key }: { callerKey: string; key: string }): Promise<void> {

@@ -15,10 +15,12 @@ import { ApiClient, ApiClientListQuery, ApiClientParams, ApiClientWithSecret, Cr
 const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const organizationsRepository = new OrganizationsRepository(app.db);
   const apiClientsRepository = new ApiClientsRepository(app.db);
-
+  // A replayed answer about an organization (a new API client of it) is shown only to whoever may still see it.
+  app.visibilityChecks.register('organization', (principal, id) => visibleOrganization(organizationsRepository, principal, id));
 
   app.post('/v1/organizations/:id/api-clients', {
-    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.create', auditResource: { type: 'organization', param: 'id' } },
+    // The secret is in this answer only: never kept for, nor shown by, a replay of it.
+    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.create', auditResource: { type: 'organization', param: 'id' }, shownOnce: ['clientSecret'] },
     schema: {
       tags: ['network'],
       operationId: 'createApiClient',

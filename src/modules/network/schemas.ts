@@ -175,7 +175,11 @@ export type ApiClient = Static<typeof ApiClient>;
 
 export const ApiClientWithSecret = Type.Intersect([
   ApiClient,
-  Type.Object({ clientSecret: Type.String({ description: 'Shown only in this response; store it now' }) }),
+  Type.Object({
+    clientSecret: Type.Optional(
+      Type.String({ description: 'Shown only in the answer that creates the client; store it now. Absent from a replay of that answer (same Idempotency-Key)' }),
+    ),
+  }),
 ]);
 export type ApiClientWithSecret = Static<typeof ApiClientWithSecret>;
 

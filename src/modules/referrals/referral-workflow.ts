@@ -142,7 +142,7 @@ export class ReferralWorkflow {
         ),
         registered ?? this.referrals.patientSummary(patientId, tx),
       ]);
-      return toReferral(row, patient);
+      return toReferral(row, patient, principal);
     });
   }
 
@@ -309,7 +309,8 @@ export class ReferralWorkflow {
         { action: `referral.${move}`, outcome: 'success', httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId },
         tx,
       );
-      return toReferral(updated, patient);
+      // Shown as the caller now may see it: a decline before acceptance stays limited, an accept is the caller's to read in full.
+      return toReferral(updated, patient, principal);
     });
   }
 

@@ -14,6 +14,7 @@ import {
 import type { Principal } from '../auth/policy.js';
 import { distanceKm } from '../network/directory-repository.js';
 import { openOfferFor, participatingIn, sideOf, visibleParts, visibleTo } from './access.js';
+import { identifiedBy, identifiesPatient, limitedInsurance, limitedPatient } from './minimum-necessary.js';
 import type { Referral, ReferralEvent } from './schemas.js';
 
 export type ReferralRow = typeof referrals.$inferSelect;
@@ -31,14 +32,19 @@ const patientSummaryColumns = {
 };
 type PatientSummaryRow = Pick<PatientRow, keyof typeof patientSummaryColumns>;
 
-export function toReferral(row: ReferralRow, patient: PatientSummaryRow): Referral {
+/**
+ * A referral as this caller may see it: in full, or in the limited form of SPEC §14.8 (no patient
+ * identity, only the payer of the insurance) when the caller's side has not accepted it.
+ */
+export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer: Principal, now = new Date()): Referral {
+  const identified = identifiesPatient(viewer, row);
   return {
     id: row.id,
     status: row.status,
     version: row.version,
     organizationId: row.organizationId,
-    patientId: row.patientId,
-    patient,
+    patientId: identified ? row.patientId : null,
+    patient: identified ? patient : limitedPatient(patient, now.toISOString().slice(0, 10)),
     prescriberId: row.prescriberId,
     diagnoses: row.diagnoses,
     reason: row.reason,
@@ -54,7 +60,7 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow): Referr
     startDate: row.startDate,
     expiresOn: row.expiresOn,
     priority: row.priority,
-    insurance: row.insurance,
+    insurance: identified ? row.insurance : limitedInsurance(row.insurance),
     therapistId: row.targetKind === 'therapist' ? row.targetTherapistId : null,
     practiceId: row.targetKind === 'practice' ? row.targetPracticeId : null,
     network: row.targetKind === 'network' ? (row.networkOffer as Referral['network']) : null,
@@ -242,7 +248,9 @@ export class ReferralsRepository {
       // Computed once per statement, not once per part.
       sql`${referrals.syncXid} < (select xid from horizon)`,
       filter.statuses ? inArray(referrals.status, filter.statuses) : undefined,
-      filter.patientId ? eq(referrals.patientId, filter.patientId) : undefined,
+      // Only among referrals whose patient the caller may know: matching an open offer by patient
+      // would tell the caller whom the offer is about.
+      filter.patientId ? and(eq(referrals.patientId, filter.patientId), identifiedBy(filter.principal)) : undefined,
       filter.updatedSince ? gte(referrals.updatedAt, filter.updatedSince) : undefined,
       filter.after ? sql`(${referrals.syncXid}, ${referrals.id}) > (${filter.after[0]}::bigint, ${filter.after[1]}::uuid)` : undefined,
     ];

@@ -83,12 +83,15 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
       after,
       limit,
     });
-    const page = toPage(rows, limit, (row) => [row.syncKey, row.referral.id], (row) => toReferral(row.referral, row.patient));
-    const lastShown = rows.slice(0, limit).at(-1);
-    // Each referral listed is a read of its patient's record.
+    const now = new Date();
+    const page = toPage(rows, limit, (row) => [row.syncKey, row.referral.id], (row) => toReferral(row.referral, row.patient, request.principal!, now));
+    const shown = rows.slice(0, limit);
+    const lastShown = shown.at(-1);
+    // Each referral listed is a read of its patient's record, also in the limited view, which
+    // shows no patient id but still discloses the patient's order.
     await app.auditLog.recordMany(
       auditContextOf(request),
-      page.data.map((referral) => ({
+      shown.map(({ referral }) => ({
         action: 'referral.list',
         outcome: 'success' as const,
         httpStatus: 200,
@@ -119,7 +122,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
       resourceId: referral.id,
       patientId: referral.patientId,
     });
-    return sendReferral(reply, toReferral(referral, patient));
+    return sendReferral(reply, toReferral(referral, patient, request.principal!));
   });
 
   app.patch('/v1/referrals/:id', {

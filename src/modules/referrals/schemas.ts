@@ -113,15 +113,36 @@ export const CreateReferral = Type.Object(
 );
 export type CreateReferral = Static<typeof CreateReferral>;
 
-export const PatientSummary = Type.Object({
-  id: Uuid,
-  givenName: Type.String(),
-  familyName: Type.String(),
-  birthDate: IsoDate,
-  sex: Type.String(),
-  phone: Type.Union([Type.String(), Type.Null()]),
-  email: Type.Union([Type.String(), Type.Null()]),
-});
+export const PatientSummary = Type.Object(
+  {
+    id: Uuid,
+    givenName: Type.String(),
+    familyName: Type.String(),
+    birthDate: IsoDate,
+    sex: Type.String(),
+    phone: Type.Union([Type.String(), Type.Null()]),
+    email: Type.Union([Type.String(), Type.Null()]),
+  },
+  { description: 'The patient in full, as the office and the accepting side see them' },
+);
+export type PatientSummary = Static<typeof PatientSummary>;
+
+export const LimitedPatient = Type.Object(
+  {
+    limited: Type.Literal(true, { description: 'Marks this form; the full form has no such member' }),
+    ageYears: Type.Integer({ minimum: 0, description: 'Whole years on the day of the answer' }),
+    sex: Type.String(),
+    city: Type.Union([Type.String(), Type.Null()], { description: 'Null while the service keeps no patient address' }),
+  },
+  {
+    description:
+      'The patient before acceptance (SPEC §14.8): a therapy practice deciding on an offer sees no name, birth date, identifiers or contact',
+  },
+);
+export type LimitedPatient = Static<typeof LimitedPatient>;
+
+export const LimitedInsurance = Type.Object({ payer: Type.String() }, { description: 'The insurance before acceptance: the payer only' });
+export type LimitedInsurance = Static<typeof LimitedInsurance>;
 
 const PainScores = Type.Object({
   visitNumber: Type.Integer(),
@@ -148,14 +169,51 @@ export const ProgressSummary = Type.Object(
   { description: 'Progress so far, from the visit notes' },
 );
 
+/** A referral as its office sees it. */
+const exampleReferralView = {
+  id: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
+  status: 'sent',
+  version: 1,
+  organizationId: '2a1d3c4b-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+  patientId: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d',
+  patient: { id: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d', givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female', phone: null, email: null },
+  prescriberId: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
+  diagnoses: exampleReferral.diagnoses,
+  reason: exampleReferral.reason,
+  goals: exampleReferral.goals,
+  precautions: exampleReferral.precautions,
+  contraindications: '',
+  techniques: exampleReferral.techniques,
+  bodyRegions: exampleReferral.bodyRegions,
+  frequencyPerWeek: 2,
+  durationWeeks: 6,
+  sessionMinutes: 60,
+  visitsAuthorized: 12,
+  startDate: '2026-12-01',
+  expiresOn: '2027-02-28',
+  priority: 'routine',
+  insurance: exampleReferral.insurance,
+  therapistId: null,
+  practiceId: exampleReferral.practiceId,
+  network: null,
+  acceptedBy: null,
+  progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
+  createdAt: '2026-11-25T16:04:05.000Z',
+  updatedAt: '2026-11-25T16:04:05.000Z',
+};
+
 export const Referral = Type.Object(
   {
     id: Uuid,
     status: ReferralStatus,
     version: Type.Integer({ description: 'Increases with every change; sent as the ETag' }),
     organizationId: Uuid,
-    patientId: Uuid,
-    patient: PatientSummary,
+    patientId: Type.Union([Uuid, Type.Null()], { description: 'Null in the limited view, where the patient is not identified' }),
+    patient: Type.Union([PatientSummary, LimitedPatient], {
+      description:
+        'In full for the office and, once it is accepted, for the accepting therapist and their practice; ' +
+        'before that the practice side gets the limited form (limited: true), and insurance only its payer',
+    }),
     prescriberId: Uuid,
     diagnoses: Type.Array(Diagnosis),
     reason: Type.String(),
@@ -171,7 +229,8 @@ export const Referral = Type.Object(
     startDate: IsoDate,
     expiresOn: IsoDate,
     priority: Type.Enum(['routine', 'urgent']),
-    insurance: Type.Union([Insurance, Type.Null()]),
+    // The full form first: the serializer takes the first branch that fits, and the limited one would fit it too.
+    insurance: Type.Union([Insurance, LimitedInsurance, Type.Null()]),
     therapistId: Type.Union([Uuid, Type.Null()]),
     practiceId: Type.Union([Uuid, Type.Null()]),
     network: Type.Union([
@@ -185,36 +244,12 @@ export const Referral = Type.Object(
   },
   {
     examples: [
+      exampleReferralView,
       {
-        id: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
-        status: 'sent',
-        version: 1,
-        organizationId: '2a1d3c4b-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
-        patientId: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d',
-        patient: { id: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d', givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female', phone: null, email: null },
-        prescriberId: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
-        diagnoses: exampleReferral.diagnoses,
-        reason: exampleReferral.reason,
-        goals: exampleReferral.goals,
-        precautions: exampleReferral.precautions,
-        contraindications: '',
-        techniques: exampleReferral.techniques,
-        bodyRegions: exampleReferral.bodyRegions,
-        frequencyPerWeek: 2,
-        durationWeeks: 6,
-        sessionMinutes: 60,
-        visitsAuthorized: 12,
-        startDate: '2026-12-01',
-        expiresOn: '2027-02-28',
-        priority: 'routine',
-        insurance: exampleReferral.insurance,
-        therapistId: null,
-        practiceId: exampleReferral.practiceId,
-        network: null,
-        acceptedBy: null,
-        progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
-        createdAt: '2026-11-25T16:04:05.000Z',
-        updatedAt: '2026-11-25T16:04:05.000Z',
+        ...exampleReferralView,
+        patientId: null,
+        patient: { limited: true, ageYears: 48, sex: 'female', city: null },
+        insurance: { payer: exampleReferral.insurance.payer },
       },
     ],
   },

@@ -13,6 +13,8 @@ import { ReferralsRepository } from '../referrals/referrals-repository.js';
 import { deliveryChannel, WebhookOutbox } from './outbox.js';
 import { GroupCommit } from '../../lib/group-commit.js';
 import { sendWebhook, type SendResult } from './sender.js';
+import type { SecretBox } from '../../lib/secret-box.js';
+import { openSigningSecret } from './signing-secrets.js';
 import { guardedLookup, systemResolver, type Resolver } from './target-guard.js';
 
 type DeliveryRow = typeof webhookDeliveries.$inferSelect;
@@ -39,6 +41,8 @@ export interface DeliveryWorkerOptions {
   /** Tests: answers DNS instead of the system resolver. */
   resolver?: Resolver | undefined;
   log: FastifyBaseLogger;
+  /** Opens the stored (sealed) signing secrets. */
+  secretBox: SecretBox;
 }
 
 const maxResponseBytes = 4096;
@@ -210,8 +214,10 @@ export class DeliveryWorker {
 
     const body = JSON.stringify(event.payload);
     const now = new Date();
-    const secrets = [endpoint.secret];
-    if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > now) secrets.push(endpoint.previousSecret);
+    // Secrets are stored sealed; opened only here, to sign.
+    const box = this.options.secretBox;
+    const secrets = [openSigningSecret(box, endpoint.secret)];
+    if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > now) secrets.push(openSigningSecret(box, endpoint.previousSecret));
     const signature = secrets.map((secret) => new Webhook(secret).sign(event.id, now, body)).join(' ');
     const result = await sendWebhook({
       url: endpoint.url,

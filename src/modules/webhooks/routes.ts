@@ -23,10 +23,13 @@ import {
   WebhookEndpointWithSecret,
 } from './schemas.js';
 import { targetUrlProblem } from './target-guard.js';
+import { sealSigningSecret } from './signing-secrets.js';
 import { newSigningSecret, toWebhookDelivery, toWebhookEndpoint, WebhooksRepository } from './webhooks-repository.js';
 
 const policy = { roles: organizationAdmins } as const;
 const endpointResource = { type: 'webhook_endpoint', param: 'id' };
+// The signing secret is in the answer that makes it, never in a replay of that answer.
+const shownOnce = ['secret'];
 // During a rotation the old secret keeps signing this long, so receivers can switch over.
 const rotationOverlapMs = 24 * 3600 * 1000;
 
@@ -46,6 +49,17 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return endpoint;
   }
 
+  /** The delivery if the caller manages its endpoint's organization; otherwise the outsider's 404. */
+  async function managedDelivery(principal: Principal, id: string) {
+    const found = await repository.findDelivery(id);
+    if (!found || !canManageOrganization(principal, found.endpoint.organizationId)) throw notFound('webhook_delivery', id, 'Webhook delivery');
+    return found;
+  }
+
+  // A replayed answer about an endpoint is shown only to whoever may still manage it.
+  app.visibilityChecks.register('webhook_endpoint', managedEndpoint);
+  app.visibilityChecks.register('webhook_delivery', managedDelivery);
+
   const audited = <T>(request: Parameters<typeof auditContextOf>[0], action: string, resourceId: string, work: (tx: Executor) => Promise<T>, httpStatus = 200) =>
     app.auditLog.change(auditContextOf(request), work, () => ({ action, httpStatus, resourceType: 'webhook_endpoint', resourceId }));
 
@@ -54,7 +68,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     app.auditLog.record(auditContextOf(request), { action, outcome: 'success', httpStatus: 200, resourceType: 'webhook_endpoint', resourceId });
 
   app.post('/v1/webhook-endpoints', {
-    config: { policy, auditAction: 'webhook_endpoint.create' },
+    config: { policy, auditAction: 'webhook_endpoint.create', shownOnce },
     schema: {
       tags: ['webhooks'],
       operationId: 'createWebhookEndpoint',
@@ -74,12 +88,23 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
       auditContextOf(request),
       (tx) =>
         repository.create(
-          { organizationId, url: request.body.url, eventTypes: request.body.eventTypes, description: request.body.description ?? '', secret, createdBy: principal.id },
+          {
+            organizationId,
+            url: request.body.url,
+            eventTypes: request.body.eventTypes,
+            description: request.body.description ?? '',
+            secret: sealSigningSecret(app.dataEncryption, secret),
+            createdBy: principal.id,
+          },
           tx,
         ),
       (created) => ({ action: 'webhook_endpoint.create', httpStatus: 201, resourceType: 'webhook_endpoint', resourceId: created.id }),
     );
-    return reply.code(201).header('location', `/v1/webhook-endpoints/${endpoint.id}`).send({ ...toWebhookEndpoint(endpoint), secret });
+    return reply
+      .code(201)
+      .header('location', `/v1/webhook-endpoints/${endpoint.id}`)
+      .header('cache-control', 'no-store')
+      .send({ ...toWebhookEndpoint(endpoint), secret });
   });
 
   app.get('/v1/webhook-endpoints', {
@@ -141,7 +166,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
   });
 
   app.post('/v1/webhook-endpoints/:id/rotate-secret', {
-    config: { policy, auditAction: 'webhook_endpoint.rotate_secret', auditResource: endpointResource },
+    config: { policy, auditAction: 'webhook_endpoint.rotate_secret', auditResource: endpointResource, shownOnce },
     schema: {
       tags: ['webhooks'],
       operationId: 'rotateWebhookSecret',
@@ -149,13 +174,18 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
       params: IdParams,
       response: { 200: WebhookEndpointWithSecret },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const endpoint = await managedEndpoint(request.principal!, request.params.id);
     const secret = newSigningSecret();
+    // The old secret moves over sealed as it is stored.
     const updated = await audited(request, 'webhook_endpoint.rotate_secret', endpoint.id, (tx) =>
-      repository.update(endpoint.id, { secret, previousSecret: endpoint.secret, previousSecretExpiresAt: new Date(Date.now() + rotationOverlapMs) }, tx),
+      repository.update(
+        endpoint.id,
+        { secret: sealSigningSecret(app.dataEncryption, secret), previousSecret: endpoint.secret, previousSecretExpiresAt: new Date(Date.now() + rotationOverlapMs) },
+        tx,
+      ),
     );
-    return { ...toWebhookEndpoint(updated), secret };
+    return reply.header('cache-control', 'no-store').send({ ...toWebhookEndpoint(updated), secret });
   });
 
   app.post('/v1/webhook-endpoints/:id/test', {
@@ -215,10 +245,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
       response: { 202: Queued },
     },
   }, async (request, reply) => {
-    const found = await repository.findDelivery(request.params.id);
-    if (!found || !canManageOrganization(request.principal!, found.endpoint.organizationId)) {
-      throw notFound('webhook_delivery', request.params.id, 'Webhook delivery');
-    }
+    const found = await managedDelivery(request.principal!, request.params.id);
     const { eventId, endpointId, referralId } = found.delivery;
     const deliveryIds = await audited(request, 'webhook_delivery.resend', found.endpoint.id, (tx) => repository.requeue([{ eventId, endpointId, referralId }], tx), 202);
     return reply.code(202).send({ queued: deliveryIds.length, deliveryIds });

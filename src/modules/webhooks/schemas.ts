@@ -49,7 +49,11 @@ export type WebhookEndpoint = Static<typeof WebhookEndpoint>;
 
 export const WebhookEndpointWithSecret = Type.Intersect([
   WebhookEndpoint,
-  Type.Object({ secret: Type.String({ description: 'whsec_… signing secret; shown only now' }) }),
+  Type.Object({
+    secret: Type.Optional(
+      Type.String({ description: 'whsec_… signing secret, shown only in the answer that makes it; absent from a replay of that answer (same Idempotency-Key)' }),
+    ),
+  }),
 ]);
 
 export const WebhookEndpointListQuery = Type.Object(

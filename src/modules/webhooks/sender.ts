@@ -2,7 +2,7 @@
 // never follow a redirect, and read at most a bounded part of the answer.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 
 export interface SendResult {
   statusCode: number | null;
@@ -21,9 +21,27 @@ export interface SendOptions {
   lookup: LookupFunction;
 }
 
-export function sendWebhook({ url, headers, body, timeoutMs, maxResponseBytes, lookup }: SendOptions): Promise<SendResult> {
+/** How a failed connection or request is logged for the endpoint's owners. */
+function describeError(error: Error & { code?: string }, timeoutMs: number): string {
+  const message = error.name === 'TimeoutError' || error.name === 'AbortError' ? `timed out after ${timeoutMs} ms` : `${error.code ?? error.name}: ${error.message}`;
+  return message.slice(0, 500);
+}
+
+/**
+ * Asks the lookup about an IP literal, as node:net connects to one without calling `lookup`:
+ * every target, name or address, passes the same guard before a connection is made.
+ */
+function checkLiteral(hostname: string, lookup: LookupFunction): Promise<(Error & { code?: string }) | null> {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (!isIP(host)) return Promise.resolve(null);
+  return new Promise((resolve) => lookup(host, { all: true }, (error) => resolve(error)));
+}
+
+export async function sendWebhook({ url, headers, body, timeoutMs, maxResponseBytes, lookup }: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const target = new URL(url);
+  const refused = await checkLiteral(target.hostname, lookup);
+  if (refused) return { statusCode: null, headers: {}, excerpt: '', error: describeError(refused, timeoutMs), latencyMs: Math.round(performance.now() - started) };
   const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
     let settled = false;
@@ -66,8 +84,7 @@ export function sendWebhook({ url, headers, body, timeoutMs, maxResponseBytes, l
       },
     );
     req.on('error', (error: Error & { code?: string }) => {
-      const message = error.name === 'TimeoutError' || error.name === 'AbortError' ? `timed out after ${timeoutMs} ms` : `${error.code ?? error.name}: ${error.message}`;
-      finish({ statusCode: null, headers: {}, excerpt: '', error: message.slice(0, 500) });
+      finish({ statusCode: null, headers: {}, excerpt: '', error: describeError(error, timeoutMs) });
     });
     req.end(body);
   });

@@ -1,6 +1,6 @@
 // SQL for webhook endpoints and their deliveries.
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, gte, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { afterKey, epochMicros } from '../../db/keyset.js';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
@@ -8,6 +8,10 @@ import { deliveryChannel } from './outbox.js';
 import type { WebhookDelivery, WebhookEndpoint } from './schemas.js';
 
 type EndpointRow = typeof webhookEndpoints.$inferSelect;
+interface SecretColumns {
+  secret: string;
+  previousSecret: string | null;
+}
 
 export const newSigningSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -66,6 +70,33 @@ export class WebhooksRepository {
       .where(eq(webhookEndpoints.id, id))
       .returning();
     return row!;
+  }
+
+  /** Endpoints, deleted ones too, holding a secret that is not sealed under this key: in clear, or under an older key. */
+  async secretsNotSealedUnder(keyId: string): Promise<Pick<EndpointRow, 'id' | 'secret' | 'previousSecret'>[]> {
+    const prefix = `v1.${keyId}.`;
+    // left(), not LIKE: a key id may hold '_', which LIKE reads as a wildcard.
+    const notUnderKey = (column: typeof webhookEndpoints.secret | typeof webhookEndpoints.previousSecret) => sql`left(${column}, ${prefix.length}) <> ${prefix}`;
+    return this.db
+      .select({ id: webhookEndpoints.id, secret: webhookEndpoints.secret, previousSecret: webhookEndpoints.previousSecret })
+      .from(webhookEndpoints)
+      .where(or(notUnderKey(webhookEndpoints.secret), and(isNotNull(webhookEndpoints.previousSecret), notUnderKey(webhookEndpoints.previousSecret))));
+  }
+
+  /** Replaces an endpoint's stored secrets if it still holds `from`; false when another process changed them first. */
+  async replaceSecrets({ id, from, to }: { id: string; from: SecretColumns; to: SecretColumns }): Promise<boolean> {
+    const rows = await this.db
+      .update(webhookEndpoints)
+      .set({ secret: to.secret, previousSecret: to.previousSecret })
+      .where(
+        and(
+          eq(webhookEndpoints.id, id),
+          eq(webhookEndpoints.secret, from.secret),
+          from.previousSecret === null ? isNull(webhookEndpoints.previousSecret) : eq(webhookEndpoints.previousSecret, from.previousSecret),
+        ),
+      )
+      .returning({ id: webhookEndpoints.id });
+    return rows.length === 1;
   }
 
   async deliveries({ endpointId, status, afterSeq, limit }: { endpointId: string; status?: string | undefined; afterSeq?: number | undefined; limit: number }) {
