@@ -1,4 +1,4 @@
-// Item 2 of the hardening issue: a property test of who sees what (SPEC §3, §6, §10, §12). Each
+// Item 2 of the hardening issue: a property test of who sees what (SPEC §3, §6, §10, §12, §14.8). Each
 // fast-check run builds a small random referral graph through the HTTP API — who prescribes, for
 // which patient, to which target, then a random sequence of sends, accepts, declines, cancels,
 // reroutes and amendments by whoever the run picks, strangers included — while a small policy
@@ -227,6 +227,17 @@ function offeredTo(near: NearKey, techniques: readonly string[]): TherapistKey[]
     const profile = therapistProfiles[key];
     return profile.accepting && techniques.every((technique) => profile.techniques.includes(technique)) && nearTargets[near].reaches.includes(profile.practice);
   });
+}
+
+/**
+ * §14.8: who, among those who see a referral, may know its patient: the office; on the practice
+ * side only the accepting therapist and the admins and API clients of their practice.
+ */
+function knowsPatient(principal: Principal, referral: ReferralModel): boolean {
+  if (principal.side === 'office') return true;
+  if (principal.side === 'network' || referral.acceptedBy === null) return false;
+  if (principal.role === 'therapist') return referral.acceptedBy === principal.therapist;
+  return practiceOf(referral.acceptedBy) === principal.org;
 }
 
 /** §6: which referrals a principal may see. */
@@ -879,7 +890,10 @@ async function execute(input: RunInput): Promise<void> {
     const expected = referrals.filter((r) => sees(principal, r));
     if (probes.filtered[index]) {
       const walk = await walkReferrals(principal, filters, start, probes.pageSize);
-      checkFeed(`${query(true)} as ${principal.key}`, walk, expected.filter(passesFilters));
+      // §14.8: a patientId filter matches only referrals whose patient the caller may know, or it
+      // would tell a practice which unaccepted offers are about a patient it knows.
+      const matches = (r: ReferralModel) => passesFilters(r) && (!patientFilter || knowsPatient(principal, r));
+      checkFeed(`${query(true)} as ${principal.key}`, walk, expected.filter(matches));
     } else if (!walkedAlready) {
       checkFeed(`${query(false)} as ${principal.key}`, await walkReferrals(principal, {}, start, probes.pageSize), expected);
     }
