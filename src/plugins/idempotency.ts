@@ -29,7 +29,8 @@ declare module 'fastify' {
 
 const headerName = 'idempotency-key';
 const keyPattern = /^[\x21-\x7E]{1,255}$/;
-const replayedHeaders = ['content-type', 'location', 'etag', 'cache-control'];
+// Cache-Control is not kept: every answer gets no-store anyway (response-headers.ts).
+const replayedHeaders = ['content-type', 'location', 'etag'];
 // A claim this old without a response belongs to a request that died (e.g. a crashed process).
 const abandonedClaimMs = 5 * 60_000;
 
@@ -153,8 +154,6 @@ export default fp(
           })),
         );
         for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
-        // The first answer held a secret; this one does not, but says the same about caching.
-        if (request.routeOptions.config.shownOnce?.length) reply.header('cache-control', 'no-store');
         // Taken out again here too: an instance of an older version may have kept it meanwhile.
         const body = keptBody(existing.responseBody ?? '', request.routeOptions.config.shownOnce) ?? existing.responseBody;
         return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(body);

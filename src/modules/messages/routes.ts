@@ -29,16 +29,14 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const principal = request.principal!;
-    // Outsiders get their 404 without a transaction or a lock.
-    await app.referralWorkflow.readParticipating(principal, request.params.id);
     const context = auditContextOf(request);
     const message = await app.db.transaction(async (tx) => {
       // The referral's row lock, the one every change of the referral takes, is taken before the
       // message is numbered: messages of one thread and their outbox rows are then written in one
-      // order, so partners receive message.created in thread order. Under it the caller's part is
-      // checked again (a reroute may just have ended it) and the event names today's participants.
+      // order, so partners receive message.created in thread order. The same read checks that the
+      // caller takes part, and the event names today's participants.
       const locked = await app.referralWorkflow.referrals.findFor({ principal, id: request.params.id, lock: true, participating: true }, tx);
-      if (!locked) throw await app.referralWorkflow.notFound(request.params.id);
+      if (!locked) return undefined;
       const referral = locked.referral;
       // The author's read marker stays put: their own messages never count as unread, and
       // moving it would silently mark read what others wrote in between.
@@ -60,6 +58,8 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       ]);
       return toMessage(row);
     });
+    // The outsider's 404 is made after the transaction: it reads the referral's patient for the audit.
+    if (!message) throw await app.referralWorkflow.notFound(request.params.id);
     return reply.code(201).send(message);
   });
 

@@ -43,7 +43,6 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ),
       (created) => ({ action: 'api_client.create', httpStatus: 201, resourceType: 'api_client', resourceId: created.id }),
     );
-    reply.header('cache-control', 'no-store');
     return reply.code(201).send({ ...client, clientSecret });
   });
 

@@ -103,7 +103,6 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return reply
       .code(201)
       .header('location', `/v1/webhook-endpoints/${endpoint.id}`)
-      .header('cache-control', 'no-store')
       .send({ ...toWebhookEndpoint(endpoint), secret });
   });
 
@@ -174,7 +173,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
       params: IdParams,
       response: { 200: WebhookEndpointWithSecret },
     },
-  }, async (request, reply) => {
+  }, async (request) => {
     const endpoint = await managedEndpoint(request.principal!, request.params.id);
     const secret = newSigningSecret();
     // The old secret moves over sealed as it is stored.
@@ -185,7 +184,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
         tx,
       ),
     );
-    return reply.header('cache-control', 'no-store').send({ ...toWebhookEndpoint(updated), secret });
+    return { ...toWebhookEndpoint(updated), secret };
   });
 
   app.post('/v1/webhook-endpoints/:id/test', {

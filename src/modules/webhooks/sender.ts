@@ -3,6 +3,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
+import { normalizedHost } from './target-guard.js';
 
 export interface SendResult {
   statusCode: number | null;
@@ -32,7 +33,7 @@ function describeError(error: Error & { code?: string }, timeoutMs: number): str
  * every target, name or address, passes the same guard before a connection is made.
  */
 function checkLiteral(hostname: string, lookup: LookupFunction): Promise<(Error & { code?: string }) | null> {
-  const host = hostname.replace(/^\[|\]$/g, '');
+  const host = normalizedHost(hostname);
   if (!isIP(host)) return Promise.resolve(null);
   return new Promise((resolve) => lookup(host, { all: true }, (error) => resolve(error)));
 }
