@@ -1,5 +1,10 @@
 # Multi-stage image: compile TypeScript (as npm start does), then run the compiled service as a non-root user against DATABASE_URL.
-FROM node:20-bookworm-slim AS build
+# The final image holds the compiled service and the production dependencies only: the compiler
+# (esbuild) and the TypeScript runner (tsx) are development dependencies and stay in the build stage.
+# A maintained Node.js LTS line; every stage uses the same one.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # The driver patch (src/db/driver-patches) is applied by npm ci's postinstall.
@@ -8,13 +13,13 @@ RUN npm ci
 COPY src ./src
 RUN npm run build
 
-FROM node:20-bookworm-slim AS production-dependencies
+FROM ${NODE_IMAGE} AS production-dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY src/db/driver-patches ./src/db/driver-patches
 RUN npm ci --omit=dev && npm cache clean --force
 
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000
 WORKDIR /app
 COPY --from=production-dependencies --chown=root:root /app/node_modules ./node_modules

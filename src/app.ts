@@ -4,35 +4,29 @@ import { pino } from 'pino';
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
-import { clientErrorHandler, frameworkErrorHandler } from './lib/framework-errors.js';
 import { createValidatorCompiler } from './lib/validation.js';
-import auditLogPlugin from './plugins/audit-log.js';
-import authenticationPlugin from './plugins/authentication.js';
-import availabilityPlugin from './plugins/availability.js';
 import databasePlugin from './plugins/database.js';
 import dataEncryptionPlugin from './plugins/data-encryption.js';
-import idempotencyPlugin from './plugins/idempotency.js';
+import availabilityPlugin from './plugins/availability.js';
 import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
-import problemDetailsPlugin from './plugins/problem-details.js';
-import referralWorkflowPlugin from './plugins/referral-workflow.js';
+import problemDetailsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/problem-details.js';
 import responseHeadersPlugin from './plugins/response-headers.js';
-import webhookWorkerPlugin from './plugins/webhook-worker.js';
-import type { Resolver } from './modules/webhooks/target-guard.js';
 import securityPlugin from './plugins/security.js';
-import { configurePasswordHashing } from './modules/auth/passwords.js';
-import authRoutes from './modules/auth/routes.js';
-import healthRoutes from './modules/health/routes.js';
-import apiClientRoutes from './modules/network/api-clients-routes.js';
-import directoryRoutes from './modules/network/directory-routes.js';
-import organizationRoutes from './modules/network/organizations-routes.js';
-import userRoutes from './modules/network/users-routes.js';
-import patientRoutes from './modules/patients/routes.js';
-import referralRoutes from './modules/referrals/routes.js';
-import progressReportRoutes from './modules/progress-reports/routes.js';
-import messageRoutes from './modules/messages/routes.js';
-import auditRoutes from './modules/audit/routes.js';
-import webhookRoutes from './modules/webhooks/routes.js';
+import unitOfWorkPlugin from './plugins/unit-of-work.js';
+import auditLogPlugin from './modules/audit/audit-log-plugin.js';
+import refusalAuditPlugin from './modules/audit/refusal-audit.js';
+import type { Resolver } from './modules/webhooks/target-guard.js';
+import auditModule from './modules/audit/index.js';
+import authModule from './modules/auth/index.js';
+import healthModule from './modules/health/index.js';
+import idempotencyModule from './modules/idempotency/index.js';
+import messagesModule from './modules/messages/index.js';
+import networkModule from './modules/network/index.js';
+import patientsModule from './modules/patients/index.js';
+import progressReportsModule from './modules/progress-reports/index.js';
+import referralsModule from './modules/referrals/index.js';
+import webhooksModule from './modules/webhooks/index.js';
 import { bootstrap } from './seed/bootstrap.js';
 
 export interface BuildAppOptions {
@@ -48,7 +42,6 @@ export const requestIdHeader = 'x-request-id';
 const acceptableRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate, webhookResolver }: BuildAppOptions): Promise<FastifyInstance> {
-  configurePasswordHashing(config.login.passwordHashCostLog2);
   const app = Fastify({
     loggerInstance: logger,
     requestIdHeader: false,
@@ -75,38 +68,33 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     reply.header(requestIdHeader, request.id);
   });
 
-  // External plugins and infrastructure
+  // Infrastructure: the database, the audit log every change writes to, the unit of work, and
+  // the HTTP machinery every route shares.
   await app.register(databasePlugin, { config, pgliteTemplate });
   await app.register(dataEncryptionPlugin, { config });
   await app.register(auditLogPlugin, { config });
+  await app.register(unitOfWorkPlugin);
   await app.register(problemDetailsPlugin);
+  // Refusals are audited by a hook on every route, so it is added before any module's routes.
+  await app.register(refusalAuditPlugin);
   await app.register(responseHeadersPlugin);
   await app.register(availabilityPlugin, { config });
   await app.register(securityPlugin, { config });
   await app.register(inputSafetyPlugin);
-  await app.register(authenticationPlugin, { config });
-  await app.register(idempotencyPlugin, { config });
   await app.register(openapiPlugin);
 
-  // Our services
-  await app.register(referralWorkflowPlugin, { config });
-  await app.register(webhookWorkerPlugin, { config, resolver: webhookResolver });
-
-  // Routes
-  await app.register(healthRoutes);
-  if (config.role !== 'worker') {
-    await app.register(authRoutes, { config });
-    await app.register(organizationRoutes);
-    await app.register(userRoutes);
-    await app.register(apiClientRoutes);
-    await app.register(directoryRoutes);
-    await app.register(patientRoutes);
-    await app.register(referralRoutes);
-    await app.register(progressReportRoutes);
-    await app.register(messageRoutes);
-    await app.register(auditRoutes);
-    await app.register(webhookRoutes, { config });
-  }
+  // Feature modules, one plugin each (docs/architecture.md). Authentication and idempotency come
+  // first: their hooks must be in place before any module adds a route.
+  await app.register(healthModule);
+  await app.register(authModule, { config });
+  await app.register(idempotencyModule, { config });
+  await app.register(networkModule, { config });
+  await app.register(patientsModule, { config });
+  await app.register(referralsModule, { config });
+  await app.register(progressReportsModule, { config });
+  await app.register(messagesModule, { config });
+  await app.register(auditModule, { config });
+  await app.register(webhooksModule, { config, resolver: webhookResolver });
 
   await app.ready();
   try {
@@ -115,5 +103,5 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
     await app.close();
     throw error;
   }
-  return app as unknown as FastifyInstance;
+  return app;
 }

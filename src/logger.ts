@@ -1,6 +1,7 @@
 // Pino options: JSON logs with the request id, and redaction so secrets, tokens and patient data never reach them.
 import type { FastifyRequest } from 'fastify';
 import { stdSerializers, type LoggerOptions } from 'pino';
+import { uuidPattern as uuid } from './lib/vocabulary.js';
 
 export const redactedPaths = [
   'req.headers.authorization',
@@ -49,7 +50,6 @@ export function serializeError(error: Error & { query?: string; params?: unknown
   return stdSerializers.err(error);
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const routeWord = /^(v1|[a-z]+(-[a-z]+)*)$/;
 
 /**

@@ -1,14 +1,12 @@
 // Issue 12: refused requests count against the caller's rate limit and cannot flood the audit log;
 // tokens issued before a deactivation stay dead; a client dropping its body is not a database outage.
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import t from 'tap';
-import { loggerOptions } from '../src/logger.js';
 import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.js';
 import { openDatabase } from '../src/db/database.js';
+import { captureLog } from './fixtures/captured-log.js';
 import {
   auditEvents,
   buildTestApp,
@@ -163,14 +161,8 @@ t.test('tokens › a password change ends the access tokens issued before it', a
 });
 
 t.test('logs › a client that drops its request body is not logged as a database outage', async (t) => {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, callback) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  const test = await buildTestApp(t, { logger: pino(loggerOptions('info'), stream) });
+  const log = captureLog();
+  const test = await buildTestApp(t, { logger: log.logger });
   const admin = await test.loginAsAdmin();
   const office = await createOffice(test, admin);
   await test.app.listen({ port: 0, host: '127.0.0.1' });
@@ -192,7 +184,7 @@ t.test('logs › a client that drops its request body is not logged as a databas
     });
   }
   await sleep(300);
-  const entries = lines.map((line) => JSON.parse(line) as Json);
+  const entries = log.entries();
   t.equal(entries.filter((entry) => /database unavailable/.test(String(entry.msg))).length, 0, 'no database alarm');
   t.equal(entries.filter((entry) => entry.level >= 50).length, 0, 'nothing logged as an error');
   t.ok(

@@ -3,25 +3,18 @@
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
 import { recordFigure } from './hardening/figures.js';
-import { buildTestApp, createOffice, createPractice, type Json, type TestApp } from './helper.js';
+import { createOffice, createPractice } from './fixtures/network.js';
+import { referralBody, visitNoteBody } from './fixtures/referral-bodies.js';
+import { buildTestApp, type Json, type TestResponse } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
 const office = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
 
-const referralBody = (familyName: string): Json => ({
-  patient: { givenName: 'Maria', familyName, birthDate: '1978-04-02', sex: 'female' },
-  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-  techniques: ['trigger_point'],
-  bodyRegions: ['lower_back'],
-  frequencyPerWeek: 2,
-  durationWeeks: 6,
-  sessionMinutes: 60,
-  therapistId: practice.therapist.id,
-  send: true,
-});
+/** A referral for a patient of this family name, sent to the practice's therapist at once. */
+const referralFor = (familyName: string): Json =>
+  referralBody({ patient: { givenName: 'Maria', familyName, birthDate: '1978-04-02', sex: 'female' }, therapistId: practice.therapist.id, send: true });
 
 async function count(table: 'referrals' | 'patients' | 'messages' | 'webhook_events' | 'audit_pending' | 'audit_events'): Promise<number> {
   const [row] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.raw(table)}`);
@@ -38,7 +31,7 @@ async function refuseAudit(action: string) {
 /** Changes attempted with their audit write failing, and those that landed all the same. */
 const tally = { attempted: 0, refused: 0, landed: 0 };
 
-function assertFailedCleanly(t: Test, response: Awaited<ReturnType<TestApp['request']>>) {
+function assertFailedCleanly(t: Test, response: TestResponse) {
   tally.attempted++;
   if (response.statusCode === 500) tally.refused++;
   t.equal(response.statusCode, 500, 'the change is refused as a server error');
@@ -47,12 +40,12 @@ function assertFailedCleanly(t: Test, response: Awaited<ReturnType<TestApp['requ
 }
 
 t.test('a referral whose audit event cannot be written is not created, nor its patient, nor its webhook event', async (t) => {
-  const created = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralBody('Before') });
+  const created = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralFor('Before') });
   t.equal(created.statusCode, 201, 'with the audit log working, the same request creates the referral');
 
   const before = { referrals: await count('referrals'), patients: await count('patients'), events: await count('webhook_events'), audit: await count('audit_events') };
   const restore = await refuseAudit('referral.create');
-  const refused = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralBody('Refused') });
+  const refused = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralFor('Refused') });
   assertFailedCleanly(t, refused);
   t.same(
     { referrals: await count('referrals'), patients: await count('patients'), events: await count('webhook_events'), pending: await count('audit_pending') },
@@ -62,13 +55,13 @@ t.test('a referral whose audit event cannot be written is not created, nor its p
   if ((await count('referrals')) !== before.referrals) tally.landed++;
   await restore();
 
-  const again = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralBody('After') });
+  const again = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralFor('After') });
   t.equal(again.statusCode, 201, 'once the audit log works again, so do creates');
   t.ok((await count('audit_events')) > before.audit, 'and they are audited');
 });
 
 t.test('a message whose audit event cannot be written is not posted', async (t) => {
-  const referral = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralBody('Thread') });
+  const referral = await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralFor('Thread') });
   const url = `/v1/referrals/${referral.json().id}/messages`;
   const before = await count('messages');
   const restore = await refuseAudit('message.create');
@@ -84,7 +77,7 @@ t.test('a message whose audit event cannot be written is not posted', async (t) 
 // Every kind of change, made with its audit write failing: none may land (issue 6, item 14).
 t.test('no kind of change lands when its audit event cannot be written', async (t) => {
   const referralOf = async (familyName: string, send = true) =>
-    (await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: { ...referralBody(familyName), send } })).json();
+    (await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: { ...referralFor(familyName), send } })).json();
   const statusOf = async (id: string) => {
     const [row] = await test.app.database.rows<{ status: string }>(sql`select status from referrals where id = ${id}`);
     return row?.status;
@@ -115,11 +108,7 @@ t.test('no kind of change lands when its audit event cannot be written', async (
     { action: 'referral.cancel', method: 'POST', url: async () => `/v1/referrals/${sent.id}/cancel`, token: office.physician.token, payload: { reason: 'No longer needed' },
       landed: async () => (await statusOf(sent.id)) !== 'sent' },
     { action: 'progress_report.create', method: 'POST', url: async () => `/v1/referrals/${accepted.id}/progress-reports`, token: practice.therapist.token,
-      payload: {
-        visitDate: new Date().toISOString().slice(0, 10),
-        subjective: 'Reports less pain', objective: 'Reduced trigger point tenderness', assessment: 'Improving', plan: 'Continue twice weekly',
-        painBefore: 6, painAfter: 4, techniquesApplied: ['trigger_point'], minutes: 60,
-      },
+      payload: visitNoteBody(),
       landed: async () => (await countWhere('progress_reports', 'referral_id', accepted.id)) > 0 },
     { action: 'message.mark_read', method: 'POST', url: async () => `/v1/referrals/${accepted.id}/messages/read`, token: practice.therapist.token, payload: {},
       landed: async () => (await countWhere('message_read_markers', 'referral_id', accepted.id)) > 0 },

@@ -20,10 +20,11 @@ import {
   testDatabaseServer,
   TestApp,
   type Json,
+  type TestResponse as Response,
 } from './helper.js';
+import { assertProblem as assertProblemAnswer } from './fixtures/problems.js';
 import { accessTokenClaims, decodeJwt, signJwt, tamperedJwt, tokenAudience, tokenIssuer, unsignedJwt } from './tokens.js';
 
-type Response = Awaited<ReturnType<TestApp['request']>>;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -49,11 +50,9 @@ const getMe = (app: TestApp, accessToken: string | undefined, headers: Record<st
 const basicAuthorization = (clientId: string, clientSecret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}`;
 
-/** Asserts an RFC 9457 problem with this status and, for token endpoint errors, this OAuth `error` code. */
+/** Asserts a problem answer (test/fixtures/problems.ts) whose status member matches and, for token endpoint errors, with this OAuth `error` code. */
 function assertProblem(t: Test, response: Response, status: number, error?: string): Json {
-  t.equal(response.statusCode, status, `status ${status}: ${response.body}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'problem+json');
-  const body = response.json();
+  const body = assertProblemAnswer(t, response, status);
   t.equal(body.status, status, 'problem status member');
   if (error) t.equal(body.error, error, `OAuth error ${error}`);
   return body;

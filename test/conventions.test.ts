@@ -1,12 +1,8 @@
 // API conventions (SPEC §10): problem+json for every failure, strict bodies, x-request-id, security headers.
 import t from 'tap';
-import { buildTestApp, type Json, type TestApp } from './helper.js';
-
-type Test = Parameters<Parameters<typeof t.test>[0]>[0];
-type Response = Awaited<ReturnType<TestApp['request']>>;
-
-const problemType = 'application/problem+json; charset=utf-8';
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { assertProblemDetails } from './fixtures/problems.js';
+import { uuidPattern } from './fixtures/responses.js';
+import { buildTestApp, type Json } from './helper.js';
 
 const organization = (overrides: Json = {}): Json => ({
   kind: 'therapy_practice',
@@ -15,20 +11,6 @@ const organization = (overrides: Json = {}): Json => ({
   location: { lat: 45.5152, lng: -122.6734 },
   ...overrides,
 });
-
-/** Asserts the RFC 9457 shape every error shares, and returns the body. */
-function assertProblem(t: Test, response: Response, status: number, instance: string): Json {
-  t.equal(response.statusCode, status, `status ${status}`);
-  t.equal(response.headers['content-type'], problemType, 'problem+json content type');
-  const body = response.json();
-  t.type(body.type, 'string', 'type');
-  t.type(body.title, 'string', 'title');
-  t.equal(body.status, status, 'status member matches the status code');
-  t.type(body.detail, 'string', 'detail');
-  t.equal(body.instance, instance, 'instance is the path');
-  t.equal(body.requestId, response.headers['x-request-id'], 'requestId matches the x-request-id header');
-  return body;
-}
 
 const test = await buildTestApp(t);
 const admin = await test.loginAsAdmin();
@@ -46,7 +28,7 @@ t.test('a body validation error is a 400 problem naming the nested field, and cr
     token: admin,
     payload: organization({ location: { lat: 123, lng: -122.6734 } }),
   });
-  const body = assertProblem(t, response, 400, '/v1/organizations');
+  const body = assertProblemDetails(t, response, 400, '/v1/organizations');
   t.match(body.errors, [{ field: 'location.lat', message: String }]);
   t.match(body.detail, /location\.lat/);
   t.equal(await organizationCount(), before, 'no organization was created');
@@ -54,7 +36,7 @@ t.test('a body validation error is a 400 problem naming the nested field, and cr
 
 t.test('a query validation error names the field as query.<name>, and instance omits the query string', async (t) => {
   const response = await test.request({ method: 'GET', url: '/v1/organizations?limit=0&kind=therapy_practice', token: admin });
-  const body = assertProblem(t, response, 400, '/v1/organizations');
+  const body = assertProblemDetails(t, response, 400, '/v1/organizations');
   t.same(body.errors.map((problem: Json) => problem.field), ['query.limit']);
 });
 
@@ -72,7 +54,7 @@ t.test('an unknown body field is rejected (not dropped), named, and nothing is c
     token: admin,
     payload: organization({ favouriteColour: 'teal' }),
   });
-  const body = assertProblem(t, response, 400, '/v1/organizations');
+  const body = assertProblemDetails(t, response, 400, '/v1/organizations');
   const problem = body.errors.find((entry: Json) => entry.field === 'favouriteColour');
   t.ok(problem, 'the unknown field is named');
   t.match(problem?.message, /not (a )?recogni[sz]ed/);
@@ -97,7 +79,7 @@ t.test('the body is strict: a string where an integer is expected is refused, no
       serviceRadiusKm: '25',
     },
   });
-  const body = assertProblem(t, response, 400, url);
+  const body = assertProblemDetails(t, response, 400, url);
   t.match(body.errors, [{ field: 'serviceRadiusKm', message: /integer/ }]);
   const users = await test.request({ method: 'GET', url, token: admin });
   t.equal(users.statusCode, 200);
@@ -112,7 +94,7 @@ t.test('malformed JSON is a 400 problem', async (t) => {
     headers: { 'content-type': 'application/json' },
     payload: '{"kind": "therapy_practice", ',
   });
-  assertProblem(t, response, 400, '/v1/organizations');
+  assertProblemDetails(t, response, 400, '/v1/organizations');
 });
 
 t.test('an unsupported content type is a 415 problem', async (t) => {
@@ -125,7 +107,7 @@ t.test('an unsupported content type is a 415 problem', async (t) => {
         headers: { 'content-type': contentType },
         payload: 'kind=therapy_practice',
       });
-      assertProblem(t, response, 415, '/v1/organizations');
+      assertProblemDetails(t, response, 415, '/v1/organizations');
     });
   }
 });
@@ -137,12 +119,12 @@ t.test('a body over 1 MiB is a 413 problem', async (t) => {
     token: admin,
     payload: organization({ name: 'x'.repeat(1024 * 1024 + 1) }),
   });
-  assertProblem(t, response, 413, '/v1/organizations');
+  assertProblemDetails(t, response, 413, '/v1/organizations');
 });
 
 t.test('an unknown route is a 404 problem', async (t) => {
   const response = await test.request({ method: 'GET', url: '/v1/no-such-thing?secret=1', token: admin });
-  const body = assertProblem(t, response, 404, '/v1/no-such-thing');
+  const body = assertProblemDetails(t, response, 404, '/v1/no-such-thing');
   t.notMatch(body.detail, /secret/, 'the query string is not echoed');
 });
 
@@ -184,7 +166,7 @@ t.test('security headers from helmet are on every response, errors included', as
 
 t.test('a missing token is a 401 problem with a WWW-Authenticate challenge', async (t) => {
   const response = await test.request({ method: 'GET', url: '/v1/me?x=1' });
-  assertProblem(t, response, 401, '/v1/me');
+  assertProblemDetails(t, response, 401, '/v1/me');
   t.match(response.headers['www-authenticate'], /^Bearer/);
 });
 
@@ -195,7 +177,7 @@ t.test('a server error is a generic 5xx problem that leaks no SQL or stack', asy
   await broken.app.database.close();
   const response = await broken.request({ method: 'GET', url: '/v1/me?probe=1', token });
   t.ok(response.statusCode >= 500 && response.statusCode < 600, `5xx (got ${response.statusCode})`);
-  const body = assertProblem(t, response, response.statusCode, '/v1/me');
+  const body = assertProblemDetails(t, response, response.statusCode, '/v1/me');
   t.match(body.detail, /unexpected error|temporarily unavailable/i, 'a generic detail');
   for (const leak of [/select/i, /\bsql\b/i, /^\s*at /m, /\bfrom\s+"/i, /pglite|postgres/i, /\.ts:\d+/]) {
     t.notMatch(response.body, leak, `the body does not match ${leak}`);

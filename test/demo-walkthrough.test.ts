@@ -1,6 +1,7 @@
 // The README walk-through, step by step, against a freshly seeded demo network.
 import t from 'tap';
 import { demoCredentials } from '../src/seed/demo-network.js';
+import { measuredVisitNoteBody } from './fixtures/referral-bodies.js';
 import { buildTestApp } from './helper.js';
 
 t.test('README walk-through › works as printed on the seeded demo network', async (t) => {
@@ -132,23 +133,7 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
   t.equal(hidden.statusCode, 404, 'Alex at another practice gets 404');
 
   const today = new Date().toISOString().slice(0, 10);
-  const first = await test.create(`/v1/referrals/${referral.id}/progress-reports`, sam!, {
-    visitDate: today,
-    subjective: 'Pain 7/10 after work shifts',
-    objective: 'Taut bands L paraspinals',
-    assessment: 'Improving tolerance to pressure',
-    plan: 'Continue 2x/week',
-    painBefore: 7,
-    painAfter: 4,
-    rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
-    outcomeMeasures: [{ instrument: 'ODI', score: 38 }],
-    techniquesApplied: ['trigger_point'],
-    minutes: 60,
-    billing: [
-      { cpt: '97140', units: 2 },
-      { cpt: '97124', units: 2 },
-    ],
-  });
+  const first = await test.create(`/v1/referrals/${referral.id}/progress-reports`, sam!, measuredVisitNoteBody({ visitDate: today }));
   t.equal(first.visitNumber, 1);
 
   await test.create(`/v1/referrals/${referral.id}/messages`, sam!, { body: 'Patient reports numbness after session 1. Please advise.' });

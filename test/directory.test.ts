@@ -1,8 +1,8 @@
 // GET /v1/therapists: the directory physicians search, by distance, technique and acceptance (SPEC §12).
-import t, { type Test } from 'tap';
-import { buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import t from 'tap';
+import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { buildTestApp, defaultPassword, type Json } from './helper.js';
 type Point = { lat: number; lng: number };
 
 const test = await buildTestApp(t);
@@ -69,14 +69,6 @@ async function walk(query: string, limit: number, from: string | null = null): P
     if (cursor === null) return items;
   }
   throw new Error('the directory never reached its last page');
-}
-
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ')})`);
 }
 
 t.test('GET /v1/therapists › with near, orders by increasing distance and carries the right distanceKm', async (t) => {
@@ -198,15 +190,7 @@ t.test('GET /v1/therapists › every signed-in role may search', async (t) => {
 });
 
 t.test('GET /v1/therapists › an API client needs the directory:read scope', async (t) => {
-  const clientToken = async (scopes: string[]) => {
-    const client = await test.create(`/v1/organizations/${office.id}/api-clients`, office.admin.token, { name: `EHR ${scopes}`, scopes });
-    const response = await test.request({
-      method: 'POST',
-      url: '/v1/auth/token',
-      payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-    });
-    return response.json().access_token as string;
-  };
+  const clientToken = async (scopes: string[]) => (await addApiClient(test, office.admin.token, office.id, scopes, `EHR ${scopes}`)).token;
   const allowed = await search(`near=${near}`, await clientToken(['directory:read']));
   t.equal(allowed.statusCode, 200);
   t.same(cities(allowed.json().data), ['portland', 'portland', 'gresham', 'salem', 'seattle']);

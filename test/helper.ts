@@ -6,18 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import postgres from 'postgres';
-import { buildApp } from '../src/app.js';
+import { buildApp, type BuildAppOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrationsFolder, openDatabase } from '../src/db/database.js';
-import { isValidNpi } from '../src/lib/npi.js';
-import { responseViolations } from './hardening/response-contract.js';
+import { adminEmail, adminPassword, defaultPassword, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
+import { responseViolations } from './fixtures/response-contract.js';
 
-export const testJwtSecret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
-/** 32 bytes in base64: the key stored secrets are encrypted under in tests. */
-export const testEncryptionKey = Buffer.alloc(32, 7).toString('base64');
-export const adminEmail = 'root@network.example';
-export const adminPassword = 'root-password-for-tests';
-export const defaultPassword = 'a-long-test-password';
+// What tests built on this helper use besides the app; the fixtures themselves live in test/fixtures/.
+export { adminEmail, adminPassword, defaultPassword, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
+export { auditEvents } from './fixtures/database.js';
+export { createOffice, createPractice, nextNpi, type OfficeFixture, type PracticeFixture } from './fixtures/network.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -65,6 +63,8 @@ export async function persistentTestDatabase(t: Teardown): Promise<{ env: Record
 export interface TestAppOptions {
   env?: Record<string, string>;
   logger?: FastifyBaseLogger;
+  /** Answers the webhook worker's DNS lookups (see test/fixtures/fake-dns.ts). */
+  webhookResolver?: BuildAppOptions['webhookResolver'];
 }
 
 /** The configuration tests run with: fast failure delays and generous rate limits, unless a test overrides them. */
@@ -119,7 +119,12 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
     ...(database ? { DATABASE_URL: database.url } : { DATA_DIR: 'memory://' }),
     ...options.env,
   });
-  const app = await buildApp({ config, pgliteTemplate: template, ...(options.logger ? { logger: options.logger } : {}) });
+  const app = await buildApp({
+    config,
+    pgliteTemplate: template,
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.webhookResolver ? { webhookResolver: options.webhookResolver } : {}),
+  });
   t.teardown(async () => {
     await app.close();
     await database?.drop();
@@ -128,6 +133,9 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
 }
 
 export type Json = Record<string, any>;
+
+/** What TestApp.request answers: the injected response, with its JSON parsed on demand. */
+export type TestResponse = LightMyRequestResponse & { body: string; json<T = Json>(): T };
 
 /** A thin client over app.inject that remembers tokens and parses JSON. */
 export class TestApp {
@@ -139,8 +147,8 @@ export class TestApp {
   /** The OpenAPI document every response is held to, read once per app. */
   private document: object | undefined;
 
-  /** Calls the app; every response must keep the OpenAPI contract (test/hardening/response-contract.ts), else the calling test fails. */
-  async request(options: InjectOptions & { token?: string | undefined }): Promise<LightMyRequestResponse & { body: string; json<T = Json>(): T }> {
+  /** Calls the app; every response must keep the OpenAPI contract (test/fixtures/response-contract.ts), else the calling test fails. */
+  async request(options: InjectOptions & { token?: string | undefined }): Promise<TestResponse> {
     const { token, ...rest } = options;
     const response = await this.app.inject({
       ...rest,
@@ -178,114 +186,4 @@ export class TestApp {
     if (response.statusCode !== 201) throw new Error(`POST ${url} failed: ${response.statusCode} ${response.body}`);
     return response.json();
   }
-}
-
-let npiSequence = 0;
-/** A fresh NPI with a valid check digit, so tests never collide on the unique NPI. */
-export function nextNpi(): string {
-  for (;;) {
-    const base = `1${String(Date.now() % 1e5).padStart(5, '0')}${String(npiSequence++ % 1000).padStart(3, '0')}`;
-    for (let digit = 0; digit <= 9; digit++) {
-      if (isValidNpi(`${base}${digit}`)) return `${base}${digit}`;
-    }
-  }
-}
-
-export interface OfficeFixture {
-  id: string;
-  physician: { id: string; email: string; token: string };
-  staff: { id: string; email: string; token: string };
-  admin: { id: string; email: string; token: string };
-}
-
-export interface PracticeFixture {
-  id: string;
-  therapist: { id: string; email: string; token: string };
-  admin: { id: string; email: string; token: string };
-}
-
-const unique = () => randomBytes(4).toString('hex');
-
-/** A physician office with a physician, office staff and an office admin, each signed in. */
-export async function createOffice(test: TestApp, adminToken: string, location = { lat: 45.5231, lng: -122.6765 }): Promise<OfficeFixture> {
-  const tag = unique();
-  const office = await test.create('/v1/organizations', adminToken, {
-    kind: 'physician_office',
-    name: `Office ${tag}`,
-    npi: nextNpi(),
-    address: { line1: '1 Test St', city: 'Portland', state: 'OR', postalCode: '97201' },
-    location,
-  });
-  const member = async (role: string, extra: Json = {}) => {
-    const email = `${role}.${tag}@office.example`;
-    const user = await test.create(`/v1/organizations/${office.id}/users`, adminToken, {
-      role,
-      email,
-      password: defaultPassword,
-      name: `${role} ${tag}`,
-      ...extra,
-    });
-    return { id: user.id as string, email, token: await test.login(email) };
-  };
-  return {
-    id: office.id,
-    physician: await member('physician', { npi: nextNpi() }),
-    staff: await member('office_staff'),
-    admin: await member('office_admin'),
-  };
-}
-
-/** A therapy practice with one therapist and a practice admin, each signed in. */
-export async function createPractice(
-  test: TestApp,
-  adminToken: string,
-  options: { location?: { lat: number; lng: number }; techniques?: string[]; acceptingReferrals?: boolean } = {},
-): Promise<PracticeFixture> {
-  const tag = unique();
-  const practice = await test.create('/v1/organizations', adminToken, {
-    kind: 'therapy_practice',
-    name: `Practice ${tag}`,
-    address: { line1: '2 Test Ave', city: 'Portland', state: 'OR', postalCode: '97204' },
-    location: options.location ?? { lat: 45.5152, lng: -122.6734 },
-  });
-  const therapistEmail = `therapist.${tag}@practice.example`;
-  const therapist = await test.create(`/v1/organizations/${practice.id}/users`, adminToken, {
-    role: 'therapist',
-    email: therapistEmail,
-    password: defaultPassword,
-    name: `Therapist ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: options.techniques ?? ['trigger_point', 'myofascial_release'],
-    acceptingReferrals: options.acceptingReferrals ?? true,
-    serviceRadiusKm: 25,
-  });
-  const adminEmailAddress = `admin.${tag}@practice.example`;
-  const admin = await test.create(`/v1/organizations/${practice.id}/users`, adminToken, {
-    role: 'practice_admin',
-    email: adminEmailAddress,
-    password: defaultPassword,
-    name: `Practice admin ${tag}`,
-  });
-  return {
-    id: practice.id,
-    therapist: { id: therapist.id, email: therapistEmail, token: await test.login(therapistEmail) },
-    admin: { id: admin.id, email: adminEmailAddress, token: await test.login(adminEmailAddress) },
-  };
-}
-
-/** Audit events matching a filter, read straight from the database. */
-export async function auditEvents(test: TestApp, where: { action?: string; outcome?: string; resourceId?: string; actorId?: string }) {
-  const { auditEvents: table } = await import('../src/db/schema.js');
-  const { and, eq } = await import('drizzle-orm');
-  return test.app.db
-    .select()
-    .from(table)
-    .where(
-      and(
-        where.action ? eq(table.action, where.action) : undefined,
-        where.outcome ? eq(table.outcome, where.outcome as 'success') : undefined,
-        where.resourceId ? eq(table.resourceId, where.resourceId) : undefined,
-        where.actorId ? eq(table.actorId, where.actorId) : undefined,
-      ),
-    );
 }

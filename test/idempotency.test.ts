@@ -5,9 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { referralBody, visitNoteBody } from './fixtures/referral-bodies.js';
+import { requireStatus } from './fixtures/responses.js';
+import { auditEvents, buildTestApp, defaultPassword, type Json, type TestResponse as Response } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -15,22 +17,10 @@ const office = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
 
 /** An API client of `office` that may write referrals and patients, signed in. */
-const client = await (async () => {
-  const created = await test.create(`/v1/organizations/${office.id}/api-clients`, office.admin.token, {
-    name: 'Partner EHR',
-    scopes: ['referrals:read', 'referrals:write', 'patients:read', 'patients:write'],
-  });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: created.clientId, client_secret: created.clientSecret },
-  });
-  return { id: created.id as string, token: response.json().access_token as string };
-})();
+const client = await addApiClient(test, office.admin.token, office.id, ['referrals:read', 'referrals:write', 'patients:read', 'patients:write'], 'Partner EHR');
 
 const newKey = () => `key-${randomBytes(8).toString('hex')}`;
 const tag = () => randomBytes(4).toString('hex');
-const today = () => new Date().toISOString().slice(0, 10);
 
 function post(url: string, token: string, payload: Json | undefined, key?: string): Promise<Response> {
   return test.request({
@@ -43,43 +33,31 @@ function post(url: string, token: string, payload: Json | undefined, key?: strin
 }
 
 /** A referral body whose reason carries a unique marker, so the referrals it made can be counted. */
-function referralBody(marker: string, overrides: Json = {}): Json {
-  return {
+const markedReferral = (marker: string, overrides: Json = {}): Json =>
+  referralBody({
     patient: { givenName: 'Maria', familyName: `Gomez-${marker}`, birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain' }],
     reason: `Chronic low back pain ${marker}`,
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
     practiceId: practice.id,
     send: true,
     ...overrides,
-  };
-}
+  });
 
 const count = async (query: ReturnType<typeof sql>) => Number((await test.app.database.rows<{ n: number }>(query))[0]!.n);
 const referralsWith = (marker: string) => count(sql`select count(*)::int as n from referrals where reason = ${`Chronic low back pain ${marker}`}`);
 const patientsWith = (marker: string) => count(sql`select count(*)::int as n from patients where family_name = ${`Gomez-${marker}`}`);
 
-async function expectStatus(response: Response, status: number, what: string): Promise<Json> {
-  if (response.statusCode !== status) throw new Error(`${what}: expected ${status}, got ${response.statusCode} ${response.body}`);
-  return response.json();
-}
-
 /** A referral from `office` to `practice`, sent (or a draft). */
 async function referral(send = true): Promise<Json> {
-  return expectStatus(await post('/v1/referrals', office.physician.token, referralBody(tag(), { send })), 201, 'create referral');
+  return requireStatus(await post('/v1/referrals', office.physician.token, markedReferral(tag(), { send })), 201, 'create referral');
 }
 
 async function accepted(): Promise<Json> {
   const sent = await referral();
-  return expectStatus(await post(`/v1/referrals/${sent.id}/accept`, practice.therapist.token, {}), 200, 'accept');
+  return requireStatus(await post(`/v1/referrals/${sent.id}/accept`, practice.therapist.token, {}), 200, 'accept');
 }
 
 async function history(referralId: string): Promise<string[]> {
-  const page = await expectStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/history?limit=200`, token: office.physician.token }), 200, 'history');
+  const page = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/history?limit=200`, token: office.physician.token }), 200, 'history');
   return page.data.map((event: Json) => event.action);
 }
 
@@ -97,42 +75,34 @@ function assertFresh(t: Test, response: Response, status: number) {
   t.equal(response.headers['idempotent-replayed'], undefined, 'not a replay');
 }
 
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status} (${response.body.slice(0, 300)})`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ')})`);
-}
-
 t.test('POST /v1/referrals with an Idempotency-Key: a repeat replays the first 201 and creates nothing', async (t) => {
   const marker = tag();
   const key = newKey();
-  const first = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+  const first = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
   assertFresh(t, first, 201);
   const created = first.json();
   t.equal(first.headers.location, `/v1/referrals/${created.id}`);
   t.ok(first.headers.etag, 'with an ETag');
 
-  const second = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+  const second = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
   assertReplay(t, first, second);
-  const third = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+  const third = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
   assertReplay(t, first, third);
 
   t.equal(await referralsWith(marker), 1, 'one referral in the database');
   t.equal(await patientsWith(marker), 1, 'one inline patient registered');
-  const listed = await expectStatus(await test.request({ method: 'GET', url: `/v1/referrals?limit=200&patientId=${created.patientId}`, token: office.physician.token }), 200, 'list');
+  const listed = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals?limit=200&patientId=${created.patientId}`, token: office.physician.token }), 200, 'list');
   t.same(listed.data.map((row: Json) => row.id), [created.id], 'the list shows the one referral');
   t.equal((await auditEvents(test, { action: 'referral.create', resourceId: created.id })).length, 1, 'created (and audited) once');
 
   t.test('the same body with its keys in another order is the same request', async (t) => {
-    const reordered = Object.fromEntries(Object.entries(referralBody(marker)).reverse());
+    const reordered = Object.fromEntries(Object.entries(markedReferral(marker)).reverse());
     assertReplay(t, first, await post('/v1/referrals', office.physician.token, reordered, key));
   });
 
   t.test('a replay shows patient data again, so it is audited', async (t) => {
     const before = await auditEvents(test, { action: 'idempotency.replay', actorId: office.physician.id });
-    assertReplay(t, first, await post('/v1/referrals', office.physician.token, referralBody(marker), key));
+    assertReplay(t, first, await post('/v1/referrals', office.physician.token, markedReferral(marker), key));
     const after = await auditEvents(test, { action: 'idempotency.replay', actorId: office.physician.id });
     // One per record the first request was audited against: the patient it registered and the referral.
     t.equal(after.length, before.length + 2, 'one idempotency.replay event per record shown');
@@ -143,7 +113,7 @@ t.test('POST /v1/referrals with an Idempotency-Key: a repeat replays the first 2
   });
 
   t.test('a replay is found under the patient whose data it shows', async (t) => {
-    assertReplay(t, first, await post('/v1/referrals', office.physician.token, referralBody(marker), key));
+    assertReplay(t, first, await post('/v1/referrals', office.physician.token, markedReferral(marker), key));
     const replays = (await auditEvents(test, { action: 'idempotency.replay', actorId: office.physician.id })).filter((event) => event.resourceId?.includes(created.id));
     t.ok(replays.length > 0, 'the replays are audited');
     t.ok(replays.every((event) => event.patientId === created.patientId), 'each names the patient');
@@ -154,11 +124,11 @@ t.test('POST /v1/referrals with an Idempotency-Key: a repeat replays the first 2
 t.test('the same key with another request is 422 and changes nothing', async (t) => {
   const marker = tag();
   const key = newKey();
-  const first = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+  const first = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
   assertFresh(t, first, 201);
 
   const otherMarker = tag();
-  const different = await post('/v1/referrals', office.physician.token, referralBody(otherMarker), key);
+  const different = await post('/v1/referrals', office.physician.token, markedReferral(otherMarker), key);
   assertProblem(t, different, 422);
   t.equal(different.headers['idempotent-replayed'], undefined);
   t.match(different.json().detail, key, 'naming the key');
@@ -172,7 +142,7 @@ t.test('the same key with another request is 422 and changes nothing', async (t)
   });
 
   t.test('the key still replays its first response', async (t) => {
-    assertReplay(t, first, await post('/v1/referrals', office.physician.token, referralBody(marker), key));
+    assertReplay(t, first, await post('/v1/referrals', office.physician.token, markedReferral(marker), key));
     t.equal(await referralsWith(marker), 1);
   });
 });
@@ -180,7 +150,7 @@ t.test('the same key with another request is 422 and changes nothing', async (t)
 t.test('keys are scoped to the caller: another user or an API client with the same key and body gets its own 201', async (t) => {
   const marker = tag();
   const key = newKey();
-  const body = referralBody(marker, { prescriberId: office.physician.id });
+  const body = markedReferral(marker, { prescriberId: office.physician.id });
   const byPhysician = await post('/v1/referrals', office.physician.token, body, key);
   const byStaff = await post('/v1/referrals', office.staff.token, body, key);
   const byClient = await post('/v1/referrals', client.token, body, key);
@@ -255,26 +225,16 @@ t.test('every POST of the referral workflow replays instead of acting twice', as
 
   t.test('progress-reports: a repeated visit note makes one visit, not two', async (t) => {
     const current = await accepted();
-    const note = {
-      visitDate: today(),
-      subjective: 'Pain 7/10',
-      objective: 'Taut bands',
-      assessment: 'Improving',
-      plan: 'Continue',
-      painBefore: 7,
-      painAfter: 4,
-      techniquesApplied: ['trigger_point'],
-      minutes: 60,
-    };
+    const note = visitNoteBody();
     const url = `/v1/referrals/${current.id}/progress-reports`;
     const key = newKey();
     const first = await post(url, practice.therapist.token, note, key);
     assertFresh(t, first, 201);
     t.equal(first.json().visitNumber, 1);
     assertReplay(t, first, await post(url, practice.therapist.token, note, key));
-    const notes = await expectStatus(await test.request({ method: 'GET', url, token: office.physician.token }), 200, 'notes');
+    const notes = requireStatus(await test.request({ method: 'GET', url, token: office.physician.token }), 200, 'notes');
     t.same(notes.data.map((report: Json) => report.visitNumber), [1], 'one visit');
-    const summary = await expectStatus(await test.request({ method: 'GET', url: `/v1/referrals/${current.id}`, token: office.physician.token }), 200, 'referral');
+    const summary = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${current.id}`, token: office.physician.token }), 200, 'referral');
     t.equal(summary.status, 'in_progress');
     const again = await post(url, practice.therapist.token, note);
     assertFresh(t, again, 201);
@@ -286,7 +246,7 @@ t.test('every POST of the referral workflow replays instead of acting twice', as
       const added = await post(addendaUrl, practice.therapist.token, { text: 'Correction: pain after was 3/10' }, key);
       assertFresh(t, added, 201);
       assertReplay(t, added, await post(addendaUrl, practice.therapist.token, { text: 'Correction: pain after was 3/10' }, key));
-      const listed = await expectStatus(await test.request({ method: 'GET', url, token: office.physician.token }), 200, 'notes');
+      const listed = requireStatus(await test.request({ method: 'GET', url, token: office.physician.token }), 200, 'notes');
       t.same(listed.data.find((report: Json) => report.id === first.json().id).addenda.map((addendum: Json) => addendum.id), [added.json().id]);
     });
   });
@@ -298,7 +258,7 @@ t.test('every POST of the referral workflow replays instead of acting twice', as
     const first = await post(url, office.physician.token, { body: 'Please call the patient before the first visit' }, key);
     assertFresh(t, first, 201);
     assertReplay(t, first, await post(url, office.physician.token, { body: 'Please call the patient before the first visit' }, key));
-    const thread = await expectStatus(await test.request({ method: 'GET', url, token: practice.therapist.token }), 200, 'thread');
+    const thread = requireStatus(await test.request({ method: 'GET', url, token: practice.therapist.token }), 200, 'thread');
     t.same(thread.data.map((message: Json) => message.id), [first.json().id], 'one message in the thread');
     t.equal(thread.unread, 1);
 
@@ -325,7 +285,7 @@ t.test('every POST of the referral workflow replays instead of acting twice', as
 t.test('error responses are kept and replayed too', async (t) => {
   t.test('a 409 illegal transition replays as the same 409', async (t) => {
     const sent = await referral();
-    await expectStatus(await post(`/v1/referrals/${sent.id}/cancel`, office.physician.token, { reason: 'Patient moved' }), 200, 'cancel');
+    requireStatus(await post(`/v1/referrals/${sent.id}/cancel`, office.physician.token, { reason: 'Patient moved' }), 200, 'cancel');
     const key = newKey();
     const first = await post(`/v1/referrals/${sent.id}/accept`, practice.therapist.token, {}, key);
     assertProblem(t, first, 409);
@@ -346,8 +306,8 @@ t.test('error responses are kept and replayed too', async (t) => {
   t.test('a request refused by schema validation (400) never claims its key', async (t) => {
     const marker = tag();
     const key = newKey();
-    assertProblem(t, await post('/v1/referrals', office.physician.token, referralBody(marker, { frequencyPerWeek: 9 }), key), 400, ['frequencyPerWeek']);
-    const corrected = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+    assertProblem(t, await post('/v1/referrals', office.physician.token, markedReferral(marker, { frequencyPerWeek: 9 }), key), 400, ['frequencyPerWeek']);
+    const corrected = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
     assertFresh(t, corrected, 201);
     t.equal(await referralsWith(marker), 1);
   });
@@ -375,7 +335,7 @@ t.test('a 5xx is not kept: a retry with the same key runs again', async (t) => {
 
   const retried = await post(url, office.physician.token, body, key);
   assertFresh(t, retried, 201);
-  const thread = await expectStatus(await test.request({ method: 'GET', url, token: office.physician.token }), 200, 'thread');
+  const thread = requireStatus(await test.request({ method: 'GET', url, token: office.physician.token }), 200, 'thread');
   t.same(thread.data.map((message: Json) => message.id), [retried.json().id], 'one message, from the retry');
   assertReplay(t, retried, await post(url, office.physician.token, body, key));
 });
@@ -383,7 +343,7 @@ t.test('a 5xx is not kept: a retry with the same key runs again', async (t) => {
 t.test('the same key fired 5 times at once creates exactly one referral', async (t) => {
   const marker = tag();
   const key = newKey();
-  const responses = await Promise.all(Array.from({ length: 5 }, () => post('/v1/referrals', office.physician.token, referralBody(marker), key)));
+  const responses = await Promise.all(Array.from({ length: 5 }, () => post('/v1/referrals', office.physician.token, markedReferral(marker), key)));
   const created = responses.filter((response) => response.statusCode === 201);
   const busy = responses.filter((response) => response.statusCode === 409);
   t.equal(created.length + busy.length, 5, `every answer is a 201 or a 409 (got ${responses.map((response) => response.statusCode)})`);
@@ -397,7 +357,7 @@ t.test('the same key fired 5 times at once creates exactly one referral', async 
   }
   t.equal(await referralsWith(marker), 1, 'one referral');
   t.equal(await patientsWith(marker), 1, 'one patient');
-  const retried = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+  const retried = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
   assertReplay(t, created[0]!, retried);
 });
 
@@ -408,9 +368,9 @@ t.test('claims that are stale or abandoned', async (t) => {
   t.test('a claim still in progress answers 409 idempotency-in-progress with Retry-After', async (t) => {
     const marker = tag();
     const key = newKey();
-    assertFresh(t, await post('/v1/referrals', office.physician.token, referralBody(marker), key), 201);
+    assertFresh(t, await post('/v1/referrals', office.physician.token, markedReferral(marker), key), 201);
     await setRecord(key, sql`state = 'in_progress', status_code = null, response_body = null, response_headers = null`);
-    const busy = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+    const busy = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
     assertProblem(t, busy, 409);
     t.equal(busy.json().code, 'idempotency-in-progress');
     t.equal(busy.headers['retry-after'], '1');
@@ -418,23 +378,23 @@ t.test('claims that are stale or abandoned', async (t) => {
 
     t.test('one abandoned for over 5 minutes is taken over: the request runs again', async (t) => {
       await setRecord(key, sql`created_at = now() - interval '6 minutes'`);
-      const rerun = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+      const rerun = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
       assertFresh(t, rerun, 201);
       t.equal(await referralsWith(marker), 2);
-      assertReplay(t, rerun, await post('/v1/referrals', office.physician.token, referralBody(marker), key));
+      assertReplay(t, rerun, await post('/v1/referrals', office.physician.token, markedReferral(marker), key));
     });
   });
 
   t.test('a completed response is kept for the TTL (24 h), then the key is fresh again', async (t) => {
     const marker = tag();
     const key = newKey();
-    const first = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+    const first = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
     assertFresh(t, first, 201);
     await setRecord(key, sql`created_at = now() - interval '23 hours'`);
-    assertReplay(t, first, await post('/v1/referrals', office.physician.token, referralBody(marker), key));
+    assertReplay(t, first, await post('/v1/referrals', office.physician.token, markedReferral(marker), key));
     await setRecord(key, sql`created_at = now() - interval '25 hours'`);
     const otherMarker = tag();
-    const reused = await post('/v1/referrals', office.physician.token, referralBody(otherMarker), key);
+    const reused = await post('/v1/referrals', office.physician.token, markedReferral(otherMarker), key);
     assertFresh(t, reused, 201);
     t.equal(await referralsWith(otherMarker), 1, 'an expired key may carry a new request');
   });
@@ -451,23 +411,23 @@ t.test('bad keys are refused with 400 naming headers.idempotency-key, creating n
   for (const [what, key] of bad) {
     t.test(`a key of ${what}`, async (t) => {
       const marker = tag();
-      assertProblem(t, await post('/v1/referrals', office.physician.token, referralBody(marker), key), 400, ['headers.idempotency-key']);
+      assertProblem(t, await post('/v1/referrals', office.physician.token, markedReferral(marker), key), 400, ['headers.idempotency-key']);
       t.equal(await referralsWith(marker), 0);
     });
   }
   t.test('a key of 255 visible ASCII characters is fine', async (t) => {
     const key = `${'~!'.repeat(127)}x`;
     const marker = tag();
-    const first = await post('/v1/referrals', office.physician.token, referralBody(marker), key);
+    const first = await post('/v1/referrals', office.physician.token, markedReferral(marker), key);
     assertFresh(t, first, 201);
-    assertReplay(t, first, await post('/v1/referrals', office.physician.token, referralBody(marker), key));
+    assertReplay(t, first, await post('/v1/referrals', office.physician.token, markedReferral(marker), key));
   });
 });
 
 t.test('without the header, repeats create duplicates', async (t) => {
   const marker = tag();
-  const first = await post('/v1/referrals', office.physician.token, referralBody(marker));
-  const second = await post('/v1/referrals', office.physician.token, referralBody(marker));
+  const first = await post('/v1/referrals', office.physician.token, markedReferral(marker));
+  const second = await post('/v1/referrals', office.physician.token, markedReferral(marker));
   assertFresh(t, first, 201);
   assertFresh(t, second, 201);
   t.not(first.json().id, second.json().id);
@@ -510,7 +470,7 @@ t.test('the token endpoint ignores the header', async (t) => {
 });
 
 t.test('the OpenAPI document describes the header on POSTs, not on the token endpoint', async (t) => {
-  const document = await expectStatus(await test.request({ method: 'GET', url: '/openapi.json' }), 200, 'openapi');
+  const document = requireStatus(await test.request({ method: 'GET', url: '/openapi.json' }), 200, 'openapi');
   const headerOf = (path: string, method = 'post') =>
     ((document.paths[path]?.[method]?.parameters ?? []) as Json[]).find((parameter) => parameter.in === 'header' && parameter.name === 'idempotency-key');
   const onCreate = headerOf('/v1/referrals');

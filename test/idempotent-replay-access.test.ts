@@ -3,9 +3,9 @@
 // denied; a caller who still sees the record still gets the replay.
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { createOffice, createPractice } from './fixtures/network.js';
+import { referralBody } from './fixtures/referral-bodies.js';
+import { auditEvents, buildTestApp, type Json, type TestResponse as Response } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -23,18 +23,7 @@ function post(url: string, token: string, payload?: Json, key?: string): Promise
 
 /** A referral from the office sent straight to the practice's therapist. */
 async function sentToTherapist(): Promise<Json> {
-  return test.create('/v1/referrals', office.physician.token, {
-    patient,
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason,
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    therapistId: practice.therapist.id,
-    send: true,
-  });
+  return test.create('/v1/referrals', office.physician.token, referralBody({ patient, reason, therapistId: practice.therapist.id, send: true }));
 }
 
 function assertNothingOfTheReferral(t: Test, response: Response) {

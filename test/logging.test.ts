@@ -1,8 +1,6 @@
 // Logs (SPEC §10): pino JSON carrying the request id, never secrets, tokens or patient data.
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import t from 'tap';
-import { loggerOptions } from '../src/logger.js';
+import { captureLog } from './fixtures/captured-log.js';
 import { adminPassword, buildTestApp, createOffice, defaultPassword, type Json } from './helper.js';
 
 const canary = {
@@ -14,17 +12,12 @@ const canary = {
   birthDate: '1931-02-03',
 };
 
-const lines: string[] = [];
-const stream = new Writable({
-  write(chunk, _encoding, callback) {
-    lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    callback();
-  },
-});
+const log = captureLog();
+const { lines } = log;
 const logOutput = () => lines.join('\n');
-const logEntries = () => lines.map((line) => JSON.parse(line) as Json);
+const logEntries = log.entries;
 
-const test = await buildTestApp(t, { logger: pino(loggerOptions('info'), stream) });
+const test = await buildTestApp(t, { logger: log.logger });
 
 /** Everything that must never reach a log line, filled in as the requests below reveal it. */
 const secrets = new Map<string, string>([

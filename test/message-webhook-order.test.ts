@@ -3,11 +3,12 @@
 // order, so a partner receives message.created in the order GET .../messages shows them. On
 // PostgreSQL the posts really run side by side on the pool's connections; on the embedded
 // database they take turns, and the test still holds.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
-import { buildTestApp, createOffice, createPractice, type Json } from './helper.js';
+import { createOffice, createPractice } from './fixtures/network.js';
+import { startReceiver } from './fixtures/partner-ehr.js';
+import { referralBody } from './fixtures/referral-bodies.js';
+import { buildTestApp, type Json } from './helper.js';
 
 const messageCount = 120;
 
@@ -21,35 +22,13 @@ const networkAdmin = await test.loginAsAdmin();
 const office = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
 
-/** A partner EHR on 127.0.0.1 that records the message ids of the message.created events it gets. */
-const received: string[] = [];
-const server = createServer((request, response) => {
-  const chunks: Buffer[] = [];
-  request.on('data', (chunk: Buffer) => chunks.push(chunk));
-  request.on('end', () => {
-    const payload = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    if (payload.type === 'message.created') received.push(payload.data.id);
-    response.end('ok');
-  });
-});
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-const receiverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+/** A partner EHR on 127.0.0.1; what counts is the message ids of the message.created events it gets. */
+const partner = await startReceiver(t);
+const received = () => partner.requests.filter((request) => request.payload.type === 'message.created').map((request) => request.payload.data.id);
 
 t.test('POST /v1/referrals/{id}/messages › concurrent messages are queued and delivered to webhooks in thread order', async (t) => {
-  const endpoint = await test.create('/v1/webhook-endpoints', office.admin.token, { url: receiverUrl, eventTypes: ['message.created'] });
-  const referral = await test.create('/v1/referrals', office.physician.token, {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain' }],
-    reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    send: true,
-    practiceId: practice.id,
-  });
+  const endpoint = await test.create('/v1/webhook-endpoints', office.admin.token, { url: partner.url, eventTypes: ['message.created'] });
+  const referral = await test.create('/v1/referrals', office.physician.token, referralBody({ send: true, practiceId: practice.id }));
   const accepted = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token, payload: {} });
   t.equal(accepted.statusCode, 200, 'the therapist accepts');
 
@@ -92,5 +71,5 @@ t.test('POST /v1/referrals/{id}/messages › concurrent messages are queued and 
 
   // And the partner receives them so.
   for (let round = 0; round < messageCount * 2 && (await test.app.webhookWorker.runOnce()) > 0; round++);
-  t.same(received, thread, 'the receiver got message.created in thread order');
+  t.same(received(), thread, 'the receiver got message.created in thread order');
 });

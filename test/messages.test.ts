@@ -1,10 +1,12 @@
 // /v1/referrals/{id}/messages: one thread per referral between the prescribing office and the
 // therapist side, with per-user read markers (SPEC §5, §6, §7).
 import { sql } from 'drizzle-orm';
-import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import t from 'tap';
+import { createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { referralBody } from './fixtures/referral-bodies.js';
+import { requireStatus } from './fixtures/responses.js';
+import { auditEvents, buildTestApp, type Json, type TestResponse as Response } from './helper.js';
 type Caller = { id: string; token: string };
 
 const test = await buildTestApp(t);
@@ -17,24 +19,11 @@ const otherPractice = await createPractice(test, networkAdmin);
 
 /** A referral from `office`, sent to `practice` unless another target is given. */
 async function sentReferral(target: Json = { practiceId: practice.id }, send = true): Promise<Json> {
-  return test.create('/v1/referrals', office.physician.token, {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain' }],
-    reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    send,
-    ...target,
-  });
+  return test.create('/v1/referrals', office.physician.token, referralBody({ send, ...target }));
 }
 
 async function accept(referralId: string, token: string): Promise<Json> {
-  const response = await test.request({ method: 'POST', url: `/v1/referrals/${referralId}/accept`, token, payload: {} });
-  if (response.statusCode !== 200) throw new Error(`accept failed: ${response.statusCode} ${response.body}`);
-  return response.json();
+  return requireStatus(await test.request({ method: 'POST', url: `/v1/referrals/${referralId}/accept`, token, payload: {} }), 200, 'accept');
 }
 
 /** A referral to `practice`, accepted by practice.therapist. */
@@ -65,14 +54,6 @@ async function thread(referralId: string, caller: Caller): Promise<{ data: Json[
 
 const unreadOf = async (referralId: string, caller: Caller) => (await thread(referralId, caller)).unread;
 const run = (query: ReturnType<typeof sql>) => test.app.database.rows(query);
-
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status} (${response.body.slice(0, 300)})`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ')})`);
-}
 
 t.test('POST /v1/referrals/{id}/messages', async (t) => {
   const referral = await acceptedReferral();

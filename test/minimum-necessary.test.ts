@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { ageInYears } from '../src/modules/referrals/minimum-necessary.js';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { addApiClient, addTherapist, createOffice, createPractice } from './fixtures/network.js';
+import { assertStatus } from './fixtures/responses.js';
+import { auditEvents, buildTestApp, type Json, type TestResponse as Response } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -19,39 +19,9 @@ const network = { techniques: ['trigger_point'], near: region, radiusKm: 10 };
 
 const office = await createOffice(test, networkAdmin, region);
 const practice = await createPractice(test, networkAdmin, { location: region, techniques: ['trigger_point'] });
-const colleague = await addTherapist(practice.id);
-const practiceClient = await apiClient(practice.id, practice.admin.token);
+const colleague = await addTherapist(test, networkAdmin, practice.id);
+const practiceClient = await addApiClient(test, practice.admin.token, practice.id, ['referrals:read', 'referrals:write'], 'Practice EHR');
 const otherPractice = await createPractice(test, networkAdmin, { location: region, techniques: ['trigger_point'] });
-
-async function addTherapist(practiceId: string): Promise<{ id: string; token: string }> {
-  const tag = randomBytes(4).toString('hex');
-  const email = `colleague.${tag}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdmin, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Colleague ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  });
-  return { id: user.id, token: await test.login(email) };
-}
-
-async function apiClient(organizationId: string, adminToken: string): Promise<{ token: string }> {
-  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, {
-    name: 'Practice EHR',
-    scopes: ['referrals:read', 'referrals:write'],
-  });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
-  return { token: response.json().access_token };
-}
 
 const T = practice.therapist;
 const Q = otherPractice.therapist;
@@ -112,10 +82,6 @@ function expectedAge(): number {
   const now = new Date();
   const birthdayPassed = now.getUTCMonth() > 3 || (now.getUTCMonth() === 3 && now.getUTCDate() >= 2);
   return now.getUTCFullYear() - 1978 - (birthdayPassed ? 0 : 1);
-}
-
-function assertStatus(t: Test, response: Response, status: number, what: string) {
-  t.equal(response.statusCode, status, `${what}: ${status}${response.statusCode === status ? '' : ` (${response.body.slice(0, 300)})`}`);
 }
 
 /** Office A prescribes with the patient inline (or an existing patientId) and sends at once; returns the office's answer. */

@@ -1,18 +1,10 @@
 // Organizations, their users and their API clients, through the HTTP API (SPEC §2, §6, §12).
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import {
-  auditEvents,
-  buildTestApp,
-  createOffice,
-  createPractice,
-  defaultPassword,
-  nextNpi,
-  type Json,
-  type TestApp,
-} from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { auditEvents } from './fixtures/database.js';
+import { createOffice, createPractice, nextNpi } from './fixtures/network.js';
+import { assertProblem as assertProblemAnswer } from './fixtures/problems.js';
+import { buildTestApp, defaultPassword, type Json, type TestResponse as Response } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -25,14 +17,9 @@ const unique = () => randomBytes(4).toString('hex');
 const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, token: string, payload?: Json) =>
   test.request({ method, url, token, ...(payload ? { payload } : {}) });
 
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
+/** A problem answer (test/fixtures/problems.ts) whose status member matches the status code too. */
 function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const body = response.json();
-  t.equal(body.status, status, 'problem status matches');
-  const named = (body.errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ')})`);
+  t.equal(assertProblemAnswer(t, response, status, fields).status, status, 'problem status matches');
 }
 
 /** Every item of a list, one page of `limit` at a time, following nextCursor to the end. */

@@ -4,15 +4,13 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import postgres from 'postgres';
-import { pino } from 'pino';
 import t from 'tap';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { loggerOptions } from '../src/logger.js';
 import { DemoAccountsRefusedError } from '../src/seed/bootstrap.js';
 import { demoCredentials } from '../src/seed/demo-network.js';
+import { captureLog } from './fixtures/captured-log.js';
 import { buildTestApp, createOffice, persistentTestDatabase, pgliteTemplate, testConfig, testDatabaseServer, TestApp, type Json } from './helper.js';
 
 const patientBody = { givenName: 'Ada', familyName: 'Byron', birthDate: '1980-01-02', sex: 'female' };
@@ -83,16 +81,10 @@ t.test('demo network › a production start on an empty database has no demo acc
 t.test('demo network › said loudly when on; a database holding it is refused when demo accounts are off', async (t) => {
   const database = await persistentTestDatabase(t);
   const where = database.env;
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, callback) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  const seeded = await buildApp({ config: testConfig({ ...where, DEMO_SEED: 'true' }), logger: pino(loggerOptions('info'), stream), pgliteTemplate: database.template });
+  const log = captureLog();
+  const seeded = await buildApp({ config: testConfig({ ...where, DEMO_SEED: 'true' }), logger: log.logger, pgliteTemplate: database.template });
   await seeded.close();
-  const warnings = lines.map((line) => JSON.parse(line) as Json).filter((entry) => entry.level === 40 && /DEMO ACCOUNTS ARE ENABLED/.test(entry.msg));
+  const warnings = log.entries().filter((entry) => entry.level === 40 && /DEMO ACCOUNTS ARE ENABLED/.test(entry.msg));
   t.equal(warnings.length, 1, 'a warning names the published password risk');
 
   await t.rejects(

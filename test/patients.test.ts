@@ -1,8 +1,9 @@
 // /v1/patients: patients belong to the office that registered them, and every read is audited (SPEC §2, §6, §7).
 import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { isoDate } from './fixtures/referral-bodies.js';
+import { auditEvents, buildTestApp, type Json } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -12,15 +13,7 @@ const officeB = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
 
 /** Signs in a new API client of office A with these scopes and returns its access token and id. */
-async function officeClient(scopes: string[]): Promise<{ id: string; token: string }> {
-  const client = await test.create(`/v1/organizations/${officeA.id}/api-clients`, officeA.admin.token, { name: `EHR ${scopes}`, scopes });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  return { id: client.id, token: response.json().access_token };
-}
+const officeClient = (scopes: string[]) => addApiClient(test, officeA.admin.token, officeA.id, scopes, `EHR ${scopes}`);
 
 const writerClient = await officeClient(['patients:write', 'patients:read']);
 const readerClient = await officeClient(['patients:read']);
@@ -46,21 +39,11 @@ async function listed(token: string, query = ''): Promise<Json[]> {
   return response.json().data;
 }
 
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ')})`);
-}
-
 /** Asserts exactly one audit event was found, and that it matches. */
 function assertOneEvent(t: Test, events: Json[], pattern: Json) {
   t.equal(events.length, 1, 'exactly one audit event');
   t.match(events[0], pattern);
 }
-
-const isoDate = (offsetDays: number) => new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 
 t.test('POST /v1/patients', async (t) => {
   const creators = {

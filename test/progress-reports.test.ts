@@ -2,9 +2,12 @@
 // and the progress summary they feed (SPEC §3, §4, §6).
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { auditEvents } from './fixtures/database.js';
+import { addTherapist, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { isoDate, measuredVisitNoteBody, referralBody } from './fixtures/referral-bodies.js';
+import { requireStatus } from './fixtures/responses.js';
+import { buildTestApp, type Json, type TestResponse as Response } from './helper.js';
 
 // The timer of the expiry sweep is off, so "expiresOn passed but not yet swept" stays that way until a test sweeps.
 const test = await buildTestApp(t, { env: { REFERRAL_EXPIRY_SWEEP_SECONDS: '0' } });
@@ -14,74 +17,22 @@ const office = await createOffice(test, networkAdmin);
 const otherOffice = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
 const otherPractice = await createPractice(test, networkAdmin);
-
 /** A second therapist of `practice`, who did not accept the referrals of this file. */
-async function addTherapist(practiceId: string): Promise<{ id: string; email: string; token: string }> {
-  const tag = Math.random().toString(16).slice(2, 10);
-  const email = `colleague.${tag}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdmin, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Colleague ${tag}`,
-    license: { number: `MT-C${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  });
-  return { id: user.id, email, token: await test.login(email) };
-}
-const colleague = await addTherapist(practice.id);
+const colleague = await addTherapist(test, networkAdmin, practice.id);
 
-const isoDate = (offsetDays: number) => new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 const today = () => isoDate(0);
 
 /** A referral from `office` to `practice`, sent at once. */
-async function sentReferral(overrides: Json = {}): Promise<Json> {
-  return test.create('/v1/referrals', office.physician.token, {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain' }],
-    reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    practiceId: practice.id,
-    send: true,
-    ...overrides,
-  });
-}
+const sentReferral = (overrides: Json = {}): Promise<Json> =>
+  test.create('/v1/referrals', office.physician.token, referralBody({ practiceId: practice.id, send: true, ...overrides }));
 
 /** A referral accepted by practice.therapist. */
 async function acceptedReferral(overrides: Json = {}): Promise<Json> {
   const referral = await sentReferral(overrides);
-  const response = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token, payload: {} });
-  if (response.statusCode !== 200) throw new Error(`accept failed: ${response.statusCode} ${response.body}`);
-  return response.json();
+  return requireStatus(await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token, payload: {} }), 200, 'accept');
 }
 
-function noteBody(overrides: Json = {}): Json {
-  return {
-    visitDate: today(),
-    subjective: 'Pain 7/10 after work shifts',
-    objective: 'Taut bands L paraspinals',
-    assessment: 'Improving tolerance to pressure',
-    plan: 'Continue 2x/week',
-    painBefore: 7,
-    painAfter: 4,
-    rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
-    outcomeMeasures: [{ instrument: 'ODI', score: 38 }],
-    techniquesApplied: ['trigger_point'],
-    minutes: 60,
-    billing: [
-      { cpt: '97140', units: 2 },
-      { cpt: '97124', units: 2 },
-    ],
-    final: false,
-    ...overrides,
-  };
-}
+const noteBody = (overrides: Json = {}): Json => measuredVisitNoteBody({ final: false, ...overrides });
 
 const notesUrl = (referralId: string) => `/v1/referrals/${referralId}/progress-reports`;
 const postNote = (referralId: string, body: Json = noteBody(), token = practice.therapist.token) =>
@@ -114,14 +65,6 @@ async function notes(referralId: string, token = office.physician.token): Promis
 }
 
 const run = (query: ReturnType<typeof sql>) => test.app.database.rows(query);
-
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status} (${response.body.slice(0, 300)})`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ')})`);
-}
 
 /** Asserts a 409 carrying this machine-readable code. */
 function assertConflict(t: Test, response: Response, code: string, currentStatus?: string) {

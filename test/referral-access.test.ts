@@ -6,50 +6,25 @@
 // taken from a request body, and nothing answers without a token.
 import { randomBytes, randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import { addApiClient, addTherapist, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { referralBody, visitNoteBody } from './fixtures/referral-bodies.js';
+import { requireStatus } from './fixtures/responses.js';
+import { auditEvents, buildTestApp, type Json, type TestResponse as Response } from './helper.js';
 type Method = 'GET' | 'POST' | 'PATCH';
 
 const test = await buildTestApp(t);
 const networkAdminToken = await test.loginAsAdmin();
-const today = new Date().toISOString().slice(0, 10);
 const portland = { lat: 45.5152, lng: -122.6734 };
 
 /** Signs in a new API client of the organization with every referral scope; its actor id is the client's id. */
-async function apiClient(organizationId: string, adminToken: string): Promise<{ id: string; token: string }> {
-  const scopes = ['referrals:read', 'referrals:write', 'patients:read', 'patients:write'];
-  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `EHR ${randomBytes(3).toString('hex')}`, scopes });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
-  return { id: client.id, token: response.json().access_token };
-}
-
-/** Adds a therapist to a practice (as the network admin) and signs them in. */
-async function addTherapist(practiceId: string): Promise<{ id: string; token: string }> {
-  const tag = randomBytes(4).toString('hex');
-  const email = `second.${tag}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdminToken, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Second therapist ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  });
-  return { id: user.id, token: await test.login(email) };
-}
+const apiClient = (organizationId: string, adminToken: string) =>
+  addApiClient(test, adminToken, organizationId, ['referrals:read', 'referrals:write', 'patients:read', 'patients:write']);
 
 // The referral's own parties: office A prescribes to practice P.
 const officeA = await createOffice(test, networkAdminToken);
 const practiceP = await createPractice(test, networkAdminToken, { location: portland, techniques: ['trigger_point', 'myofascial_release'] });
-const secondTherapistP = await addTherapist(practiceP.id);
+const secondTherapistP = await addTherapist(test, networkAdminToken, practiceP.id);
 // Strangers: office B and practice Q (whose therapist offers trigger_point near Portland, so a network offer reaches them).
 const officeB = await createOffice(test, networkAdminToken);
 const practiceQ = await createPractice(test, networkAdminToken, { location: portland, techniques: ['trigger_point', 'myofascial_release'] });
@@ -78,47 +53,18 @@ const foreignCallers: Caller[] = [
 ];
 
 /** A valid referral from office A; the target and anything else come from overrides. */
-function referralBody(overrides: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-    goals: ['Pain at or below 3/10'],
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    ...overrides,
-  };
-}
-
-const visitNote = {
-  visitDate: today,
-  subjective: 'Pain 7/10 after work shifts',
-  objective: 'Taut bands L paraspinals',
-  assessment: 'Improving tolerance to pressure',
-  plan: 'Continue 2x/week',
-  painBefore: 7,
-  painAfter: 4,
-  techniquesApplied: ['trigger_point'],
-  minutes: 60,
-};
-
-async function ok(response: Response, status: number, what: string): Promise<Json> {
-  if (response.statusCode !== status) throw new Error(`${what} failed: ${response.statusCode} ${response.body}`);
-  return response.json();
-}
+const validReferral = (overrides: Json = {}): Json => referralBody({ goals: ['Pain at or below 3/10'], ...overrides });
+const visitNote = visitNoteBody();
 
 // Referral R: office A → practice P, accepted by P's therapist, with a visit note and a thread.
-const R: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ practiceId: practiceP.id, send: true }))).id;
-await ok(await test.request({ method: 'POST', url: `/v1/referrals/${R}/accept`, token: practiceP.therapist.token }), 200, 'accept R');
+const R: string = (await test.create('/v1/referrals', officeA.physician.token, validReferral({ practiceId: practiceP.id, send: true }))).id;
+requireStatus(await test.request({ method: 'POST', url: `/v1/referrals/${R}/accept`, token: practiceP.therapist.token }), 200, 'accept R');
 const reportId: string = (await test.create(`/v1/referrals/${R}/progress-reports`, practiceP.therapist.token, visitNote)).id;
 await test.create(`/v1/referrals/${R}/messages`, officeA.physician.token, { body: 'How did the first session go?' });
 await test.create(`/v1/referrals/${R}/messages`, practiceP.therapist.token, { body: 'Well; pain down to 4/10.' });
 
 // Referral S: office A → practice P, sent and not yet accepted (for the accept-body test).
-const S: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ practiceId: practiceP.id, send: true }))).id;
+const S: string = (await test.create('/v1/referrals', officeA.physician.token, validReferral({ practiceId: practiceP.id, send: true }))).id;
 
 let requestCounter = 0;
 /** Calls with a request id of its own, so the audit event of exactly this call can be found. */
@@ -130,11 +76,6 @@ async function send(token: string | undefined, method: Method, url: string, payl
 
 async function deniedEvents(actorId: string, resourceId: string, requestId: string) {
   return (await auditEvents(test, { actorId, resourceId, outcome: 'denied' })).filter((event) => event.requestId === requestId);
-}
-
-function assertProblem(t: Test, response: Response, status: number) {
-  t.equal(response.statusCode, status, `answers ${status}${response.statusCode === status ? '' : `: ${response.body}`}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
 }
 
 /** The parts of a problem that must not tell a foreign record from a missing one. */
@@ -177,9 +118,9 @@ async function stateOf(referralId: string) {
 /** The referral as its prescriber reads it through the API, with its notes and thread. */
 async function prescriberView(referralId: string) {
   const token = officeA.physician.token;
-  const referral = await ok(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}`, token }), 200, 'GET referral');
-  const notes = await ok(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/progress-reports?limit=200`, token }), 200, 'GET notes');
-  const thread = await ok(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/messages?limit=200`, token }), 200, 'GET messages');
+  const referral = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}`, token }), 200, 'GET referral');
+  const notes = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/progress-reports?limit=200`, token }), 200, 'GET notes');
+  const thread = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/messages?limit=200`, token }), 200, 'GET messages');
   return {
     version: referral.version as number,
     status: referral.status as string,
@@ -194,7 +135,7 @@ async function listedIds(token: string): Promise<string[]> {
   const ids: string[] = [];
   let cursor: string | null = null;
   do {
-    const page = await ok(await test.request({ method: 'GET', url: `/v1/referrals?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, token }), 200, 'GET /v1/referrals');
+    const page = requireStatus(await test.request({ method: 'GET', url: `/v1/referrals?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, token }), 200, 'GET /v1/referrals');
     ids.push(...(page.data as Json[]).map((referral) => referral.id as string));
     cursor = page.nextCursor;
   } while (cursor !== null);
@@ -270,7 +211,7 @@ async function assertRefused(
     'naming the action and the resource',
   );
 
-  const reread = await ok(await test.request({ method: 'GET', url: ref(referralId), token: officeA.physician.token }), 200, 'GET referral');
+  const reread = requireStatus(await test.request({ method: 'GET', url: ref(referralId), token: officeA.physician.token }), 200, 'GET referral');
   t.same({ version: reread.version, status: reread.status }, { version: JSON.parse(before.referral).version, status: JSON.parse(before.referral).status }, 'the prescriber re-reads the same version and status');
   t.same(await stateOf(referralId), before, 'the referral, its history, notes, addenda, messages, read markers and offers are unchanged');
 }
@@ -287,7 +228,7 @@ t.test('setup › R is accepted and in progress, with a note and messages, and e
   t.equal(viewOfRAtStart.messages, 2);
   t.equal(foreignCallers.length, 8);
   for (const client of [officeBClient, practiceQClient]) {
-    const me = await ok(await test.request({ method: 'GET', url: '/v1/me', token: client.token }), 200, 'GET /v1/me');
+    const me = requireStatus(await test.request({ method: 'GET', url: '/v1/me', token: client.token }), 200, 'GET /v1/me');
     t.equal(me.id, client.id, "an API client's principal id is the id of its create response");
   }
 });
@@ -304,7 +245,7 @@ for (const route of endpoints) {
   }
 }
 
-const patientOfR: string = (await ok(await test.request({ method: 'GET', url: ref(R), token: officeA.physician.token }), 200, 'GET R')).patientId;
+const patientOfR: string = (requireStatus(await test.request({ method: 'GET', url: ref(R), token: officeA.physician.token }), 200, 'GET R')).patientId;
 for (const caller of foreignCallers) {
   t.test(`GET /v1/referrals › ${caller.label} does not see R in the list`, async (t) => {
     t.notOk((await listedIds(caller.token)).includes(R), 'R is not listed');
@@ -370,8 +311,8 @@ for (const caller of [secondP, physicianA, adminP]) {
 
 t.test('wrong role › the therapist who accepted R still may post notes and addenda (the refusals above are about the caller)', async (t) => {
   // Checked on a referral of its own, so that R stays as the tests above left it.
-  const own = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ therapistId: practiceP.therapist.id, send: true }))).id;
-  await ok(await test.request({ method: 'POST', url: ref(own, '/accept'), token: practiceP.therapist.token }), 200, 'accept');
+  const own = (await test.create('/v1/referrals', officeA.physician.token, validReferral({ therapistId: practiceP.therapist.id, send: true }))).id;
+  requireStatus(await test.request({ method: 'POST', url: ref(own, '/accept'), token: practiceP.therapist.token }), 200, 'accept');
   const note = await test.create(ref(own, '/progress-reports'), practiceP.therapist.token, visitNote);
   t.equal(note.visitNumber, 1);
   const addendum = await test.request({ method: 'POST', url: ref(own, `/progress-reports/${note.id}/addenda`), token: practiceP.therapist.token, payload: { text: 'Correction' } });
@@ -384,7 +325,7 @@ t.test('network offer › once a therapist accepts, the offer vanishes for every
   const created = await test.create(
     '/v1/referrals',
     officeA.physician.token,
-    referralBody({ network: { near: portland, radiusKm: 50 }, send: true }),
+    validReferral({ network: { near: portland, radiusKm: 50 }, send: true }),
   );
   const N: string = created.id;
   t.equal(created.status, 'sent');
@@ -433,7 +374,7 @@ t.test('network offer › once a therapist accepts, the offer vanishes for every
 });
 
 t.test('therapist target › a referral addressed to one therapist is invisible to their colleague in the same practice', async (t) => {
-  const addressed = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ therapistId: practiceP.therapist.id, send: true }))).id;
+  const addressed = (await test.create('/v1/referrals', officeA.physician.token, validReferral({ therapistId: practiceP.therapist.id, send: true }))).id;
   t.equal((await test.request({ method: 'GET', url: ref(addressed), token: practiceP.therapist.token })).statusCode, 200, 'the addressed therapist reads it');
   for (const label of ['GET /v1/referrals/{id}', 'POST /v1/referrals/{id}/accept', 'POST /v1/referrals/{id}/decline', 'GET /v1/referrals/{id}/messages']) {
     await t.test(`${label} › the colleague gets 404, audited`, async (t) => {
@@ -444,15 +385,15 @@ t.test('therapist target › a referral addressed to one therapist is invisible 
 });
 
 t.test('reroute › a practice that declined loses the referral, its thread and history once it is rerouted elsewhere', async (t) => {
-  const moved = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ practiceId: practiceQ.id, send: true }))).id;
+  const moved = (await test.create('/v1/referrals', officeA.physician.token, validReferral({ practiceId: practiceQ.id, send: true }))).id;
   t.equal((await test.request({ method: 'GET', url: ref(moved), token: practiceQ.therapist.token })).statusCode, 200, "Q's therapist reads the referral sent to Q");
   t.equal(
     (await test.request({ method: 'POST', url: ref(moved, '/messages'), token: practiceQ.therapist.token, payload: { body: 'Fully booked this month, sorry.' } })).statusCode,
     201,
     "Q's therapist takes part in the thread",
   );
-  await ok(await test.request({ method: 'POST', url: ref(moved, '/decline'), token: practiceQ.therapist.token, payload: { reason: 'No availability' } }), 200, 'decline');
-  await ok(await test.request({ method: 'POST', url: ref(moved, '/reroute'), token: officeA.physician.token, payload: { practiceId: practiceP.id } }), 200, 'reroute');
+  requireStatus(await test.request({ method: 'POST', url: ref(moved, '/decline'), token: practiceQ.therapist.token, payload: { reason: 'No availability' } }), 200, 'decline');
+  requireStatus(await test.request({ method: 'POST', url: ref(moved, '/reroute'), token: officeA.physician.token, payload: { practiceId: practiceP.id } }), 200, 'reroute');
 
   const formerParticipants: Caller[] = [
     { label: 'the therapist of the practice it was taken from', ...practiceQ.therapist },
@@ -498,11 +439,7 @@ t.test('GET /v1/referrals/{id} › an id written as urn:uuid:… is refused like
 // ─── Server-owned fields ────────────────────────────────────────────────────────────────────────
 
 /** Asserts a 400 validation problem whose errors[] names the field. */
-function assertNamesField(t: Test, response: Response, field: string) {
-  assertProblem(t, response, 400);
-  const named = ((response.json().errors ?? []) as Json[]).map((problem) => problem.field);
-  t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ') || 'none'})`);
-}
+const assertNamesField = (t: Test, response: Response, field: string) => assertProblem(t, response, 400, [field]);
 
 const serverOwned: [string, unknown][] = [
   ['id', randomUUID()],
@@ -519,16 +456,16 @@ const serverOwned: [string, unknown][] = [
 for (const [field, value] of serverOwned) {
   t.test(`POST /v1/referrals › a body carrying the server-owned ${field} is a 400 naming it, and nothing is created`, async (t) => {
     const referralsBefore = await listedIds(officeA.physician.token);
-    const patientsBefore = await ok(await test.request({ method: 'GET', url: '/v1/patients?limit=200', token: officeA.physician.token }), 200, 'GET patients');
+    const patientsBefore = requireStatus(await test.request({ method: 'GET', url: '/v1/patients?limit=200', token: officeA.physician.token }), 200, 'GET patients');
     const response = await test.request({
       method: 'POST',
       url: '/v1/referrals',
       token: officeA.physician.token,
-      payload: referralBody({ practiceId: practiceP.id, send: true, [field]: value }),
+      payload: validReferral({ practiceId: practiceP.id, send: true, [field]: value }),
     });
     assertNamesField(t, response, field);
     t.same(await listedIds(officeA.physician.token), referralsBefore, 'no referral was created');
-    const patientsAfter = await ok(await test.request({ method: 'GET', url: '/v1/patients?limit=200', token: officeA.physician.token }), 200, 'GET patients');
+    const patientsAfter = requireStatus(await test.request({ method: 'GET', url: '/v1/patients?limit=200', token: officeA.physician.token }), 200, 'GET patients');
     t.equal(patientsAfter.data.length, patientsBefore.data.length, 'no patient was created');
   });
 }
@@ -554,7 +491,7 @@ t.test('POST /v1/referrals/{id}/accept › a body carrying {status: "completed"}
 // ─── No token ───────────────────────────────────────────────────────────────────────────────────
 
 const unauthenticated: { label: string; method: Method; url: string; payload?: Json }[] = [
-  { label: 'POST /v1/referrals', method: 'POST', url: '/v1/referrals', payload: referralBody({ practiceId: practiceP.id, send: true }) },
+  { label: 'POST /v1/referrals', method: 'POST', url: '/v1/referrals', payload: validReferral({ practiceId: practiceP.id, send: true }) },
   { label: 'GET /v1/referrals', method: 'GET', url: '/v1/referrals' },
   ...endpoints.map((route) => ({ label: route.label, method: route.method, url: route.url(R), payload: route.payload?.(foreignCallers[0]!) })),
 ];

@@ -3,11 +3,13 @@
 // feed that misses nothing, also when transactions commit out of order (PostgreSQL only).
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
-import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, testDatabaseServer, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
-type Move = 'send' | 'accept' | 'decline' | 'reroute' | 'cancel' | 'amend';
+import t from 'tap';
+import { auditEvents } from './fixtures/database.js';
+import { addTherapist, createOffice, createPractice } from './fixtures/network.js';
+import { isoDate } from './fixtures/referral-bodies.js';
+import { referralMoves, type Move } from './fixtures/referral-moves.js';
+import { assertStatus } from './fixtures/responses.js';
+import { buildTestApp, testDatabaseServer, type Json } from './helper.js';
 
 // Connections enough for 21 accepts waiting on one row lock at once (the offer race below).
 const test = await buildTestApp(t, { env: { DATABASE_POOL_SIZE: '30' } });
@@ -16,60 +18,8 @@ const office = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
 const second = await createPractice(test, networkAdmin);
 
-const dayMs = 86_400_000;
-const isoDate = (offsetDays: number) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function referralBody(overrides: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    therapistId: practice.therapist.id,
-    ...overrides,
-  };
-}
-
-const get = (url: string, token: string) => test.request({ method: 'GET', url, token });
-const create = (overrides: Json = {}, token = office.physician.token) => test.create('/v1/referrals', token, referralBody(overrides));
-const read = async (id: string, token = office.physician.token): Promise<Json> => (await get(`/v1/referrals/${id}`, token)).json();
-const history = async (id: string): Promise<Json[]> => (await get(`/v1/referrals/${id}/history?limit=200`, office.physician.token)).json().data;
-
-function request(id: string, move: Move, token: string, payload?: Json, headers: Record<string, string> = {}) {
-  return move === 'amend'
-    ? test.request({ method: 'PATCH', url: `/v1/referrals/${id}`, token, payload: payload ?? {}, headers })
-    : test.request({ method: 'POST', url: `/v1/referrals/${id}/${move}`, token, ...(payload ? { payload } : {}), headers });
-}
-
-async function must(id: string, move: Move, token: string, payload?: Json): Promise<Json> {
-  const response = await request(id, move, token, payload);
-  if (response.statusCode !== 200) throw new Error(`${move} failed: ${response.statusCode} ${response.body}`);
-  return response.json();
-}
-
-function assertStatus(t: Test, response: Response, status: number) {
-  t.equal(response.statusCode, status, `answers ${status}${response.statusCode === status ? '' : `: ${response.body}`}`);
-}
-
-async function addTherapist(practiceId: string, tag: string): Promise<{ id: string; token: string }> {
-  const email = `${tag}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdmin, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Therapist ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  });
-  return { id: user.id, token: await test.login(email) };
-}
+const { get, create, read, history, request, must } = referralMoves(test, office, practice);
 
 t.test('If-Match', async (t) => {
   /**
@@ -166,7 +116,7 @@ t.test('an open offer to 21 therapists', async (t) => {
   // A practice of its own far from the others, with 21 therapists who all match the offer.
   const region = { lat: 43.0, lng: -90.0 };
   const racePractice = await createPractice(test, networkAdmin, { location: region, techniques: ['trigger_point'] });
-  const therapists = [racePractice.therapist, ...(await Promise.all(Array.from({ length: 20 }, (_, i) => addTherapist(racePractice.id, `race${i}`))))];
+  const therapists = [racePractice.therapist, ...(await Promise.all(Array.from({ length: 20 }, (_, i) => addTherapist(test, networkAdmin, racePractice.id))))];
   const openOffer = () => create({ therapistId: undefined, network: { techniques: ['trigger_point'], near: region, radiusKm: 10 }, send: true });
 
   t.test('accepted by all at once: exactly one wins, every other gets 409, and then 404', async (t) => {

@@ -3,30 +3,19 @@
 // treats and discharges, both sides message, a therapist of another practice is kept out, and the
 // audit trail answers for every read and change — who did it, and who saw the patient.
 import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, defaultPassword, nextNpi, type Json, type TestApp } from './helper.js';
+import type { Member as Person } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { measuredVisitNoteBody } from './fixtures/referral-bodies.js';
+import { expectStatus, isoTimestampPattern as isoTimestamp } from './fixtures/responses.js';
+import { auditEvents, buildTestApp, defaultPassword, nextNpi, type Json, type TestResponse as Response } from './helper.js';
 
-type Response = Awaited<ReturnType<TestApp['request']>>;
-interface Person {
-  id: string;
-  email: string;
-  token: string;
-}
-
-const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const dayMs = 86_400_000;
 const today = new Date().toISOString().slice(0, 10);
 const daysFrom = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
 
-/** Asserts the status and returns the JSON body, printing the body when the status is wrong. */
-function expectStatus(t: Test, response: Response, status: number, what: string): Json {
-  t.equal(response.statusCode, status, `${what}: ${status}${response.statusCode === status ? '' : ` (got ${response.statusCode}: ${response.body})`}`);
-  return response.body ? response.json() : {};
-}
-
 /** A 404 problem exactly as any outsider gets it, naming nothing about the referral. */
 function assertNotFound(t: Test, response: Response, instance: string) {
-  const body = expectStatus(t, response, 404, 'not found');
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
+  const body = assertProblem(t, response, 404, [], 'not found');
   t.same(body, {
     type: 'urn:massage-referral:problem:not-found',
     title: 'Not Found',
@@ -139,25 +128,16 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
     return body;
   };
 
-  const visitNote = (overrides: Json) => ({
-    visitDate: today,
-    subjective: 'Pain 7/10 after work shifts; stiffness on rising',
-    objective: 'Taut bands and active trigger points in L lumbar paraspinals and QL',
-    assessment: 'Improving tolerance to pressure',
-    plan: 'Continue 2x/week; home stretching program',
-    painBefore: 7,
-    painAfter: 4,
-    rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
-    outcomeMeasures: [{ instrument: 'ODI', score: 38 }],
-    techniquesApplied: ['trigger_point', 'myofascial_release'],
-    minutes: 60,
-    billing: [
-      { cpt: '97140', units: 2 },
-      { cpt: '97124', units: 2 },
-    ],
-    final: false,
-    ...overrides,
-  });
+  const visitNote = (overrides: Json) =>
+    measuredVisitNoteBody({
+      visitDate: today,
+      subjective: 'Pain 7/10 after work shifts; stiffness on rising',
+      objective: 'Taut bands and active trigger points in L lumbar paraspinals and QL',
+      plan: 'Continue 2x/week; home stretching program',
+      techniquesApplied: ['trigger_point', 'myofascial_release'],
+      final: false,
+      ...overrides,
+    });
 
   /** Posts a visit note as Sam and checks the signed note in full. */
   const postNote = async (t: Test, payload: Json, visitNumber: number): Promise<Json> => {

@@ -1,25 +1,13 @@
 // The referral lifecycle of SPEC §3: every legal move, every illegal move from every status (409
-// with the current status and the moves allowed), amendments, the history, open network offers
-// declined one therapist at a time, and expiry by the sweep and on restart.
-import { eq } from 'drizzle-orm';
+// with the current status and the moves allowed), amendments, the history, and open network offers
+// declined one therapist at a time. Expiry: referral-expiry.test.ts.
 import t, { type Test } from 'tap';
-import { buildApp } from '../src/app.js';
-import { referrals as referralsTable } from '../src/db/schema.js';
-import {
-  auditEvents,
-  buildTestApp,
-  createOffice,
-  createPractice,
-  defaultPassword,
-  testConfig,
-  testDatabaseServer,
-  TestApp,
-  type Json,
-} from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
-type Status = 'draft' | 'sent' | 'accepted' | 'declined' | 'in_progress' | 'completed' | 'cancelled' | 'expired';
-type Move = 'send' | 'accept' | 'decline' | 'reroute' | 'cancel' | 'amend';
+import { auditEvents } from './fixtures/database.js';
+import { addTherapist, createOffice, createPractice, type Member } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { isoDate } from './fixtures/referral-bodies.js';
+import { assertMoved, referralMoves, type Move, type ReferralStatus as Status } from './fixtures/referral-moves.js';
+import { buildTestApp, type Json } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -31,152 +19,16 @@ const second = await createPractice(test, networkAdmin);
 // Three therapists of one practice in a region of their own, for open network offers.
 const region = { lat: 41.0, lng: -95.0 };
 const networkPractice = await createPractice(test, networkAdmin, { location: region, techniques: ['trigger_point'] });
-type Member = { id: string; email: string; token: string };
 const offerTherapists: Member[] = [
   networkPractice.therapist,
-  await addTherapist(networkPractice.id, 'n2'),
-  await addTherapist(networkPractice.id, 'n3'),
+  await addTherapist(test, networkAdmin, networkPractice.id),
+  await addTherapist(test, networkAdmin, networkPractice.id),
 ];
 
-const dayMs = 86_400_000;
+const { get, create, read, history, request, must, visitNote, inStatus } = referralMoves(test, office, practice);
+
 /** "a sent", "an accepted": the article for a status in test names. */
 const a = (status: string) => `${/^[aeiou]/.test(status) ? 'an' : 'a'} ${status}`;
-const isoDate = (offsetDays: number) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
-
-async function addTherapist(practiceId: string, tag: string): Promise<{ id: string; email: string; token: string }> {
-  const email = `${tag}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdmin, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Therapist ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  });
-  return { id: user.id, email, token: await test.login(email) };
-}
-
-function referralBody(overrides: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    therapistId: practice.therapist.id,
-    ...overrides,
-  };
-}
-
-const get = (url: string, token: string) => test.request({ method: 'GET', url, token });
-const read = async (id: string, token = office.physician.token): Promise<Json> => {
-  const response = await get(`/v1/referrals/${id}`, token);
-  if (response.statusCode !== 200) throw new Error(`GET referral failed: ${response.statusCode} ${response.body}`);
-  return response.json();
-};
-const history = async (id: string, token = office.physician.token): Promise<Json[]> => (await get(`/v1/referrals/${id}/history?limit=200`, token)).json().data;
-
-/** POSTs a move, or PATCHes for amend. */
-function request(id: string, move: Move, token: string, payload?: Json, headers: Record<string, string> = {}) {
-  return move === 'amend'
-    ? test.request({ method: 'PATCH', url: `/v1/referrals/${id}`, token, payload: payload ?? {}, headers })
-    : test.request({ method: 'POST', url: `/v1/referrals/${id}/${move}`, token, ...(payload ? { payload } : {}), headers });
-}
-
-/** Makes a move that must succeed and returns the referral it answers with. */
-async function must(id: string, move: Move, token: string, payload?: Json): Promise<Json> {
-  const response = await request(id, move, token, payload);
-  if (response.statusCode !== 200) throw new Error(`${move} failed: ${response.statusCode} ${response.body}`);
-  return response.json();
-}
-
-async function create(overrides: Json = {}): Promise<Json> {
-  return test.create('/v1/referrals', office.physician.token, referralBody(overrides));
-}
-
-/**
- * Posts a visit note as the accepting therapist; the first starts the referral, a final one
- * completes it. in_progress and completed are reached through this route
- * (POST /v1/referrals/{id}/progress-reports), never by writing the status into the database.
- */
-async function visitNote(id: string, token: string, final = false) {
-  const response = await test.request({
-    method: 'POST',
-    url: `/v1/referrals/${id}/progress-reports`,
-    token,
-    payload: {
-      visitDate: isoDate(0),
-      subjective: 'Pain 6/10',
-      objective: 'Taut bands L paraspinals',
-      assessment: 'Improving',
-      plan: 'Continue',
-      painBefore: 6,
-      painAfter: 3,
-      techniquesApplied: ['trigger_point'],
-      minutes: 60,
-      final,
-    },
-  });
-  if (response.statusCode !== 201) throw new Error(`progress report failed: ${response.statusCode} ${response.body}`);
-}
-
-/** Moves a referral's dates so that it expired yesterday (the CHECK wants expires_on > start_date). */
-async function makeOverdue(id: string) {
-  await test.app.db.update(referralsTable).set({ startDate: isoDate(-40), expiresOn: isoDate(-1) }).where(eq(referralsTable.id, id));
-}
-
-/** A referral to the practice's therapist, brought into this status through the API. */
-async function inStatus(status: Status): Promise<Json> {
-  switch (status) {
-    case 'draft':
-      return create();
-    case 'sent':
-      return create({ send: true });
-    case 'accepted':
-      return must((await inStatus('sent')).id, 'accept', practice.therapist.token, {});
-    case 'declined':
-      return must((await inStatus('sent')).id, 'decline', practice.therapist.token, { reason: 'Fully booked' });
-    case 'in_progress': {
-      const referral = await inStatus('accepted');
-      await visitNote(referral.id, practice.therapist.token);
-      return read(referral.id);
-    }
-    case 'completed': {
-      const referral = await inStatus('accepted');
-      await visitNote(referral.id, practice.therapist.token, true);
-      return read(referral.id);
-    }
-    // Cancelled after it was sent: the therapist it went to still sees it and is told why not. (A
-    // draft cancelled unsent was never theirs to see: test/sync-feed-parts.test.ts.)
-    case 'cancelled':
-      return must((await inStatus('sent')).id, 'cancel', office.physician.token, { reason: 'Patient moved out of state' });
-    case 'expired': {
-      const referral = await inStatus('sent');
-      await makeOverdue(referral.id);
-      await test.app.expireReferrals();
-      return read(referral.id);
-    }
-  }
-}
-
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status}${response.statusCode === status ? '' : `: ${response.body}`}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ') || 'none'})`);
-}
-
-function assertOk(t: Test, response: Response): Json {
-  t.equal(response.statusCode, 200, `answers 200${response.statusCode === 200 ? '' : `: ${response.body}`}`);
-  const body = response.json();
-  t.equal(response.headers.etag, `"${body.version}"`, 'the ETag is the new version');
-  return body;
-}
 
 /** Asserts the referral is unchanged: same status and version as before. */
 async function assertUnchanged(t: Test, before: Json) {
@@ -236,7 +88,7 @@ t.test('illegal moves from every status are refused (409 illegal-transition with
 t.test('POST /v1/referrals/{id}/send', async (t) => {
   t.test('sends a draft: sent, version 2, and a send event', async (t) => {
     const draft = await inStatus('draft');
-    const sent = assertOk(t, await request(draft.id, 'send', office.physician.token));
+    const sent = assertMoved(t, await request(draft.id, 'send', office.physician.token));
     t.match(sent, { status: 'sent', version: 2 });
     t.match(await history(draft.id), [
       { action: 'create', fromStatus: null, toStatus: 'draft', version: 1 },
@@ -249,7 +101,7 @@ t.test('POST /v1/referrals/{id}/send', async (t) => {
 
   t.test('office staff may send a draft of their office', async (t) => {
     const draft = await inStatus('draft');
-    t.equal(assertOk(t, await request(draft.id, 'send', office.staff.token)).status, 'sent');
+    t.equal(assertMoved(t, await request(draft.id, 'send', office.staff.token)).status, 'sent');
   });
 
   t.test('the therapist side cannot send: 404, nothing changed', async (t) => {
@@ -276,7 +128,7 @@ t.test('POST /v1/referrals/{id}/send', async (t) => {
 t.test('POST /v1/referrals/{id}/accept', async (t) => {
   t.test('the targeted therapist accepts: accepted, acceptedBy names them and their practice', async (t) => {
     const sent = await inStatus('sent');
-    const accepted = assertOk(t, await request(sent.id, 'accept', practice.therapist.token));
+    const accepted = assertMoved(t, await request(sent.id, 'accept', practice.therapist.token));
     t.match(accepted, { status: 'accepted', version: 2, acceptedBy: { therapistId: practice.therapist.id, practiceId: practice.id } });
     t.ok(Date.parse(accepted.acceptedBy.at) <= Date.now(), 'acceptedBy.at is a time');
     t.match((await history(sent.id)).at(-1), {
@@ -293,7 +145,7 @@ t.test('POST /v1/referrals/{id}/accept', async (t) => {
     const sent = await create({ therapistId: undefined, practiceId: practice.id, send: true });
     assertProblem(t, await request(sent.id, 'accept', practice.admin.token, {}), 400, ['therapistId']);
     assertProblem(t, await request(sent.id, 'accept', practice.admin.token, { therapistId: second.therapist.id }), 400, ['therapistId']);
-    const accepted = assertOk(t, await request(sent.id, 'accept', practice.admin.token, { therapistId: practice.therapist.id }));
+    const accepted = assertMoved(t, await request(sent.id, 'accept', practice.admin.token, { therapistId: practice.therapist.id }));
     t.match(accepted, { status: 'accepted', acceptedBy: { therapistId: practice.therapist.id, practiceId: practice.id } });
     t.match((await history(sent.id)).at(-1), { action: 'accept', actor: { id: practice.admin.id } });
   });
@@ -316,7 +168,7 @@ t.test('POST /v1/referrals/{id}/accept', async (t) => {
 t.test('POST /v1/referrals/{id}/decline', async (t) => {
   t.test('the targeted therapist declines with a reason: declined, the reason kept', async (t) => {
     const sent = await inStatus('sent');
-    const declined = assertOk(t, await request(sent.id, 'decline', practice.therapist.token, { reason: 'Fully booked until March' }));
+    const declined = assertMoved(t, await request(sent.id, 'decline', practice.therapist.token, { reason: 'Fully booked until March' }));
     t.match(declined, { status: 'declined', version: 2, acceptedBy: null });
     t.match((await history(sent.id)).at(-1), {
       action: 'decline',
@@ -330,7 +182,7 @@ t.test('POST /v1/referrals/{id}/decline', async (t) => {
 
   t.test('a practice admin declines a referral to the practice', async (t) => {
     const sent = await create({ therapistId: undefined, practiceId: practice.id, send: true });
-    t.equal(assertOk(t, await request(sent.id, 'decline', practice.admin.token, { reason: 'No capacity' })).status, 'declined');
+    t.equal(assertMoved(t, await request(sent.id, 'decline', practice.admin.token, { reason: 'No capacity' })).status, 'declined');
   });
 
   for (const [what, payload] of [['no body', undefined], ['no reason', {}], ['an empty reason', { reason: '' }]] as const) {
@@ -351,7 +203,7 @@ t.test('POST /v1/referrals/{id}/decline', async (t) => {
 t.test('POST /v1/referrals/{id}/reroute', async (t) => {
   t.test('to another therapist: sent to them, who can accept it', async (t) => {
     const declined = await inStatus('declined');
-    const rerouted = assertOk(t, await request(declined.id, 'reroute', office.physician.token, { therapistId: second.therapist.id, reason: 'Closer to home' }));
+    const rerouted = assertMoved(t, await request(declined.id, 'reroute', office.physician.token, { therapistId: second.therapist.id, reason: 'Closer to home' }));
     t.match(rerouted, { status: 'sent', version: 3, therapistId: second.therapist.id, practiceId: null, network: null });
     t.match((await history(declined.id)).at(-1), {
       action: 'reroute',
@@ -364,24 +216,24 @@ t.test('POST /v1/referrals/{id}/reroute', async (t) => {
         to: { targetKind: 'therapist', therapistId: second.therapist.id, practiceId: null, network: null },
       },
     });
-    t.equal(assertOk(t, await request(declined.id, 'accept', second.therapist.token)).status, 'accepted');
+    t.equal(assertMoved(t, await request(declined.id, 'accept', second.therapist.token)).status, 'accepted');
   });
 
   t.test('to a practice: sent to the practice, whose therapist can accept it', async (t) => {
     const declined = await inStatus('declined');
-    const rerouted = assertOk(t, await request(declined.id, 'reroute', office.physician.token, { practiceId: second.id }));
+    const rerouted = assertMoved(t, await request(declined.id, 'reroute', office.physician.token, { practiceId: second.id }));
     t.match(rerouted, { status: 'sent', therapistId: null, practiceId: second.id, network: null });
     t.match((await history(declined.id)).at(-1), { action: 'reroute', reason: null, changes: { to: { targetKind: 'practice', practiceId: second.id } } });
-    t.equal(assertOk(t, await request(declined.id, 'accept', second.therapist.token)).status, 'accepted');
+    t.equal(assertMoved(t, await request(declined.id, 'accept', second.therapist.token)).status, 'accepted');
   });
 
   t.test('to the network: an open offer to every matching therapist', async (t) => {
     const declined = await inStatus('declined');
     const network = { techniques: ['trigger_point'], near: region, radiusKm: 10 };
-    const rerouted = assertOk(t, await request(declined.id, 'reroute', office.physician.token, { network }));
+    const rerouted = assertMoved(t, await request(declined.id, 'reroute', office.physician.token, { network }));
     t.match(rerouted, { status: 'sent', therapistId: null, practiceId: null, network });
     for (const therapist of offerTherapists) t.equal((await get(`/v1/referrals/${declined.id}`, therapist.token)).statusCode, 200, 'the offer reaches each matching therapist');
-    t.equal(assertOk(t, await request(declined.id, 'accept', offerTherapists[1]!.token)).status, 'accepted');
+    t.equal(assertMoved(t, await request(declined.id, 'accept', offerTherapists[1]!.token)).status, 'accepted');
   });
 
   t.test('to a network where nobody matches: 409 no-matching-therapist, still declined', async (t) => {
@@ -417,7 +269,7 @@ t.test('POST /v1/referrals/{id}/cancel', async (t) => {
   for (const status of ['draft', 'sent', 'accepted', 'declined', 'in_progress'] as const) {
     t.test(`cancels ${a(status)} referral, keeping the reason`, async (t) => {
       const referral = await inStatus(status);
-      const cancelled = assertOk(t, await request(referral.id, 'cancel', office.physician.token, { reason: 'Patient moved out of state' }));
+      const cancelled = assertMoved(t, await request(referral.id, 'cancel', office.physician.token, { reason: 'Patient moved out of state' }));
       t.match(cancelled, { status: 'cancelled', version: referral.version + 1 });
       t.match((await history(referral.id)).at(-1), {
         action: 'cancel',
@@ -452,7 +304,7 @@ t.test('PATCH /v1/referrals/{id} (amend)', async (t) => {
     t.test(`extends expiresOn and raises visitsAuthorized of ${a(status)} referral, kept in the history`, async (t) => {
       const referral = await inStatus(status);
       const expiresOn = isoDate(120);
-      const amended = assertOk(t, await request(referral.id, 'amend', office.physician.token, { expiresOn, visitsAuthorized: 20, reason: 'Slow progress' }));
+      const amended = assertMoved(t, await request(referral.id, 'amend', office.physician.token, { expiresOn, visitsAuthorized: 20, reason: 'Slow progress' }));
       t.match(amended, { status, version: referral.version + 1, expiresOn, visitsAuthorized: 20, progress: { visitsAuthorized: 20 } });
       t.match((await history(referral.id)).at(-1), {
         action: 'amend',
@@ -580,6 +432,7 @@ t.test('GET /v1/referrals/{id}/history', async (t) => {
   });
 });
 
+
 t.test('open network offers', async (t) => {
   const offer = async () => create({ therapistId: undefined, network: { techniques: ['trigger_point'], near: region, radiusKm: 10 }, send: true });
   const [first, middle, last] = offerTherapists as [Member, Member, Member];
@@ -588,15 +441,15 @@ t.test('open network offers', async (t) => {
     const referral = await offer();
     for (const therapist of offerTherapists) t.equal((await get(`/v1/referrals/${referral.id}`, therapist.token)).statusCode, 200, 'offered to each');
 
-    const afterFirst = assertOk(t, await request(referral.id, 'decline', first.token, { reason: 'Too far' }));
+    const afterFirst = assertMoved(t, await request(referral.id, 'decline', first.token, { reason: 'Too far' }));
     t.match(afterFirst, { status: 'sent', version: 2 });
     assertProblem(t, await get(`/v1/referrals/${referral.id}`, first.token), 404);
     assertProblem(t, await request(referral.id, 'decline', first.token, { reason: 'again' }), 404);
     assertProblem(t, await request(referral.id, 'accept', first.token), 404);
     t.equal((await get(`/v1/referrals/${referral.id}`, middle.token)).statusCode, 200, 'still offered to the others');
 
-    t.match(assertOk(t, await request(referral.id, 'decline', middle.token, { reason: 'Booked' })), { status: 'sent', version: 3 });
-    t.match(assertOk(t, await request(referral.id, 'decline', last.token, { reason: 'On leave' })), { status: 'declined', version: 4 });
+    t.match(assertMoved(t, await request(referral.id, 'decline', middle.token, { reason: 'Booked' })), { status: 'sent', version: 3 });
+    t.match(assertMoved(t, await request(referral.id, 'decline', last.token, { reason: 'On leave' })), { status: 'declined', version: 4 });
 
     t.match(await history(referral.id), [
       { action: 'create' },
@@ -612,14 +465,14 @@ t.test('open network offers', async (t) => {
     const referral = await offer();
     t.equal((await get(`/v1/referrals/${referral.id}`, networkPractice.admin.token)).statusCode, 200, 'the admin sees the offer to their therapists');
     // Every therapist the offer reached is in this practice, so nobody is left and it is declined.
-    t.match(assertOk(t, await request(referral.id, 'decline', networkPractice.admin.token, { reason: 'Practice closed for renovation' })), { status: 'declined', version: 2 });
+    t.match(assertMoved(t, await request(referral.id, 'decline', networkPractice.admin.token, { reason: 'Practice closed for renovation' })), { status: 'declined', version: 2 });
     for (const therapist of offerTherapists) assertProblem(t, await get(`/v1/referrals/${referral.id}`, therapist.token), 404);
     t.match((await history(referral.id)).at(-1), { action: 'decline', reason: 'Practice closed for renovation', actor: { id: networkPractice.admin.id } });
   });
 
   t.test('a practice admin accepts an open offer for one of their therapists', async (t) => {
     const referral = await offer();
-    const accepted = assertOk(t, await request(referral.id, 'accept', networkPractice.admin.token, { therapistId: last.id }));
+    const accepted = assertMoved(t, await request(referral.id, 'accept', networkPractice.admin.token, { therapistId: last.id }));
     t.match(accepted, { status: 'accepted', acceptedBy: { therapistId: last.id, practiceId: networkPractice.id } });
     t.equal((await get(`/v1/referrals/${referral.id}`, last.token)).statusCode, 200);
     assertProblem(t, await get(`/v1/referrals/${referral.id}`, first.token), 404);
@@ -628,108 +481,16 @@ t.test('open network offers', async (t) => {
   t.test('rerouting a declined offer to the network offers it afresh to everyone who matches', async (t) => {
     const referral = await offer();
     for (const therapist of offerTherapists) await must(referral.id, 'decline', therapist.token, { reason: 'No' });
-    t.equal(assertOk(t, await request(referral.id, 'reroute', office.physician.token, { network: { near: region, radiusKm: 10 } })).status, 'sent');
+    t.equal(assertMoved(t, await request(referral.id, 'reroute', office.physician.token, { network: { near: region, radiusKm: 10 } })).status, 'sent');
     for (const therapist of offerTherapists) t.equal((await get(`/v1/referrals/${referral.id}`, therapist.token)).statusCode, 200);
   });
 
   t.test('once one therapist accepts, the others lose the offer (404) and their accept is refused', async (t) => {
     const referral = await offer();
-    t.match(assertOk(t, await request(referral.id, 'accept', middle.token)), { status: 'accepted', acceptedBy: { therapistId: middle.id, practiceId: networkPractice.id } });
+    t.match(assertMoved(t, await request(referral.id, 'accept', middle.token)), { status: 'accepted', acceptedBy: { therapistId: middle.id, practiceId: networkPractice.id } });
     assertProblem(t, await get(`/v1/referrals/${referral.id}`, first.token), 404);
     assertProblem(t, await request(referral.id, 'accept', last.token), 404);
     assertProblem(t, await request(referral.id, 'decline', last.token, { reason: 'x' }), 404);
     t.equal((await get(`/v1/referrals/${referral.id}`, networkPractice.admin.token)).statusCode, 200, "the accepting therapist's practice admin sees it now");
-  });
-});
-
-t.test('expiry', async (t) => {
-  for (const status of ['sent', 'accepted', 'in_progress'] as const) {
-    t.test(`${a(status)} referral whose expiresOn has passed expires on the sweep, by the system, audited`, async (t) => {
-      const referral = await inStatus(status);
-      await makeOverdue(referral.id);
-      t.equal((await read(referral.id)).status, status, 'not yet expired before the sweep');
-      t.ok((await test.app.expireReferrals()) >= 1, 'the sweep reports what it expired');
-      const expired = await read(referral.id);
-      t.match(expired, { status: 'expired', version: referral.version + 1 });
-      t.match((await history(referral.id)).at(-1), {
-        action: 'expire',
-        fromStatus: status,
-        toStatus: 'expired',
-        version: referral.version + 1,
-        actor: { type: 'system', id: null, organizationId: null },
-      });
-      const audited = await auditEvents(test, { action: 'referral.expire', resourceId: referral.id });
-      t.equal(audited.length, 1, 'one referral.expire audit event');
-      t.match(audited[0], { actorType: 'system', outcome: 'success', patientId: referral.patientId });
-      t.equal(await test.app.expireReferrals(), 0, 'a second sweep finds nothing');
-    });
-  }
-
-  for (const status of ['draft', 'declined'] as const) {
-    t.test(`${a(status)} referral past its expiresOn is left alone by the sweep`, async (t) => {
-      const referral = await inStatus(status);
-      await makeOverdue(referral.id);
-      await test.app.expireReferrals();
-      const now = await read(referral.id);
-      t.match(now, { status, version: referral.version });
-    });
-  }
-
-  t.test('a sent referral past its expiresOn cannot be accepted while the sweep has not run yet', async (t) => {
-    const referral = await inStatus('sent');
-    await makeOverdue(referral.id);
-    const response = await request(referral.id, 'accept', practice.therapist.token, {});
-    t.equal(response.statusCode, 409, 'answers 409');
-    t.not((await read(referral.id)).status, 'accepted', 'the overdue referral was not accepted');
-    await test.app.expireReferrals();
-  });
-
-  t.test('a draft past its expiresOn cannot be sent until the expiry is extended', async (t) => {
-    const referral = await inStatus('draft');
-    await makeOverdue(referral.id);
-    const response = await request(referral.id, 'send', office.physician.token);
-    t.equal(response.statusCode, 409, `answers 409 (got ${response.statusCode})`);
-    t.equal((await read(referral.id)).status, 'draft', 'still a draft');
-    if ((await read(referral.id)).status === 'draft') {
-      await must(referral.id, 'amend', office.physician.token, { expiresOn: isoDate(30) });
-      t.equal(assertOk(t, await request(referral.id, 'send', office.physician.token)).status, 'sent', 'sent once the expiry is extended');
-    }
-    await test.app.expireReferrals();
-  });
-
-  t.test('a referral expiring today is still open', async (t) => {
-    const referral = await inStatus('sent');
-    await test.app.db.update(referralsTable).set({ startDate: isoDate(-40), expiresOn: isoDate(0) }).where(eq(referralsTable.id, referral.id));
-    await test.app.expireReferrals();
-    t.equal((await read(referral.id)).status, 'sent');
-  });
-
-  t.test('overdue referrals expire when the service starts again, without calling the sweep', async (t) => {
-    const referral = await inStatus('accepted');
-    await makeOverdue(referral.id);
-    const [row] = await test.app.db.select({ status: referralsTable.status }).from(referralsTable).where(eq(referralsTable.id, referral.id));
-    t.equal(row!.status, 'accepted', 'overdue but not expired before the restart');
-
-    let restarted: Awaited<ReturnType<typeof buildApp>>;
-    if (testDatabaseServer) {
-      // PostgreSQL: a second process on the same database.
-      restarted = await buildApp({ config: testConfig({ DATABASE_URL: test.config.databaseUrl! }) });
-    } else {
-      // PGlite: a copy of the data folder as it is now, opened by a fresh app.
-      const dump = await test.app.database.dumpDataDir!();
-      const [again] = await test.app.db.select({ status: referralsTable.status }).from(referralsTable).where(eq(referralsTable.id, referral.id));
-      t.equal(again!.status, 'accepted', 'the copy was taken before any sweep');
-      restarted = await buildApp({ config: testConfig({ DATA_DIR: 'memory://' }), pgliteTemplate: dump });
-    }
-    t.teardown(() => restarted.close());
-    const fresh = new TestApp(restarted, test.config);
-    const token = await fresh.login(office.physician.email);
-    const response = await fresh.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token });
-    t.equal(response.statusCode, 200);
-    t.match(response.json(), { status: 'expired', version: referral.version + 1 });
-    const events = (await fresh.request({ method: 'GET', url: `/v1/referrals/${referral.id}/history`, token })).json().data;
-    t.match(events.at(-1), { action: 'expire', fromStatus: 'accepted', toStatus: 'expired', actor: { type: 'system' } });
-    const audited = await auditEvents(fresh, { action: 'referral.expire', resourceId: referral.id });
-    t.equal(audited.length, 1, 'audited by the restarted service');
   });
 });

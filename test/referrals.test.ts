@@ -1,9 +1,11 @@
 // POST /v1/referrals: what a physician office may prescribe, every validation rule as a 400 naming
 // the field, the defaults the server fills in, and who a network offer reaches (SPEC §3, §6).
-import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, nextNpi, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import t from 'tap';
+import { addApiClient, addTherapist, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { referralBody } from './fixtures/referral-bodies.js';
+import { assertStatus } from './fixtures/responses.js';
+import { auditEvents, buildTestApp, defaultPassword, nextNpi, type Json } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -18,21 +20,7 @@ const isoDate = (offsetDays: number, from = Date.now()) => new Date(from + offse
 const addDays = (date: string, days: number) => isoDate(days, Date.parse(`${date}T00:00:00Z`));
 
 /** A valid referral from office A to the practice's therapist; overrides replace (or, as undefined, drop) fields. */
-function referralBody(overrides: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-    goals: ['Pain at or below 3/10'],
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    therapistId: practice.therapist.id,
-    ...overrides,
-  };
-}
+const validReferral = (overrides: Json = {}): Json => referralBody({ goals: ['Pain at or below 3/10'], therapistId: practice.therapist.id, ...overrides });
 
 const createReferral = (token: string, body: Json) => test.request({ method: 'POST', url: '/v1/referrals', token, payload: body });
 const get = (url: string, token: string) => test.request({ method: 'GET', url, token });
@@ -51,46 +39,8 @@ async function listed(token: string): Promise<Json[]> {
   return all;
 }
 
-/** Asserts a problem+json answer with this status whose errors[] names each of the fields. */
-function assertProblem(t: Test, response: Response, status: number, fields: string[] = []) {
-  t.equal(response.statusCode, status, `answers ${status}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
-  const named = (response.json().errors ?? []).map((problem: Json) => problem.field);
-  for (const field of fields) t.ok(named.includes(field), `errors[] names ${field} (got ${named.join(', ') || 'none'})`);
-}
-
-/** Asserts the status code, showing the body only when it differs. */
-function assertStatus(t: Test, response: Response, status: number) {
-  t.equal(response.statusCode, status, `answers ${status}${response.statusCode === status ? '' : `: ${response.body}`}`);
-}
-
 /** Signs in a new API client of an office with these scopes and returns its access token and id. */
-async function officeClient(officeId: string, adminToken: string, scopes: string[]): Promise<{ id: string; token: string }> {
-  const client = await test.create(`/v1/organizations/${officeId}/api-clients`, adminToken, { name: `EHR ${scopes}`, scopes });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  return { id: client.id, token: response.json().access_token };
-}
-
-/** Adds a therapist to a practice as the network admin and signs them in. */
-async function addTherapist(practiceId: string, tag: string, profile: Json = {}): Promise<{ id: string; token: string }> {
-  const email = `${tag}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdmin, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Therapist ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-    ...profile,
-  });
-  return { id: user.id, token: await test.login(email) };
-}
+const officeClient = (officeId: string, adminToken: string, scopes: string[]) => addApiClient(test, adminToken, officeId, scopes, `EHR ${scopes}`);
 
 async function patchUser(organizationId: string, userId: string, changes: Json) {
   const response = await test.request({ method: 'PATCH', url: `/v1/organizations/${organizationId}/users/${userId}`, token: networkAdmin, payload: changes });
@@ -112,63 +62,63 @@ t.test('POST /v1/referrals › validation', async (t) => {
   const thirteen = [...twelve, { code: 'M79.7', display: 'Fibromyalgia' }];
 
   const rejected: [string, Json, string[], string?][] = [
-    ['an ICD-10 code without its dot (M5450)', referralBody({ diagnoses: [{ code: 'M5450', display: 'x' }] }), ['diagnoses[0].code']],
-    ['an ICD-10 code starting with U (U07.1)', referralBody({ diagnoses: [{ code: 'U07.1', display: 'x' }] }), ['diagnoses[0].code']],
-    ['an ICD-10 code of four characters without a dot (M545)', referralBody({ diagnoses: [{ code: 'M545', display: 'x' }] }), ['diagnoses[0].code']],
-    ['an ICD-10 code in lower case (m54.50)', referralBody({ diagnoses: [{ code: 'm54.50', display: 'x' }] }), ['diagnoses[0].code']],
-    ['an ICD-10 code with five characters after the dot', referralBody({ diagnoses: [{ code: 'G44.20912', display: 'x' }] }), ['diagnoses[0].code']],
-    ['a bad code on a secondary diagnosis', referralBody({ diagnoses: [{ code: 'M54.50', display: 'x' }, { code: '123', display: 'y' }] }), ['diagnoses[1].code']],
-    ['no diagnoses', referralBody({ diagnoses: [] }), ['diagnoses']],
-    ['13 diagnoses', referralBody({ diagnoses: thirteen }), ['diagnoses']],
-    ['a diagnosis without a display', referralBody({ diagnoses: [{ code: 'M54.50' }] }), ['diagnoses[0].display']],
-    ['a technique outside the catalog', referralBody({ techniques: ['reiki'] }), ['techniques[0]']],
-    ['a body region outside the catalog', referralBody({ bodyRegions: ['lower_back', 'elbow'] }), ['bodyRegions[1]']],
-    ['duplicate techniques', referralBody({ techniques: ['trigger_point', 'trigger_point'] }), ['techniques']],
-    ['no techniques', referralBody({ techniques: [] }), ['techniques']],
-    ['duplicate body regions', referralBody({ bodyRegions: ['neck', 'neck'] }), ['bodyRegions']],
-    ['frequencyPerWeek 0', referralBody({ frequencyPerWeek: 0 }), ['frequencyPerWeek']],
-    ['frequencyPerWeek 8', referralBody({ frequencyPerWeek: 8 }), ['frequencyPerWeek']],
-    ['a fractional frequencyPerWeek', referralBody({ frequencyPerWeek: 1.5 }), ['frequencyPerWeek']],
-    ['frequencyPerWeek as a string', referralBody({ frequencyPerWeek: '2' }), ['frequencyPerWeek']],
-    ['durationWeeks 0', referralBody({ durationWeeks: 0 }), ['durationWeeks']],
-    ['durationWeeks 53', referralBody({ durationWeeks: 53 }), ['durationWeeks']],
-    ['sessionMinutes 14', referralBody({ sessionMinutes: 14 }), ['sessionMinutes']],
-    ['sessionMinutes 121', referralBody({ sessionMinutes: 121 }), ['sessionMinutes']],
-    ['visitsAuthorized 0', referralBody({ visitsAuthorized: 0 }), ['visitsAuthorized']],
-    ['visitsAuthorized 101', referralBody({ visitsAuthorized: 101 }), ['visitsAuthorized']],
-    ['expiresOn before startDate', referralBody({ startDate: isoDate(10), expiresOn: isoDate(5) }), ['expiresOn']],
-    ['expiresOn equal to startDate', referralBody({ startDate: isoDate(10), expiresOn: isoDate(10) }), ['expiresOn']],
-    ['expiresOn in the past', referralBody({ startDate: isoDate(-20), expiresOn: isoDate(-1) }), ['expiresOn']],
-    ['startDate more than 30 days in the past', referralBody({ startDate: isoDate(-31), expiresOn: isoDate(30) }), ['startDate']],
-    ['a startDate that is not a date', referralBody({ startDate: '2026-02-30' }), ['startDate']],
-    ['an expiresOn that is not a date', referralBody({ expiresOn: 'next month' }), ['expiresOn']],
-    ['a startDate with a time', referralBody({ startDate: `${isoDate(1)}T00:00:00Z` }), ['startDate']],
-    ['a priority outside the enum', referralBody({ priority: 'asap' }), ['priority']],
-    ['a CPT code of 4 digits', referralBody({ insurance: { payer: 'Acme', memberId: 'M1', cptCodes: ['9712'] } }), ['insurance.cptCodes[0]']],
-    ['a CPT code with a letter', referralBody({ insurance: { payer: 'Acme', memberId: 'M1', cptCodes: ['97124', '9714A'] } }), ['insurance.cptCodes[1]']],
-    ['insurance without a payer', referralBody({ insurance: { memberId: 'M1' } }), ['insurance.payer']],
-    ['both patientId and patient', referralBody({ patientId: ownPatient.id }), ['patientId']],
-    ['neither patientId nor patient', referralBody({ patient: undefined }), ['patientId']],
-    ['a patientId of another office', referralBody({ patient: undefined, patientId: foreignPatient.id }), ['patientId']],
-    ['a patientId that does not exist', referralBody({ patient: undefined, patientId: crypto.randomUUID() }), ['patientId']],
-    ['a patientId that is not a uuid', referralBody({ patient: undefined, patientId: 'P-1' }), ['patientId']],
-    ['an inline patient born in the future', referralBody({ patient: { givenName: 'A', familyName: 'B', birthDate: isoDate(3), sex: 'female' } }), ['patient.birthDate']],
-    ['both therapistId and practiceId', referralBody({ practiceId: practice.id }), ['therapistId', 'practiceId']],
-    ['both practiceId and network', referralBody({ therapistId: undefined, practiceId: practice.id, network: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 10 } }), ['practiceId', 'network']],
-    ['no target at all', referralBody({ therapistId: undefined }), ['therapistId', 'practiceId', 'network']],
-    ['an unknown therapistId', referralBody({ therapistId: crypto.randomUUID() }), ['therapistId']],
-    ['a therapistId that is a physician', referralBody({ therapistId: officeA.physician.id }), ['therapistId']],
-    ['an inactive therapist', referralBody({ therapistId: inactivePractice.therapist.id }), ['therapistId']],
-    ['a therapist not accepting referrals', referralBody({ therapistId: closedPractice.therapist.id }), ['therapistId']],
-    ['a therapist whose license has expired', referralBody({ therapistId: lapsedPractice.therapist.id }), ['therapistId']],
-    ['a practiceId that is a physician office', referralBody({ therapistId: undefined, practiceId: officeB.id }), ['practiceId']],
-    ['an unknown practiceId', referralBody({ therapistId: undefined, practiceId: crypto.randomUUID() }), ['practiceId']],
-    ['a network offer with radiusKm 0', referralBody({ therapistId: undefined, network: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 0 } }), ['network.radiusKm']],
-    ['a network offer with a latitude of 91', referralBody({ therapistId: undefined, network: { near: { lat: 91, lng: -122.6 }, radiusKm: 10 } }), ['network.near.lat']],
-    ['a network offer with an unknown technique', referralBody({ therapistId: undefined, network: { techniques: ['reiki'], near: { lat: 45.5, lng: -122.6 }, radiusKm: 10 } }), ['network.techniques[0]']],
-    ['a prescriberId of another office', referralBody({ prescriberId: officeB.physician.id }), ['prescriberId']],
-    ['a prescriberId who is not a physician', referralBody({ prescriberId: officeA.staff.id }), ['prescriberId']],
-    ['an unknown field', referralBody({ urgency: 'high' }), ['urgency']],
+    ['an ICD-10 code without its dot (M5450)', validReferral({ diagnoses: [{ code: 'M5450', display: 'x' }] }), ['diagnoses[0].code']],
+    ['an ICD-10 code starting with U (U07.1)', validReferral({ diagnoses: [{ code: 'U07.1', display: 'x' }] }), ['diagnoses[0].code']],
+    ['an ICD-10 code of four characters without a dot (M545)', validReferral({ diagnoses: [{ code: 'M545', display: 'x' }] }), ['diagnoses[0].code']],
+    ['an ICD-10 code in lower case (m54.50)', validReferral({ diagnoses: [{ code: 'm54.50', display: 'x' }] }), ['diagnoses[0].code']],
+    ['an ICD-10 code with five characters after the dot', validReferral({ diagnoses: [{ code: 'G44.20912', display: 'x' }] }), ['diagnoses[0].code']],
+    ['a bad code on a secondary diagnosis', validReferral({ diagnoses: [{ code: 'M54.50', display: 'x' }, { code: '123', display: 'y' }] }), ['diagnoses[1].code']],
+    ['no diagnoses', validReferral({ diagnoses: [] }), ['diagnoses']],
+    ['13 diagnoses', validReferral({ diagnoses: thirteen }), ['diagnoses']],
+    ['a diagnosis without a display', validReferral({ diagnoses: [{ code: 'M54.50' }] }), ['diagnoses[0].display']],
+    ['a technique outside the catalog', validReferral({ techniques: ['reiki'] }), ['techniques[0]']],
+    ['a body region outside the catalog', validReferral({ bodyRegions: ['lower_back', 'elbow'] }), ['bodyRegions[1]']],
+    ['duplicate techniques', validReferral({ techniques: ['trigger_point', 'trigger_point'] }), ['techniques']],
+    ['no techniques', validReferral({ techniques: [] }), ['techniques']],
+    ['duplicate body regions', validReferral({ bodyRegions: ['neck', 'neck'] }), ['bodyRegions']],
+    ['frequencyPerWeek 0', validReferral({ frequencyPerWeek: 0 }), ['frequencyPerWeek']],
+    ['frequencyPerWeek 8', validReferral({ frequencyPerWeek: 8 }), ['frequencyPerWeek']],
+    ['a fractional frequencyPerWeek', validReferral({ frequencyPerWeek: 1.5 }), ['frequencyPerWeek']],
+    ['frequencyPerWeek as a string', validReferral({ frequencyPerWeek: '2' }), ['frequencyPerWeek']],
+    ['durationWeeks 0', validReferral({ durationWeeks: 0 }), ['durationWeeks']],
+    ['durationWeeks 53', validReferral({ durationWeeks: 53 }), ['durationWeeks']],
+    ['sessionMinutes 14', validReferral({ sessionMinutes: 14 }), ['sessionMinutes']],
+    ['sessionMinutes 121', validReferral({ sessionMinutes: 121 }), ['sessionMinutes']],
+    ['visitsAuthorized 0', validReferral({ visitsAuthorized: 0 }), ['visitsAuthorized']],
+    ['visitsAuthorized 101', validReferral({ visitsAuthorized: 101 }), ['visitsAuthorized']],
+    ['expiresOn before startDate', validReferral({ startDate: isoDate(10), expiresOn: isoDate(5) }), ['expiresOn']],
+    ['expiresOn equal to startDate', validReferral({ startDate: isoDate(10), expiresOn: isoDate(10) }), ['expiresOn']],
+    ['expiresOn in the past', validReferral({ startDate: isoDate(-20), expiresOn: isoDate(-1) }), ['expiresOn']],
+    ['startDate more than 30 days in the past', validReferral({ startDate: isoDate(-31), expiresOn: isoDate(30) }), ['startDate']],
+    ['a startDate that is not a date', validReferral({ startDate: '2026-02-30' }), ['startDate']],
+    ['an expiresOn that is not a date', validReferral({ expiresOn: 'next month' }), ['expiresOn']],
+    ['a startDate with a time', validReferral({ startDate: `${isoDate(1)}T00:00:00Z` }), ['startDate']],
+    ['a priority outside the enum', validReferral({ priority: 'asap' }), ['priority']],
+    ['a CPT code of 4 digits', validReferral({ insurance: { payer: 'Acme', memberId: 'M1', cptCodes: ['9712'] } }), ['insurance.cptCodes[0]']],
+    ['a CPT code with a letter', validReferral({ insurance: { payer: 'Acme', memberId: 'M1', cptCodes: ['97124', '9714A'] } }), ['insurance.cptCodes[1]']],
+    ['insurance without a payer', validReferral({ insurance: { memberId: 'M1' } }), ['insurance.payer']],
+    ['both patientId and patient', validReferral({ patientId: ownPatient.id }), ['patientId']],
+    ['neither patientId nor patient', validReferral({ patient: undefined }), ['patientId']],
+    ['a patientId of another office', validReferral({ patient: undefined, patientId: foreignPatient.id }), ['patientId']],
+    ['a patientId that does not exist', validReferral({ patient: undefined, patientId: crypto.randomUUID() }), ['patientId']],
+    ['a patientId that is not a uuid', validReferral({ patient: undefined, patientId: 'P-1' }), ['patientId']],
+    ['an inline patient born in the future', validReferral({ patient: { givenName: 'A', familyName: 'B', birthDate: isoDate(3), sex: 'female' } }), ['patient.birthDate']],
+    ['both therapistId and practiceId', validReferral({ practiceId: practice.id }), ['therapistId', 'practiceId']],
+    ['both practiceId and network', validReferral({ therapistId: undefined, practiceId: practice.id, network: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 10 } }), ['practiceId', 'network']],
+    ['no target at all', validReferral({ therapistId: undefined }), ['therapistId', 'practiceId', 'network']],
+    ['an unknown therapistId', validReferral({ therapistId: crypto.randomUUID() }), ['therapistId']],
+    ['a therapistId that is a physician', validReferral({ therapistId: officeA.physician.id }), ['therapistId']],
+    ['an inactive therapist', validReferral({ therapistId: inactivePractice.therapist.id }), ['therapistId']],
+    ['a therapist not accepting referrals', validReferral({ therapistId: closedPractice.therapist.id }), ['therapistId']],
+    ['a therapist whose license has expired', validReferral({ therapistId: lapsedPractice.therapist.id }), ['therapistId']],
+    ['a practiceId that is a physician office', validReferral({ therapistId: undefined, practiceId: officeB.id }), ['practiceId']],
+    ['an unknown practiceId', validReferral({ therapistId: undefined, practiceId: crypto.randomUUID() }), ['practiceId']],
+    ['a network offer with radiusKm 0', validReferral({ therapistId: undefined, network: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 0 } }), ['network.radiusKm']],
+    ['a network offer with a latitude of 91', validReferral({ therapistId: undefined, network: { near: { lat: 91, lng: -122.6 }, radiusKm: 10 } }), ['network.near.lat']],
+    ['a network offer with an unknown technique', validReferral({ therapistId: undefined, network: { techniques: ['reiki'], near: { lat: 45.5, lng: -122.6 }, radiusKm: 10 } }), ['network.techniques[0]']],
+    ['a prescriberId of another office', validReferral({ prescriberId: officeB.physician.id }), ['prescriberId']],
+    ['a prescriberId who is not a physician', validReferral({ prescriberId: officeA.staff.id }), ['prescriberId']],
+    ['an unknown field', validReferral({ urgency: 'high' }), ['urgency']],
   ];
   for (const [what, body, fields] of rejected) {
     t.test(`rejects ${what} with 400 naming ${fields.join(', ')}`, async (t) => {
@@ -178,13 +128,13 @@ t.test('POST /v1/referrals › validation', async (t) => {
 
   t.test('accepts ICD-10 codes of every valid shape (M54.50, G44.209, M79.7 and a bare category M54)', async (t) => {
     const diagnoses = ['M54.50', 'G44.209', 'M79.7', 'M54'].map((code) => ({ code, display: code }));
-    const response = await createReferral(officeA.physician.token, referralBody({ diagnoses }));
+    const response = await createReferral(officeA.physician.token, validReferral({ diagnoses }));
     assertStatus(t, response, 201);
     t.same(response.json().diagnoses, diagnoses, 'diagnoses are kept in order, the first primary');
   });
 
   t.test('accepts 12 diagnoses', async (t) => {
-    t.equal((await createReferral(officeA.physician.token, referralBody({ diagnoses: twelve }))).statusCode, 201);
+    t.equal((await createReferral(officeA.physician.token, validReferral({ diagnoses: twelve }))).statusCode, 201);
   });
 
   t.test('accepts every number at its bounds', async (t) => {
@@ -192,32 +142,32 @@ t.test('POST /v1/referrals › validation', async (t) => {
       { frequencyPerWeek: 1, durationWeeks: 1, sessionMinutes: 15, visitsAuthorized: 1 },
       { frequencyPerWeek: 7, durationWeeks: 52, sessionMinutes: 120, visitsAuthorized: 100 },
     ]) {
-      const response = await createReferral(officeA.physician.token, referralBody(bounds));
+      const response = await createReferral(officeA.physician.token, validReferral(bounds));
       assertStatus(t, response, 201);
       t.match(response.json(), bounds);
     }
   });
 
   t.test('accepts a startDate exactly 30 days in the past', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ startDate: isoDate(-30) }));
+    const response = await createReferral(officeA.physician.token, validReferral({ startDate: isoDate(-30) }));
     assertStatus(t, response, 201);
     t.equal(response.json().expiresOn, addDays(isoDate(-30), 90));
   });
 
   t.test('accepts an expiresOn of today', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ startDate: isoDate(-10), expiresOn: isoDate(0) }));
+    const response = await createReferral(officeA.physician.token, validReferral({ startDate: isoDate(-10), expiresOn: isoDate(0) }));
     assertStatus(t, response, 201);
   });
 
   t.test('accepts a CPT code of 5 digits and keeps the insurance', async (t) => {
     const insurance = { payer: 'Acme Health', memberId: 'AH123', groupNumber: 'G1', authorizationNumber: 'PA-1', cptCodes: ['97124', '97140', '97112'] };
-    const response = await createReferral(officeA.physician.token, referralBody({ insurance }));
+    const response = await createReferral(officeA.physician.token, validReferral({ insurance }));
     assertStatus(t, response, 201);
     t.same(response.json().insurance, insurance);
   });
 
   t.test("takes an existing patientId of the caller's office", async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ patient: undefined, patientId: ownPatient.id }));
+    const response = await createReferral(officeA.physician.token, validReferral({ patient: undefined, patientId: ownPatient.id }));
     assertStatus(t, response, 201);
     t.equal(response.json().patientId, ownPatient.id);
     t.match(response.json().patient, { id: ownPatient.id, givenName: 'Ana', familyName: 'Lima' });
@@ -236,7 +186,7 @@ t.test('POST /v1/referrals › validation', async (t) => {
   for (const [field, value] of serverOwned) {
     t.test(`rejects the server-owned field ${field} with 400 naming it, creating nothing`, async (t) => {
       const before = await listed(quietOffice.physician.token);
-      const body = referralBody({ [field]: value, send: true });
+      const body = validReferral({ [field]: value, send: true });
       assertProblem(t, await createReferral(quietOffice.physician.token, body), 400, [field]);
       t.equal((await listed(quietOffice.physician.token)).length, before.length, 'no referral was created');
     });
@@ -245,7 +195,7 @@ t.test('POST /v1/referrals › validation', async (t) => {
   t.test('a rejected referral with an inline patient registers no patient either', async (t) => {
     const patientsBefore = (await get('/v1/patients?limit=200', quietOffice.physician.token)).json().data.length;
     const before = await listed(quietOffice.physician.token);
-    assertProblem(t, await createReferral(quietOffice.physician.token, referralBody({ therapistId: crypto.randomUUID() })), 400, ['therapistId']);
+    assertProblem(t, await createReferral(quietOffice.physician.token, validReferral({ therapistId: crypto.randomUUID() })), 400, ['therapistId']);
     t.equal((await listed(quietOffice.physician.token)).length, before.length, 'no referral was created');
     t.equal((await get('/v1/patients?limit=200', quietOffice.physician.token)).json().data.length, patientsBefore, 'no patient was created');
   });
@@ -253,17 +203,17 @@ t.test('POST /v1/referrals › validation', async (t) => {
 
 t.test('POST /v1/referrals › prescriber', async (t) => {
   t.test('a physician prescribes as themself by default', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody());
+    const response = await createReferral(officeA.physician.token, validReferral());
     t.equal(response.statusCode, 201);
     t.equal(response.json().prescriberId, officeA.physician.id);
   });
 
   for (const who of ['staff', 'admin'] as const) {
     t.test(`office ${who} must name the prescriberId: without it 400 naming prescriberId`, async (t) => {
-      assertProblem(t, await createReferral(officeA[who].token, referralBody()), 400, ['prescriberId']);
+      assertProblem(t, await createReferral(officeA[who].token, validReferral()), 400, ['prescriberId']);
     });
     t.test(`office ${who} naming a physician of the office creates the referral for that prescriber`, async (t) => {
-      const response = await createReferral(officeA[who].token, referralBody({ prescriberId: officeA.physician.id }));
+      const response = await createReferral(officeA[who].token, validReferral({ prescriberId: officeA.physician.id }));
       assertStatus(t, response, 201);
       t.equal(response.json().prescriberId, officeA.physician.id);
       t.equal(response.json().organizationId, officeA.id);
@@ -271,11 +221,11 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
   }
 
   t.test('office staff naming a physician of another office gets 400 naming prescriberId', async (t) => {
-    assertProblem(t, await createReferral(officeA.staff.token, referralBody({ prescriberId: officeB.physician.id })), 400, ['prescriberId']);
+    assertProblem(t, await createReferral(officeA.staff.token, validReferral({ prescriberId: officeB.physician.id })), 400, ['prescriberId']);
   });
 
   t.test('office staff naming a user who does not exist gets 400 naming prescriberId', async (t) => {
-    assertProblem(t, await createReferral(officeA.staff.token, referralBody({ prescriberId: crypto.randomUUID() })), 400, ['prescriberId']);
+    assertProblem(t, await createReferral(officeA.staff.token, validReferral({ prescriberId: crypto.randomUUID() })), 400, ['prescriberId']);
   });
 
   t.test('office staff naming a deactivated physician gets 400 naming prescriberId', async (t) => {
@@ -287,15 +237,15 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
       name: 'Dr Retired',
       npi: nextNpi(),
     });
-    t.equal((await createReferral(officeA.staff.token, referralBody({ prescriberId: retired.id }))).statusCode, 201, 'accepted while active');
+    t.equal((await createReferral(officeA.staff.token, validReferral({ prescriberId: retired.id }))).statusCode, 201, 'accepted while active');
     await patchUser(officeA.id, retired.id, { active: false });
-    assertProblem(t, await createReferral(officeA.staff.token, referralBody({ prescriberId: retired.id })), 400, ['prescriberId']);
+    assertProblem(t, await createReferral(officeA.staff.token, validReferral({ prescriberId: retired.id })), 400, ['prescriberId']);
   });
 
   t.test('an office API client with referrals:write creates a referral naming the prescriber, recorded as the api_client', async (t) => {
     const client = await officeClient(officeA.id, officeA.admin.token, ['referrals:write', 'referrals:read']);
-    assertProblem(t, await createReferral(client.token, referralBody()), 400, ['prescriberId']);
-    const response = await createReferral(client.token, referralBody({ prescriberId: officeA.physician.id, send: true }));
+    assertProblem(t, await createReferral(client.token, validReferral()), 400, ['prescriberId']);
+    const response = await createReferral(client.token, validReferral({ prescriberId: officeA.physician.id, send: true }));
     assertStatus(t, response, 201);
     const referral = response.json();
     t.match(referral, { prescriberId: officeA.physician.id, organizationId: officeA.id, status: 'sent' });
@@ -311,19 +261,19 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
 
   t.test('an office API client with only referrals:read is refused with 403', async (t) => {
     const client = await officeClient(officeA.id, officeA.admin.token, ['referrals:read']);
-    assertProblem(t, await createReferral(client.token, referralBody({ prescriberId: officeA.physician.id })), 403);
+    assertProblem(t, await createReferral(client.token, validReferral({ prescriberId: officeA.physician.id })), 403);
   });
 
   for (const [who, token] of [['a therapist', practice.therapist.token], ['a practice admin', practice.admin.token], ['a network admin', networkAdmin]] as const) {
     t.test(`${who} cannot prescribe: 403`, async (t) => {
-      assertProblem(t, await createReferral(token, referralBody({ prescriberId: officeA.physician.id })), 403);
+      assertProblem(t, await createReferral(token, validReferral({ prescriberId: officeA.physician.id })), 403);
     });
   }
 });
 
 t.test('POST /v1/referrals › defaults and response', async (t) => {
   t.test('a full referral comes back as sent, with ETag "1", a Location, and the same body on GET', async (t) => {
-    const body = referralBody({
+    const body = validReferral({
       goals: ['Pain at or below 3/10', 'Return to work'],
       precautions: ['No deep pressure over L4–L5'],
       contraindications: 'Anticoagulants',
@@ -381,7 +331,7 @@ t.test('POST /v1/referrals › defaults and response', async (t) => {
   });
 
   t.test('defaults: visitsAuthorized = frequency × weeks, startDate today, expiresOn start + 90 days, routine, draft', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ frequencyPerWeek: 3, durationWeeks: 4 }));
+    const response = await createReferral(officeA.physician.token, validReferral({ frequencyPerWeek: 3, durationWeeks: 4 }));
     t.equal(response.statusCode, 201);
     const referral = response.json();
     t.equal(referral.visitsAuthorized, 12);
@@ -399,25 +349,25 @@ t.test('POST /v1/referrals › defaults and response', async (t) => {
   });
 
   t.test('the default visitsAuthorized is capped at 100', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ frequencyPerWeek: 7, durationWeeks: 52 }));
+    const response = await createReferral(officeA.physician.token, validReferral({ frequencyPerWeek: 7, durationWeeks: 52 }));
     t.equal(response.statusCode, 201);
     t.equal(response.json().visitsAuthorized, 100);
   });
 
   t.test('an explicit visitsAuthorized wins over the default', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ visitsAuthorized: 5 }));
+    const response = await createReferral(officeA.physician.token, validReferral({ visitsAuthorized: 5 }));
     t.equal(response.json().visitsAuthorized, 5);
   });
 
   t.test('expiresOn defaults to 90 days after a given startDate', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ startDate: isoDate(14) }));
+    const response = await createReferral(officeA.physician.token, validReferral({ startDate: isoDate(14) }));
     t.equal(response.statusCode, 201);
     t.match(response.json(), { startDate: isoDate(14), expiresOn: addDays(isoDate(14), 90) });
   });
 
   t.test('send: false makes a draft; send: true sends at once with create and send in the history', async (t) => {
-    t.equal((await createReferral(officeA.physician.token, referralBody({ send: false }))).json().status, 'draft');
-    const sent = (await createReferral(officeA.physician.token, referralBody({ send: true }))).json();
+    t.equal((await createReferral(officeA.physician.token, validReferral({ send: false }))).json().status, 'draft');
+    const sent = (await createReferral(officeA.physician.token, validReferral({ send: true }))).json();
     t.equal(sent.status, 'sent');
     const history = (await get(`/v1/referrals/${sent.id}/history`, officeA.physician.token)).json().data;
     t.match(history, [
@@ -428,7 +378,7 @@ t.test('POST /v1/referrals › defaults and response', async (t) => {
   });
 
   t.test('a practice target comes back with practiceId and no therapistId', async (t) => {
-    const response = await createReferral(officeA.physician.token, referralBody({ therapistId: undefined, practiceId: practice.id, send: true }));
+    const response = await createReferral(officeA.physician.token, validReferral({ therapistId: undefined, practiceId: practice.id, send: true }));
     t.equal(response.statusCode, 201);
     t.match(response.json(), { practiceId: practice.id, therapistId: null, network: null });
     t.equal((await get(`/v1/referrals/${response.json().id}`, practice.therapist.token)).statusCode, 200, "the practice's therapist sees it");
@@ -442,7 +392,7 @@ t.test('POST /v1/referrals › network target', async (t) => {
   const near = await createPractice(test, networkAdmin, { location: at(0), techniques: ['trigger_point', 'myofascial_release'] });
   const mid = await createPractice(test, networkAdmin, { location: at(0.1), techniques: ['trigger_point'] }); // ≈ 11 km
   const far = await createPractice(test, networkAdmin, { location: at(0.3), techniques: ['trigger_point'] }); // ≈ 33 km, serves 25 km
-  const wide = await addTherapist(far.id, 'wide', { serviceRadiusKm: 100 }); // ≈ 33 km, serves 100 km
+  const wide = await addTherapist(test, networkAdmin, far.id, { serviceRadiusKm: 100 }); // ≈ 33 km, serves 100 km
   const closed = await createPractice(test, networkAdmin, { location: at(0), techniques: ['trigger_point'], acceptingReferrals: false });
   const swedishOnly = await createPractice(test, networkAdmin, { location: at(0), techniques: ['swedish'] });
   const inactive = await createPractice(test, networkAdmin, { location: at(0), techniques: ['trigger_point'] });
@@ -474,7 +424,7 @@ t.test('POST /v1/referrals › network target', async (t) => {
   }
 
   const offer = (network: Json, overrides: Json = {}) =>
-    createReferral(officeA.physician.token, referralBody({ therapistId: undefined, network, send: true, ...overrides }));
+    createReferral(officeA.physician.token, validReferral({ therapistId: undefined, network, send: true, ...overrides }));
 
   t.test('within 5 km: only the therapist next door who accepts referrals and offers the technique', async (t) => {
     const response = await offer({ techniques: ['trigger_point'], near: center, radiusKm: 5 });
@@ -512,7 +462,7 @@ t.test('POST /v1/referrals › network target', async (t) => {
     const token = quietOffice.physician.token;
     const before = await listed(token);
     const patientsBefore = (await get('/v1/patients?limit=200', token)).json().data.length;
-    const response = await createReferral(token, referralBody({ therapistId: undefined, network: { techniques: ['craniosacral'], near: center, radiusKm: 50 }, send: true }));
+    const response = await createReferral(token, validReferral({ therapistId: undefined, network: { techniques: ['craniosacral'], near: center, radiusKm: 50 }, send: true }));
     t.equal(response.statusCode, 409);
     t.match(response.headers['content-type'], /^application\/problem\+json/);
     t.equal(response.json().code, 'no-matching-therapist');
@@ -536,7 +486,7 @@ t.test('POST /v1/referrals › network target', async (t) => {
 
 t.test('GET /v1/referrals/{id} › who sees a new referral', async (t) => {
   t.test('the office and the targeted therapist and practice see a sent referral; other offices and practices get 404', async (t) => {
-    const sent = (await createReferral(officeA.physician.token, referralBody({ send: true }))).json();
+    const sent = (await createReferral(officeA.physician.token, validReferral({ send: true }))).json();
     for (const token of [officeA.physician.token, officeA.staff.token, practice.therapist.token, practice.admin.token]) {
       assertStatus(t, await get(`/v1/referrals/${sent.id}`, token), 200);
     }
@@ -547,7 +497,7 @@ t.test('GET /v1/referrals/{id} › who sees a new referral', async (t) => {
   });
 
   t.test('a draft is not shown to the therapist or practice it names until it is sent', async (t) => {
-    const draft = (await createReferral(officeA.physician.token, referralBody())).json();
+    const draft = (await createReferral(officeA.physician.token, validReferral())).json();
     t.equal(draft.status, 'draft');
     for (const [who, token] of [['the therapist', practice.therapist.token], ['the practice admin', practice.admin.token]] as const) {
       t.equal((await get(`/v1/referrals/${draft.id}`, token)).statusCode, 404, `${who} gets 404 for the draft`);

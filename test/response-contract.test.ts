@@ -1,7 +1,7 @@
-// The response contract checker (test/hardening/response-contract.ts) itself, on small synthetic
+// The response contract checker (test/fixtures/response-contract.ts) itself, on small synthetic
 // documents: it must refuse what a document does not declare, or every test that relies on it proves nothing.
 import t from 'tap';
-import { ResponseContract } from './hardening/response-contract.js';
+import { ResponseContract } from './fixtures/response-contract.js';
 
 const problem = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
 const document = {

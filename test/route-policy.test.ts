@@ -120,11 +120,11 @@ t.test('a /v1 route registered without a policy stops the app from starting', as
   const build = withNewInstances(
     (app) => {
       created.push(app);
-      // In the first unprefixed encapsulated plugin after the authentication plugin, add a route that forgets its policy.
+      // In the first module's route plugin (under /v1) after the authentication plugin, add a route that forgets its policy.
       app.addHook('onRegister', (instance) => {
-        if (added || instance.prefix !== '' || !instance.hasRequestDecorator('principal')) return;
+        if (added || instance.prefix !== '/v1' || !instance.hasRequestDecorator('principal')) return;
         added = true;
-        instance.get('/v1/forgotten-policy', async () => ({ ok: true }));
+        instance.get('/forgotten-policy', async () => ({ ok: true }));
       });
     },
     async () =>

@@ -5,71 +5,30 @@
 // clear by an older version are sealed at start, and a key rotation re-seals them.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq, sql } from 'drizzle-orm';
-import { Webhook } from 'standardwebhooks';
 import t, { type Test } from 'tap';
 import { buildApp } from '../src/app.js';
 import { webhookEndpoints } from '../src/db/schema.js';
 import { keyIdOf } from '../src/lib/secret-box.js';
-import { buildTestApp, createTestDatabase, nextNpi, pgliteTemplate, testConfig, testDatabaseServer, testEncryptionKey, TestApp, type Json } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import { addOffice } from './fixtures/network.js';
+import { startReceiver as receiver, verifies, type Delivered } from './fixtures/partner-ehr.js';
+import { ping } from './fixtures/webhooks.js';
+import { buildTestApp, createTestDatabase, pgliteTemplate, testConfig, testDatabaseServer, testEncryptionKey, TestApp, type Json, type TestResponse as Response } from './helper.js';
 
 const appEnv = { ROLE: 'api', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' };
 const newKey = () => `key-${randomBytes(8).toString('hex')}`;
 const sealedUnder = (key: Buffer | string) => new RegExp(`^v1\\.${keyIdOf(typeof key === 'string' ? Buffer.from(key, 'base64') : key)}\\.[A-Za-z0-9_-]+$`);
 const secretBody = (secret: string) => secret.slice('whsec_'.length);
 
-/** A receiver on loopback that records what it is sent. */
-async function receiver(t: Test): Promise<{ url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
-      response.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received };
-}
-
-const verifies = (delivered: Received, secret: string) => {
-  try {
-    new Webhook(secret).verify(delivered.body, delivered.headers as Record<string, string>);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** An office made by the network admin, for whom the admin registers endpoints. */
-async function organization(test: TestApp, token: string): Promise<string> {
-  const office = await test.create('/v1/organizations', token, {
-    kind: 'physician_office',
-    name: `Office ${randomBytes(3).toString('hex')}`,
-    npi: nextNpi(),
-    address: { line1: '1 Test St', city: 'Portland', state: 'OR', postalCode: '97201' },
-    location: { lat: 45.5231, lng: -122.6765 },
-  });
-  return office.id;
-}
+const organization = async (test: TestApp, token: string): Promise<string> => (await addOffice(test, token)).id;
 
 /** Pings the endpoint and runs the worker once; returns what the receiver got. */
-async function delivered(test: TestApp, token: string, endpointId: string, inbox: Received[]): Promise<Received> {
+async function delivered(test: TestApp, token: string, endpointId: string, inbox: Delivered[]): Promise<Delivered> {
   const before = inbox.length;
-  const pinged = await test.request({ method: 'POST', url: `/v1/webhook-endpoints/${endpointId}/test`, token });
-  if (pinged.statusCode !== 202) throw new Error(`ping failed: ${pinged.statusCode} ${pinged.body}`);
+  await ping(test, token, endpointId);
   await test.app.webhookWorker.runOnce();
   if (inbox.length !== before + 1) throw new Error(`expected one delivery, the receiver got ${inbox.length - before}`);
   return inbox[inbox.length - 1]!;
@@ -134,7 +93,7 @@ t.test('on one running service', async (t) => {
     t.notOk(row.secret.includes(secretBody(secret)), 'webhook_endpoints holds no secret in clear');
     t.match(row.secret, sealedUnder(testEncryptionKey), 'but a v1 value sealed under DATA_ENCRYPTION_KEY');
 
-    const delivery = await delivered(test, admin, id, inbox.received);
+    const delivery = await delivered(test, admin, id, inbox.requests);
     t.ok(verifies(delivery, secret), 'a delivery verifies with the secret shown at creation (standardwebhooks)');
     t.notOk(verifies(delivery, `whsec_${randomBytes(32).toString('base64')}`), 'and with no other');
   });
@@ -153,7 +112,7 @@ t.test('on one running service', async (t) => {
       t.match(value, sealedUnder(testEncryptionKey), `${column} is sealed`);
       t.notOk(value.includes(secretBody(rotated)) || value.includes(secretBody(created.secret)), `${column} holds neither secret in clear`);
     }
-    const delivery = await delivered(test, admin, created.id, inbox.received);
+    const delivery = await delivered(test, admin, created.id, inbox.requests);
     t.ok(verifies(delivery, rotated), 'verifies with the new secret');
     t.ok(verifies(delivery, created.secret), 'and, during the overlap, with the one shown at creation');
   });
@@ -222,7 +181,7 @@ t.test('secrets left in clear by an older version are sealed (signing secrets) o
   t.match(row.secret, sealedUnder(testEncryptionKey), 'secret is sealed');
   t.match(row.previousSecret, sealedUnder(testEncryptionKey), 'previous_secret is sealed');
   t.notOk(row.secret.includes(secretBody(current)) || row.previousSecret!.includes(secretBody(previous)), 'neither is in clear any more');
-  const delivery = await delivered(test, await test.loginAsAdmin(), id, inbox.received);
+  const delivery = await delivered(test, await test.loginAsAdmin(), id, inbox.requests);
   t.ok(verifies(delivery, current) && verifies(delivery, previous), 'deliveries still verify with both secrets shown');
   const { clientSecret: _secret, ...clientWithout } = keptClient;
   t.same(JSON.parse(await keptResponse(test, 'old-client')), clientWithout, 'a kept API client answer lost its clientSecret, nothing else');
@@ -244,7 +203,7 @@ t.test('key rotation: a new DATA_ENCRYPTION_KEY with the old one in DATA_ENCRYPT
   const rotated = await start(store, { DATA_ENCRYPTION_KEY: newKey });
   row = await storedEndpoint(rotated, id);
   t.match(row.secret, sealedUnder(newKey), 'unchanged by a start with the new key alone');
-  const delivery = await delivered(rotated, await rotated.loginAsAdmin(), id, inbox.received);
+  const delivery = await delivered(rotated, await rotated.loginAsAdmin(), id, inbox.requests);
   t.ok(verifies(delivery, secrets[0]!) && verifies(delivery, secrets[1]!), 'deliveries verify with the secrets shown, the old key gone');
   await rotated.app.close();
 
@@ -270,5 +229,5 @@ t.test('on the embedded database without DATA_ENCRYPTION_KEY, a key is generated
   t.teardown(() => test.app.close());
   t.same(Buffer.from((await readFile(file, 'utf8')).trim(), 'base64'), generated, 'the same key after a restart');
   t.match((await storedEndpoint(test, id)).secret, sealedUnder(generated), 'the secret is sealed under it');
-  t.ok(verifies(await delivered(test, await test.loginAsAdmin(), id, inbox.received), secrets[0]!), 'and deliveries verify after the restart');
+  t.ok(verifies(await delivered(test, await test.loginAsAdmin(), id, inbox.requests), secrets[0]!), 'and deliveries verify after the restart');
 });

@@ -6,10 +6,11 @@
 // The expected sets are written out by hand from SPEC §6; the single read GET /v1/referrals/{id},
 // which applies visibleTo directly, is checked against them too, so a failure says whether the
 // parts or the expectation disagree with the access rule.
-import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { decodeCursor } from '../src/lib/pagination.js';
-import { buildTestApp, createOffice, createPractice, defaultPassword, type Json } from './helper.js';
+import { addApiClient, addTherapist, createOffice, createPractice } from './fixtures/network.js';
+import { referralBody, visitNoteBody } from './fixtures/referral-bodies.js';
+import { buildTestApp, type Json } from './helper.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -21,37 +22,10 @@ const network = { techniques: ['trigger_point'], near: region, radiusKm: 10 };
 const office = await createOffice(test, networkAdmin, region);
 const otherOffice = await createOffice(test, networkAdmin, region);
 const practice = await createPractice(test, networkAdmin, { location: region, techniques: ['trigger_point'] });
-const colleague = await addTherapist(practice.id);
+const colleague = await addTherapist(test, networkAdmin, practice.id);
 const otherPractice = await createPractice(test, networkAdmin, { location: region, techniques: ['trigger_point'] });
-const practiceClient = await apiClient(practice.id, practice.admin.token);
-
-async function addTherapist(practiceId: string): Promise<{ id: string; token: string }> {
-  const tag = randomBytes(4).toString('hex');
-  const email = `colleague.${tag}@practice.example`;
-  const user = await test.create(`/v1/organizations/${practiceId}/users`, networkAdmin, {
-    role: 'therapist',
-    email,
-    password: defaultPassword,
-    name: `Colleague ${tag}`,
-    license: { number: `MT-${tag}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  });
-  return { id: user.id, token: await test.login(email) };
-}
-
-/** A practice API client reads through the non-therapist parts, like the practice admin. */
-async function apiClient(organizationId: string, adminToken: string): Promise<{ token: string }> {
-  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: 'EHR sync', scopes: ['referrals:read'] });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
-  return { token: response.json().access_token };
-}
+// A practice API client reads through the non-therapist parts, like the practice admin.
+const practiceClient = await addApiClient(test, practice.admin.token, practice.id, ['referrals:read'], 'EHR sync');
 
 const callers = {
   therapist: { label: 'the therapist', token: practice.therapist.token },
@@ -66,23 +40,8 @@ type Caller = keyof typeof callers;
 const practiceSide: Caller[] = ['practiceAdmin', 'practiceClient'];
 const otherSide: Caller[] = ['otherTherapist', 'otherAdmin'];
 
-function body(target: Json, extra: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    ...target,
-    ...extra,
-  };
-}
-
 async function create(target: Json, { send = true, token = office.physician.token } = {}): Promise<string> {
-  return (await test.create('/v1/referrals', token, body(target, { send }))).id;
+  return (await test.create('/v1/referrals', token, referralBody({ reason: 'Chronic low back pain', ...target, send }))).id;
 }
 
 /** A move that must succeed: the fixture is only meaningful if it really reached that state. */
@@ -92,17 +51,7 @@ async function move(id: string, name: 'accept' | 'decline' | 'reroute' | 'cancel
 }
 
 async function startTreatment(id: string, token: string): Promise<void> {
-  await test.create(`/v1/referrals/${id}/progress-reports`, token, {
-    visitDate: new Date().toISOString().slice(0, 10),
-    subjective: 'Pain 6/10',
-    objective: 'Taut bands L paraspinals',
-    assessment: 'Improving',
-    plan: 'Continue',
-    painBefore: 6,
-    painAfter: 3,
-    techniquesApplied: ['trigger_point'],
-    minutes: 60,
-  });
+  await test.create(`/v1/referrals/${id}/progress-reports`, token, visitNoteBody());
 }
 
 interface Fixture {

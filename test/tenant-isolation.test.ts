@@ -3,26 +3,18 @@
 // same 404 as for a missing record; where the policy refuses the role outright, 403 (which says
 // nothing about the resource). Either way the attempt is audited as denied against the resource.
 import { randomBytes, randomUUID } from 'node:crypto';
-import t, { type Test } from 'tap';
-import { auditEvents, buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
+import t from 'tap';
+import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
+import { assertProblem } from './fixtures/problems.js';
+import { auditEvents, buildTestApp, defaultPassword, type Json, type TestResponse as Response } from './helper.js';
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
 
 /** Signs in a new API client of the organization, with every scope, and returns its id and token. */
-async function apiClient(organizationId: string, adminToken: string): Promise<{ id: string; token: string }> {
-  const scopes = ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'];
-  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `EHR ${randomBytes(3).toString('hex')}`, scopes });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  return { id: client.id, token: response.json().access_token };
-}
+const apiClient = (organizationId: string, adminToken: string) =>
+  addApiClient(test, adminToken, organizationId, ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write']);
 
 // The organizations whose resources are aimed at: an office with a patient, and a practice.
 const officeA = await createOffice(test, networkAdmin);
@@ -116,11 +108,6 @@ async function send(caller: Caller, method: Method, url: string, payload?: Json)
 
 async function auditedAs(caller: Caller, requestId: string) {
   return (await auditEvents(test, { actorId: caller.id, outcome: 'denied' })).filter((event) => event.requestId === requestId);
-}
-
-function assertProblem(t: Test, response: Response, status: number) {
-  t.equal(response.statusCode, status, `answers ${status}`);
-  t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
 }
 
 /** The parts of a problem that must not tell a foreign record from a missing one. */

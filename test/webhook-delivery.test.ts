@@ -4,101 +4,28 @@
 // endpoint, leases of crashed workers, order per referral, concurrent workers, and the outbox
 // sending nothing for a rolled-back change. The worker never runs on its own here (ROLE=api):
 // every round is a runOnce() the test makes.
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { eq, inArray, sql } from 'drizzle-orm';
-import { Webhook } from 'standardwebhooks';
 import t, { type Test } from 'tap';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../src/db/schema.js';
 import { DeliveryWorker } from '../src/modules/webhooks/delivery-worker.js';
-import { buildTestApp, createOffice, createPractice, defaultPassword, nextNpi, type Json, type OfficeFixture, type PracticeFixture, type TestApp } from './helper.js';
-
-type Response = Awaited<ReturnType<TestApp['request']>>;
-
-interface Received {
-  id: string;
-  timestamp: string;
-  signature: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-  payload: Json;
-}
-
-interface Receiver {
-  url: string;
-  port: number;
-  received: Received[];
-}
-
-type Handler = (request: Received, response: ServerResponse) => void;
-
-const ok: Handler = (_request, response) => response.end('ok');
-const answer =
-  (status: number, headers: Record<string, string> = {}, body = ''): Handler =>
-  (_request, response) => {
-    response.writeHead(status, headers);
-    response.end(body);
-  };
-
-/** A receiver on 127.0.0.1 and a port of its own; every request is read in full and recorded before the handler answers. */
-async function receiver(t: Test, handler: Handler = ok): Promise<Receiver> {
-  const received: Received[] = [];
-  const server = createServer((request, response) => {
-    response.on('error', () => {});
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      let payload: Json = {};
-      try {
-        payload = JSON.parse(body);
-      } catch {
-        // recorded as it came; the test looks at the body
-      }
-      const entry: Received = {
-        id: String(request.headers['webhook-id']),
-        timestamp: String(request.headers['webhook-timestamp']),
-        signature: String(request.headers['webhook-signature']),
-        headers: request.headers,
-        body,
-        payload,
-      };
-      received.push(entry);
-      handler(entry, response);
-    });
-  });
-  server.on('clientError', (_error, socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${port}/h`, port, received };
-}
+import { addMember, addOffice, createOffice, createPractice, type Member, type OfficeFixture, type PracticeFixture } from './fixtures/network.js';
+import { answer, assertSigned, startReceiver } from './fixtures/partner-ehr.js';
+import { referralBody } from './fixtures/referral-bodies.js';
+import { expectStatus } from './fixtures/responses.js';
+import { buildWebhookApp, deliveriesOf, drain, ping, registerEndpoint } from './fixtures/webhooks.js';
+import type { Json, TestApp } from './helper.js';
 
 /** An app whose worker runs only when the test says so, allowed to deliver to loopback. */
 async function buildApp(env: Record<string, string>): Promise<{ test: TestApp; networkAdmin: string }> {
-  const test = await buildTestApp(t, { env: { ROLE: 'api', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', ...env } });
+  const test = await buildWebhookApp(t, { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', ...env });
   return { test, networkAdmin: await test.loginAsAdmin() };
 }
 
 /** An office with only an office admin, signed in: enough to register endpoints and ping them. */
-async function officeWithAdmin(test: TestApp, networkAdmin: string): Promise<{ id: string; admin: { id: string; token: string } }> {
+async function officeWithAdmin(test: TestApp, networkAdmin: string): Promise<{ id: string; admin: Member }> {
+  const office = await addOffice(test, networkAdmin);
   const tag = Math.random().toString(36).slice(2, 10);
-  const office = await test.create('/v1/organizations', networkAdmin, {
-    kind: 'physician_office',
-    name: `Office ${tag}`,
-    npi: nextNpi(),
-    address: { line1: '1 Test St', city: 'Portland', state: 'OR', postalCode: '97201' },
-    location: { lat: 45.5231, lng: -122.6765 },
-  });
-  const email = `admin.${tag}@office.example`;
-  const admin = await test.create(`/v1/organizations/${office.id}/users`, networkAdmin, { role: 'office_admin', email, password: defaultPassword, name: `Admin ${tag}` });
-  return { id: office.id, admin: { id: admin.id, token: await test.login(email) } };
+  return { id: office.id, admin: await addMember(test, networkAdmin, office.id, { role: 'office_admin', email: `admin.${tag}@office.example`, name: `Admin ${tag}` }) };
 }
 
 // Apps are costly to build (a database each, hashed passwords), so the tests share two, one per
@@ -114,48 +41,14 @@ const test = main.test;
 const impatient = await buildApp({ WEBHOOK_TIMEOUT_MS: '300', WEBHOOK_DISABLE_AFTER_SECONDS: '1' });
 const impatientOffice = await officeWithAdmin(impatient.test, impatient.networkAdmin);
 
-function expectStatus(t: Test, response: Response, status: number, what: string): Json {
-  t.equal(response.statusCode, status, `${what}: ${status}${response.statusCode === status ? '' : ` (got ${response.statusCode}: ${response.body})`}`);
-  return response.body ? response.json() : {};
-}
-
-/**
- * Registers an endpoint as the organization's admin; returns it with its secret. When the test
- * ends, the endpoint is deleted and its unfinished deliveries retired.
- */
-async function registerEndpoint(t: Test, test: TestApp, token: string, url: string, eventTypes: string[]): Promise<Json> {
-  const endpoint = await test.create('/v1/webhook-endpoints', token, { url, eventTypes, description: 'test receiver' });
-  t.teardown(async () => {
-    await test.request({ method: 'DELETE', url: `/v1/webhook-endpoints/${endpoint.id}`, token });
-    await test.app.database.rows(
-      sql`update webhook_deliveries set status = 'dead', lease_expires_at = null where endpoint_id = ${endpoint.id}::uuid and status in ('pending', 'delivering')`,
-    );
-  });
-  return endpoint;
-}
-
-/** Queues a ping to the endpoint; returns the event id. */
-async function ping(test: TestApp, token: string, endpointId: string): Promise<string> {
-  const response = await test.request({ method: 'POST', url: `/v1/webhook-endpoints/${endpointId}/test`, token });
-  if (response.statusCode !== 202) throw new Error(`ping failed: ${response.statusCode} ${response.body}`);
-  return response.json().eventId;
-}
-
 async function readEndpoint(test: TestApp, token: string, endpointId: string): Promise<Json> {
   const response = await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointId}`, token });
   if (response.statusCode !== 200) throw new Error(`GET endpoint failed: ${response.statusCode} ${response.body}`);
   return response.json();
 }
 
-/** The endpoint's deliveries as the partner sees them, newest first. */
-async function deliveries(test: TestApp, token: string, endpointId: string): Promise<Json[]> {
-  const response = await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointId}/deliveries?limit=200`, token });
-  if (response.statusCode !== 200) throw new Error(`GET deliveries failed: ${response.statusCode} ${response.body}`);
-  return response.json().data;
-}
-
 async function deliveryOf(test: TestApp, token: string, endpointId: string, eventId: string): Promise<Json> {
-  const found = (await deliveries(test, token, endpointId)).filter((delivery) => delivery.eventId === eventId);
+  const found = (await deliveriesOf(test, endpointId, token)).filter((delivery) => delivery.eventId === eventId);
   if (found.length !== 1) throw new Error(`expected one delivery of event ${eventId}, found ${found.length}`);
   return found[0]!;
 }
@@ -163,31 +56,6 @@ async function deliveryOf(test: TestApp, token: string, endpointId: string, even
 /** Makes an event's pending deliveries due now, instead of waiting for their retry. */
 async function makeDue(test: TestApp, { eventId }: { eventId: string }) {
   await test.app.database.rows(sql`update webhook_deliveries set next_attempt_at = now() where status = 'pending' and event_id = ${eventId}::uuid`);
-}
-
-/** Runs the worker until a round claims nothing; returns how many deliveries it claimed in all. */
-async function drain(test: TestApp, maxRounds = 20): Promise<number> {
-  let total = 0;
-  for (let round = 0; round < maxRounds; round++) {
-    const claimed = await test.app.webhookWorker.runOnce();
-    if (claimed === 0) return total;
-    total += claimed;
-  }
-  throw new Error(`the worker still claimed deliveries after ${maxRounds} rounds`);
-}
-
-/** Asserts the delivery was signed per Standard Webhooks with this secret, checked by the reference library. */
-function assertSigned(t: Test, request: Received, secret: string, what: string) {
-  const headers = {
-    'webhook-id': request.id,
-    'webhook-timestamp': request.timestamp,
-    'webhook-signature': request.signature,
-  };
-  let verified: unknown;
-  t.doesNotThrow(() => {
-    verified = new Webhook(secret).verify(request.body, headers);
-  }, `${what}: the signature verifies with standardwebhooks`);
-  t.same(verified, JSON.parse(request.body), `${what}: the verified payload is the body`);
 }
 
 const nextAttemptSeconds = (delivery: Json, from: number) => (Date.parse(delivery.nextAttemptAt) - from) / 1000;
@@ -210,25 +78,11 @@ async function timedRound(test: TestApp): Promise<{ before: number; after: numbe
 }
 
 const today = new Date().toISOString().slice(0, 10);
-function referralBody(practice: PracticeFixture, overrides: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    startDate: today,
-    therapistId: practice.therapist.id,
-    send: true,
-    ...overrides,
-  };
-}
+/** A referral from the office to the practice's therapist, starting today, sent at once. */
+const referralTo = (practice: PracticeFixture, overrides: Json = {}) => referralBody({ startDate: today, therapistId: practice.therapist.id, send: true, ...overrides });
 
 async function sendReferral(test: TestApp, office: OfficeFixture, practice: PracticeFixture): Promise<string> {
-  return (await test.create('/v1/referrals', office.physician.token, referralBody(practice))).id;
+  return (await test.create('/v1/referrals', office.physician.token, referralTo(practice))).id;
 }
 
 async function cancelReferral(test: TestApp, office: OfficeFixture, referralId: string) {
@@ -237,8 +91,8 @@ async function cancelReferral(test: TestApp, office: OfficeFixture, referralId: 
 }
 
 t.test('a 2xx answer: the delivery succeeds with one attempt logged, signed per Standard Webhooks', async (t) => {
-  const hook = await receiver(t);
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const hook = await startReceiver(t);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   t.match(endpoint.secret, /^whsec_[A-Za-z0-9+/]+=*$/, 'the secret is whsec_ + base64');
 
   const eventId = await ping(test, office.admin.token, endpoint.id);
@@ -247,9 +101,9 @@ t.test('a 2xx answer: the delivery succeeds with one attempt logged, signed per 
   t.equal(await test.app.webhookWorker.runOnce(), 2, 'one round claims the ping and the referral.sent event');
   const after = Date.now();
 
-  t.equal(hook.received.length, 2, 'the receiver got two requests');
-  const pinged = hook.received.find((request) => request.payload.type === 'ping')!;
-  const sent = hook.received.find((request) => request.payload.type === 'referral.sent')!;
+  t.equal(hook.requests.length, 2, 'the receiver got two requests');
+  const pinged = hook.requests.find((request) => request.payload.type === 'ping')!;
+  const sent = hook.requests.find((request) => request.payload.type === 'referral.sent')!;
   t.ok(pinged && sent, 'a ping and a referral.sent event');
 
   t.equal(pinged.id, eventId, 'webhook-id is the event id');
@@ -280,16 +134,16 @@ t.test('a 2xx answer: the delivery succeeds with one attempt logged, signed per 
   t.equal(health.failingSince, null, 'not failing');
   t.ok(health.lastSuccessAt && Date.parse(health.lastSuccessAt) >= before - 1000, 'lastSuccessAt set');
   t.equal(await test.app.webhookWorker.runOnce(), 0, 'nothing is delivered again');
-  t.equal(hook.received.length, 2, 'still two requests');
+  t.equal(hook.requests.length, 2, 'still two requests');
 });
 
 t.test('a 500 is retried on the schedule with jitter, then dead; failingSince set and cleared by a later success', async (t) => {
   let status = 500;
-  const hook = await receiver(t, (_request, response) => {
+  const hook = await startReceiver(t, (_request, response) => {
     response.writeHead(status);
     response.end(status === 500 ? 'boom' : 'ok');
   });
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const eventId = await ping(test, office.admin.token, endpoint.id);
 
   const first = await timedRound(test);
@@ -318,9 +172,9 @@ t.test('a 500 is retried on the schedule with jitter, then dead; failingSince se
   delivery = await deliveryOf(test, office.admin.token, endpoint.id, eventId);
   t.match(delivery, { status: 'dead', attempts: 3, lastStatusCode: 500 });
   t.equal(delivery.attemptLog.length, 3, 'three attempts logged');
-  t.equal(hook.received.length, 3, 'the receiver got three requests');
-  t.same(new Set(hook.received.map((request) => request.id)), new Set([eventId]), 'webhook-id is the same event id on every retry');
-  for (const request of hook.received) assertSigned(t, request, endpoint.secret, 'a retry');
+  t.equal(hook.requests.length, 3, 'the receiver got three requests');
+  t.same(new Set(hook.requests.map((request) => request.id)), new Set([eventId]), 'webhook-id is the same event id on every retry');
+  for (const request of hook.requests) assertSigned(t, request, endpoint.secret, 'a retry');
 
   await test.app.database.rows(sql`update webhook_deliveries set next_attempt_at = now() - interval '1 hour' where event_id = ${eventId}::uuid`);
   t.equal(await test.app.webhookWorker.runOnce(), 0, 'a dead delivery is never claimed again');
@@ -337,13 +191,13 @@ t.test('a 500 is retried on the schedule with jitter, then dead; failingSince se
 });
 
 t.test('retries failing at the same moment are spread by the jitter, each within ±10% of the step', async (t) => {
-  const hook = await receiver(t, answer(500));
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const hook = await startReceiver(t, answer(500));
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const eventIds: string[] = [];
   for (let i = 0; i < 10; i++) eventIds.push(await ping(test, office.admin.token, endpoint.id));
   const round = await timedRound(test);
   t.equal(round.claimed, 10, 'all ten fail in one round');
-  const failed = await deliveries(test, office.admin.token, endpoint.id);
+  const failed = await deliveriesOf(test, endpoint.id, office.admin.token);
   t.equal(failed.length, 10);
   for (const delivery of failed) assertDelay(t, delivery, round, 54, 66, 'a next attempt ≈ 60 s ± 10% later');
   // Without jitter they would all lie within the round's duration of each other.
@@ -355,8 +209,8 @@ t.test('retries failing at the same moment are spread by the jitter, each within
 t.test('Retry-After on 429 and 503 is honoured, in seconds or as an HTTP date, over a shorter schedule step', async (t) => {
 
   await t.test('429 with Retry-After: 120 → the next attempt ≈ 120 s later, not the 60 s step', async (t) => {
-    const hook = await receiver(t, answer(429, { 'retry-after': '120' }, 'slow down'));
-    const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+    const hook = await startReceiver(t, answer(429, { 'retry-after': '120' }, 'slow down'));
+    const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
     const eventId = await ping(test, office.admin.token, endpoint.id);
     const round = await timedRound(test);
     t.equal(round.claimed, 1);
@@ -367,12 +221,12 @@ t.test('Retry-After on 429 and 503 is honoured, in seconds or as an HTTP date, o
 
   await t.test('503 with an HTTP-date Retry-After about 200 s ahead → the next attempt at that date', async (t) => {
     let retryAt = 0;
-    const hook = await receiver(t, (_request, response) => {
+    const hook = await startReceiver(t, (_request, response) => {
       retryAt = Date.now() + 200_000;
       response.writeHead(503, { 'retry-after': new Date(retryAt).toUTCString() });
       response.end('maintenance');
     });
-    const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+    const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
     const eventId = await ping(test, office.admin.token, endpoint.id);
     t.equal(await test.app.webhookWorker.runOnce(), 1);
     const delivery = await deliveryOf(test, office.admin.token, endpoint.id, eventId);
@@ -384,21 +238,21 @@ t.test('Retry-After on 429 and 503 is honoured, in seconds or as an HTTP date, o
 });
 
 t.test('410 Gone disables the endpoint at once; the delivery is dead; its organization hears of it on its other endpoints', async (t) => {
-  const gone = await receiver(t, answer(410, {}, 'gone'));
-  const watcher = await receiver(t);
-  const sibling = await receiver(t);
-  const stranger = await receiver(t);
-  const goneEndpoint = await registerEndpoint(t, test, office.admin.token, gone.url, ['referral.sent']);
-  const watcherEndpoint = await registerEndpoint(t, test, office.admin.token, watcher.url, ['webhook_endpoint.disabled']);
-  const siblingEndpoint = await registerEndpoint(t, test, office.admin.token, sibling.url, ['referral.sent']);
-  await registerEndpoint(t, test, otherOffice.admin.token, stranger.url, ['webhook_endpoint.disabled']);
+  const gone = await startReceiver(t, answer(410, {}, 'gone'));
+  const watcher = await startReceiver(t);
+  const sibling = await startReceiver(t);
+  const stranger = await startReceiver(t);
+  const goneEndpoint = await registerEndpoint(t, test, office.admin.token, { url: gone.url, eventTypes: ['referral.sent'] });
+  const watcherEndpoint = await registerEndpoint(t, test, office.admin.token, { url: watcher.url, eventTypes: ['webhook_endpoint.disabled'] });
+  const siblingEndpoint = await registerEndpoint(t, test, office.admin.token, { url: sibling.url, eventTypes: ['referral.sent'] });
+  await registerEndpoint(t, test, otherOffice.admin.token, { url: stranger.url, eventTypes: ['webhook_endpoint.disabled'] });
 
   const firstPing = await ping(test, office.admin.token, goneEndpoint.id);
   // Queued before the 410, due after it.
   const queuedPing = await ping(test, office.admin.token, goneEndpoint.id);
   await test.app.database.rows(sql`update webhook_deliveries set next_attempt_at = now() + interval '1 hour' where event_id = ${queuedPing}::uuid`);
   t.equal(await test.app.webhookWorker.runOnce(), 1, 'the first ping is sent');
-  t.equal(gone.received.length, 1, 'the receiver got the first ping');
+  t.equal(gone.requests.length, 1, 'the receiver got the first ping');
 
   const endpoint = await readEndpoint(test, office.admin.token, goneEndpoint.id);
   t.equal(endpoint.status, 'disabled', 'the endpoint is disabled at once');
@@ -409,15 +263,15 @@ t.test('410 Gone disables the endpoint at once; the delivery is dead; its organi
 
   await makeDue(test, { eventId: queuedPing });
   await drain(test);
-  t.equal(gone.received.length, 1, 'the ping queued before the 410 is not sent');
+  t.equal(gone.requests.length, 1, 'the ping queued before the 410 is not sent');
   t.match(await deliveryOf(test, office.admin.token, goneEndpoint.id, queuedPing), { status: 'dead', attemptLog: [] });
 
-  t.equal(watcher.received.length, 1, 'the organization’s endpoint subscribed to webhook_endpoint.disabled got one event');
-  const told = watcher.received[0]!;
+  t.equal(watcher.requests.length, 1, 'the organization’s endpoint subscribed to webhook_endpoint.disabled got one event');
+  const told = watcher.requests[0]!;
   t.match(told.payload, { type: 'webhook_endpoint.disabled', data: { resource: 'webhook_endpoint', id: goneEndpoint.id, status: 'disabled', reason: /410/ } });
   assertSigned(t, told, watcherEndpoint.secret, 'the disabled event');
-  t.equal(sibling.received.length, 0, 'an endpoint not subscribed to webhook_endpoint.disabled is not told');
-  t.equal(stranger.received.length, 0, 'another organization is not told');
+  t.equal(sibling.requests.length, 0, 'an endpoint not subscribed to webhook_endpoint.disabled is not told');
+  t.equal(stranger.requests.length, 0, 'another organization is not told');
 
   // Later events: neither a new referral nor a ping reaches the disabled endpoint.
   await sendReferral(test, office, practice);
@@ -425,8 +279,8 @@ t.test('410 Gone disables the endpoint at once; the delivery is dead; its organi
   expectStatus(t, refusedPing, 409, 'a ping to the disabled endpoint is refused');
   t.equal(refusedPing.json().code, 'endpoint-disabled', 'saying the endpoint is disabled');
   await drain(test);
-  t.equal(gone.received.length, 1, 'the disabled endpoint receives nothing more');
-  t.equal(sibling.received.filter((request) => request.payload.type === 'referral.sent').length, 1, 'the active sibling still gets referral.sent');
+  t.equal(gone.requests.length, 1, 'the disabled endpoint receives nothing more');
+  t.equal(sibling.requests.filter((request) => request.payload.type === 'referral.sent').length, 1, 'the active sibling still gets referral.sent');
   const [row] = await test.app.db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, siblingEndpoint.id));
   t.equal(row?.status, 'active', 'the sibling stays active');
 });
@@ -435,17 +289,17 @@ t.test('a receiver that never answers: the attempt times out after WEBHOOK_TIMEO
   const { test } = impatient;
   const office = impatientOffice;
   let hang = true;
-  const hook = await receiver(t, (_request, response) => {
+  const hook = await startReceiver(t, (_request, response) => {
     if (!hang) response.end('ok');
   });
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const eventId = await ping(test, office.admin.token, endpoint.id);
 
   const started = performance.now();
   const round = await timedRound(test);
   const took = performance.now() - started;
   t.equal(round.claimed, 1);
-  t.equal(hook.received.length, 1, 'the receiver got the request');
+  t.equal(hook.requests.length, 1, 'the receiver got the request');
   t.ok(took < 2000, `the round ends soon after the timeout (${Math.round(took)} ms)`);
   const delivery = await deliveryOf(test, office.admin.token, endpoint.id, eventId);
   t.match(delivery, { status: 'pending', attempts: 1, lastStatusCode: null, lastError: /timed out/ });
@@ -459,18 +313,18 @@ t.test('a receiver that never answers: the attempt times out after WEBHOOK_TIMEO
   await makeDue(test, { eventId });
   t.equal(await test.app.webhookWorker.runOnce(), 1, 'the retry');
   t.match(await deliveryOf(test, office.admin.token, endpoint.id, eventId), { status: 'succeeded', attempts: 2 });
-  t.same(hook.received.map((request) => request.id), [eventId, eventId], 'the same webhook-id both times');
+  t.same(hook.requests.map((request) => request.id), [eventId, eventId], 'the same webhook-id both times');
 });
 
 t.test('a redirect is not followed: the target of the Location receives nothing, the attempt fails with 302', async (t) => {
-  const target = await receiver(t);
-  const redirecting = await receiver(t, answer(302, { location: target.url }, ''));
-  const endpoint = await registerEndpoint(t, test, office.admin.token, redirecting.url, ['referral.sent']);
+  const target = await startReceiver(t);
+  const redirecting = await startReceiver(t, answer(302, { location: target.url }, ''));
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: redirecting.url, eventTypes: ['referral.sent'] });
   const eventId = await ping(test, office.admin.token, endpoint.id);
   t.equal(await test.app.webhookWorker.runOnce(), 1);
   await new Promise((resolve) => setTimeout(resolve, 200));
-  t.equal(redirecting.received.length, 1, 'the endpoint got the request');
-  t.equal(target.received.length, 0, 'the redirect target got nothing');
+  t.equal(redirecting.requests.length, 1, 'the endpoint got the request');
+  t.equal(target.requests.length, 0, 'the redirect target got nothing');
   const delivery = await deliveryOf(test, office.admin.token, endpoint.id, eventId);
   t.match(delivery, { status: 'pending', attempts: 1, lastStatusCode: 302, lastError: /302/ });
   t.match(delivery.attemptLog, [{ statusCode: 302, error: /302/ }]);
@@ -481,8 +335,11 @@ t.test('an oversized response: the worker reads a bounded excerpt of a 10 MB ans
   const chunk = Buffer.alloc(64 * 1024, 'a');
   const total = 10 * 1024 * 1024;
   let huge = true;
-  const hook = await receiver(t, (_request, response) => {
-    if (!huge) return response.end('ok');
+  const hook = await startReceiver(t, (_request, response) => {
+    if (!huge) {
+      response.end('ok');
+      return;
+    }
     response.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(total) });
     let sent = 0;
     const pump = () => {
@@ -494,7 +351,7 @@ t.test('an oversized response: the worker reads a bounded excerpt of a 10 MB ans
     };
     pump();
   });
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const eventId = await ping(test, office.admin.token, endpoint.id);
   const started = performance.now();
   t.equal(await test.app.webhookWorker.runOnce(), 1);
@@ -515,10 +372,10 @@ t.test('an oversized response: the worker reads a bounded excerpt of a 10 MB ans
 t.test('an endpoint failing for longer than WEBHOOK_DISABLE_AFTER_SECONDS is disabled on its next failure, and its organization is told', async (t) => {
   const { test } = impatient;
   const office = impatientOffice;
-  const failing = await receiver(t, answer(500, {}, 'down'));
-  const watcher = await receiver(t);
-  const failingEndpoint = await registerEndpoint(t, test, office.admin.token, failing.url, ['referral.sent']);
-  const watcherEndpoint = await registerEndpoint(t, test, office.admin.token, watcher.url, ['webhook_endpoint.disabled']);
+  const failing = await startReceiver(t, answer(500, {}, 'down'));
+  const watcher = await startReceiver(t);
+  const failingEndpoint = await registerEndpoint(t, test, office.admin.token, { url: failing.url, eventTypes: ['referral.sent'] });
+  const watcherEndpoint = await registerEndpoint(t, test, office.admin.token, { url: watcher.url, eventTypes: ['webhook_endpoint.disabled'] });
 
   const eventId = await ping(test, office.admin.token, failingEndpoint.id);
   t.equal(await test.app.webhookWorker.runOnce(), 1);
@@ -544,16 +401,16 @@ t.test('an endpoint failing for longer than WEBHOOK_DISABLE_AFTER_SECONDS is dis
 
   await makeDue(test, { eventId });
   await drain(test);
-  t.equal(watcher.received.length, 1, 'the watcher receives it');
-  t.match(watcher.received[0]!.payload, { type: 'webhook_endpoint.disabled', data: { id: failingEndpoint.id, status: 'disabled', reason: /no successful delivery/ } });
-  assertSigned(t, watcher.received[0]!, watcherEndpoint.secret, 'the disabled event');
-  t.equal(failing.received.length, 2, 'the disabled endpoint gets no further attempt');
+  t.equal(watcher.requests.length, 1, 'the watcher receives it');
+  t.match(watcher.requests[0]!.payload, { type: 'webhook_endpoint.disabled', data: { id: failingEndpoint.id, status: 'disabled', reason: /no successful delivery/ } });
+  assertSigned(t, watcher.requests[0]!, watcherEndpoint.secret, 'the disabled event');
+  t.equal(failing.requests.length, 2, 'the disabled endpoint gets no further attempt');
   t.match(await deliveryOf(test, office.admin.token, failingEndpoint.id, eventId), { status: 'dead', attempts: 3 });
 });
 
 t.test('leases: a delivery whose worker died is claimed again; one with a live lease is left alone', async (t) => {
-  const hook = await receiver(t);
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const hook = await startReceiver(t);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const orphan = await ping(test, office.admin.token, endpoint.id);
   const held = await ping(test, office.admin.token, endpoint.id);
   await test.app.database.rows(
@@ -565,7 +422,7 @@ t.test('leases: a delivery whose worker died is claimed again; one with a live l
   const [heldBefore] = await test.app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.eventId, held));
 
   t.equal(await test.app.webhookWorker.runOnce(), 1, 'only the expired claim is taken');
-  t.same(hook.received.map((request) => request.id), [orphan], 'the orphaned delivery is sent');
+  t.same(hook.requests.map((request) => request.id), [orphan], 'the orphaned delivery is sent');
   t.match(await deliveryOf(test, office.admin.token, endpoint.id, orphan), { status: 'succeeded', attempts: 2 });
 
   const [heldAfter] = await test.app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.eventId, held));
@@ -580,13 +437,13 @@ t.test('leases: a delivery whose worker died is claimed again; one with a live l
 
 t.test('in order per referral: later events wait for an unfinished earlier one to the same endpoint; other referrals flow', async (t) => {
   const failSent = new Set<string>();
-  const hook = await receiver(t, (request, response) => {
+  const hook = await startReceiver(t, (request, response) => {
     const fail = request.payload.type === 'referral.sent' && failSent.has(request.payload.data.referralId);
     response.writeHead(fail ? 500 : 200);
     response.end();
   });
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent', 'referral.cancelled']);
-  const seen = (referralId: string) => hook.received.filter((request) => request.payload.data?.referralId === referralId).map((request) => request.payload.type);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent', 'referral.cancelled'] });
+  const seen = (referralId: string) => hook.requests.filter((request) => request.payload.data?.referralId === referralId).map((request) => request.payload.type);
   const deliveryFor = async (referralId: string, type: string) => {
     const [event] = await test.app.db
       .select()
@@ -640,15 +497,15 @@ t.test('in order per referral: later events wait for an unfinished earlier one t
 });
 
 t.test('several workers at once deliver 50 pending deliveries, each exactly once', async (t) => {
-  const hook = await receiver(t, (_request, response) => {
+  const hook = await startReceiver(t, (_request, response) => {
     setTimeout(() => response.end('ok'), Math.floor(Math.random() * 20));
   });
   t.equal(test.config.webhooks.concurrency, 16, 'each round claims up to 16, so five rounds at once could take all 50');
-  const endpoint = await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const endpoint = await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const eventIds: string[] = [];
   for (let i = 0; i < 50; i++) eventIds.push(await ping(test, office.admin.token, endpoint.id));
   // A second worker on the same database, as another process would be.
-  const second = new DeliveryWorker(test.app.db, test.app.database, test.app.auditLog, { config: test.config.webhooks, log: test.app.log, secretBox: test.app.dataEncryption });
+  const second = new DeliveryWorker(test.app.db, test.app.database, { config: test.config.webhooks, log: test.app.log, secretBox: test.app.dataEncryption, takesPart: (organization, referralId) => test.app.referrals.organizationTakesPart(organization, referralId), units: test.app.unitOfWork });
   const workers = [test.app.webhookWorker, second, test.app.webhookWorker, second, test.app.webhookWorker];
 
   let claimed = 0;
@@ -658,9 +515,9 @@ t.test('several workers at once deliver 50 pending deliveries, each exactly once
     if (counts.every((count) => count === 0)) break;
   }
   t.equal(claimed, 50, 'the workers claimed 50 deliveries in all, none twice');
-  t.equal(hook.received.length, 50, 'the receiver got 50 requests');
-  t.equal(new Set(hook.received.map((request) => request.id)).size, 50, '50 unique webhook-ids');
-  t.same([...new Set(hook.received.map((request) => request.id))].sort(), [...eventIds].sort(), 'exactly the queued events');
+  t.equal(hook.requests.length, 50, 'the receiver got 50 requests');
+  t.equal(new Set(hook.requests.map((request) => request.id)).size, 50, '50 unique webhook-ids');
+  t.same([...new Set(hook.requests.map((request) => request.id))].sort(), [...eventIds].sort(), 'exactly the queued events');
   const rows = await test.app.db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.eventId, eventIds));
   t.same(
     rows.filter((row) => row.status !== 'succeeded' || row.attempts !== 1).map((row) => ({ status: row.status, attempts: row.attempts })),
@@ -675,8 +532,8 @@ t.test('several workers at once deliver 50 pending deliveries, each exactly once
 });
 
 t.test('no event for a rolled-back change: a referral refused with 409 writes no webhook event and sends nothing', async (t) => {
-  const hook = await receiver(t);
-  await registerEndpoint(t, test, office.admin.token, hook.url, ['referral.sent']);
+  const hook = await startReceiver(t);
+  await registerEndpoint(t, test, office.admin.token, { url: hook.url, eventTypes: ['referral.sent'] });
   const count = async (table: 'webhook_events' | 'webhook_deliveries') =>
     ((await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.identifier(table)}`))[0]!).n;
   const eventsBefore = await count('webhook_events');
@@ -686,18 +543,18 @@ t.test('no event for a rolled-back change: a referral refused with 409 writes no
     method: 'POST',
     url: '/v1/referrals',
     token: office.physician.token,
-    payload: referralBody(practice, { therapistId: undefined, network: { techniques: ['craniosacral'], near: { lat: 0, lng: 0 }, radiusKm: 5 } }),
+    payload: referralTo(practice, { therapistId: undefined, network: { techniques: ['craniosacral'], near: { lat: 0, lng: 0 }, radiusKm: 5 } }),
   });
   expectStatus(t, response, 409, 'a network offer nobody matches');
   t.equal(response.json().code, 'no-matching-therapist');
   t.equal(await count('webhook_events'), eventsBefore, 'no webhook_events row');
   t.equal(await count('webhook_deliveries'), deliveriesBefore, 'no webhook_deliveries row');
   t.equal(await test.app.webhookWorker.runOnce(), 0, 'nothing to deliver');
-  t.equal(hook.received.length, 0, 'the receiver got nothing');
+  t.equal(hook.requests.length, 0, 'the receiver got nothing');
 
   // The same endpoint does get the event of a change that commits.
   const referralId = await sendReferral(test, office, practice);
   t.equal(await count('webhook_events'), eventsBefore + 1, 'a committed referral writes its event');
   t.equal(await test.app.webhookWorker.runOnce(), 1);
-  t.same(hook.received.map((request) => [request.payload.type, request.payload.data.referralId]), [['referral.sent', referralId]], 'and it is delivered');
+  t.same(hook.requests.map((request) => [request.payload.type, request.payload.data.referralId]), [['referral.sent', referralId]], 'and it is delivered');
 });

@@ -7,44 +7,20 @@
 // DNS answers come from an injected resolver. Every target handed to the worker is on loopback
 // (a counting listener on 127.0.0.1) or has first been seen refused by the guard's own lookup, so
 // no test sends a packet off this machine, whatever the code under test does.
-import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
-import { buildApp } from '../src/app.js';
-import { guardedLookup, type Resolver } from '../src/modules/webhooks/target-guard.js';
-import { createOffice, createTestDatabase, pgliteTemplate, testConfig, testDatabaseServer, TestApp, type Json } from './helper.js';
+import { fakeDns, guardVerdict, type DnsAnswer } from './fixtures/fake-dns.js';
+import { createOffice } from './fixtures/network.js';
+import { startTcpListener } from './fixtures/partner-ehr.js';
+import { buildWebhookApp, drain, endpointsUrl, endpointUrl } from './fixtures/webhooks.js';
+import type { Json, TestResponse } from './helper.js';
 
-type Answer = { address: string; family: number }[];
-
-const answers = new Map<string, Answer>();
-const resolved: string[] = [];
-/** Answers only the names a test sets; anything else is ENOTFOUND, never a real lookup. */
-const resolver: Resolver = async (hostname) => {
-  resolved.push(hostname);
-  const answer = answers.get(hostname);
-  if (!answer) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
-  return answer;
-};
+const resolver = fakeDns();
 
 // Production rules (private targets refused); the worker runs only when a test calls runOnce.
-const database = testDatabaseServer ? await createTestDatabase() : undefined;
-const config = testConfig({
-  ...(database ? { DATABASE_URL: database.url } : { DATA_DIR: 'memory://' }),
-  ROLE: 'api',
-  WEBHOOK_ALLOW_PRIVATE_TARGETS: 'false',
-  WEBHOOK_RETRY_SCHEDULE: '0,60',
-  WEBHOOK_TIMEOUT_MS: '2000',
-});
-const app = new TestApp(await buildApp({ config, pgliteTemplate: database ? undefined : await pgliteTemplate(), webhookResolver: resolver }), config);
-t.teardown(async () => {
-  await app.app.close();
-  await database?.drop();
-});
+const app = await buildWebhookApp(t, { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'false', WEBHOOK_RETRY_SCHEDULE: '0,60', WEBHOOK_TIMEOUT_MS: '2000' }, resolver.resolve);
 const office = await createOffice(app, await app.loginAsAdmin());
 const token = office.admin.token;
-
-const endpointsUrl = '/v1/webhook-endpoints';
-const endpointUrl = (id: string) => `${endpointsUrl}/${id}`;
 
 async function register(t: Test, url: string): Promise<Json> {
   const response = await app.request({ method: 'POST', url: endpointsUrl, token, payload: { url, eventTypes: ['referral.sent'] } });
@@ -56,47 +32,15 @@ async function register(t: Test, url: string): Promise<Json> {
   return endpoint;
 }
 
-function assertUrlRefused(t: Test, response: Awaited<ReturnType<TestApp['request']>>, what: string) {
+function assertUrlRefused(t: Test, response: TestResponse, what: string) {
   t.equal(response.statusCode, 400, `${what}: 400 (got ${response.statusCode}: ${response.body.slice(0, 300)})`);
   const problems: Json[] = response.json().errors ?? [];
   t.ok(problems.some((problem) => problem.field === 'url' && problem.message), `${what}: the problem names url (${JSON.stringify(problems)})`);
 }
 
-/** The guard's own verdict on a host and its DNS answer, as the worker's connection would get it. */
-function probe(host: string, answer?: Answer): Promise<(Error & { code?: string }) | null> {
-  const lookup = guardedLookup(async (name) => {
-    if (!answer) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
-    return answer;
-  }, false);
-  return new Promise((resolve) => lookup(host, { all: true }, (error) => resolve(error)));
-}
-
-/** A bare TCP listener on 127.0.0.1 that counts connections: nothing may reach it. */
-async function startListener(t: Test): Promise<{ port: number; connections: number }> {
-  const listener = { port: 0, connections: 0 };
-  const server = createTcpServer((socket) => {
-    listener.connections++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  listener.port = (server.address() as AddressInfo).port;
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return listener;
-}
-
-async function drain(): Promise<number> {
-  let claimed = 0;
-  for (let round = 0; round < 20; round++) {
-    const count = await app.app.webhookWorker.runOnce();
-    if (count === 0) return claimed;
-    claimed += count;
-  }
-  throw new Error('the worker never ran out of due deliveries');
-}
-
 t.test('POST and PATCH /v1/webhook-endpoints › refuse every non-public spelling of a target, without resolving anything', async (t) => {
   const endpoint = await register(t, 'https://ehr.partner.example/hooks');
-  resolved.length = 0;
+  resolver.calls.length = 0;
   const refused = [
     // IPv4 inside IPv6: compatible (::/96, as typed and as the URL parser rewrites it), mapped, NAT64, 6to4, Teredo.
     'https://[::127.0.0.1]/hooks',
@@ -144,7 +88,7 @@ t.test('POST and PATCH /v1/webhook-endpoints › refuse every non-public spellin
   }
   const read = await app.request({ method: 'GET', url: endpointUrl(endpoint.id), token });
   t.equal(read.json().url, 'https://ehr.partner.example/hooks', 'the URL did not change');
-  t.same(resolved, [], 'registration resolved nothing');
+  t.same(resolver.calls, [], 'registration resolved nothing');
 });
 
 t.test('POST /v1/webhook-endpoints › public addresses and fully qualified names, a root dot included, are taken', async (t) => {
@@ -154,7 +98,7 @@ t.test('POST /v1/webhook-endpoints › public addresses and fully qualified name
 });
 
 t.test('the connect-time guard › refuses DNS answers that spell a non-public address, and a mixed answer as a whole', async (t) => {
-  const disguised: Answer[] = [
+  const disguised: DnsAnswer[] = [
     [{ address: '::7f00:1', family: 6 }],
     [{ address: '::127.0.0.1', family: 6 }],
     [{ address: '::ffff:7f00:1', family: 6 }],
@@ -165,17 +109,17 @@ t.test('the connect-time guard › refuses DNS answers that spell a non-public a
     [{ address: '93.184.215.14', family: 4 }, { address: '10.0.0.1', family: 4 }],
   ];
   for (const answer of disguised) {
-    const error = await probe('hooks.partner.example', answer);
+    const error = await guardVerdict('hooks.partner.example', answer);
     t.equal(error?.code, 'EBLOCKEDTARGET', `${answer.map((entry) => entry.address).join(', ')} is refused`);
     t.notOk(answer.some((entry) => error?.message.includes(entry.address)), `the refusal does not echo the answer (${error?.message})`);
   }
-  t.equal(await probe('hooks.partner.example', [{ address: '2606:4700:4700::1111', family: 6 }, { address: '93.184.215.14', family: 4 }]), null, 'public answers pass');
+  t.equal(await guardVerdict('hooks.partner.example', [{ address: '2606:4700:4700::1111', family: 6 }, { address: '93.184.215.14', family: 4 }]), null, 'public answers pass');
 });
 
 t.test('a delivery › to a target kept from older rules is refused before connecting, and the logs never say what it resolved to', async (t) => {
-  const listener = await startListener(t);
+  const listener = await startTcpListener(t);
   const port = listener.port;
-  const targets: { url: string; dns?: [string, Answer]; leak?: string; byName?: boolean }[] = [
+  const targets: { url: string; dns?: [string, DnsAnswer]; leak?: string; byName?: boolean }[] = [
     // IP literals: node:net connects to them without asking `lookup`.
     { url: `https://127.0.0.1:${port}/hooks` },
     { url: `https://[::ffff:127.0.0.1]:${port}/hooks` },
@@ -190,7 +134,7 @@ t.test('a delivery › to a target kept from older rules is refused before conne
       const host = new URL(url).hostname;
       const literal = !dns;
       // Safety first: only a loopback target, or one the guard itself refuses, is handed to the worker.
-      const verdict = await probe(host.replace(/^\[|\]$/g, ''), dns?.[1]);
+      const verdict = await guardVerdict(host.replace(/^\[|\]$/g, ''), dns?.[1]);
       const loopbackOnly = literal ? /^(127\.0\.0\.1|\[::ffff:7f00:1\])$/.test(host) : true;
       t.equal(verdict?.code, 'EBLOCKEDTARGET', `the guard's lookup refuses ${host}`);
       if (verdict?.code !== 'EBLOCKEDTARGET' && !loopbackOnly) return t.fail(`not handing ${host} to the worker: it could connect off this machine`);
@@ -198,15 +142,15 @@ t.test('a delivery › to a target kept from older rules is refused before conne
       // Registered under a name, then changed behind the API's back, as rows from before this rule are.
       const endpoint = await register(t, 'https://hooks.partner.example/placeholder');
       await app.app.database.rows(sql`update webhook_endpoints set url = ${url} where id = ${endpoint.id}::uuid`);
-      if (dns) answers.set(dns[0], dns[1]);
-      resolved.length = 0;
+      if (dns) resolver.answers.set(dns[0], dns[1]);
+      resolver.calls.length = 0;
       const connectionsBefore = listener.connections;
 
       const ping = await app.request({ method: 'POST', url: `${endpointUrl(endpoint.id)}/test`, token });
       t.equal(ping.statusCode, 202, 'ping queued');
-      t.equal(await drain(), 1, 'the worker tried the one delivery');
+      t.equal(await drain(app), 1, 'the worker tried the one delivery');
       t.equal(listener.connections, connectionsBefore, 'nothing connected to the loopback listener');
-      if (byName) t.same(resolved, [], 'the name was refused before it was resolved');
+      if (byName) t.same(resolver.calls, [], 'the name was refused before it was resolved');
 
       const deliveries = await app.request({ method: 'GET', url: `${endpointUrl(endpoint.id)}/deliveries?limit=10`, token });
       const [delivery] = deliveries.json().data as Json[];
@@ -219,7 +163,7 @@ t.test('a delivery › to a target kept from older rules is refused before conne
       }
       // Retire it, so later rounds do not pick it up again.
       await app.app.database.rows(sql`update webhook_deliveries set status = 'dead' where endpoint_id = ${endpoint.id}::uuid`);
-      if (dns) answers.delete(dns[0]);
+      if (dns) resolver.answers.delete(dns[0]);
     });
   }
 });

@@ -16,32 +16,46 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { Static } from 'typebox';
+import type { Technique } from '../lib/catalog.js';
+import type { Address } from '../lib/schemas.js';
+import {
+  auditActorTypes,
+  auditOutcomes,
+  deliveryStatuses,
+  expirableStatuses,
+  organizationKinds,
+  principalKinds,
+  referralActorTypes,
+  referralPriorities,
+  referralStatuses,
+  referralTargetKinds,
+  sexes,
+  userRoles,
+  webhookEndpointStatuses,
+  webhookEventTypes,
+} from '../lib/vocabulary.js';
+import type { Identifier } from '../modules/patients/schemas.js';
+import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
+import type { Diagnosis, Insurance, NetworkOffer, OutcomeScore, PainScores } from '../modules/referrals/schemas.js';
+
+// Defined in lib/vocabulary.ts; re-exported because tests and tools import them from the schema.
+export { referralStatuses, userRoles, webhookEventTypes, type ReferralStatus, type UserRole, type WebhookEventType } from '../lib/vocabulary.js';
+
+/** A fixed vocabulary list as SQL literals ('a', 'b'), for checks and partial indexes; never for input. */
+const sqlValues = (values: readonly string[]) => sql.raw(values.map((value) => `'${value}'`).join(', '));
 
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
-
-export interface PostalAddress {
-  line1: string;
-  line2?: string;
-  city: string;
-  state: string;
-  postalCode: string;
-  country?: string;
-}
-
-export interface ExternalIdentifier {
-  system: string;
-  value: string;
-}
 
 export const organizations = pgTable(
   'organizations',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    kind: text('kind', { enum: ['physician_office', 'therapy_practice'] }).notNull(),
+    kind: text('kind', { enum: organizationKinds }).notNull(),
     name: text('name').notNull(),
     npi: text('npi'),
-    address: jsonb('address').$type<PostalAddress>().notNull(),
+    address: jsonb('address').$type<Static<typeof Address>>().notNull(),
     latitude: doublePrecision('latitude').notNull(),
     longitude: doublePrecision('longitude').notNull(),
     createdAt: createdAt(),
@@ -50,20 +64,10 @@ export const organizations = pgTable(
   (table) => [
     uniqueIndex('organizations_npi_key').on(table.npi),
     index('organizations_created_at_id_idx').on(table.createdAt, table.id),
-    check('organizations_kind_check', sql`${table.kind} in ('physician_office', 'therapy_practice')`),
+    check('organizations_kind_check', sql`${table.kind} in (${sqlValues(organizationKinds)})`),
     check('organizations_npi_office_check', sql`${table.kind} = 'physician_office' or ${table.npi} is null`),
   ],
 );
-
-export const userRoles = [
-  'physician',
-  'office_staff',
-  'office_admin',
-  'therapist',
-  'practice_admin',
-  'network_admin',
-] as const;
-export type UserRole = (typeof userRoles)[number];
 
 export const users = pgTable(
   'users',
@@ -180,10 +184,10 @@ export const patients = pgTable(
     givenName: text('given_name').notNull(),
     familyName: text('family_name').notNull(),
     birthDate: date('birth_date', { mode: 'string' }).notNull(),
-    sex: text('sex', { enum: ['female', 'male', 'other', 'unknown'] }).notNull(),
+    sex: text('sex', { enum: sexes }).notNull(),
     phone: text('phone'),
     email: text('email'),
-    identifiers: jsonb('identifiers').$type<ExternalIdentifier[]>().notNull().default([]),
+    identifiers: jsonb('identifiers').$type<Static<typeof Identifier>[]>().notNull().default([]),
     createdBy: uuid('created_by'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -194,7 +198,7 @@ export const patients = pgTable(
 /** What an audit event records; shared by the chain and the events waiting for their commit. */
 const auditEventColumns = () => ({
     occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-    actorType: text('actor_type', { enum: ['user', 'api_client', 'anonymous', 'system'] }).notNull(),
+    actorType: text('actor_type', { enum: auditActorTypes }).notNull(),
     actorId: uuid('actor_id'),
     actorOrganizationId: uuid('actor_organization_id'),
     actorRole: text('actor_role'),
@@ -202,7 +206,7 @@ const auditEventColumns = () => ({
     resourceType: text('resource_type'),
     resourceId: text('resource_id'),
     patientId: uuid('patient_id'),
-    outcome: text('outcome', { enum: ['success', 'denied', 'error'] }).notNull(),
+    outcome: text('outcome', { enum: auditOutcomes }).notNull(),
     httpStatus: integer('http_status'),
     requestId: text('request_id'),
     clientAddress: text('client_address'),
@@ -249,41 +253,6 @@ export const auditChainHead = pgTable('audit_chain_head', {
   lastHash: text('last_hash').notNull(),
 });
 
-export const referralStatuses = ['draft', 'sent', 'accepted', 'declined', 'in_progress', 'completed', 'cancelled', 'expired'] as const;
-export type ReferralStatus = (typeof referralStatuses)[number];
-
-export interface Diagnosis {
-  code: string;
-  display: string;
-}
-
-export interface InsuranceDetails {
-  payer: string;
-  memberId: string;
-  groupNumber?: string;
-  authorizationNumber?: string;
-  cptCodes?: string[];
-}
-
-export interface NetworkOffer {
-  techniques: string[];
-  near: { lat: number; lng: number };
-  radiusKm: number;
-}
-
-export interface PainScores {
-  visitNumber: number;
-  before: number;
-  after: number;
-}
-
-export interface OutcomeScore {
-  instrument: string;
-  score: number;
-  name?: string;
-  visitNumber: number;
-}
-
 type ReferralColumns = Record<'status' | 'targetKind' | 'targetTherapistId' | 'targetPracticeId' | 'acceptedTherapistId' | 'acceptedPracticeId', AnyPgColumn>;
 
 /** A network referral still waiting for one of the therapists it was offered to. */
@@ -311,12 +280,12 @@ export const referrals = pgTable(
     createdBy: uuid('created_by').notNull(),
     status: text('status', { enum: referralStatuses }).notNull(),
     version: integer('version').notNull().default(1),
-    diagnoses: jsonb('diagnoses').$type<Diagnosis[]>().notNull(),
+    diagnoses: jsonb('diagnoses').$type<Static<typeof Diagnosis>[]>().notNull(),
     reason: text('reason').notNull(),
     goals: text('goals').array().notNull(),
     precautions: text('precautions').array().notNull(),
     contraindications: text('contraindications').notNull(),
-    techniques: text('techniques').array().notNull(),
+    techniques: text('techniques').array().$type<Technique[]>().notNull(),
     bodyRegions: text('body_regions').array().notNull(),
     frequencyPerWeek: integer('frequency_per_week').notNull(),
     durationWeeks: integer('duration_weeks').notNull(),
@@ -324,13 +293,13 @@ export const referrals = pgTable(
     visitsAuthorized: integer('visits_authorized').notNull(),
     startDate: date('start_date', { mode: 'string' }).notNull(),
     expiresOn: date('expires_on', { mode: 'string' }).notNull(),
-    priority: text('priority', { enum: ['routine', 'urgent'] }).notNull(),
-    insurance: jsonb('insurance').$type<InsuranceDetails>(),
-    targetKind: text('target_kind', { enum: ['therapist', 'practice', 'network'] }).notNull(),
+    priority: text('priority', { enum: referralPriorities }).notNull(),
+    insurance: jsonb('insurance').$type<Static<typeof Insurance>>(),
+    targetKind: text('target_kind', { enum: referralTargetKinds }).notNull(),
     targetTherapistId: uuid('target_therapist_id').references(() => users.id),
     // For a therapist target, the therapist's practice, so its admin sees the referral too.
     targetPracticeId: uuid('target_practice_id').references(() => organizations.id),
-    networkOffer: jsonb('network_offer').$type<NetworkOffer>(),
+    networkOffer: jsonb('network_offer').$type<Static<typeof NetworkOffer>>(),
     // When it was first sent (stamped by a trigger, migration 0008): until then it is the office's
     // alone, also after a draft is cancelled unsent.
     sentAt: timestamp('sent_at', { withTimezone: true, mode: 'date' }),
@@ -338,9 +307,9 @@ export const referrals = pgTable(
     acceptedPracticeId: uuid('accepted_practice_id').references(() => organizations.id),
     acceptedAt: timestamp('accepted_at', { withTimezone: true, mode: 'date' }),
     visitsUsed: integer('visits_used').notNull().default(0),
-    firstPain: jsonb('first_pain').$type<PainScores>(),
-    latestPain: jsonb('latest_pain').$type<PainScores>(),
-    latestOutcomes: jsonb('latest_outcomes').$type<OutcomeScore[]>().notNull().default([]),
+    firstPain: jsonb('first_pain').$type<Static<typeof PainScores>>(),
+    latestPain: jsonb('latest_pain').$type<Static<typeof PainScores>>(),
+    latestOutcomes: jsonb('latest_outcomes').$type<Static<typeof OutcomeScore>[]>().notNull().default([]),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     // The id of the transaction that last wrote the row (stamped by a trigger): the sync feed
@@ -360,7 +329,7 @@ export const referrals = pgTable(
     index('referrals_therapist_beyond_target_sync_idx').on(table.acceptedTherapistId, table.syncXid, table.id).where(acceptedBeyondTarget(table)),
     index('referrals_practice_beyond_target_sync_idx').on(table.acceptedPracticeId, table.syncXid, table.id).where(acceptedBeyondTargetPractice(table)),
     index('referrals_patient_idx').on(table.patientId),
-    index('referrals_open_expiry_idx').on(table.expiresOn).where(sql`${table.status} in ('sent', 'accepted', 'in_progress')`),
+    index('referrals_open_expiry_idx').on(table.expiresOn).where(sql`${table.status} in (${sqlValues(expirableStatuses)})`),
     check('referrals_version_check', sql`${table.version} >= 1`),
     check('referrals_visits_check', sql`${table.visitsUsed} between 0 and ${table.visitsAuthorized}`),
     check('referrals_dates_check', sql`${table.expiresOn} > ${table.startDate}`),
@@ -397,7 +366,7 @@ export const referralEvents = pgTable(
     fromStatus: text('from_status'),
     toStatus: text('to_status').notNull(),
     version: integer('version').notNull(),
-    actorType: text('actor_type', { enum: ['user', 'api_client', 'system'] }).notNull(),
+    actorType: text('actor_type', { enum: referralActorTypes }).notNull(),
     actorId: uuid('actor_id'),
     actorOrganizationId: uuid('actor_organization_id'),
     reason: text('reason'),
@@ -406,23 +375,6 @@ export const referralEvents = pgTable(
   },
   (table) => [index('referral_events_referral_idx').on(table.referralId, table.id)],
 );
-
-export interface RangeOfMotion {
-  joint: string;
-  movement: string;
-  degrees: number;
-}
-
-export interface OutcomeMeasure {
-  instrument: string;
-  score: number;
-  name?: string;
-}
-
-export interface BillingLine {
-  cpt: string;
-  units: number;
-}
 
 export const progressReports = pgTable(
   'progress_reports',
@@ -442,11 +394,11 @@ export const progressReports = pgTable(
     plan: text('plan').notNull(),
     painBefore: integer('pain_before').notNull(),
     painAfter: integer('pain_after').notNull(),
-    rangeOfMotion: jsonb('range_of_motion').$type<RangeOfMotion[]>().notNull(),
-    outcomeMeasures: jsonb('outcome_measures').$type<OutcomeMeasure[]>().notNull(),
+    rangeOfMotion: jsonb('range_of_motion').$type<Static<typeof RangeOfMotion>[]>().notNull(),
+    outcomeMeasures: jsonb('outcome_measures').$type<Static<typeof OutcomeMeasure>[]>().notNull(),
     techniquesApplied: text('techniques_applied').array().notNull(),
     minutes: integer('minutes').notNull(),
-    billing: jsonb('billing').$type<BillingLine[]>().notNull(),
+    billing: jsonb('billing').$type<Static<typeof BillingLine>[]>().notNull(),
     final: boolean('final').notNull(),
     // Signed when posted: the note never changes afterwards (a trigger refuses updates).
     signedAt: timestamp('signed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
@@ -479,7 +431,7 @@ export const messages = pgTable(
     referralId: uuid('referral_id')
       .notNull()
       .references(() => referrals.id),
-    authorType: text('author_type', { enum: ['user', 'api_client'] }).notNull(),
+    authorType: text('author_type', { enum: principalKinds }).notNull(),
     authorId: uuid('author_id').notNull(),
     authorOrganizationId: uuid('author_organization_id').notNull(),
     body: text('body').notNull(),
@@ -523,21 +475,6 @@ export const idempotencyRecords = pgTable(
   ],
 );
 
-export const webhookEventTypes = [
-  'referral.sent',
-  'referral.accepted',
-  'referral.declined',
-  'referral.cancelled',
-  'referral.amended',
-  'referral.expired',
-  'referral.completed',
-  'progress_report.created',
-  'message.created',
-  'webhook_endpoint.disabled',
-  'ping',
-] as const;
-export type WebhookEventType = (typeof webhookEventTypes)[number];
-
 /** A partner's receiver. The secrets sign deliveries, so they are kept (never shown after creation). */
 export const webhookEndpoints = pgTable(
   'webhook_endpoints',
@@ -549,7 +486,7 @@ export const webhookEndpoints = pgTable(
     url: text('url').notNull(),
     description: text('description').notNull().default(''),
     eventTypes: text('event_types').array().notNull(),
-    status: text('status', { enum: ['active', 'disabled'] }).notNull().default('active'),
+    status: text('status', { enum: webhookEndpointStatuses }).notNull().default('active'),
     disabledReason: text('disabled_reason'),
     secret: text('secret').notNull(),
     // During a rotation the old secret signs too, until it expires.
@@ -593,7 +530,7 @@ export const webhookDeliveries = pgTable(
       .notNull()
       .references(() => webhookEndpoints.id),
     referralId: uuid('referral_id'),
-    status: text('status', { enum: ['pending', 'delivering', 'succeeded', 'dead'] }).notNull().default('pending'),
+    status: text('status', { enum: deliveryStatuses }).notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     // A worker's claim: past it, another worker may take the delivery (the first one died).

@@ -39,8 +39,11 @@ export const ServiceUnavailableError = createRFC9457Error('SERVICE_UNAVAILABLE',
   type: problemType('service-unavailable'),
   title: 'Service Unavailable',
 });
-/** OAuth 2.0 token endpoint errors keep the RFC 6749 `error` code beside the problem details. */
-export const OAuthError = createRFC9457Error('OAUTH_ERROR', '%s', 400, {
+/**
+ * OAuth 2.0 token endpoint errors keep the RFC 6749 `error` code beside the problem details. Its
+ * status is a number, not 400 alone: a client that failed to authenticate is told 401 (§5.2).
+ */
+export const OAuthError = createRFC9457Error<'OAUTH_ERROR', number>('OAUTH_ERROR', '%s', 400, {
   type: problemType('oauth'),
   title: 'Token Request Rejected',
 });
@@ -50,7 +53,7 @@ export interface FieldProblem {
   message: string;
 }
 
-/** Extra members the error handler copies into the problem body. */
+/** Extra members the error handler copies into the problem body, and headers it sends with it. */
 export interface ProblemExtensions {
   errors?: FieldProblem[];
   error?: string;
@@ -62,41 +65,113 @@ export interface ProblemExtensions {
   headers?: Record<string, string>;
 }
 
-/** The resource a refused request was aimed at, so the attempt can be audited. */
+/** The record a refused request was aimed at (none for a refused list or create), so the attempt is audited. */
 export interface DeniedResource {
-  resourceType: string;
-  resourceId: string;
-  patientId?: string;
+  resourceType?: string | undefined;
+  resourceId?: string | undefined;
+  patientId?: string | undefined;
 }
 
-type WithExtensions<E> = E & { extensions?: ProblemExtensions; deniedResource?: DeniedResource };
+/** What an error of the catalogue may carry besides its message; each is given when the error is made, never added later. */
+export interface ProblemParts {
+  readonly extensions?: ProblemExtensions;
+  /** Marks a refusal the audit log records (modules/audit/refusal-audit.ts). */
+  readonly deniedResource?: DeniedResource;
+}
 
+// Each catalogue error that carries more than its message gets a subclass whose constructor takes it
+// all, so no error is changed after it is made.
+
+class RecordNotFoundError extends NotFoundError {
+  constructor(
+    label: string,
+    readonly deniedResource: DeniedResource,
+  ) {
+    super(label);
+  }
+}
+
+class AccessDeniedError extends ForbiddenError {
+  constructor(
+    message: string,
+    readonly deniedResource: DeniedResource,
+  ) {
+    super(message);
+  }
+}
+
+class FieldsInvalidError extends ValidationError {
+  constructor(
+    message: string,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(message);
+  }
+}
+
+class TokenRequestRejectedError extends OAuthError {
+  constructor(
+    description: string,
+    override readonly statusCode: number,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(description);
+  }
+}
+
+class ConflictWithCodeError extends ConflictError {
+  constructor(
+    message: string,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(message);
+  }
+}
+
+class StaleVersionError extends PreconditionFailedError {
+  constructor(
+    message: string,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(message);
+  }
+}
+
+class RetryLaterError extends ServiceUnavailableError {
+  constructor(
+    message: string,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(message);
+  }
+}
+
+/** A record that does not exist or is out of the caller's reach: one answer for both, and the attempt audited. */
 export function notFound(resourceType: string, resourceId: string, label = resourceType, patientId?: string) {
-  const error: WithExtensions<InstanceType<typeof NotFoundError>> = new NotFoundError(label);
-  error.deniedResource = { resourceType, resourceId, ...(patientId ? { patientId } : {}) };
-  return error;
+  return new RecordNotFoundError(label, { resourceType, resourceId, ...(patientId ? { patientId } : {}) });
+}
+
+/** A 403 for a caller whose role or scopes the route's policy does not admit; the attempt is audited against the route's record. */
+export function accessDenied(message: string, target: DeniedResource) {
+  return new AccessDeniedError(message, target);
 }
 
 export function validationFailed(errors: FieldProblem[]) {
-  const error: WithExtensions<InstanceType<typeof ValidationError>> = new ValidationError(
-    errors.map((problem) => `${problem.field}: ${problem.message}`).join('; '),
-  );
-  error.extensions = { errors };
-  return error;
+  return new FieldsInvalidError(errors.map((problem) => `${problem.field}: ${problem.message}`).join('; '), { errors });
 }
 
 export function oauthError(code: string, description: string, statusCode = 400, headers?: Record<string, string>) {
-  const error: WithExtensions<InstanceType<typeof OAuthError>> = new OAuthError(description);
-  (error as { statusCode: number }).statusCode = statusCode;
-  error.extensions = { error: code, ...(headers ? { headers } : {}) };
-  return error;
+  return new TokenRequestRejectedError(description, statusCode, { error: code, ...(headers ? { headers } : {}) });
 }
 
-/** A 409 with a machine-readable code (and any other members) beside the message. */
+/** A 409 with a machine-readable code (and any other members or headers) beside the message. */
 export function conflict(code: string, message: string, extensions: Omit<ProblemExtensions, 'code'> = {}) {
-  const error: WithExtensions<InstanceType<typeof ConflictError>> = new ConflictError(message);
-  error.extensions = { code, ...extensions };
-  return error;
+  return new ConflictWithCodeError(message, { code, ...extensions });
+}
+
+/** A 412 for an If-Match that names another version than the current one, which it tells. */
+export function versionMismatch(message: string, currentVersion: number) {
+  return new StaleVersionError(message, { currentVersion });
 }
 
 /** Seconds a client is asked to wait before retrying a request the database could not serve. */
@@ -104,7 +179,5 @@ export const retryAfterSeconds = 1;
 
 /** A 503 that tells the client when to come back; nothing was changed. */
 export function serviceUnavailable(message = 'The database is temporarily unavailable; nothing was changed, retry shortly') {
-  const error: WithExtensions<InstanceType<typeof ServiceUnavailableError>> = new ServiceUnavailableError(message);
-  error.extensions = { headers: { 'retry-after': String(retryAfterSeconds) } };
-  return error;
+  return new RetryLaterError(message, { headers: { 'retry-after': String(retryAfterSeconds) } });
 }

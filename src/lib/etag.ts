@@ -1,5 +1,5 @@
 // Optimistic concurrency over HTTP: a resource's version is its ETag, and If-Match must name it.
-import { PreconditionFailedError } from './errors.js';
+import { versionMismatch } from './errors.js';
 
 export function etagOf(version: number): string {
   return `"${version}"`;
@@ -14,9 +14,8 @@ export function assertIfMatch(ifMatch: string | undefined, currentVersion: numbe
   const tags = ifMatch.split(',').map((tag) => tag.trim());
   if (tags.includes('*')) return;
   if (tags.includes(etagOf(currentVersion))) return;
-  const error = new PreconditionFailedError(
+  throw versionMismatch(
     `If-Match ${ifMatch} does not match the current version ${etagOf(currentVersion)}; read the resource again and retry`,
-  ) as InstanceType<typeof PreconditionFailedError> & { extensions?: { currentVersion: number } };
-  error.extensions = { currentVersion };
-  throw error;
+    currentVersion,
+  );
 }

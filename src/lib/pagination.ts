@@ -1,5 +1,6 @@
 // Opaque keyset cursors: lists resume after the last row seen, so order stays stable and no OFFSET is scanned.
 import { validationFailed } from './errors.js';
+import { uuidPattern } from './vocabulary.js';
 
 export type CursorKey = readonly (string | number)[];
 
@@ -13,7 +14,7 @@ export type CursorPart = 'micros' | 'digits' | 'uuid' | 'number' | 'position' | 
 const partIsValid: Record<CursorPart, (value: unknown) => boolean> = {
   micros: (value) => typeof value === 'string' && /^\d{1,17}$/.test(value),
   digits: (value) => typeof value === 'string' && /^\d{1,18}$/.test(value),
-  uuid: (value) => typeof value === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value),
+  uuid: (value) => typeof value === 'string' && uuidPattern.test(value),
   number: (value) => typeof value === 'number' && Number.isFinite(value),
   // A row id or sequence number: what a bigint column compares with, nothing SQL would refuse.
   position: (value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,

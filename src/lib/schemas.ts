@@ -1,5 +1,6 @@
 // Schema pieces shared by several routes; each schema has a static type of the same name.
 import { Type, type Static, type TSchema } from 'typebox';
+import { npiPattern } from './vocabulary.js';
 
 export const Uuid = Type.String({ format: 'uuid', description: 'Identifier (UUID)' });
 export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false });
@@ -12,7 +13,7 @@ export const Email = Type.String({ format: 'email', maxLength: 254 });
 export const Password = Type.String({ minLength: 12, maxLength: 200, description: 'At least 12 characters' });
 
 /** NPI: ten digits; the Luhn check is applied by the server and named in the error. */
-export const Npi = Type.String({ pattern: '^\\d{10}$', description: 'National Provider Identifier, 10 digits with a valid check digit' });
+export const Npi = Type.String({ pattern: npiPattern.source, description: 'National Provider Identifier, 10 digits with a valid check digit' });
 
 export const Location = Type.Object(
   {

@@ -3,6 +3,7 @@
 import { Ajv, type Options } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
+import { uuidPattern } from './vocabulary.js';
 
 function createAjv(options: Options) {
   const ajv = new Ajv({
@@ -14,7 +15,7 @@ function createAjv(options: Options) {
   });
   addFormats.default(ajv);
   // ajv-formats also takes a urn:uuid: prefix, which PostgreSQL's uuid type refuses.
-  ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+  ajv.addFormat('uuid', uuidPattern);
   // RFC 3339 allows a leap second (23:59:60), which no JavaScript or PostgreSQL time can hold.
   const rfc3339 = ajv.formats['date-time'] as { validate: (value: string) => boolean } | ((value: string) => boolean);
   const isRfc3339 = typeof rfc3339 === 'function' ? rfc3339 : rfc3339.validate;

@@ -1,15 +1,13 @@
 // The key that seals stored secrets (webhook signing secrets): DATA_ENCRYPTION_KEY, or on the
-// embedded database one generated once into DATA_DIR, like the JWT secret. At start, every signing
-// secret left in clear by an older version, or sealed under a key of DATA_ENCRYPTION_PREVIOUS_KEYS,
-// is sealed again under the current key; that is the whole key rotation.
+// embedded database one generated once into DATA_DIR, like the JWT secret. At start, the webhooks
+// module seals again under the current key every signing secret left in clear by an older version
+// or sealed under a key of DATA_ENCRYPTION_PREVIOUS_KEYS; that is the whole key rotation.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { SecretBox } from '../lib/secret-box.js';
-import { resealSigningSecrets } from '../modules/webhooks/signing-secrets.js';
-import { WebhooksRepository } from '../modules/webhooks/webhooks-repository.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -50,8 +48,6 @@ export default fp(
   async (app, options: { config: Config }) => {
     const box = new SecretBox(await resolveDataEncryptionKey(options.config), options.config.encryption.previousKeys);
     app.decorate('dataEncryption', box);
-    const resealed = await resealSigningSecrets(new WebhooksRepository(app.db), box);
-    if (resealed > 0) app.log.info({ endpoints: resealed, keyId: box.currentKeyId }, 'webhook signing secrets sealed under the current data encryption key');
   },
   { name: 'data-encryption', dependencies: ['database'] },
 );

@@ -11,12 +11,12 @@
 import fp from 'fastify-plugin';
 import { firstDuplicateKey } from '../lib/duplicate-keys.js';
 import { validationFailed } from '../lib/errors.js';
+import { uuidPattern } from '../lib/vocabulary.js';
 
 const maxDepth = 32;
 const maxArrayItems = 1000;
 const maxObjectFields = 1000;
 const maxQueryParameters = 100;
-const uuidInAnyCase = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // U+202A–U+202E embeddings and overrides, U+2066–U+2069 isolates, U+FEFF byte order mark.
 const refusedCharacters = /[\u0000\u202A-\u202E\u2066-\u2069\uFEFF]/;
 // In a /u pattern a well-formed pair is one code point, so only an unpaired half is a surrogate.
@@ -81,7 +81,7 @@ export default fp(
       if (problem !== undefined) throw validationFailed([{ field: problem.field || 'body', message: problem.message }]);
       const params = request.params as Record<string, unknown> | undefined;
       for (const [name, value] of Object.entries(params ?? {})) {
-        if (typeof value === 'string' && uuidInAnyCase.test(value)) params![name] = value.toLowerCase();
+        if (typeof value === 'string' && uuidPattern.test(value)) params![name] = value.toLowerCase();
       }
     });
   },

@@ -2,6 +2,7 @@
 // headers the shared machinery (authentication, rate limits, idempotency, load shedding, body
 // parsing) answers with on every route, generated from the route's features rather than written per
 // route, and the shared headers as components.
+import { apiPrefix, isApiRoute } from '../lib/api-prefix.js';
 import { ResponseHeaders, type ResponseHeaderName } from '../lib/schemas.js';
 import { problemContentType } from './problem-details.js';
 
@@ -11,7 +12,7 @@ type HeaderSet = Set<ResponseHeaderName>;
 /** Methods Fastify reads a body for: any of them can be too large (413) or of a type the API does not take (415). */
 const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** The OAuth token endpoint: public, and answering by RFC 6749's rules (no-store with pragma, invalid_client as 401). */
-const tokenEndpoint = '/v1/auth/token';
+const tokenEndpoint = `${apiPrefix}/auth/token`;
 
 const problemResponse = (description: string) => ({
   description,
@@ -47,7 +48,7 @@ const isDownload = (response: unknown) => Object.keys(((response as Json).conten
 export function declaredResponses(route: { method: string | string[]; url: string; config?: Json }, schema: Json | undefined): Record<string, Json> {
   const { url } = route;
   const method = String(route.method);
-  const isApi = url.startsWith('/v1');
+  const isApi = isApiRoute(url);
   const isPublic = route.config?.policy === 'public';
   const isTokenEndpoint = url === tokenEndpoint;
   const isChange = isApi && (method === 'POST' || method === 'PATCH');

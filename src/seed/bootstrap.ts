@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { organizations, users as userAccounts } from '../db/schema.js';
-import { hashSecret } from '../modules/auth/passwords.js';
 import { UsersRepository } from '../modules/network/users-repository.js';
 import { demoCredentials, demoCredentialsMessage, seedDemoNetwork } from './demo-network.js';
 
@@ -49,7 +48,7 @@ function warnLoudly(app: FastifyInstance, config: Config) {
 async function ensureBootstrapAdmin(app: FastifyInstance, admin: { email: string; password: string }) {
   const users = new UsersRepository(app.db);
   if (await users.emailTaken({ email: admin.email })) return;
-  const passwordHash = await hashSecret(admin.password);
+  const passwordHash = await app.passwords.hash(admin.password);
   await app.db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${seedLockKey})`);
     if (await users.emailTaken({ email: admin.email }, tx)) return;
@@ -66,7 +65,7 @@ async function seedDemoIfEmpty(app: FastifyInstance) {
     await tx.execute(sql`select pg_advisory_xact_lock(${seedLockKey})`);
     const [existing] = await tx.select({ total: count() }).from(organizations);
     if ((existing?.total ?? 0) > 0) return false;
-    await seedDemoNetwork(tx);
+    await seedDemoNetwork(app.db, tx, app.passwords);
     return true;
   });
   if (seeded) {

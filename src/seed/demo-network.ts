@@ -1,6 +1,6 @@
 // A small demo network for the embedded database: one office, two practices, one partner EHR client.
-import type { Executor } from '../db/database.js';
-import { hashSecret } from '../modules/auth/passwords.js';
+import type { Database, Executor } from '../db/database.js';
+import type { Passwords } from '../modules/auth/passwords.js';
 import { ApiClientsRepository } from '../modules/network/api-clients-repository.js';
 import { OrganizationsRepository } from '../modules/network/organizations-repository.js';
 import { UsersRepository, type NewUser } from '../modules/network/users-repository.js';
@@ -31,11 +31,12 @@ export function demoCredentialsMessage(): string {
   ].join(' ');
 }
 
-export async function seedDemoNetwork(tx: Executor): Promise<void> {
-  const organizations = new OrganizationsRepository(tx);
-  const users = new UsersRepository(tx);
-  const apiClients = new ApiClientsRepository(tx);
-  const passwordHash = await hashSecret(demoCredentials.password);
+/** Seeds in the caller's transaction: the repositories are the app's, the transaction is passed to each write. */
+export async function seedDemoNetwork(db: Database, tx: Executor, passwords: Passwords): Promise<void> {
+  const organizations = new OrganizationsRepository(db);
+  const users = new UsersRepository(db);
+  const apiClients = new ApiClientsRepository(db);
+  const passwordHash = await passwords.hash(demoCredentials.password);
   const { users: emails } = demoCredentials;
 
   const riverside = await organizations.create({
@@ -93,7 +94,7 @@ export async function seedDemoNetwork(tx: Executor): Promise<void> {
     organizationId: riverside.id,
     name: 'Riverside EHR (demo)',
     clientId: demoCredentials.apiClient.clientId,
-    secretHash: await hashSecret(demoCredentials.apiClient.clientSecret),
+    secretHash: await passwords.hash(demoCredentials.apiClient.clientSecret),
     scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'],
     createdBy: null,
   }, tx);

@@ -1,5 +1,5 @@
 // Figures of the hardening suite (issue 6): a test states each one as it asserts it, and the
-// report (test/hardening/report.ts) turns the last run's figures into the README's table.
+// report (tools/hardening/report.ts) turns the last run's figures into the README's table.
 // Nothing is written unless HARDENING_FIGURES_DIR names a folder, so `npm test` stays read-only.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -10,47 +10,27 @@
 // The routes are collected as they are registered, the way route-policy.test.ts does, so a route
 // added later is called here too; a path parameter this file cannot fill fails the test.
 import { randomBytes } from 'node:crypto';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { FastifyInstance, RouteOptions } from 'fastify';
 import { and, eq, sql } from 'drizzle-orm';
 import t from 'tap';
 import { rowsOf } from '../../src/db/database.js';
 import { auditEvents as auditTable, type UserRole } from '../../src/db/schema.js';
-import { isAllowed, organizationAdmins, officeRoles, type Principal, type RoutePolicy } from '../../src/modules/auth/policy.js';
-import { buildTestApp, createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
+import { isAllowed, organizationAdmins, officeRoles, type RoutePolicy } from '../../src/modules/auth/policy.js';
+import { addApiClient } from '../fixtures/network.js';
+import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
+import { createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
 import { decodeJwt, signJwt } from '../tokens.js';
+import { buildTestAppWithRoutes, caller, everyScope, type Caller, type CollectedRoute, type Method } from './authz-shared.js';
 import { recordFigure } from './figures.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
 skipFileUnlessPostgres();
 
 type Response = Awaited<ReturnType<TestApp['request']>>;
-type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
 // ─── The app and its routes ─────────────────────────────────────────────────────────────────────
 
-interface CollectedRoute {
-  method: Method;
-  url: string;
-  policy: RoutePolicy | undefined;
-  auditAction: string | undefined;
-}
-
 // ROLE=api: no webhook worker, so the deliveries and pings this file queues never leave the process.
-const collected: CollectedRoute[] = [];
-const collect = (message: unknown) =>
-  (message as { fastify: FastifyInstance }).fastify.addHook('onRoute', (route: RouteOptions) => {
-    for (const method of [route.method].flat()) {
-      collected.push({ method: method as Method, url: route.url, policy: route.config?.policy, auditAction: route.config?.auditAction });
-    }
-  });
-subscribe('fastify.initialization', collect);
-let test: TestApp;
-try {
-  test = await buildTestApp(t, { env: { ROLE: 'api' } });
-} finally {
-  unsubscribe('fastify.initialization', collect);
-}
+const { test, routes: collected } = await buildTestAppWithRoutes(t, { env: { ROLE: 'api' } });
 const routes = [...new Map(collected.map((route) => [`${route.method} ${route.url}`, route])).values()];
 const isPublic = (route: CollectedRoute) => route.policy === undefined || route.policy === 'public';
 const protectedRoutes = routes.filter((route) => !isPublic(route));
@@ -60,52 +40,19 @@ const protectedRoutes = routes.filter((route) => !isPublic(route));
 const networkAdminToken = await test.loginAsAdmin();
 const [office, practice] = await Promise.all([createOffice(test, networkAdminToken), createPractice(test, networkAdminToken)]);
 
-async function apiClient(organizationId: string, adminToken: string, scopes: string[]): Promise<{ id: string; token: string }> {
-  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `EHR ${randomBytes(3).toString('hex')}`, scopes });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
-  return { id: client.id, token: response.json().access_token };
-}
-const everyScope = ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'];
 const victimClient = (organizationId: string, adminToken: string) =>
   test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `victim ${randomBytes(3).toString('hex')}`, scopes: ['directory:read'] });
 const [officeClient, practiceClient, officeDirectoryClient, practiceReadClient, victimOfNetworkAdmin, victimOfOffice, victimOfPractice] = await Promise.all([
-  apiClient(office.id, office.admin.token, everyScope),
-  apiClient(practice.id, practice.admin.token, everyScope),
-  apiClient(office.id, office.admin.token, ['directory:read']),
-  apiClient(practice.id, practice.admin.token, ['referrals:read']),
+  addApiClient(test, office.admin.token, office.id, everyScope),
+  addApiClient(test, practice.admin.token, practice.id, everyScope),
+  addApiClient(test, office.admin.token, office.id, ['directory:read']),
+  addApiClient(test, practice.admin.token, practice.id, ['referrals:read']),
   // DELETE …/api-clients/{apiClientId} is aimed at these, never at a caller's own credentials.
   victimClient(office.id, office.admin.token),
   victimClient(office.id, office.admin.token),
   victimClient(practice.id, practice.admin.token),
 ]);
 
-interface Caller {
-  label: string;
-  id: string;
-  token: string;
-  principal: Principal;
-}
-function caller(label: string, person: { id: string; token: string }): Caller {
-  const claims = decodeJwt(person.token).payload;
-  return {
-    label,
-    id: person.id,
-    token: person.token,
-    principal: {
-      kind: claims.typ,
-      id: claims.sub,
-      organizationId: claims.org,
-      organizationKind: claims.org_kind,
-      role: claims.role,
-      scopes: claims.scope ? String(claims.scope).split(' ') : [],
-    },
-  };
-}
 const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdminToken })).json().id;
 const callers: Caller[] = [
   caller('network_admin', { id: networkAdminId, token: networkAdminToken }),
@@ -131,28 +78,10 @@ async function ok(response: Response, status: number, what: string): Promise<Jso
   if (response.statusCode !== status) throw new Error(`${what} failed: ${response.statusCode} ${response.body}`);
   return response.json();
 }
-const today = new Date().toISOString().slice(0, 10);
-const referralBody = (overrides: Json = {}) => ({
-  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-  techniques: ['trigger_point'],
-  bodyRegions: ['lower_back'],
-  frequencyPerWeek: 2,
-  durationWeeks: 6,
-  sessionMinutes: 60,
-  ...overrides,
-});
-const visitNote = {
-  visitDate: today,
-  subjective: 'Pain 6/10',
-  objective: 'Taut bands L paraspinals',
-  assessment: 'Improving',
-  plan: 'Continue 2x/week',
-  painBefore: 6,
-  painAfter: 4,
-  techniquesApplied: ['trigger_point'],
-  minutes: 60,
-};
+// The fixture's order without its inline patient: each referral here says whose it is.
+const { patient: _inlinePatient, ...order } = fixtureReferralBody();
+const referralBody = (overrides: Json = {}) => ({ ...order, ...overrides });
+const visitNote = visitNoteBody({ subjective: 'Pain 6/10', assessment: 'Improving', painBefore: 6 });
 const endpoint = (token: string, description: string) =>
   test.create('/v1/webhook-endpoints', token, { url: 'https://ehr.example/hooks/massage', eventTypes: ['referral.sent', 'referral.accepted', 'message.created'], description });
 

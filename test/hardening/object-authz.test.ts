@@ -14,15 +14,15 @@
 //
 // The list of id-routes comes from the OpenAPI document: a route added without a case here fails.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { FastifyInstance, RouteOptions } from 'fastify';
 import { and, eq, sql, type SQL } from 'drizzle-orm';
 import t from 'tap';
 import { rowsOf } from '../../src/db/database.js';
 import * as schema from '../../src/db/schema.js';
-import { isAllowed, type Principal, type RoutePolicy } from '../../src/modules/auth/policy.js';
-import { buildTestApp, createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
-import { decodeJwt } from '../tokens.js';
+import { isAllowed } from '../../src/modules/auth/policy.js';
+import { addApiClient, addTherapist } from '../fixtures/network.js';
+import * as bodies from '../fixtures/referral-bodies.js';
+import { createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
+import { buildTestAppWithRoutes, caller as actor, everyScope, type Caller as Actor } from './authz-shared.js';
 import { recordFigure } from './figures.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
@@ -33,68 +33,14 @@ type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 // ─── The app, with every route's declared policy ───────────────────────────────────────────────
 
-// Fastify's findRoute() does not expose config, so policies are collected as routes are registered
-// (the route-policy.test.ts technique). ROLE=api: no webhook worker, so no delivery ever leaves the
-// process, however many events the setup causes.
-const policies = new Map<string, RoutePolicy | undefined>();
-const auditActions = new Map<string, string | undefined>();
-const collect = (message: unknown) =>
-  (message as { fastify: FastifyInstance }).fastify.addHook('onRoute', (route: RouteOptions) => {
-    for (const method of [route.method].flat()) {
-      policies.set(`${method} ${route.url}`, route.config?.policy);
-      auditActions.set(`${method} ${route.url}`, route.config?.auditAction);
-    }
-  });
-subscribe('fastify.initialization', collect);
-let test: TestApp;
-try {
-  test = await buildTestApp(t, { env: { ROLE: 'api' } });
-} finally {
-  unsubscribe('fastify.initialization', collect);
-}
+// Every route's declared policy is collected as the app is built (authz-shared.ts). ROLE=api: no
+// webhook worker, so no delivery ever leaves the process, however many events the setup causes.
+const { test, routes } = await buildTestAppWithRoutes(t, { env: { ROLE: 'api' } });
+const policies = new Map(routes.map((route) => [`${route.method} ${route.url}`, route.policy]));
+const auditActions = new Map(routes.map((route) => [`${route.method} ${route.url}`, route.auditAction]));
 const networkAdmin = await test.loginAsAdmin();
-const today = new Date().toISOString().slice(0, 10);
 
 // ─── Callers ─────────────────────────────────────────────────────────────────────────────────────
-
-interface Actor {
-  label: string;
-  id: string;
-  token: string;
-  /** As the server reads it from the access token, for the declared policy. */
-  principal: Principal;
-}
-
-function actor(label: string, person: { id: string; token: string }): Actor {
-  const claims = decodeJwt(person.token).payload;
-  return {
-    label,
-    id: person.id,
-    token: person.token,
-    principal: {
-      kind: claims.typ,
-      id: claims.sub,
-      organizationId: claims.org,
-      organizationKind: claims.org_kind,
-      role: claims.role,
-      scopes: claims.scope ? String(claims.scope).split(' ') : [],
-    },
-  };
-}
-
-const everyScope = ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'];
-
-/** A partner API client of the organization with every scope, signed in; its principal id is its id. */
-async function apiClient(organizationId: string, adminToken: string): Promise<{ id: string; token: string }> {
-  const client = await test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `EHR ${randomBytes(3).toString('hex')}`, scopes: everyScope });
-  const response = await test.request({
-    method: 'POST',
-    url: '/v1/auth/token',
-    payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret },
-  });
-  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
-  return { id: client.id, token: response.json().access_token };
-}
 
 const [officeA, officeB, practiceQ, practiceP] = await Promise.all([
   createOffice(test, networkAdmin),
@@ -103,23 +49,13 @@ const [officeA, officeB, practiceQ, practiceP] = await Promise.all([
   createPractice(test, networkAdmin),
 ]);
 
-const secondEmail = `second.${randomBytes(4).toString('hex')}@practice.example`;
 const [secondTherapistQ, clientA, clientB, clientQ, clientP, victimClientA, victimClientQ] = await Promise.all([
   // A second therapist of Q, whom the referral below does not name.
-  test.create(`/v1/organizations/${practiceQ.id}/users`, networkAdmin, {
-    role: 'therapist',
-    email: secondEmail,
-    password: defaultPassword,
-    name: 'Second therapist of Q',
-    license: { number: `MT-${randomBytes(3).toString('hex')}`, state: 'OR', expiresOn: '2028-12-31' },
-    techniques: ['trigger_point'],
-    acceptingReferrals: true,
-    serviceRadiusKm: 25,
-  }),
-  apiClient(officeA.id, officeA.admin.token),
-  apiClient(officeB.id, officeB.admin.token),
-  apiClient(practiceQ.id, practiceQ.admin.token),
-  apiClient(practiceP.id, practiceP.admin.token),
+  addTherapist(test, networkAdmin, practiceQ.id, { name: 'Second therapist of Q' }),
+  addApiClient(test, officeA.admin.token, officeA.id, everyScope),
+  addApiClient(test, officeB.admin.token, officeB.id, everyScope),
+  addApiClient(test, practiceQ.admin.token, practiceQ.id, everyScope),
+  addApiClient(test, practiceP.admin.token, practiceP.id, everyScope),
   // Aimed at by DELETE …/api-clients/{apiClientId}, so a wrongly admitted revocation cannot lock out a caller.
   test.create(`/v1/organizations/${officeA.id}/api-clients`, officeA.admin.token, { name: 'A victim', scopes: ['directory:read'] }),
   test.create(`/v1/organizations/${practiceQ.id}/api-clients`, practiceQ.admin.token, { name: 'Q victim', scopes: ['directory:read'] }),
@@ -134,7 +70,7 @@ const staffB = actor('office staff of office B', officeB.staff);
 const adminB = actor('the office admin of office B', officeB.admin);
 const partnerB = actor("office B's partner API client (every scope)", clientB!);
 const therapistQ = actor('the therapist of practice Q', practiceQ.therapist);
-const secondQ = actor('a second therapist of practice Q, not the one the referral names', { id: secondTherapistQ!.id, token: await test.login(secondEmail) });
+const secondQ = actor('a second therapist of practice Q, not the one the referral names', secondTherapistQ!);
 const adminQ = actor('the practice admin of practice Q', practiceQ.admin);
 const partnerQ = actor("practice Q's partner API client (every scope)", clientQ!);
 const unaffiliatedTherapist = actor('the unaffiliated therapist (of practice P, which no referral targets)', practiceP.therapist);
@@ -155,28 +91,10 @@ async function ok(response: Response, status: number, what: string): Promise<Jso
   return response.json();
 }
 
-const referralBody = (overrides: Json) => ({
-  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-  goals: ['Pain at or below 3/10'],
-  techniques: ['trigger_point'],
-  bodyRegions: ['lower_back'],
-  frequencyPerWeek: 2,
-  durationWeeks: 6,
-  sessionMinutes: 60,
-  ...overrides,
-});
-const visitNote = {
-  visitDate: today,
-  subjective: 'Pain 7/10 after work shifts',
-  objective: 'Taut bands L paraspinals',
-  assessment: 'Improving tolerance to pressure',
-  plan: 'Continue 2x/week',
-  painBefore: 7,
-  painAfter: 4,
-  techniquesApplied: ['trigger_point'],
-  minutes: 60,
-};
+// The fixture's order with a goal, without its inline patient: each referral here says whose it is.
+const { patient: _inlinePatient, ...order } = bodies.referralBody({ goals: ['Pain at or below 3/10'] });
+const referralBody = (overrides: Json) => ({ ...order, ...overrides });
+const visitNote = bodies.visitNoteBody();
 
 // Registered before the referral is sent, so that sending it queues a delivery to it.
 const endpointA: string = (

@@ -1,523 +1,61 @@
 // Item 2 of the hardening issue: a property test of who sees what (SPEC §3, §6, §10, §12, §14.8). Each
 // fast-check run builds a small random referral graph through the HTTP API — who prescribes, for
 // which patient, to which target, then a random sequence of sends, accepts, declines, cancels,
-// reroutes and amendments by whoever the run picks, strangers included — while a small policy
-// oracle written here from the spec (not from src/modules/referrals/access.ts) predicts every
-// answer. Then the principals page through GET /v1/referrals (plain, or with random status /
-// updatedSince / patientId filters), an office searches GET /v1/patients by identifier, and a
-// sample of single records is read; each result must equal what the oracle lets that principal see.
+// reroutes and amendments by whoever the run picks, strangers included (policy-run-input.ts) —
+// while a small policy oracle written from the spec (policy-oracle.ts, not from
+// src/modules/referrals/access.ts) predicts every answer. Then the principals page through
+// GET /v1/referrals (plain, or with random status / updatedSince / patientId filters), an office
+// searches GET /v1/patients by identifier, and a sample of single records is read; each result
+// must equal what the oracle lets that principal see.
 //
-// Users are slow to make (scrypt), so the principals are made once; each run adds only referrals
-// and patients, and reads the feeds from where the previous run ended (a sync cursor), as a
-// syncing app polls, so a run costs a page or two however large the table grows. Every request
-// costs milliseconds on the embedded database, so a run reads the feeds of the principals it
-// touched and a sample of the rest; the last test reads every principal's whole feed against all
-// runs' graphs at once (POLICY_EVERY_PRINCIPAL=1 reads every feed in every run instead).
+// Users are slow to make (scrypt), so the principals are made once (policy-network.ts); each run
+// adds only referrals and patients, and reads the feeds from where the previous run ended (a sync
+// cursor), as a syncing app polls, so a run costs a page or two however large the table grows.
+// Every request costs milliseconds on the embedded database, so a run reads the feeds of the
+// principals it touched and a sample of the rest; the last test reads every principal's whole feed
+// against all runs' graphs at once (POLICY_EVERY_PRINCIPAL=1 reads every feed in every run instead).
 // Replay a failure with POLICY_SEED=<seed> POLICY_PATH=<path> (both printed in the report).
-import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import t from 'tap';
 import { decodeCursor } from '../../src/lib/pagination.js';
-import { buildTestApp, defaultPassword, nextNpi, testDatabaseServer, type Json } from '../helper.js';
+import { buildTestApp, testDatabaseServer, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
+import { buildPolicyNetwork } from './policy-network.js';
+import {
+  eligibleToAccept,
+  expectMove,
+  knowsPatient,
+  mayPrescribe,
+  mayReadPatients,
+  mayReadReferrals,
+  mayWritePatients,
+  nearTargets,
+  offeredTo,
+  officeMoves,
+  practiceOf,
+  sees,
+  techniqueSets,
+  therapistKeys,
+  therapistProfiles,
+  type MoveRequest,
+  type OfficeKey,
+  type PatientModel,
+  type Principal,
+  type ReferralModel,
+  type Side,
+  type Target,
+  type TherapistKey,
+} from './policy-oracle.js';
+import { describeTarget, nextSteps, pick, resolveTarget, runInputArbitrary, type RunInput } from './policy-run-input.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
 skipFileUnlessPostgres();
 
 const test = await buildTestApp(t);
-const networkAdminToken = await test.loginAsAdmin();
-
-// ─── The network ────────────────────────────────────────────────────────────────────────────────
-
-type OfficeKey = 'A' | 'B';
-type PracticeKey = 'P1' | 'P2';
-type TherapistKey = 'P1.t1' | 'P1.t2' | 'P2.t1' | 'P2.t2';
-type NearKey = 'P1' | 'P2' | 'both' | 'nowhere';
-
-// Two practices 16 km apart (0.2° of longitude at 44° N); every therapist serves 25 km around
-// their practice. The offers' circles are chosen so that each reaches a clear-cut set of practices,
-// with kilometres to spare on either side of every boundary.
-const practiceLocations: Record<PracticeKey, { lat: number; lng: number }> = {
-  P1: { lat: 44.05, lng: -123.1 },
-  P2: { lat: 44.05, lng: -122.9 },
-};
-const serviceRadiusKm = 25;
-const nearTargets: Record<NearKey, { near: { lat: number; lng: number }; radiusKm: number; reaches: PracticeKey[] }> = {
-  P1: { near: practiceLocations.P1, radiusKm: 5, reaches: ['P1'] },
-  P2: { near: practiceLocations.P2, radiusKm: 5, reaches: ['P2'] },
-  both: { near: { lat: 44.05, lng: -123.0 }, radiusKm: 12, reaches: ['P1', 'P2'] },
-  nowhere: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 50, reaches: [] },
-};
-const nearKeys = Object.keys(nearTargets) as NearKey[];
-
-const therapistProfiles: Record<TherapistKey, { practice: PracticeKey; techniques: string[]; accepting: boolean }> = {
-  'P1.t1': { practice: 'P1', techniques: ['trigger_point', 'myofascial_release'], accepting: true },
-  'P1.t2': { practice: 'P1', techniques: ['trigger_point', 'swedish'], accepting: true },
-  'P2.t1': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release'], accepting: true },
-  // Not accepting: never offered a network referral, and refused as a named target (§2, §3).
-  'P2.t2': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release', 'swedish'], accepting: false },
-};
-const therapistKeys = Object.keys(therapistProfiles) as TherapistKey[];
-const techniqueSets = [['trigger_point'], ['trigger_point', 'myofascial_release'], ['swedish']] as const;
-
-function haversineKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
-  const rad = (degrees: number) => (degrees * Math.PI) / 180;
-  const h = Math.sin(rad(b.lat - a.lat) / 2) ** 2 + Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(rad(b.lng - a.lng) / 2) ** 2;
-  return 2 * 6371.0088 * Math.asin(Math.sqrt(h));
-}
-// The geometry above, checked with the server's formula, so that a typo cannot silently change whom an offer reaches.
-for (const [key, { near, radiusKm, reaches }] of Object.entries(nearTargets)) {
-  for (const practice of Object.keys(practiceLocations) as PracticeKey[]) {
-    const distance = haversineKm(near, practiceLocations[practice]);
-    const reach = Math.min(radiusKm, serviceRadiusKm);
-    if (reaches.includes(practice) !== distance <= reach || Math.abs(distance - reach) < 2) {
-      throw new Error(`geometry: offer "${key}" is ${distance.toFixed(1)} km from ${practice} (reach ${reach} km)`);
-    }
-  }
-}
-
-type Side = 'office' | 'practice' | 'network';
-
-interface Principal {
-  /** How failures name it, e.g. "A.staff" or "P1.client". */
-  key: string;
-  side: Side;
-  org: OfficeKey | PracticeKey | null;
-  role: 'physician' | 'office_staff' | 'office_admin' | 'therapist' | 'practice_admin' | 'network_admin';
-  /** A partner API client (it acts as its organization's staff, within its scopes: §6). */
-  client: boolean;
-  scopes: string[];
-  therapist?: TherapistKey;
-  id: string;
-  token: string;
-  signIn: () => Promise<string>;
-}
-
-const tag = () => randomBytes(4).toString('hex');
-
-async function signInClient(clientId: string, clientSecret: string): Promise<string> {
-  const response = await test.request({ method: 'POST', url: '/v1/auth/token', payload: { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret } });
-  if (response.statusCode !== 200) throw new Error(`client_credentials failed: ${response.statusCode} ${response.body}`);
-  return response.json().access_token;
-}
-
-async function user(org: OfficeKey | PracticeKey, orgId: string, side: Side, role: Principal['role'], key: string, extra: Json = {}): Promise<Principal> {
-  const email = `${key.replace('.', '-').toLowerCase()}.${tag()}@policy.example`;
-  const created = await test.create(`/v1/organizations/${orgId}/users`, networkAdminToken, { role, email, password: defaultPassword, name: `${key} ${tag()}`, ...extra });
-  const signIn = () => test.login(email);
-  return { key, side, org, role, client: false, scopes: [], id: created.id, token: await signIn(), signIn };
-}
-
-async function client(org: OfficeKey | PracticeKey, orgId: string, side: Side, key: string, scopes: string[]): Promise<Principal> {
-  const created = await test.create(`/v1/organizations/${orgId}/api-clients`, networkAdminToken, { name: key, scopes });
-  const signIn = () => signInClient(created.clientId, created.clientSecret);
-  const role = side === 'office' ? 'office_staff' : 'practice_admin';
-  return { key, side, org, role, client: true, scopes, id: created.id, token: await signIn(), signIn };
-}
-
-const allScopes = ['referrals:read', 'referrals:write', 'patients:read', 'patients:write'];
-const orgIds = {} as Record<OfficeKey | PracticeKey, string>;
-const principals: Principal[] = [];
-
-for (const office of ['A', 'B'] as const) {
-  const created = await test.create('/v1/organizations', networkAdminToken, {
-    kind: 'physician_office',
-    name: `Office ${office} ${tag()}`,
-    npi: nextNpi(),
-    address: { line1: '1 Test St', city: 'Eugene', state: 'OR', postalCode: '97401' },
-    location: { lat: 44.05, lng: -123.09 },
-  });
-  orgIds[office] = created.id;
-  principals.push(await user(office, created.id, 'office', 'physician', `${office}.physician`, { npi: nextNpi() }));
-  // Every office role and kind of client once, not in both offices: each principal costs feed
-  // reads, and the oracle gives all of an office's principals the same referrals.
-  if (office === 'A') {
-    principals.push(
-      await user(office, created.id, 'office', 'office_staff', 'A.staff'),
-      await client(office, created.id, 'office', 'A.client', allScopes),
-      // A read-only EHR feed: it lists and reads referrals; every write and patient route is closed to it.
-      await client(office, created.id, 'office', 'A.feed', ['referrals:read']),
-    );
-  } else {
-    principals.push(await user(office, created.id, 'office', 'office_admin', 'B.admin'));
-  }
-}
-for (const practice of ['P1', 'P2'] as const) {
-  const created = await test.create('/v1/organizations', networkAdminToken, {
-    kind: 'therapy_practice',
-    name: `Practice ${practice} ${tag()}`,
-    address: { line1: '2 Test Ave', city: 'Eugene', state: 'OR', postalCode: '97401' },
-    location: practiceLocations[practice],
-  });
-  orgIds[practice] = created.id;
-  for (const therapist of therapistKeys.filter((key) => therapistProfiles[key].practice === practice)) {
-    const profile = therapistProfiles[therapist];
-    const principal = await user(practice, created.id, 'practice', 'therapist', therapist, {
-      license: { number: `MT-${tag()}`, state: 'OR', expiresOn: '2030-12-31' },
-      techniques: profile.techniques,
-      acceptingReferrals: profile.accepting,
-      serviceRadiusKm,
-    });
-    principals.push({ ...principal, therapist });
-  }
-  principals.push(await user(practice, created.id, 'practice', 'practice_admin', `${practice}.admin`));
-  if (practice === 'P1') principals.push(await client(practice, created.id, 'practice', 'P1.client', ['referrals:read', 'referrals:write']));
-}
-const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdminToken })).json().id;
-principals.push({ key: 'network-admin', side: 'network', org: null, role: 'network_admin', client: false, scopes: [], id: networkAdminId, token: networkAdminToken, signIn: () => test.loginAsAdmin() });
-
-const byKey = new Map(principals.map((principal) => [principal.key, principal]));
-const principalOf = (key: string) => byKey.get(key)!;
-const therapistIds = Object.fromEntries(therapistKeys.map((key) => [key, principalOf(key).id])) as Record<TherapistKey, string>;
-const officePrincipals = principals.filter((principal) => principal.side === 'office');
-const practicePrincipals = principals.filter((principal) => principal.side === 'practice');
-const physicianOf = (office: OfficeKey) => principalOf(`${office}.physician`);
-
-let signedInAt = Date.now();
-/** Access tokens live 15 minutes; a slow machine must not turn expiry into counterexamples. */
-async function keepSignedIn(): Promise<void> {
-  if (Date.now() - signedInAt < 10 * 60_000) return;
-  for (const principal of principals) principal.token = await principal.signIn();
-  signedInAt = Date.now();
-}
-
-// ─── The policy oracle (SPEC §3, §6, §12), independent of access.ts ─────────────────────────────
-
-const statuses = ['draft', 'sent', 'accepted', 'in_progress', 'completed', 'declined', 'cancelled', 'expired'] as const;
-type Status = (typeof statuses)[number];
-type Move = 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend';
-
-type Target = { kind: 'therapist'; therapist: TherapistKey } | { kind: 'practice'; practice: PracticeKey } | { kind: 'network'; near: NearKey };
-
-interface ReferralModel {
-  label: string;
-  id: string;
-  office: OfficeKey;
-  patientId: string;
-  techniques: readonly string[];
-  status: Status;
-  version: number;
-  visitsAuthorized: number;
-  /** Ever sent: until then a referral is a draft of its office's alone, also once cancelled unsent. */
-  sent: boolean;
-  target: Target;
-  /** The open network offer: who it was made to when sent, and whether their share is still open. */
-  offers: Map<TherapistKey, boolean>;
-  acceptedBy: TherapistKey | null;
-  /** The server's last change time, as its responses report it (milliseconds). */
-  updatedAt: string;
-  /** When it last changed, counted over the whole test: the sync feed is in change order (§10, §12). */
-  changeNumber: number;
-  /** How the run left it, for the final check's messages. */
-  summary: string;
-}
-
-interface PatientModel {
-  label: string;
-  id: string;
-  office: OfficeKey;
-  mrn: number;
-}
-
-const practiceOf = (therapist: TherapistKey) => therapistProfiles[therapist].practice;
-
-/** §3: an open offer goes to every therapist who accepts referrals, offers the techniques and is in range. */
-function offeredTo(near: NearKey, techniques: readonly string[]): TherapistKey[] {
-  return therapistKeys.filter((key) => {
-    const profile = therapistProfiles[key];
-    return profile.accepting && techniques.every((technique) => profile.techniques.includes(technique)) && nearTargets[near].reaches.includes(profile.practice);
-  });
-}
-
-/**
- * §14.8: who, among those who see a referral, may know its patient: the office; on the practice
- * side only the accepting therapist and the admins and API clients of their practice.
- */
-function knowsPatient(principal: Principal, referral: ReferralModel): boolean {
-  if (principal.side === 'office') return true;
-  if (principal.side === 'network' || referral.acceptedBy === null) return false;
-  if (principal.role === 'therapist') return referral.acceptedBy === principal.therapist;
-  return practiceOf(referral.acceptedBy) === principal.org;
-}
-
-/** §6: which referrals a principal may see. */
-function sees(principal: Principal, referral: ReferralModel): boolean {
-  // "The office, the referrals it sent" — and its drafts, which it wrote.
-  if (principal.side === 'office') return referral.office === principal.org;
-  // Network admins manage the network; they take part in no referral.
-  if (principal.side === 'network') return false;
-  // Nothing reaches the therapist side before it is sent.
-  if (!referral.sent) return false;
-  const { target } = referral;
-  const openOffer = (therapist: TherapistKey) => target.kind === 'network' && referral.status === 'sent' && referral.offers.get(therapist) === true;
-  if (principal.role === 'therapist') {
-    // "Referrals targeted at them, at their practice, or open network offers that match them (until
-    // someone else accepts)" — and the one they accepted.
-    const me = principal.therapist!;
-    return (
-      (target.kind === 'therapist' && target.therapist === me) ||
-      (target.kind === 'practice' && target.practice === principal.org) ||
-      referral.acceptedBy === me ||
-      openOffer(me)
-    );
-  }
-  // "The practice admin, all of the practice's referrals" (and its API clients, §6): aimed at the
-  // practice or one of its therapists, accepted by one of them, or an open offer one of them holds.
-  const ours = (therapist: TherapistKey) => practiceOf(therapist) === principal.org;
-  return (
-    (target.kind === 'therapist' && ours(target.therapist)) ||
-    (target.kind === 'practice' && target.practice === principal.org) ||
-    (referral.acceptedBy !== null && ours(referral.acceptedBy)) ||
-    therapistKeys.some((therapist) => ours(therapist) && openOffer(therapist))
-  );
-}
-
-// Route-level permissions (§12 and §6 "within its scopes"): a caller whose role or scopes can never
-// use a route gets 403 before any record is looked up, so the answer says nothing about an id.
-const hasScope = (principal: Principal, scope: string) => !principal.client || principal.scopes.includes(scope);
-const mayPrescribe = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'referrals:write');
-const mayMove = (principal: Principal) => hasScope(principal, 'referrals:write');
-const mayReadReferrals = (principal: Principal) => hasScope(principal, 'referrals:read');
-const mayReadPatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:read');
-const mayWritePatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:write');
-
+const { orgIds, principals, therapistIds, officePrincipals, practicePrincipals, physicianOf, keepSignedIn } = await buildPolicyNetwork(test);
 const prescribers = principals.filter(mayPrescribe);
 const registrars = principals.filter(mayWritePatients);
-
-const officeMoves: ReadonlySet<Move> = new Set(['send', 'cancel', 'reroute', 'amend']);
-const openStatuses: readonly Status[] = ['draft', 'sent', 'accepted', 'declined', 'in_progress'];
-/** §3's diagram. */
-const legalFrom: Record<Move, readonly Status[]> = {
-  send: ['draft'],
-  accept: ['sent'],
-  decline: ['sent'],
-  reroute: ['declined'],
-  cancel: openStatuses,
-  amend: openStatuses,
-};
-
-function eligibleToAccept(referral: ReferralModel, therapist: TherapistKey): boolean {
-  const { target } = referral;
-  if (target.kind === 'therapist') return target.therapist === therapist;
-  if (target.kind === 'practice') return practiceOf(therapist) === target.practice;
-  return referral.offers.get(therapist) === true;
-}
-
-interface MoveRequest {
-  move: Move;
-  ifMatch: 'none' | 'current' | 'stale';
-  /** accept: the therapist named in the body, if any. */
-  named?: TherapistKey | undefined;
-  /** reroute: the new target. */
-  target?: Target | undefined;
-  /** amend: whether visitsAuthorized really rises. */
-  raise?: boolean;
-}
-
-/** The answer a move must get, and what it does to the referral when it succeeds. */
-function expectMove(principal: Principal, referral: ReferralModel, request: MoveRequest): { status: number; apply?: (referral: ReferralModel) => void } {
-  if (!mayMove(principal)) return { status: 403 };
-  const side: Side = officeMoves.has(request.move) ? 'office' : 'practice';
-  // §6: outside the caller's part in the referral (or on the wrong side of this move) is the 404 of a missing record.
-  if (!sees(principal, referral) || principal.side !== side) return { status: 404 };
-  if (request.ifMatch === 'stale') return { status: 412 };
-  if (!legalFrom[request.move].includes(referral.status)) return { status: 409 };
-  switch (request.move) {
-    case 'send': {
-      const offers = referral.target.kind === 'network' ? offeredTo(referral.target.near, referral.techniques) : [];
-      if (referral.target.kind === 'network' && offers.length === 0) return { status: 409 };
-      return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, offers: new Map(offers.map((k) => [k, true])) }) };
-    }
-    case 'accept': {
-      let therapist: TherapistKey | undefined;
-      if (principal.role === 'therapist') {
-        if (request.named !== undefined && request.named !== principal.therapist) return { status: 400 };
-        therapist = principal.therapist!;
-      } else {
-        therapist = request.named;
-        if (therapist === undefined || practiceOf(therapist) !== principal.org) return { status: 400 };
-      }
-      if (!eligibleToAccept(referral, therapist)) return { status: 400 };
-      const accepted = therapist;
-      return { status: 200, apply: (r) => Object.assign(r, { status: 'accepted', acceptedBy: accepted }) };
-    }
-    case 'decline': {
-      if (referral.target.kind !== 'network') return { status: 200, apply: (r) => Object.assign(r, { status: 'declined' }) };
-      // An open offer is declined share by share (a practice declines its therapists' shares), and
-      // as a whole once nobody holds an open share.
-      const mine = principal.role === 'therapist' ? [principal.therapist!] : therapistKeys.filter((k) => practiceOf(k) === principal.org);
-      return {
-        status: 200,
-        apply: (r) => {
-          for (const therapist of mine) if (r.offers.get(therapist) === true) r.offers.set(therapist, false);
-          if (![...r.offers.values()].some(Boolean)) r.status = 'declined';
-        },
-      };
-    }
-    case 'cancel':
-      return { status: 200, apply: (r) => Object.assign(r, { status: 'cancelled' }) };
-    case 'reroute': {
-      const target = request.target!;
-      if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) return { status: 400 };
-      const offers = target.kind === 'network' ? offeredTo(target.near, referral.techniques) : [];
-      if (target.kind === 'network' && offers.length === 0) return { status: 409 };
-      return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, target, offers: new Map(offers.map((k) => [k, true])) }) };
-    }
-    case 'amend':
-      if (!request.raise) return { status: 400 };
-      return { status: 200, apply: (r) => Object.assign(r, { visitsAuthorized: r.visitsAuthorized + 1 }) };
-  }
-}
-
-// ─── What a run is made of ──────────────────────────────────────────────────────────────────────
-
-/**
- * Who acts: one who takes part on the move's side (per the oracle; for a create, one who may
- * prescribe), anyone on that side, or anyone at all. Mostly the first, so that graphs grow deep;
- * the others are the strangers and wrong roles whose attempts must fail.
- */
-type ActorHint = { pool: 'participant' | 'side' | 'any'; index: number };
-type TargetSpec = { kind: 'therapist'; therapist: number } | { kind: 'practice'; practice: number } | { kind: 'network'; near: number };
-
-interface PatientSpec {
-  creator: ActorHint;
-  mrn: number;
-}
-interface ReferralSpec {
-  creator: ActorHint;
-  /** A new patient given inline, or one registered earlier in the run: of the prescribing office, or of either office. */
-  patient: { kind: 'inline'; mrn: number } | { kind: 'existing'; ofOffice: boolean; index: number };
-  target: TargetSpec;
-  techniques: number;
-  send: boolean;
-  prescriber: 'omit' | 'own' | 'foreign';
-}
-interface ActionSpec {
-  referral: number;
-  /** A given move (often illegal where it lands), or the next step of the lifecycle from wherever the referral is. */
-  move: Move | 'next';
-  moveIndex: number;
-  actor: ActorHint;
-  /** accept: none, a therapist eligible for the caller's practice, or a given therapist. */
-  named: 'none' | 'eligible' | number;
-  target: TargetSpec;
-  ifMatch: 'none' | 'current' | 'stale';
-  raise: boolean;
-}
-interface Probes {
-  pageSize: number;
-  /** Per principal (in the order of `principals`): read the feed with this run's filters, or plain and paged. */
-  filtered: boolean[];
-  statusFilter: Status[] | null;
-  since: { kind: 'none' } | { kind: 'runStart' } | { kind: 'future' } | { kind: 'referral'; index: number; deltaMs: number };
-  patientFilter: number | null;
-  mrn: number;
-  /** Which office's patients are searched, and by which of its principals. */
-  patientSearch: { office: OfficeKey; principal: number };
-  /** Principals the run did not touch whose feeds are read all the same. */
-  bystanders: number[];
-  reads: { principal: number; referral: number }[];
-  patientReads: { principal: number; patient: number }[];
-}
-interface RunInput {
-  patients: PatientSpec[];
-  referrals: ReferralSpec[];
-  actions: ActionSpec[];
-  probes: Probes;
-}
-
-const actorHint = fc.record({
-  pool: fc.oneof({ arbitrary: fc.constant('participant' as const), weight: 6 }, { arbitrary: fc.constant('side' as const), weight: 2 }, { arbitrary: fc.constant('any' as const), weight: 1 }),
-  index: fc.nat(63),
-});
-const targetSpec: fc.Arbitrary<TargetSpec> = fc.oneof(
-  fc.record({ kind: fc.constant('therapist' as const), therapist: fc.nat(therapistKeys.length - 1) }),
-  fc.record({ kind: fc.constant('practice' as const), practice: fc.nat(1) }),
-  fc.record({ kind: fc.constant('network' as const), near: fc.nat(nearKeys.length - 1) }),
-);
-const runInput: fc.Arbitrary<RunInput> = fc.record({
-  patients: fc.array(fc.record({ creator: actorHint, mrn: fc.nat(1) }), { maxLength: 1 }),
-  referrals: fc.array(
-    fc.record({
-      creator: actorHint,
-      patient: fc.oneof(
-        { arbitrary: fc.record({ kind: fc.constant('inline' as const), mrn: fc.nat(1) }), weight: 6 },
-        { arbitrary: fc.record({ kind: fc.constant('existing' as const), ofOffice: fc.constant(true), index: fc.nat(7) }), weight: 3 },
-        { arbitrary: fc.record({ kind: fc.constant('existing' as const), ofOffice: fc.constant(false), index: fc.nat(7) }), weight: 1 },
-      ),
-      target: targetSpec,
-      techniques: fc.nat(techniqueSets.length - 1),
-      send: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }),
-      prescriber: fc.oneof(
-        { arbitrary: fc.constant('own' as const), weight: 12 },
-        { arbitrary: fc.constant('omit' as const), weight: 3 },
-        { arbitrary: fc.constant('foreign' as const), weight: 1 },
-      ),
-    }),
-    { minLength: 1, maxLength: 4 },
-  ),
-  actions: fc.array(
-    fc.record({
-      // Mostly the first referral, so that one of each run's graphs goes through several moves.
-      referral: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat(3), weight: 1 }),
-      move: fc.oneof(
-        { arbitrary: fc.constant('next' as const), weight: 6 },
-        { arbitrary: fc.constantFrom<Move>('send', 'accept', 'decline', 'cancel', 'reroute', 'amend'), weight: 4 },
-      ),
-      moveIndex: fc.nat(63),
-      actor: actorHint,
-      named: fc.oneof(
-        { arbitrary: fc.constant('eligible' as const), weight: 4 },
-        { arbitrary: fc.constant('none' as const), weight: 1 },
-        { arbitrary: fc.nat(therapistKeys.length - 1), weight: 1 },
-      ),
-      target: targetSpec,
-      ifMatch: fc.oneof(
-        { arbitrary: fc.constant('none' as const), weight: 5 },
-        { arbitrary: fc.constant('current' as const), weight: 2 },
-        { arbitrary: fc.constant('stale' as const), weight: 1 },
-      ),
-      raise: fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 }),
-    }),
-    { minLength: 1, maxLength: 4 },
-  ),
-  probes: fc.record({
-    // Small pages cut a run's few rows across pages; 50 reads them in one.
-    pageSize: fc.constantFrom(1, 2, 3, 50),
-    filtered: fc.array(fc.boolean(), { minLength: principals.length, maxLength: principals.length }),
-    statusFilter: fc.option(fc.subarray([...statuses], { minLength: 1, maxLength: 3 }), { freq: 3 }),
-    since: fc.oneof(
-      fc.constant({ kind: 'none' as const }),
-      fc.constant({ kind: 'runStart' as const }),
-      fc.constant({ kind: 'future' as const }),
-      fc.record({ kind: fc.constant('referral' as const), index: fc.nat(3), deltaMs: fc.integer({ min: -1, max: 1 }) }),
-    ),
-    patientFilter: fc.option(fc.nat(7), { freq: 3 }),
-    mrn: fc.nat(1),
-    patientSearch: fc.record({ office: fc.constantFrom<OfficeKey>('A', 'B'), principal: fc.nat(63) }),
-    bystanders: fc.array(fc.nat(63), { minLength: 1, maxLength: 1 }),
-    reads: fc.array(fc.record({ principal: fc.nat(63), referral: fc.nat(3) }), { maxLength: 1 }),
-    patientReads: fc.array(fc.record({ principal: fc.nat(63), patient: fc.nat(7) }), { maxLength: 1 }),
-  }),
-});
-
-/** Where a lifecycle usually goes next from each status (repeats weigh the choice); the rest are dead ends. */
-const nextSteps: Record<Status, readonly Move[]> = {
-  draft: ['send', 'send', 'send', 'cancel', 'amend'],
-  sent: ['accept', 'accept', 'decline', 'decline', 'cancel', 'amend'],
-  declined: ['reroute', 'reroute', 'reroute', 'cancel', 'amend'],
-  accepted: ['cancel', 'amend', 'decline'],
-  in_progress: ['cancel', 'amend'],
-  completed: ['cancel', 'amend'],
-  cancelled: ['send', 'reroute', 'accept'],
-  expired: ['amend'],
-};
-
-function resolveTarget(spec: TargetSpec): Target {
-  if (spec.kind === 'therapist') return { kind: 'therapist', therapist: therapistKeys[spec.therapist % therapistKeys.length]! };
-  if (spec.kind === 'practice') return { kind: 'practice', practice: (['P1', 'P2'] as const)[spec.practice % 2]! };
-  return { kind: 'network', near: nearKeys[spec.near % nearKeys.length]! };
-}
+const runInput = runInputArbitrary(principals.length);
 
 function targetBody(target: Target): Json {
   if (target.kind === 'therapist') return { therapistId: therapistIds[target.therapist] };
@@ -525,11 +63,6 @@ function targetBody(target: Target): Json {
   const { near, radiusKm } = nearTargets[target.near];
   return { network: { near, radiusKm } };
 }
-
-const describeTarget = (target: Target) =>
-  target.kind === 'therapist' ? `therapist ${target.therapist}` : target.kind === 'practice' ? `practice ${target.practice}` : `network offer near ${target.near}`;
-
-const pick = <T>(list: readonly T[], index: number): T => list[index % list.length]!;
 
 // ─── Running one graph ──────────────────────────────────────────────────────────────────────────
 

@@ -2,229 +2,31 @@
 // forged cursors, deep nesting, huge arrays and strings, long URLs, Unicode tricks, duplicate keys
 // and prototype pollution. Each must be refused with a 4xx, quickly, in a small answer, and never
 // cost the server a 5xx; a statement stuck behind a lock must give up with a 503 (PostgreSQL).
+//
+// The world it runs in is resource-limits-world.ts; how a hostile request is sent, timed and
+// tallied, resource-limits-probes.ts; bodies built to exhaust the parser, resource-limits-bodies.ts.
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { sql } from 'drizzle-orm';
-import type { InjectOptions } from 'fastify';
 import postgres from 'postgres';
-import t, { type Test } from 'tap';
-import { buildTestApp, createOffice, createPractice, testDatabaseServer, type Json, type TestApp } from '../helper.js';
+import t from 'tap';
+import { buildTestApp, createOffice, createPractice, testDatabaseServer, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
+import { fieldName, nestedArrays, nestedObjects, stringPaths, withValueAt } from './resource-limits-bodies.js';
+import { MiB, answerBoundMs, fieldsNamed, hostileRequests, problemMediaType, type KnownDefects } from './resource-limits-probes.js';
+import { buildResourceLimitsWorld, isoDate } from './resource-limits-world.js';
 
-type Injected = Awaited<ReturnType<TestApp['app']['inject']>>;
-
-/** What an attacker may cost us per request: an answer within this time... */
-const answerBoundMs = 2000;
-/** ...and no bigger than this plus twice the request (an echo of it), so a request cannot buy a far bigger answer. */
-const answerBoundBytes = 64 * 1024;
-const MiB = 1024 * 1024;
-const problemMediaType = /^application\/problem\+json/;
-
-const dayMs = 86_400_000;
-const isoDate = (offsetDays = 0) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ROLE=api: no webhook worker, so pending deliveries stay put and nothing resolves DNS.
 const test = await buildTestApp(t, { env: { ROLE: 'api' } });
-const networkAdmin = await test.loginAsAdmin();
-const office = await createOffice(test, networkAdmin);
-const practice = await createPractice(test, networkAdmin);
-const secondPractice = await createPractice(test, networkAdmin);
-
-function referralBody(overrides: Json = {}): Json {
-  return {
-    patient: { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' },
-    diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-    reason: 'Chronic low back pain',
-    techniques: ['trigger_point'],
-    bodyRegions: ['lower_back'],
-    frequencyPerWeek: 2,
-    durationWeeks: 6,
-    sessionMinutes: 60,
-    therapistId: practice.therapist.id,
-    ...overrides,
-  };
-}
-
-function visitNote(overrides: Json = {}): Json {
-  return {
-    visitDate: isoDate(),
-    subjective: 'Pain 7/10 after work shifts',
-    objective: 'Taut bands L paraspinals',
-    assessment: 'Improving tolerance to pressure',
-    plan: 'Continue 2x/week',
-    painBefore: 7,
-    painAfter: 4,
-    techniquesApplied: ['trigger_point'],
-    minutes: 60,
-    ...overrides,
-  };
-}
-
-// Every list holds at least two rows, so each can hand out a real cursor of its own.
-const referral = await test.create('/v1/referrals', office.physician.token, referralBody({ send: true }));
-await test.create('/v1/referrals', office.physician.token, referralBody({ send: true }));
-const accepted = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token });
-if (accepted.statusCode !== 200) throw new Error(`accept failed: ${accepted.statusCode} ${accepted.body}`);
-const report = await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote());
-await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote());
-await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'First message' });
-await test.create(`/v1/referrals/${referral.id}/messages`, practice.therapist.token, { body: 'Second message' });
-for (const name of ['EHR one', 'EHR two']) {
-  await test.create(`/v1/organizations/${office.id}/api-clients`, office.admin.token, { name, scopes: ['patients:read'] });
-}
-const endpoint = await test.create('/v1/webhook-endpoints', office.admin.token, { url: 'https://ehr.example/hooks/a', eventTypes: ['referral.completed'] });
-await test.create('/v1/webhook-endpoints', office.admin.token, { url: 'https://ehr.example/hooks/b', eventTypes: ['referral.completed'] });
-for (let ping = 0; ping < 2; ping++) {
-  const response = await test.request({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/test`, token: office.admin.token });
-  if (response.statusCode !== 202) throw new Error(`ping failed: ${response.statusCode} ${response.body}`);
-}
-// More patients than the largest page, so "never more than the documented maximum" is a real test.
-// Written straight to the table: 200 API calls would cost a test budget the probes need.
-await test.app.database.rows(sql`
-  insert into patients (organization_id, given_name, family_name, birth_date, sex, created_by)
-  select ${office.id}::uuid, 'Bulk', 'Patient ' || n, date '1970-01-01', 'unknown', ${office.physician.id}::uuid from generate_series(1, 210) as n`);
-
+const { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, endpoint, rowCount } = await buildResourceLimitsWorld(test);
 const document = test.app.swagger() as Json;
 
-async function rowCount(table: 'patients' | 'referrals' | 'messages' | 'progress_reports' | 'organizations' | 'users'): Promise<number> {
-  const [row] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.identifier(table)}`);
-  return row!.n;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Every hostile request is timed and tallied; the figure is the tally.
-
-interface Tally {
-  label: string;
-  status: number;
-  ms: number;
-}
-const tally: Tally[] = [];
-
-/** Assertions that fail today because of a known defect, each with the defect named. */
-interface KnownDefects {
-  status?: string;
-  time?: string;
-  problem?: string;
-  size?: string;
-}
-
-interface Answer {
-  status: number;
-  ms: number;
-  bytes: number;
-  contentType: string;
-  /** The size of what was sent, as far as it is known. */
-  requestBytes: number;
-}
-
-function assertRefused(t: Test, label: string, answer: Answer, expected: number | readonly number[] | undefined, known: KnownDefects) {
-  tally.push({ label, status: answer.status, ms: answer.ms });
-  const expectedList = expected === undefined ? undefined : typeof expected === 'number' ? [expected] : expected;
-  t.ok(answer.status >= 400 && answer.status < 500, `${label}: a 4xx, never a 5xx (got ${answer.status})`, known.status ? { todo: known.status } : {});
-  if (expectedList) t.ok(expectedList.includes(answer.status), `${label}: ${expectedList.join(' or ')} (got ${answer.status})`, known.status ? { todo: known.status } : {});
-  t.ok(answer.ms < answerBoundMs, `${label}: answered in ${Math.round(answer.ms)} ms (< ${answerBoundMs})`, known.time ? { todo: known.time } : {});
-  t.match(answer.contentType, problemMediaType, `${label}: problem+json`, known.problem ? { todo: known.problem } : {});
-  const sizeBound = answerBoundBytes + 2 * answer.requestBytes;
-  t.ok(answer.bytes <= sizeBound, `${label}: answer of ${answer.bytes} bytes (<= ${sizeBound})`, known.size ? { todo: known.size } : {});
-}
-
-/** Sends a request straight to the app (no contract check: the answers here are the subject) and times it. */
-async function send(options: InjectOptions & { token?: string }): Promise<{ response: Injected; ms: number }> {
-  const { token, ...rest } = options;
-  const started = performance.now();
-  const response = await test.app.inject({ ...rest, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...rest.headers } });
-  return { response, ms: performance.now() - started };
-}
-
-async function probe(
-  t: Test,
-  label: string,
-  options: InjectOptions & { token?: string },
-  expected?: number | readonly number[],
-  known: KnownDefects = {},
-): Promise<Injected> {
-  const { response, ms } = await send(options);
-  const answer = { status: response.statusCode, ms, bytes: response.rawPayload.length, contentType: String(response.headers['content-type'] ?? ''), requestBytes: requestSize(options) };
-  assertRefused(t, label, answer, expected, known);
-  return response;
-}
-
-function requestSize(options: InjectOptions): number {
-  const { payload, url, headers } = options;
-  const body =
-    typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : payload && !(payload instanceof Readable) ? Buffer.byteLength(JSON.stringify(payload)) : 0;
-  const head = Object.values(headers ?? {}).reduce((sum: number, value) => sum + String(value).length, String(url ?? '').length);
-  return body + head;
-}
-
-function fieldsNamed(response: Injected): string[] {
-  try {
-    return ((response.json() as Json).errors ?? []).map((problem: Json) => problem.field);
-  } catch {
-    return [];
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw HTTP over a socket, for what app.inject cannot show: framing, chunking and the HTTP parser.
-
+// Raw HTTP goes over a socket, for what app.inject cannot show: framing, chunking and the HTTP parser.
 await test.app.listen({ port: 0, host: '127.0.0.1' });
 const port = (test.app.server.address() as net.AddressInfo).port;
-
-interface RawAnswer extends Answer {
-  head: string;
-}
-
-/** Writes head and body as given (however wrong) and reads the first answer; status 0 when none came. */
-function rawExchange(head: string, writeBody: (write: (text: string) => void) => void, waitMs = answerBoundMs + 1000): Promise<RawAnswer> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const socket = net.connect(port, '127.0.0.1');
-    let received = Buffer.alloc(0);
-    let settled = false;
-    let sent = 0;
-    const settle = () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      const text = received.toString('latin1');
-      const headEnd = text.indexOf('\r\n\r\n');
-      const responseHead = headEnd >= 0 ? text.slice(0, headEnd) : text;
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(responseHead)?.[1] ?? 0);
-      const contentType = /\r\ncontent-type: *([^\r\n]*)/i.exec(responseHead)?.[1] ?? '';
-      resolve({ status, ms: performance.now() - started, bytes: headEnd >= 0 ? received.length - headEnd - 4 : 0, contentType, head: responseHead, requestBytes: head.length + sent });
-    };
-    const timer = setTimeout(settle, waitMs);
-    socket.on('data', (chunk) => {
-      received = Buffer.concat([received, chunk]);
-      const text = received.toString('latin1');
-      const headEnd = text.indexOf('\r\n\r\n');
-      const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, headEnd))?.[1];
-      if (headEnd >= 0 && length !== undefined && received.length - headEnd - 4 >= Number(length)) settle();
-    });
-    // The server may close while we still write: that is an answer, not a test failure.
-    socket.on('error', settle);
-    socket.on('close', settle);
-    socket.on('connect', () => {
-      socket.write(head);
-      writeBody((text) => {
-        sent += text.length;
-        socket.write(text);
-      });
-    });
-  });
-}
-
-async function rawProbe(t: Test, label: string, head: string, writeBody: (write: (text: string) => void) => void, expected: number | readonly number[], known: KnownDefects = {}) {
-  const answer = await rawExchange(head, writeBody);
-  t.not(answer.status, 0, `${label}: an answer came`);
-  assertRefused(t, label, answer, expected, known);
-  return answer;
-}
+const { tally, send, probe, rawProbe } = hostileRequests(test, port);
 
 const bearer = `Authorization: Bearer ${office.physician.token}\r\n`;
 
@@ -464,8 +266,6 @@ t.test('a cursor of another list is refused, or read as a position of this list:
 // ---------------------------------------------------------------------------------------------
 // Bodies built to exhaust the parser, the validator or whatever walks them afterwards.
 
-const nestedArrays = (depth: number, leaf = '1') => `${'['.repeat(depth)}${leaf}${']'.repeat(depth)}`;
-const nestedObjects = (depth: number, leaf = '1') => `${'{"a":'.repeat(depth)}${leaf}${'}'.repeat(depth)}`;
 const missingReferral = '00000000-0000-4000-8000-000000000000';
 
 t.test('deeply nested JSON (depth 10,000) is refused, not walked until the stack gives out', async (t) => {
@@ -524,45 +324,6 @@ t.test('100,000-element arrays are refused quickly, in a small answer', async (t
 // ---------------------------------------------------------------------------------------------
 // A 1 MB string in every string field of the bodies that carry patient data.
 
-type PathPart = string | number;
-
-/** The path of every string (or enumerated string) a request body schema holds, arrays entered at item 0. */
-function stringPaths(schema: Json, path: PathPart[] = []): PathPart[][] {
-  if (typeof schema.$ref === 'string') return stringPaths(resolveRef(schema.$ref), path);
-  if (schema.type === 'string' || (Array.isArray(schema.enum) && schema.enum.every((value: unknown) => typeof value === 'string'))) return [path];
-  if (schema.type === 'object' || schema.properties) {
-    return Object.entries((schema.properties ?? {}) as Record<string, Json>).flatMap(([name, child]) => stringPaths(child, [...path, name]));
-  }
-  if (schema.type === 'array' && schema.items) return stringPaths(schema.items as Json, [...path, 0]);
-  for (const key of ['anyOf', 'oneOf', 'allOf']) {
-    if (Array.isArray(schema[key])) return (schema[key] as Json[]).flatMap((branch) => stringPaths(branch, path));
-  }
-  return [];
-}
-
-function resolveRef(ref: string): Json {
-  return ref
-    .replace(/^#\//, '')
-    .split('/')
-    .reduce((node: Json, key) => node[key], document);
-}
-
-/** The field as the API names it in a problem: patient.identifiers[0].value. */
-const fieldName = (path: PathPart[]) => path.map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? part : `.${part}`)).join('');
-
-function withValueAt(body: Json, path: PathPart[], value: unknown): Json | undefined {
-  const copy = structuredClone(body);
-  let node: Json = copy;
-  for (const part of path.slice(0, -1)) {
-    node = node[part];
-    if (node === undefined || node === null || typeof node !== 'object') return undefined;
-  }
-  const last = path.at(-1)!;
-  if (!(last in node)) return undefined;
-  node[last] = value;
-  return copy;
-}
-
 t.test('a 1 MB string in any string field is refused with 400 naming the field', async (t) => {
   const megabyte = 'x'.repeat(1_000_000);
   const fullPatient = {
@@ -616,7 +377,7 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
     const schema = document.paths[path]?.[method]?.requestBody?.content?.['application/json']?.schema as Json | undefined;
     t.ok(schema, `${method.toUpperCase()} ${path} documents a JSON body`);
     if (!schema) continue;
-    for (const fieldPath of stringPaths(schema)) {
+    for (const fieldPath of stringPaths(document, schema)) {
       const field = fieldName(fieldPath);
       const payload = withValueAt(body, fieldPath, megabyte);
       t.ok(payload, `${path}: the sample body has ${field}, so the field is tested`);

@@ -6,59 +6,22 @@
 // the one that is meant to hand them out.
 //
 // The app is called through app.inject directly rather than TestApp.request, which throws on the
-// first contract violation: here every violation is counted and listed.
+// first contract violation: here every violation is counted and listed (response-exposure-recorder.ts).
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
+import { startReceiver } from '../fixtures/partner-ehr.js';
+import { ResponseContract, type Violation } from '../fixtures/response-contract.js';
 import { adminEmail, adminPassword, buildTestApp, nextNpi, testJwtSecret, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
-import { ResponseContract, type Violation } from './response-contract.js';
+import { canaryPassword, exposureRecorder, findLeaks, type Seen } from './response-exposure-recorder.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
 skipFileUnlessPostgres();
 
 const tag = randomBytes(3).toString('hex');
-const canaryPassword = (who: string) => `canary-password-${who}-${randomBytes(6).toString('hex')}`;
 const today = new Date().toISOString().slice(0, 10);
 const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
-
-/** Keys of internal columns and records: none may appear as a member of any JSON body. */
-const internalKeys = [
-  'passwordHash', 'password_hash', 'secretHash', 'secret_hash', 'tokenHash', 'token_hash',
-  'previousSecret', 'previous_secret', 'familyId', 'family_id', 'failedLoginCount', 'failed_login_count',
-  'lockedUntil', 'locked_until', 'leaseExpiresAt', 'lease_expires_at', 'syncXid', 'sync_xid',
-  'requestHash', 'request_hash', 'callerKey', 'caller_key', 'responseBody', 'response_body', 'deletedAt', 'deleted_at',
-];
-/** Column names as SQL spells them: in any body text they would mean SQL or a raw row leaked into an answer. */
-const internalColumnText = internalKeys.filter((key) => key.includes('_'));
-
-interface Seen {
-  index: number;
-  label: string;
-  method: string;
-  url: string;
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  violations: Violation[];
-}
-
-interface Canary {
-  name: string;
-  value: string;
-  /** Indexes of the responses meant to show it. */
-  designated: number[];
-}
-
-interface Person {
-  id: string;
-  email: string;
-  password: string;
-  token: string;
-  refreshToken: string;
-}
 
 const test = await buildTestApp(t, {
   // The worker runs only when the tour says so; receivers are on loopback; a failing delivery is dead after two tries.
@@ -66,102 +29,15 @@ const test = await buildTestApp(t, {
 });
 const document = test.app.swagger() as Json;
 const contract = new ResponseContract(document);
-const seen: Seen[] = [];
-const canaries: Canary[] = [];
-const failures: string[] = [];
-
-function canary(name: string, value: string, designated: number[] = []) {
-  if (!value || value.length < 8) throw new Error(`canary ${name} is too short to search for`);
-  canaries.push({ name, value, designated });
-}
-
-interface CallOptions {
-  method?: string;
-  token?: string | undefined;
-  payload?: unknown;
-  headers?: Record<string, string>;
-  expect?: number;
-}
-
-interface Answer {
-  index: number;
-  status: number;
-  headers: Record<string, unknown>;
-  body: string;
-  json(): Json;
-}
-
-async function call(label: string, url: string, { method = 'GET', token, payload, headers = {}, expect }: CallOptions = {}): Promise<Answer> {
-  const response = await test.app.inject({
-    method: method as 'GET',
-    url,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-    ...(payload === undefined ? {} : { payload: payload as string }),
-  });
-  const index = seen.length;
-  const record: Seen = {
-    index,
-    label,
-    method,
-    url,
-    status: response.statusCode,
-    headers: response.headers,
-    body: response.body,
-    violations: contract.check(method, url, response.statusCode, response.headers, response.body),
-  };
-  seen.push(record);
-  if (expect !== undefined && response.statusCode !== expect) {
-    failures.push(`${label}: ${method} ${url} answered ${response.statusCode}, expected ${expect}: ${response.body.slice(0, 500)}`);
-  }
-  return { index, status: response.statusCode, headers: response.headers, body: response.body, json: () => JSON.parse(response.body) as Json };
-}
-
-/** A call whose answer the rest of the tour depends on. */
-async function must(label: string, url: string, options: CallOptions & { expect: number }): Promise<Answer> {
-  const answer = await call(label, url, options);
-  if (answer.status !== options.expect) throw new Error(`${label}: ${options.method ?? 'GET'} ${url} answered ${answer.status}, expected ${options.expect}: ${answer.body}`);
-  return answer;
-}
-
-/** Signs in with the password grant; the answer is the one place its tokens may appear. */
-async function signIn(label: string, email: string, password: string): Promise<Person & { answer: number }> {
-  const answer = await must(`sign in ${label}`, '/v1/auth/token', { method: 'POST', payload: { grant_type: 'password', username: email, password }, expect: 200 });
-  const body = answer.json();
-  canary(`access token of ${label}`, body.access_token, [answer.index]);
-  canary(`refresh token of ${label}`, body.refresh_token, [answer.index]);
-  return { id: '', email, password, token: body.access_token, refreshToken: body.refresh_token, answer: answer.index };
-}
-
-async function organization(admin: string, payload: Json): Promise<Json> {
-  return (await must(`create ${payload.name}`, '/v1/organizations', { method: 'POST', token: admin, payload, expect: 201 })).json();
-}
-
-async function member(admin: string, organizationId: string, label: string, payload: Json): Promise<Person> {
-  const password = canaryPassword(label);
-  canary(`password of ${label}`, password);
-  const email = `${label}.${tag}@exposure.example`;
-  const created = (
-    await must(`add ${label}`, `/v1/organizations/${organizationId}/users`, { method: 'POST', token: admin, payload: { email, password, name: `${label} ${tag}`, ...payload }, expect: 201 })
-  ).json();
-  const person = await signIn(label, email, password);
-  return { ...person, id: created.id };
-}
+const { seen, canaries, failures, canary, call, must, signIn, organization, member } = exposureRecorder(test, contract, tag);
 
 // ---------------------------------------------------------------------------------------------
 // Partner receivers on loopback: /ok answers 200, /fail answers 503 until the delivery is dead.
-const received: Array<{ path: string; headers: IncomingHttpHeaders; body: string }> = [];
-const receiver: Server = createServer((request, response) => {
-  let body = '';
-  request.on('data', (chunk) => (body += chunk));
-  request.on('end', () => {
-    received.push({ path: request.url ?? '', headers: request.headers, body });
-    response.statusCode = request.url === '/ok' ? 200 : 503;
-    response.end(request.url === '/ok' ? 'thanks' : 'receiver is down for maintenance');
-  });
-});
-await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-t.teardown(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
-const receiverUrl = (path: string) => `http://127.0.0.1:${(receiver.address() as AddressInfo).port}${path}`;
+const receiver = await startReceiver(t, (request) =>
+  request.path === '/ok' ? { status: 200, body: 'thanks' } : { status: 503, body: 'receiver is down for maintenance' },
+);
+const received = receiver.requests;
+const receiverUrl = (path: string) => `http://127.0.0.1:${receiver.port}${path}`;
 
 canary('JWT secret', testJwtSecret);
 canary('password of the network admin', adminPassword);
@@ -598,44 +474,7 @@ for (const row of stored) {
 
 // ---------------------------------------------------------------------------------------------
 // The verdict.
-interface Leak {
-  canary: string;
-  response: string;
-  where: 'body' | 'headers';
-}
-const leaks: Leak[] = [];
-const internalMembers: string[] = [];
-
-function jsonKeys(value: unknown, found: Set<string>, depth = 0): void {
-  if (depth > 64 || value === null || typeof value !== 'object') return;
-  if (Array.isArray(value)) {
-    for (const item of value) jsonKeys(item, found, depth + 1);
-    return;
-  }
-  for (const [key, child] of Object.entries(value)) {
-    found.add(key);
-    jsonKeys(child, found, depth + 1);
-  }
-}
-
-for (const response of seen) {
-  const headersText = JSON.stringify(response.headers);
-  for (const { name, value, designated } of canaries) {
-    if (designated.includes(response.index)) continue;
-    if (response.body.includes(value)) leaks.push({ canary: name, response: `#${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`, where: 'body' });
-    if (headersText.includes(value)) leaks.push({ canary: name, response: `#${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`, where: 'headers' });
-  }
-  const keys = new Set<string>();
-  for (const line of response.body.split('\n')) {
-    try {
-      jsonKeys(JSON.parse(line), keys);
-    } catch {
-      // Not JSON (the explorer's HTML): only the text checks apply.
-    }
-  }
-  for (const key of internalKeys) if (keys.has(key)) internalMembers.push(`#${response.index} ${response.label}: member "${key}"`);
-  for (const column of internalColumnText) if (response.body.includes(column)) internalMembers.push(`#${response.index} ${response.label}: text "${column}"`);
-}
+const { leaks, internalMembers } = findLeaks(seen, canaries);
 
 const undeclared = seen.flatMap((response) =>
   response.violations.filter((violation) => violation.kind === 'undeclared-property').map((violation) => `#${response.index} ${response.label}: ${violation.message}`),

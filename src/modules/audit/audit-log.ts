@@ -7,6 +7,7 @@ import type { Principal } from '../auth/policy.js';
 import { GroupCommit } from '../../lib/group-commit.js';
 import { insertAuditRows, type AuditRow } from './audit-batch.js';
 import { DenialAggregator } from './denial-aggregator.js';
+import { uuidPattern } from '../../lib/vocabulary.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'error';
 
@@ -46,8 +47,6 @@ export function auditContextOf(request: FastifyRequest): AuditContext {
   };
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The record a route is aimed at (its auditResource path parameter), for auditing a refused call. */
 export function auditTargetOf(request: FastifyRequest): Pick<AuditEntry, 'resourceType' | 'resourceId' | 'patientId'> {
   const target = request.routeOptions.config.auditResource;
@@ -85,15 +84,6 @@ export class AuditLog {
   /** Pass the transaction of the change being recorded, so both commit or neither does. */
   async record(context: AuditContext, entry: AuditEntry, executor: Executor = this.db): Promise<void> {
     await this.recordMany(context, [entry], executor);
-  }
-
-  /** Runs a change and appends its audit event in one transaction: the change never lands unaudited. */
-  async change<T>(context: AuditContext, work: (tx: Executor) => Promise<T>, entryOf: (result: T) => Omit<AuditEntry, 'outcome'>): Promise<T> {
-    return this.db.transaction(async (tx) => {
-      const result = await work(tx);
-      await this.record(context, { ...entryOf(result), outcome: 'success' }, tx);
-      return result;
-    });
   }
 
   /** The records a caller's request was audited against, e.g. to audit a replay of its response alike. */

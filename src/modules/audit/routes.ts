@@ -15,7 +15,7 @@ const readersPolicy = { roles: organizationAdmins } as const;
 const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const auditRepository = new AuditRepository(app.db, app.database);
 
-  app.get('/v1/audit-events', {
+  app.get('/audit-events', {
     config: { policy: readersPolicy, auditAction: 'audit.read' },
     schema: {
       tags: ['audit'],
@@ -34,7 +34,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return { data: page.map(toAuditEvent), nextCursor: rows.length > limit ? encodeCursor([page.at(-1)!.id]) : null };
   });
 
-  app.get('/v1/audit-events/export', {
+  app.get('/audit-events/export', {
     config: { policy: readersPolicy, auditAction: 'audit.export' },
     schema: {
       tags: ['audit'],
@@ -63,7 +63,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       .send(lines as never);
   });
 
-  app.get('/v1/audit-events/verify', {
+  app.get('/audit-events/verify', {
     config: { policy: { roles: ['network_admin'] }, auditAction: 'audit.verify' },
     schema: {
       tags: ['audit'],
@@ -77,7 +77,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return result;
   });
 
-  app.get('/v1/audit-events/viewers', {
+  app.get('/audit-events/viewers', {
     config: { policy: readersPolicy, auditAction: 'audit.viewers' },
     schema: {
       tags: ['audit'],

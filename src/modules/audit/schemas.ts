@@ -1,8 +1,10 @@
 // Shapes of audit events, their filters, the chain verification and the "who saw this patient" answer.
 import { Type, type Static } from 'typebox';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
+import { auditActorTypes, auditOutcomes, enumOf } from '../../lib/vocabulary.js';
 
-const ActorType = Type.Enum(['user', 'api_client', 'anonymous', 'system']);
+const ActorType = enumOf(auditActorTypes);
+const Outcome = enumOf(auditOutcomes);
 
 export const AuditEvent = Type.Object({
   id: Type.Integer({ description: 'Position in the hash chain: gapless, in the order events were appended' }),
@@ -17,7 +19,7 @@ export const AuditEvent = Type.Object({
   resourceType: Type.Union([Type.String(), Type.Null()]),
   resourceId: Type.Union([Type.String(), Type.Null()]),
   patientId: Type.Union([Uuid, Type.Null()]),
-  outcome: Type.Enum(['success', 'denied', 'error']),
+  outcome: Outcome,
   httpStatus: Type.Union([Type.Integer(), Type.Null()]),
   requestId: Type.Union([Type.String(), Type.Null()]),
   clientAddress: Type.Union([Type.String(), Type.Null()]),
@@ -40,7 +42,7 @@ export const AuditFilterFields = {
   resourceType: Type.Optional(Type.String({ minLength: 1, maxLength: 50 })),
   resourceId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   action: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Exact action, or a prefix ending in a dot, e.g. referral.' })),
-  outcome: Type.Optional(Type.Enum(['success', 'denied', 'error'])),
+  outcome: Type.Optional(Outcome),
   from: Type.Optional({ ...Timestamp, description: 'Events at or after this time' }),
   to: Type.Optional({ ...Timestamp, description: 'Events before this time' }),
 };

@@ -1,5 +1,7 @@
 // Who may call a route: every route declares a policy, and the authentication hook enforces it.
-import { userRoles, type UserRole } from '../../db/schema.js';
+import { staffRolesOf, userRoles, type OrganizationKind, type PrincipalKind, type UserRole } from '../../lib/vocabulary.js';
+
+export type { OrganizationKind };
 
 export const apiClientScopes = [
   'directory:read',
@@ -10,8 +12,6 @@ export const apiClientScopes = [
 ] as const;
 export type ApiClientScope = (typeof apiClientScopes)[number];
 
-export type OrganizationKind = 'physician_office' | 'therapy_practice';
-
 export type RoutePolicy =
   | 'public'
   | {
@@ -21,7 +21,7 @@ export type RoutePolicy =
     };
 
 export interface Principal {
-  kind: 'user' | 'api_client';
+  kind: PrincipalKind;
   id: string;
   organizationId: string | null;
   organizationKind: OrganizationKind | null;
@@ -31,8 +31,8 @@ export interface Principal {
 }
 
 export const everyone: readonly UserRole[] = userRoles;
-export const officeRoles: readonly UserRole[] = ['physician', 'office_staff', 'office_admin'];
-export const practiceRoles: readonly UserRole[] = ['therapist', 'practice_admin'];
+export const officeRoles: readonly UserRole[] = staffRolesOf.physician_office;
+export const practiceRoles: readonly UserRole[] = staffRolesOf.therapy_practice;
 export const organizationAdmins: readonly UserRole[] = ['office_admin', 'practice_admin', 'network_admin'];
 
 /** A partner API client acts as its organization's staff, within its scopes. */

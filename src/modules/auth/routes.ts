@@ -1,11 +1,10 @@
 // /v1/auth/token, /v1/auth/revoke and /v1/me.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { eq } from 'drizzle-orm';
 import type { Config } from '../../config.js';
-import { apiClients, organizations, users } from '../../db/schema.js';
 import { oauthError, UnauthorizedError } from '../../lib/errors.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from './policy.js';
+import { PrincipalsRepository } from './principals-repository.js';
 import { Me, RevokeRequest, TokenRequest, TokenResponse } from './schemas.js';
 import { TokenService } from './token-service.js';
 
@@ -32,9 +31,10 @@ function required<T>(value: T | undefined, field: string): T {
 
 const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   // A unique jti: two tokens issued to one caller in the same second are still distinct tokens.
-  const tokens = new TokenService(app.db, app.auditLog, (claims) => app.jwt.sign(claims, { jti: crypto.randomUUID() }), config, app.log);
+  const principals = new PrincipalsRepository(app.db);
+  const tokens = new TokenService(app.db, app.auditLog, app.unitOfWork, app.passwords, (claims) => app.jwt.sign(claims, { jti: crypto.randomUUID() }), config, app.log);
 
-  app.post('/v1/auth/token', {
+  app.post('/auth/token', {
     config: {
       policy: 'public',
       auditAction: 'auth.token',
@@ -82,7 +82,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     }
   });
 
-  app.post('/v1/auth/revoke', {
+  app.post('/auth/revoke', {
     config: {
       policy: { roles: everyone },
       auditAction: 'auth.revoke',
@@ -102,7 +102,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     return {};
   });
 
-  app.get('/v1/me', {
+  app.get('/me', {
     config: { policy: { roles: everyone, clientScope: 'any' }, auditAction: 'me.read' },
     schema: {
       tags: ['auth'],
@@ -113,11 +113,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   }, async (request) => {
     const principal = request.principal!;
     if (principal.kind === 'user') {
-      const [row] = await app.db
-        .select({ user: users, organization: { id: organizations.id, kind: organizations.kind, name: organizations.name } })
-        .from(users)
-        .leftJoin(organizations, eq(organizations.id, users.organizationId))
-        .where(eq(users.id, principal.id));
+      const row = await principals.findUser({ userId: principal.id });
       if (!row) throw new UnauthorizedError('The account no longer exists');
       return {
         kind: 'user' as const,
@@ -128,11 +124,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
         organization: row.organization,
       };
     }
-    const [row] = await app.db
-      .select({ client: apiClients, organization: { id: organizations.id, kind: organizations.kind, name: organizations.name } })
-      .from(apiClients)
-      .innerJoin(organizations, eq(organizations.id, apiClients.organizationId))
-      .where(eq(apiClients.id, principal.id));
+    const row = await principals.findApiClient({ apiClientId: principal.id });
     if (!row) throw new UnauthorizedError('The API client no longer exists');
     return {
       kind: 'api_client' as const,

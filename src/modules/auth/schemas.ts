@@ -1,7 +1,7 @@
 // Request and response shapes of the token endpoint (OAuth 2.0, RFC 6749) and of /v1/me.
 import { Type, type Static } from 'typebox';
-import { userRoles } from '../../db/schema.js';
 import { Email, Uuid } from '../../lib/schemas.js';
+import { enumOf, OrganizationKind, UserRole, userRoles } from '../../lib/vocabulary.js';
 import { apiClientScopes } from './policy.js';
 
 export const TokenRequest = Type.Object(
@@ -45,7 +45,7 @@ export type RevokeRequest = Static<typeof RevokeRequest>;
 
 const OrganizationSummary = Type.Object({
   id: Uuid,
-  kind: Type.Enum(['physician_office', 'therapy_practice']),
+  kind: OrganizationKind,
   name: Type.String(),
 });
 
@@ -55,7 +55,7 @@ export const Me = Type.Union([
     id: Uuid,
     email: Email,
     name: Type.String(),
-    role: Type.Enum([...userRoles]),
+    role: UserRole,
     organization: Type.Union([OrganizationSummary, Type.Null()]),
   }),
   Type.Object({
@@ -63,7 +63,7 @@ export const Me = Type.Union([
     id: Uuid,
     clientId: Type.String(),
     name: Type.String(),
-    role: Type.Enum([...userRoles], { description: 'The staff role of its organization the client acts as' }),
+    role: enumOf(userRoles, { description: 'The staff role of its organization the client acts as' }),
     scopes: Type.Array(Type.Enum([...apiClientScopes])),
     organization: OrganizationSummary,
   }),

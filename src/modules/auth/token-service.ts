@@ -3,12 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../config.js';
 import type { Database } from '../../db/database.js';
-import type { UserRole } from '../../db/schema.js';
+import type { UserRole } from '../../lib/vocabulary.js';
 import { oauthError } from '../../lib/errors.js';
-import type { AccessTokenClaims } from '../../plugins/authentication.js';
+import type { AccessTokenClaims } from './authentication.js';
 import type { AuditContext, AuditLog } from '../audit/audit-log.js';
+import type { UnitsOfWork } from '../../lib/unit-of-work.js';
 import { CredentialsRepository } from './credentials-repository.js';
-import { burnVerification, verifySecret, verifySecretOrDecoy } from './passwords.js';
+import type { Passwords } from './passwords.js';
 import { clientActingRole, type OrganizationKind } from './policy.js';
 import type { TokenResponse } from './schemas.js';
 import { SignInThrottle } from './sign-in-throttle.js';
@@ -25,8 +26,10 @@ export class TokenService {
   private readonly throttle: SignInThrottle;
 
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly auditLog: AuditLog,
+    private readonly units: UnitsOfWork,
+    private readonly passwords: Passwords,
     private readonly signAccessToken: (claims: AccessTokenClaims) => string,
     private readonly config: Config,
     log?: FastifyBaseLogger,
@@ -61,20 +64,21 @@ export class TokenService {
       await recordFailure();
       throw tooManyFailures(admission.retryAfterSeconds);
     }
-    const passwordMatches = await verifySecretOrDecoy(password, user?.passwordHash);
+    const passwordMatches = await this.passwords.verifyOrDecoy(password, user?.passwordHash);
     if (!user || !actor || !passwordMatches || !user.active) {
       await recordFailure();
       if (admission.failureDelayMs > 0) await sleep(admission.failureDelayMs);
       throw invalidCredentials();
     }
 
-    return this.db.transaction(async (tx) => {
+    return this.units.run(context, async (unit) => {
+      const { tx } = unit;
       await this.throttle.succeeded(admission.keys, tx);
       const refreshToken = await this.credentials.issueRefreshToken(
         { userId: user.id, ttlSeconds: this.config.jwt.refreshTokenTtlSeconds },
         tx,
       );
-      await this.auditLog.record(context, { action: 'auth.login', outcome: 'success', httpStatus: 200, actor, resourceType: 'user', resourceId: user.id }, tx);
+      unit.audit({ action: 'auth.login', httpStatus: 200, actor, resourceType: 'user', resourceId: user.id });
       return this.tokenResponse(this.userClaims(user), refreshToken);
     });
   }
@@ -86,7 +90,7 @@ export class TokenService {
     context: AuditContext,
   ): Promise<TokenResponse> {
     const client = await this.credentials.findApiClient({ clientId });
-    const secretMatches = client ? await verifySecret(clientSecret, client.secretHash) : (await burnVerification(clientSecret), false);
+    const secretMatches = client ? await this.passwords.verify(clientSecret, client.secretHash) : (await this.passwords.burnVerification(clientSecret), false);
     if (!client || !secretMatches || !client.active || client.revokedAt) {
       await this.auditLog.record(context, {
         action: 'auth.client_failed',
@@ -125,13 +129,9 @@ export class TokenService {
 
     const reuse = async () => {
       // A used or revoked token coming back means it may be stolen: end the whole session family.
-      await this.db.transaction(async (tx) => {
-        await this.credentials.revokeFamily({ familyId: stored.familyId }, tx);
-        await this.auditLog.record(
-          context,
-          { action: 'auth.refresh_reuse', outcome: 'denied', httpStatus: 400, resourceType: 'user', resourceId: stored.userId },
-          tx,
-        );
+      await this.units.run(context, async (unit) => {
+        await this.credentials.revokeFamily({ familyId: stored.familyId }, unit.tx);
+        unit.audit({ action: 'auth.refresh_reuse', outcome: 'denied', httpStatus: 400, resourceType: 'user', resourceId: stored.userId });
       });
       return oauthError('invalid_grant', 'The refresh token was already used or revoked; the session has been ended');
     };
@@ -144,7 +144,8 @@ export class TokenService {
     }
     if (stored.expiresAt <= new Date()) throw oauthError('invalid_grant', 'The refresh token has expired');
 
-    const result = await this.db.transaction(async (tx) => {
+    const result = await this.units.run(context, async (unit) => {
+      const { tx } = unit;
       if (!(await this.credentials.markRotated({ id: stored.id }, tx))) return undefined;
       const user = await this.credentials.findUserForToken({ userId: stored.userId }, tx);
       if (!user?.active) throw oauthError('invalid_grant', 'The account is no longer active');
@@ -152,18 +153,13 @@ export class TokenService {
         { userId: user.id, familyId: stored.familyId, ttlSeconds: this.config.jwt.refreshTokenTtlSeconds },
         tx,
       );
-      await this.auditLog.record(
-        context,
-        {
-          action: 'auth.refresh',
-          outcome: 'success',
-          httpStatus: 200,
-          actor: { type: 'user', id: user.id, organizationId: user.organizationId, role: user.role },
-          resourceType: 'user',
-          resourceId: user.id,
-        },
-        tx,
-      );
+      unit.audit({
+        action: 'auth.refresh',
+        httpStatus: 200,
+        actor: { type: 'user', id: user.id, organizationId: user.organizationId, role: user.role },
+        resourceType: 'user',
+        resourceId: user.id,
+      });
       return this.tokenResponse(this.userClaims(user), refreshToken);
     });
     // Another request rotated it between our read and our update: the same token was presented twice.
@@ -175,10 +171,11 @@ export class TokenService {
   async revoke(token: string, userId: string, context: AuditContext): Promise<void> {
     const stored = await this.credentials.findRefreshToken({ token });
     if (!stored || stored.userId !== userId) return;
-    await this.db.transaction(async (tx) => {
-      await this.credentials.revokeFamily({ familyId: stored.familyId }, tx);
-      await this.auditLog.record(context, { action: 'auth.revoke', outcome: 'success', httpStatus: 200, resourceType: 'user', resourceId: userId }, tx);
-    });
+    await this.units.change(
+      context,
+      (tx) => this.credentials.revokeFamily({ familyId: stored.familyId }, tx),
+      () => ({ action: 'auth.revoke', httpStatus: 200, resourceType: 'user', resourceId: userId }),
+    );
   }
 
   private userClaims(user: { id: string; role: UserRole; organizationId: string | null; organizationKind: OrganizationKind | null }): AccessTokenClaims {

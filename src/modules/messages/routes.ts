@@ -8,6 +8,7 @@ import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
 import { MessagesRepository, toMessage } from './messages-repository.js';
 import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, ReadState } from './schemas.js';
+import { apiPrefix } from '../../lib/api-prefix.js';
 
 const referralResource = { type: 'referral', param: 'id' };
 const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
@@ -17,7 +18,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const messagesRepository = new MessagesRepository(app.db);
 
 
-  app.post('/v1/referrals/:id/messages', {
+  app.post('/referrals/:id/messages', {
     config: { policy: writePolicy, auditAction: 'message.create', auditResource: referralResource },
     schema: {
       tags: ['messages'],
@@ -29,41 +30,29 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const principal = request.principal!;
-    const context = auditContextOf(request);
-    const message = await app.db.transaction(async (tx) => {
+    const message = await app.unitOfWork.run(auditContextOf(request), async (unit) => {
       // The referral's row lock, the one every change of the referral takes, is taken before the
-      // message is numbered: messages of one thread and their outbox rows are then written in one
+      // message is numbered: messages of one thread and their events are then written in one
       // order, so partners receive message.created in thread order. The same read checks that the
       // caller takes part, and the event names today's participants.
-      const locked = await app.referralWorkflow.referrals.findFor({ principal, id: request.params.id, lock: true, participating: true }, tx);
-      if (!locked) return undefined;
-      const referral = locked.referral;
+      const referral = await app.referrals.lockParticipating(principal, request.params.id, unit.tx);
+      if (!referral) return undefined;
       // The author's read marker stays put: their own messages never count as unread, and
       // moving it would silently mark read what others wrote in between.
       const row = await messagesRepository.insert(
         { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
-        tx,
+        unit.tx,
       );
-      // The event and the audit record, sent together (pipelined) and committed with the message.
-      await Promise.all([
-        app.referralWorkflow.outbox.publish(
-          { type: 'message.created', referral, resource: { type: 'message', id: row.id, url: `/v1/referrals/${referral.id}/messages` } },
-          tx,
-        ),
-        app.auditLog.record(
-          context,
-          { action: 'message.create', outcome: 'success', httpStatus: 201, resourceType: 'message', resourceId: row.id, patientId: referral.patientId },
-          tx,
-        ),
-      ]);
+      unit.emit({ type: 'message.created', referral, resource: { type: 'message', id: row.id, url: `${apiPrefix}/referrals/${referral.id}/messages` } });
+      unit.audit({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: row.id, patientId: referral.patientId });
       return toMessage(row);
     });
     // The outsider's 404 is made after the transaction: it reads the referral's patient for the audit.
-    if (!message) throw await app.referralWorkflow.notFound(request.params.id);
+    if (!message) throw await app.referrals.notFound(request.params.id);
     return reply.code(201).send(message);
   });
 
-  app.get('/v1/referrals/:id/messages', {
+  app.get('/referrals/:id/messages', {
     config: { policy: readPolicy, auditAction: 'message.list', auditResource: referralResource },
     schema: {
       tags: ['messages'],
@@ -75,7 +64,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const principal = request.principal!;
-    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
+    const referral = await app.referrals.readParticipating(principal, request.params.id);
     const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
     const rows = await messagesRepository.list({ referralId: referral.id, afterSeq: after?.[0], limit: request.query.limit });
     const { unread } = await messagesRepository.readState({ referralId: referral.id, readerId: principal.id });
@@ -90,7 +79,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return { ...toPage(rows, request.query.limit, (row) => [row.seq], toMessage), unread };
   });
 
-  app.post('/v1/referrals/:id/messages/read', {
+  app.post('/referrals/:id/messages/read', {
     config: { policy: readPolicy, auditAction: 'message.mark_read', auditResource: referralResource },
     schema: {
       tags: ['messages'],
@@ -106,7 +95,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const principal = request.principal!;
-    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
+    const referral = await app.referrals.readParticipating(principal, request.params.id);
     let seq: number | undefined;
     if (request.body.upTo) {
       const message = await messagesRepository.find({ referralId: referral.id, messageId: request.body.upTo });
@@ -115,14 +104,11 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     } else {
       seq = await messagesRepository.lastSeq(referral.id);
     }
-    return app.auditLog.change(
-      auditContextOf(request),
-      async (tx) => {
-        if (seq !== undefined) await messagesRepository.markRead({ referralId: referral.id, readerId: principal.id, seq }, tx);
-        return messagesRepository.readState({ referralId: referral.id, readerId: principal.id }, tx);
-      },
-      () => ({ action: 'message.mark_read', httpStatus: 200, resourceType: 'referral', resourceId: referral.id, patientId: referral.patientId }),
-    );
+    return app.unitOfWork.run(auditContextOf(request), async (unit) => {
+      if (seq !== undefined) await messagesRepository.markRead({ referralId: referral.id, readerId: principal.id, seq }, unit.tx);
+      unit.audit({ action: 'message.mark_read', httpStatus: 200, resourceType: 'referral', resourceId: referral.id, patientId: referral.patientId });
+      return messagesRepository.readState({ referralId: referral.id, readerId: principal.id }, unit.tx);
+    });
   });
 };
 

@@ -1,6 +1,7 @@
 // Shapes of a referral's message thread and its read markers (SPEC §5).
 import { Type, type Static } from 'typebox';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
+import { enumOf, principalKinds } from '../../lib/vocabulary.js';
 
 export const CreateMessage = Type.Object(
   { body: Type.String({ minLength: 1, maxLength: 5000 }) },
@@ -12,7 +13,7 @@ export const Message = Type.Object({
   id: Uuid,
   referralId: Uuid,
   author: Type.Object({
-    type: Type.Enum(['user', 'api_client']),
+    type: enumOf(principalKinds),
     id: Uuid,
     organizationId: Uuid,
   }),

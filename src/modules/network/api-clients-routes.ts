@@ -5,7 +5,6 @@ import { notFound } from '../../lib/errors.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
-import { hashSecret } from '../auth/passwords.js';
 import { organizationAdmins } from '../auth/policy.js';
 import { ApiClientsRepository, toApiClient } from './api-clients-repository.js';
 import { managedOrganization, visibleOrganization } from './organization-access.js';
@@ -18,7 +17,7 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // A replayed answer about an organization (a new API client of it) is shown only to whoever may still see it.
   app.visibilityChecks.register('organization', (principal, id) => visibleOrganization(organizationsRepository, principal, id));
 
-  app.post('/v1/organizations/:id/api-clients', {
+  app.post('/organizations/:id/api-clients', {
     // The secret is in this answer only: never kept for, nor shown by, a replay of it.
     config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.create', auditResource: { type: 'organization', param: 'id' }, shownOnce: ['clientSecret'] },
     schema: {
@@ -33,8 +32,8 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const organization = await managedOrganization(organizationsRepository, request.principal!, request.params.id);
     const clientId = `cli_${randomBytes(12).toString('base64url')}`;
     const clientSecret = `cs_${randomBytes(32).toString('base64url')}`;
-    const secretHash = await hashSecret(clientSecret);
-    const client = await app.auditLog.change(
+    const secretHash = await app.passwords.hash(clientSecret);
+    const client = await app.unitOfWork.change(
       auditContextOf(request),
       (tx) =>
         apiClientsRepository.create(
@@ -46,7 +45,7 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return reply.code(201).send({ ...client, clientSecret });
   });
 
-  app.get('/v1/organizations/:id/api-clients', {
+  app.get('/organizations/:id/api-clients', {
     config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.list', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
@@ -67,7 +66,7 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (row) => [row.cursorTime, row.client.id], (row) => toApiClient(row.client));
   });
 
-  app.delete('/v1/organizations/:id/api-clients/:apiClientId', {
+  app.delete('/organizations/:id/api-clients/:apiClientId', {
     config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.revoke', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
@@ -81,7 +80,7 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await managedOrganization(organizationsRepository, request.principal!, id);
     const client = await apiClientsRepository.findInOrganization({ organizationId: id, apiClientId });
     if (!client) throw notFound('api_client', apiClientId, 'API client');
-    await app.auditLog.change(
+    await app.unitOfWork.change(
       auditContextOf(request),
       (tx) => apiClientsRepository.revoke({ apiClientId }, tx),
       () => ({ action: 'api_client.revoke', httpStatus: 204, resourceType: 'api_client', resourceId: apiClientId }),

@@ -11,7 +11,7 @@ import { DirectoryTherapist, TherapistSearchQuery } from './schemas.js';
 const directoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const directory = new DirectoryRepository(app.db);
 
-  app.get('/v1/therapists', {
+  app.get('/therapists', {
     config: { policy: { roles: everyone, clientScope: 'directory:read' }, auditAction: 'directory.search' },
     schema: {
       tags: ['network'],

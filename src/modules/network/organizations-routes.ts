@@ -1,7 +1,7 @@
 // /v1/organizations: network admins onboard organizations; members read their own.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ConflictError, validationFailed } from '../../lib/errors.js';
-import { isValidNpi } from '../../lib/npi.js';
+import { npiProblem } from '../../lib/npi.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
@@ -9,11 +9,12 @@ import { everyone } from '../auth/policy.js';
 import { visibleOrganization } from './organization-access.js';
 import { OrganizationsRepository, toOrganization } from './organizations-repository.js';
 import { CreateOrganization, Organization, OrganizationListQuery } from './schemas.js';
+import { apiPrefix } from '../../lib/api-prefix.js';
 
 const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const organizationsRepository = new OrganizationsRepository(app.db);
 
-  app.post('/v1/organizations', {
+  app.post('/organizations', {
     config: { policy: { roles: ['network_admin'] }, auditAction: 'organization.create' },
     schema: {
       tags: ['network'],
@@ -24,13 +25,9 @@ const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const input = request.body;
-    if (input.kind === 'physician_office') {
-      if (!input.npi) throw validationFailed([{ field: 'npi', message: 'is required for a physician office' }]);
-      if (!isValidNpi(input.npi)) throw validationFailed([{ field: 'npi', message: 'fails the NPI check digit (Luhn)' }]);
-    } else if (input.npi !== undefined) {
-      throw validationFailed([{ field: 'npi', message: 'is only taken for a physician office' }]);
-    }
-    const organization = await app.auditLog.change(
+    const npi = npiProblem(input.npi, 'a physician office', input.kind === 'physician_office');
+    if (npi) throw validationFailed([npi]);
+    const organization = await app.unitOfWork.change(
       auditContextOf(request),
       async (tx) => {
         if (input.npi && (await organizationsRepository.npiTaken({ npi: input.npi }, tx))) {
@@ -40,10 +37,10 @@ const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
       (created) => ({ action: 'organization.create', httpStatus: 201, resourceType: 'organization', resourceId: created.id }),
     );
-    return reply.code(201).header('location', `/v1/organizations/${organization.id}`).send(organization);
+    return reply.code(201).header('location', `${apiPrefix}/organizations/${organization.id}`).send(organization);
   });
 
-  app.get('/v1/organizations', {
+  app.get('/organizations', {
     config: { policy: { roles: everyone, clientScope: 'any' }, auditAction: 'organization.list' },
     schema: {
       tags: ['network'],
@@ -64,7 +61,7 @@ const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (row) => [row.cursorTime, row.organization.id], (row) => toOrganization(row.organization));
   });
 
-  app.get('/v1/organizations/:id', {
+  app.get('/organizations/:id', {
     config: { policy: { roles: everyone, clientScope: 'any' }, auditAction: 'organization.read', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],

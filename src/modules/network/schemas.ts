@@ -3,8 +3,8 @@ import { Type, type Static } from 'typebox';
 import { techniques } from '../../lib/catalog.js';
 import { Address, Email, IsoDate, Location, Npi, PageQuery, Password, Timestamp, Uuid } from '../../lib/schemas.js';
 import { apiClientScopes } from '../auth/policy.js';
+import { OrganizationKind, StaffRole, staffRolesOf, UserRole } from '../../lib/vocabulary.js';
 
-const OrganizationKind = Type.Enum(['physician_office', 'therapy_practice']);
 const TechniqueCode = Type.Enum([...techniques]);
 const UsState = Type.String({ pattern: '^[A-Z]{2}$', description: 'Two-letter state code' });
 
@@ -59,9 +59,12 @@ const License = Type.Object(
   { additionalProperties: false },
 );
 
+/** Roles as a sentence names them: a, b or c. */
+const roleList = (roles: readonly string[]) => `${roles.slice(0, -1).join(', ')} or ${roles.at(-1)}`;
+
 export const CreateUser = Type.Object(
   {
-    role: Type.Enum(['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin']),
+    role: StaffRole,
     email: Email,
     password: Password,
     name: Type.String({ minLength: 1, maxLength: 200 }),
@@ -75,7 +78,7 @@ export const CreateUser = Type.Object(
   {
     additionalProperties: false,
     description:
-      'The role must fit the organization: physician, office_staff or office_admin in an office; therapist or practice_admin in a practice. ' +
+      `The role must fit the organization: ${roleList(staffRolesOf.physician_office)} in an office; ${roleList(staffRolesOf.therapy_practice)} in a practice. ` +
       'Physicians need an npi; therapists need license, techniques and serviceRadiusKm.',
     examples: [
       {
@@ -111,7 +114,7 @@ export type TherapistProfile = Static<typeof TherapistProfile>;
 export const User = Type.Object({
   id: Uuid,
   organizationId: Type.Union([Uuid, Type.Null()]),
-  role: Type.Enum(['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin']),
+  role: UserRole,
   email: Email,
   name: Type.String(),
   npi: Type.Union([Type.String(), Type.Null()]),
@@ -142,7 +145,7 @@ export type UserParams = Static<typeof UserParams>;
 
 export const UserListQuery = Type.Object(
   {
-    role: Type.Optional(Type.Enum(['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin'])),
+    role: Type.Optional(StaffRole),
     ...PageQuery,
   },
   { additionalProperties: false },

@@ -2,7 +2,8 @@
 import { and, asc, eq, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { afterKey, epochMicros } from '../../db/keyset.js';
-import { refreshTokens, therapistProfiles, users, type UserRole } from '../../db/schema.js';
+import { refreshTokens, therapistProfiles, users } from '../../db/schema.js';
+import type { UserRole } from '../../lib/vocabulary.js';
 import type { Technique } from '../../lib/catalog.js';
 import type { User } from './schemas.js';
 

@@ -1,35 +1,26 @@
 // /v1/organizations/{id}/users: organization admins manage their own users; network admins manage all.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { UserRole } from '../../db/schema.js';
 import { ConflictError, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
-import { isValidNpi } from '../../lib/npi.js';
+import { npiProblem } from '../../lib/npi.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
-import { hashSecret } from '../auth/passwords.js';
 import { everyone, organizationAdmins } from '../auth/policy.js';
 import { managedOrganization, visibleOrganization } from './organization-access.js';
 import { OrganizationsRepository } from './organizations-repository.js';
 import { CreateUser, UpdateUser, User, UserListQuery, UserParams, type Organization } from './schemas.js';
 import { UsersRepository, type UserChanges } from './users-repository.js';
-
-const rolesByKind: Record<Organization['kind'], readonly UserRole[]> = {
-  physician_office: ['physician', 'office_staff', 'office_admin'],
-  therapy_practice: ['therapist', 'practice_admin'],
-};
+import { apiPrefix } from '../../lib/api-prefix.js';
+import { staffRolesOf } from '../../lib/vocabulary.js';
 
 /** Checks the rules that depend on the role and organization, naming each offending field. */
 function creationProblems(input: CreateUser, organization: Organization): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  if (!rolesByKind[organization.kind].includes(input.role)) {
-    problems.push({ field: 'role', message: `must be one of ${rolesByKind[organization.kind].join(', ')} in a ${organization.kind}` });
+  if (!staffRolesOf[organization.kind].includes(input.role)) {
+    problems.push({ field: 'role', message: `must be one of ${staffRolesOf[organization.kind].join(', ')} in a ${organization.kind}` });
   }
-  if (input.role === 'physician') {
-    if (!input.npi) problems.push({ field: 'npi', message: 'is required for a physician' });
-    else if (!isValidNpi(input.npi)) problems.push({ field: 'npi', message: 'fails the NPI check digit (Luhn)' });
-  } else if (input.npi !== undefined) {
-    problems.push({ field: 'npi', message: 'is only taken for a physician' });
-  }
+  const npi = npiProblem(input.npi, 'a physician', input.role === 'physician');
+  if (npi) problems.push(npi);
   const therapistFields = ['license', 'techniques', 'certifications', 'acceptingReferrals', 'serviceRadiusKm'] as const;
   if (input.role === 'therapist') {
     for (const field of ['license', 'techniques', 'serviceRadiusKm'] as const) {
@@ -48,7 +39,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const usersRepository = new UsersRepository(app.db);
 
 
-  app.post('/v1/organizations/:id/users', {
+  app.post('/organizations/:id/users', {
     config: { policy: { roles: organizationAdmins }, auditAction: 'user.create', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
@@ -63,9 +54,9 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const organization = await managedOrganization(organizationsRepository, request.principal!, request.params.id);
     const problems = creationProblems(input, organization);
     if (problems.length > 0) throw validationFailed(problems);
-    const passwordHash = await hashSecret(input.password);
+    const passwordHash = await app.passwords.hash(input.password);
 
-    const user = await app.auditLog.change(
+    const user = await app.unitOfWork.change(
       auditContextOf(request),
       async (tx) => {
         if (await usersRepository.emailTaken({ email: input.email }, tx)) {
@@ -97,10 +88,10 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
       (created) => ({ action: 'user.create', httpStatus: 201, resourceType: 'user', resourceId: created.id }),
     );
-    return reply.code(201).header('location', `/v1/organizations/${organization.id}/users/${user.id}`).send(user);
+    return reply.code(201).header('location', `${apiPrefix}/organizations/${organization.id}/users/${user.id}`).send(user);
   });
 
-  app.get('/v1/organizations/:id/users', {
+  app.get('/organizations/:id/users', {
     config: { policy: { roles: everyone }, auditAction: 'user.list', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
@@ -122,7 +113,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (row) => [row.cursorTime, row.user.id], (row) => row.user);
   });
 
-  app.get('/v1/organizations/:id/users/:userId', {
+  app.get('/organizations/:id/users/:userId', {
     config: { policy: { roles: everyone }, auditAction: 'user.read', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
@@ -139,7 +130,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return user;
   });
 
-  app.patch('/v1/organizations/:id/users/:userId', {
+  app.patch('/organizations/:id/users/:userId', {
     config: { policy: { roles: organizationAdmins }, auditAction: 'user.update', auditResource: { type: 'organization', param: 'id' } },
     schema: {
       tags: ['network'],
@@ -186,7 +177,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }),
       ...(input.licenseVerified !== undefined && { licenseVerifiedAt: input.licenseVerified ? new Date() : null }),
     };
-    return app.auditLog.change(
+    return app.unitOfWork.change(
       auditContextOf(request),
       async (tx) => {
         await usersRepository.update({ userId, changes: { name: input.name, active: input.active, therapist } }, tx);

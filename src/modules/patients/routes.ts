@@ -1,5 +1,6 @@
 // /v1/patients: patients belong to the physician office that registered them; every read is audited.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { todayUtc } from '../../lib/dates.js';
 import { notFound, validationFailed } from '../../lib/errors.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
@@ -7,11 +8,12 @@ import { auditContextOf } from '../audit/audit-log.js';
 import { officeRoles } from '../auth/policy.js';
 import { PatientsRepository, toPatient } from './patients-repository.js';
 import { CreatePatient, Patient, PatientListQuery } from './schemas.js';
+import { apiPrefix } from '../../lib/api-prefix.js';
 
 const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const patientsRepository = new PatientsRepository(app.db);
 
-  app.post('/v1/patients', {
+  app.post('/patients', {
     config: { policy: { roles: officeRoles, clientScope: 'patients:write' }, auditAction: 'patient.create' },
     schema: {
       tags: ['patients'],
@@ -22,18 +24,18 @@ const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const principal = request.principal!;
-    if (request.body.birthDate > new Date().toISOString().slice(0, 10)) {
+    if (request.body.birthDate > todayUtc()) {
       throw validationFailed([{ field: 'birthDate', message: 'must not be in the future' }]);
     }
-    const patient = await app.auditLog.change(
+    const patient = await app.unitOfWork.change(
       auditContextOf(request),
       (tx) => patientsRepository.create({ organizationId: principal.organizationId!, createdBy: principal.id, input: request.body }, tx),
       (created) => ({ action: 'patient.create', httpStatus: 201, resourceType: 'patient', resourceId: created.id, patientId: created.id }),
     );
-    return reply.code(201).header('location', `/v1/patients/${patient.id}`).send(patient);
+    return reply.code(201).header('location', `${apiPrefix}/patients/${patient.id}`).send(patient);
   });
 
-  app.get('/v1/patients', {
+  app.get('/patients', {
     config: { policy: { roles: officeRoles, clientScope: 'patients:read' }, auditAction: 'patient.list' },
     schema: {
       tags: ['patients'],
@@ -68,7 +70,7 @@ const patientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return page;
   });
 
-  app.get('/v1/patients/:id', {
+  app.get('/patients/:id', {
     config: {
       policy: { roles: officeRoles, clientScope: 'patients:read' },
       auditAction: 'patient.read',

@@ -1,6 +1,7 @@
 // Patient shapes: the minimum necessary to identify a patient across office, therapist and EHR.
 import { Type, type Static } from 'typebox';
 import { Email, IsoDate, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
+import { enumOf, sexes } from '../../lib/vocabulary.js';
 
 export const Identifier = Type.Object(
   {
@@ -15,7 +16,7 @@ export const CreatePatient = Type.Object(
     givenName: Type.String({ minLength: 1, maxLength: 100 }),
     familyName: Type.String({ minLength: 1, maxLength: 100 }),
     birthDate: IsoDate,
-    sex: Type.Enum(['female', 'male', 'other', 'unknown']),
+    sex: enumOf(sexes),
     phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9 ()\\-.]{7,20}$' })),
     email: Type.Optional(Email),
     identifiers: Type.Optional(Type.Array(Identifier, { maxItems: 10 })),
@@ -41,7 +42,7 @@ export const Patient = Type.Object({
   givenName: Type.String(),
   familyName: Type.String(),
   birthDate: IsoDate,
-  sex: Type.Enum(['female', 'male', 'other', 'unknown']),
+  sex: enumOf(sexes),
   phone: Type.Union([Type.String(), Type.Null()]),
   email: Type.Union([Type.String(), Type.Null()]),
   identifiers: Type.Array(Identifier),

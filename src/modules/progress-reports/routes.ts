@@ -5,17 +5,19 @@ import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
-import { toProgressReport } from './progress-reports-repository.js';
+import { ProgressReportsRepository, toProgressReport } from './progress-reports-repository.js';
 import { Addendum, CreateAddendum, CreateProgressReport, ProgressReport, ProgressReportListQuery, ReportParams } from './schemas.js';
 import { VisitNotes } from './visit-notes.js';
+import { apiPrefix } from '../../lib/api-prefix.js';
 
 const referralResource = { type: 'referral', param: 'id' };
 
 const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const visitNotes = new VisitNotes(app.db, app.auditLog);
+  const reports = new ProgressReportsRepository(app.db);
+  const visitNotes = new VisitNotes(reports, app.referrals, app.unitOfWork);
 
 
-  app.post('/v1/referrals/:id/progress-reports', {
+  app.post('/referrals/:id/progress-reports', {
     config: { policy: { roles: everyone }, auditAction: 'progress_report.create', auditResource: referralResource },
     schema: {
       tags: ['visit notes'],
@@ -28,10 +30,10 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const report = await visitNotes.post(auditContextOf(request), request.principal!, request.params.id, request.body);
-    return reply.code(201).header('location', `/v1/referrals/${report.referralId}/progress-reports/${report.id}`).send(report);
+    return reply.code(201).header('location', `${apiPrefix}/referrals/${report.referralId}/progress-reports/${report.id}`).send(report);
   });
 
-  app.get('/v1/referrals/:id/progress-reports', {
+  app.get('/referrals/:id/progress-reports', {
     config: { policy: { roles: everyone, clientScope: 'referrals:read' }, auditAction: 'progress_report.list', auditResource: referralResource },
     schema: {
       tags: ['visit notes'],
@@ -42,9 +44,9 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Page(ProgressReport) },
     },
   }, async (request) => {
-    const referral = await app.referralWorkflow.readParticipating(request.principal!, request.params.id);
+    const referral = await app.referrals.readParticipating(request.principal!, request.params.id);
     const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
-    const rows = await visitNotes.reports.list({ referralId: referral.id, afterVisit: after?.[0], limit: request.query.limit });
+    const rows = await reports.list({ referralId: referral.id, afterVisit: after?.[0], limit: request.query.limit });
     await app.auditLog.recordMany(
       auditContextOf(request),
       rows.slice(0, request.query.limit).map(({ row }) => ({
@@ -59,7 +61,7 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, request.query.limit, ({ row }) => [row.visitNumber], ({ row, addenda }) => toProgressReport(row, addenda));
   });
 
-  app.post('/v1/referrals/:id/progress-reports/:reportId/addenda', {
+  app.post('/referrals/:id/progress-reports/:reportId/addenda', {
     config: { policy: { roles: everyone }, auditAction: 'progress_report.addendum', auditResource: referralResource },
     schema: {
       tags: ['visit notes'],
@@ -71,16 +73,15 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const principal = request.principal!;
-    const referral = await app.referralWorkflow.readParticipating(principal, request.params.id);
-    const report = await visitNotes.reports.find({ referralId: referral.id, reportId: request.params.reportId });
+    const referral = await app.referrals.readParticipating(principal, request.params.id);
+    const report = await reports.find({ referralId: referral.id, reportId: request.params.reportId });
     if (!report || report.authorId !== principal.id) {
       throw notFound('progress_report', request.params.reportId, 'Progress report', referral.patientId);
     }
-    const addendum = await app.auditLog.change(
-      auditContextOf(request),
-      (tx) => visitNotes.reports.addAddendum({ reportId: report.id, authorId: principal.id, text: request.body.text }, tx),
-      () => ({ action: 'progress_report.addendum', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId }),
-    );
+    const addendum = await app.unitOfWork.run(auditContextOf(request), (unit) => {
+      unit.audit({ action: 'progress_report.addendum', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId });
+      return reports.addAddendum({ reportId: report.id, authorId: principal.id, text: request.body.text }, unit.tx);
+    });
     return reply.code(201).send(addendum);
   });
 };

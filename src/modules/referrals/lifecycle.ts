@@ -1,12 +1,11 @@
 // The referral state machine of SPEC §3: which move is legal from which status, decided in one place.
-import type { ReferralStatus } from '../../db/schema.js';
+import { expirableStatuses, type ReferralStatus } from '../../lib/vocabulary.js';
 import { conflict } from '../../lib/errors.js';
 
 export type ReferralMove = 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend' | 'start' | 'complete' | 'expire';
 
 /** Open: the referral can still be treated or changed. */
 export const openStatuses: readonly ReferralStatus[] = ['draft', 'sent', 'accepted', 'declined', 'in_progress'];
-export const expirableStatuses: readonly ReferralStatus[] = ['sent', 'accepted', 'in_progress'];
 
 const moves: Record<ReferralMove, { from: readonly ReferralStatus[]; to?: ReferralStatus }> = {
   send: { from: ['draft'], to: 'sent' },

@@ -2,26 +2,25 @@
 // state machine under the row lock, then writes the change, its history and its audit event in
 // one transaction.
 import type { Database, Executor } from '../../db/database.js';
-import type { ReferralStatus } from '../../db/schema.js';
+import type { DomainEventType } from '../../lib/domain-events.js';
+import type { UnitsOfWork } from '../../lib/unit-of-work.js';
+import type { ReferralStatus } from '../../lib/vocabulary.js';
+import { addDays, todayUtc } from '../../lib/dates.js';
 import { assertIfMatch } from '../../lib/etag.js';
 import { conflict, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
-import type { AuditContext, AuditLog } from '../audit/audit-log.js';
-import type { Principal } from '../auth/policy.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { clientActingRole, type OrganizationKind, type Principal } from '../auth/policy.js';
 import { PatientsRepository } from '../patients/patients-repository.js';
 import { sideOf, type ReferralSide } from './access.js';
 import { assertMoveAllowed, targetStatus, type ReferralMove } from './lifecycle.js';
-import { ReferralsRepository, toReferral, type EventActor, type ReferralRow } from './referrals-repository.js';
+import { actorOf } from './actors.js';
+import { Visits } from './visits.js';
+import { ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, RerouteReferral } from './schemas.js';
 import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
-import { WebhookOutbox } from '../webhooks/outbox.js';
-import type { WebhookEventType } from '../../db/schema.js';
 
-const dayMs = 86_400_000;
-const todayUtc = () => new Date().toISOString().slice(0, 10);
-const addDays = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
-
-/** The partner event each move announces (a declined share of an open offer announces nothing). */
-const eventOfMove: Partial<Record<ReferralMove, WebhookEventType>> = {
+/** The domain event each move announces (a declined share of an open offer announces nothing). */
+const eventOfMove: Partial<Record<ReferralMove, DomainEventType>> = {
   send: 'referral.sent',
   accept: 'referral.accepted',
   decline: 'referral.declined',
@@ -33,9 +32,6 @@ const eventOfMove: Partial<Record<ReferralMove, WebhookEventType>> = {
 
 const movesNeedingTime: ReadonlySet<ReferralMove> = new Set(['send', 'accept', 'reroute']);
 
-export function actorOf(principal: Principal): EventActor {
-  return { type: principal.kind, id: principal.id, organizationId: principal.organizationId };
-}
 
 export interface MoveRequest {
   context: AuditContext;
@@ -47,14 +43,16 @@ export interface MoveRequest {
 export class ReferralWorkflow {
   readonly referrals: ReferralsRepository;
   private readonly patients: PatientsRepository;
-  readonly outbox = new WebhookOutbox();
+  /** Visits recorded against referrals (visit notes), which move them through their lifecycle. */
+  readonly visits: Visits;
 
   constructor(
-    private readonly db: Database,
-    private readonly auditLog: AuditLog,
+    db: Database,
+    private readonly units: UnitsOfWork,
   ) {
     this.referrals = new ReferralsRepository(db);
     this.patients = new PatientsRepository(db);
+    this.visits = new Visits(this.referrals);
   }
 
   async create(context: AuditContext, principal: Principal, input: CreateReferral): Promise<Referral> {
@@ -87,7 +85,8 @@ export class ReferralWorkflow {
     const target = await resolveTarget(this.referrals, input, input.techniques);
     const visitsAuthorized = input.visitsAuthorized ?? Math.min(input.frequencyPerWeek * input.durationWeeks, 100);
 
-    return this.db.transaction(async (tx) => {
+    return this.units.run(context, async (unit) => {
+      const { tx } = unit;
       const registered = input.patient ? await this.patients.create({ organizationId: officeId, createdBy: principal.id, input: input.patient }, tx) : undefined;
       const patientId = registered?.id ?? input.patientId!;
       const status: ReferralStatus = input.send ? 'sent' : 'draft';
@@ -120,23 +119,17 @@ export class ReferralWorkflow {
       if (input.send && target.networkOffer) {
         await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, target.networkOffer, tx), tx);
       }
+      if (input.send) unit.emit({ type: 'referral.sent', referral: row });
+      if (input.patient) unit.audit({ action: 'patient.create', httpStatus: 201, resourceType: 'patient', resourceId: patientId, patientId });
+      unit.audit({ action: 'referral.create', httpStatus: 201, resourceType: 'referral', resourceId: row.id, patientId });
       const actor = actorOf(principal);
       // Independent statements, sent together: postgres.js pipelines them on the transaction's
-      // connection, one round trip instead of four.
-      const [, , , patient] = await Promise.all([
+      // connection (with the event's, which started above), one round trip instead of several.
+      const [, patient] = await Promise.all([
         this.referrals.appendEvents(
           [
             { referralId: row.id, action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor },
             ...(input.send ? [{ referralId: row.id, action: 'send' as const, fromStatus: 'draft' as const, toStatus: 'sent' as const, version: 1, actor }] : []),
-          ],
-          tx,
-        ),
-        input.send ? this.outbox.publish({ type: 'referral.sent', referral: row }, tx) : undefined,
-        this.auditLog.recordMany(
-          context,
-          [
-            ...(input.patient ? [{ action: 'patient.create', outcome: 'success' as const, httpStatus: 201, resourceType: 'patient', resourceId: patientId, patientId }] : []),
-            { action: 'referral.create', outcome: 'success', httpStatus: 201, resourceType: 'referral', resourceId: row.id, patientId },
           ],
           tx,
         ),
@@ -158,6 +151,31 @@ export class ReferralWorkflow {
     const found = await this.referrals.findFor({ principal, id: referralId, participating: true });
     if (!found) throw await this.notFound(referralId);
     return found.referral;
+  }
+
+  /**
+   * For a change another module makes on a referral (a message): the referral locked in that
+   * change's transaction, if the caller takes part in its care. The lock is the one every change
+   * of the referral takes, so changes of one referral are written in one order.
+   */
+  async lockParticipating(principal: Principal, referralId: string, tx: Executor): Promise<ReferralRow | undefined> {
+    return (await this.referrals.findFor({ principal, id: referralId, lock: true, participating: true }, tx))?.referral;
+  }
+
+  /**
+   * Whether an organization as a whole (its API clients, its webhook endpoints) may still see the
+   * referral: the rule of SPEC §6 for an organization-wide caller, checked when a delivery is made.
+   */
+  async organizationTakesPart(organization: { id: string; kind: OrganizationKind }, referralId: string): Promise<boolean> {
+    const principal: Principal = {
+      kind: 'api_client',
+      id: organization.id,
+      organizationId: organization.id,
+      organizationKind: organization.kind,
+      role: clientActingRole(organization.kind),
+      scopes: [],
+    };
+    return (await this.referrals.findFor({ principal, id: referralId })) !== undefined;
   }
 
   /** The outsider's 404; the audit record of the attempt names the patient, if the referral exists. */
@@ -276,7 +294,8 @@ export class ReferralWorkflow {
   ): Promise<Referral> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
     if (!visible || sideOf(principal) !== side) throw await this.notFound(referralId);
-    return this.db.transaction(async (tx) => {
+    return this.units.run(context, async (unit) => {
+      const { tx } = unit;
       // Concurrent moves of one referral queue on this lock; each then sees the winner's result.
       const { referral: current, patient } = await this.referrals.lock(referralId, tx);
       assertIfMatch(ifMatch, current.version);
@@ -303,12 +322,8 @@ export class ReferralWorkflow {
         tx,
       );
       const eventType = eventOfMove[move];
-      if (eventType && !decision.action) await this.outbox.publish({ type: eventType, referral: updated }, tx);
-      await this.auditLog.record(
-        context,
-        { action: `referral.${move}`, outcome: 'success', httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId },
-        tx,
-      );
+      if (eventType && !decision.action) unit.emit({ type: eventType, referral: updated });
+      unit.audit({ action: `referral.${move}`, httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId });
       // Shown as the caller now may see it: a decline before acceptance stays limited, an accept is the caller's to read in full.
       return toReferral(updated, patient, principal);
     });
@@ -318,7 +333,8 @@ export class ReferralWorkflow {
   async expireDue(context: AuditContext, batchSize = 100): Promise<number> {
     let expired = 0;
     for (;;) {
-      const count = await this.db.transaction(async (tx) => {
+      const count = await this.units.run(context, async (unit) => {
+        const { tx } = unit;
         const due = await this.referrals.lockExpired(batchSize, tx);
         for (const row of due) {
           const updated = await this.referrals.update(row.id, { status: targetStatus('expire', row.status) }, tx);
@@ -326,13 +342,9 @@ export class ReferralWorkflow {
             { referralId: row.id, action: 'expire', fromStatus: row.status, toStatus: 'expired', version: updated.version, actor: { type: 'system', id: null, organizationId: null }, reason: `expiresOn ${row.expiresOn} passed` },
             tx,
           );
-          await this.outbox.publish({ type: 'referral.expired', referral: updated }, tx);
+          unit.emit({ type: 'referral.expired', referral: updated });
+          unit.audit({ action: 'referral.expire', resourceType: 'referral', resourceId: row.id, patientId: row.patientId });
         }
-        await this.auditLog.recordMany(
-          context,
-          due.map((row) => ({ action: 'referral.expire', outcome: 'success' as const, resourceType: 'referral', resourceId: row.id, patientId: row.patientId })),
-          tx,
-        );
         return due.length;
       });
       expired += count;

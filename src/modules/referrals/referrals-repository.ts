@@ -9,8 +9,9 @@ import {
   referrals,
   therapistProfiles,
   users,
-  type ReferralStatus,
 } from '../../db/schema.js';
+import { isoDay } from '../../lib/dates.js';
+import { expirableStatuses, type ReferralStatus } from '../../lib/vocabulary.js';
 import type { Principal } from '../auth/policy.js';
 import { distanceKm } from '../network/directory-repository.js';
 import { openOfferFor, participatingIn, sideOf, visibleParts, visibleTo } from './access.js';
@@ -44,7 +45,7 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
     version: row.version,
     organizationId: row.organizationId,
     patientId: identified ? row.patientId : null,
-    patient: identified ? patient : limitedPatient(patient, now.toISOString().slice(0, 10)),
+    patient: identified ? patient : limitedPatient(patient, isoDay(now)),
     prescriberId: row.prescriberId,
     diagnoses: row.diagnoses,
     reason: row.reason,
@@ -374,7 +375,7 @@ export class ReferralsRepository {
       .from(referrals)
       .where(
         and(
-          inArray(referrals.status, ['sent', 'accepted', 'in_progress']),
+          inArray(referrals.status, [...expirableStatuses]),
           sql`${referrals.expiresOn} < (now() at time zone 'utc')::date`,
         ),
       )

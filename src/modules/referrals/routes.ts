@@ -2,7 +2,7 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { ReferralStatus } from '../../db/schema.js';
+import type { ReferralStatus } from '../../lib/vocabulary.js';
 import { etagOf } from '../../lib/etag.js';
 import { decodeCursor, encodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page, PageQuery } from '../../lib/schemas.js';
@@ -23,6 +23,7 @@ import {
   ReferralPage,
   RerouteReferral,
 } from './schemas.js';
+import { apiPrefix } from '../../lib/api-prefix.js';
 
 const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
 const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
@@ -35,7 +36,7 @@ function sendReferral(reply: FastifyReply, referral: Referral, status = 200) {
 }
 
 const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const workflow = app.referralWorkflow;
+  const workflow = app.referrals;
 
   const moveRequest = (request: { principal?: unknown; id: string; headers: { 'if-match'?: string | undefined }; params: { id: string } } & Parameters<typeof auditContextOf>[0]): MoveRequest => ({
     context: auditContextOf(request),
@@ -44,7 +45,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
     ifMatch: request.headers['if-match'],
   });
 
-  app.post('/v1/referrals', {
+  app.post('/referrals', {
     config: { policy: { roles: officeRoles, clientScope: 'referrals:write' }, auditAction: 'referral.create' },
     schema: {
       tags: ['referrals'],
@@ -56,11 +57,11 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const referral = await workflow.create(auditContextOf(request), request.principal!, request.body);
-    reply.header('location', `/v1/referrals/${referral.id}`);
+    reply.header('location', `${apiPrefix}/referrals/${referral.id}`);
     return sendReferral(reply, referral, 201);
   });
 
-  app.get('/v1/referrals', {
+  app.get('/referrals', {
     config: { policy: readPolicy, auditAction: 'referral.list' },
     schema: {
       tags: ['referrals'],
@@ -103,7 +104,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return { ...page, syncCursor: lastShown ? encodeCursor([lastShown.syncKey, lastShown.referral.id]) : (cursor ?? noSyncYet) };
   });
 
-  app.get('/v1/referrals/:id', {
+  app.get('/referrals/:id', {
     config: { policy: readPolicy, auditAction: 'referral.read', auditResource: referralResource },
     schema: {
       tags: ['referrals'],
@@ -125,7 +126,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return sendReferral(reply, toReferral(referral, patient, request.principal!));
   });
 
-  app.patch('/v1/referrals/:id', {
+  app.patch('/referrals/:id', {
     config: { policy: writePolicy, auditAction: 'referral.amend', auditResource: referralResource },
     schema: {
       tags: ['referrals'],
@@ -148,7 +149,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   for (const { move, summary, operationId, ...rest } of moves) {
     const body = 'body' in rest ? rest.body : undefined;
-    app.post(`/v1/referrals/:id/${move}`, {
+    app.post(`/referrals/:id/${move}`, {
       config: { policy: writePolicy, auditAction: `referral.${move}`, auditResource: referralResource },
       schema: {
         tags: ['referrals'],
@@ -180,7 +181,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
     });
   }
 
-  app.get('/v1/referrals/:id/history', {
+  app.get('/referrals/:id/history', {
     config: { policy: readPolicy, auditAction: 'referral.history', auditResource: referralResource },
     schema: {
       tags: ['referrals'],

@@ -2,12 +2,11 @@
 import { Type, type Static } from 'typebox';
 import { bodyRegions, techniques } from '../../lib/catalog.js';
 import { IsoDate, Location, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
-import { referralStatuses } from '../../db/schema.js';
+import { enumOf, referralActorTypes, referralPriorities, referralStatuses, ReferralStatus } from '../../lib/vocabulary.js';
 import { CreatePatient } from '../patients/schemas.js';
 
 export const TechniqueCode = Type.Enum([...techniques]);
 export const BodyRegionCode = Type.Enum([...bodyRegions]);
-export const ReferralStatus = Type.Enum([...referralStatuses]);
 export const CptCode = Type.String({ pattern: '^\\d{5}$', description: 'CPT code, 5 digits (e.g. 97124 massage, 97140 manual therapy)' });
 
 // ICD-10-CM: a letter (not U), a digit, a digit or letter, then optionally a dot and 1–4 more.
@@ -23,6 +22,7 @@ export const Diagnosis = Type.Object(
   },
   { additionalProperties: false },
 );
+export type Diagnosis = Static<typeof Diagnosis>;
 
 export const Insurance = Type.Object(
   {
@@ -34,6 +34,7 @@ export const Insurance = Type.Object(
   },
   { additionalProperties: false },
 );
+export type Insurance = Static<typeof Insurance>;
 
 export const NetworkTarget = Type.Object(
   {
@@ -46,6 +47,10 @@ export const NetworkTarget = Type.Object(
   { additionalProperties: false, description: 'An open offer to every matching therapist who accepts referrals; the first to accept wins' },
 );
 export type NetworkTarget = Static<typeof NetworkTarget>;
+
+/** A network target as kept and shown once sent: the techniques resolved. */
+export const NetworkOffer = Type.Object({ techniques: Type.Array(TechniqueCode), near: Location, radiusKm: Type.Number() });
+export type NetworkOffer = Static<typeof NetworkOffer>;
 
 /** Exactly one of these names who the referral goes to (checked by the server, which names the fields). */
 const TargetFields = {
@@ -100,7 +105,7 @@ export const CreateReferral = Type.Object(
     visitsAuthorized: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Default frequencyPerWeek × durationWeeks (at most 100)' })),
     startDate: Type.Optional({ ...IsoDate, description: 'Default today' }),
     expiresOn: Type.Optional({ ...IsoDate, description: 'After startDate, not in the past; default startDate + 90 days' }),
-    priority: Type.Optional(Type.Enum(['routine', 'urgent'], { default: 'routine' })),
+    priority: Type.Optional(enumOf(referralPriorities, { default: 'routine' })),
     insurance: Type.Optional(Insurance),
     ...TargetFields,
     send: Type.Optional(Type.Boolean({ default: false, description: 'Send at once; otherwise the referral is a draft' })),
@@ -144,11 +149,12 @@ export type LimitedPatient = Static<typeof LimitedPatient>;
 export const LimitedInsurance = Type.Object({ payer: Type.String() }, { description: 'The insurance before acceptance: the payer only' });
 export type LimitedInsurance = Static<typeof LimitedInsurance>;
 
-const PainScores = Type.Object({
+export const PainScores = Type.Object({
   visitNumber: Type.Integer(),
   before: Type.Integer({ minimum: 0, maximum: 10 }),
   after: Type.Integer({ minimum: 0, maximum: 10 }),
 });
+export type PainScores = Static<typeof PainScores>;
 
 export const OutcomeScore = Type.Object({
   instrument: Type.String(),
@@ -156,6 +162,7 @@ export const OutcomeScore = Type.Object({
   score: Type.Number(),
   visitNumber: Type.Integer(),
 });
+export type OutcomeScore = Static<typeof OutcomeScore>;
 
 export const ProgressSummary = Type.Object(
   {
@@ -228,15 +235,12 @@ export const Referral = Type.Object(
     visitsAuthorized: Type.Integer(),
     startDate: IsoDate,
     expiresOn: IsoDate,
-    priority: Type.Enum(['routine', 'urgent']),
+    priority: enumOf(referralPriorities),
     // The full form first: the serializer takes the first branch that fits, and the limited one would fit it too.
     insurance: Type.Union([Insurance, LimitedInsurance, Type.Null()]),
     therapistId: Type.Union([Uuid, Type.Null()]),
     practiceId: Type.Union([Uuid, Type.Null()]),
-    network: Type.Union([
-      Type.Object({ techniques: Type.Array(TechniqueCode), near: Location, radiusKm: Type.Number() }),
-      Type.Null(),
-    ]),
+    network: Type.Union([NetworkOffer, Type.Null()]),
     acceptedBy: Type.Union([Type.Object({ therapistId: Uuid, practiceId: Uuid, at: Timestamp }), Type.Null()]),
     progress: ProgressSummary,
     createdAt: Timestamp,
@@ -320,7 +324,7 @@ export const ReferralEvent = Type.Object({
   toStatus: ReferralStatus,
   version: Type.Integer(),
   actor: Type.Object({
-    type: Type.Enum(['user', 'api_client', 'system']),
+    type: enumOf(referralActorTypes),
     id: Type.Union([Uuid, Type.Null()]),
     organizationId: Type.Union([Uuid, Type.Null()]),
   }),

@@ -1,9 +1,10 @@
 // Who a referral goes to: exactly one of a therapist, a practice or an open network offer (SPEC §3).
 import type { Executor } from '../../db/database.js';
-import type { NetworkOffer } from '../../db/schema.js';
+import { todayUtc } from '../../lib/dates.js';
+import type { ReferralTargetKind } from '../../lib/vocabulary.js';
 import { conflict, validationFailed, type FieldProblem } from '../../lib/errors.js';
 import type { ReferralsRepository } from './referrals-repository.js';
-import type { NetworkTarget } from './schemas.js';
+import type { NetworkOffer, NetworkTarget } from './schemas.js';
 
 export interface TargetInput {
   therapistId?: string | undefined;
@@ -12,13 +13,11 @@ export interface TargetInput {
 }
 
 export interface ResolvedTarget {
-  targetKind: 'therapist' | 'practice' | 'network';
+  targetKind: ReferralTargetKind;
   targetTherapistId: string | null;
   targetPracticeId: string | null;
   networkOffer: NetworkOffer | null;
 }
-
-const today = () => new Date().toISOString().slice(0, 10);
 
 /** Problems with the target fields of a body, before any lookup. */
 export function targetShapeProblems(input: TargetInput): FieldProblem[] {
@@ -32,7 +31,7 @@ export function targetShapeProblems(input: TargetInput): FieldProblem[] {
 export async function resolveTarget(
   repository: ReferralsRepository,
   input: TargetInput,
-  referralTechniques: string[],
+  referralTechniques: NetworkOffer['techniques'],
   executor?: Executor,
 ): Promise<ResolvedTarget> {
   const shape = targetShapeProblems(input);
@@ -41,7 +40,7 @@ export async function resolveTarget(
     const therapist = await repository.findTherapist(input.therapistId, executor);
     if (!therapist) throw validationFailed([{ field: 'therapistId', message: 'is not an active therapist of the network' }]);
     if (!therapist.acceptingReferrals) throw validationFailed([{ field: 'therapistId', message: 'this therapist is not accepting referrals' }]);
-    if (therapist.licenseExpiresOn < today()) throw validationFailed([{ field: 'therapistId', message: "this therapist's license has expired" }]);
+    if (therapist.licenseExpiresOn < todayUtc()) throw validationFailed([{ field: 'therapistId', message: "this therapist's license has expired" }]);
     return { targetKind: 'therapist', targetTherapistId: therapist.id, targetPracticeId: therapist.practiceId, networkOffer: null };
   }
   if (input.practiceId) {

@@ -1,59 +1,13 @@
 // The webhook outbox: an event and its deliveries are written in the transaction of the change
 // that caused them, so a committed change never loses its event and a rolled-back one sends none.
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { rowsOf, type Executor } from '../../db/database.js';
-import { referralOffers, users, webhookDeliveries, webhookEndpoints, webhookEvents, type WebhookEventType } from '../../db/schema.js';
+import { webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
+import type { WebhookEventType } from '../../lib/vocabulary.js';
 
 export const deliveryChannel = 'webhook_deliveries';
 
-export interface ReferralFacts {
-  id: string;
-  status: string;
-  organizationId: string;
-  targetPracticeId: string | null;
-  acceptedPracticeId: string | null;
-  targetKind: string;
-}
-
-export interface OutboxEvent {
-  type: WebhookEventType;
-  referral: ReferralFacts;
-  /** The resource the event is about, when it is not the referral itself. */
-  resource?: { type: 'progress_report' | 'message'; id: string; url: string };
-}
-
 export class WebhookOutbox {
-  /** The organizations taking part in a referral: the office, the practice side, and practices holding an open offer. */
-  private async participants(referral: ReferralFacts, tx: Executor): Promise<string[]> {
-    const organizations = new Set([referral.organizationId]);
-    if (referral.targetPracticeId) organizations.add(referral.targetPracticeId);
-    if (referral.acceptedPracticeId) organizations.add(referral.acceptedPracticeId);
-    if (referral.targetKind === 'network' && referral.status === 'sent') {
-      const offered = await tx
-        .selectDistinct({ practiceId: users.organizationId })
-        .from(referralOffers)
-        .innerJoin(users, eq(users.id, referralOffers.therapistId))
-        .where(and(eq(referralOffers.referralId, referral.id), isNull(referralOffers.declinedAt)));
-      for (const row of offered) if (row.practiceId) organizations.add(row.practiceId);
-    }
-    return [...organizations];
-  }
-
-  /** Thin payloads: names the resource and who takes part, never clinical text. */
-  async publish(event: OutboxEvent, tx: Executor): Promise<void> {
-    const organizations = await this.participants(event.referral, tx);
-    const referralUrl = `/v1/referrals/${event.referral.id}`;
-    const data = {
-      resource: event.resource?.type ?? 'referral',
-      id: event.resource?.id ?? event.referral.id,
-      referralId: event.referral.id,
-      status: event.referral.status,
-      organizations,
-      url: event.resource?.url ?? referralUrl,
-    };
-    await this.insert({ type: event.type, referralId: event.referral.id, data, organizations }, tx);
-  }
-
   /**
    * An event for given organizations' endpoints (or one endpoint, for a ping): the event, its
    * deliveries and the wake-up of the workers in one statement, as it runs inside every change.

@@ -25,6 +25,7 @@ import {
 import { targetUrlProblem } from './target-guard.js';
 import { sealSigningSecret } from './signing-secrets.js';
 import { newSigningSecret, toWebhookDelivery, toWebhookEndpoint, WebhooksRepository } from './webhooks-repository.js';
+import { apiPrefix } from '../../lib/api-prefix.js';
 
 const policy = { roles: organizationAdmins } as const;
 const endpointResource = { type: 'webhook_endpoint', param: 'id' };
@@ -61,13 +62,13 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
   app.visibilityChecks.register('webhook_delivery', managedDelivery);
 
   const audited = <T>(request: Parameters<typeof auditContextOf>[0], action: string, resourceId: string, work: (tx: Executor) => Promise<T>, httpStatus = 200) =>
-    app.auditLog.change(auditContextOf(request), work, () => ({ action, httpStatus, resourceType: 'webhook_endpoint', resourceId }));
+    app.unitOfWork.change(auditContextOf(request), work, () => ({ action, httpStatus, resourceType: 'webhook_endpoint', resourceId }));
 
   // Webhook settings are security settings: reading them is audited too (SPEC §7).
   const recordRead = (request: Parameters<typeof auditContextOf>[0], action: string, resourceId: string) =>
     app.auditLog.record(auditContextOf(request), { action, outcome: 'success', httpStatus: 200, resourceType: 'webhook_endpoint', resourceId });
 
-  app.post('/v1/webhook-endpoints', {
+  app.post('/webhook-endpoints', {
     config: { policy, auditAction: 'webhook_endpoint.create', shownOnce },
     schema: {
       tags: ['webhooks'],
@@ -84,7 +85,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     if (!canManageOrganization(principal, organizationId)) throw notFound('organization', organizationId, 'Organization');
     checkUrl(request.body.url);
     const secret = newSigningSecret();
-    const endpoint = await app.auditLog.change(
+    const endpoint = await app.unitOfWork.change(
       auditContextOf(request),
       (tx) =>
         repository.create(
@@ -102,11 +103,11 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     );
     return reply
       .code(201)
-      .header('location', `/v1/webhook-endpoints/${endpoint.id}`)
+      .header('location', `${apiPrefix}/webhook-endpoints/${endpoint.id}`)
       .send({ ...toWebhookEndpoint(endpoint), secret });
   });
 
-  app.get('/v1/webhook-endpoints', {
+  app.get('/webhook-endpoints', {
     config: { policy, auditAction: 'webhook_endpoint.list' },
     schema: {
       tags: ['webhooks'],
@@ -123,7 +124,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return toPage(rows, request.query.limit, (row) => [row.cursorTime, row.endpoint.id], (row) => toWebhookEndpoint(row.endpoint));
   });
 
-  app.get('/v1/webhook-endpoints/:id', {
+  app.get('/webhook-endpoints/:id', {
     config: { policy, auditAction: 'webhook_endpoint.read', auditResource: endpointResource },
     schema: { tags: ['webhooks'], operationId: 'getWebhookEndpoint', summary: 'Read a receiver and its health', params: IdParams, response: { 200: WebhookEndpoint } },
   }, async (request) => {
@@ -132,7 +133,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return toWebhookEndpoint(endpoint);
   });
 
-  app.patch('/v1/webhook-endpoints/:id', {
+  app.patch('/webhook-endpoints/:id', {
     config: { policy, auditAction: 'webhook_endpoint.update', auditResource: endpointResource },
     schema: {
       tags: ['webhooks'],
@@ -155,7 +156,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return toWebhookEndpoint(updated);
   });
 
-  app.delete('/v1/webhook-endpoints/:id', {
+  app.delete('/webhook-endpoints/:id', {
     config: { policy, auditAction: 'webhook_endpoint.delete', auditResource: endpointResource },
     schema: { tags: ['webhooks'], operationId: 'deleteWebhookEndpoint', summary: 'Remove a receiver; nothing more is sent to it', params: IdParams, response: { 204: Type.Null() } },
   }, async (request, reply) => {
@@ -164,7 +165,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return reply.code(204).send(null);
   });
 
-  app.post('/v1/webhook-endpoints/:id/rotate-secret', {
+  app.post('/webhook-endpoints/:id/rotate-secret', {
     config: { policy, auditAction: 'webhook_endpoint.rotate_secret', auditResource: endpointResource, shownOnce },
     schema: {
       tags: ['webhooks'],
@@ -187,7 +188,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return { ...toWebhookEndpoint(updated), secret };
   });
 
-  app.post('/v1/webhook-endpoints/:id/test', {
+  app.post('/webhook-endpoints/:id/test', {
     config: { policy, auditAction: 'webhook_endpoint.test', auditResource: endpointResource },
     schema: {
       tags: ['webhooks'],
@@ -206,7 +207,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
         {
           type: 'ping',
           referralId: null,
-          data: { resource: 'webhook_endpoint', id: endpoint.id, organizations: [endpoint.organizationId], url: `/v1/webhook-endpoints/${endpoint.id}` },
+          data: { resource: 'webhook_endpoint', id: endpoint.id, organizations: [endpoint.organizationId], url: `${apiPrefix}/webhook-endpoints/${endpoint.id}` },
           organizations: [endpoint.organizationId],
           endpointId: endpoint.id,
         },
@@ -216,7 +217,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return reply.code(202).send({ eventId });
   });
 
-  app.get('/v1/webhook-endpoints/:id/deliveries', {
+  app.get('/webhook-endpoints/:id/deliveries', {
     config: { policy, auditAction: 'webhook_delivery.list', auditResource: endpointResource },
     schema: {
       tags: ['webhooks'],
@@ -234,7 +235,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return toPage(rows, request.query.limit, (row) => [row.delivery.seq], toWebhookDelivery);
   });
 
-  app.post('/v1/webhook-deliveries/:id/resend', {
+  app.post('/webhook-deliveries/:id/resend', {
     config: { policy, auditAction: 'webhook_delivery.resend', auditResource: { type: 'webhook_delivery', param: 'id' } },
     schema: {
       tags: ['webhooks'],
@@ -250,7 +251,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     return reply.code(202).send({ queued: deliveryIds.length, deliveryIds });
   });
 
-  app.post('/v1/webhook-endpoints/:id/recover', {
+  app.post('/webhook-endpoints/:id/recover', {
     config: { policy, auditAction: 'webhook_endpoint.recover', auditResource: endpointResource },
     schema: {
       tags: ['webhooks'],

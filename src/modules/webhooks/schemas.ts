@@ -1,10 +1,10 @@
 // Shapes of webhook endpoints, deliveries and their attempts (SPEC §8).
 import { Type, type Static } from 'typebox';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
-import { webhookEventTypes } from '../../db/schema.js';
+import { deliveryStatuses, enumOf, webhookEndpointStatuses, webhookEventTypes } from '../../lib/vocabulary.js';
 
 export const subscribableEventTypes = webhookEventTypes.filter((type) => type !== 'ping');
-const EventType = Type.Enum([...subscribableEventTypes]);
+const EventType = enumOf(subscribableEventTypes);
 
 export const CreateWebhookEndpoint = Type.Object(
   {
@@ -25,7 +25,7 @@ export const UpdateWebhookEndpoint = Type.Object(
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     eventTypes: Type.Optional(Type.Array(EventType, { minItems: 1, uniqueItems: true })),
     description: Type.Optional(Type.String({ maxLength: 500 })),
-    status: Type.Optional(Type.Enum(['active', 'disabled'], { description: 'Set active to re-enable a disabled endpoint' })),
+    status: Type.Optional(enumOf(webhookEndpointStatuses, { description: 'Set active to re-enable a disabled endpoint' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -37,7 +37,7 @@ export const WebhookEndpoint = Type.Object({
   url: Type.String(),
   description: Type.String(),
   eventTypes: Type.Array(EventType),
-  status: Type.Enum(['active', 'disabled']),
+  status: enumOf(webhookEndpointStatuses),
   disabledReason: Type.Union([Type.String(), Type.Null()]),
   failingSince: Type.Union([Timestamp, Type.Null()]),
   lastSuccessAt: Type.Union([Timestamp, Type.Null()]),
@@ -69,15 +69,13 @@ export const WebhookAttempt = Type.Object({
   responseExcerpt: Type.Union([Type.String(), Type.Null()]),
 });
 
-export const deliveryStatuses = ['pending', 'delivering', 'succeeded', 'dead'] as const;
-
 export const WebhookDelivery = Type.Object({
   id: Uuid,
   endpointId: Uuid,
   eventId: Uuid,
   eventType: Type.String(),
   referralId: Type.Union([Uuid, Type.Null()]),
-  status: Type.Enum([...deliveryStatuses]),
+  status: enumOf(deliveryStatuses),
   attempts: Type.Integer(),
   nextAttemptAt: Timestamp,
   lastStatusCode: Type.Union([Type.Integer(), Type.Null()]),
@@ -88,7 +86,7 @@ export const WebhookDelivery = Type.Object({
 export type WebhookDelivery = Static<typeof WebhookDelivery>;
 
 export const DeliveryListQuery = Type.Object(
-  { status: Type.Optional(Type.Enum([...deliveryStatuses])), ...PageQuery },
+  { status: Type.Optional(enumOf(deliveryStatuses)), ...PageQuery },
   { additionalProperties: false },
 );
 

@@ -1,9 +1,12 @@
-// One HTTP POST of a signed webhook: connect through the SSRF guard, give up after the timeout,
-// never follow a redirect, and read at most a bounded part of the answer.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+// POSTs signed webhooks over one undici Agent: connections to a receiver are kept alive and reused
+// across deliveries, every new connection passes the SSRF guard, no redirect is followed, an
+// attempt gives up after the timeout, and at most a bounded part of the answer is read.
 import { isIP, type LookupFunction } from 'node:net';
+import { Agent } from 'undici';
 import { normalizedHost } from './target-guard.js';
+
+/** The most of a receiver's answer that is read and kept: its status is known long before. */
+export const maxResponseBytes = 4096;
 
 export interface SendResult {
   statusCode: number | null;
@@ -13,80 +16,91 @@ export interface SendResult {
   error: string | null;
 }
 
-export interface SendOptions {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-  timeoutMs: number;
-  maxResponseBytes: number;
-  lookup: LookupFunction;
-}
+type SendError = Error & { code?: string | number };
 
 /** How a failed connection or request is logged for the endpoint's owners. */
-function describeError(error: Error & { code?: string }, timeoutMs: number): string {
-  const message = error.name === 'TimeoutError' || error.name === 'AbortError' ? `timed out after ${timeoutMs} ms` : `${error.code ?? error.name}: ${error.message}`;
+function describeError(error: SendError, timeoutMs: number): string {
+  const message = isTimeout(error) ? `timed out after ${timeoutMs} ms` : `${error.code ?? error.name}: ${error.message}`;
   return message.slice(0, 500);
 }
 
+const isTimeout = (error: SendError) => error.name === 'TimeoutError' || error.name === 'AbortError';
+
 /**
  * Asks the lookup about an IP literal, as node:net connects to one without calling `lookup`:
- * every target, name or address, passes the same guard before a connection is made.
+ * every target, name or address, passes the same guard before a connection is made. Asked on
+ * every send, since a kept-alive connection skips the connect-time check.
  */
-function checkLiteral(hostname: string, lookup: LookupFunction): Promise<(Error & { code?: string }) | null> {
+function checkLiteral(hostname: string, lookup: LookupFunction): Promise<SendError | null> {
   const host = normalizedHost(hostname);
   if (!isIP(host)) return Promise.resolve(null);
   return new Promise((resolve) => lookup(host, { all: true }, (error) => resolve(error)));
 }
 
-export async function sendWebhook({ url, headers, body, timeoutMs, maxResponseBytes, lookup }: SendOptions): Promise<SendResult> {
-  const started = performance.now();
-  const target = new URL(url);
-  const refused = await checkLiteral(target.hostname, lookup);
-  if (refused) return { statusCode: null, headers: {}, excerpt: '', error: describeError(refused, timeoutMs), latencyMs: Math.round(performance.now() - started) };
-  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (result: Omit<SendResult, 'latencyMs'>) => {
-      if (settled) return;
-      settled = true;
-      resolve({ ...result, latencyMs: Math.round(performance.now() - started) });
-    };
-    const req = request(
-      target,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'massage-referral-webhooks/1', ...headers },
-        lookup,
-        signal: AbortSignal.timeout(timeoutMs),
-        // A fresh connection per attempt: the guard checks every connect.
-        agent: false,
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const done = () =>
-          finish({
-            statusCode: response.statusCode ?? null,
-            headers: response.headers,
-            excerpt: Buffer.concat(chunks).toString('utf8').slice(0, maxResponseBytes),
-            error: null,
-          });
-        response.on('data', (chunk: Buffer) => {
-          if (size < maxResponseBytes) chunks.push(chunk.subarray(0, maxResponseBytes - size));
-          size += chunk.length;
-          // Enough read: the status is known, and a huge answer must not hold the worker.
-          if (size >= maxResponseBytes) {
-            done();
-            response.destroy();
-          }
-        });
-        response.on('end', done);
-        response.on('error', done);
-      },
-    );
-    req.on('error', (error: Error & { code?: string }) => {
-      finish({ statusCode: null, headers: {}, excerpt: '', error: describeError(error, timeoutMs) });
+export class WebhookSender {
+  private readonly agent: Agent;
+
+  constructor(private readonly options: { lookup: LookupFunction; timeoutMs: number }) {
+    this.agent = new Agent({
+      // The guard resolves (and refuses) every name when a connection is opened; a connection
+      // kept alive stays with the address that was checked, so DNS rebinding cannot move it.
+      connect: { lookup: options.lookup },
+      // The abort signal is the one clock of an attempt. undici's connect timeout comes later, so
+      // it only ends a connect that an aborted attempt left behind: its error would name the
+      // addresses tried, which the endpoint's owners must not see.
+      connectTimeout: options.timeoutMs + 1000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
     });
-    req.end(body);
-  });
+  }
+
+  async send({ url, headers, body }: { url: string; headers: Record<string, string>; body: string }): Promise<SendResult> {
+    const { lookup, timeoutMs } = this.options;
+    const started = performance.now();
+    const finish = (result: Omit<SendResult, 'latencyMs'>): SendResult => ({ ...result, latencyMs: Math.round(performance.now() - started) });
+    const failed = (error: SendError) => finish({ statusCode: null, headers: {}, excerpt: '', error: describeError(error, timeoutMs) });
+    const target = new URL(url);
+    const refused = await checkLiteral(target.hostname, lookup);
+    if (refused) return failed(refused);
+    let response;
+    try {
+      // undici's request follows no redirect: a 3xx is the answer, and counts as a failure.
+      response = await this.agent.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'massage-referral-webhooks/1', ...headers },
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      return failed(error as SendError);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        chunks.push(chunk.subarray(0, maxResponseBytes - size));
+        size += chunk.length;
+        // Enough read: the status is known, and a huge answer must not hold the worker. Leaving
+        // the loop destroys the body, and with it that one connection.
+        if (size >= maxResponseBytes) break;
+      }
+    } catch (error) {
+      // Out of time while the answer was still coming: a timeout like any other. An answer cut
+      // short otherwise still carries its status.
+      if (isTimeout(error as SendError)) return failed(error as SendError);
+    }
+    return finish({
+      statusCode: response.statusCode,
+      headers: response.headers,
+      excerpt: Buffer.concat(chunks).toString('utf8').slice(0, maxResponseBytes),
+      error: null,
+    });
+  }
+
+  /** Waits for the requests in flight, then closes every connection. */
+  close(): Promise<void> {
+    return this.agent.close();
+  }
 }

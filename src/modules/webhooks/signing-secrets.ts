@@ -1,5 +1,6 @@
 // Webhook signing secrets at rest: sealed under the data encryption key (SPEC §8 shows a secret
 // once; the service must still sign with it), opened only to sign a delivery.
+import { Webhook } from 'standardwebhooks';
 import type { SecretBox } from '../../lib/secret-box.js';
 import { sealedKeyId } from '../../lib/secret-box.js';
 import type { WebhooksRepository } from './webhooks-repository.js';
@@ -15,6 +16,24 @@ export const sealSigningSecret = (box: SecretBox, secret: string) => box.seal(se
  */
 export function openSigningSecret(box: SecretBox, stored: string): string {
   return stored.startsWith(plaintextPrefix) ? stored : box.open(stored, purpose);
+}
+
+/**
+ * The Standard Webhooks headers of one delivery. While a rotated-out secret is still valid the
+ * delivery carries its signature too, so a receiver can move to the new secret without a gap.
+ */
+export function signatureHeaders(
+  box: SecretBox,
+  endpoint: { secret: string; previousSecret: string | null; previousSecretExpiresAt: Date | null },
+  { eventId, body, now }: { eventId: string; body: string; now: Date },
+): Record<string, string> {
+  const secrets = [openSigningSecret(box, endpoint.secret)];
+  if (endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt > now) secrets.push(openSigningSecret(box, endpoint.previousSecret));
+  return {
+    'webhook-id': eventId,
+    'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+    'webhook-signature': secrets.map((secret) => new Webhook(secret).sign(eventId, now, body)).join(' '),
+  };
 }
 
 /**

@@ -73,8 +73,8 @@ export class BlockedTargetError extends Error {
 }
 
 /**
- * A lookup for http(s).request that refuses a non-public target: a local or single-label name, an
- * IP literal that is not public, or a name with any non-public address among its answers.
+ * A lookup for the sender's connections that refuses a non-public target: a local or single-label
+ * name, an IP literal that is not public, or a name with any non-public address among its answers.
  * node:net skips `lookup` for IP literals, so the sender calls it itself for those.
  */
 export function guardedLookup(resolver: Resolver, allowPrivateTargets: boolean): LookupFunction {

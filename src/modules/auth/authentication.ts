@@ -2,17 +2,18 @@
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Config } from '../config.js';
-import { apiClients, userRoles, users, type UserRole } from '../db/schema.js';
-import { ForbiddenError, UnauthorizedError } from '../lib/errors.js';
-import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from '../modules/auth/policy.js';
-import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
+import type { Config } from '../../config.js';
+import { accessDenied, UnauthorizedError } from '../../lib/errors.js';
+import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from './policy.js';
+import { auditTargetOf } from '../audit/audit-log.js';
+import { isApiRoute } from '../../lib/api-prefix.js';
 import { resolveJwtSecret } from './jwt-secret.js';
+import { PrincipalsRepository } from './principals-repository.js';
+import { canonicalUuidPattern as uuid, organizationKinds, userRoles, type PrincipalKind, type UserRole } from '../../lib/vocabulary.js';
 
 export interface AccessTokenClaims {
   sub: string;
-  typ: 'user' | 'api_client';
+  typ: PrincipalKind;
   org: string | null;
   org_kind: OrganizationKind | null;
   role: UserRole;
@@ -50,8 +51,6 @@ declare module '@fastify/jwt' {
 const maxTokenLength = 4096;
 // Clocks of the machines that issue and check tokens may differ by this much.
 const clockSkewSeconds = 60;
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const organizationKinds: ReadonlySet<unknown> = new Set(['physician_office', 'therapy_practice']);
 
 /**
  * Claims shaped as we issue them. The signature says the token is ours, but a token signed with a
@@ -64,7 +63,7 @@ function wellFormed(claims: AccessTokenClaims & { iat?: unknown }): boolean {
     uuid.test(claims.sub) &&
     (claims.typ === 'user' || claims.typ === 'api_client') &&
     (claims.org === null || (typeof claims.org === 'string' && uuid.test(claims.org))) &&
-    (claims.org_kind === null || organizationKinds.has(claims.org_kind)) &&
+    (claims.org_kind === null || (organizationKinds as readonly unknown[]).includes(claims.org_kind)) &&
     (userRoles as readonly unknown[]).includes(claims.role) &&
     typeof claims.scope === 'string' &&
     typeof claims.iat === 'number' &&
@@ -82,11 +81,12 @@ export default fp(
       // allowedIss/allowedAud only judge claims that are present: they must be required too.
       verify: { algorithms: ['HS256'], allowedIss: jwt.issuer, allowedAud: jwt.audience, requiredClaims: ['exp', 'sub', 'iat', 'iss', 'aud'] },
     });
+    const principals = new PrincipalsRepository(app.db);
     app.decorateRequest('principal', undefined);
     app.decorateRequest('authenticationFailure', undefined);
 
     app.addHook('onRoute', (route) => {
-      if (!route.url.startsWith('/v1')) return;
+      if (!isApiRoute(route.url)) return;
       const policy = route.config?.policy;
       if (!policy) throw new Error(`Route ${route.method} ${route.url} declares no access policy`);
       if (policy !== 'public') {
@@ -112,17 +112,13 @@ export default fp(
         reply.header('www-authenticate', failure.challenge);
         throw new UnauthorizedError(failure.detail);
       }
+      // Audited against the route's record by modules/audit/refusal-audit.ts before the answer leaves.
       if (!isAllowed(policy, request.principal!)) {
-        await app.auditLog.recordDenial(auditContextOf(request), {
-          action: request.routeOptions.config.auditAction ?? 'access.denied',
-          outcome: 'denied',
-          httpStatus: 403,
-          ...auditTargetOf(request),
-        });
-        throw new ForbiddenError(
+        throw accessDenied(
           request.principal!.kind === 'api_client'
             ? 'This API client lacks the role or scope this operation requires'
             : `The role ${request.principal!.role} may not perform this operation`,
+          auditTargetOf(request),
         );
       }
     });
@@ -153,31 +149,9 @@ export default fp(
       return undefined;
     }
 
-    // Asked on every request: built and prepared once, not rebuilt by the query builder each time.
-    // Tokens issued before a deactivation or a password change stay dead, also once the account
-    // is active again (tokens_valid_after, migration 0010). iat counts whole seconds: a token of the
-    // same second as the deactivation counts as issued before it.
-    const activeUser = app.db
-      .select({ id: users.id })
-      .from(users)
-      .where(
-        and(
-          eq(users.id, sql.placeholder('id')),
-          eq(users.active, true),
-          sql`(${users.tokensValidAfter} is null or ${users.tokensValidAfter} < to_timestamp(${sql.placeholder('issuedAt')}::double precision))`,
-        ),
-      )
-      .prepare('principal_active_user');
-    const activeClient = app.db
-      .select({ id: apiClients.id })
-      .from(apiClients)
-      .where(and(eq(apiClients.id, sql.placeholder('id')), eq(apiClients.active, true), isNull(apiClients.revokedAt)))
-      .prepare('principal_active_client');
-
     async function principalIsActive(claims: AccessTokenClaims & { iat: number }): Promise<boolean> {
-      const [row] = await (claims.typ === 'user' ? activeUser.execute({ id: claims.sub, issuedAt: claims.iat }) : activeClient.execute({ id: claims.sub }));
-      return row !== undefined;
+      return principals.isActive({ kind: claims.typ, id: claims.sub, issuedAt: claims.iat });
     }
   },
-  { name: 'authentication', dependencies: ['database', 'audit-log'] },
+  { name: 'authentication', dependencies: ['database'] },
 );

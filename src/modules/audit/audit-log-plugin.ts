@@ -1,7 +1,8 @@
-// Makes the audit log available to every route and to the error handler.
+// The audit log as a service of the whole app: every change, refusal and read of patient data is
+// written to it, so it is registered with the infrastructure, before any module.
 import fp from 'fastify-plugin';
-import type { Config } from '../config.js';
-import { AuditLog } from '../modules/audit/audit-log.js';
+import type { Config } from '../../config.js';
+import { AuditLog } from './audit-log.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import stringify from 'safe-stable-stringify';
-import type { Config } from '../config.js';
-import { conflict, UnprocessableError, validationFailed } from '../lib/errors.js';
-import { auditContextOf, auditTargetOf } from '../modules/audit/audit-log.js';
-import { IdempotencyRepository } from '../modules/idempotency/idempotency-repository.js';
-import { VisibilityChecks } from '../modules/idempotency/visibility-checks.js';
+import type { Config } from '../../config.js';
+import { conflict, UnprocessableError, validationFailed } from '../../lib/errors.js';
+import { auditContextOf, auditTargetOf } from '../audit/audit-log.js';
+import { apiPrefix, isApiRoute } from '../../lib/api-prefix.js';
+import { IdempotencyRepository } from './idempotency-repository.js';
+import { VisibilityChecks } from './visibility-checks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -35,7 +36,7 @@ const replayedHeaders = ['content-type', 'location', 'etag'];
 const abandonedClaimMs = 5 * 60_000;
 
 const isIdempotentRoute = (method: string | string[], url: string) =>
-  method === 'POST' && url.startsWith('/v1/') && !url.startsWith('/v1/auth/');
+  method === 'POST' && isApiRoute(url) && !url.startsWith(`${apiPrefix}/auth/`);
 
 /** The body to keep for a replay: without the shown-once fields; undefined when they cannot be taken out. */
 function keptBody(body: string, shownOnce: readonly string[] | undefined): string | undefined {
@@ -129,9 +130,9 @@ export default fp(
           throw new UnprocessableError(`Idempotency-Key ${key} was used for a different request; use a new key for a new request`);
         }
         if (existing.state === 'in_progress') {
-          const error = conflict('idempotency-in-progress', `A request with Idempotency-Key ${key} is still in progress; retry shortly`);
-          error.extensions = { ...error.extensions, headers: { 'retry-after': '1' } };
-          throw error;
+          throw conflict('idempotency-in-progress', `A request with Idempotency-Key ${key} is still in progress; retry shortly`, {
+            headers: { 'retry-after': '1' },
+          });
         }
         // The replay shows the first response again (which may hold patient data): only to a
         // caller who may still see the records it is about (a lost one answers the 404 a fresh
@@ -191,5 +192,5 @@ export default fp(
       return payload;
     });
   },
-  { name: 'idempotency', dependencies: ['database', 'audit-log', 'authentication'] },
+  { name: 'idempotency', dependencies: ['database', 'audit-log', 'auth'] },
 );

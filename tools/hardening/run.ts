@@ -24,7 +24,7 @@ try {
   const security = run('npx', ['tap', ...testFiles('test/hardening'), 'test/audit-fails-closed.test.ts', '--disable-coverage', '--timeout', '600']);
   // The fault tests time outages and queues, so they run one at a time.
   const faults = run('npx', ['tap', ...testFiles('test-faults'), '--disable-coverage', '--timeout', '600', '--jobs', '1']);
-  const report = run('npx', ['tsx', 'test/hardening/report.ts', figures, '--check', '--write-readme']);
+  const report = run('npx', ['tsx', 'tools/hardening/report.ts', figures, '--check', '--write-readme']);
   process.exitCode = security || faults || report;
 } finally {
   rmSync(figures, { recursive: true, force: true });

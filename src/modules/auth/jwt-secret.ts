@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../config.js';
+import type { Config } from '../../config.js';
 
 export async function resolveJwtSecret(config: Config): Promise<string> {
   if (config.jwt.secret) return config.jwt.secret;

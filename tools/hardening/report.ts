@@ -1,13 +1,13 @@
-// The hardening suite's figures (issue 6) as a table: printed, written to
-// test/hardening/results.json and, with --write-readme, put in the README between markers.
+// The hardening suite's figures (issue 6) as a table: printed and, with --write-readme, written to
+// tools/hardening/results.json and put in the README between markers.
 // `--check` fails (exit 1) when an item has no figure on PostgreSQL: the suite did not run it. A
 // figure that misses its target is shown as missed; the assertions behind it fail the tests
 // themselves unless they are marked as a known open defect.
-// Usage: tsx test/hardening/report.ts <figures folder> [--check] [--write-readme]
+// Usage: tsx tools/hardening/report.ts <figures folder> [--check] [--write-readme]
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Figure } from './figures.js';
+import type { Figure } from '../../test/hardening/figures.js';
 
 type Recorded = Figure & { database: 'postgresql' | 'embedded'; recordedAt: string };
 
@@ -75,7 +75,7 @@ function writeReadme(table: string): void {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [folder, ...flags] = process.argv.slice(2);
   if (!folder) {
-    process.stderr.write('usage: tsx test/hardening/report.ts <figures folder> [--check] [--write-readme]\n');
+    process.stderr.write('usage: tsx tools/hardening/report.ts <figures folder> [--check] [--write-readme]\n');
     process.exit(2);
   }
   const figures = readFigures(folder);
@@ -83,7 +83,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   process.stdout.write(`${table}\n`);
   if (flags.includes('--write-readme')) {
     writeReadme(table);
-    writeFileSync(join(root, 'test/hardening/results.json'), `${JSON.stringify(figures, null, 2)}\n`);
+    writeFileSync(join(root, 'tools/hardening/results.json'), `${JSON.stringify(figures, null, 2)}\n`);
   }
   const failed = figures.filter((figure) => !figure.pass);
   const missing = missingItems(figures);

@@ -1,0 +1,78 @@
+// The words of the domain, each listed once: the TypeBox schemas (and so the OpenAPI enums), the
+// drizzle column types and the checks in code all take their values from here, so a new role, kind
+// or status is added in one place. The order of each list is the order the OpenAPI document shows.
+import { Type, type Static, type TEnum, type TSchemaOptions } from 'typebox';
+
+/** A TypeBox schema taking exactly these values: an `enum` in JSON Schema and in the OpenAPI document. */
+export function enumOf<const Values extends readonly string[]>(values: Values, options?: TSchemaOptions): TEnum<[...Values]> {
+  return Type.Enum<[...Values]>([...values], options);
+}
+
+// Lower-case hex in 8-4-4-4-12 groups; ajv-formats' own uuid format also takes a urn:uuid: prefix.
+const uuidGroups = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+/** A UUID in either case, as PostgreSQL's uuid type reads it. */
+export const uuidPattern = new RegExp(`^${uuidGroups}$`, 'i');
+/** A UUID exactly as the database writes it (lower case), e.g. in the tokens we issue. */
+export const canonicalUuidPattern = new RegExp(`^${uuidGroups}$`);
+
+/** National Provider Identifier: ten digits (the check digit is verified in lib/npi.ts). */
+export const npiPattern = /^\d{10}$/;
+
+export const organizationKinds = ['physician_office', 'therapy_practice'] as const;
+export const OrganizationKind = enumOf(organizationKinds);
+export type OrganizationKind = Static<typeof OrganizationKind>;
+
+export const officeRoles = ['physician', 'office_staff', 'office_admin'] as const;
+export const practiceRoles = ['therapist', 'practice_admin'] as const;
+/** The roles of a care organization's people; network admins belong to none. */
+export const staffRoles = [...officeRoles, ...practiceRoles] as const;
+export const userRoles = [...staffRoles, 'network_admin'] as const;
+export const UserRole = enumOf(userRoles);
+export type UserRole = Static<typeof UserRole>;
+export const StaffRole = enumOf(staffRoles);
+export type StaffRole = Static<typeof StaffRole>;
+
+/** The roles a user of each kind of organization may have. */
+export const staffRolesOf: Record<OrganizationKind, readonly StaffRole[]> = {
+  physician_office: officeRoles,
+  therapy_practice: practiceRoles,
+};
+
+/** Who acts: a signed-in user or a partner's API client. */
+export const principalKinds = ['user', 'api_client'] as const;
+export type PrincipalKind = (typeof principalKinds)[number];
+/** Who an audit event names: also nobody signed in, or the service itself. */
+export const auditActorTypes = [...principalKinds, 'anonymous', 'system'] as const;
+export const auditOutcomes = ['success', 'denied', 'error'] as const;
+/** Who moved a referral: the service itself expires referrals. */
+export const referralActorTypes = [...principalKinds, 'system'] as const;
+
+export const sexes = ['female', 'male', 'other', 'unknown'] as const;
+
+export const referralStatuses = ['draft', 'sent', 'accepted', 'declined', 'in_progress', 'completed', 'cancelled', 'expired'] as const;
+export const ReferralStatus = enumOf(referralStatuses);
+export type ReferralStatus = Static<typeof ReferralStatus>;
+/** The statuses whose referral expires once its expiry date has passed. */
+export const expirableStatuses = ['sent', 'accepted', 'in_progress'] as const satisfies readonly ReferralStatus[];
+export const referralPriorities = ['routine', 'urgent'] as const;
+export const referralTargetKinds = ['therapist', 'practice', 'network'] as const;
+export type ReferralTargetKind = (typeof referralTargetKinds)[number];
+
+/** What happened to a referral, told by the module that made it happen (lib/domain-events.ts). */
+export const domainEventTypes = [
+  'referral.sent',
+  'referral.accepted',
+  'referral.declined',
+  'referral.cancelled',
+  'referral.amended',
+  'referral.expired',
+  'referral.completed',
+  'progress_report.created',
+  'message.created',
+] as const;
+export type DomainEventType = (typeof domainEventTypes)[number];
+/** What a webhook delivers: the domain events, and news of the endpoint itself. */
+export const webhookEventTypes = [...domainEventTypes, 'webhook_endpoint.disabled', 'ping'] as const;
+export type WebhookEventType = (typeof webhookEventTypes)[number];
+export const webhookEndpointStatuses = ['active', 'disabled'] as const;
+export const deliveryStatuses = ['pending', 'delivering', 'succeeded', 'dead'] as const;

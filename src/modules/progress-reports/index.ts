@@ -1,0 +1,13 @@
+// The progress-reports module: visit notes (SOAP) by the accepting therapist and their addenda.
+// The visit itself is recorded by the referrals module, which moves the referral along.
+import fp from 'fastify-plugin';
+import { apiPrefix } from '../../lib/api-prefix.js';
+import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import progressReportRoutes from './routes.js';
+
+export default fp(
+  async (app, options: ModuleOptions) => {
+    if (servesRoutes(options.config)) await app.register(progressReportRoutes, { prefix: apiPrefix });
+  },
+  { name: 'progress-reports', dependencies: ['unit-of-work', 'auth', 'idempotency', 'referrals'] },
+);

@@ -1,0 +1,55 @@
+// The referrals module: prescriptions from physician offices to therapists, their lifecycle
+// (referral-workflow.ts), who sees them (access.ts) and who takes part (participants.ts), the visits
+// recorded against them, the sweep that expires referrals whose expiresOn has passed (at start, so
+// a restart catches up, then on a timer), and the /referrals routes. Other modules use it through
+// `app.referrals` and participants.ts, never its repository.
+import fp from 'fastify-plugin';
+import { apiPrefix } from '../../lib/api-prefix.js';
+import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import { systemAuditContext } from '../audit/audit-log.js';
+import { ReferralWorkflow } from './referral-workflow.js';
+import referralRoutes from './routes.js';
+
+export { participantsOf } from './participants.js';
+export type { ReferralWorkflow } from './referral-workflow.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The referrals module's service: reads as the caller may see them, moves, visits. */
+    referrals: ReferralWorkflow;
+    /** Runs the expiry sweep now; returns how many referrals expired. */
+    expireReferrals(): Promise<number>;
+  }
+}
+
+export default fp(
+  async (app, options: ModuleOptions) => {
+    const workflow = new ReferralWorkflow(app.db, app.unitOfWork);
+    app.decorate('referrals', workflow);
+    // A replayed answer about a referral is shown only to whoever may still see it (SPEC §6 rules).
+    app.visibilityChecks.register('referral', (principal, id) => workflow.read(principal, id));
+    app.decorate('expireReferrals', () => workflow.expireDue(systemAuditContext('referral-expiry')));
+    if (servesRoutes(options.config)) await app.register(referralRoutes, { prefix: apiPrefix });
+    if (options.config.role === 'api') return;
+
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<unknown> = Promise.resolve();
+    const sweep = () => {
+      running = app.expireReferrals().then(
+        (count) => count > 0 && app.log.info({ count }, 'referrals expired'),
+        (error: unknown) => app.log.error({ err: error }, 'referral expiry sweep failed'),
+      );
+      return running;
+    };
+    app.addHook('onReady', async () => {
+      await sweep();
+      const seconds = options.config.referralExpirySweepSeconds;
+      if (seconds > 0) timer = setInterval(sweep, seconds * 1000).unref();
+    });
+    app.addHook('onClose', async () => {
+      clearInterval(timer);
+      await running;
+    });
+  },
+  { name: 'referrals', dependencies: ['database', 'unit-of-work', 'authentication', 'idempotency'] },
+);

@@ -1,0 +1,21 @@
+// Turns the network's domain events into webhook events for the endpoints of the organizations
+// taking part, in the transaction of the change that caused them.
+import type { DomainEventHandler } from '../../lib/domain-events.js';
+import { participantsOf } from '../referrals/participants.js';
+import type { WebhookOutbox } from './outbox.js';
+
+export function deliveriesOf(outbox: WebhookOutbox, apiPrefix: string): DomainEventHandler {
+  return async (event, tx) => {
+    const organizations = await participantsOf(event.referral, tx);
+    // Thin payloads: names the resource and who takes part, never clinical text.
+    const data = {
+      resource: event.resource?.type ?? 'referral',
+      id: event.resource?.id ?? event.referral.id,
+      referralId: event.referral.id,
+      status: event.referral.status,
+      organizations,
+      url: event.resource?.url ?? `${apiPrefix}/referrals/${event.referral.id}`,
+    };
+    await outbox.insert({ type: event.type, referralId: event.referral.id, data, organizations }, tx);
+  };
+}

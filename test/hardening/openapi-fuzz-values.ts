@@ -1,0 +1,109 @@
+// Values of the OpenAPI fuzzer (openapi-fuzz.test.ts) that stand for seeded resources: resolved
+// when the request is sent, so the generated requests depend on the seed alone, not on the ids
+// this run's database happens to hand out. The pools of real ids grow as the fuzzer creates
+// resources, so they live here, once per test process.
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import type { Operation } from '../fixtures/response-contract.js';
+import { nextNpi } from '../helper.js';
+
+
+const dayMs = 86_400_000;
+export const isoDay = (offsetDays: number) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
+
+export class PoolRef {
+  constructor(
+    readonly pool: string,
+    readonly index: number,
+  ) {}
+}
+
+/** A calendar day relative to the day the request is sent. */
+class DayRef {
+  constructor(readonly offsetDays: number) {}
+}
+
+/** A parent path parameter that should own the resource another path parameter names (the user's organization, the note's referral). */
+export class PairRef {
+  constructor(readonly child: string) {}
+}
+
+/** The organization of whoever sends the request: organization admins manage only their own. */
+export class CallerOrganizationRef {}
+
+/** Ids and secrets of the seeded network, by kind; some grow as the fuzzer creates resources. */
+export const pools: Record<string, string[]> = {};
+export const addToPool = (pool: string, ...values: string[]) => (pools[pool] ??= []).push(...values);
+/** Who owns a user, an API client or a visit note: its organization or referral. */
+export const ownerOf = new Map<string, string>();
+
+export function resolveValue(value: unknown): unknown {
+  if (value instanceof PoolRef) {
+    if (value.pool === 'freshNpi') return nextNpi();
+    if (value.pool === 'freshEmail') return `fuzz.${randomUUID().slice(0, 13)}@fuzz.example`;
+    const pool = pools[value.pool] ?? [];
+    if (pool.length === 0) return randomUUID();
+    // Referrals kept by state go stale as the fuzzer moves them on: the latest few are likeliest still in it.
+    if (value.pool.endsWith('Referrals')) return pool[pool.length - 1 - (value.index % Math.min(pool.length, 4))];
+    return pool[value.index % pool.length];
+  }
+  if (value instanceof DayRef) return isoDay(value.offsetDays);
+  if (Array.isArray(value)) return value.map(resolveValue);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, resolveValue(child)]));
+  return value;
+}
+
+export const ref = (pool: string) => fc.nat().map((index) => new PoolRef(pool, index));
+const day = (offsetDays: number) => new DayRef(offsetDays);
+
+/** Dates the server checks against today (a visit is not in the future, a prescription not expired): mostly sensible ones. */
+export const dateHints: Record<string, fc.Arbitrary<unknown>> = {
+  visitDate: fc.oneof({ weight: 8, arbitrary: fc.constant(day(0)) }, { weight: 1, arbitrary: fc.constantFrom(day(-1), day(1), day(-400)) }),
+  startDate: fc.oneof({ weight: 6, arbitrary: fc.constant(day(0)) }, { weight: 2, arbitrary: fc.integer({ min: -40, max: 30 }).map(day) }),
+  expiresOn: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 30, max: 300 }).map(day) }, { weight: 2, arbitrary: fc.integer({ min: -10, max: 800 }).map(day) }),
+};
+export const emailArb = fc.oneof({ weight: 3, arbitrary: fc.constant(new PoolRef('freshEmail', 0)) as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: ref('emails') as fc.Arbitrary<unknown> });
+
+/** Body and query members that name a seeded resource or credential, and where to find one. */
+export const fieldPools: Record<string, string> = {
+  patientId: 'patients',
+  therapistId: 'therapists',
+  practiceId: 'practices',
+  prescriberId: 'physicians',
+  organizationId: 'organizations',
+  upTo: 'messages',
+  actorId: 'people',
+  resourceId: 'referrals',
+  username: 'emails',
+  password: 'passwords',
+  refresh_token: 'refreshTokens',
+  token: 'refreshTokens',
+  client_id: 'clientIds',
+  client_secret: 'clientSecrets',
+  cursor: 'cursors',
+  identifier: 'identifiers',
+  npi: 'freshNpi',
+};
+
+/** The pool a path parameter draws from: some operations destroy what they touch, so they get resources of their own. */
+export function pathPool(operation: Operation, name: string): string {
+  const overrides: Record<string, string> = {
+    'deleteWebhookEndpoint.id': 'doomedEndpoints',
+    'revokeApiClient.apiClientId': 'doomedClients',
+    'updateUser.userId': 'staffUsers',
+    'getUser.userId': 'staffUsers',
+    // A move is tried mostly on a referral in the state it starts from.
+    'sendReferral.id': 'draftReferrals',
+    'acceptReferral.id': 'sentReferrals',
+    'declineReferral.id': 'sentReferrals',
+    'rerouteReferral.id': 'declinedReferrals',
+    'createProgressReport.id': 'acceptedReferrals',
+  };
+  const override = overrides[`${operation.operationId}.${name}`];
+  if (override) return override;
+  if (name === 'userId') return 'staffUsers';
+  if (name === 'apiClientId') return 'doomedClients';
+  if (name === 'reportId') return 'reports';
+  const area = operation.path.split('/')[2];
+  return ({ organizations: 'organizations', patients: 'patients', referrals: 'referrals', 'webhook-endpoints': 'endpoints', 'webhook-deliveries': 'deliveries' } as Record<string, string>)[area ?? ''] ?? 'referrals';
+}

@@ -1,0 +1,51 @@
+// The world of the resource-limits test (resource-limits.test.ts): an office, two practices, and a
+// row or two in every list (more patients than the largest page), so that each list hands out a
+// real cursor of its own and a page size is a real test.
+import { sql } from 'drizzle-orm';
+import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
+import { createOffice, createPractice, type Json, type TestApp } from '../helper.js';
+
+const dayMs = 86_400_000;
+export const isoDate = (offsetDays = 0) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
+
+export async function buildResourceLimitsWorld(test: TestApp) {
+  const networkAdmin = await test.loginAsAdmin();
+  const office = await createOffice(test, networkAdmin);
+  const practice = await createPractice(test, networkAdmin);
+  const secondPractice = await createPractice(test, networkAdmin);
+
+  // Every referral here goes to the practice's therapist unless it says otherwise.
+  const referralBody = (overrides: Json = {}): Json => fixtureReferralBody({ therapistId: practice.therapist.id, ...overrides });
+  const visitNote = visitNoteBody;
+
+  // Every list holds at least two rows, so each can hand out a real cursor of its own.
+  const referral = await test.create('/v1/referrals', office.physician.token, referralBody({ send: true }));
+  await test.create('/v1/referrals', office.physician.token, referralBody({ send: true }));
+  const accepted = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token });
+  if (accepted.statusCode !== 200) throw new Error(`accept failed: ${accepted.statusCode} ${accepted.body}`);
+  const report = await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote());
+  await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote());
+  await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'First message' });
+  await test.create(`/v1/referrals/${referral.id}/messages`, practice.therapist.token, { body: 'Second message' });
+  for (const name of ['EHR one', 'EHR two']) {
+    await test.create(`/v1/organizations/${office.id}/api-clients`, office.admin.token, { name, scopes: ['patients:read'] });
+  }
+  const endpoint = await test.create('/v1/webhook-endpoints', office.admin.token, { url: 'https://ehr.example/hooks/a', eventTypes: ['referral.completed'] });
+  await test.create('/v1/webhook-endpoints', office.admin.token, { url: 'https://ehr.example/hooks/b', eventTypes: ['referral.completed'] });
+  for (let ping = 0; ping < 2; ping++) {
+    const response = await test.request({ method: 'POST', url: `/v1/webhook-endpoints/${endpoint.id}/test`, token: office.admin.token });
+    if (response.statusCode !== 202) throw new Error(`ping failed: ${response.statusCode} ${response.body}`);
+  }
+  // More patients than the largest page, so "never more than the documented maximum" is a real test.
+  // Written straight to the table: 200 API calls would cost a test budget the probes need.
+  await test.app.database.rows(sql`
+    insert into patients (organization_id, given_name, family_name, birth_date, sex, created_by)
+    select ${office.id}::uuid, 'Bulk', 'Patient ' || n, date '1970-01-01', 'unknown', ${office.physician.id}::uuid from generate_series(1, 210) as n`);
+
+  async function rowCount(table: 'patients' | 'referrals' | 'messages' | 'progress_reports' | 'organizations' | 'users'): Promise<number> {
+    const [row] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.identifier(table)}`);
+    return row!.n;
+  }
+
+  return { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, endpoint, rowCount };
+}
