@@ -143,7 +143,7 @@ t.test('every bad variable is named at once', async (t) => {
 });
 
 t.test('the server refuses to start with PORT=notaport: non-zero exit, PORT named, no stack trace', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', './tools/typescript-loader/register.mjs', 'src/server.ts'], {
     cwd: projectRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: 'notaport' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -154,7 +154,7 @@ t.test('the server refuses to start with PORT=notaport: non-zero exit, PORT name
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   const startedAt = Date.now();
   const code = await new Promise<number | null>((resolve) => {
-    // Generous: tsx compiling the server in a child on a CI machine busy with other test files
+    // Generous: compiling the server in a child on a CI machine busy with other test files
     // takes seconds; a hang is forever.
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('exit', (exitCode) => {
