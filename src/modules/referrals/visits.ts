@@ -15,7 +15,7 @@ export interface Visit {
   visitDate: string;
   painBefore: number;
   painAfter: number;
-  outcomeMeasures?: { instrument: string; name?: string | undefined; score: number }[] | undefined;
+  outcomeMeasures?: Omit<OutcomeScore, 'visitNumber'>[] | undefined;
   final?: boolean | undefined;
 }
 
@@ -52,7 +52,7 @@ function refusal(referral: ReferralRow) {
 function mergeOutcomes(previous: OutcomeScore[], visit: Visit, visitNumber: number): OutcomeScore[] {
   const latest = new Map(previous.map((score) => [`${score.instrument}:${score.name ?? ''}`, score]));
   for (const measure of visit.outcomeMeasures ?? []) {
-    latest.set(`${measure.instrument}:${measure.name ?? ''}`, { ...measure, visitNumber } as OutcomeScore);
+    latest.set(`${measure.instrument}:${measure.name ?? ''}`, { ...measure, visitNumber });
   }
   return [...latest.values()];
 }
