@@ -2,7 +2,7 @@
 // across deliveries, every new connection passes the SSRF guard, no redirect is followed, an
 // attempt gives up after the timeout, and at most a bounded part of the answer is read.
 import { isIP, type LookupFunction } from 'node:net';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import { normalizedHost } from './target-guard.js';
 
 /** The most of a receiver's answer that is read and kept: its status is known long before. */
@@ -38,20 +38,30 @@ function checkLiteral(hostname: string, lookup: LookupFunction): Promise<SendErr
 }
 
 export class WebhookSender {
-  private readonly agent: Agent;
+  private agent: Promise<Agent> | undefined;
 
-  constructor(private readonly options: { lookup: LookupFunction; timeoutMs: number }) {
-    this.agent = new Agent({
-      // The guard resolves (and refuses) every name when a connection is opened; a connection
-      // kept alive stays with the address that was checked, so DNS rebinding cannot move it.
-      connect: { lookup: options.lookup },
-      // The abort signal is the one clock of an attempt. undici's connect timeout comes later, so
-      // it only ends a connect that an aborted attempt left behind: its error would name the
-      // addresses tried, which the endpoint's owners must not see.
-      connectTimeout: options.timeoutMs + 1000,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
+  constructor(private readonly options: { lookup: LookupFunction; timeoutMs: number }) {}
+
+  /**
+   * undici is loaded with the first delivery, not at start: it costs about 20 MB of memory, which
+   * an API process whose organizations registered no webhook endpoint never needs.
+   */
+  private connections(): Promise<Agent> {
+    this.agent ??= import('undici').then(
+      ({ Agent }) =>
+        new Agent({
+          // The guard resolves (and refuses) every name when a connection is opened; a connection
+          // kept alive stays with the address that was checked, so DNS rebinding cannot move it.
+          connect: { lookup: this.options.lookup },
+          // The abort signal is the one clock of an attempt. undici's connect timeout comes later, so
+          // it only ends a connect that an aborted attempt left behind: its error would name the
+          // addresses tried, which the endpoint's owners must not see.
+          connectTimeout: this.options.timeoutMs + 1000,
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        }),
+    );
+    return this.agent;
   }
 
   async send({ url, headers, body }: { url: string; headers: Record<string, string>; body: string }): Promise<SendResult> {
@@ -65,7 +75,8 @@ export class WebhookSender {
     let response;
     try {
       // undici's request follows no redirect: a 3xx is the answer, and counts as a failure.
-      response = await this.agent.request({
+      const agent = await this.connections();
+      response = await agent.request({
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
         method: 'POST',
@@ -100,7 +111,7 @@ export class WebhookSender {
   }
 
   /** Waits for the requests in flight, then closes every connection. */
-  close(): Promise<void> {
-    return this.agent.close();
+  async close(): Promise<void> {
+    await (await this.agent)?.close();
   }
 }
