@@ -21,7 +21,7 @@ export async function explainPull(sql: Sql, ids: DemoIds, cursor: string): Promi
   const after = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
   const repository = new ReferralsRepository(drizzle(sql, { schema }) as unknown as Database);
   const principal = { kind: 'user' as const, id: ids.samId, organizationId: ids.harborId, organizationKind: 'therapy_practice' as const, role: 'therapist' as const, scopes: [] };
-  const query = repository.listQuery({ principal, after, limit: 50 }).toSQL();
+  const query = repository.listQuery({ principal, after, limit: 50 }, []).toSQL();
   const [row] = await sql.unsafe(`explain (analyze, buffers, format json) ${query.sql}`, query.params as never[]);
   const [plan] = (row as unknown as { 'QUERY PLAN': [{ Plan: PlanNode; 'Execution Time': number }] })['QUERY PLAN'];
   const nodes = nodesOf(plan.Plan);

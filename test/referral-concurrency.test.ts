@@ -1,6 +1,7 @@
 // Concurrency on referrals (SPEC §3, §6): If-Match on every change, one winner when many therapists
 // accept an open offer at once, one winner among amendments based on the same version, and a sync
-// feed that misses nothing, also when transactions commit out of order (PostgreSQL only).
+// feed that misses nothing, also when transactions commit out of order or another database's
+// transactions end while it is read (PostgreSQL only).
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import t from 'tap';
@@ -9,7 +10,7 @@ import { addTherapist, createOffice, createPractice } from './fixtures/network.j
 import { isoDate } from './fixtures/referral-bodies.js';
 import { referralMoves, type Move } from './fixtures/referral-moves.js';
 import { assertStatus } from './fixtures/responses.js';
-import { buildTestApp, testDatabaseServer, type Json } from './helper.js';
+import { buildTestApp, createTestDatabase, testDatabaseServer, type Json } from './helper.js';
 
 // Connections enough for 21 accepts waiting on one row lock at once (the offer race below).
 const test = await buildTestApp(t, { env: { DATABASE_POOL_SIZE: '30' } });
@@ -307,5 +308,57 @@ t.test(
     t.ok(ids.includes(b.id), 'B arrives from the same cursor');
     t.ok(ids.indexOf(a.id) < ids.indexOf(b.id), 'in transaction order: A first');
     t.match(drained.data.find((row) => row.id === b.id), { version: amended.version, visitsAuthorized: 40 });
+  },
+);
+
+t.test(
+  'transactions of another database on the server neither hold the feed back nor, ending while it is read, hide what it showed',
+  { skip: testDatabaseServer ? false : 'PGlite is one database: there is no transaction of another database' },
+  async (t) => {
+    const syncOffice = await createOffice(test, networkAdmin);
+    const token = syncOffice.physician.token;
+    // Snapshots are server-wide: another database's transactions are in every snapshot's running list.
+    const neighbour = await createTestDatabase();
+    const neighbourSql = postgres(neighbour.url, { max: 16, onnotice: () => {} });
+    t.teardown(async () => {
+      await neighbourSql.end({ timeout: 5 });
+      await neighbour.drop();
+    });
+    await neighbourSql`create table churn (n int)`;
+
+    const created: string[] = [];
+    let polls = 0;
+    let heldBack = 0;
+    const pollAll = async () => {
+      polls++;
+      const ids = new Set((await poll(token, undefined, 100)).data.map((row) => row.id as string));
+      if (created.some((id) => !ids.has(id))) heldBack++;
+    };
+    for (let round = 0; round < 15; round++) {
+      // Neighbour transactions that took their ids before the referral's, then end one after
+      // another while the feed is being read.
+      const ready: Promise<void>[] = [];
+      const holders = Array.from({ length: 16 }, (_, index) => {
+        let began!: () => void;
+        ready.push(new Promise<void>((resolve) => (began = resolve)));
+        return neighbourSql.begin(async (tx) => {
+          await tx`insert into churn values (${index})`;
+          began();
+          await sleep(20 + index * 15);
+        });
+      });
+      await Promise.all(ready);
+      created.push((await create({ send: true }, token)).id);
+      let ended = false;
+      const allEnded = Promise.all(holders).then(() => (ended = true));
+      await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          while (!ended) await pollAll();
+        }),
+      );
+      await allEnded;
+    }
+    t.ok(polls > 100, `the feed was read while neighbour transactions ended (${polls} reads)`);
+    t.equal(heldBack, 0, `every read showed every referral committed before it (${heldBack} of ${polls} reads missed one)`);
   },
 );

@@ -1,6 +1,6 @@
 // SQL for referrals, their network offers and their history. Every read is scoped by the caller.
 import { and, asc, eq, gte, inArray, isNull, sql, type SQL } from 'drizzle-orm';
-import type { Executor } from '../../db/database.js';
+import { rowsOf, type Executor } from '../../db/database.js';
 import {
   organizations,
   patients,
@@ -232,11 +232,14 @@ export class ReferralsRepository {
 
   /**
    * The sync feed: ordered by the writing transaction's id, and only rows whose transaction is
-   * older than every transaction of this database still running (migration 0002), so a later
-   * poll never finds a change behind its cursor.
+   * older than every transaction of this database still running (migrations 0002 and 0012), so a
+   * later poll never finds a change behind its cursor. Other databases' transactions are read by a
+   * statement of their own first: read inside the feed's statement, after its snapshot, one that
+   * ended in between would hold the horizon back and hide rows an earlier poll showed.
    */
   async list(filter: ReferralListFilter) {
-    return this.listQuery(filter);
+    const [neighbours] = rowsOf<{ xids: string[] }>(await this.db.execute(sql`select sync_neighbour_xids() as xids`));
+    return this.listQuery(filter, neighbours?.xids ?? []);
   }
 
   /**
@@ -244,7 +247,7 @@ export class ReferralsRepository {
    * caller's visible parts, each read in sync order off its own index and cut at one page, then
    * merged (Merge Append): no sort and no OFFSET, whatever the size of the table.
    */
-  listQuery(filter: ReferralListFilter) {
+  listQuery(filter: ReferralListFilter, neighbourXids: string[]) {
     const conditions: (SQL | undefined)[] = [
       // Computed once per statement, not once per part.
       sql`${referrals.syncXid} < (select xid from horizon)`,
@@ -262,7 +265,7 @@ export class ReferralsRepository {
     );
     const merged = parts.length > 1 ? sql`${sql.join(parts, sql` union all `)} order by page_sync, page_id limit ${pageSize}` : parts[0];
     const page = merged
-      ? sql`(with horizon as materialized (select referral_sync_horizon() as xid) ${merged}) as page`
+      ? sql`(with horizon as materialized (select sync_horizon(${sql.param(neighbourXids)}::text[]) as xid) ${merged}) as page`
       : sql`(select null::uuid as page_id, null::bigint as page_sync where false) as page`;
     return this.db
       .select({ referral: referrals, patient: patientSummaryColumns, syncKey: sql<string>`page.page_sync::text` })
