@@ -122,7 +122,28 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
   });
   t.equal(created.statusCode, 201);
   const referral = created.json();
-  t.match(referral, { status: 'sent', version: 1, visitsAuthorized: 12 });
+  t.match(referral, { status: 'sent', version: 1, visitsAuthorized: 12, signature: { method: 'physician' } }, 'sent, and signed: Dr. Lee prescribed for herself');
+
+  // The front desk prepares an order in Dr. Lee's name: a draft until she signs it.
+  const desk = await test.login(users.officeStaff, password);
+  const lee = (await test.request({ method: 'GET', url: '/v1/me', token: dr })).json().id;
+  const draft = await test.create('/v1/referrals', desk, {
+    patientId: patient.id,
+    prescriberId: lee,
+    diagnoses: [{ code: 'G44.209', display: 'Tension-type headache, unspecified, not intractable' }],
+    reason: 'Tension headaches with cervical muscle tightness',
+    techniques: ['myofascial_release'],
+    bodyRegions: ['neck'],
+    frequencyPerWeek: 1,
+    durationWeeks: 4,
+    sessionMinutes: 45,
+    practiceId: harbor,
+  });
+  t.match(draft, { status: 'draft', signature: null });
+  const early = await test.request({ method: 'POST', url: `/v1/referrals/${draft.id}/send`, token: desk });
+  t.match(early.json(), { status: 409, code: 'signature-required' }, 'the desk cannot send it unsigned');
+  const signed = await test.request({ method: 'POST', url: `/v1/referrals/${draft.id}/sign`, token: dr, payload: { attestation: true, send: true } });
+  t.match(signed.json(), { status: 'sent', signature: { method: 'physician', signedBy: lee } }, 'Dr. Lee signs and sends it');
 
   const pulled = await test.request({ method: 'GET', url: '/v1/referrals?status=sent', token: sam });
   t.ok(pulled.json().data.some((row: { id: string }) => row.id === referral.id), 'Sam pulls it');
@@ -167,7 +188,7 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
   );
 
   const viewers = (await test.request({ method: 'GET', url: `/v1/audit-events/viewers?patientId=${patient.id}`, token: admin })).json();
-  t.same(viewers.data.map((viewer: { actor: { role: string } }) => viewer.actor.role).sort(), ['physician', 'therapist']);
+  t.same(viewers.data.map((viewer: { actor: { role: string } }) => viewer.actor.role).sort(), ['office_staff', 'physician', 'therapist'], 'the front desk, Dr. Lee and Sam');
   const verified = (await test.request({ method: 'GET', url: '/v1/audit-events/verify', token: admin })).json();
   t.equal(verified.valid, true);
 });

@@ -19,7 +19,7 @@ const portland = { lat: 45.5152, lng: -122.6734 };
 
 /** Signs in a new API client of the organization with every referral scope; its actor id is the client's id. */
 const apiClient = (organizationId: string, adminToken: string) =>
-  addApiClient(test, adminToken, organizationId, ['referrals:read', 'referrals:write', 'patients:read', 'patients:write']);
+  addApiClient(test, adminToken, organizationId, ['referrals:read', 'referrals:write', 'referrals:sign', 'patients:read', 'patients:write']);
 
 // The referral's own parties: office A prescribes to practice P.
 const officeA = await createOffice(test, networkAdminToken);
@@ -37,18 +37,20 @@ interface Caller {
   id: string;
   token: string;
   client?: boolean;
+  /** A physician, or an API client with referrals:sign: admitted by the policy of what only prescribers do (SPEC §14.1). */
+  prescribes?: boolean;
   /** The therapist a non-therapist names when accepting (a therapist accepts as themself). */
   acceptAs?: string;
 }
 
 const foreignCallers: Caller[] = [
-  { label: 'a physician of another office', ...officeB.physician, acceptAs: practiceP.therapist.id },
+  { label: 'a physician of another office', ...officeB.physician, prescribes: true, acceptAs: practiceP.therapist.id },
   { label: 'office staff of another office', ...officeB.staff, acceptAs: practiceP.therapist.id },
   { label: 'the office admin of another office', ...officeB.admin, acceptAs: practiceP.therapist.id },
-  { label: 'an API client of another office (every referral scope)', ...officeBClient, client: true, acceptAs: practiceP.therapist.id },
+  { label: 'an API client of another office (every referral scope)', ...officeBClient, client: true, prescribes: true, acceptAs: practiceP.therapist.id },
   { label: 'a therapist of another practice', ...practiceQ.therapist },
   { label: 'the practice admin of another practice', ...practiceQ.admin, acceptAs: practiceQ.therapist.id },
-  { label: 'an API client of another practice (every referral scope)', ...practiceQClient, client: true, acceptAs: practiceQ.therapist.id },
+  { label: 'an API client of another practice (every referral scope)', ...practiceQClient, client: true, prescribes: true, acceptAs: practiceQ.therapist.id },
   { label: 'a network admin', id: networkAdminId, token: networkAdminToken, acceptAs: practiceP.therapist.id },
 ];
 
@@ -150,12 +152,18 @@ interface Endpoint {
   action: string;
   /** The route's policy has no API-client scope: it refuses every API client (403) before looking at the id. */
   closedToClients?: boolean;
+  /** The route's policy admits only prescribers (physicians, clients with referrals:sign): 403 for the rest before looking at the id. */
+  prescriberOnly?: boolean;
 }
+
+/** The refusal a caller gets: the policy's 403 (before the id is looked at, identical for a random id) or the missing record's 404. */
+const refusalOf = (route: Endpoint, caller: Caller) => ((route.closedToClients && caller.client) || (route.prescriberOnly && !caller.prescribes) ? 403 : 404);
 
 const ref = (id: string, rest = '') => `/v1/referrals/${id}${rest}`;
 const endpoints: Endpoint[] = [
   { label: 'GET /v1/referrals/{id}', method: 'GET', url: (id) => ref(id), action: 'referral.read' },
-  { label: 'PATCH /v1/referrals/{id}', method: 'PATCH', url: (id) => ref(id), payload: () => ({ visitsAuthorized: 50, expiresOn: '2099-01-01' }), action: 'referral.amend' },
+  { label: 'PATCH /v1/referrals/{id}', method: 'PATCH', url: (id) => ref(id), payload: () => ({ visitsAuthorized: 50, expiresOn: '2099-01-01' }), action: 'referral.amend', prescriberOnly: true },
+  { label: 'POST /v1/referrals/{id}/sign', method: 'POST', url: (id) => ref(id, '/sign'), payload: () => ({ attestation: true }), action: 'referral.sign', prescriberOnly: true },
   { label: 'POST /v1/referrals/{id}/send', method: 'POST', url: (id) => ref(id, '/send'), action: 'referral.send' },
   { label: 'POST /v1/referrals/{id}/accept', method: 'POST', url: (id) => ref(id, '/accept'), payload: (caller) => (caller.acceptAs ? { therapistId: caller.acceptAs } : {}), action: 'referral.accept' },
   { label: 'POST /v1/referrals/{id}/decline', method: 'POST', url: (id) => ref(id, '/decline'), payload: () => ({ reason: 'No availability' }), action: 'referral.decline' },
@@ -235,9 +243,10 @@ t.test('setup › R is accepted and in progress, with a note and messages, and e
 
 for (const route of endpoints) {
   for (const caller of foreignCallers) {
-    // Routes without a client scope refuse API clients by policy (403, before the id is looked at,
-    // identical for a random id); everywhere else the stranger gets the missing record's 404.
-    const status = route.closedToClients && caller.client ? 403 : 404;
+    // Routes without a client scope refuse API clients by policy, and prescriber-only routes everyone
+    // but prescribers (403, before the id is looked at, identical for a random id); everywhere else
+    // the stranger gets the missing record's 404.
+    const status = refusalOf(route, caller);
     const what = status === 404 ? 'gets 404 as for a missing referral' : "gets the route policy's 403, as for a missing referral";
     t.test(`${route.label} › ${caller.label} ${what}, changes nothing, audited as denied`, async (t) => {
       await assertRefused(t, caller, route, R, { status });
@@ -265,7 +274,7 @@ t.test('POST /v1/referrals/{id}/accept › an outsider who names no therapist is
 
 // ─── Callers who see R, on the wrong side of the move ──────────────────────────────────────────
 
-const physicianA: Caller = { label: 'the prescribing physician', ...officeA.physician, acceptAs: practiceP.therapist.id };
+const physicianA: Caller = { label: 'the prescribing physician', ...officeA.physician, prescribes: true, acceptAs: practiceP.therapist.id };
 const staffA: Caller = { label: 'office staff of the prescribing office', ...officeA.staff, acceptAs: practiceP.therapist.id };
 const adminA: Caller = { label: 'the office admin of the prescribing office', ...officeA.admin, acceptAs: practiceP.therapist.id };
 const therapistP: Caller = { label: 'the therapist who accepted it', ...practiceP.therapist };
@@ -284,6 +293,7 @@ const wrongSide: [Caller, string][] = [
     [caller, 'POST /v1/referrals/{id}/cancel'],
     [caller, 'POST /v1/referrals/{id}/reroute'],
     [caller, 'PATCH /v1/referrals/{id}'],
+    [caller, 'POST /v1/referrals/{id}/sign'],
   ]),
   ...[physicianA, staffA, adminA].flatMap((caller): [Caller, string][] => [
     [caller, 'POST /v1/referrals/{id}/accept'],
@@ -294,8 +304,9 @@ const wrongSide: [Caller, string][] = [
   [secondP, 'POST /v1/referrals/{id}/progress-reports'],
 ];
 for (const [caller, label] of wrongSide) {
-  t.test(`${label} › ${caller.label}, who can see R but may not make this move, gets 404, audited`, async (t) => {
-    await assertRefused(t, caller, endpoint(label), R);
+  const status = refusalOf(endpoint(label), caller);
+  t.test(`${label} › ${caller.label}, who can see R but may not make this move, gets ${status}, audited`, async (t) => {
+    await assertRefused(t, caller, endpoint(label), R, { status });
   });
 }
 

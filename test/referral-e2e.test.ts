@@ -112,6 +112,8 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       practiceId: harbor.id,
       network: null,
       acceptedBy: at.acceptedBy ?? null,
+      // Dana prescribed for herself, so creating it signed it (SPEC §14.1); the signature never changes after.
+      signature: { signedBy: dana.id, signedAt: created.signature.signedAt, method: 'physician', attestation: created.signature.attestation },
       progress: at.progress ?? { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
       createdAt: created.createdAt,
       updatedAt: at.updatedAt,
@@ -224,6 +226,7 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
     t.match(referralId, /^[0-9a-f-]{36}$/);
     t.match(patientId, /^[0-9a-f-]{36}$/);
     t.match(created.createdAt, isoTimestamp);
+    t.match(created.signature, { signedAt: isoTimestamp, attestation: /sign this order/ }, 'signed as she created it, with the statement she attested');
     t.equal(response.headers.etag, '"1"', 'ETag "1"');
     t.equal(response.headers.location, `/v1/referrals/${referralId}`);
     t.same(created, expectedReferral({ status: 'sent', version: 1, updatedAt: created.updatedAt }), 'the referral in full: sent, version 1, 12 visits (2 × 6), expiring in 90 days');

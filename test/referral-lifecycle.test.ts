@@ -364,9 +364,9 @@ t.test('PATCH /v1/referrals/{id} (amend)', async (t) => {
     t.equal((await history(referral.id)).filter((event) => event.action === 'amend').length, 0, 'no amend event');
   });
 
-  t.test('the therapist side cannot amend: 404', async (t) => {
+  t.test("the therapist side cannot amend: the route's 403 for a role that never orders care", async (t) => {
     const referral = await inStatus('accepted');
-    assertProblem(t, await request(referral.id, 'amend', practice.therapist.token, { visitsAuthorized: 30 }), 404);
+    assertProblem(t, await request(referral.id, 'amend', practice.therapist.token, { visitsAuthorized: 30 }), 403);
     await assertUnchanged(t, referral);
   });
 });

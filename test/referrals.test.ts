@@ -243,7 +243,8 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
   });
 
   t.test('an office API client with referrals:write creates a referral naming the prescriber, recorded as the api_client', async (t) => {
-    const client = await officeClient(officeA.id, officeA.admin.token, ['referrals:write', 'referrals:read']);
+    // referrals:sign: the EHR vouches that the prescriber signed, so the order may go out at once (SPEC §14.1).
+    const client = await officeClient(officeA.id, officeA.admin.token, ['referrals:write', 'referrals:read', 'referrals:sign']);
     assertProblem(t, await createReferral(client.token, validReferral()), 400, ['prescriberId']);
     const response = await createReferral(client.token, validReferral({ prescriberId: officeA.physician.id, send: true }));
     assertStatus(t, response, 201);

@@ -37,7 +37,7 @@ import {
 } from '../lib/vocabulary.js';
 import type { Identifier } from '../modules/patients/schemas.js';
 import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
-import type { Diagnosis, Insurance, NetworkOffer, OutcomeScore, PainScores } from '../modules/referrals/schemas.js';
+import type { Diagnosis, Insurance, NetworkOffer, OutcomeScore, PainScores, Signature } from '../modules/referrals/schemas.js';
 
 // Defined in lib/vocabulary.ts; re-exported because tests and tools import them from the schema.
 export { referralStatuses, userRoles, webhookEventTypes, type ReferralStatus, type UserRole, type WebhookEventType } from '../lib/vocabulary.js';
@@ -306,6 +306,8 @@ export const referrals = pgTable(
     acceptedTherapistId: uuid('accepted_therapist_id').references(() => users.id),
     acceptedPracticeId: uuid('accepted_practice_id').references(() => organizations.id),
     acceptedAt: timestamp('accepted_at', { withTimezone: true, mode: 'date' }),
+    // The signed order (SPEC §14.1); null until signed. Referrals sent before signing existed stay null.
+    signature: jsonb('signature').$type<Signature>(),
     visitsUsed: integer('visits_used').notNull().default(0),
     firstPain: jsonb('first_pain').$type<Static<typeof PainScores>>(),
     latestPain: jsonb('latest_pain').$type<Static<typeof PainScores>>(),

@@ -56,6 +56,9 @@ export type ReferralStatus = Static<typeof ReferralStatus>;
 export const expirableStatuses = ['sent', 'accepted', 'in_progress'] as const satisfies readonly ReferralStatus[];
 export const referralPriorities = ['routine', 'urgent'] as const;
 export const referralTargetKinds = ['therapist', 'practice', 'network'] as const;
+/** How a referral's order was signed (SPEC §14.1): by the prescriber through the API, or vouched for by the office's EHR. */
+export const signatureMethods = ['physician', 'ehr_attested'] as const;
+export type SignatureMethod = (typeof signatureMethods)[number];
 export type ReferralTargetKind = (typeof referralTargetKinds)[number];
 
 /** What happened to a referral, told by the module that made it happen (lib/domain-events.ts). */

@@ -154,6 +154,7 @@ function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
     'POST /v1/referrals': () =>
       referralBody({ patientId: referral.patientId, prescriberId: office.physician.id, therapistId: practice.therapist.id }),
     'PATCH /v1/referrals/:id': () => ({ visitsAuthorized: 100 }),
+    'POST /v1/referrals/:id/sign': () => ({ attestation: true }),
     'POST /v1/referrals/:id/accept': () => (c.principal.role === 'therapist' ? {} : { therapistId: practice.therapist.id }),
     'POST /v1/referrals/:id/decline': () => ({ reason: 'No availability' }),
     'POST /v1/referrals/:id/cancel': () => ({ reason: 'Patient moved' }),

@@ -236,7 +236,7 @@ t.test('seed canaries through every PHI-bearing field, in requests that succeed 
     url: `/v1/organizations/${office.id}/api-clients`,
     token: office.admin.token,
     headers: { 'idempotency-key': idempotencyKey() },
-    payload: { name: 'Canary EHR', scopes: ['patients:read', 'patients:write', 'referrals:read', 'referrals:write'] },
+    payload: { name: 'Canary EHR', scopes: ['patients:read', 'patients:write', 'referrals:read', 'referrals:write', 'referrals:sign'] },
   }, 201)).json();
   secretCanaries['client secret'] = client.clientSecret;
   const clientGrant = (await tokenGrant(t, 'client_credentials (JSON)', { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret })).json();

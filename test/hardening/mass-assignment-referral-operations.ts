@@ -8,7 +8,7 @@ import type { Op, Owned } from './mass-assignment-operations.js';
 import { byId, keyed, type MassAssignmentWorld } from './mass-assignment-world.js';
 
 export function referralOperations(world: MassAssignmentWorld): Op[] {
-  const { db, planted, mark, isoDate, office, practice, otherPractice, colleague, post, getJson, referralBody, newReferral, acceptedReferral, noteBody, foreign, referralRows, referralApi } = world;
+  const { db, planted, mark, isoDate, office, practice, otherPractice, colleague, post, getJson, referralBody, newReferral, unsignedDraft, acceptedReferral, noteBody, foreign, referralRows, referralApi } = world;
 
   const referralOwned = (status: string): Owned[] => [
     { field: 'id', value: randomUUID() },
@@ -30,6 +30,8 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
     { field: 'actorId', value: foreign.user },
     { field: 'createdAt', value: planted },
     { field: 'updatedAt', value: planted },
+    // Only the server signs, for the prescriber (SPEC §14.1).
+    { field: 'signature', value: { signedBy: foreign.user, signedAt: planted, method: 'ehr_attested', attestation: 'forged' } },
   ];
 
   /** A referral move (send, accept, …) on a fresh referral in the given state. */
@@ -103,6 +105,10 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
       },
     },
     moveOp('send', 'accepted', () => newReferral(false), () => office.physician.token),
+    moveOp('sign', 'completed', () => unsignedDraft(), () => office.physician.token, () => ({ attestation: true, send: true }), [
+      { field: 'signedBy', value: foreign.user },
+      { field: 'method', value: 'ehr_attested' },
+    ]),
     moveOp('accept', 'completed', () => newReferral(true), () => practice.therapist.token, () => ({}), [
       // A therapist accepts as themself; naming a colleague must not make the colleague the acceptor.
       { field: 'therapistId', value: colleague.id, legit: true, columns: ['acceptedTherapistId'] },

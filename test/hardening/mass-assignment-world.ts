@@ -93,6 +93,11 @@ export async function buildMassAssignmentWorld(test: TestApp) {
     const { patient: _inline, ...body } = referralBody(mark('referral'), { send, patientId: sharedPatient.id });
     return test.create('/v1/referrals', office.physician.token, body);
   };
+  /** A draft the office admin prepared in the physician's name: unsigned until the physician signs it. */
+  const unsignedDraft = () => {
+    const { patient: _inline, ...body } = referralBody(mark('unsigned'), { send: false, patientId: sharedPatient.id, prescriberId: office.physician.id });
+    return test.create('/v1/referrals', office.admin.token, body);
+  };
   async function acceptedReferral(): Promise<Json> {
     const referral = await newReferral(true);
     return post(`/v1/referrals/${referral.id}/accept`, practice.therapist.token, {});
@@ -187,6 +192,7 @@ export async function buildMassAssignmentWorld(test: TestApp) {
     getJson,
     referralBody,
     newReferral,
+    unsignedDraft,
     acceptedReferral,
     noteBody,
     hookBody,

@@ -223,6 +223,7 @@ const cases: Record<string, RouteCase> = {
   'GET /v1/referrals/{id}': { aims: referralAims((id) => `/v1/referrals/${id}`) },
   'PATCH /v1/referrals/{id}': { payload: () => ({ visitsAuthorized: 99, expiresOn: '2099-01-01' }), aims: referralAims((id) => `/v1/referrals/${id}`) },
   'POST /v1/referrals/{id}/send': { aims: referralAims((id) => `/v1/referrals/${id}/send`) },
+  'POST /v1/referrals/{id}/sign': { payload: () => ({ attestation: true }), aims: referralAims((id) => `/v1/referrals/${id}/sign`) },
   'POST /v1/referrals/{id}/accept': { payload: acceptBody, aims: referralAims((id) => `/v1/referrals/${id}/accept`) },
   'POST /v1/referrals/{id}/decline': { payload: () => ({ reason: 'No availability' }), aims: referralAims((id) => `/v1/referrals/${id}/decline`) },
   'POST /v1/referrals/{id}/cancel': { payload: () => ({ reason: 'Patient moved' }), aims: referralAims((id) => `/v1/referrals/${id}/cancel`) },

@@ -127,6 +127,9 @@ for (let index = 0; index < 3; index++) await create(office.physician.token, pre
 for (let index = 0; index < 2; index++) await create(office.physician.token, prescription(patients[2]!.id, { therapistId: otherPractice.therapist.id }, false));
 await create(office.physician.token, prescription(patients[3]!.id, { network: { near: { lat: 45.5231, lng: -122.6765 }, radiusKm: 30 } }));
 await create(otherOffice.physician.token, prescription(outsidePatient.id, { therapistId: otherPractice.therapist.id }));
+/** Drafts the front desk prepared in the physician's name: unsigned until the physician signs them (SPEC §14.1). */
+const unsignedDraft = async (patientId: string) => (await post('/v1/referrals', office.staff.token, { ...prescription(patientId, { practiceId: practice.id }, false), prescriberId: office.physician.id })).id as string;
+const unsignedDrafts = [await unsignedDraft(patients[0]!.id), await unsignedDraft(patients[1]!.id)];
 const reports: string[] = [];
 const messages: string[] = [];
 for (const referral of referrals.slice(0, 3)) {
@@ -185,6 +188,7 @@ addToPool('acceptedReferrals', ...referrals.slice(0, 3).map((referral) => referr
 addToPool('declinedReferrals', referrals[3]!.id);
 addToPool('sentReferrals', referrals[4]!.id, referrals[5]!.id, referrals[8]!.id);
 addToPool('draftReferrals', referrals[6]!.id, referrals[7]!.id);
+addToPool('unsignedDrafts', ...unsignedDrafts);
 addToPool('reports', ...reports);
 addToPool('messages', ...messages);
 addToPool('endpoints', ...endpoints);
@@ -352,6 +356,7 @@ prefer(['network admin'], 'createOrganization', 'verifyAuditChain');
 prefer(['network admin', 'office admin', 'practice admin'], 'createUser', 'updateUser', 'createApiClient', 'listApiClients', 'revokeApiClient', 'listAuditEvents', 'exportAuditEvents', 'listPatientViewers');
 prefer(['office admin', 'practice admin', 'network admin'], 'createWebhookEndpoint', 'listWebhookEndpoints', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint', 'rotateWebhookSecret', 'pingWebhookEndpoint', 'listWebhookDeliveries', 'resendWebhookDelivery', 'recoverWebhookDeliveries');
 prefer(['physician', 'office staff', 'office API client'], 'createPatient', 'listPatients', 'getPatient', 'createReferral', 'amendReferral', 'sendReferral', 'cancelReferral', 'rerouteReferral');
+prefer(['physician'], 'signReferral');
 prefer(['therapist', 'practice admin', 'practice API client'], 'acceptReferral', 'declineReferral');
 prefer(['therapist'], 'createProgressReport', 'addProgressReportAddendum');
 
@@ -401,6 +406,7 @@ async function replenish() {
   addToPool('acceptedReferrals', fresh[1]!.id);
   addToPool('declinedReferrals', fresh[2]!.id);
   addToPool('draftReferrals', draft.id);
+  addToPool('unsignedDrafts', await unsignedDraft(patient));
   replenished++;
 }
 

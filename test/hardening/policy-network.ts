@@ -49,7 +49,8 @@ export async function buildPolicyNetwork(test: TestApp) {
     if (office === 'A') {
       principals.push(
         await user(office, created.id, 'office', 'office_staff', 'A.staff'),
-        await client(office, created.id, 'office', 'A.client', allScopes),
+        // An EHR that vouches for its prescribers (SPEC §14.1): its referrals are created signed.
+        await client(office, created.id, 'office', 'A.client', [...allScopes, 'referrals:sign']),
         // A read-only EHR feed: it lists and reads referrals; every write and patient route is closed to it.
         await client(office, created.id, 'office', 'A.feed', ['referrals:read']),
       );

@@ -73,7 +73,7 @@ export interface Principal {
 
 export const statuses = ['draft', 'sent', 'accepted', 'in_progress', 'completed', 'declined', 'cancelled', 'expired'] as const;
 export type Status = (typeof statuses)[number];
-export type Move = 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend';
+export type Move = 'sign' | 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend';
 
 export type Target = { kind: 'therapist'; therapist: TherapistKey } | { kind: 'practice'; practice: PracticeKey } | { kind: 'network'; near: NearKey };
 
@@ -88,6 +88,8 @@ export interface ReferralModel {
   visitsAuthorized: number;
   /** Ever sent: until then a referral is a draft of its office's alone, also once cancelled unsent. */
   sent: boolean;
+  /** §14.1: the prescriber's order is signed; nothing unsigned is sent. */
+  signed: boolean;
   target: Target;
   /** The open network offer: who it was made to when sent, and whether their share is still open. */
   offers: Map<TherapistKey, boolean>;
@@ -166,14 +168,24 @@ const hasScope = (principal: Principal, scope: string) => !principal.client || p
 export const mayPrescribe = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'referrals:write');
 export const mayMove = (principal: Principal) => hasScope(principal, 'referrals:write');
 export const mayReadReferrals = (principal: Principal) => hasScope(principal, 'referrals:read');
+/** §14.1: what only the prescriber orders (signing, amendments that add care): physicians, and EHRs that vouch with referrals:sign. */
+export const mayOrder = (principal: Principal) => (principal.client ? principal.scopes.includes('referrals:sign') : principal.role === 'physician');
+/**
+ * §14.1: whether a referral is signed as it is created: a physician prescribing for themselves signs
+ * by creating it; an EHR with referrals:sign vouches for the prescriber it names.
+ */
+export const signsAtCreate = (creator: Principal, prescriber: 'omit' | 'own' | 'foreign') =>
+  creator.client ? creator.scopes.includes('referrals:sign') : creator.role === 'physician' && prescriber !== 'foreign';
 export const mayReadPatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:read');
 export const mayWritePatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:write');
 
 
-export const officeMoves: ReadonlySet<Move> = new Set(['send', 'cancel', 'reroute', 'amend']);
+export const officeMoves: ReadonlySet<Move> = new Set(['sign', 'send', 'cancel', 'reroute', 'amend']);
 const openStatuses: readonly Status[] = ['draft', 'sent', 'accepted', 'declined', 'in_progress'];
 /** §3's diagram. */
 export const legalFrom: Record<Move, readonly Status[]> = {
+  // Signing moves no status; an open referral may be signed.
+  sign: openStatuses,
   send: ['draft'],
   accept: ['sent'],
   decline: ['sent'],
@@ -198,18 +210,32 @@ export interface MoveRequest {
   target?: Target | undefined;
   /** amend: whether visitsAuthorized really rises. */
   raise?: boolean;
+  /** sign: whether the draft is sent in the same change. */
+  alsoSend?: boolean;
 }
 
 /** The answer a move must get, and what it does to the referral when it succeeds. */
 export function expectMove(principal: Principal, referral: ReferralModel, request: MoveRequest): { status: number; apply?: (referral: ReferralModel) => void } {
-  if (!mayMove(principal)) return { status: 403 };
+  // §14.1: signing and amending are routes for prescribers only; every other move for those who may write referrals.
+  if (!(request.move === 'sign' || request.move === 'amend' ? mayOrder(principal) : mayMove(principal))) return { status: 403 };
   const side: Side = officeMoves.has(request.move) ? 'office' : 'practice';
   // §6: outside the caller's part in the referral (or on the wrong side of this move) is the 404 of a missing record.
   if (!sees(principal, referral) || principal.side !== side) return { status: 404 };
   if (request.ifMatch === 'stale') return { status: 412 };
   if (!legalFrom[request.move].includes(referral.status)) return { status: 409 };
   switch (request.move) {
+    case 'sign': {
+      // In this network each office has one physician, who prescribes all its referrals: a
+      // physician who gets this far is the prescriber.
+      if (referral.signed) return { status: 409 };
+      if (!request.alsoSend) return { status: 200, apply: (r) => Object.assign(r, { signed: true }) };
+      if (referral.status !== 'draft') return { status: 409 };
+      const offers = referral.target.kind === 'network' ? offeredTo(referral.target.near, referral.techniques) : [];
+      if (referral.target.kind === 'network' && offers.length === 0) return { status: 409 };
+      return { status: 200, apply: (r) => Object.assign(r, { signed: true, status: 'sent', sent: true, offers: new Map(offers.map((k) => [k, true])) }) };
+    }
     case 'send': {
+      if (!referral.signed) return { status: 409 };
       const offers = referral.target.kind === 'network' ? offeredTo(referral.target.near, referral.techniques) : [];
       if (referral.target.kind === 'network' && offers.length === 0) return { status: 409 };
       return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, offers: new Map(offers.map((k) => [k, true])) }) };
@@ -243,6 +269,7 @@ export function expectMove(principal: Principal, referral: ReferralModel, reques
     case 'cancel':
       return { status: 200, apply: (r) => Object.assign(r, { status: 'cancelled' }) };
     case 'reroute': {
+      if (!referral.signed) return { status: 409 };
       const target = request.target!;
       if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) return { status: 400 };
       const offers = target.kind === 'network' ? offeredTo(target.near, referral.techniques) : [];

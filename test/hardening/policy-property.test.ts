@@ -26,6 +26,7 @@ import {
   expectMove,
   knowsPatient,
   mayPrescribe,
+  signsAtCreate,
   mayReadPatients,
   mayReadReferrals,
   mayWritePatients,
@@ -236,6 +237,8 @@ async function execute(input: RunInput): Promise<void> {
     else if (spec.prescriber === 'foreign' || (spec.prescriber === 'omit' && creator.role !== 'physician')) expected = 400;
     // §2: a patient is the office's own.
     else if (existing && existing.office !== office) expected = 400;
+    // §14.1: only a signed order may be sent.
+    else if (spec.send && !signsAtCreate(creator, spec.prescriber)) expected = 409;
     else if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) expected = 400;
     else if (spec.send && target.kind === 'network' && offeredTo(target.near, techniques).length === 0) expected = 409;
 
@@ -260,6 +263,7 @@ async function execute(input: RunInput): Promise<void> {
       version: 1,
       visitsAuthorized: created.visitsAuthorized,
       sent: spec.send,
+      signed: signsAtCreate(creator, spec.prescriber),
       target,
       offers: new Map(offers.map((k) => [k, true])),
       acceptedBy: null,
@@ -298,7 +302,7 @@ async function execute(input: RunInput): Promise<void> {
         named = ours.find((k) => eligibleToAccept(referral, k)) ?? ours[0] ?? therapistKeys[0];
       }
     }
-    const request: MoveRequest = { move: action.move, ifMatch: action.ifMatch, named, target: resolveTarget(action.target), raise: action.raise };
+    const request: MoveRequest = { move: action.move, ifMatch: action.ifMatch, named, target: resolveTarget(action.target), raise: action.raise, alsoSend: action.alsoSend };
     const expected = expectMove(actor, referral, request);
     const payload: Json =
       action.move === 'accept'
@@ -309,7 +313,9 @@ async function execute(input: RunInput): Promise<void> {
           ? { reason: 'Property test' }
           : action.move === 'reroute'
             ? targetBody(request.target!)
-            : { visitsAuthorized: referral.visitsAuthorized + (action.raise ? 1 : 0) };
+            : action.move === 'sign'
+              ? { attestation: true, send: action.alsoSend }
+              : { visitsAuthorized: referral.visitsAuthorized + (action.raise ? 1 : 0) };
     const headers = action.ifMatch === 'none' ? undefined : { 'if-match': `"${action.ifMatch === 'current' ? referral.version : referral.version + 1}"` };
     const response =
       action.move === 'amend'
@@ -319,6 +325,7 @@ async function execute(input: RunInput): Promise<void> {
       action.move === 'accept' ? (named ? `naming ${named}` : 'naming nobody') : '',
       action.move === 'reroute' ? `to ${describeTarget(request.target!)}` : '',
       action.move === 'amend' ? (action.raise ? 'raising visits' : 'not raising visits') : '',
+      action.move === 'sign' ? (action.alsoSend ? 'and send' : 'only') : '',
       action.ifMatch === 'none' ? '' : `If-Match ${action.ifMatch}`,
     ].filter(Boolean);
     trace.push(`${actor.key} ${action.move} ${referral.label}${detail.length ? ` (${detail.join(', ')})` : ''} [was ${referral.status}] → ${response.statusCode}`);
@@ -345,7 +352,7 @@ async function execute(input: RunInput): Promise<void> {
   for (const r of referrals) {
     const offers = [...r.offers].map(([k, open]) => `${k}${open ? '' : ' (declined)'}`).join(', ');
     r.summary =
-      `run ${run} ${r.label}: office ${r.office}, ${r.status}${r.sent ? '' : ' (never sent)'}, ${describeTarget(r.target)}` +
+      `run ${run} ${r.label}: office ${r.office}, ${r.status}${r.sent ? '' : ' (never sent)'}${r.signed ? '' : ' (unsigned)'}, ${describeTarget(r.target)}` +
       `${r.target.kind === 'network' ? ` [offered to: ${offers || 'nobody'}]` : ''}${r.acceptedBy ? `, accepted by ${r.acceptedBy}` : ''}`;
     trace.push(`final: ${r.summary}`);
   }

@@ -37,6 +37,8 @@ export interface ActionSpec {
   target: TargetSpec;
   ifMatch: 'none' | 'current' | 'stale';
   raise: boolean;
+  /** sign: send the draft in the same change. */
+  alsoSend: boolean;
 }
 export interface Probes {
   pageSize: number;
@@ -98,7 +100,7 @@ export function runInputArbitrary(principalCount: number): fc.Arbitrary<RunInput
         referral: fc.oneof({ arbitrary: fc.constant(0), weight: 2 }, { arbitrary: fc.nat(3), weight: 1 }),
         move: fc.oneof(
           { arbitrary: fc.constant('next' as const), weight: 6 },
-          { arbitrary: fc.constantFrom<Move>('send', 'accept', 'decline', 'cancel', 'reroute', 'amend'), weight: 4 },
+          { arbitrary: fc.constantFrom<Move>('sign', 'send', 'accept', 'decline', 'cancel', 'reroute', 'amend'), weight: 4 },
         ),
         moveIndex: fc.nat(63),
         actor: actorHint,
@@ -114,6 +116,7 @@ export function runInputArbitrary(principalCount: number): fc.Arbitrary<RunInput
           { arbitrary: fc.constant('stale' as const), weight: 1 },
         ),
         raise: fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 }),
+        alsoSend: fc.boolean(),
       }),
       { minLength: 1, maxLength: 4 },
     ),
@@ -140,7 +143,7 @@ export function runInputArbitrary(principalCount: number): fc.Arbitrary<RunInput
 
 /** Where a lifecycle usually goes next from each status (repeats weigh the choice); the rest are dead ends. */
 export const nextSteps: Record<Status, readonly Move[]> = {
-  draft: ['send', 'send', 'send', 'cancel', 'amend'],
+  draft: ['sign', 'sign', 'send', 'send', 'cancel', 'amend'],
   sent: ['accept', 'accept', 'decline', 'decline', 'cancel', 'amend'],
   declined: ['reroute', 'reroute', 'reroute', 'cancel', 'amend'],
   accepted: ['cancel', 'amend', 'decline'],

@@ -128,7 +128,7 @@ const officeClientKey = `create-client-${tag}`;
 const officeClientAnswer = await must('create the office API client', `/v1/organizations/${riverside.id}/api-clients`, {
   method: 'POST',
   token: officeAdmin.token,
-  payload: { name: 'Riverside EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'] },
+  payload: { name: 'Riverside EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write', 'referrals:sign'] },
   headers: { 'idempotency-key': officeClientKey },
   expect: 201,
 });
@@ -138,7 +138,7 @@ const officeClient = officeClientAnswer.json();
 const replay = await must('replay the client creation', `/v1/organizations/${riverside.id}/api-clients`, {
   method: 'POST',
   token: officeAdmin.token,
-  payload: { name: 'Riverside EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'] },
+  payload: { name: 'Riverside EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write', 'referrals:sign'] },
   headers: { 'idempotency-key': officeClientKey },
   expect: 201,
 });
@@ -320,7 +320,7 @@ await call('final visit note', referralPath(r1.id, '/progress-reports'), { metho
 await call('no notes after completion', referralPath(r1.id, '/progress-reports'), { method: 'POST', token: therapist.token, payload: visit({}), expect: 409 });
 await call('cancel a completed referral', referralPath(r1.id, '/cancel'), { method: 'POST', token: physician.token, payload: { reason: 'Too late' }, expect: 409 });
 
-// R2: a draft by staff for an inline patient, amended, sent, declined, rerouted, taken by another practice.
+// R2: a draft by staff for an inline patient, signed by the physician, sent, declined, rerouted, taken by another practice.
 const r2Answer = await must('draft with an inline patient (staff)', '/v1/referrals', {
   method: 'POST',
   token: staff.token,
@@ -328,7 +328,15 @@ const r2Answer = await must('draft with an inline patient (staff)', '/v1/referra
   expect: 201,
 });
 const r2 = r2Answer.json();
-const sent = await must('send the draft', referralPath(r2.id, '/send'), { method: 'POST', token: physician.token, headers: { 'if-match': r2Answer.headers.etag as string }, expect: 200 });
+await call('staff cannot send it unsigned', referralPath(r2.id, '/send'), { method: 'POST', token: staff.token, expect: 409 });
+const signed = await must('the physician signs the draft', referralPath(r2.id, '/sign'), {
+  method: 'POST',
+  token: physician.token,
+  payload: { attestation: true },
+  headers: { 'if-match': r2Answer.headers.etag as string },
+  expect: 200,
+});
+const sent = await must('staff send the signed draft', referralPath(r2.id, '/send'), { method: 'POST', token: staff.token, headers: { 'if-match': signed.headers.etag as string }, expect: 200 });
 await call('decline', referralPath(r2.id, '/decline'), { method: 'POST', token: therapist.token, payload: { reason: 'No availability this month' }, headers: { 'if-match': sent.headers.etag as string }, expect: 200 });
 await call('reroute', referralPath(r2.id, '/reroute'), { method: 'POST', token: physician.token, payload: { therapistId: therapist2.id, reason: 'Try Eastside' }, expect: 200 });
 await call('therapist2 accepts', referralPath(r2.id, '/accept'), { method: 'POST', token: therapist2.token, payload: {}, expect: 200 });

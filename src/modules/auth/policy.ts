@@ -9,6 +9,8 @@ export const apiClientScopes = [
   'patients:write',
   'referrals:read',
   'referrals:write',
+  // An EHR that vouches its prescribers sign in the EHR: its referrals are created signed (SPEC §14.1).
+  'referrals:sign',
 ] as const;
 export type ApiClientScope = (typeof apiClientScopes)[number];
 
@@ -18,6 +20,11 @@ export type RoutePolicy =
       roles: readonly UserRole[];
       /** The scope an API client needs ('any': every client); a route without one is closed to API clients. */
       clientScope?: ApiClientScope | 'any';
+      /**
+       * API clients are admitted by their scope alone, whatever staff role they act as: for routes
+       * whose roles name a person (the prescriber signs) and for which an EHR vouches with a scope.
+       */
+      clientsByScopeAlone?: true;
     };
 
 export interface Principal {
@@ -41,7 +48,7 @@ export function clientActingRole(kind: OrganizationKind): UserRole {
 }
 
 export function isAllowed(policy: Exclude<RoutePolicy, 'public'>, principal: Principal): boolean {
-  if (!policy.roles.includes(principal.role)) return false;
+  if (!policy.roles.includes(principal.role) && !(principal.kind === 'api_client' && policy.clientsByScopeAlone)) return false;
   if (principal.kind === 'api_client') {
     return policy.clientScope === 'any' || (policy.clientScope !== undefined && principal.scopes.includes(policy.clientScope));
   }

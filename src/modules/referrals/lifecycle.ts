@@ -2,12 +2,14 @@
 import { expirableStatuses, type ReferralStatus } from '../../lib/vocabulary.js';
 import { conflict } from '../../lib/errors.js';
 
-export type ReferralMove = 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend' | 'start' | 'complete' | 'expire';
+export type ReferralMove = 'sign' | 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend' | 'start' | 'complete' | 'expire';
 
 /** Open: the referral can still be treated or changed. */
 export const openStatuses: readonly ReferralStatus[] = ['draft', 'sent', 'accepted', 'declined', 'in_progress'];
 
 const moves: Record<ReferralMove, { from: readonly ReferralStatus[]; to?: ReferralStatus }> = {
+  // Signing keeps the status; a referral sent before orders were signed can still be signed while open.
+  sign: { from: openStatuses },
   send: { from: ['draft'], to: 'sent' },
   accept: { from: ['sent'], to: 'accepted' },
   decline: { from: ['sent'], to: 'declined' },
@@ -20,7 +22,7 @@ const moves: Record<ReferralMove, { from: readonly ReferralStatus[]; to?: Referr
   expire: { from: expirableStatuses, to: 'expired' },
 };
 
-/** Moves a client can ask for (start, complete and expire happen on their own). */
+/** Moves a client can ask for (start, complete and expire happen on their own; signing moves no status). */
 const requestableMoves: readonly ReferralMove[] = ['send', 'accept', 'decline', 'reroute', 'cancel', 'amend'];
 
 export function allowedMoves(status: ReferralStatus): ReferralMove[] {

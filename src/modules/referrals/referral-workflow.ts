@@ -16,7 +16,8 @@ import { assertMoveAllowed, targetStatus, type ReferralMove } from './lifecycle.
 import { actorOf } from './actors.js';
 import { Visits } from './visits.js';
 import { ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
-import type { AcceptReferral, AmendReferral, CreateReferral, Referral, RerouteReferral } from './schemas.js';
+import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
+import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
 import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
 
 /** The domain event each move announces (a declined share of an open offer announces nothing). */
@@ -32,6 +33,24 @@ const eventOfMove: Partial<Record<ReferralMove, DomainEventType>> = {
 
 const movesNeedingTime: ReadonlySet<ReferralMove> = new Set(['send', 'accept', 'reroute']);
 
+
+/** What a move changes, and the history steps it records (one, named after the move, unless told). */
+interface MoveDecision {
+  changes: Partial<ReferralRow>;
+  action?: 'decline_offer';
+  steps?: { action: ReferralEvent['action']; toStatus: ReferralStatus }[];
+  reason?: string | undefined;
+  eventChanges?: Record<string, unknown>;
+}
+
+/** The sweep may not have run yet: a referral past its last day is not sent out or taken on. */
+function assertNotExpired(current: ReferralRow): void {
+  if (current.expiresOn < todayUtc()) {
+    throw conflict('referral-expired', `The referral expired after ${current.expiresOn}; the prescriber can extend expiresOn first`, {
+      currentStatus: current.status,
+    });
+  }
+}
 
 export interface MoveRequest {
   context: AuditContext;
@@ -82,6 +101,8 @@ export class ReferralWorkflow {
     if (input.patientId && !(await this.patients.findInOrganization({ organizationId: officeId, patientId: input.patientId }))) {
       throw validationFailed([{ field: 'patientId', message: 'is not a patient of your office' }]);
     }
+    const signature = signatureAtCreate(principal, prescriberId);
+    if (input.send && !signature) throw signatureRequired();
     const target = await resolveTarget(this.referrals, input, input.techniques);
     const visitsAuthorized = input.visitsAuthorized ?? Math.min(input.frequencyPerWeek * input.durationWeeks, 100);
 
@@ -112,6 +133,7 @@ export class ReferralWorkflow {
           expiresOn,
           priority: input.priority ?? 'routine',
           insurance: input.insurance ?? null,
+          signature,
           ...target,
         },
         tx,
@@ -185,6 +207,7 @@ export class ReferralWorkflow {
 
   async send(request: MoveRequest): Promise<Referral> {
     return this.move(request, 'office', 'send', async (row, tx) => {
+      if (!row.signature) throw signatureRequired();
       if (row.networkOffer) await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, row.networkOffer, tx), tx);
       return { changes: { status: 'sent' } };
     });
@@ -232,12 +255,38 @@ export class ReferralWorkflow {
     });
   }
 
+  /** The prescriber signs the order (SPEC §14.1), and may send the draft in the same change. */
+  async sign(request: MoveRequest, body: SignReferral): Promise<Referral> {
+    return this.move(request, 'office', 'sign', async (row, tx) => {
+      const method = signingMethodOf(request.principal, row.prescriberId);
+      if (!method) throw prescriberOnly('sign this referral', row);
+      if (row.signature) {
+        throw conflict('already-signed', `The referral was already signed at ${row.signature.signedAt}`, { currentStatus: row.status });
+      }
+      const signature = signatureBy(method, row.prescriberId);
+      if (!body.send) return { changes: { signature }, eventChanges: { method } };
+      assertMoveAllowed('send', row.status);
+      assertNotExpired(row);
+      if (row.networkOffer) await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, row.networkOffer, tx), tx);
+      return {
+        changes: { signature, status: 'sent' },
+        steps: [
+          { action: 'sign', toStatus: row.status },
+          { action: 'send', toStatus: 'sent' },
+        ],
+        eventChanges: { method },
+      };
+    });
+  }
+
   async cancel(request: MoveRequest, reason: string): Promise<Referral> {
     return this.move(request, 'office', 'cancel', async () => ({ changes: { status: 'cancelled' }, reason }));
   }
 
   async reroute(request: MoveRequest, body: RerouteReferral): Promise<Referral> {
     return this.move(request, 'office', 'reroute', async (row, tx) => {
+      // Legacy referrals sent before orders were signed go out again only once signed.
+      if (!row.signature) throw signatureRequired();
       const target = await resolveTarget(this.referrals, body, row.techniques, tx);
       await this.referrals.replaceOffers(row.id, target.networkOffer ? await matchOffer(this.referrals, target.networkOffer, tx) : [], tx);
       return {
@@ -253,6 +302,8 @@ export class ReferralWorkflow {
 
   async amend(request: MoveRequest, body: AmendReferral): Promise<Referral> {
     return this.move(request, 'office', 'amend', async (row) => {
+      // Every amendment raises the visits or extends the expiry: more care, which the prescriber orders.
+      if (!signingMethodOf(request.principal, row.prescriberId)) throw prescriberOnly('raise visitsAuthorized or extend expiresOn', row);
       const problems: FieldProblem[] = [];
       if (body.expiresOn === undefined && body.visitsAuthorized === undefined) {
         throw validationFailed(
@@ -287,10 +338,7 @@ export class ReferralWorkflow {
     { context, principal, referralId, ifMatch }: MoveRequest,
     side: ReferralSide,
     move: ReferralMove,
-    decide: (
-      row: ReferralRow,
-      tx: Executor,
-    ) => Promise<{ changes: Partial<ReferralRow>; action?: 'decline_offer'; reason?: string | undefined; eventChanges?: Record<string, unknown> }>,
+    decide: (row: ReferralRow, tx: Executor) => Promise<MoveDecision>,
   ): Promise<Referral> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
     if (!visible || sideOf(principal) !== side) throw await this.notFound(referralId);
@@ -300,30 +348,28 @@ export class ReferralWorkflow {
       const { referral: current, patient } = await this.referrals.lock(referralId, tx);
       assertIfMatch(ifMatch, current.version);
       assertMoveAllowed(move, current.status);
-      // The sweep may not have run yet: a referral past its last day is not sent out or taken on.
-      if (movesNeedingTime.has(move) && current.expiresOn < todayUtc()) {
-        throw conflict('referral-expired', `The referral expired after ${current.expiresOn}; the prescriber can extend expiresOn first`, {
-          currentStatus: current.status,
-        });
-      }
+      if (movesNeedingTime.has(move)) assertNotExpired(current);
       const decision = await decide(current, tx);
       const updated = await this.referrals.update(referralId, decision.changes, tx);
-      await this.referrals.appendEvent(
-        {
+      const steps = decision.steps ?? [{ action: decision.action ?? move, toStatus: updated.status }];
+      await this.referrals.appendEvents(
+        steps.map((step, index) => ({
           referralId,
-          action: decision.action ?? move,
-          fromStatus: current.status,
-          toStatus: updated.status,
+          action: step.action,
+          fromStatus: index === 0 ? current.status : steps[index - 1]!.toStatus,
+          toStatus: step.toStatus,
           version: updated.version,
           actor: actorOf(principal),
           reason: decision.reason,
-          changes: decision.eventChanges,
-        },
+          changes: index === 0 ? decision.eventChanges : undefined,
+        })),
         tx,
       );
-      const eventType = eventOfMove[move];
-      if (eventType && !decision.action) unit.emit({ type: eventType, referral: updated });
-      unit.audit({ action: `referral.${move}`, httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId });
+      for (const step of steps) {
+        const eventType = eventOfMove[step.action as ReferralMove];
+        if (eventType && step.action !== 'decline_offer') unit.emit({ type: eventType, referral: updated });
+        unit.audit({ action: `referral.${step.action === 'decline_offer' ? move : step.action}`, httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId });
+      }
       // Shown as the caller now may see it: a decline before acceptance stays limited, an accept is the caller's to read in full.
       return toReferral(updated, patient, principal);
     });

@@ -69,6 +69,7 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
       row.acceptedTherapistId && row.acceptedPracticeId && row.acceptedAt
         ? { therapistId: row.acceptedTherapistId, practiceId: row.acceptedPracticeId, at: row.acceptedAt.toISOString() }
         : null,
+    signature: row.signature ?? null,
     progress: {
       visitsUsed: row.visitsUsed,
       visitsAuthorized: row.visitsAuthorized,

@@ -22,11 +22,14 @@ import {
   ReferralListQuery,
   ReferralPage,
   RerouteReferral,
+  SignReferral,
 } from './schemas.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
 
 const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
 const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
+/** What only the prescriber orders: physicians, or the office's EHR vouching for them (SPEC §14.1). */
+const prescriberPolicy = { roles: ['physician'], clientScope: 'referrals:sign', clientsByScopeAlone: true } as const;
 const referralResource = { type: 'referral', param: 'id' };
 const EtagHeader = { ETag: Type.String({ description: 'The version of the referral, for If-Match' }) };
 const noSyncYet = encodeCursor(['0', '00000000-0000-0000-0000-000000000000']);
@@ -127,7 +130,8 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.patch('/referrals/:id', {
-    config: { policy: writePolicy, auditAction: 'referral.amend', auditResource: referralResource },
+    // Every amendment adds care (more visits, a later expiry): the prescriber's to order (SPEC §14.1).
+    config: { policy: prescriberPolicy, auditAction: 'referral.amend', auditResource: referralResource },
     schema: {
       tags: ['referrals'],
       operationId: 'amendReferral',
@@ -138,6 +142,23 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Referral },
     },
   }, async (request, reply) => sendReferral(reply, await workflow.amend(moveRequest(request), request.body)));
+
+  app.post('/referrals/:id/sign', {
+    // A physician of the office who is not the prescriber gets 403 from the workflow; the practice side 404.
+    config: { policy: prescriberPolicy, auditAction: 'referral.sign', auditResource: referralResource },
+    schema: {
+      tags: ['referrals'],
+      operationId: 'signReferral',
+      summary: 'The prescriber signs the order (and may send the draft at once)',
+      description:
+        'Only the prescriber, or the office\'s EHR client with scope referrals:sign (which vouches that the prescriber signed in the EHR). ' +
+        'A referral is signed once: 409 already-signed after that. An unsigned referral cannot be sent (409 signature-required).',
+      params: IdParams,
+      headers: IfMatchHeaders,
+      body: SignReferral,
+      response: { 200: Referral },
+    },
+  }, async (request, reply) => sendReferral(reply, await workflow.sign(moveRequest(request), request.body)));
 
   const moves = [
     { move: 'send', summary: 'Send a draft referral to its target', operationId: 'sendReferral' },

@@ -2,7 +2,7 @@
 import { Type, type Static } from 'typebox';
 import { bodyRegions, techniques } from '../../lib/catalog.js';
 import { IsoDate, Location, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
-import { enumOf, referralActorTypes, referralPriorities, referralStatuses, ReferralStatus } from '../../lib/vocabulary.js';
+import { enumOf, referralActorTypes, referralPriorities, referralStatuses, ReferralStatus, signatureMethods } from '../../lib/vocabulary.js';
 import { CreatePatient } from '../patients/schemas.js';
 
 export const TechniqueCode = Type.Enum([...techniques]);
@@ -177,6 +177,26 @@ export const ProgressSummary = Type.Object(
 );
 
 /** A referral as its office sees it. */
+export const Signature = Type.Object(
+  {
+    signedBy: { ...Uuid, description: 'The prescriber whose order this is' },
+    signedAt: Timestamp,
+    method: Type.Enum([...signatureMethods], {
+      description: "physician: the prescriber signed through this API; ehr_attested: the office's EHR (scope referrals:sign) vouches that the prescriber signed in the EHR",
+    }),
+    attestation: Type.String({ description: 'The statement the signer attested to, as it was shown' }),
+  },
+  { additionalProperties: false },
+);
+export type Signature = Static<typeof Signature>;
+
+const exampleSignature = {
+  signedBy: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
+  signedAt: '2026-11-25T16:04:05.000Z',
+  method: 'physician',
+  attestation: 'I ordered this treatment for this patient and sign this order.',
+};
+
 const exampleReferralView = {
   id: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
   status: 'sent',
@@ -204,6 +224,7 @@ const exampleReferralView = {
   practiceId: exampleReferral.practiceId,
   network: null,
   acceptedBy: null,
+  signature: exampleSignature,
   progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
   createdAt: '2026-11-25T16:04:05.000Z',
   updatedAt: '2026-11-25T16:04:05.000Z',
@@ -242,6 +263,7 @@ export const Referral = Type.Object(
     practiceId: Type.Union([Uuid, Type.Null()]),
     network: Type.Union([NetworkOffer, Type.Null()]),
     acceptedBy: Type.Union([Type.Object({ therapistId: Uuid, practiceId: Uuid, at: Timestamp }), Type.Null()]),
+    signature: Type.Union([Signature, Type.Null()], { description: 'The signed order; null until the prescriber signs (a draft cannot be sent before)' }),
     progress: ProgressSummary,
     createdAt: Timestamp,
     updatedAt: Timestamp,
@@ -307,6 +329,15 @@ export const RerouteReferral = Type.Object(
 );
 export type RerouteReferral = Static<typeof RerouteReferral>;
 
+export const SignReferral = Type.Object(
+  {
+    attestation: Type.Literal(true, { description: 'The prescriber attests that they ordered this treatment and sign the order' }),
+    send: Type.Optional(Type.Boolean({ default: false, description: 'Send the draft to its target in the same change' })),
+  },
+  { additionalProperties: false, examples: [{ attestation: true, send: true }] },
+);
+export type SignReferral = Static<typeof SignReferral>;
+
 export const AmendReferral = Type.Object(
   {
     expiresOn: Type.Optional({ ...IsoDate, description: 'A later expiry date' }),
@@ -319,7 +350,7 @@ export type AmendReferral = Static<typeof AmendReferral>;
 
 export const ReferralEvent = Type.Object({
   id: Type.Integer(),
-  action: Type.Enum(['create', 'send', 'accept', 'decline', 'decline_offer', 'cancel', 'reroute', 'amend', 'start', 'complete', 'expire']),
+  action: Type.Enum(['create', 'sign', 'send', 'accept', 'decline', 'decline_offer', 'cancel', 'reroute', 'amend', 'start', 'complete', 'expire']),
   fromStatus: Type.Union([ReferralStatus, Type.Null()]),
   toStatus: ReferralStatus,
   version: Type.Integer(),
