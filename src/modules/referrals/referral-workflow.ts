@@ -33,7 +33,6 @@ const eventOfMove: Partial<Record<ReferralMove, DomainEventType>> = {
 
 const movesNeedingTime: ReadonlySet<ReferralMove> = new Set(['send', 'accept', 'reroute']);
 
-
 /** What a move changes, and the history steps it records (one, named after the move, unless told). */
 interface MoveDecision {
   changes: Partial<ReferralRow>;
