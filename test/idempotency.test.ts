@@ -185,6 +185,22 @@ t.test('every POST of the referral workflow replays instead of acting twice', as
     t.same(await history(draft.id), ['create', 'send']);
   });
 
+  t.test('sign: a repeat returns the first 200, not 409 already-signed; signed and sent once', async (t) => {
+    // A draft the office staff prepared for the physician: unsigned until the physician signs (SPEC §14.1).
+    const draft = requireStatus(await post('/v1/referrals', office.staff.token, markedReferral(tag(), { prescriberId: office.physician.id, send: false })), 201, 'staff draft');
+    t.equal(draft.signature, null, 'the draft is unsigned');
+    const key = newKey();
+    const payload = { attestation: true, send: true };
+    const first = await post(`/v1/referrals/${draft.id}/sign`, office.physician.token, payload, key);
+    assertFresh(t, first, 200);
+    t.match(first.json(), { status: 'sent', signature: { signedBy: office.physician.id, method: 'physician' } });
+    assertReplay(t, first, await post(`/v1/referrals/${draft.id}/sign`, office.physician.token, payload, key));
+    t.same(await history(draft.id), ['create', 'sign', 'send']);
+    const withoutKey = await post(`/v1/referrals/${draft.id}/sign`, office.physician.token, payload);
+    assertProblem(t, withoutKey, 409);
+    t.equal(withoutKey.json().code, 'already-signed', 'without the key the repeat is a second signature');
+  });
+
   t.test('accept: a repeat returns the first 200, not a 409', async (t) => {
     const sent = await referral();
     const key = newKey();

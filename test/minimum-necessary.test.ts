@@ -112,7 +112,8 @@ async function listed(caller: Caller, id: string, query = ''): Promise<Json | un
   return undefined;
 }
 
-const clinicalMembers = [...Object.keys(order), 'startDate', 'expiresOn', 'prescriberId', 'organizationId', 'network', 'therapistId', 'practiceId', 'progress'];
+// The signature is the order's too (SPEC §14.1): who signed it and what they attested names no patient.
+const clinicalMembers = [...Object.keys(order), 'startDate', 'expiresOn', 'prescriberId', 'organizationId', 'network', 'therapistId', 'practiceId', 'signature', 'progress'];
 
 /** The limited view: the whole order, the patient's age and sex, the payer; nothing that names the patient. */
 function assertLimited(t: Test, view: Json | undefined, full: Json, what: string) {
@@ -152,6 +153,7 @@ async function assertSeesFull(t: Test, caller: Caller, full: Json) {
 t.test('the office sees the patient and the insurance in full when it prescribes', async (t) => {
   const full = await prescribe({ practiceId: practice.id });
   t.notOk('limited' in full.patient, 'the full form is the same as before, without a limited member');
+  t.match(full.signature, { signedBy: office.physician.id, method: 'physician' }, 'signed: the physician prescribed for themself');
   t.match(full.patient, { givenName: patient.givenName, birthDate: patient.birthDate });
   t.equal(full.patientId, full.patient.id);
   t.same(full.insurance, insurance);

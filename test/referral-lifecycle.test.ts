@@ -25,7 +25,7 @@ const offerTherapists: Member[] = [
   await addTherapist(test, networkAdmin, networkPractice.id),
 ];
 
-const { get, create, read, history, request, must, visitNote, inStatus } = referralMoves(test, office, practice);
+const { get, create, read, history, request, must, mustSign, staffDraft, visitNote, inStatus } = referralMoves(test, office, practice);
 
 /** "a sent", "an accepted": the article for a status in test names. */
 const a = (status: string) => `${/^[aeiou]/.test(status) ? 'an' : 'a'} ${status}`;
@@ -99,9 +99,24 @@ t.test('POST /v1/referrals/{id}/send', async (t) => {
     t.match(audited[0], { outcome: 'success', actorId: office.physician.id, patientId: draft.patientId });
   });
 
-  t.test('office staff may send a draft of their office', async (t) => {
+  // Office staff send drafts of their office once they are signed (SPEC §14.1), never before.
+  t.test('office staff may send a signed draft of their office', async (t) => {
     const draft = await inStatus('draft');
+    t.match(draft.signature, { signedBy: office.physician.id, method: 'physician' }, "the physician's own draft is signed");
     t.equal(assertMoved(t, await request(draft.id, 'send', office.staff.token)).status, 'sent');
+  });
+
+  t.test('office staff cannot send an unsigned draft: 409 signature-required, nothing changed; once the prescriber signs it they can', async (t) => {
+    const draft = await staffDraft();
+    t.match(draft, { status: 'draft', signature: null }, "the staff's own draft is unsigned");
+    const refused = await request(draft.id, 'send', office.staff.token);
+    assertProblem(t, refused, 409);
+    t.equal(refused.json().code, 'signature-required');
+    await assertUnchanged(t, draft);
+    t.equal((await history(draft.id)).length, 1, 'only the create event');
+    const signed = await mustSign(draft.id);
+    t.match(signed, { status: 'draft', version: 2, signature: { signedBy: office.physician.id, method: 'physician' } });
+    t.match(assertMoved(t, await request(draft.id, 'send', office.staff.token)), { status: 'sent', version: 3 });
   });
 
   t.test('the therapist side cannot send: 404, nothing changed', async (t) => {

@@ -206,6 +206,7 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
     const response = await createReferral(officeA.physician.token, validReferral());
     t.equal(response.statusCode, 201);
     t.equal(response.json().prescriberId, officeA.physician.id);
+    t.match(response.json().signature, { signedBy: officeA.physician.id, method: 'physician' }, 'and signs it by creating it (SPEC §14.1)');
   });
 
   for (const who of ['staff', 'admin'] as const) {
@@ -217,6 +218,7 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
       assertStatus(t, response, 201);
       t.equal(response.json().prescriberId, officeA.physician.id);
       t.equal(response.json().organizationId, officeA.id);
+      t.equal(response.json().signature, null, 'unsigned until the prescriber signs it (SPEC §14.1)');
     });
   }
 
@@ -249,7 +251,7 @@ t.test('POST /v1/referrals › prescriber', async (t) => {
     const response = await createReferral(client.token, validReferral({ prescriberId: officeA.physician.id, send: true }));
     assertStatus(t, response, 201);
     const referral = response.json();
-    t.match(referral, { prescriberId: officeA.physician.id, organizationId: officeA.id, status: 'sent' });
+    t.match(referral, { prescriberId: officeA.physician.id, organizationId: officeA.id, status: 'sent', signature: { signedBy: officeA.physician.id, method: 'ehr_attested' } });
     const history = (await get(`/v1/referrals/${referral.id}/history`, client.token)).json().data;
     t.match(history, [
       { action: 'create', actor: { type: 'api_client', id: client.id, organizationId: officeA.id } },

@@ -45,7 +45,8 @@ export async function buildPolicyNetwork(test: TestApp) {
     orgIds[office] = created.id;
     principals.push(await user(office, created.id, 'office', 'physician', `${office}.physician`, { npi: nextNpi() }));
     // Every office role and kind of client once, not in both offices: each principal costs feed
-    // reads, and the oracle gives all of an office's principals the same referrals.
+    // reads, and the oracle gives all of an office's principals the same referrals. (The writing
+    // EHRs are two kinds: A's vouches for its prescribers' signatures, B's does not.)
     if (office === 'A') {
       principals.push(
         await user(office, created.id, 'office', 'office_staff', 'A.staff'),
@@ -55,7 +56,11 @@ export async function buildPolicyNetwork(test: TestApp) {
         await client(office, created.id, 'office', 'A.feed', ['referrals:read']),
       );
     } else {
-      principals.push(await user(office, created.id, 'office', 'office_admin', 'B.admin'));
+      principals.push(
+        await user(office, created.id, 'office', 'office_admin', 'B.admin'),
+        // An EHR that does not vouch (no referrals:sign, SPEC §14.1): it drafts, and its physician signs.
+        await client(office, created.id, 'office', 'B.client', allScopes),
+      );
     }
   }
   for (const practice of ['P1', 'P2'] as const) {

@@ -1,6 +1,6 @@
 // The policy oracle of the property test (policy-property.test.ts): the shape of the small network
 // the test builds, and who may see and do what in it, written from the spec (SPEC §3, §6, §12,
-// §14.8), not from src/modules/referrals/access.ts, so that the test holds the API to an independent
+// §14.1, §14.8), not from src/modules/referrals/access.ts, so that the test holds the API to an independent
 // reading. Pure: no app, no database.
 
 // ─── The network ────────────────────────────────────────────────────────────────────────────────
@@ -176,6 +176,8 @@ export const mayOrder = (principal: Principal) => (principal.client ? principal.
  */
 export const signsAtCreate = (creator: Principal, prescriber: 'omit' | 'own' | 'foreign') =>
   creator.client ? creator.scopes.includes('referrals:sign') : creator.role === 'physician' && prescriber !== 'foreign';
+/** §14.1: how a signature is made: by the physician themself, or attested by the EHR that vouches for them. */
+export const signatureMethod = (signer: Principal): 'physician' | 'ehr_attested' => (signer.client ? 'ehr_attested' : 'physician');
 export const mayReadPatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:read');
 export const mayWritePatients = (principal: Principal) => principal.side === 'office' && hasScope(principal, 'patients:write');
 
@@ -214,28 +216,46 @@ export interface MoveRequest {
   alsoSend?: boolean;
 }
 
-/** The answer a move must get, and what it does to the referral when it succeeds. */
-export function expectMove(principal: Principal, referral: ReferralModel, request: MoveRequest): { status: number; apply?: (referral: ReferralModel) => void } {
+/** §3, §14.1: the problem codes of the 409s the spec names (a network offer that reaches nobody is a 409 without a named code). */
+export type ConflictCode = 'illegal-transition' | 'signature-required' | 'already-signed';
+export interface ExpectedAnswer {
+  status: number;
+  /** For a 409 the spec names: the problem's `code`, which tells which check refused it. */
+  code?: ConflictCode;
+  /** What the move does to the referral when it succeeds. */
+  apply?: (referral: ReferralModel) => void;
+}
+
+/**
+ * The answer a move must get, and what it does to the referral when it succeeds. The checks come in
+ * the spec's order: the route's policy (403), the caller's part in the referral (404), If-Match
+ * (412), the lifecycle (409 illegal-transition), then the move's own rules.
+ */
+export function expectMove(principal: Principal, referral: ReferralModel, request: MoveRequest): ExpectedAnswer {
   // §14.1: signing and amending are routes for prescribers only; every other move for those who may write referrals.
   if (!(request.move === 'sign' || request.move === 'amend' ? mayOrder(principal) : mayMove(principal))) return { status: 403 };
   const side: Side = officeMoves.has(request.move) ? 'office' : 'practice';
   // §6: outside the caller's part in the referral (or on the wrong side of this move) is the 404 of a missing record.
   if (!sees(principal, referral) || principal.side !== side) return { status: 404 };
   if (request.ifMatch === 'stale') return { status: 412 };
-  if (!legalFrom[request.move].includes(referral.status)) return { status: 409 };
+  if (!legalFrom[request.move].includes(referral.status)) return { status: 409, code: 'illegal-transition' };
   switch (request.move) {
     case 'sign': {
-      // In this network each office has one physician, who prescribes all its referrals: a
-      // physician who gets this far is the prescriber.
-      if (referral.signed) return { status: 409 };
+      // §14.1: a physician of the office who is not the prescriber gets 403 here. In this network
+      // each office has one physician, who prescribes all its referrals (a foreign prescriber is
+      // refused at create), so a physician who gets this far is the prescriber.
+      if (referral.signed) return { status: 409, code: 'already-signed' };
       if (!request.alsoSend) return { status: 200, apply: (r) => Object.assign(r, { signed: true }) };
-      if (referral.status !== 'draft') return { status: 409 };
+      // Signing and sending in one change: sending is a move of drafts only, and nothing is signed when it is refused.
+      if (referral.status !== 'draft') return { status: 409, code: 'illegal-transition' };
+      // (A referral past its expiresOn is 409 here; this network's referrals never reach theirs.)
       const offers = referral.target.kind === 'network' ? offeredTo(referral.target.near, referral.techniques) : [];
       if (referral.target.kind === 'network' && offers.length === 0) return { status: 409 };
       return { status: 200, apply: (r) => Object.assign(r, { signed: true, status: 'sent', sent: true, offers: new Map(offers.map((k) => [k, true])) }) };
     }
     case 'send': {
-      if (!referral.signed) return { status: 409 };
+      // §14.1: nothing unsigned is sent (after the lifecycle, before the target and offer checks).
+      if (!referral.signed) return { status: 409, code: 'signature-required' };
       const offers = referral.target.kind === 'network' ? offeredTo(referral.target.near, referral.techniques) : [];
       if (referral.target.kind === 'network' && offers.length === 0) return { status: 409 };
       return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, offers: new Map(offers.map((k) => [k, true])) }) };
@@ -269,7 +289,9 @@ export function expectMove(principal: Principal, referral: ReferralModel, reques
     case 'cancel':
       return { status: 200, apply: (r) => Object.assign(r, { status: 'cancelled' }) };
     case 'reroute': {
-      if (!referral.signed) return { status: 409 };
+      // §14.1: nor rerouted (only a referral sent before signing existed can be declined unsigned, so
+      // this network never reaches it).
+      if (!referral.signed) return { status: 409, code: 'signature-required' };
       const target = request.target!;
       if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) return { status: 400 };
       const offers = target.kind === 'network' ? offeredTo(target.near, referral.techniques) : [];

@@ -1,7 +1,8 @@
-// Item 2 of the hardening issue: a property test of who sees what (SPEC §3, §6, §10, §12, §14.8). Each
-// fast-check run builds a small random referral graph through the HTTP API — who prescribes, for
-// which patient, to which target, then a random sequence of sends, accepts, declines, cancels,
-// reroutes and amendments by whoever the run picks, strangers included (policy-run-input.ts) —
+// Item 2 of the hardening issue: a property test of who sees what (SPEC §3, §6, §10, §12, §14.1, §14.8).
+// Each fast-check run builds a small random referral graph through the HTTP API — who prescribes (and
+// so whether the order is signed), for which patient, to which target, then a random sequence of
+// signatures, sends, accepts, declines, cancels, reroutes and amendments by whoever the run picks,
+// strangers included (policy-run-input.ts) —
 // while a small policy oracle written from the spec (policy-oracle.ts, not from
 // src/modules/referrals/access.ts) predicts every answer. Then the principals page through
 // GET /v1/referrals (plain, or with random status / updatedSince / patientId filters), an office
@@ -15,6 +16,7 @@
 // principals it touched and a sample of the rest; the last test reads every principal's whole feed
 // against all runs' graphs at once (POLICY_EVERY_PRINCIPAL=1 reads every feed in every run instead).
 // Replay a failure with POLICY_SEED=<seed> POLICY_PATH=<path> (both printed in the report).
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
 import { decodeCursor } from '../../src/lib/pagination.js';
@@ -25,7 +27,9 @@ import {
   eligibleToAccept,
   expectMove,
   knowsPatient,
+  mayOrder,
   mayPrescribe,
+  signatureMethod,
   signsAtCreate,
   mayReadPatients,
   mayReadReferrals,
@@ -38,6 +42,7 @@ import {
   techniqueSets,
   therapistKeys,
   therapistProfiles,
+  type ConflictCode,
   type MoveRequest,
   type OfficeKey,
   type PatientModel,
@@ -47,7 +52,7 @@ import {
   type Target,
   type TherapistKey,
 } from './policy-oracle.js';
-import { describeTarget, nextSteps, pick, resolveTarget, runInputArbitrary, type RunInput } from './policy-run-input.js';
+import { describeTarget, nextStepsOf, pick, resolveTarget, runInputArbitrary, type RunInput } from './policy-run-input.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
 skipFileUnlessPostgres();
@@ -105,6 +110,47 @@ type Response = Awaited<ReturnType<typeof test.request>>;
 async function call(principal: Principal, method: 'GET' | 'POST' | 'PATCH', url: string, payload?: Json, headers?: Record<string, string>): Promise<Response> {
   requestsMade++;
   return test.request({ method, url, token: principal.token, ...(payload ? { payload } : {}), ...(headers ? { headers } : {}) });
+}
+
+/** A problem's `code` (for the tally, and for the 409s whose code the spec names). */
+function problemCode(response: Response): string | undefined {
+  try {
+    const code = response.json()?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * §14.1: each referral's signature as it was first shown (by id): every later answer about it must
+ * show the same one, and an unsigned referral none.
+ */
+const signatures = new Map<string, Json>();
+/** What is wrong with the signature an answer shows for a referral, if anything. */
+function signatureProblem(referral: ReferralModel, shown: Json | undefined): string | undefined {
+  if (!referral.signed) return shown === null ? undefined : `${referral.label} shows signature ${JSON.stringify(shown)}, expected null (unsigned)`;
+  const kept = signatures.get(referral.id);
+  if (!isDeepStrictEqual(shown, kept)) return `${referral.label} shows signature ${JSON.stringify(shown)}, expected the one it was signed with, ${JSON.stringify(kept)}`;
+  return undefined;
+}
+/** Records the signature a referral was just signed with: the prescriber's, by the method the signer used. */
+function signatureMade(referral: ReferralModel, shown: Json | undefined, signer: Principal, prescriberId: string, at: { from: number; to: number }): string | undefined {
+  const problem =
+    shown === null || typeof shown !== 'object'
+      ? 'none'
+      : shown.signedBy !== prescriberId
+        ? `signedBy ${shown.signedBy}, expected the prescriber ${prescriberId}`
+        : shown.method !== signatureMethod(signer)
+          ? `method ${shown.method}, expected ${signatureMethod(signer)}`
+          : typeof shown.attestation !== 'string' || shown.attestation.length === 0
+            ? `attestation ${JSON.stringify(shown.attestation)}`
+            : !(Date.parse(shown.signedAt) >= at.from - 1000 && Date.parse(shown.signedAt) <= at.to + 1000)
+              ? `signedAt ${shown.signedAt}, not the time of the request`
+              : undefined;
+  if (problem) return `${referral.label} signed by ${signer.key}: signature ${JSON.stringify(shown)} (${problem})`;
+  signatures.set(referral.id, shown!);
+  return undefined;
 }
 
 interface Walk {
@@ -232,24 +278,29 @@ async function execute(input: RunInput): Promise<void> {
       send: spec.send,
     };
     let expected = 201;
+    let expectedCode: ConflictCode | undefined;
     if (!mayPrescribe(creator)) expected = 403;
     // §3 prescriberId: the caller when a physician prescribes, else a physician of the same office.
     else if (spec.prescriber === 'foreign' || (spec.prescriber === 'omit' && creator.role !== 'physician')) expected = 400;
     // §2: a patient is the office's own.
     else if (existing && existing.office !== office) expected = 400;
-    // §14.1: only a signed order may be sent.
-    else if (spec.send && !signsAtCreate(creator, spec.prescriber)) expected = 409;
+    // §14.1: only a signed order may be sent (after the body's problems, before the target's), and nothing is written.
+    else if (spec.send && !signsAtCreate(creator, spec.prescriber)) [expected, expectedCode] = [409, 'signature-required'];
     else if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) expected = 400;
     else if (spec.send && target.kind === 'network' && offeredTo(target.near, techniques).length === 0) expected = 409;
 
     const label = `R${referrals.length}`;
+    const requestedAt = Date.now();
     const response = await call(creator, 'POST', '/v1/referrals', body);
+    const answeredAt = Date.now();
+    const createCode = response.statusCode === 409 ? problemCode(response) : undefined;
     trace.push(
       `${creator.key} creates ${expected === 201 ? label : 'a referral'} (${spec.send ? 'sent' : 'draft'}, ${describeTarget(target)}, techniques ${techniques.join('+')}, ` +
-        `patient ${existing ? existing.label : `inline MRN-${mrn}`}, prescriber ${spec.prescriber}) → ${response.statusCode}`,
+        `patient ${existing ? existing.label : `inline MRN-${mrn}`}, prescriber ${spec.prescriber}) → ${response.statusCode}${createCode ? ` ${createCode}` : ''}`,
     );
-    count(`create ${response.statusCode}`);
+    count(`create${spec.send ? '+send' : ''} ${response.statusCode}${createCode ? ` ${createCode}` : ''}`);
     if (response.statusCode !== expected) fail(`POST /v1/referrals as ${creator.key}: expected ${expected}, got ${response.statusCode} ${response.body}`);
+    if (expectedCode && createCode !== expectedCode) fail(`POST /v1/referrals as ${creator.key}: expected 409 ${expectedCode}, got ${response.body}`);
     if (response.statusCode !== 201) continue;
     const created = response.json();
     const offers = spec.send && target.kind === 'network' ? offeredTo(target.near, techniques) : [];
@@ -273,6 +324,8 @@ async function execute(input: RunInput): Promise<void> {
     };
     if (created.status !== referral.status || created.version !== 1) fail(`${label} was created ${created.status} v${created.version}, expected ${referral.status} v1`);
     if (existing && created.patientId !== existing.id) fail(`${label} names patient ${created.patientId}, expected ${existing.label}`);
+    const signatureWrong = referral.signed ? signatureMade(referral, created.signature, creator, physicianOf(office).id, { from: requestedAt, to: answeredAt }) : signatureProblem(referral, created.signature);
+    if (signatureWrong) fail(`POST /v1/referrals as ${creator.key}: ${signatureWrong}`);
     referrals.push(referral);
     labelOf.set(referral.id, label);
     watch();
@@ -286,10 +339,13 @@ async function execute(input: RunInput): Promise<void> {
   // The lifecycle moves.
   for (const spec of referrals.length > 0 ? input.actions : []) {
     const referral = pick(referrals, spec.referral);
-    const action = { ...spec, move: spec.move === 'next' ? pick(nextSteps[referral.status], spec.moveIndex) : spec.move };
+    const action = { ...spec, move: spec.move === 'next' ? pick(nextStepsOf(referral.status, referral.signed), spec.moveIndex) : spec.move };
     const side: Side = officeMoves.has(action.move) ? 'office' : 'practice';
     const sidePool = side === 'office' ? officePrincipals : practicePrincipals;
-    const participants = sidePool.filter((principal) => sees(principal, referral));
+    // §14.1: signing and amending are the prescriber's; of those who take part, the ones who may use
+    // the route act on it (as a create's participants are those who may prescribe).
+    const prescriberOnly = action.move === 'sign' || action.move === 'amend';
+    const participants = sidePool.filter((principal) => sees(principal, referral) && (!prescriberOnly || mayOrder(principal)));
     const actor =
       action.actor.pool === 'any'
         ? pick(principals, action.actor.index)
@@ -317,6 +373,7 @@ async function execute(input: RunInput): Promise<void> {
               ? { attestation: true, send: action.alsoSend }
               : { visitsAuthorized: referral.visitsAuthorized + (action.raise ? 1 : 0) };
     const headers = action.ifMatch === 'none' ? undefined : { 'if-match': `"${action.ifMatch === 'current' ? referral.version : referral.version + 1}"` };
+    const requestedAt = Date.now();
     const response =
       action.move === 'amend'
         ? await call(actor, 'PATCH', `/v1/referrals/${referral.id}`, payload, headers)
@@ -328,12 +385,17 @@ async function execute(input: RunInput): Promise<void> {
       action.move === 'sign' ? (action.alsoSend ? 'and send' : 'only') : '',
       action.ifMatch === 'none' ? '' : `If-Match ${action.ifMatch}`,
     ].filter(Boolean);
-    trace.push(`${actor.key} ${action.move} ${referral.label}${detail.length ? ` (${detail.join(', ')})` : ''} [was ${referral.status}] → ${response.statusCode}`);
-    count(`${action.move} ${response.statusCode}`);
+    const answeredAt = Date.now();
+    const code = response.statusCode === 409 ? problemCode(response) : undefined;
+    const was = `${referral.status}${referral.signed ? '' : ', unsigned'}`;
+    trace.push(`${actor.key} ${action.move} ${referral.label}${detail.length ? ` (${detail.join(', ')})` : ''} [was ${was}] → ${response.statusCode}${code ? ` ${code}` : ''}`);
+    count(`${action.move}${action.move === 'sign' && action.alsoSend ? '+send' : ''} ${response.statusCode}${code ? ` ${code}` : ''}`);
     if (response.statusCode !== expected.status) {
-      fail(`${action.move} ${referral.label} as ${actor.key}: expected ${expected.status}, got ${response.statusCode} ${response.body}`);
+      fail(`${action.move} ${referral.label} as ${actor.key}: expected ${expected.status}${expected.code ? ` ${expected.code}` : ''}, got ${response.statusCode} ${response.body}`);
     }
+    if (expected.code && code !== expected.code) fail(`${action.move} ${referral.label} as ${actor.key}: expected 409 ${expected.code}, got ${response.body}`);
     if (expected.apply) {
+      const signedBefore = referral.signed;
       expected.apply(referral);
       referral.version++;
       referral.changeNumber = ++changes;
@@ -345,6 +407,11 @@ async function execute(input: RunInput): Promise<void> {
       if ((moved.acceptedBy?.therapistId ?? null) !== (referral.acceptedBy ? therapistIds[referral.acceptedBy] : null)) {
         fail(`${referral.label} was accepted by ${moved.acceptedBy?.therapistId}, expected ${referral.acceptedBy}`);
       }
+      const signatureWrong =
+        referral.signed && !signedBefore
+          ? signatureMade(referral, moved.signature, actor, physicianOf(referral.office).id, { from: requestedAt, to: answeredAt })
+          : signatureProblem(referral, moved.signature);
+      if (signatureWrong) fail(`${action.move} ${referral.label} as ${actor.key}: ${signatureWrong}`);
       watch();
     }
   }
@@ -465,6 +532,9 @@ async function execute(input: RunInput): Promise<void> {
     if (response.statusCode !== expected) problems.push(`GET /v1/referrals/{${referral.label}} as ${principal.key}: expected ${expected}, got ${response.statusCode}`);
     else if (expected === 200 && (response.json().status !== referral.status || response.json().version !== referral.version)) {
       problems.push(`GET /v1/referrals/{${referral.label}} as ${principal.key}: ${response.json().status} v${response.json().version}, expected ${referral.status} v${referral.version}`);
+    } else if (expected === 200) {
+      const signatureWrong = signatureProblem(referral, response.json().signature);
+      if (signatureWrong) problems.push(`GET /v1/referrals/{${referral.label}} as ${principal.key}: ${signatureWrong}`);
     }
   });
   await forEach(patients.length > 0 ? probes.patientReads : [], async (read) => {
@@ -478,7 +548,7 @@ async function execute(input: RunInput): Promise<void> {
 
   if (problems.length > 0) fail(problems.join('\n  '));
   runBoundary = boundary;
-  for (const r of referrals) count(`ends ${r.status}${r.sent ? '' : ' unsent'} (${r.target.kind}${r.acceptedBy ? ', accepted' : ''})`);
+  for (const r of referrals) count(`ends ${r.status}${r.sent ? '' : ' unsent'}${r.signed ? '' : ' unsigned'} (${r.target.kind}${r.acceptedBy ? ', accepted' : ''})`);
   trustedReferrals.push(...referrals);
   trustedPatients.push(...patients);
 }

@@ -142,8 +142,9 @@ export function runInputArbitrary(principalCount: number): fc.Arbitrary<RunInput
 }
 
 /** Where a lifecycle usually goes next from each status (repeats weigh the choice); the rest are dead ends. */
-export const nextSteps: Record<Status, readonly Move[]> = {
-  draft: ['sign', 'sign', 'send', 'send', 'cancel', 'amend'],
+const nextSteps: Record<Status, readonly Move[]> = {
+  // A signed draft is sent (signing it again is 409 already-signed).
+  draft: ['send', 'send', 'send', 'sign', 'cancel', 'amend'],
   sent: ['accept', 'accept', 'decline', 'decline', 'cancel', 'amend'],
   declined: ['reroute', 'reroute', 'reroute', 'cancel', 'amend'],
   accepted: ['cancel', 'amend', 'decline'],
@@ -152,6 +153,12 @@ export const nextSteps: Record<Status, readonly Move[]> = {
   cancelled: ['send', 'reroute', 'accept'],
   expired: ['amend'],
 };
+/**
+ * SPEC §14.1: an unsigned draft goes to its prescriber to be signed (and sent in the same change, or
+ * after); sending it first is 409 signature-required.
+ */
+const unsignedDraftSteps: readonly Move[] = ['sign', 'sign', 'sign', 'send', 'cancel', 'amend'];
+export const nextStepsOf = (status: Status, signed: boolean): readonly Move[] => (status === 'draft' && !signed ? unsignedDraftSteps : nextSteps[status]);
 
 export function resolveTarget(spec: TargetSpec): Target {
   if (spec.kind === 'therapist') return { kind: 'therapist', therapist: therapistKeys[spec.therapist % therapistKeys.length]! };
