@@ -3,7 +3,7 @@
 // its access token, so that a test can tell which answer a route's policy gives that caller.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import type { Principal, RoutePolicy } from '../../src/modules/auth/policy.js';
+import { apiClientScopes, type Principal, type RoutePolicy } from '../../src/modules/auth/policy.js';
 import { buildTestApp, type TestApp, type TestAppOptions } from '../helper.js';
 import { decodeJwt } from '../tokens.js';
 
@@ -61,5 +61,7 @@ export function caller(label: string, person: { id: string; token: string }): Ca
   };
 }
 
-/** Every scope a partner API client may hold. */
-export const everyScope = ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'];
+/** Every scope a partner API client may hold (referrals:sign too: the EHR that vouches for its prescribers, SPEC §14.1). */
+export const everyScope: string[] = [...apiClientScopes];
+/** Every scope but referrals:sign: an EHR that reads and writes referrals but cannot sign them. */
+export const everyScopeButSign: string[] = everyScope.filter((scope) => scope !== 'referrals:sign');

@@ -7,6 +7,12 @@
 // policy admits must never answer 401 or 403. The routes that answer without a token are exactly
 // health, the OpenAPI document and its browser, and the token endpoint.
 //
+// What only the prescriber orders (SPEC §14.1: signing, and amending) is admitted for physicians and
+// for API clients with referrals:sign whatever role they act as (clientsByScopeAlone), which
+// isAllowed knows; there an office's callers aim at a record of which the office's physician is the
+// prescriber (the shared referral for amending, an unsigned draft of their own for signing), so that
+// an admitted call goes through and a wrongly admitted one would.
+//
 // The routes are collected as they are registered, the way route-policy.test.ts does, so a route
 // added later is called here too; a path parameter this file cannot fill fails the test.
 import { randomBytes } from 'node:crypto';
@@ -14,12 +20,12 @@ import { and, eq, sql } from 'drizzle-orm';
 import t from 'tap';
 import { rowsOf } from '../../src/db/database.js';
 import { auditEvents as auditTable, type UserRole } from '../../src/db/schema.js';
-import { isAllowed, organizationAdmins, officeRoles, type RoutePolicy } from '../../src/modules/auth/policy.js';
+import { isAllowed, organizationAdmins, officeRoles, type ApiClientScope, type RoutePolicy } from '../../src/modules/auth/policy.js';
 import { addApiClient } from '../fixtures/network.js';
 import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
 import { decodeJwt, signJwt } from '../tokens.js';
-import { buildTestAppWithRoutes, caller, everyScope, type Caller, type CollectedRoute, type Method } from './authz-shared.js';
+import { buildTestAppWithRoutes, caller, everyScope, everyScopeButSign, type Caller, type CollectedRoute, type Method } from './authz-shared.js';
 import { recordFigure } from './figures.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
@@ -42,9 +48,11 @@ const [office, practice] = await Promise.all([createOffice(test, networkAdminTok
 
 const victimClient = (organizationId: string, adminToken: string) =>
   test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `victim ${randomBytes(3).toString('hex')}`, scopes: ['directory:read'] });
-const [officeClient, practiceClient, officeDirectoryClient, practiceReadClient, victimOfNetworkAdmin, victimOfOffice, victimOfPractice] = await Promise.all([
+const [officeClient, practiceClient, officeUnsigningClient, officeDirectoryClient, practiceReadClient, victimOfNetworkAdmin, victimOfOffice, victimOfPractice] = await Promise.all([
   addApiClient(test, office.admin.token, office.id, everyScope),
   addApiClient(test, practice.admin.token, practice.id, everyScope),
+  // An EHR that reads and writes referrals but does not vouch for its prescribers (SPEC §14.1).
+  addApiClient(test, office.admin.token, office.id, everyScopeButSign),
   addApiClient(test, office.admin.token, office.id, ['directory:read']),
   addApiClient(test, practice.admin.token, practice.id, ['referrals:read']),
   // DELETE …/api-clients/{apiClientId} is aimed at these, never at a caller's own credentials.
@@ -63,6 +71,7 @@ const callers: Caller[] = [
   caller('practice_admin', practice.admin),
   caller('office API client (every scope)', officeClient!),
   caller('practice API client (every scope)', practiceClient!),
+  caller('office API client (every scope but referrals:sign)', officeUnsigningClient!),
   caller('office API client (directory:read only)', officeDirectoryClient!),
   caller('practice API client (referrals:read only)', practiceReadClient!),
   // The API refuses to create a client without a scope (minItems 1), so this token is signed here,
@@ -106,6 +115,15 @@ const deliveryOf = async (endpointId: string, token: string) =>
   ((await ok(await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointId}/deliveries`, token }), 200, 'deliveries')).data as Json[])[0]!.id as string;
 const officeDelivery = await deliveryOf(officeEndpoint.id, office.admin.token);
 const practiceDelivery = await deliveryOf(practiceEndpoint.id, practice.admin.token);
+// What each caller signs: a draft the office staff prepared in the physician's name, unsigned (SPEC
+// §14.1), one per caller, as a referral is signed once. The practice side sees no draft of the
+// office; it aims at the referral it takes part in.
+const unsignedDrafts = new Map<string, string>();
+for (const c of callers.filter((candidate) => !isPractice(candidate))) {
+  const draft = await test.create('/v1/referrals', office.staff.token, referralBody({ patientId: referral.patientId, prescriberId: office.physician.id, therapistId: practice.therapist.id }));
+  if (draft.signature !== null || draft.status !== 'draft') throw new Error(`the draft to sign is not an unsigned draft: ${JSON.stringify(draft.signature)} ${draft.status}`);
+  unsignedDrafts.set(c.label, draft.id);
+}
 
 /** The caller's own record for a path parameter, so that a refusal can only be about the role. */
 function parameterValue(route: CollectedRoute, name: string, c: Caller): string {
@@ -118,6 +136,7 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
     if (name === 'apiClientId') return byOrganization(victimOfOffice!.id, victimOfPractice!.id, victimOfNetworkAdmin!.id);
   }
   if (path.startsWith('/v1/patients/:id') && name === 'id') return referral.patientId;
+  if (path === '/v1/referrals/:id/sign' && name === 'id') return unsignedDrafts.get(c.label) ?? referral.id;
   if (path.startsWith('/v1/referrals/:id')) {
     if (name === 'id') return referral.id;
     if (name === 'reportId') return report.id;
@@ -133,6 +152,9 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
 const queries: Record<string, string> = {
   '/v1/audit-events/viewers': `?patientId=${referral.patientId}`,
 };
+
+/** Amendments so far: each raises visitsAuthorized again, as an amendment must add care. */
+let amendments = 0;
 
 /** A valid body for each route that takes one, so that a wrongly admitted call would go through. */
 function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
@@ -153,7 +175,7 @@ function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
     'POST /v1/patients': () => ({ givenName: 'Ana', familyName: `Test${tag}`, birthDate: '1980-01-01', sex: 'female' }),
     'POST /v1/referrals': () =>
       referralBody({ patientId: referral.patientId, prescriberId: office.physician.id, therapistId: practice.therapist.id }),
-    'PATCH /v1/referrals/:id': () => ({ visitsAuthorized: 100 }),
+    'PATCH /v1/referrals/:id': () => ({ visitsAuthorized: Math.min(100, (referral.visitsAuthorized as number) + ++amendments) }),
     'POST /v1/referrals/:id/sign': () => ({ attestation: true }),
     'POST /v1/referrals/:id/accept': () => (c.principal.role === 'therapist' ? {} : { therapistId: practice.therapist.id }),
     'POST /v1/referrals/:id/decline': () => ({ reason: 'No availability' }),
@@ -294,6 +316,21 @@ for (const route of ordered) {
   });
 }
 
+t.test('admitted › the prescriber and the EHR vouching with referrals:sign signed their drafts; no one else signed one', async (t) => {
+  const signRoute = protectedRoutes.find((route) => route.method === 'POST' && route.url === '/v1/referrals/:id/sign');
+  if (!signRoute) return t.fail('POST /v1/referrals/:id/sign was collected');
+  for (const c of callers.filter((candidate) => unsignedDrafts.has(candidate.label))) {
+    const draft = await ok(await test.request({ method: 'GET', url: `/v1/referrals/${unsignedDrafts.get(c.label)}`, token: office.physician.token }), 200, 'read the draft');
+    if (!allowed(signRoute, c)) {
+      t.equal(draft.signature, null, `${c.label}: refused, the draft stays unsigned`);
+      continue;
+    }
+    const method = c.principal.kind === 'api_client' ? 'ehr_attested' : 'physician';
+    t.match(draft.signature, { signedBy: office.physician.id, method }, `${c.label}: signed for the prescriber (${method})`);
+    t.equal(draft.status, 'draft', `${c.label}: signing alone sends nothing`);
+  }
+});
+
 // ─── Privileges a body or a token request might smuggle in ───────────────────────────────────────
 // Not in the figure (they are admitted calls); each must be refused without changing anything.
 
@@ -332,7 +369,7 @@ t.test('escalation › a practice admin cannot verify a license, which is for ne
 
 t.test('escalation › an API client cannot obtain a token with a scope it was not granted', async (t) => {
   const client = await test.create(`/v1/organizations/${practice.id}/api-clients`, practice.admin.token, { name: 'read-only EHR', scopes: ['referrals:read'] });
-  for (const scope of ['referrals:write', 'referrals:read referrals:write', 'patients:read']) {
+  for (const scope of ['referrals:write', 'referrals:read referrals:write', 'patients:read', 'referrals:sign', 'referrals:read referrals:sign']) {
     const response = await test.request({
       method: 'POST',
       url: '/v1/auth/token',
@@ -346,8 +383,10 @@ t.test('escalation › an API client cannot obtain a token with a scope it was n
 
 // ─── Declared policies against the spec ─────────────────────────────────────────────────────────
 
-// Where SPEC §1, §2, §6–§8 say who may do something, the declared policy must be no wider.
-const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: boolean; why: string }> = [
+// Where SPEC §1, §2, §6–§8, §14.1 say who may do something, the declared policy must be no wider.
+// `clientScope`: the one scope that admits API clients; only a bound with `byScopeAlone` lets a
+// client of any role in by that scope.
+const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: boolean; clientScope?: ApiClientScope; byScopeAlone?: true; why: string }> = [
   { routes: /^POST \/v1\/organizations$/, roles: ['network_admin'], clients: false, why: 'network admins onboard organizations' },
   { routes: /^(POST|PATCH|DELETE) \/v1\/organizations\/:id\/(users|api-clients)/, roles: organizationAdmins, clients: false, why: 'organization admins manage their own users and API clients' },
   { routes: /^GET \/v1\/organizations\/:id\/api-clients$/, roles: organizationAdmins, clients: false, why: 'organization admins manage their own API clients' },
@@ -356,6 +395,14 @@ const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: b
   { routes: /^GET \/v1\/audit-events\/verify$/, roles: ['network_admin'], clients: false, why: 'verifying the whole chain is for network admins' },
   { routes: /^\w+ \/v1\/patients/, roles: officeRoles, clients: true, why: 'a patient belongs to the office that created it' },
   { routes: /^POST \/v1\/referrals$/, roles: officeRoles, clients: true, why: 'physician offices prescribe' },
+  {
+    routes: /^(POST \/v1\/referrals\/:id\/sign|PATCH \/v1\/referrals\/:id)$/,
+    roles: ['physician'],
+    clients: true,
+    clientScope: 'referrals:sign',
+    byScopeAlone: true,
+    why: "the prescriber signs and amends the order; an office's EHR only by vouching with referrals:sign (SPEC §14.1)",
+  },
   { routes: /^POST \/v1\/referrals\/:id\/progress-reports/, roles: ['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin'], clients: false, why: 'visit notes are signed by the therapist who wrote them, never by a client' },
 ];
 
@@ -366,6 +413,8 @@ t.test('declared policies are no wider than the spec says', async (t) => {
       const wider = policy.roles.filter((role) => !bound.roles.includes(role));
       t.same(wider, [], `${route.method} ${route.url}: no role beyond ${bound.roles.join(', ')} (${bound.why})`);
       if (!bound.clients) t.equal(policy.clientScope, undefined, `${route.method} ${route.url}: closed to API clients (${bound.why})`);
+      if (bound.clientScope) t.equal(policy.clientScope, bound.clientScope, `${route.method} ${route.url}: API clients need ${bound.clientScope} (${bound.why})`);
+      if (!bound.byScopeAlone) t.notOk(policy.clientsByScopeAlone, `${route.method} ${route.url}: no API client beyond those roles (${bound.why})`);
     }
   }
 });

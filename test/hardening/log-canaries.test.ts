@@ -115,6 +115,7 @@ const phi = {
   missingTargetAddendum: word('MissingAddendum'),
   staleAmendReason: word('StaleAmend'),
   illegalDeclineReason: word('IllegalDecline'),
+  unsignedReason: word('Unsigned'),
   replayConflictName: word('ReplayConflict'),
 } as const;
 
@@ -441,6 +442,22 @@ t.test('seed canaries through every PHI-bearing field, in requests that succeed 
     method: 'POST', url: `/v1/referrals/${second.id}/reroute`, token: office.physician.token, payload: { therapistId: practice.therapist.id, reason: phi.rerouteReason },
   }, 200);
   await call(t, 'cancel', { method: 'POST', url: `/v1/referrals/${second.id}/cancel`, token: office.physician.token, payload: { reason: phi.cancelReason } }, 200);
+
+  // Signed orders (SPEC §14.1): the staff's order sent unsigned is refused with nothing written; a
+  // staff draft is signed and sent by the physician, under an Idempotency-Key, and signed once only.
+  await call(t, 'referral sent unsigned by office staff', {
+    method: 'POST', url: '/v1/referrals', token: office.staff.token, payload: referralBody({ prescriberId: office.physician.id, reason: phi.unsignedReason }),
+  }, 409);
+  const staffDraft = (await call(t, 'a draft by office staff', {
+    method: 'POST', url: '/v1/referrals', token: office.staff.token, payload: referralBody({ patient: undefined, patientId: patient.id, prescriberId: office.physician.id, send: false }),
+  }, 201)).json();
+  t.equal(staffDraft.signature, null, "the staff's draft is unsigned");
+  await call(t, 'send the unsigned draft', { method: 'POST', url: `/v1/referrals/${staffDraft.id}/send`, token: office.staff.token }, 409);
+  const signed = (await call(t, 'sign and send', {
+    method: 'POST', url: `/v1/referrals/${staffDraft.id}/sign`, token: office.physician.token, headers: { 'idempotency-key': idempotencyKey() }, payload: { attestation: true, send: true },
+  }, 200)).json();
+  t.match(signed, { status: 'sent', signature: { signedBy: office.physician.id, method: 'physician' }, reason: phi.reason }, 'the signed order holds the canaries');
+  await call(t, 'sign again', { method: 'POST', url: `/v1/referrals/${staffDraft.id}/sign`, token: office.physician.token, payload: { attestation: true } }, 409);
 
   // --- The audit trail, filtered by the patient, and the events the worker delivers.
   await call(t, 'audit events of the patient', { method: 'GET', url: `/v1/audit-events?patientId=${patient.id}`, token: admin }, 200);

@@ -8,7 +8,7 @@ import type { Op, Owned } from './mass-assignment-operations.js';
 import { byId, keyed, type MassAssignmentWorld } from './mass-assignment-world.js';
 
 export function referralOperations(world: MassAssignmentWorld): Op[] {
-  const { db, planted, mark, isoDate, office, practice, otherPractice, colleague, post, getJson, referralBody, newReferral, unsignedDraft, acceptedReferral, noteBody, foreign, referralRows, referralApi } = world;
+  const { db, planted, mark, isoDate, office, practice, otherPractice, colleague, post, getJson, referralBody, newReferral, unsignedDraft, acceptedReferral, noteBody, foreign, referralRows, signatureParts, referralApi } = world;
 
   const referralOwned = (status: string): Owned[] => [
     { field: 'id', value: randomUUID() },
@@ -30,8 +30,14 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
     { field: 'actorId', value: foreign.user },
     { field: 'createdAt', value: planted },
     { field: 'updatedAt', value: planted },
-    // Only the server signs, for the prescriber (SPEC §14.1).
-    { field: 'signature', value: { signedBy: foreign.user, signedAt: planted, method: 'ehr_attested', attestation: 'forged' } },
+    // Only the server signs, for the prescriber (SPEC §14.1): neither the whole signature nor any part of it is taken.
+    {
+      field: 'signature',
+      value: { signedBy: foreign.user, signedAt: planted, method: 'ehr_attested', attestation: 'forged' },
+      also: { signedBy: foreign.user, signedAt: planted, signatureMethod: 'ehr_attested', attestation: 'forged' },
+    },
+    { field: 'signedBy', value: foreign.user },
+    { field: 'signedAt', value: planted },
   ];
 
   /** A referral move (send, accept, …) on a fresh referral in the given state. */
@@ -68,10 +74,12 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
       async setup() {
         return {
           url: '/v1/referrals',
-          token: office.physician.token,
-          valid: () => referralBody(mark('new-referral')),
+          // The office admin drafts in the physician's name, and so creates it unsigned (SPEC §14.1):
+          // a planted signature, whole or in part, is all that could sign it.
+          token: office.admin.token,
+          valid: () => referralBody(mark('new-referral'), { prescriberId: office.physician.id }),
           rows: async () => [
-            ...byId('referrals')(await db.select().from(referrals)),
+            ...byId('referrals')((await db.select().from(referrals)).map((row) => ({ ...row, ...signatureParts(row.signature) }))),
             ...byId('patients')(await db.select().from(patients)),
             ...byId('referral_events')(await db.select().from(referralEvents)),
           ],
@@ -105,9 +113,9 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
       },
     },
     moveOp('send', 'accepted', () => newReferral(false), () => office.physician.token),
+    // The prescriber signs and sends the admin's draft: the signature is theirs, stamped now, by the method of who signs.
     moveOp('sign', 'completed', () => unsignedDraft(), () => office.physician.token, () => ({ attestation: true, send: true }), [
-      { field: 'signedBy', value: foreign.user },
-      { field: 'method', value: 'ehr_attested' },
+      { field: 'method', value: 'ehr_attested', columns: ['signatureMethod'] },
     ]),
     moveOp('accept', 'completed', () => newReferral(true), () => practice.therapist.token, () => ({}), [
       // A therapist accepts as themself; naming a colleague must not make the colleague the acceptor.

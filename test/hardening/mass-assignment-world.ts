@@ -93,10 +93,12 @@ export async function buildMassAssignmentWorld(test: TestApp) {
     const { patient: _inline, ...body } = referralBody(mark('referral'), { send, patientId: sharedPatient.id });
     return test.create('/v1/referrals', office.physician.token, body);
   };
-  /** A draft the office admin prepared in the physician's name: unsigned until the physician signs it. */
-  const unsignedDraft = () => {
+  /** A draft the office admin prepared in the physician's name: unsigned until the physician signs it (SPEC §14.1). */
+  const unsignedDraft = async () => {
     const { patient: _inline, ...body } = referralBody(mark('unsigned'), { send: false, patientId: sharedPatient.id, prescriberId: office.physician.id });
-    return test.create('/v1/referrals', office.admin.token, body);
+    const draft = await test.create('/v1/referrals', office.admin.token, body);
+    if (draft.signature !== null) throw new Error(`the office admin's draft is signed: ${JSON.stringify(draft.signature)}`);
+    return draft;
   };
   async function acceptedReferral(): Promise<Json> {
     const referral = await newReferral(true);
@@ -148,9 +150,12 @@ export async function buildMassAssignmentWorld(test: TestApp) {
       })),
     );
   }
+  /** A signature's members as columns of their own, so that a planted part of one is found too. */
+  const signatureParts = (signature: Json | null | undefined): Rec =>
+    signature ? { signedBy: signature.signedBy, signedAt: signature.signedAt, signatureMethod: signature.method, attestation: signature.attestation } : {};
   async function referralRows(id: string): Promise<Rec[]> {
     return [
-      ...byId('referrals')(await db.select().from(referrals).where(eq(referrals.id, id))),
+      ...byId('referrals')((await db.select().from(referrals).where(eq(referrals.id, id))).map((row) => ({ ...row, ...signatureParts(row.signature) }))),
       ...byId('referral_events')(await db.select().from(referralEvents).where(eq(referralEvents.referralId, id))),
     ];
   }
@@ -171,6 +176,7 @@ export async function buildMassAssignmentWorld(test: TestApp) {
         acceptedPracticeId: referral.acceptedBy?.practiceId,
         acceptedAt: referral.acceptedBy?.at,
         targetPracticeId: referral.practiceId,
+        ...signatureParts(referral.signature),
       },
       ...(history?.data ?? []).map((event: Json) => ({ ...event, actorId: event.actor.id, actorOrganizationId: event.actor.organizationId })),
     ];
@@ -199,6 +205,7 @@ export async function buildMassAssignmentWorld(test: TestApp) {
     foreign,
     userRows,
     referralRows,
+    signatureParts,
     deliveryRows,
     referralApi,
   };

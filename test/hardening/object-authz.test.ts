@@ -5,10 +5,13 @@
 // practice Q's members against office A's own records and the other way round, a second therapist
 // of Q whom the referral does not name, Q's side against drafts A has not sent (one of them
 // cancelled unsent), non-authors against a visit note, org admins against the network admin as a
-// "user" of their own organization, and the non-admin members of the owning organization against
-// what only its admins manage. Where the route's declared policy admits the caller's role the
-// answer is the 404 of a missing record; where the policy refuses the role outright, 403 (the
-// convention of tenant-isolation.test.ts). Every attempt must be audited as denied against the
+// "user" of their own organization, the non-admin members of the owning organization against
+// what only its admins manage, and, on what only the prescriber orders (signing and amending, SPEC
+// §14.1), the owning office's members who are not the prescriber, against an unsigned draft U.
+// Where the route's declared policy admits the caller's role the answer is the 404 of a missing
+// record; where the policy refuses the role outright, 403 (the convention of
+// tenant-isolation.test.ts); a physician of the office who is not the prescriber sees the record,
+// and is refused it with 403. Every attempt must be audited as denied against the
 // record, and must change nothing. Foreign ids in a body or a query string are probed after that,
 // outside the figure.
 //
@@ -19,10 +22,10 @@ import t from 'tap';
 import { rowsOf } from '../../src/db/database.js';
 import * as schema from '../../src/db/schema.js';
 import { isAllowed } from '../../src/modules/auth/policy.js';
-import { addApiClient, addTherapist } from '../fixtures/network.js';
+import { addApiClient, addMember, addTherapist, nextNpi } from '../fixtures/network.js';
 import * as bodies from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
-import { buildTestAppWithRoutes, caller as actor, everyScope, type Caller as Actor } from './authz-shared.js';
+import { buildTestAppWithRoutes, caller as actor, everyScope, everyScopeButSign, type Caller as Actor } from './authz-shared.js';
 import { recordFigure } from './figures.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
@@ -49,10 +52,14 @@ const [officeA, officeB, practiceQ, practiceP] = await Promise.all([
   createPractice(test, networkAdmin),
 ]);
 
-const [secondTherapistQ, clientA, clientB, clientQ, clientP, victimClientA, victimClientQ] = await Promise.all([
+const [secondTherapistQ, colleagueOfA, clientA, unsigningClientA, clientB, clientQ, clientP, victimClientA, victimClientQ] = await Promise.all([
   // A second therapist of Q, whom the referral below does not name.
   addTherapist(test, networkAdmin, practiceQ.id, { name: 'Second therapist of Q' }),
+  // A second physician of A, who prescribes none of the referrals below.
+  addMember(test, networkAdmin, officeA.id, { role: 'physician', email: `colleague.${randomBytes(4).toString('hex')}@office-a.example`, name: 'Second physician of A', npi: nextNpi() }),
   addApiClient(test, officeA.admin.token, officeA.id, everyScope),
+  // An EHR of A that does not vouch for A's prescribers (no referrals:sign).
+  addApiClient(test, officeA.admin.token, officeA.id, everyScopeButSign),
   addApiClient(test, officeB.admin.token, officeB.id, everyScope),
   addApiClient(test, practiceQ.admin.token, practiceQ.id, everyScope),
   addApiClient(test, practiceP.admin.token, practiceP.id, everyScope),
@@ -65,6 +72,8 @@ const physicianA = actor('the physician of office A', officeA.physician);
 const staffA = actor('office staff of office A', officeA.staff);
 const adminA = actor('the office admin of office A', officeA.admin);
 const partnerA = actor("office A's partner API client (every scope)", clientA!);
+const colleagueA = actor('a second physician of office A, not the prescriber', colleagueOfA!);
+const unsigningPartnerA = actor("office A's API client without referrals:sign", unsigningClientA!);
 const physicianB = actor('a physician of office B', officeB.physician);
 const staffB = actor('office staff of office B', officeB.staff);
 const adminB = actor('the office admin of office B', officeB.admin);
@@ -129,6 +138,11 @@ const D: string = (await test.create('/v1/referrals', officeA.physician.token, r
 // Draft C: the same, cancelled before it was ever sent; still the office's alone.
 const C: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, therapistId: practiceQ.therapist.id }))).id;
 await ok(await test.request({ method: 'POST', url: `/v1/referrals/${C}/cancel`, token: officeA.physician.token, payload: { reason: 'Written in error' } }), 200, 'cancel C');
+// Draft U: office A → Q's therapist, prepared by A's staff in the physician's name, so unsigned
+// until the physician signs it (SPEC §14.1); what an attacker would sign, send or amend.
+const U: string = (
+  await test.create('/v1/referrals', officeA.staff.token, referralBody({ patientId: patientA, prescriberId: officeA.physician.id, therapistId: practiceQ.therapist.id }))
+).id;
 const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdmin })).json().id;
 
 const readAsPrescriber = async (id: string) => ok(await test.request({ method: 'GET', url: `/v1/referrals/${id}`, token: officeA.physician.token }), 200, `GET ${id}`);
@@ -144,6 +158,8 @@ interface Aim {
   /** What a 404 is audited against: the record whose visibility decides the call. */
   decisive: { type: string; id: string };
   callers: Actor[];
+  /** The answer where the record, not the role, refuses an admitted caller: the prescriber's alone (SPEC §14.1). */
+  status?: 403;
 }
 interface RouteCase {
   payload?: (caller: Actor) => Json;
@@ -177,6 +193,27 @@ const referralAims = (path: (referralId: string) => string): Aim[] => [
   { label: 'referral R (office A → Q, in progress)', url: () => path(R), decisive: { type: 'referral', id: R }, callers: [...officeBSide, ...practicePSide, secondQ] },
   { label: "office A's unsent draft D naming Q's therapist", url: () => path(D), decisive: { type: 'referral', id: D }, callers: [...practiceQSide, secondQ] },
   { label: "office A's draft C naming Q's therapist, cancelled unsent", url: () => path(C), decisive: { type: 'referral', id: C }, callers: practiceQSide },
+];
+/**
+ * What only the prescriber orders, or needs the signature (signing, amending, sending): the
+ * referrals above, and the unsigned draft U, by every outsider; with `ownOffice`, that referral also
+ * by office A's members other than its prescriber: refused by the policy for staff, admin and an EHR
+ * that does not vouch, by the record for a second physician of A.
+ */
+const prescriberAims = (path: (referralId: string) => string, ownOffice?: string): Aim[] => [
+  ...referralAims(path),
+  { label: "office A's unsigned draft U", url: () => path(U), decisive: { type: 'referral', id: U }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, secondQ] },
+  ...(ownOffice
+    ? [
+        {
+          label: `${ownOffice === R ? 'referral R' : "office A's unsigned draft U"}, which A's physician prescribes`,
+          url: () => path(ownOffice),
+          decisive: { type: 'referral', id: ownOffice },
+          callers: [colleagueA, staffA, adminA, unsigningPartnerA],
+          status: 403 as const,
+        },
+      ]
+    : []),
 ];
 const endpointAims = (path: (endpointId: string) => string): Aim[] => [
   { label: "office A's webhook endpoint", url: () => path(endpointA), decisive: { type: 'webhook_endpoint', id: endpointA }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins] },
@@ -221,9 +258,10 @@ const cases: Record<string, RouteCase> = {
     aims: [{ label: "office A's patient", url: () => `/v1/patients/${patientA}`, decisive: { type: 'patient', id: patientA }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, secondQ] }],
   },
   'GET /v1/referrals/{id}': { aims: referralAims((id) => `/v1/referrals/${id}`) },
-  'PATCH /v1/referrals/{id}': { payload: () => ({ visitsAuthorized: 99, expiresOn: '2099-01-01' }), aims: referralAims((id) => `/v1/referrals/${id}`) },
-  'POST /v1/referrals/{id}/send': { aims: referralAims((id) => `/v1/referrals/${id}/send`) },
-  'POST /v1/referrals/{id}/sign': { payload: () => ({ attestation: true }), aims: referralAims((id) => `/v1/referrals/${id}/sign`) },
+  // Valid for the prescriber: more visits, and a later expiry within a year of the start.
+  'PATCH /v1/referrals/{id}': { payload: () => ({ visitsAuthorized: 99, expiresOn: bodies.isoDate(300) }), aims: prescriberAims((id) => `/v1/referrals/${id}`, R) },
+  'POST /v1/referrals/{id}/send': { aims: prescriberAims((id) => `/v1/referrals/${id}/send`) },
+  'POST /v1/referrals/{id}/sign': { payload: () => ({ attestation: true, send: true }), aims: prescriberAims((id) => `/v1/referrals/${id}/sign`, U) },
   'POST /v1/referrals/{id}/accept': { payload: acceptBody, aims: referralAims((id) => `/v1/referrals/${id}/accept`) },
   'POST /v1/referrals/{id}/decline': { payload: () => ({ reason: 'No availability' }), aims: referralAims((id) => `/v1/referrals/${id}/decline`) },
   'POST /v1/referrals/{id}/cancel': { payload: () => ({ reason: 'Patient moved' }), aims: referralAims((id) => `/v1/referrals/${id}/cancel`) },
@@ -269,7 +307,7 @@ const cases: Record<string, RouteCase> = {
  */
 async function snapshot(): Promise<Record<string, string>> {
   const owners = sql`(${officeA.id}::uuid, ${practiceQ.id}::uuid)`;
-  const referralsAimed = sql`(${R}::uuid, ${D}::uuid, ${C}::uuid)`;
+  const referralsAimed = sql`(${R}::uuid, ${D}::uuid, ${C}::uuid, ${U}::uuid)`;
   const digest = (from: string, where: SQL) => sql`(select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from ${sql.raw(from)} x where ${where})`;
   const [row] = rowsOf<Record<string, string>>(
     await test.app.db.execute(sql`select
@@ -356,6 +394,8 @@ t.test('setup › the records exist and their owners reach them', async (t) => {
   t.equal(await get(`/v1/referrals/${R}`, practiceQ.therapist.token), 200, 'R, by the therapist it names');
   t.equal(await get(`/v1/referrals/${R}`, practiceQ.admin.token), 200, "R, by its practice's admin");
   t.equal(await get(`/v1/referrals/${D}`, officeA.staff.token), 200, 'D, by its office');
+  t.equal(await get(`/v1/referrals/${U}`, officeA.staff.token), 200, 'U, by its office');
+  t.equal(await get(`/v1/referrals/${R}`, colleagueA.token), 200, "R, by the office's other physician, who sees the office's referrals");
   t.equal((await readAsPrescriber(C)).status, 'cancelled', 'C, cancelled, by its office');
   t.equal(await get(`/v1/patients/${patientA}`, officeA.staff.token), 200, 'the patient, by its office');
   t.equal(await get(`/v1/webhook-endpoints/${endpointA}`, officeA.admin.token), 200, 'the endpoint, by its admin');
@@ -368,6 +408,8 @@ const pick = ({ status, version, visitsAuthorized, expiresOn, acceptedBy }: Json
 const rAtStart = pick(await readAsPrescriber(R));
 const dAtStart = pick(await readAsPrescriber(D));
 const cAtStart = pick(await readAsPrescriber(C));
+const signedPick = (referral: Json) => ({ ...pick(referral), signature: referral.signature });
+const uAtStart = signedPick(await readAsPrescriber(U));
 
 for (const route of idRoutes.filter((route) => cases[route])) {
   const { payload, aims } = cases[route]!;
@@ -378,8 +420,8 @@ for (const route of idRoutes.filter((route) => cases[route])) {
   for (const aim of aims) {
     for (const caller of aim.callers) {
       const admitted = policy !== undefined && policy !== 'public' && isAllowed(policy, caller.principal);
-      const status = admitted ? 404 : 403;
-      const expected = admitted ? '404, as for a missing record' : "403, the route policy's refusal of the role";
+      const status = admitted ? (aim.status ?? 404) : 403;
+      const expected = !admitted ? "403, the route policy's refusal of the role" : status === 403 ? "403, the prescriber's alone" : '404, as for a missing record';
       const todo = defectOf(route, aim, caller);
       t.test(`${route} › ${caller.label}, aiming at ${aim.label}, gets ${expected}, audited as denied, changes nothing`, async (t) => {
         const url = aim.url(caller);
@@ -534,13 +576,15 @@ t.test('end › after every refused call, the records of A and Q are exactly as 
   t.equal(dAtStart.status, 'draft', 'D was a draft when the attacks began');
   t.same(pick(await readAsPrescriber(D)), dAtStart, 'D: still the same draft');
   t.same(pick(await readAsPrescriber(C)), cAtStart, 'C: still cancelled, unchanged');
+  t.match(uAtStart, { status: 'draft', signature: null }, 'U was an unsigned draft when the attacks began');
+  t.same(signedPick(await readAsPrescriber(U)), uAtStart, 'U: still the same draft, unsigned');
   t.equal((await test.request({ method: 'GET', url: '/v1/me', token: clientA!.token })).statusCode, 200, "office A's API client still works");
 });
 
 t.test('figure › object-level authorization', async (t) => {
   const N = tally.total;
   const pass = N > 0 && tally.succeeded === 0 && tally.n404 + tally.n403 === N && tally.audited === N && tally.changed === 0;
-  const figure = `${tally.succeeded} of ${N} cross-tenant calls succeeded; ${tally.n404} answered 404, ${tally.n403} 403 (role refused); ${tally.audited} of ${N} audited`;
+  const figure = `${tally.succeeded} of ${N} cross-tenant calls succeeded; ${tally.n404} answered 404, ${tally.n403} 403 (role refused, or not the prescriber); ${tally.audited} of ${N} audited`;
   recordFigure({ item: 1, check: 'Object-level authorization', figure, pass });
   t.comment(figure);
   if (otherAnswers.length > 0) t.comment(`other answers: ${otherAnswers.join('; ')}`);

@@ -94,7 +94,7 @@ export function pathPool(operation: Operation, name: string): string {
     'getUser.userId': 'staffUsers',
     // A move is tried mostly on a referral in the state it starts from.
     'sendReferral.id': 'draftReferrals',
-    'signReferral.id': 'unsignedDrafts',
+    'signReferral.id': 'unsignedReferrals',
     'acceptReferral.id': 'sentReferrals',
     'declineReferral.id': 'sentReferrals',
     'rerouteReferral.id': 'declinedReferrals',

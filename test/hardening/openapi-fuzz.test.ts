@@ -76,7 +76,11 @@ const spareTherapist = await post(`/v1/organizations/${practice.id}/users`, admi
 staffUsers.push(spareTherapist.id);
 ownerOf.set(spareTherapist.id, practice.id);
 
-const officeClient = await post(`/v1/organizations/${office.id}/api-clients`, office.admin.token, { name: 'Office EHR', scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'] });
+// The office's EHR vouches for its prescribers (referrals:sign, SPEC §14.1): it creates signed orders, signs and amends.
+const officeClient = await post(`/v1/organizations/${office.id}/api-clients`, office.admin.token, {
+  name: 'Office EHR',
+  scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write', 'referrals:sign'],
+});
 const practiceClient = await post(`/v1/organizations/${practice.id}/api-clients`, practice.admin.token, { name: 'Practice app', scopes: ['directory:read', 'referrals:read', 'referrals:write'] });
 const doomedClients: Json[] = [];
 for (let index = 0; index < 4; index++) doomedClients.push(await post(`/v1/organizations/${index % 2 ? practice.id : office.id}/api-clients`, adminToken, { name: `Doomed ${index}`, scopes: ['referrals:read'] }));
@@ -188,7 +192,8 @@ addToPool('acceptedReferrals', ...referrals.slice(0, 3).map((referral) => referr
 addToPool('declinedReferrals', referrals[3]!.id);
 addToPool('sentReferrals', referrals[4]!.id, referrals[5]!.id, referrals[8]!.id);
 addToPool('draftReferrals', referrals[6]!.id, referrals[7]!.id);
-addToPool('unsignedDrafts', ...unsignedDrafts);
+addToPool('unsignedReferrals', ...unsignedDrafts);
+addToPool('referrals', ...unsignedDrafts);
 addToPool('reports', ...reports);
 addToPool('messages', ...messages);
 addToPool('endpoints', ...endpoints);
@@ -356,7 +361,7 @@ prefer(['network admin'], 'createOrganization', 'verifyAuditChain');
 prefer(['network admin', 'office admin', 'practice admin'], 'createUser', 'updateUser', 'createApiClient', 'listApiClients', 'revokeApiClient', 'listAuditEvents', 'exportAuditEvents', 'listPatientViewers');
 prefer(['office admin', 'practice admin', 'network admin'], 'createWebhookEndpoint', 'listWebhookEndpoints', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint', 'rotateWebhookSecret', 'pingWebhookEndpoint', 'listWebhookDeliveries', 'resendWebhookDelivery', 'recoverWebhookDeliveries');
 prefer(['physician', 'office staff', 'office API client'], 'createPatient', 'listPatients', 'getPatient', 'createReferral', 'amendReferral', 'sendReferral', 'cancelReferral', 'rerouteReferral');
-prefer(['physician'], 'signReferral');
+prefer(['physician', 'office API client'], 'signReferral');
 prefer(['therapist', 'practice admin', 'practice API client'], 'acceptReferral', 'declineReferral');
 prefer(['therapist'], 'createProgressReport', 'addProgressReportAddendum');
 
@@ -406,7 +411,9 @@ async function replenish() {
   addToPool('acceptedReferrals', fresh[1]!.id);
   addToPool('declinedReferrals', fresh[2]!.id);
   addToPool('draftReferrals', draft.id);
-  addToPool('unsignedDrafts', await unsignedDraft(patient));
+  const unsigned = await unsignedDraft(patient);
+  addToPool('unsignedReferrals', unsigned);
+  addToPool('referrals', unsigned);
   replenished++;
 }
 

@@ -336,6 +336,9 @@ const signed = await must('the physician signs the draft', referralPath(r2.id, '
   headers: { 'if-match': r2Answer.headers.etag as string },
   expect: 200,
 });
+await call('a second signature', referralPath(r2.id, '/sign'), { method: 'POST', token: physician.token, payload: { attestation: true }, expect: 409 });
+await call('staff cannot sign', referralPath(r2.id, '/sign'), { method: 'POST', token: staff.token, payload: { attestation: true }, expect: 403 });
+await call('a physician of another office cannot sign', referralPath(r2.id, '/sign'), { method: 'POST', token: outsider.token, payload: { attestation: true }, expect: 404 });
 const sent = await must('staff send the signed draft', referralPath(r2.id, '/send'), { method: 'POST', token: staff.token, headers: { 'if-match': signed.headers.etag as string }, expect: 200 });
 await call('decline', referralPath(r2.id, '/decline'), { method: 'POST', token: therapist.token, payload: { reason: 'No availability this month' }, headers: { 'if-match': sent.headers.etag as string }, expect: 200 });
 await call('reroute', referralPath(r2.id, '/reroute'), { method: 'POST', token: physician.token, payload: { therapistId: therapist2.id, reason: 'Try Eastside' }, expect: 200 });
@@ -531,6 +534,16 @@ t.test('the checker sees what it is meant to see (a zero means nothing was there
   acceptedBody.acceptedBy = { therapistId: crypto.randomUUID(), practiceId: crypto.randomUUID(), at: new Date().toISOString(), leaseId: 'x' };
   t.same(kindsOf(referral, acceptedBody).map((violation) => violation.kind), ['undeclared-property'], 'a member of a nullable object is named as such, not as a failed anyOf');
   t.same(kindsOf(referral, { ...acceptedBody, acceptedBy: null, version: '1' }).map((violation) => violation.kind), ['schema'], 'a wrong type');
+  // The signature (SPEC §14.1) is a declared member, required, and closed like every other object.
+  const signing = recorded('signReferral', 200);
+  const signedBody = JSON.parse(signing.body);
+  t.match(signedBody.signature, { signedBy: physician.id, method: 'physician' }, 'the signed referral shows its signature');
+  t.same(kindsOf(signing, signedBody), [], 'a signed referral passes as it is: signature is declared');
+  const { signature: _signature, ...unsignedShape } = signedBody;
+  t.same(kindsOf(signing, unsignedShape).map((violation) => violation.kind), ['schema'], 'a referral without its signature member breaks the schema');
+  t.same(undeclaredNames(kindsOf(signing, { ...signedBody, signature: { ...signedBody.signature, keyId: 'k-1' } })), ['keyId'], 'a member of the signature');
+  const forgedMethod = kindsOf(signing, { ...signedBody, signature: { ...signedBody.signature, method: 'rubber_stamp' } });
+  t.ok(forgedMethod.length > 0 && forgedMethod.every((violation) => violation.kind === 'schema'), 'a signing method the document does not list', { found: forgedMethod });
   const problem = seen.find((response) => response.status === 404 && response.url.startsWith('/v1/referrals/'))!;
   t.same(undeclaredNames(kindsOf(problem, { ...JSON.parse(problem.body), stack: 'Error: at …' })), ['stack'], 'a member of a problem');
   t.same(kindsOf(problem, JSON.parse(problem.body), { headers: { ...problem.headers, 'content-type': 'application/json' } }).map((violation) => violation.kind), ['content-type'], 'an error that is not problem+json');

@@ -245,6 +245,8 @@ const attacks: Attack[] = [
   { kind: 'tampered: typ switched from user to api_client', headers: bearer(tamperedJwt(realToken, { typ: 'api_client', scope: clientScopes.join(' ') })) },
   { kind: 'tampered: typ switched from api_client to user', headers: bearer(tamperedJwt(ehrToken, { typ: 'user' })) },
   { kind: 'tampered: scope widened on a client token', headers: bearer(tamperedJwt(ehrToken, { scope: 'patients:read patients:write referrals:read referrals:write directory:read' })) },
+  // The scope that lets an EHR sign orders for its prescribers (SPEC §14.1).
+  { kind: 'tampered: referrals:sign added to a client token', headers: bearer(tamperedJwt(ehrToken, { scope: [...clientScopes, 'referrals:sign'].join(' ') })) },
   { kind: 'tampered: expiry extended by a day', headers: bearer(tamperedJwt(realToken, { exp: realPayload.exp + 86_400 })) },
   { kind: 'tampered header: alg changed to HS512', headers: bearer(`${b64url({ alg: 'HS512', typ: 'JWT' })}.${realPayloadPart}.${realSignature}`) },
   { kind: "one token's payload with another token's signature", headers: bearer(`${realHeaderPart}.${realPayloadPart}.${otherRealToken.split('.')[2]}`) },
