@@ -207,7 +207,7 @@ export class ReferralWorkflow {
   async send(request: MoveRequest): Promise<Referral> {
     return this.move(request, 'office', 'send', async (row, tx) => {
       if (!row.signature) throw signatureRequired();
-      if (row.networkOffer) await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, row.networkOffer, tx), tx);
+      await this.offerToNetwork(row, tx);
       return { changes: { status: 'sent' } };
     });
   }
@@ -254,6 +254,11 @@ export class ReferralWorkflow {
     });
   }
 
+  /** Sending a network referral offers it to whoever matches it now (409 when nobody does). */
+  private async offerToNetwork(row: ReferralRow, tx: Executor): Promise<void> {
+    if (row.networkOffer) await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, row.networkOffer, tx), tx);
+  }
+
   /** The prescriber signs the order (SPEC §14.1), and may send the draft in the same change. */
   async sign(request: MoveRequest, body: SignReferral): Promise<Referral> {
     return this.move(request, 'office', 'sign', async (row, tx) => {
@@ -266,7 +271,7 @@ export class ReferralWorkflow {
       if (!body.send) return { changes: { signature }, eventChanges: { method } };
       assertMoveAllowed('send', row.status);
       assertNotExpired(row);
-      if (row.networkOffer) await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, row.networkOffer, tx), tx);
+      await this.offerToNetwork(row, tx);
       return {
         changes: { signature, status: 'sent' },
         steps: [
