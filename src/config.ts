@@ -96,6 +96,11 @@ export const EnvSchema = Type.Object({
     default: 300,
     description: 'How often the worker expires referrals past expiresOn (it also runs at start); 0 turns the timer off',
   }),
+  LICENSE_NOTICE_SWEEP_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 3600,
+    description: 'How often the worker sends license.expiring for licenses that run out within 30 days (it also runs at start); 0 turns the timer off',
+  }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000, description: 'Time a receiver has to answer one attempt' }),
   WEBHOOK_DISABLE_AFTER_SECONDS: Type.Integer({
     minimum: 1,
@@ -147,6 +152,7 @@ export interface Config {
   login: { maxFailures: number; accountMaxFailures: number; lockoutSeconds: number; failureDelayMs: number; passwordHashCostLog2: number };
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
   referralExpirySweepSeconds: number;
+  licenseNoticeSweepSeconds: number;
   idempotencyKeyTtlHours: number;
   auditDenialWindowSeconds: number;
 }
@@ -263,6 +269,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
     referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,
+    licenseNoticeSweepSeconds: parsed.LICENSE_NOTICE_SWEEP_SECONDS,
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,
   };

@@ -504,7 +504,7 @@ t.test('audit rows never hold clinical text or patient names', async (t) => {
     goals: [secrets.goal],
     precautions: [secrets.precaution],
   }));
-  requireStatus(await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token, payload: {} }), 200, 'accept');
+  requireStatus(await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token, payload: { acknowledgedPrecautions: true } }), 200, 'accept');
   await test.create(`/v1/referrals/${referral.id}/messages`, officeA.physician.token, { body: secrets.message });
   const report = await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNoteBody({ subjective: secrets.subjective }));
   await test.create(`/v1/referrals/${referral.id}/progress-reports/${report.id}/addenda`, practice.therapist.token, { text: secrets.addendum });

@@ -147,7 +147,15 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
 
   const pulled = await test.request({ method: 'GET', url: '/v1/referrals?status=sent', token: sam });
   t.ok(pulled.json().data.some((row: { id: string }) => row.id === referral.id), 'Sam pulls it');
-  const accepted = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: sam, headers: { 'if-match': '"1"' } });
+  const unacknowledged = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: sam, headers: { 'if-match': '"1"' } });
+  t.match(unacknowledged.json(), { status: 422, code: 'precautions-not-acknowledged' }, 'the precaution must be acknowledged');
+  const accepted = await test.request({
+    method: 'POST',
+    url: `/v1/referrals/${referral.id}/accept`,
+    token: sam,
+    headers: { 'if-match': '"1"' },
+    payload: { acknowledgedPrecautions: true },
+  });
   t.equal(accepted.json().status, 'accepted');
 
   const hidden = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: alex });

@@ -33,6 +33,7 @@ const portlandPartner = await test.create(`/v1/organizations/${practices.portlan
   license: { number: 'MT-PARTNER', state: 'OR', expiresOn: '2028-12-31' },
   techniques: ['swedish'],
   serviceRadiusKm: 20,
+  licenseVerified: true,
 });
 
 const therapistCity = new Map<string, City>(Object.entries(practices).map(([city, practice]) => [practice.therapist.id, city as City]));
@@ -91,7 +92,7 @@ t.test('GET /v1/therapists › a result describes the therapist and their practi
     techniques: ['lymphatic_drainage'],
     acceptingReferrals: true,
     serviceRadiusKm: 25,
-    license: { state: 'OR', expiresOn: '2028-12-31', verified: false },
+    license: { state: 'OR', expiresOn: '2028-12-31', verified: true },
     practice: { id: practices.gresham.id, location: seeded.gresham.location },
   });
   t.notOk('email' in data[0]! || 'number' in data[0]!.license, 'no contact details or license number');
@@ -195,4 +196,51 @@ t.test('GET /v1/therapists › an API client needs the directory:read scope', as
   t.equal(allowed.statusCode, 200);
   t.same(cities(allowed.json().data), ['portland', 'portland', 'gresham', 'salem', 'seattle']);
   assertProblem(t, await search(`near=${near}`, await clientToken(['patients:read', 'patients:write'])), 403);
+});
+
+t.test('GET /v1/therapists › only therapists whose license is verified and current are listed (SPEC §14.2)', async (t) => {
+  const practice = await createPractice(test, networkAdmin, { location: { lat: 45.4871, lng: -122.8037 }, techniques: ['cupping'] });
+  const therapistUrl = `/v1/organizations/${practice.id}/users/${practice.therapist.id}`;
+  const patch = async (token: string, payload: Json) => test.request({ method: 'PATCH', url: therapistUrl, token, payload });
+  const listed = async () => ids((await found('technique=cupping')).data);
+  t.same(await listed(), [practice.therapist.id], 'listed while verified and current');
+
+  t.equal((await patch(practice.admin.token, { license: { number: 'MT-NEW', state: 'OR', expiresOn: '2029-01-31' } })).statusCode, 200);
+  t.same(await listed(), [], 'a changed license needs verifying again: not listed until then');
+  const byAdmin = await test.request({ method: 'GET', url: therapistUrl, token: practice.admin.token });
+  t.equal(byAdmin.json().therapist.license.verified, false, 'the practice sees why: verified is false');
+  assertProblem(t, await patch(practice.admin.token, { licenseVerified: true }), 400, ['licenseVerified'], 'a practice admin cannot verify');
+  t.same(await listed(), []);
+
+  t.equal((await patch(networkAdmin, { licenseVerified: true })).statusCode, 200);
+  t.same(await listed(), [practice.therapist.id], 'listed again once the network admin verified it');
+
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  t.equal((await patch(networkAdmin, { license: { number: 'MT-NEW', state: 'OR', expiresOn: yesterday } })).statusCode, 200);
+  t.equal((await patch(networkAdmin, { licenseVerified: true })).statusCode, 200);
+  t.same(await listed(), [], 'a verified license that expired yesterday is not listed');
+  t.notOk(ids((await found(`near=${near}&limit=200`)).data).includes(practice.therapist.id), 'nor by distance');
+});
+
+t.test('POST users › only a network admin verifies a license at onboarding', async (t) => {
+  const practice = await createPractice(test, networkAdmin, { techniques: ['hydrotherapy'] });
+  const body = (email: string, licenseVerified?: boolean) => ({
+    role: 'therapist',
+    email,
+    password: defaultPassword,
+    name: 'New Therapist',
+    license: { number: `MT-${email.length}`, state: 'OR', expiresOn: '2028-12-31' },
+    techniques: ['hydrotherapy'],
+    serviceRadiusKm: 20,
+    ...(licenseVerified === undefined ? {} : { licenseVerified }),
+  });
+  const url = `/v1/organizations/${practice.id}/users`;
+  assertProblem(t, await test.request({ method: 'POST', url, token: practice.admin.token, payload: body('a@hydro.example', true) }), 400, ['licenseVerified']);
+  const unverified = await test.create(url, practice.admin.token, body('b@hydro.example'));
+  t.equal(unverified.therapist.license.verified, false, 'a practice admin onboards an unverified therapist');
+  const verified = await test.create(url, networkAdmin, body('c@hydro.example', true));
+  t.equal(verified.therapist.license.verified, true);
+  t.same(ids((await found('technique=hydrotherapy')).data).sort(), [practice.therapist.id, verified.id].sort(), 'the unverified one is not listed');
+  const office = await test.request({ method: 'POST', url: `/v1/organizations/${(await createOffice(test, networkAdmin)).id}/users`, token: networkAdmin, payload: { role: 'office_staff', email: 'd@hydro.example', password: defaultPassword, name: 'Staff', licenseVerified: true } });
+  assertProblem(t, office, 400, ['licenseVerified'], 'only for a therapist');
 });

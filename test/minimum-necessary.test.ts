@@ -94,7 +94,9 @@ async function read(caller: Caller, id: string): Promise<Response> {
 }
 
 async function move(caller: Caller, id: string, name: 'accept' | 'decline', payload?: Json): Promise<Response> {
-  return test.request({ method: 'POST', url: `/v1/referrals/${id}/${name}`, token: callers[caller].token, ...(payload ? { payload } : {}) });
+  // The order has precautions: whoever accepts says they read them (SPEC §14.2).
+  const body = name === 'accept' ? { acknowledgedPrecautions: true, ...payload } : payload;
+  return test.request({ method: 'POST', url: `/v1/referrals/${id}/${name}`, token: callers[caller].token, ...(body ? { payload: body } : {}) });
 }
 
 /** The referral as it appears in the caller's sync feed (walked to the end), or undefined. */

@@ -197,6 +197,7 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       email: 'sam@harbor.example',
       name: 'Sam Ortiz, LMT',
       license: { number: 'MT-12345', state: 'OR', expiresOn: '2028-12-31' },
+      licenseVerified: true,
       techniques: ['trigger_point', 'myofascial_release', 'deep_tissue'],
       certifications: ['CMMP'],
       acceptingReferrals: true,
@@ -208,6 +209,7 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       email: 'alex@eastside.example',
       name: 'Alex Rivera, LMT',
       license: { number: 'MT-67890', state: 'OR', expiresOn: '2028-06-30' },
+      licenseVerified: true,
       techniques: ['trigger_point', 'myofascial_release', 'swedish'],
       certifications: ['CMMP'],
       acceptingReferrals: true,
@@ -261,7 +263,14 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
     t.same(expectStatus(t, read, 200, 'read'), beforeAcceptance, 'the therapist sees the same referral, in the limited view');
     t.equal(read.headers.etag, '"1"');
 
-    const accepted = await post(`/v1/referrals/${referralId}/accept`, sam.token, undefined, { 'if-match': read.headers.etag as string });
+    // The order carries precautions: an accept that does not acknowledge them changes nothing (SPEC §14.2).
+    const unacknowledged = await post(`/v1/referrals/${referralId}/accept`, sam.token, undefined, { 'if-match': read.headers.etag as string });
+    const refusal = expectStatus(t, unacknowledged, 422, 'accept without acknowledging the precautions');
+    t.equal(refusal.code, 'precautions-not-acknowledged');
+    t.same(refusal.errors?.map((problem: Json) => problem.field), ['acknowledgedPrecautions']);
+    t.equal((await get(`/v1/referrals/${referralId}`, sam.token)).headers.etag, '"1"', 'still version 1, still sent');
+
+    const accepted = await post(`/v1/referrals/${referralId}/accept`, sam.token, { acknowledgedPrecautions: true }, { 'if-match': read.headers.etag as string });
     const body = expectStatus(t, accepted, 200, 'accept');
     t.equal(accepted.headers.etag, '"2"', 'ETag "2"');
     t.match(body.acceptedBy?.at, isoTimestamp);
@@ -442,7 +451,7 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       [
         { action: 'create', fromStatus: null, toStatus: 'draft', version: 1, actor: physician, reason: null, changes: null },
         { action: 'send', fromStatus: 'draft', toStatus: 'sent', version: 1, actor: physician, reason: null, changes: null },
-        { action: 'accept', fromStatus: 'sent', toStatus: 'accepted', version: 2, actor: therapist, reason: null, changes: { therapistId: sam.id } },
+        { action: 'accept', fromStatus: 'sent', toStatus: 'accepted', version: 2, actor: therapist, reason: null, changes: { therapistId: sam.id, acknowledgedPrecautions: true } },
         { action: 'start', fromStatus: 'accepted', toStatus: 'in_progress', version: 3, actor: therapist, reason: null, changes: { visitNumber: 1 } },
         { action: 'complete', fromStatus: 'in_progress', toStatus: 'completed', version: 5, actor: therapist, reason: null, changes: { visitNumber: 3 } },
       ],
@@ -479,7 +488,8 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       [dana, 'the physician', 'referral.create', 1],
       [dana, 'the physician', 'patient.list', 1],
       [sam, 'Sam', 'referral.list', 1],
-      [sam, 'Sam', 'referral.read', 4],
+      [sam, 'Sam', 'referral.read', 5],
+      // The refused accept (422) is in the audit log as an error against the referral, not the patient's record.
       [sam, 'Sam', 'referral.accept', 1],
       [sam, 'Sam', 'progress_report.create', 3],
       [sam, 'Sam', 'progress_report.read', 3],
@@ -534,6 +544,7 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       [sam, 'Sam', 'referral.list', 'success'],
       [sam, 'Sam', 'referral.read', 'success'],
       [sam, 'Sam', 'referral.accept', 'success'],
+      [sam, 'Sam', 'referral.accept', 'error'],
       [alex, 'Alex', 'referral.read', 'denied'],
       [alex, 'Alex', 'referral.accept', 'denied'],
     ] as const) {

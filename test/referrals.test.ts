@@ -56,7 +56,11 @@ t.test('POST /v1/referrals › validation', async (t) => {
   const inactivePractice = await createPractice(test, networkAdmin);
   await patchUser(inactivePractice.id, inactivePractice.therapist.id, { active: false });
   const lapsedPractice = await createPractice(test, networkAdmin);
+  // Verified again after the change, so the expiry alone is what is wrong with it.
   await patchUser(lapsedPractice.id, lapsedPractice.therapist.id, { license: { number: 'MT-OLD', state: 'OR', expiresOn: isoDate(-1) } });
+  await patchUser(lapsedPractice.id, lapsedPractice.therapist.id, { licenseVerified: true });
+  const unverifiedPractice = await createPractice(test, networkAdmin);
+  await patchUser(unverifiedPractice.id, unverifiedPractice.therapist.id, { licenseVerified: false });
 
   const twelve = Array.from({ length: 12 }, (_, i) => ({ code: `M54.${i + 10}`, display: `Diagnosis ${i}` }));
   const thirteen = [...twelve, { code: 'M79.7', display: 'Fibromyalgia' }];
@@ -110,7 +114,6 @@ t.test('POST /v1/referrals › validation', async (t) => {
     ['a therapistId that is a physician', validReferral({ therapistId: officeA.physician.id }), ['therapistId']],
     ['an inactive therapist', validReferral({ therapistId: inactivePractice.therapist.id }), ['therapistId']],
     ['a therapist not accepting referrals', validReferral({ therapistId: closedPractice.therapist.id }), ['therapistId']],
-    ['a therapist whose license has expired', validReferral({ therapistId: lapsedPractice.therapist.id }), ['therapistId']],
     ['a practiceId that is a physician office', validReferral({ therapistId: undefined, practiceId: officeB.id }), ['practiceId']],
     ['an unknown practiceId', validReferral({ therapistId: undefined, practiceId: crypto.randomUUID() }), ['practiceId']],
     ['a network offer with radiusKm 0', validReferral({ therapistId: undefined, network: { near: { lat: 45.5, lng: -122.6 }, radiusKm: 0 } }), ['network.radiusKm']],
@@ -123,6 +126,22 @@ t.test('POST /v1/referrals › validation', async (t) => {
   for (const [what, body, fields] of rejected) {
     t.test(`rejects ${what} with 400 naming ${fields.join(', ')}`, async (t) => {
       assertProblem(t, await createReferral(officeA.physician.token, body), 400, fields);
+    });
+  }
+
+  // SPEC §14.2: a therapist who may not treat cannot be targeted; the 409 says why.
+  for (const [what, therapistId, reasons, said] of [
+    ['has expired', lapsedPractice.therapist.id, ['expired'], /license expired on \d{4}-\d{2}-\d{2}/],
+    ['is not verified', unverifiedPractice.therapist.id, ['unverified'], /has not been verified/],
+  ] as const) {
+    t.test(`rejects a therapist whose license ${what}: 409 license-invalid, nothing created`, async (t) => {
+      const before = (await get('/v1/referrals?limit=200', officeA.physician.token)).json().data.length;
+      const response = await createReferral(officeA.physician.token, validReferral({ therapistId }));
+      const problem = assertProblem(t, response, 409);
+      t.equal(problem.code, 'license-invalid');
+      t.same(problem.reasons, reasons);
+      t.match(problem.detail, said);
+      t.equal((await get('/v1/referrals?limit=200', officeA.physician.token)).json().data.length, before, 'no referral was created');
     });
   }
 
@@ -400,7 +419,9 @@ t.test('POST /v1/referrals › network target', async (t) => {
   const swedishOnly = await createPractice(test, networkAdmin, { location: at(0), techniques: ['swedish'] });
   const inactive = await createPractice(test, networkAdmin, { location: at(0), techniques: ['trigger_point'] });
   const lapsed = await createPractice(test, networkAdmin, { location: at(0), techniques: ['trigger_point'] });
+  const unverified = await createPractice(test, networkAdmin, { location: at(0), techniques: ['trigger_point'] });
   const candidates: Record<string, string> = {
+    unverified: unverified.therapist.token,
     near: near.therapist.token,
     mid: mid.therapist.token,
     far: far.therapist.token,
@@ -411,6 +432,8 @@ t.test('POST /v1/referrals › network target', async (t) => {
   };
   await patchUser(inactive.id, inactive.therapist.id, { active: false });
   await patchUser(lapsed.id, lapsed.therapist.id, { license: { number: 'MT-OLD', state: 'OR', expiresOn: isoDate(-1) } });
+  await patchUser(lapsed.id, lapsed.therapist.id, { licenseVerified: true });
+  await patchUser(unverified.id, unverified.therapist.id, { licenseVerified: false });
 
   /** The candidates an open offer reached: those who can read it. */
   async function reached(referralId: string): Promise<string[]> {

@@ -123,6 +123,8 @@ export const therapistProfiles = pgTable(
     licenseState: text('license_state').notNull(),
     licenseExpiresOn: date('license_expires_on', { mode: 'string' }).notNull(),
     licenseVerifiedAt: timestamp('license_verified_at', { withTimezone: true, mode: 'date' }),
+    /** The expiry date the practice was last told of (license.expiring), so each expiry is told once. */
+    licenseExpiryNoticeFor: date('license_expiry_notice_for', { mode: 'string' }),
     techniques: text('techniques').array().notNull(),
     certifications: text('certifications').array().notNull().default(sql`'{}'::text[]`),
     acceptingReferrals: boolean('accepting_referrals').notNull().default(true),

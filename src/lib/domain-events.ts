@@ -1,8 +1,8 @@
-// Domain events: what happened to a referral, told by the module that made it happen to whoever
-// subscribed (webhooks turns them into deliveries). Handlers run inside the change's transaction,
-// so an event exists exactly when its change commits.
+// Domain events: what happened to a referral (or, rarely, in one organization), told by the module
+// that made it happen to whoever subscribed (webhooks turns them into deliveries). Handlers run
+// inside the change's transaction, so an event exists exactly when its change commits.
 import type { Executor } from '../db/database.js';
-import type { DomainEventType } from './vocabulary.js';
+import type { OrganizationEventType, ReferralEventType } from './vocabulary.js';
 
 export { domainEventTypes, type DomainEventType } from './vocabulary.js';
 
@@ -16,12 +16,25 @@ export interface ReferralFacts {
   targetKind: string;
 }
 
-export interface DomainEvent {
-  type: DomainEventType;
+export interface ReferralDomainEvent {
+  type: ReferralEventType;
   referral: ReferralFacts;
   /** The record the event is about, when it is not the referral itself. */
   resource?: { type: 'progress_report' | 'message'; id: string; url: string };
 }
+
+/** News for one organization about one of its records (e.g. a therapist's license about to expire). */
+export interface OrganizationDomainEvent {
+  type: OrganizationEventType;
+  organizationId: string;
+  resource: { type: 'user'; id: string; url: string };
+  /** Facts a receiver acts on without a call back; never clinical text. */
+  facts: Record<string, string>;
+}
+
+export type DomainEvent = ReferralDomainEvent | OrganizationDomainEvent;
+
+export const isReferralEvent = (event: DomainEvent): event is ReferralDomainEvent => 'referral' in event;
 
 export type DomainEventHandler = (event: DomainEvent, tx: Executor) => Promise<void>;
 

@@ -62,6 +62,8 @@ export interface ProblemExtensions {
   currentStatus?: string;
   allowedMoves?: string[];
   currentVersion?: number;
+  /** Each reason a request cannot go ahead, e.g. a license both expired and unverified. */
+  reasons?: string[];
   headers?: Record<string, string>;
 }
 
@@ -128,6 +130,15 @@ class ConflictWithCodeError extends ConflictError {
   }
 }
 
+class UnprocessableWithCodeError extends UnprocessableError {
+  constructor(
+    message: string,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(message);
+  }
+}
+
 class StaleVersionError extends PreconditionFailedError {
   constructor(
     message: string,
@@ -167,6 +178,11 @@ export function oauthError(code: string, description: string, statusCode = 400, 
 /** A 409 with a machine-readable code (and any other members or headers) beside the message. */
 export function conflict(code: string, message: string, extensions: Omit<ProblemExtensions, 'code'> = {}) {
   return new ConflictWithCodeError(message, { code, ...extensions });
+}
+
+/** A 422 with a machine-readable code: the request is well formed but misses what the rule asks for (e.g. an acknowledgement). */
+export function unprocessable(code: string, message: string, extensions: Omit<ProblemExtensions, 'code'> = {}) {
+  return new UnprocessableWithCodeError(message, { code, ...extensions });
 }
 
 /** A 412 for an If-Match that names another version than the current one, which it tells. */

@@ -50,6 +50,7 @@ export const Problem = Type.Object(
     currentStatus: Type.Optional(Type.String({ description: 'On an illegal transition: the status the referral is in' })),
     allowedMoves: Type.Optional(Type.Array(Type.String(), { description: 'On an illegal transition: the moves allowed from the current status' })),
     currentVersion: Type.Optional(Type.Integer({ description: 'On 412: the current version of the resource' })),
+    reasons: Type.Optional(Type.Array(Type.String(), { description: 'On license-invalid: expired, unverified, or both' })),
     errors: Type.Optional(
       Type.Array(
         Type.Object({

@@ -62,7 +62,7 @@ export type SignatureMethod = (typeof signatureMethods)[number];
 export type ReferralTargetKind = (typeof referralTargetKinds)[number];
 
 /** What happened to a referral, told by the module that made it happen (lib/domain-events.ts). */
-export const domainEventTypes = [
+export const referralEventTypes = [
   'referral.sent',
   'referral.accepted',
   'referral.declined',
@@ -73,6 +73,11 @@ export const domainEventTypes = [
   'progress_report.created',
   'message.created',
 ] as const;
+/** What happened in an organization, not to one referral: told to that organization alone. */
+export const organizationEventTypes = ['license.expiring'] as const;
+export type OrganizationEventType = (typeof organizationEventTypes)[number];
+export const domainEventTypes = [...referralEventTypes, ...organizationEventTypes] as const;
+export type ReferralEventType = (typeof referralEventTypes)[number];
 export type DomainEventType = (typeof domainEventTypes)[number];
 /** What a webhook delivers: the domain events, and news of the endpoint itself. */
 export const webhookEventTypes = [...domainEventTypes, 'webhook_endpoint.disabled', 'ping'] as const;

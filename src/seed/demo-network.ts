@@ -67,6 +67,8 @@ export async function seedDemoNetwork(db: Database, tx: Executor, passwords: Pas
     certifications,
     acceptingReferrals: true,
     serviceRadiusKm,
+    // Verified when the network onboarded them, so the demo matches and accepts as production would.
+    licenseVerifiedAt: new Date(),
   });
   const people: NewUser[] = [
     { organizationId: null, role: 'network_admin', email: emails.networkAdmin, name: 'Nia Network', passwordHash },

@@ -360,11 +360,14 @@ t.test('escalation › an organization admin cannot create a network admin, or a
 
 t.test('escalation › a practice admin cannot verify a license, which is for network admins', async (t) => {
   const url = `/v1/organizations/${practice.id}/users/${practice.therapist.id}`;
+  // The fixture's therapist was verified at onboarding; the network admin withdraws it first.
+  await ok(await test.request({ method: 'PATCH', url, token: networkAdminToken, payload: { licenseVerified: false } }), 200, 'network admin unverifies');
   const response = await test.request({ method: 'PATCH', url, token: practice.admin.token, payload: { licenseVerified: true } });
   t.equal(response.statusCode, 400, '400');
   t.ok(((response.json().errors ?? []) as Json[]).some((problem) => problem.field === 'licenseVerified'), 'naming licenseVerified');
   const therapist = await ok(await test.request({ method: 'GET', url, token: practice.admin.token }), 200, 'GET therapist');
   t.equal(therapist.therapist?.license?.verified, false, 'the license stays unverified');
+  await ok(await test.request({ method: 'PATCH', url, token: networkAdminToken, payload: { licenseVerified: true } }), 200, 'network admin verifies again');
 });
 
 t.test('escalation › an API client cannot obtain a token with a scope it was not granted', async (t) => {

@@ -378,7 +378,7 @@ t.test('seed canaries through every PHI-bearing field, in requests that succeed 
   }, 400);
   await call(t, 'list referrals by a bogus status', { method: 'GET', url: `/v1/referrals?status=${phi.queryName}`, token: office.physician.token }, 400);
   await call(t, 'list referrals', { method: 'GET', url: '/v1/referrals?limit=50', token: practice.therapist.token }, 200);
-  await call(t, 'accept', { method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token }, 200);
+  await call(t, 'accept', { method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token, payload: { acknowledgedPrecautions: true } }, 200);
   await call(t, 'decline an accepted referral', {
     method: 'POST', url: `/v1/referrals/${referral.id}/decline`, token: practice.therapist.token, payload: { reason: phi.illegalDeclineReason },
   }, 409);

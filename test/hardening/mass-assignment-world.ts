@@ -40,14 +40,15 @@ export async function buildMassAssignmentWorld(test: TestApp) {
     return created.id;
   }
   const therapistProfile = { license: { number: 'MT-1', state: 'OR', expiresOn: '2028-12-31' }, techniques: ['trigger_point'], acceptingReferrals: true, serviceRadiusKm: 25 };
-  async function member(organizationId: string, role: string, signIn = true): Promise<{ id: string; email: string; token: string }> {
+  /** A member created by the network admin; a therapist's license is verified unless told (an unverified one is a planted value's witness). */
+  async function member(organizationId: string, role: string, signIn = true, licenseVerified = true): Promise<{ id: string; email: string; token: string }> {
     const email = `${mark(role)}@mass.example`;
     const user = await test.create(`/v1/organizations/${organizationId}/users`, adminToken, {
       role,
       email,
       password: defaultPassword,
       name: `${role} member`,
-      ...(role === 'physician' ? { npi: nextNpi() } : role === 'therapist' ? therapistProfile : {}),
+      ...(role === 'physician' ? { npi: nextNpi() } : role === 'therapist' ? { ...therapistProfile, licenseVerified } : {}),
     });
     return { id: user.id, email, token: signIn ? await test.login(email) : '' };
   }
@@ -59,7 +60,7 @@ export async function buildMassAssignmentWorld(test: TestApp) {
   const practice = { id: practiceId, therapist: await member(practiceId, 'therapist'), admin: await member(practiceId, 'practice_admin') };
   const otherPracticeId = await organization('therapy_practice');
   const otherPractice = { id: otherPracticeId, therapist: await member(otherPracticeId, 'therapist', false) };
-  const colleague = await member(practiceId, 'therapist', false);
+  const colleague = await member(practiceId, 'therapist', false, false);
 
   async function ok(response: Response, status: number, what: string): Promise<Json> {
     if (response.statusCode !== status) throw new Error(`${what}: ${response.statusCode} ${response.body}`);

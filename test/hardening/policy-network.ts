@@ -75,6 +75,7 @@ export async function buildPolicyNetwork(test: TestApp) {
       const profile = therapistProfiles[therapist];
       const principal = await user(practice, created.id, 'practice', 'therapist', therapist, {
         license: { number: `MT-${tag()}`, state: 'OR', expiresOn: '2030-12-31' },
+        licenseVerified: true,
         techniques: profile.techniques,
         acceptingReferrals: profile.accepting,
         serviceRadiusKm,

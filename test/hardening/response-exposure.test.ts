@@ -66,7 +66,8 @@ const therapistProfile = (number: string) => ({
 });
 const practiceAdmin = await member(admin, harbor.id, 'practice-admin', { role: 'practice_admin' });
 const therapist = await member(practiceAdmin.token, harbor.id, 'therapist', { role: 'therapist', ...therapistProfile(`MT-${tag}-1`) });
-const therapist2 = await member(admin, eastside.id, 'therapist2', { role: 'therapist', ...therapistProfile(`MT-${tag}-2`) });
+// Onboarded by the network admin, who verifies the license at once (the first is verified below).
+const therapist2 = await member(admin, eastside.id, 'therapist2', { role: 'therapist', ...therapistProfile(`MT-${tag}-2`), licenseVerified: true });
 
 // ---------------------------------------------------------------------------------------------
 // Auth, people and organizations.
@@ -290,7 +291,7 @@ const r1Answer = await must('prescribe to a practice', '/v1/referrals', { method
 const r1 = r1Answer.json();
 await call('amend with a stale version', referralPath(r1.id), { method: 'PATCH', token: physician.token, payload: { visitsAuthorized: 14 }, headers: { 'if-match': '"99"' }, expect: 412 });
 await call('amend', referralPath(r1.id), { method: 'PATCH', token: physician.token, payload: { visitsAuthorized: 14, reason: 'More visits approved' }, headers: { 'if-match': r1Answer.headers.etag as string }, expect: 200 });
-await call('the practice accepts for its therapist', referralPath(r1.id, '/accept'), { method: 'POST', token: practiceAdmin.token, payload: { therapistId: therapist.id }, expect: 200 });
+await call('the practice accepts for its therapist', referralPath(r1.id, '/accept'), { method: 'POST', token: practiceAdmin.token, payload: { therapistId: therapist.id, acknowledgedPrecautions: true }, expect: 200 });
 await call('accept again', referralPath(r1.id, '/accept'), { method: 'POST', token: therapist.token, expect: 409 });
 const visit = (extra: Json) => ({
   visitDate: today,
@@ -342,7 +343,7 @@ await call('a physician of another office cannot sign', referralPath(r2.id, '/si
 const sent = await must('staff send the signed draft', referralPath(r2.id, '/send'), { method: 'POST', token: staff.token, headers: { 'if-match': signed.headers.etag as string }, expect: 200 });
 await call('decline', referralPath(r2.id, '/decline'), { method: 'POST', token: therapist.token, payload: { reason: 'No availability this month' }, headers: { 'if-match': sent.headers.etag as string }, expect: 200 });
 await call('reroute', referralPath(r2.id, '/reroute'), { method: 'POST', token: physician.token, payload: { therapistId: therapist2.id, reason: 'Try Eastside' }, expect: 200 });
-await call('therapist2 accepts', referralPath(r2.id, '/accept'), { method: 'POST', token: therapist2.token, payload: {}, expect: 200 });
+await call('therapist2 accepts', referralPath(r2.id, '/accept'), { method: 'POST', token: therapist2.token, payload: { acknowledgedPrecautions: true }, expect: 200 });
 await call('the first therapist lost it', referralPath(r2.id), { token: therapist.token, expect: 404 });
 
 // R3: an open network offer; the first to accept wins.
@@ -355,9 +356,9 @@ const r3 = (
   })
 ).json();
 await call('therapist2 sees the offer', referralPath(r3.id), { token: therapist2.token, expect: 200 });
-await call('therapist takes the offer', referralPath(r3.id, '/accept'), { method: 'POST', token: therapist.token, expect: 200 });
+await call('therapist takes the offer', referralPath(r3.id, '/accept'), { method: 'POST', payload: { acknowledgedPrecautions: true }, token: therapist.token, expect: 200 });
 // Once taken, an offer is no longer shown to the others (SPEC §6): a late accept meets the outsider's 404.
-await call('therapist2 is too late', referralPath(r3.id, '/accept'), { method: 'POST', token: therapist2.token, expect: 404 });
+await call('therapist2 is too late', referralPath(r3.id, '/accept'), { method: 'POST', payload: { acknowledgedPrecautions: true }, token: therapist2.token, expect: 404 });
 
 // R4: from the partner EHR, then cancelled by the physician.
 const r4 = (

@@ -1,8 +1,9 @@
-// The therapist directory: active therapists by technique, acceptance and distance from a point.
+// The therapist directory: active therapists with a valid license, by technique, acceptance and distance from a point.
 import { and, asc, eq, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { organizations, therapistProfiles, users } from '../../db/schema.js';
 import type { Technique } from '../../lib/catalog.js';
+import { licenseIsValid } from '../../lib/licenses.js';
 import type { Location } from '../../lib/schemas.js';
 
 /** Great-circle distance in km (haversine) between an organization's location and a point. */
@@ -32,6 +33,8 @@ export class DirectoryRepository {
     const conditions: (SQL | undefined)[] = [
       eq(users.role, 'therapist'),
       eq(users.active, true),
+      // Only therapists who may treat are listed (SPEC §14.2); network admins find the others among an organization's users.
+      licenseIsValid(),
       search.technique ? sql`${search.technique} = any(${therapistProfiles.techniques})` : undefined,
       search.accepting === undefined ? undefined : eq(therapistProfiles.acceptingReferrals, search.accepting),
       search.near && search.radiusKm !== undefined ? sql`${distance} <= ${search.radiusKm}` : undefined,

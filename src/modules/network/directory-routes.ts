@@ -17,7 +17,9 @@ const directoryRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['network'],
       operationId: 'searchTherapists',
       summary: 'Search the therapist directory by technique, acceptance and distance',
-      description: 'With near, results are ordered by distance (nearest first) and carry distanceKm; otherwise by name.',
+      description:
+        'Only active therapists whose license is verified by the network and not expired are listed. ' +
+        'With near, results are ordered by distance (nearest first) and carry distanceKm; otherwise by name.',
       querystring: TherapistSearchQuery,
       response: { 200: Page(DirectoryTherapist) },
     },

@@ -1,19 +1,35 @@
-// The network module: organizations, their users and API clients, and the therapist directory.
+// The network module: organizations, their users and API clients, the therapist directory, and
+// the worker's notices of licenses about to expire.
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import { schedulePeriodicJob } from '../../lib/periodic-job.js';
+import { systemAuditContext } from '../audit/audit-log.js';
+import { LicenseNotices } from './license-notices.js';
 import apiClientRoutes from './api-clients-routes.js';
 import directoryRoutes from './directory-routes.js';
 import organizationRoutes from './organizations-routes.js';
 import userRoutes from './users-routes.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Sends the license.expiring notices now due; returns how many. */
+    sendLicenseNotices(): Promise<number>;
+  }
+}
+
 export default fp(
   async (app, options: ModuleOptions) => {
-    if (!servesRoutes(options.config)) return;
-    await app.register(organizationRoutes, { prefix: apiPrefix });
-    await app.register(userRoutes, { prefix: apiPrefix });
-    await app.register(apiClientRoutes, { prefix: apiPrefix });
-    await app.register(directoryRoutes, { prefix: apiPrefix });
+    const notices = new LicenseNotices(app.unitOfWork);
+    app.decorate('sendLicenseNotices', () => notices.sendDue(systemAuditContext('license-notices')));
+    if (servesRoutes(options.config)) {
+      await app.register(organizationRoutes, { prefix: apiPrefix });
+      await app.register(userRoutes, { prefix: apiPrefix });
+      await app.register(apiClientRoutes, { prefix: apiPrefix });
+      await app.register(directoryRoutes, { prefix: apiPrefix });
+    }
+    if (options.config.role === 'api') return;
+    schedulePeriodicJob(app, { name: 'license-notices', everySeconds: options.config.licenseNoticeSweepSeconds, run: () => app.sendLicenseNotices() });
   },
   { name: 'network', dependencies: ['unit-of-work', 'auth', 'idempotency'] },
 );

@@ -74,12 +74,16 @@ export const CreateUser = Type.Object(
     certifications: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 20, uniqueItems: true })),
     acceptingReferrals: Type.Optional(Type.Boolean()),
     serviceRadiusKm: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+    licenseVerified: Type.Optional(
+      Type.Boolean({ description: 'Network admins only: the license was checked with the state board when onboarding the therapist' }),
+    ),
   },
   {
     additionalProperties: false,
     description:
       `The role must fit the organization: ${roleList(staffRolesOf.physician_office)} in an office; ${roleList(staffRolesOf.therapy_practice)} in a practice. ` +
-      'Physicians need an npi; therapists need license, techniques and serviceRadiusKm.',
+      'Physicians need an npi; therapists need license, techniques and serviceRadiusKm. ' +
+      'A therapist is matched and may accept referrals only once a network admin has verified a current license (licenseVerified).',
     examples: [
       {
         role: 'therapist',

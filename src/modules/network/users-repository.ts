@@ -54,6 +54,7 @@ export interface NewUser {
         certifications: string[];
         acceptingReferrals: boolean;
         serviceRadiusKm: number;
+        licenseVerifiedAt: Date | null;
       }
     | undefined;
 }

@@ -5,7 +5,7 @@ import { npiProblem } from '../../lib/npi.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
-import { everyone, organizationAdmins } from '../auth/policy.js';
+import { everyone, organizationAdmins, type Principal } from '../auth/policy.js';
 import { managedOrganization, visibleOrganization } from './organization-access.js';
 import { OrganizationsRepository } from './organizations-repository.js';
 import { CreateUser, UpdateUser, User, UserListQuery, UserParams, type Organization } from './schemas.js';
@@ -14,14 +14,14 @@ import { apiPrefix } from '../../lib/api-prefix.js';
 import { staffRolesOf } from '../../lib/vocabulary.js';
 
 /** Checks the rules that depend on the role and organization, naming each offending field. */
-function creationProblems(input: CreateUser, organization: Organization): FieldProblem[] {
+function creationProblems(input: CreateUser, organization: Organization, principal: Principal): FieldProblem[] {
   const problems: FieldProblem[] = [];
   if (!staffRolesOf[organization.kind].includes(input.role)) {
     problems.push({ field: 'role', message: `must be one of ${staffRolesOf[organization.kind].join(', ')} in a ${organization.kind}` });
   }
   const npi = npiProblem(input.npi, 'a physician', input.role === 'physician');
   if (npi) problems.push(npi);
-  const therapistFields = ['license', 'techniques', 'certifications', 'acceptingReferrals', 'serviceRadiusKm'] as const;
+  const therapistFields = ['license', 'techniques', 'certifications', 'acceptingReferrals', 'serviceRadiusKm', 'licenseVerified'] as const;
   if (input.role === 'therapist') {
     for (const field of ['license', 'techniques', 'serviceRadiusKm'] as const) {
       if (input[field] === undefined) problems.push({ field, message: 'is required for a therapist' });
@@ -30,6 +30,9 @@ function creationProblems(input: CreateUser, organization: Organization): FieldP
     for (const field of therapistFields) {
       if (input[field] !== undefined) problems.push({ field, message: 'is only taken for a therapist' });
     }
+  }
+  if (input.licenseVerified !== undefined && principal.role !== 'network_admin') {
+    problems.push({ field: 'licenseVerified', message: 'is set by network admins only' });
   }
   return problems;
 }
@@ -52,7 +55,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const input = request.body;
     const organization = await managedOrganization(organizationsRepository, request.principal!, request.params.id);
-    const problems = creationProblems(input, organization);
+    const problems = creationProblems(input, organization, request.principal!);
     if (problems.length > 0) throw validationFailed(problems);
     const passwordHash = await app.passwords.hash(input.password);
 
@@ -80,6 +83,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
                     certifications: input.certifications ?? [],
                     acceptingReferrals: input.acceptingReferrals ?? true,
                     serviceRadiusKm: input.serviceRadiusKm!,
+                    licenseVerifiedAt: input.licenseVerified ? new Date() : null,
                   }
                 : undefined,
           },

@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import { schedulePeriodicJob } from '../../lib/periodic-job.js';
 import { systemAuditContext } from '../audit/audit-log.js';
 import { ReferralWorkflow } from './referral-workflow.js';
 import referralRoutes from './routes.js';
@@ -32,24 +33,7 @@ export default fp(
     if (servesRoutes(options.config)) await app.register(referralRoutes, { prefix: apiPrefix });
     if (options.config.role === 'api') return;
 
-    let timer: NodeJS.Timeout | undefined;
-    let running: Promise<unknown> = Promise.resolve();
-    const sweep = () => {
-      running = app.expireReferrals().then(
-        (count) => count > 0 && app.log.info({ count }, 'referrals expired'),
-        (error: unknown) => app.log.error({ err: error }, 'referral expiry sweep failed'),
-      );
-      return running;
-    };
-    app.addHook('onReady', async () => {
-      await sweep();
-      const seconds = options.config.referralExpirySweepSeconds;
-      if (seconds > 0) timer = setInterval(sweep, seconds * 1000).unref();
-    });
-    app.addHook('onClose', async () => {
-      clearInterval(timer);
-      await running;
-    });
+    schedulePeriodicJob(app, { name: 'referral-expiry', everySeconds: options.config.referralExpirySweepSeconds, run: () => app.expireReferrals() });
   },
   { name: 'referrals', dependencies: ['database', 'unit-of-work', 'authentication', 'idempotency'] },
 );

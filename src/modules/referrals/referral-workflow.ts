@@ -2,7 +2,7 @@
 // state machine under the row lock, then writes the change, its history and its audit event in
 // one transaction.
 import type { Database, Executor } from '../../db/database.js';
-import type { DomainEventType } from '../../lib/domain-events.js';
+import type { ReferralEventType } from '../../lib/vocabulary.js';
 import type { UnitsOfWork } from '../../lib/unit-of-work.js';
 import type { ReferralStatus } from '../../lib/vocabulary.js';
 import { addDays, todayUtc } from '../../lib/dates.js';
@@ -19,9 +19,11 @@ import { ReferralsRepository, toReferral, type ReferralRow } from './referrals-r
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
 import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
 import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
+import { hasPrecautions, precautionsNotAcknowledged } from './precautions.js';
+import { licenseInvalid, licenseProblems } from '../../lib/licenses.js';
 
 /** The domain event each move announces (a declined share of an open offer announces nothing). */
-const eventOfMove: Partial<Record<ReferralMove, DomainEventType>> = {
+const eventOfMove: Partial<Record<ReferralMove, ReferralEventType>> = {
   send: 'referral.sent',
   accept: 'referral.accepted',
   decline: 'referral.declined',
@@ -235,9 +237,15 @@ export class ReferralWorkflow {
       if (!eligible) {
         throw validationFailed([{ field: 'therapistId', message: 'this referral was not sent to this therapist' }]);
       }
+      const licenseTrouble = licenseProblems(therapist);
+      if (licenseTrouble.length > 0) {
+        throw licenseInvalid(principal.role === 'therapist' ? 'Your' : "The accepting therapist's", therapist, licenseTrouble);
+      }
+      const warned = hasPrecautions(row);
+      if (warned && body.acknowledgedPrecautions !== true) throw precautionsNotAcknowledged();
       return {
         changes: { status: 'accepted', acceptedTherapistId: therapistId, acceptedPracticeId: therapist.practiceId!, acceptedAt: new Date() },
-        eventChanges: { therapistId },
+        eventChanges: { therapistId, ...(warned && { acknowledgedPrecautions: true }) },
       };
     });
   }

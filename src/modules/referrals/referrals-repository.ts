@@ -13,6 +13,7 @@ import {
 import { isoDay } from '../../lib/dates.js';
 import { expirableStatuses, type ReferralStatus } from '../../lib/vocabulary.js';
 import type { Principal } from '../auth/policy.js';
+import { licenseIsValid } from '../../lib/licenses.js';
 import { distanceKm } from '../network/directory-repository.js';
 import { openOfferFor, participatingIn, sideOf, visibleParts, visibleTo } from './access.js';
 import { identifiedBy, identifiesPatient, limitedInsurance, limitedPatient } from './minimum-necessary.js';
@@ -285,7 +286,7 @@ export class ReferralsRepository {
       .limit(limit + 1);
   }
 
-  /** An active therapist, with their practice, license expiry and whether they take referrals. */
+  /** An active therapist, with their practice, license (expiry, verification) and whether they take referrals. */
   async findTherapist(id: string, executor: Executor = this.db) {
     const [row] = await executor
       .select({
@@ -293,6 +294,7 @@ export class ReferralsRepository {
         practiceId: users.organizationId,
         acceptingReferrals: therapistProfiles.acceptingReferrals,
         licenseExpiresOn: therapistProfiles.licenseExpiresOn,
+        licenseVerifiedAt: therapistProfiles.licenseVerifiedAt,
         techniques: therapistProfiles.techniques,
       })
       .from(users)
@@ -322,7 +324,7 @@ export class ReferralsRepository {
     return row;
   }
 
-  /** Active therapists with a valid license who accept referrals, offer every technique asked for, and are in range. */
+  /** Active therapists with a valid (verified, unexpired) license who accept referrals, offer every technique asked for, and are in range. */
   async matchNetwork(offer: { techniques: string[]; near: { lat: number; lng: number }; radiusKm: number }, executor: Executor = this.db) {
     const distance = distanceKm(offer.near);
     const rows = await executor
@@ -335,7 +337,7 @@ export class ReferralsRepository {
           eq(users.role, 'therapist'),
           eq(users.active, true),
           eq(therapistProfiles.acceptingReferrals, true),
-          sql`${therapistProfiles.licenseExpiresOn} >= (now() at time zone 'utc')::date`,
+          licenseIsValid(),
           sql`${therapistProfiles.techniques} @> ${sql.param(offer.techniques)}::text[]`,
           sql`${distance} <= least(${offer.radiusKm}, ${therapistProfiles.serviceRadiusKm})`,
         ),

@@ -318,8 +318,14 @@ export const AcceptReferral = Type.Object(
     therapistId: Type.Optional(
       Type.String({ format: 'uuid', description: 'A practice admin or practice API client names the accepting therapist; a therapist accepts as themself' }),
     ),
+    acknowledgedPrecautions: Type.Optional(
+      Type.Boolean({
+        description:
+          'Required (true) when the referral has precautions or contraindications: the therapist read them. Kept in the history; without it such an accept is 422 precautions-not-acknowledged',
+      }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ acknowledgedPrecautions: true }] },
 );
 export type AcceptReferral = Static<typeof AcceptReferral>;
 

@@ -1,6 +1,6 @@
 // Who a referral goes to: exactly one of a therapist, a practice or an open network offer (SPEC §3).
 import type { Executor } from '../../db/database.js';
-import { todayUtc } from '../../lib/dates.js';
+import { licenseInvalid, licenseProblems } from '../../lib/licenses.js';
 import type { ReferralTargetKind } from '../../lib/vocabulary.js';
 import { conflict, validationFailed, type FieldProblem } from '../../lib/errors.js';
 import type { ReferralsRepository } from './referrals-repository.js';
@@ -27,7 +27,10 @@ export function targetShapeProblems(input: TargetInput): FieldProblem[] {
   return (given.length === 0 ? ['therapistId', 'practiceId', 'network'] : given).map((field) => ({ field, message }));
 }
 
-/** Checks that the named therapist or practice can take referrals; a bad one is a 400 naming the field. */
+/**
+ * Checks that the named therapist or practice can take referrals: a bad one is a 400 naming the
+ * field; a therapist whose license is expired or unverified is a 409 license-invalid (SPEC §14.2).
+ */
 export async function resolveTarget(
   repository: ReferralsRepository,
   input: TargetInput,
@@ -40,7 +43,8 @@ export async function resolveTarget(
     const therapist = await repository.findTherapist(input.therapistId, executor);
     if (!therapist) throw validationFailed([{ field: 'therapistId', message: 'is not an active therapist of the network' }]);
     if (!therapist.acceptingReferrals) throw validationFailed([{ field: 'therapistId', message: 'this therapist is not accepting referrals' }]);
-    if (therapist.licenseExpiresOn < todayUtc()) throw validationFailed([{ field: 'therapistId', message: "this therapist's license has expired" }]);
+    const problems = licenseProblems(therapist);
+    if (problems.length > 0) throw licenseInvalid("The named therapist's (therapistId)", therapist, problems);
     return { targetKind: 'therapist', targetTherapistId: therapist.id, targetPracticeId: therapist.practiceId, networkOffer: null };
   }
   if (input.practiceId) {
@@ -63,7 +67,7 @@ export async function matchOffer(repository: ReferralsRepository, offer: Network
   if (therapistIds.length === 0) {
     throw conflict(
       'no-matching-therapist',
-      `No therapist who accepts referrals offers ${offer.techniques.join(', ')} within ${offer.radiusKm} km; widen the network offer or choose a practice`,
+      `No therapist with a valid license who accepts referrals offers ${offer.techniques.join(', ')} within ${offer.radiusKm} km; widen the network offer or choose a practice`,
     );
   }
   return therapistIds;

@@ -1,11 +1,17 @@
 // Turns the network's domain events into webhook events for the endpoints of the organizations
 // taking part, in the transaction of the change that caused them.
-import type { DomainEventHandler } from '../../lib/domain-events.js';
+import { isReferralEvent, type DomainEventHandler } from '../../lib/domain-events.js';
 import { participantsOf } from '../referrals/participants.js';
 import type { WebhookOutbox } from './outbox.js';
 
 export function deliveriesOf(outbox: WebhookOutbox, apiPrefix: string): DomainEventHandler {
   return async (event, tx) => {
+    if (!isReferralEvent(event)) {
+      const organizations = [event.organizationId];
+      const data = { resource: event.resource.type, id: event.resource.id, ...event.facts, organizations, url: event.resource.url };
+      await outbox.insert({ type: event.type, referralId: null, data, organizations }, tx);
+      return;
+    }
     const organizations = await participantsOf(event.referral, tx);
     // Thin payloads: names the resource and who takes part, never clinical text.
     const data = {

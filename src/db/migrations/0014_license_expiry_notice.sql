@@ -1,0 +1,1 @@
+ALTER TABLE "therapist_profiles" ADD COLUMN "license_expiry_notice_for" date;
