@@ -25,6 +25,7 @@ import messagesModule from './modules/messages/index.js';
 import networkModule from './modules/network/index.js';
 import patientsModule from './modules/patients/index.js';
 import progressReportsModule from './modules/progress-reports/index.js';
+import clinicalReportsModule from './modules/clinical-reports/index.js';
 import referralsModule from './modules/referrals/index.js';
 import webhooksModule from './modules/webhooks/index.js';
 import { bootstrap } from './seed/bootstrap.js';
@@ -92,6 +93,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(patientsModule, { config });
   await app.register(referralsModule, { config });
   await app.register(progressReportsModule, { config });
+  await app.register(clinicalReportsModule, { config });
   await app.register(messagesModule, { config });
   await app.register(auditModule, { config });
   await app.register(webhooksModule, { config, resolver: webhookResolver });

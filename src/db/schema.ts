@@ -34,10 +34,15 @@ import {
   userRoles,
   webhookEndpointStatuses,
   webhookEventTypes,
+  reportKinds,
+  reportRecommendations,
+  dischargeReasons,
+  signatureMethods,
 } from '../lib/vocabulary.js';
 import type { Identifier } from '../modules/patients/schemas.js';
 import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
 import type { Diagnosis, Insurance, NetworkOffer, OutcomeScore, PainScores, Signature } from '../modules/referrals/schemas.js';
+import type { Baseline, Findings, Goal, ReportFacts } from '../modules/clinical-reports/schemas.js';
 
 // Defined in lib/vocabulary.ts; re-exported because tests and tools import them from the schema.
 export { referralStatuses, userRoles, webhookEventTypes, type ReferralStatus, type UserRole, type WebhookEventType } from '../lib/vocabulary.js';
@@ -314,6 +319,10 @@ export const referrals = pgTable(
     firstPain: jsonb('first_pain').$type<Static<typeof PainScores>>(),
     latestPain: jsonb('latest_pain').$type<Static<typeof PainScores>>(),
     latestOutcomes: jsonb('latest_outcomes').$type<Static<typeof OutcomeScore>[]>().notNull().default([]),
+    // Report cadence (SPEC §14.3): a report is due every reportEveryVisits visits after the last
+    // visit a report covered.
+    reportEveryVisits: integer('report_every_visits').notNull().default(10),
+    lastReportedVisit: integer('last_reported_visit').notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     // The id of the transaction that last wrote the row (stamped by a trigger): the sync feed
@@ -409,6 +418,49 @@ export const progressReports = pgTable(
   },
   (table) => [uniqueIndex('progress_reports_visit_key').on(table.referralId, table.visitNumber)],
 );
+
+// Reports to the prescriber (SPEC §14.3): written once, never changed (a trigger refuses it);
+// corrections are new reports. The server's facts (visits, pain and outcome series) are kept as
+// they were when the report was submitted.
+export const clinicalReports = pgTable(
+  'clinical_reports',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    kind: text('kind', { enum: reportKinds }).notNull(),
+    authorId: uuid('author_id')
+      .notNull()
+      .references(() => users.id),
+    summary: text('summary').notNull(),
+    goals: jsonb('goals').$type<Goal[]>().notNull(),
+    recommendation: text('recommendation', { enum: reportRecommendations }).notNull(),
+    findings: jsonb('findings').$type<Findings>(),
+    baseline: jsonb('baseline').$type<Baseline>(),
+    plannedFrequencyPerWeek: integer('planned_frequency_per_week'),
+    plannedDurationWeeks: integer('planned_duration_weeks'),
+    techniques: text('techniques').array(),
+    dischargeReason: text('discharge_reason', { enum: dischargeReasons }),
+    facts: jsonb('facts').$type<ReportFacts>().notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('clinical_reports_referral_idx').on(table.referralId, table.createdAt, table.id)],
+);
+
+// The prescriber's signature of a report: one row per report (its key), never changed.
+export const clinicalReportSignatures = pgTable('clinical_report_signatures', {
+  reportId: uuid('report_id')
+    .primaryKey()
+    .references(() => clinicalReports.id),
+  signedBy: uuid('signed_by')
+    .notNull()
+    .references(() => users.id),
+  method: text('method', { enum: signatureMethods }).notNull(),
+  attestation: text('attestation').notNull(),
+  comment: text('comment'),
+  signedAt: timestamp('signed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
 
 export const progressReportAddenda = pgTable(
   'progress_report_addenda',

@@ -15,6 +15,10 @@ export const UnauthorizedError = createRFC9457Error('UNAUTHORIZED', '%s', 401, {
   type: problemType('unauthorized'),
   title: 'Unauthorized',
 });
+export const NotAcceptableError = createRFC9457Error('NOT_ACCEPTABLE', '%s', 406, {
+  type: problemType('not-acceptable'),
+  title: 'Not Acceptable',
+});
 export const ConflictError = createRFC9457Error('CONFLICT', '%s', 409, {
   type: problemType('conflict'),
   title: 'Conflict',
@@ -183,6 +187,11 @@ export function conflict(code: string, message: string, extensions: Omit<Problem
 /** A 422 with a machine-readable code: the request is well formed but misses what the rule asks for (e.g. an acknowledgement). */
 export function unprocessable(code: string, message: string, extensions: Omit<ProblemExtensions, 'code'> = {}) {
   return new UnprocessableWithCodeError(message, { code, ...extensions });
+}
+
+/** A 406 for an Accept header that names none of the formats the resource is served in. */
+export function notAcceptable(formats: readonly string[]) {
+  return new NotAcceptableError(`This resource is served as ${formats.join(' or ')}; the Accept header asks for neither`);
 }
 
 /** A 412 for an If-Match that names another version than the current one, which it tells. */

@@ -59,6 +59,13 @@ export const referralTargetKinds = ['therapist', 'practice', 'network'] as const
 /** How a referral's order was signed (SPEC §14.1): by the prescriber through the API, or vouched for by the office's EHR. */
 export const signatureMethods = ['physician', 'ehr_attested'] as const;
 export type SignatureMethod = (typeof signatureMethods)[number];
+
+/** The reports a therapist sends the prescriber (SPEC §14.3): the evaluation is the plan of care. */
+export const reportKinds = ['evaluation', 'progress', 'discharge'] as const;
+export type ReportKind = (typeof reportKinds)[number];
+export const goalStatuses = ['met', 'progressing', 'not_met', 'new'] as const;
+export const reportRecommendations = ['continue', 'modify', 'discharge'] as const;
+export const dischargeReasons = ['goals_met', 'plateau', 'patient_declined', 'no_show', 'moved', 'referred_out', 'other'] as const;
 export type ReferralTargetKind = (typeof referralTargetKinds)[number];
 
 /** What happened to a referral, told by the module that made it happen (lib/domain-events.ts). */
@@ -72,6 +79,9 @@ export const referralEventTypes = [
   'referral.completed',
   'progress_report.created',
   'message.created',
+  'report.submitted',
+  'report.signed',
+  'report.overdue',
 ] as const;
 /** What happened in an organization, not to one referral: told to that organization alone. */
 export const organizationEventTypes = ['license.expiring'] as const;

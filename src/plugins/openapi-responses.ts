@@ -37,6 +37,8 @@ function namesRecord(schema: unknown, depth = 0): boolean {
   if ((schema as Json).format === 'uuid') return true;
   return Object.values(schema as Json).some((value) => namesRecord(value, depth + 1));
 }
+/** A resource served in more than one format (JSON or PDF) by the Accept header: any other is refused with 406. */
+const servedInFormats = (schema: Json | undefined) => Object.keys(((schema?.response as Json | undefined)?.[200]?.content ?? {}) as Json).length > 1;
 /** A body that is not JSON (the NDJSON audit export) is a download, sent as an attachment. */
 const isDownload = (response: unknown) => Object.keys(((response as Json).content ?? {}) as Json).some((mediaType) => !/[/+]json$/.test(mediaType));
 
@@ -74,6 +76,7 @@ export function declaredResponses(route: { method: string | string[]; url: strin
     ...(bodyMethods.has(method) ? { 413: problemResponse('The request body is larger than the service takes') } : {}),
     ...(bodyMethods.has(method) ? { 415: problemResponse('The request body is of a media type this operation does not take') } : {}),
     ...(takesIdempotencyKey ? { 422: problemResponse('The Idempotency-Key was already used with a different request') } : {}),
+    ...(servedInFormats(schema) ? { 406: problemResponse('The Accept header asks for none of the formats the resource is served in') } : {}),
     429: problemResponse('Rate limit exceeded; see Retry-After'),
     500: problemResponse('Unexpected error; the cause is logged, never returned'),
     503: problemResponse('The database is not answering in time, or the service is shutting down; nothing was changed, retry after Retry-After'),

@@ -11,6 +11,8 @@ import directoryRoutes from './directory-routes.js';
 import organizationRoutes from './organizations-routes.js';
 import userRoutes from './users-routes.js';
 
+export { displayNames } from './display-names.js';
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** Sends the license.expiring notices now due; returns how many. */

@@ -3,7 +3,15 @@
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import type { Executor } from '../../db/database.js';
+import { ProgressReportsRepository } from './progress-reports-repository.js';
 import progressReportRoutes from './routes.js';
+
+/** What each visit of a referral measured (pain, outcome scores), by visit number: for other modules' reports. */
+export function visitMeasurements(executor: Executor, referralId: string) {
+  return new ProgressReportsRepository(executor).measurements(referralId);
+}
+export type VisitMeasurement = Awaited<ReturnType<typeof visitMeasurements>>[number];
 
 export default fp(
   async (app, options: ModuleOptions) => {

@@ -96,4 +96,19 @@ export class ProgressReportsRepository {
     const [row] = await executor.insert(progressReportAddenda).values({ reportId, authorId, text }).returning();
     return toAddendum(row!);
   }
+
+  /** What each visit measured, by visit number: the series reports to the prescriber are drawn from. */
+  async measurements(referralId: string, executor: Executor = this.db) {
+    return executor
+      .select({
+        visitNumber: progressReports.visitNumber,
+        visitDate: progressReports.visitDate,
+        painBefore: progressReports.painBefore,
+        painAfter: progressReports.painAfter,
+        outcomeMeasures: progressReports.outcomeMeasures,
+      })
+      .from(progressReports)
+      .where(eq(progressReports.referralId, referralId))
+      .orderBy(asc(progressReports.visitNumber));
+  }
 }

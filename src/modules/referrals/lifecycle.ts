@@ -2,7 +2,7 @@
 import { expirableStatuses, type ReferralStatus } from '../../lib/vocabulary.js';
 import { conflict } from '../../lib/errors.js';
 
-export type ReferralMove = 'sign' | 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend' | 'start' | 'complete' | 'expire';
+export type ReferralMove = 'sign' | 'send' | 'accept' | 'decline' | 'cancel' | 'reroute' | 'amend' | 'start' | 'complete' | 'discharge' | 'expire';
 
 /** Open: the referral can still be treated or changed. */
 export const openStatuses: readonly ReferralStatus[] = ['draft', 'sent', 'accepted', 'declined', 'in_progress'];
@@ -19,6 +19,8 @@ const moves: Record<ReferralMove, { from: readonly ReferralStatus[]; to?: Referr
   amend: { from: openStatuses },
   start: { from: ['accepted'], to: 'in_progress' },
   complete: { from: ['in_progress'], to: 'completed' },
+  // A discharge report ends care whatever visits remain, with or without a visit (SPEC §14.3).
+  discharge: { from: ['accepted', 'in_progress'], to: 'completed' },
   expire: { from: expirableStatuses, to: 'expired' },
 };
 

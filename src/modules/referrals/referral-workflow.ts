@@ -15,6 +15,7 @@ import { sideOf, type ReferralSide } from './access.js';
 import { assertMoveAllowed, targetStatus, type ReferralMove } from './lifecycle.js';
 import { actorOf } from './actors.js';
 import { Visits } from './visits.js';
+import { Reporting } from './reporting.js';
 import { ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
 import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
@@ -65,6 +66,8 @@ export class ReferralWorkflow {
   private readonly patients: PatientsRepository;
   /** Visits recorded against referrals (visit notes), which move them through their lifecycle. */
   readonly visits: Visits;
+  /** Reports to the prescriber: written under the referral's lock; a discharge completes it. */
+  readonly reporting: Reporting;
 
   constructor(
     db: Database,
@@ -73,6 +76,7 @@ export class ReferralWorkflow {
     this.referrals = new ReferralsRepository(db);
     this.patients = new PatientsRepository(db);
     this.visits = new Visits(this.referrals);
+    this.reporting = new Reporting(this.referrals);
   }
 
   async create(context: AuditContext, principal: Principal, input: CreateReferral): Promise<Referral> {
@@ -134,6 +138,7 @@ export class ReferralWorkflow {
           expiresOn,
           priority: input.priority ?? 'routine',
           insurance: input.insurance ?? null,
+          reportEveryVisits: input.reportEveryVisits ?? 10,
           signature,
           ...target,
         },
@@ -171,9 +176,14 @@ export class ReferralWorkflow {
 
   /** The referral if the caller takes part in its care (not merely holds an open offer), else 404. */
   async readParticipating(principal: Principal, referralId: string) {
+    return (await this.readCare(principal, referralId)).referral;
+  }
+
+  /** The referral and its patient, if the caller takes part in its care, else 404. */
+  async readCare(principal: Principal, referralId: string) {
     const found = await this.referrals.findFor({ principal, id: referralId, participating: true });
     if (!found) throw await this.notFound(referralId);
-    return found.referral;
+    return found;
   }
 
   /**

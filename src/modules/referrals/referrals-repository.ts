@@ -14,6 +14,7 @@ import { isoDay } from '../../lib/dates.js';
 import { expirableStatuses, type ReferralStatus } from '../../lib/vocabulary.js';
 import type { Principal } from '../auth/policy.js';
 import { licenseIsValid } from '../../lib/licenses.js';
+import { reportDueOf } from './report-cadence.js';
 import { distanceKm } from '../network/directory-repository.js';
 import { openOfferFor, participatingIn, sideOf, visibleParts, visibleTo } from './access.js';
 import { identifiedBy, identifiesPatient, limitedInsurance, limitedPatient } from './minimum-necessary.js';
@@ -79,6 +80,8 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
       latestPain: row.latestPain,
       latestOutcomeScores: row.latestOutcomes,
     },
+    reportEveryVisits: row.reportEveryVisits,
+    reportDue: reportDueOf(row),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

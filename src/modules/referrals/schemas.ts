@@ -103,6 +103,9 @@ export const CreateReferral = Type.Object(
     durationWeeks: Type.Integer({ minimum: 1, maximum: 52 }),
     sessionMinutes: Type.Integer({ minimum: 15, maximum: 120 }),
     visitsAuthorized: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Default frequencyPerWeek × durationWeeks (at most 100)' })),
+    reportEveryVisits: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 30, default: 10, description: 'A progress report is due after this many visits since the last report' }),
+    ),
     startDate: Type.Optional({ ...IsoDate, description: 'Default today' }),
     expiresOn: Type.Optional({ ...IsoDate, description: 'After startDate, not in the past; default startDate + 90 days' }),
     priority: Type.Optional(enumOf(referralPriorities, { default: 'routine' })),
@@ -226,6 +229,8 @@ const exampleReferralView = {
   acceptedBy: null,
   signature: exampleSignature,
   progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
+  reportEveryVisits: 10,
+  reportDue: { afterVisit: 10, overdue: false },
   createdAt: '2026-11-25T16:04:05.000Z',
   updatedAt: '2026-11-25T16:04:05.000Z',
 };
@@ -265,6 +270,14 @@ export const Referral = Type.Object(
     acceptedBy: Type.Union([Type.Object({ therapistId: Uuid, practiceId: Uuid, at: Timestamp }), Type.Null()]),
     signature: Type.Union([Signature, Type.Null()], { description: 'The signed order; null until the prescriber signs (a draft cannot be sent before)' }),
     progress: ProgressSummary,
+    reportEveryVisits: Type.Integer({ description: 'A report to the prescriber is due after this many visits since the last one' }),
+    reportDue: Type.Object(
+      {
+        afterVisit: Type.Integer({ description: 'The visit after which the next report is due' }),
+        overdue: Type.Boolean({ description: 'A visit was recorded past afterVisit with no report since (open referrals only)' }),
+      },
+      { description: 'Report cadence (SPEC §14.3)' },
+    ),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   },
@@ -356,7 +369,23 @@ export type AmendReferral = Static<typeof AmendReferral>;
 
 export const ReferralEvent = Type.Object({
   id: Type.Integer(),
-  action: Type.Enum(['create', 'sign', 'send', 'accept', 'decline', 'decline_offer', 'cancel', 'reroute', 'amend', 'start', 'complete', 'expire']),
+  action: Type.Enum([
+    'create',
+    'sign',
+    'send',
+    'accept',
+    'decline',
+    'decline_offer',
+    'cancel',
+    'reroute',
+    'amend',
+    'start',
+    'complete',
+    'expire',
+    'report',
+    'sign_report',
+    'discharge',
+  ]),
   fromStatus: Type.Union([ReferralStatus, Type.Null()]),
   toStatus: ReferralStatus,
   version: Type.Integer(),

@@ -8,6 +8,7 @@ import type { UnitOfWork } from '../../lib/unit-of-work.js';
 import type { Principal } from '../auth/policy.js';
 import { assertMoveAllowed, targetStatus, type ReferralMove } from './lifecycle.js';
 import { actorOf } from './actors.js';
+import { becameOverdue } from './report-cadence.js';
 import type { ReferralRow, ReferralsRepository } from './referrals-repository.js';
 import type { OutcomeScore } from './schemas.js';
 
@@ -42,7 +43,7 @@ function refusal(referral: ReferralRow) {
     return conflict('referral-expired', `The referral expired after ${referral.expiresOn}`, { currentStatus: referral.status });
   }
   if (referral.visitsUsed >= referral.visitsAuthorized) {
-    return conflict('visits-exhausted', `All ${referral.visitsAuthorized} authorized visits are used; the prescriber can raise visitsAuthorized`, {
+    return conflict('visits-exhausted', `All ${referral.visitsAuthorized} authorized visits are used; the prescriber can raise visitsAuthorized, or the therapist discharges the patient with a discharge report`, {
       currentStatus: referral.status,
     });
   }
@@ -120,6 +121,7 @@ export class Visits {
     );
     note.announce(updated, written);
     if (visit.final) unit.emit({ type: 'referral.completed', referral: updated });
+    if (becameOverdue(updated)) unit.emit({ type: 'report.overdue', referral: updated });
     if (steps.length > 0) {
       const actor = actorOf(principal);
       await this.referrals.appendEvents(
