@@ -115,6 +115,11 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       // Dana prescribed for herself, so creating it signed it (SPEC §14.1); the signature never changes after.
       signature: { signedBy: dana.id, signedAt: created.signature.signedAt, method: 'physician', attestation: created.signature.attestation },
       progress: at.progress ?? { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
+      // A first course, not continued; a report is due every 10 visits (SPEC §14.3, §14.4), and none is late in this story.
+      continuesReferralId: null,
+      continuedByReferralId: null,
+      reportEveryVisits: 10,
+      reportDue: { afterVisit: 10, overdue: false },
       createdAt: created.createdAt,
       updatedAt: at.updatedAt,
     };

@@ -38,6 +38,7 @@ import {
   reportRecommendations,
   dischargeReasons,
   signatureMethods,
+  renewalStatuses,
 } from '../lib/vocabulary.js';
 import type { Identifier } from '../modules/patients/schemas.js';
 import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
@@ -321,6 +322,9 @@ export const referrals = pgTable(
     latestOutcomes: jsonb('latest_outcomes').$type<Static<typeof OutcomeScore>[]>().notNull().default([]),
     // Report cadence (SPEC §14.3): a report is due every reportEveryVisits visits after the last
     // visit a report covered.
+    // A new course of care continuing a completed one (SPEC §14.4), and the course that continued this one.
+    continuesReferralId: uuid('continues_referral_id').references((): AnyPgColumn => referrals.id),
+    continuedByReferralId: uuid('continued_by_referral_id').references((): AnyPgColumn => referrals.id),
     reportEveryVisits: integer('report_every_visits').notNull().default(10),
     lastReportedVisit: integer('last_reported_visit').notNull().default(0),
     createdAt: createdAt(),
@@ -446,6 +450,37 @@ export const clinicalReports = pgTable(
     createdAt: createdAt(),
   },
   (table) => [index('clinical_reports_referral_idx').on(table.referralId, table.createdAt, table.id)],
+);
+
+// Renewal requests (SPEC §14.4): a therapist asks for more visits or time; the prescriber approves
+// (raising visitsAuthorized and moving expiresOn) or denies. One pending per referral.
+export const renewalRequests = pgTable(
+  'renewal_requests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    requestedBy: uuid('requested_by')
+      .notNull()
+      .references(() => users.id),
+    additionalVisits: integer('additional_visits').notNull(),
+    extendWeeks: integer('extend_weeks').notNull(),
+    justification: text('justification').notNull(),
+    reportId: uuid('report_id').references(() => clinicalReports.id),
+    status: text('status', { enum: renewalStatuses }).notNull().default('pending'),
+    decidedBy: uuid('decided_by').references(() => users.id),
+    decidedAt: timestamp('decided_at', { withTimezone: true, mode: 'date' }),
+    approvedVisits: integer('approved_visits'),
+    approvedWeeks: integer('approved_weeks'),
+    decisionReason: text('decision_reason'),
+    attestation: text('attestation'),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    uniqueIndex('renewal_requests_one_pending').on(table.referralId).where(sql`${table.status} = 'pending'`),
+    index('renewal_requests_referral_idx').on(table.referralId, table.createdAt, table.id),
+  ],
 );
 
 // The prescriber's signature of a report: one row per report (its key), never changed.

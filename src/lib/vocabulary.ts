@@ -65,6 +65,8 @@ export const reportKinds = ['evaluation', 'progress', 'discharge'] as const;
 export type ReportKind = (typeof reportKinds)[number];
 export const goalStatuses = ['met', 'progressing', 'not_met', 'new'] as const;
 export const reportRecommendations = ['continue', 'modify', 'discharge'] as const;
+/** A therapist's request for more visits or time (SPEC §14.4), decided by the prescriber. */
+export const renewalStatuses = ['pending', 'approved', 'denied'] as const;
 export const dischargeReasons = ['goals_met', 'plateau', 'patient_declined', 'no_show', 'moved', 'referred_out', 'other'] as const;
 export type ReferralTargetKind = (typeof referralTargetKinds)[number];
 
@@ -82,6 +84,8 @@ export const referralEventTypes = [
   'report.submitted',
   'report.signed',
   'report.overdue',
+  'renewal.requested',
+  'renewal.decided',
 ] as const;
 /** What happened in an organization, not to one referral: told to that organization alone. */
 export const organizationEventTypes = ['license.expiring'] as const;

@@ -30,6 +30,7 @@ export default fp(
           { name: 'referrals', description: 'Massage prescriptions: lifecycle, history and the sync feed' },
           { name: 'visit notes', description: 'Progress reports (SOAP visit notes) and their addenda' },
           { name: 'reports', description: 'Reports to the prescriber: evaluation (plan of care), progress and discharge, signed by the prescriber; JSON or PDF' },
+          { name: 'renewals', description: 'Recertification: the therapist asks for more visits or time, the prescriber approves or denies' },
           { name: 'messages', description: 'One thread per referral between office and therapist side' },
           { name: 'audit', description: 'The tamper-evident audit trail' },
           { name: 'webhooks', description: 'Signed event delivery to partner EHRs: endpoints, deliveries, attempts' },

@@ -49,7 +49,7 @@ export class ReportsService {
   }
 
   async submit(context: AuditContext, principal: Principal, referralId: string, input: CreateReport): Promise<Report> {
-    await this.referrals.reporting.assertAuthor(principal, referralId);
+    await this.referrals.reporting.assertTreating(principal, referralId);
     const problems = kindProblems(input);
     if (problems.length > 0) throw validationFailed(problems);
 
@@ -87,7 +87,7 @@ export class ReportsService {
   }
 
   async sign(context: AuditContext, principal: Principal, referralId: string, reportId: string, input: SignReport): Promise<Report> {
-    const { referral, method } = await this.referrals.reporting.assertSigner(principal, referralId);
+    const { referral, method } = await this.referrals.reporting.assertPrescriber(principal, referralId);
     const report = await this.reports.find({ referralId, reportId });
     if (!report) throw notFound('report', reportId, 'Report', referral.patientId);
     return this.units.run(context, async (unit) => {

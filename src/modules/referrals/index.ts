@@ -10,6 +10,7 @@ import { schedulePeriodicJob } from '../../lib/periodic-job.js';
 import { systemAuditContext } from '../audit/audit-log.js';
 import { ReferralWorkflow } from './referral-workflow.js';
 import referralRoutes from './routes.js';
+import renewalRoutes from './renewal-routes.js';
 
 export { participantsOf } from './participants.js';
 export type { ReferralWorkflow } from './referral-workflow.js';
@@ -30,7 +31,10 @@ export default fp(
     // A replayed answer about a referral is shown only to whoever may still see it (SPEC §6 rules).
     app.visibilityChecks.register('referral', (principal, id) => workflow.read(principal, id));
     app.decorate('expireReferrals', () => workflow.expireDue(systemAuditContext('referral-expiry')));
-    if (servesRoutes(options.config)) await app.register(referralRoutes, { prefix: apiPrefix });
+    if (servesRoutes(options.config)) {
+      await app.register(referralRoutes, { prefix: apiPrefix });
+      await app.register(renewalRoutes, { prefix: apiPrefix });
+    }
     if (options.config.role === 'api') return;
 
     schedulePeriodicJob(app, { name: 'referral-expiry', everySeconds: options.config.referralExpirySweepSeconds, run: () => app.expireReferrals() });

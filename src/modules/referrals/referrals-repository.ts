@@ -80,6 +80,8 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
       latestPain: row.latestPain,
       latestOutcomeScores: row.latestOutcomes,
     },
+    continuesReferralId: row.continuesReferralId,
+    continuedByReferralId: row.continuedByReferralId,
     reportEveryVisits: row.reportEveryVisits,
     reportDue: reportDueOf(row),
     createdAt: row.createdAt.toISOString(),
@@ -375,6 +377,22 @@ export class ReferralsRepository {
       .from(referralOffers)
       .where(and(eq(referralOffers.referralId, referralId), isNull(referralOffers.declinedAt)));
     return row?.open ?? 0;
+  }
+
+  /** A referral of the office, as the office sees it: for continuing a course. */
+  async findOfOffice({ organizationId, id }: { organizationId: string; id: string }, executor: Executor = this.db): Promise<ReferralRow | undefined> {
+    const [row] = await executor.select().from(referrals).where(and(eq(referrals.id, id), eq(referrals.organizationId, organizationId)));
+    return row;
+  }
+
+  /** Links a course to the one continuing it, unless another already does (then undefined). */
+  async markContinued({ id, continuedBy }: { id: string; continuedBy: string }, executor: Executor): Promise<ReferralRow | undefined> {
+    const [row] = await executor
+      .update(referrals)
+      .set({ continuedByReferralId: continuedBy, version: sql`${referrals.version} + 1` })
+      .where(and(eq(referrals.id, id), isNull(referrals.continuedByReferralId)))
+      .returning();
+    return row;
   }
 
   /** Open referrals whose last day has passed, locked and skipping rows another sweeper holds. */

@@ -43,7 +43,7 @@ export class Reporting {
   }
 
   /** Anyone but the accepting therapist gets the outsider's 404, before any other check can tell them something. */
-  async assertAuthor(principal: Principal, referralId: string): Promise<void> {
+  async assertTreating(principal: Principal, referralId: string): Promise<void> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
     if (!visible || !(principal.kind === 'user' && principal.role === 'therapist')) {
       throw notFound('referral', referralId, 'Referral', visible?.referral.patientId ?? (await this.referrals.patientIdOf(referralId)));
@@ -91,13 +91,13 @@ export class Reporting {
    * The prescriber (or the office's EHR that vouches) signs a report: the office side sees the
    * referral, anyone else gets 404; a colleague who is not the prescriber gets 403.
    */
-  async assertSigner(principal: Principal, referralId: string): Promise<{ referral: ReferralRow; method: SignatureMethod }> {
+  async assertPrescriber(principal: Principal, referralId: string, what = 'sign reports of this referral'): Promise<{ referral: ReferralRow; method: SignatureMethod }> {
     const visible = await this.referrals.findFor({ principal, id: referralId });
     if (!visible || principal.organizationId !== visible.referral.organizationId) {
       throw notFound('referral', referralId, 'Referral', visible?.referral.patientId ?? (await this.referrals.patientIdOf(referralId)));
     }
     const method = signingMethodOf(principal, visible.referral.prescriberId);
-    if (!method) throw prescriberOnly('sign reports of this referral', visible.referral);
+    if (!method) throw prescriberOnly(what, visible.referral);
     return { referral: visible.referral, method };
   }
 

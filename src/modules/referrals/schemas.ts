@@ -106,6 +106,9 @@ export const CreateReferral = Type.Object(
     reportEveryVisits: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 30, default: 10, description: 'A progress report is due after this many visits since the last report' }),
     ),
+    continuesReferralId: Type.Optional(
+      Type.String({ format: 'uuid', description: "A completed or expired course of the same patient and office that this new course continues; both show the link" }),
+    ),
     startDate: Type.Optional({ ...IsoDate, description: 'Default today' }),
     expiresOn: Type.Optional({ ...IsoDate, description: 'After startDate, not in the past; default startDate + 90 days' }),
     priority: Type.Optional(enumOf(referralPriorities, { default: 'routine' })),
@@ -229,6 +232,8 @@ const exampleReferralView = {
   acceptedBy: null,
   signature: exampleSignature,
   progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
+  continuesReferralId: null,
+  continuedByReferralId: null,
   reportEveryVisits: 10,
   reportDue: { afterVisit: 10, overdue: false },
   createdAt: '2026-11-25T16:04:05.000Z',
@@ -270,6 +275,8 @@ export const Referral = Type.Object(
     acceptedBy: Type.Union([Type.Object({ therapistId: Uuid, practiceId: Uuid, at: Timestamp }), Type.Null()]),
     signature: Type.Union([Signature, Type.Null()], { description: 'The signed order; null until the prescriber signs (a draft cannot be sent before)' }),
     progress: ProgressSummary,
+    continuesReferralId: Type.Union([Uuid, Type.Null()], { description: 'The earlier course this referral continues' }),
+    continuedByReferralId: Type.Union([Uuid, Type.Null()], { description: 'The later course that continues this referral' }),
     reportEveryVisits: Type.Integer({ description: 'A report to the prescriber is due after this many visits since the last one' }),
     reportDue: Type.Object(
       {
@@ -385,6 +392,10 @@ export const ReferralEvent = Type.Object({
     'report',
     'sign_report',
     'discharge',
+    'request_renewal',
+    'renew',
+    'deny_renewal',
+    'continue',
   ]),
   fromStatus: Type.Union([ReferralStatus, Type.Null()]),
   toStatus: ReferralStatus,
