@@ -2,7 +2,7 @@
 import t from 'tap';
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { measuredVisitNoteBody } from './fixtures/referral-bodies.js';
-import { buildTestApp } from './helper.js';
+import { buildTestApp, type Json } from './helper.js';
 
 t.test('README walk-through › works as printed on the seeded demo network', async (t) => {
   const test = await buildTestApp(t, { env: { DEMO_SEED: 'true' } });
@@ -194,6 +194,33 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
     history.data.map((event: { action: string }) => event.action),
     ['create', 'send', 'accept', 'start', 'complete'],
   );
+
+  // The clinical loop the demo network was seeded with (README "The clinical loop back to the physician").
+  const inProgress = (await test.request({ method: 'GET', url: '/v1/referrals?status=in_progress', token: dr })).json().data as Json[];
+  const jon = inProgress.find((row) => row.patient.familyName === 'Park');
+  t.ok(jon, "Jon Park's course is in progress");
+  t.match(jon, { reportEveryVisits: 3, progress: { visitsUsed: 3 }, reportDue: { afterVisit: 6, overdue: false } });
+  const reports = (await test.request({ method: 'GET', url: `/v1/referrals/${jon!.id}/reports`, token: dr })).json().data as Json[];
+  t.same(
+    reports.map((report) => `${report.kind} ${report.signature ? 'signed' : 'waiting'} pain ${report.painTrend.map((point: Json) => `${point.before}>${point.after}`).join(' ')}`),
+    ['evaluation signed pain ', 'progress waiting pain 6>4 5>3 4>2'],
+    'the evaluation is signed; the progress report, with three visits, waits',
+  );
+  t.match(reports[1]!.outcomes, [{ instrument: 'NDI', baseline: 22, latest: 13, change: -9 }]);
+  const progressId = reports.find((report) => report.kind === 'progress')!.id;
+  const pdf = await test.request({ method: 'GET', url: `/v1/referrals/${jon!.id}/reports/${progressId}`, token: dr, headers: { accept: 'application/pdf' } });
+  t.equal(pdf.headers['content-type'], 'application/pdf');
+  t.equal(pdf.rawPayload.subarray(0, 5).toString('latin1'), '%PDF-');
+  const signedReport = await test.request({ method: 'POST', url: `/v1/referrals/${jon!.id}/reports/${progressId}/sign`, token: dr, payload: { attestation: true } });
+  t.equal(signedReport.json().signature.method, 'physician');
+  const renewals = (await test.request({ method: 'GET', url: `/v1/referrals/${jon!.id}/renewal-requests`, token: dr })).json().data as Json[];
+  const pending = renewals.find((request) => request.status === 'pending');
+  t.match(pending, { additionalVisits: 4, extendWeeks: 4, reportId: progressId });
+  const approved = await test.request({ method: 'POST', url: `/v1/referrals/${jon!.id}/renewal-requests/${pending!.id}/approve`, token: dr, payload: { attestation: true } });
+  t.equal(approved.json().status, 'approved');
+  const renewed = (await test.request({ method: 'GET', url: `/v1/referrals/${jon!.id}`, token: dr })).json();
+  t.equal(renewed.visitsAuthorized, 10, '6 + 4 visits');
+  t.equal(renewed.expiresOn, new Date(Date.parse(`${jon!.expiresOn}T00:00:00Z`) + 28 * 86_400_000).toISOString().slice(0, 10), 'four more weeks');
 
   const viewers = (await test.request({ method: 'GET', url: `/v1/audit-events/viewers?patientId=${patient.id}`, token: admin })).json();
   t.same(viewers.data.map((viewer: { actor: { role: string } }) => viewer.actor.role).sort(), ['office_staff', 'physician', 'therapist'], 'the front desk, Dr. Lee and Sam');

@@ -4,6 +4,7 @@ import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import { organizations, users as userAccounts } from '../db/schema.js';
 import { UsersRepository } from '../modules/network/users-repository.js';
+import { seedDemoLoop } from './demo-loop.js';
 import { demoCredentials, demoCredentialsMessage, seedDemoNetwork } from './demo-network.js';
 
 // Serialises first-start seeding when several processes start on one PostgreSQL.
@@ -69,6 +70,9 @@ async function seedDemoIfEmpty(app: FastifyInstance) {
     return true;
   });
   if (seeded) {
+    // After the network is committed: the loop goes through the API, as the demo users. A demo
+    // without it is still a demo; the service starts and says what went wrong.
+    await seedDemoLoop(app).catch((error: unknown) => app.log.warn({ err: error }, 'the demo clinical loop was not seeded'));
     // Printed once, on the start that seeds: these are demo accounts of a local embedded database.
     app.log.info(demoCredentialsMessage());
   }
