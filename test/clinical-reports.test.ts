@@ -340,3 +340,12 @@ t.test('reports after expiry back a renewal; a cancelled referral takes none', a
   t.equal(assertProblem(t, await submit(cancelled.id, progress()), 409).code, 'referral-cancelled');
 });
 
+t.test('If-Match: a report written against a stale version of the referral is 412 and writes nothing', async (t) => {
+  const referral = await acceptedReferral();
+  await visit(referral.id);
+  const stale = await test.request({ method: 'POST', url: reportsUrl(referral.id), token: practice.therapist.token, headers: { 'if-match': `"${referral.version}"` }, payload: discharge() });
+  t.equal(assertProblem(t, stale, 412).currentVersion, referral.version + 1);
+  t.equal((await read(referral.id)).status, 'in_progress', 'not discharged');
+  const current = await test.request({ method: 'POST', url: reportsUrl(referral.id), token: practice.therapist.token, headers: { 'if-match': `"${referral.version + 1}"` }, payload: discharge() });
+  expectStatus(t, current, 201, 'the current version');
+});

@@ -191,3 +191,15 @@ t.test('continuesReferralId: a new course continues a completed one of the same 
   const foreign = await test.create('/v1/patients', otherOffice.physician.token, { givenName: 'Ola', familyName: 'Berg', birthDate: '1960-01-01', sex: 'male' });
   assertProblem(t, await request('POST', '/v1/referrals', otherOffice.physician.token, referralBody({ patient: undefined, patientId: foreign.id, practiceId: practice.id, continuesReferralId: first.id })), 400, ['continuesReferralId'], 'a referral of another office');
 });
+
+t.test('If-Match: an approval against a stale version of the referral is 412 and changes nothing', async (t) => {
+  const referral = await acceptedReferral();
+  const created = expectStatus(t, await ask(referral.id), 201, 'asked');
+  const current = await read(referral.id);
+  const stale = await test.request({ method: 'POST', url: `${renewalsUrl(referral.id)}/${created.id}/approve`, token: office.physician.token, headers: { 'if-match': '"99"' }, payload: { attestation: true } });
+  t.equal(assertProblem(t, stale, 412).currentVersion, current.version);
+  t.equal((await read(referral.id)).visitsAuthorized, current.visitsAuthorized, 'nothing raised');
+  t.equal((await request('GET', `${renewalsUrl(referral.id)}/${created.id}`, office.physician.token)).json().status, 'pending', 'still pending');
+  const fresh = await test.request({ method: 'POST', url: `${renewalsUrl(referral.id)}/${created.id}/approve`, token: office.physician.token, headers: { 'if-match': `"${current.version}"` }, payload: { attestation: true } });
+  expectStatus(t, fresh, 200, 'approved against the current version');
+});

@@ -48,13 +48,13 @@ export class ReportsService {
     this.reports = new ClinicalReportsRepository(db);
   }
 
-  async submit(context: AuditContext, principal: Principal, referralId: string, input: CreateReport): Promise<Report> {
+  async submit(context: AuditContext, principal: Principal, referralId: string, input: CreateReport, ifMatch?: string): Promise<Report> {
     await this.referrals.reporting.assertTreating(principal, referralId);
     const problems = kindProblems(input);
     if (problems.length > 0) throw validationFailed(problems);
 
     return this.units.run(context, (unit) =>
-      this.referrals.reporting.submit(unit, principal, referralId, { kind: input.kind, dischargeReason: input.reason }, {
+      this.referrals.reporting.submit(unit, principal, referralId, { kind: input.kind, dischargeReason: input.reason, ifMatch }, {
         write: async (referral) => {
           const { tx } = unit;
           const [visits, baseline] = await Promise.all([

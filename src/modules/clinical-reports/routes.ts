@@ -12,6 +12,7 @@ import { everyone } from '../auth/policy.js';
 import { displayNames } from '../network/index.js';
 import { renderReportPdf } from './report-pdf.js';
 import { ReportsService } from './reports-service.js';
+import { IfMatchHeaders } from '../referrals/index.js';
 import { CreateReport, Report, ReportParams, SignReport } from './schemas.js';
 
 const referralResource = { type: 'referral', param: 'id' };
@@ -34,11 +35,12 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'outcome series. A discharge report completes the referral from accepted or in_progress, whatever visits remain. Reports never change; ' +
         'corrections are new reports.',
       params: IdParams,
+      headers: IfMatchHeaders,
       body: CreateReport,
       response: { 201: Report },
     },
   }, async (request, reply) => {
-    const report = await service.submit(auditContextOf(request), request.principal!, request.params.id, request.body);
+    const report = await service.submit(auditContextOf(request), request.principal!, request.params.id, request.body, request.headers['if-match']);
     return reply.code(201).header('location', reportUrl(report)).send(report);
   });
 

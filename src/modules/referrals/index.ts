@@ -13,6 +13,7 @@ import referralRoutes from './routes.js';
 import renewalRoutes from './renewal-routes.js';
 
 export { participantsOf } from './participants.js';
+export { IfMatchHeaders } from './schemas.js';
 export type { ReferralWorkflow } from './referral-workflow.js';
 
 declare module 'fastify' {

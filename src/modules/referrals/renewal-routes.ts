@@ -8,6 +8,7 @@ import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page, PageQuery } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
+import { IfMatchHeaders } from './schemas.js';
 import { ApproveRenewal, CreateRenewalRequest, DenyRenewal, RenewalParams, RenewalRequest } from './renewal-schemas.js';
 import { toRenewalRequest } from './renewals-repository.js';
 
@@ -80,10 +81,11 @@ const renewalRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'The prescriber approves: visitsAuthorized rises, expiresOn moves, an expired referral reopens as in_progress',
       description: 'A request is decided once (409 renewal-decided); two approvals at once raise the visits once.',
       params: RenewalParams,
+      headers: IfMatchHeaders,
       body: ApproveRenewal,
       response: { 200: RenewalRequest },
     },
-  }, async (request) => (await renewals.approve(auditContextOf(request), request.principal!, request.params.id, request.params.requestId, request.body)).request);
+  }, async (request) => (await renewals.approve(auditContextOf(request), request.principal!, request.params.id, request.params.requestId, request.body, request.headers['if-match'])).request);
 
   app.post('/referrals/:id/renewal-requests/:requestId/deny', {
     config: { policy: prescriberPolicy, auditAction: 'renewal.deny', auditResource: referralResource },
@@ -92,10 +94,11 @@ const renewalRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'denyRenewal',
       summary: 'The prescriber denies a renewal request, with a reason',
       params: RenewalParams,
+      headers: IfMatchHeaders,
       body: DenyRenewal,
       response: { 200: RenewalRequest },
     },
-  }, async (request) => (await renewals.deny(auditContextOf(request), request.principal!, request.params.id, request.params.requestId, request.body)).request);
+  }, async (request) => (await renewals.deny(auditContextOf(request), request.principal!, request.params.id, request.params.requestId, request.body, request.headers['if-match'])).request);
 };
 
 export default renewalRoutes;

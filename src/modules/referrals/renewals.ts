@@ -6,6 +6,7 @@
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { addDays, todayUtc } from '../../lib/dates.js';
 import { conflict, notFound, validationFailed } from '../../lib/errors.js';
+import { assertIfMatch } from '../../lib/etag.js';
 import type { UnitOfWork, UnitsOfWork } from '../../lib/unit-of-work.js';
 import type { ReferralStatus } from '../../lib/vocabulary.js';
 import type { AuditContext } from '../audit/audit-log.js';
@@ -78,9 +79,9 @@ export class Renewals {
     });
   }
 
-  async approve(context: AuditContext, principal: Principal, referralId: string, requestId: string, input: ApproveRenewal): Promise<{ request: RenewalRequest; referral: ReferralRow }> {
+  async approve(context: AuditContext, principal: Principal, referralId: string, requestId: string, input: ApproveRenewal, ifMatch?: string): Promise<{ request: RenewalRequest; referral: ReferralRow }> {
     const { method } = await this.reporting.assertPrescriber(principal, referralId, 'approve renewals of this referral');
-    return this.decide(context, principal, referralId, requestId, async (unit, referral, request) => {
+    return this.decide(context, principal, referralId, requestId, ifMatch, async (unit, referral, request) => {
       const refused = renewalRefusal(referral);
       if (refused) throw refused;
       const visits = input.additionalVisits ?? request.additionalVisits;
@@ -104,9 +105,9 @@ export class Renewals {
     });
   }
 
-  async deny(context: AuditContext, principal: Principal, referralId: string, requestId: string, input: DenyRenewal): Promise<{ request: RenewalRequest; referral: ReferralRow }> {
+  async deny(context: AuditContext, principal: Principal, referralId: string, requestId: string, input: DenyRenewal, ifMatch?: string): Promise<{ request: RenewalRequest; referral: ReferralRow }> {
     await this.reporting.assertPrescriber(principal, referralId, 'deny renewals of this referral');
-    return this.decide(context, principal, referralId, requestId, async (unit, referral) => {
+    return this.decide(context, principal, referralId, requestId, ifMatch, async (unit, referral) => {
       await this.history(unit, principal, referral, referral, 'deny_renewal', { requestId }, input.reason);
       const decided = await this.requests.decide(requestId, { status: 'denied', decidedBy: referral.prescriberId, decidedAt: new Date(), decisionReason: input.reason }, unit.tx);
       return { decided, referral };
@@ -118,12 +119,15 @@ export class Renewals {
     principal: Principal,
     referralId: string,
     requestId: string,
+    ifMatch: string | undefined,
     apply: (unit: UnitOfWork, referral: ReferralRow, request: NonNullable<Awaited<ReturnType<RenewalsRepository['find']>>>) => Promise<{ decided: Parameters<typeof toRenewalRequest>[0]; referral: ReferralRow }>,
   ): Promise<{ request: RenewalRequest; referral: ReferralRow }> {
     return this.units.run(context, async (unit) => {
       const { referral } = await this.referrals.lock(referralId, unit.tx);
       const request = await this.requests.find({ referralId, requestId }, unit.tx);
       if (!request) throw notFound('renewal_request', requestId, 'Renewal request', referral.patientId);
+      // The decision is made on the referral as the prescriber last saw it, when they say which version that was.
+      assertIfMatch(ifMatch, referral.version);
       if (request.status !== 'pending') throw conflict('renewal-decided', `The renewal request was already ${request.status}`, { currentStatus: referral.status });
       const { decided, referral: after } = await apply(unit, referral, request);
       unit.emit({ type: 'renewal.decided', referral: after, resource: { type: 'renewal_request', id: requestId, url: this.url(referralId, requestId) } });

@@ -4,6 +4,7 @@
 // The report itself belongs to the module that writes it (clinical-reports).
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { conflict, notFound } from '../../lib/errors.js';
+import { assertIfMatch } from '../../lib/etag.js';
 import type { UnitOfWork } from '../../lib/unit-of-work.js';
 import type { ReferralStatus, ReportKind } from '../../lib/vocabulary.js';
 import type { Principal } from '../auth/policy.js';
@@ -57,12 +58,14 @@ export class Reporting {
     unit: UnitOfWork,
     principal: Principal,
     referralId: string,
-    report: { kind: ReportKind; dischargeReason?: string | undefined },
+    report: { kind: ReportKind; dischargeReason?: string | undefined; ifMatch?: string | undefined },
     writer: ReportWriter<T>,
   ): Promise<T> {
     const { tx } = unit;
     const { referral } = await this.referrals.lock(referralId, tx);
     if (!Reporting.writes(principal, referral)) throw notFound('referral', referralId, 'Referral', referral.patientId);
+    // A report moves the referral (its cadence, or its status on discharge): If-Match names the version it was written against.
+    assertIfMatch(report.ifMatch, referral.version);
     const refused = refusal(referral, report.kind);
     if (refused) throw refused;
 
