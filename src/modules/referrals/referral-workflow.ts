@@ -3,7 +3,7 @@
 // one transaction.
 import type { Database, Executor } from '../../db/database.js';
 import type { ReferralEventType } from '../../lib/vocabulary.js';
-import type { UnitOfWork, UnitsOfWork } from '../../lib/unit-of-work.js';
+import type { UnitsOfWork } from '../../lib/unit-of-work.js';
 import type { ReferralStatus } from '../../lib/vocabulary.js';
 import { addDays, todayUtc } from '../../lib/dates.js';
 import { assertIfMatch } from '../../lib/etag.js';
@@ -17,6 +17,7 @@ import { actorOf } from './actors.js';
 import { Visits } from './visits.js';
 import { Reporting } from './reporting.js';
 import { Renewals } from './renewals.js';
+import { Continuations } from './continuations.js';
 import { ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
 import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
@@ -46,10 +47,6 @@ interface MoveDecision {
   eventChanges?: Record<string, unknown>;
 }
 
-function alreadyContinued(by?: string) {
-  return conflict('already-continued', `The course was already continued${by ? ` by referral ${by}` : ''}; continue that one instead`);
-}
-
 /** The sweep may not have run yet: a referral past its last day is not sent out or taken on. */
 function assertNotExpired(current: ReferralRow): void {
   if (current.expiresOn < todayUtc()) {
@@ -75,6 +72,7 @@ export class ReferralWorkflow {
   readonly reporting: Reporting;
   /** Renewal requests and the prescriber's decisions (SPEC §14.4). */
   readonly renewals: Renewals;
+  private readonly continuations: Continuations;
 
   constructor(
     db: Database,
@@ -85,6 +83,7 @@ export class ReferralWorkflow {
     this.visits = new Visits(this.referrals);
     this.reporting = new Reporting(this.referrals);
     this.renewals = new Renewals(db, this.referrals, this.reporting, units);
+    this.continuations = new Continuations(this.referrals);
   }
 
   async create(context: AuditContext, principal: Principal, input: CreateReferral): Promise<Referral> {
@@ -114,7 +113,7 @@ export class ReferralWorkflow {
     if (input.patientId && !(await this.patients.findInOrganization({ organizationId: officeId, patientId: input.patientId }))) {
       throw validationFailed([{ field: 'patientId', message: 'is not a patient of your office' }]);
     }
-    const continued = input.continuesReferralId ? await this.continuable(officeId, input) : undefined;
+    const continued = input.continuesReferralId ? await this.continuations.continuable(officeId, input) : undefined;
     const signature = signatureAtCreate(principal, prescriberId);
     if (input.send && !signature) throw signatureRequired();
     const target = await resolveTarget(this.referrals, input, input.techniques);
@@ -158,7 +157,7 @@ export class ReferralWorkflow {
         await this.referrals.replaceOffers(row.id, await matchOffer(this.referrals, target.networkOffer, tx), tx);
       }
       if (input.send) unit.emit({ type: 'referral.sent', referral: row });
-      if (continued) await this.linkContinuation(unit, principal, continued, row.id);
+      if (continued) await this.continuations.link(unit, principal, continued, row.id);
       if (input.patient) unit.audit({ action: 'patient.create', httpStatus: 201, resourceType: 'patient', resourceId: patientId, patientId });
       unit.audit({ action: 'referral.create', httpStatus: 201, resourceType: 'referral', resourceId: row.id, patientId });
       const actor = actorOf(principal);
@@ -176,30 +175,6 @@ export class ReferralWorkflow {
       ]);
       return toReferral(row, patient, principal);
     });
-  }
-
-  /** The earlier course a new referral continues (SPEC §14.4): the same office and patient, and over. */
-  private async continuable(officeId: string, input: CreateReferral): Promise<ReferralRow> {
-    const earlier = await this.referrals.findOfOffice({ organizationId: officeId, id: input.continuesReferralId! });
-    if (!earlier) throw validationFailed([{ field: 'continuesReferralId', message: 'is not a referral of your office' }]);
-    if (input.patientId !== earlier.patientId) {
-      throw validationFailed([{ field: 'continuesReferralId', message: 'is a course of another patient; give that course\'s patientId' }]);
-    }
-    if (earlier.status !== 'completed' && earlier.status !== 'expired') {
-      throw validationFailed([{ field: 'continuesReferralId', message: `must be a completed or expired course; this one is ${earlier.status}` }]);
-    }
-    if (earlier.continuedByReferralId) throw alreadyContinued(earlier.continuedByReferralId);
-    return earlier;
-  }
-
-  /** Links the earlier course to the new one, in the creating transaction; a course is continued once. */
-  private async linkContinuation(unit: UnitOfWork, principal: Principal, earlier: ReferralRow, continuedBy: string): Promise<void> {
-    const linked = await this.referrals.markContinued({ id: earlier.id, continuedBy }, unit.tx);
-    if (!linked) throw alreadyContinued();
-    await this.referrals.appendEvent(
-      { referralId: earlier.id, action: 'continue', fromStatus: linked.status, toStatus: linked.status, version: linked.version, actor: actorOf(principal), changes: { continuedByReferralId: continuedBy } },
-      unit.tx,
-    );
   }
 
   /** The referral as the caller may see it, or the 404 every outsider gets. */
