@@ -71,6 +71,8 @@ t.test('request, approve: visits rise, expiresOn moves by the weeks, the version
 
   const listed = expectStatus(t, await request('GET', renewalsUrl(referral.id), practice.therapist.token), 200, 'the therapist lists');
   t.same(listed.data.map((item: Json) => item.status), ['approved', 'approved']);
+  const reads = (await auditEvents(test, { action: 'renewal.read', actorId: practice.therapist.id })) as Json[];
+  t.same(reads.filter((event) => event.resourceId === created.id || event.resourceId === next.id).map((event) => event.patientId), [referral.patientId, referral.patientId], 'each listed request is an audited read of the patient');
   t.same(expectStatus(t, await request('GET', `${renewalsUrl(referral.id)}/${next.id}`, office.physician.token), 200, 'read one'), fewer);
 });
 

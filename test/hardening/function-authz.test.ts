@@ -7,11 +7,13 @@
 // policy admits must never answer 401 or 403. The routes that answer without a token are exactly
 // health, the OpenAPI document and its browser, and the token endpoint.
 //
-// What only the prescriber orders (SPEC §14.1: signing, and amending) is admitted for physicians and
-// for API clients with referrals:sign whatever role they act as (clientsByScopeAlone), which
-// isAllowed knows; there an office's callers aim at a record of which the office's physician is the
-// prescriber (the shared referral for amending, an unsigned draft of their own for signing), so that
-// an admitted call goes through and a wrongly admitted one would.
+// What only the prescriber orders (SPEC §14.1: signing, and amending; §14.3, §14.4: signing a
+// report, deciding a renewal) is admitted for physicians and for API clients with referrals:sign
+// whatever role they act as (clientsByScopeAlone), which isAllowed knows; there an office's callers
+// aim at a record of which the office's physician is the prescriber (the shared referral for
+// amending, an unsigned draft of their own for signing, a report of their own to sign, a pending
+// renewal request of their own to approve or deny), so that an admitted call goes through and a
+// wrongly admitted one would.
 //
 // The routes are collected as they are registered, the way route-policy.test.ts does, so a route
 // added later is called here too; a path parameter this file cannot fill fails the test.
@@ -26,6 +28,7 @@ import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/
 import { createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
 import { decodeJwt, signJwt } from '../tokens.js';
 import { buildTestAppWithRoutes, caller, everyScope, everyScopeButSign, type Caller, type CollectedRoute, type Method } from './authz-shared.js';
+import { evaluationReportBody, progressReportBody, renewalRequestBody } from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
@@ -125,6 +128,29 @@ for (const c of callers.filter((candidate) => !isPractice(candidate))) {
   unsignedDrafts.set(c.label, draft.id);
 }
 
+// Reports to the prescriber and renewals (SPEC §14.3, §14.4). A renewal request of the shared
+// referral, already denied, for reading: with none pending, the therapist's own request goes through.
+const renewalRead = await test.create(`/v1/referrals/${referral.id}/renewal-requests`, practice.therapist.token, renewalRequestBody());
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/renewal-requests/${renewalRead.id}/deny`, token: office.physician.token, payload: { reason: 'Re-evaluate first' } }), 200, 'deny');
+const reportRead = await test.create(`/v1/referrals/${referral.id}/reports`, practice.therapist.token, evaluationReportBody());
+// What each caller signs, approves or denies, as each is done once: a report of the shared referral,
+// and a pending renewal request of a referral of its own (one is pending at a time per referral).
+// The practice side aims at them too: it takes part in those referrals, but does not prescribe them.
+const reportsToSign = new Map<string, string>();
+const renewalsToDecide = { approve: new Map<string, { referralId: string; requestId: string }>(), deny: new Map<string, { referralId: string; requestId: string }>() };
+for (const c of callers) {
+  reportsToSign.set(c.label, (await test.create(`/v1/referrals/${referral.id}/reports`, practice.therapist.token, progressReportBody())).id);
+  for (const decisions of [renewalsToDecide.approve, renewalsToDecide.deny]) {
+    const own = await test.create('/v1/referrals', office.physician.token, referralBody({ patientId: referral.patientId, therapistId: practice.therapist.id, send: true }));
+    await ok(await test.request({ method: 'POST', url: `/v1/referrals/${own.id}/accept`, token: practice.therapist.token }), 200, 'accept');
+    decisions.set(c.label, { referralId: own.id, requestId: (await test.create(`/v1/referrals/${own.id}/renewal-requests`, practice.therapist.token, renewalRequestBody())).id });
+  }
+}
+const renewalDecisionRoutes: Record<string, keyof typeof renewalsToDecide> = {
+  '/v1/referrals/:id/renewal-requests/:requestId/approve': 'approve',
+  '/v1/referrals/:id/renewal-requests/:requestId/deny': 'deny',
+};
+
 /** The caller's own record for a path parameter, so that a refusal can only be about the role. */
 function parameterValue(route: CollectedRoute, name: string, c: Caller): string {
   const ownOrganization = c.principal.organizationId ?? office.id;
@@ -137,9 +163,18 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
   }
   if (path.startsWith('/v1/patients/:id') && name === 'id') return referral.patientId;
   if (path === '/v1/referrals/:id/sign' && name === 'id') return unsignedDrafts.get(c.label) ?? referral.id;
+  const decision = renewalDecisionRoutes[path];
+  if (decision) {
+    const own = renewalsToDecide[decision].get(c.label)!;
+    if (name === 'id') return own.referralId;
+    if (name === 'requestId') return own.requestId;
+  }
   if (path.startsWith('/v1/referrals/:id')) {
     if (name === 'id') return referral.id;
+    if (path === '/v1/referrals/:id/reports/:reportId/sign' && name === 'reportId') return reportsToSign.get(c.label)!;
+    if (path.startsWith('/v1/referrals/:id/reports/:reportId') && name === 'reportId') return reportRead.id;
     if (name === 'reportId') return report.id;
+    if (name === 'requestId') return renewalRead.id;
   }
   if (path.startsWith('/v1/webhook-endpoints/:id') && name === 'id') {
     if (route.method === 'DELETE') return byOrganization(officeVictimEndpoint.id, practiceVictimEndpoint.id, networkAdminVictimEndpoint.id);
@@ -183,6 +218,12 @@ function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
     'POST /v1/referrals/:id/reroute': () => ({ practiceId: practice.id }),
     'POST /v1/referrals/:id/progress-reports': () => visitNote,
     'POST /v1/referrals/:id/progress-reports/:reportId/addenda': () => ({ text: 'Correction' }),
+    // A progress report: a discharge would complete the referral the later admitted calls act on.
+    'POST /v1/referrals/:id/reports': () => progressReportBody({ summary: `Progress ${tag}` }),
+    'POST /v1/referrals/:id/reports/:reportId/sign': () => ({ attestation: true, comment: `Signed ${tag}` }),
+    'POST /v1/referrals/:id/renewal-requests': () => renewalRequestBody({ justification: `Renewal ${tag}` }),
+    'POST /v1/referrals/:id/renewal-requests/:requestId/approve': () => ({ attestation: true }),
+    'POST /v1/referrals/:id/renewal-requests/:requestId/deny': () => ({ reason: `Denied ${tag}` }),
     'POST /v1/referrals/:id/messages': () => ({ body: `Message ${tag}` }),
     'POST /v1/referrals/:id/messages/read': () => ({}),
     'POST /v1/webhook-endpoints': () => ({ url: 'https://ehr.example/hooks/other', eventTypes: ['referral.sent'], organizationId: ownOrganization }),
@@ -243,8 +284,8 @@ t.test('setup › routes were collected, each caller is who it says, and every p
 
 const businessTables = [
   'organizations', 'users', 'therapist_profiles', 'api_clients', 'refresh_tokens', 'patients', 'referrals', 'referral_offers', 'referral_events',
-  'progress_reports', 'progress_report_addenda', 'messages', 'message_read_markers', 'idempotency_records', 'webhook_endpoints', 'webhook_events',
-  'webhook_deliveries', 'webhook_attempts',
+  'progress_reports', 'progress_report_addenda', 'clinical_reports', 'clinical_report_signatures', 'renewal_requests', 'messages', 'message_read_markers',
+  'idempotency_records', 'webhook_endpoints', 'webhook_events', 'webhook_deliveries', 'webhook_attempts',
 ];
 /** A digest of every table but the audit trail (which refused calls append to), in one statement. */
 async function digestOfData(): Promise<Record<string, string>> {
@@ -331,6 +372,32 @@ t.test('admitted › the prescriber and the EHR vouching with referrals:sign sig
   }
 });
 
+t.test("admitted › the prescriber and the EHR vouching with referrals:sign signed their reports and decided their renewals; no one else did", async (t) => {
+  const admits = (url: string, c: Caller) => {
+    const route = protectedRoutes.find((candidate) => candidate.method === 'POST' && candidate.url === url);
+    if (!route) throw new Error(`POST ${url} was not collected`);
+    return allowed(route, c);
+  };
+  for (const c of callers) {
+    // Admitted and of the office: the practice's EHR holds referrals:sign, but vouches for no prescriber of the office.
+    const decides = (url: string) => admits(url, c) && isOffice(c);
+    const method = c.principal.kind === 'api_client' ? 'ehr_attested' : 'physician';
+    const signed = await ok(
+      await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}/reports/${reportsToSign.get(c.label)}`, token: office.physician.token }),
+      200,
+      'read the report',
+    );
+    if (decides('/v1/referrals/:id/reports/:reportId/sign')) t.match(signed.signature, { signedBy: office.physician.id, method }, `${c.label}: signed the report for the prescriber (${method})`);
+    else t.equal(signed.signature, null, `${c.label}: refused, the report stays unsigned`);
+    for (const [url, decision] of Object.entries(renewalDecisionRoutes)) {
+      const { referralId, requestId } = renewalsToDecide[decision].get(c.label)!;
+      const request = await ok(await test.request({ method: 'GET', url: `/v1/referrals/${referralId}/renewal-requests/${requestId}`, token: office.physician.token }), 200, 'read the request');
+      const expected = decides(url) ? (decision === 'approve' ? 'approved' : 'denied') : 'pending';
+      t.equal(request.status, expected, `${c.label}: ${decision}, the request is ${expected}`);
+    }
+  }
+});
+
 // ─── Privileges a body or a token request might smuggle in ───────────────────────────────────────
 // Not in the figure (they are admitted calls); each must be refused without changing anything.
 
@@ -407,6 +474,20 @@ const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: b
     why: "the prescriber signs and amends the order; an office's EHR only by vouching with referrals:sign (SPEC §14.1)",
   },
   { routes: /^POST \/v1\/referrals\/:id\/progress-reports/, roles: ['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin'], clients: false, why: 'visit notes are signed by the therapist who wrote them, never by a client' },
+  {
+    routes: /^POST \/v1\/referrals\/:id\/(reports|renewal-requests)$/,
+    roles: ['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin'],
+    clients: false,
+    why: 'reports to the prescriber and renewal requests come from the therapist who accepted the referral, never from a client (SPEC §14.3, §14.4)',
+  },
+  {
+    routes: /^POST \/v1\/referrals\/:id\/(reports\/:reportId\/sign|renewal-requests\/:requestId\/(approve|deny))$/,
+    roles: ['physician'],
+    clients: true,
+    clientScope: 'referrals:sign',
+    byScopeAlone: true,
+    why: "the prescriber signs reports and decides renewals; an office's EHR only by vouching with referrals:sign (SPEC §14.3, §14.4)",
+  },
 ];
 
 t.test('declared policies are no wider than the spec says', async (t) => {

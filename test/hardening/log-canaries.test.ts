@@ -117,6 +117,27 @@ const phi = {
   illegalDeclineReason: word('IllegalDecline'),
   unsignedReason: word('Unsigned'),
   replayConflictName: word('ReplayConflict'),
+  // Reports to the prescriber and renewals (SPEC §14.3, §14.4).
+  evaluationSummary: word('Evaluation'),
+  reportGoal: word('ReportGoal'),
+  reportMeasure: word('ReportMeasure'),
+  reportTarget: word('ReportTarget'),
+  posture: word('Posture'),
+  palpation: word('Palpation'),
+  gait: word('Gait'),
+  findingsNotes: word('FindingsNotes'),
+  baselineJoint: word('BaselineJoint'),
+  baselineMovement: word('BaselineMovement'),
+  baselineOutcomeName: word('BaselineOutcome'),
+  progressSummary: word('ProgressSummary'),
+  signComment: word('SignComment'),
+  justification: word('Justification'),
+  denyReason: word('DenyReason'),
+  dischargeSummary: word('DischargeSummary'),
+  refusedReport: word('RefusedReport'),
+  refusedComment: word('RefusedComment'),
+  refusedJustification: word('RefusedJustification'),
+  refusedDenyReason: word('RefusedDeny'),
 } as const;
 
 /** A name typed into a URL path: a client's mistake, but the path is logged as the request URL. */
@@ -257,7 +278,10 @@ t.test('seed canaries through every PHI-bearing field, in requests that succeed 
     headers: { 'idempotency-key': idempotencyKey() },
     payload: {
       url: `http://127.0.0.1:${receiverPort}/hooks?token=${secretCanaries['webhook URL token']}`,
-      eventTypes: ['referral.sent', 'referral.accepted', 'referral.declined', 'referral.cancelled', 'referral.amended', 'progress_report.created', 'message.created'],
+      eventTypes: [
+        'referral.sent', 'referral.accepted', 'referral.declined', 'referral.cancelled', 'referral.amended', 'progress_report.created', 'message.created',
+        'report.submitted', 'report.signed', 'renewal.requested', 'renewal.decided',
+      ],
       description: 'Canary EHR',
     },
   }, 201)).json();
@@ -431,6 +455,76 @@ t.test('seed canaries through every PHI-bearing field, in requests that succeed 
   }, 404);
   await call(t, 'read the thread', { method: 'GET', url: `/v1/referrals/${referral.id}/messages`, token: practice.therapist.token }, 200);
   await call(t, 'mark the thread read', { method: 'POST', url: `/v1/referrals/${referral.id}/messages/read`, token: practice.therapist.token }, 200);
+
+  // --- Reports to the prescriber (SPEC §14.3): every text of an evaluation, read as JSON and as a
+  // PDF, signed with a comment; renewals (SPEC §14.4) with a justification and a denial; a discharge.
+  // Each also refused: by the schema, by the kind's rules, by who sends it, and by the state.
+  const evaluation = {
+    kind: 'evaluation',
+    summary: phi.evaluationSummary,
+    goals: [{ description: phi.reportGoal, status: 'new', measure: phi.reportMeasure, target: phi.reportTarget }],
+    recommendation: 'continue',
+    findings: { posture: phi.posture, palpation: phi.palpation, gait: phi.gait, notes: phi.findingsNotes },
+    baseline: { pain: 8, rangeOfMotion: [{ joint: phi.baselineJoint, movement: phi.baselineMovement, degrees: 40 }], outcomeMeasures: [{ instrument: 'other', name: phi.baselineOutcomeName, score: 44 }] },
+    plannedFrequencyPerWeek: 2,
+    plannedDurationWeeks: 6,
+    techniques: ['trigger_point'],
+  };
+  const reportsUrl = `/v1/referrals/${referral.id}/reports`;
+  const evaluated = (await call(t, 'evaluation', {
+    method: 'POST', url: reportsUrl, token: practice.therapist.token, headers: { 'idempotency-key': idempotencyKey() }, payload: evaluation,
+  }, 201)).json();
+  t.match(evaluated, { summary: phi.evaluationSummary, findings: { gait: phi.gait } }, 'the evaluation holds the canaries');
+  await call(t, 'evaluation without its plan of care', {
+    method: 'POST', url: reportsUrl, token: practice.therapist.token, payload: { ...evaluation, summary: phi.refusedReport, plannedDurationWeeks: undefined },
+  }, 400);
+  await call(t, 'evaluation with a summary too long', {
+    method: 'POST', url: reportsUrl, token: practice.therapist.token, payload: { ...evaluation, summary: `${phi.refusedReport} ${'x'.repeat(10_000)}` },
+  }, 400);
+  await call(t, 'report by the physician', { method: 'POST', url: reportsUrl, token: office.physician.token, payload: { ...evaluation, summary: phi.refusedReport } }, 404);
+  await call(t, 'report on a missing referral', { method: 'POST', url: `/v1/referrals/${missingId}/reports`, token: practice.therapist.token, payload: { ...evaluation, summary: phi.refusedReport } }, 404);
+  const progress = (await call(t, 'progress report', {
+    method: 'POST', url: reportsUrl, token: practice.therapist.token, payload: { kind: 'progress', summary: phi.progressSummary, goals: [{ description: phi.reportGoal, status: 'progressing' }], recommendation: 'continue' },
+  }, 201)).json();
+  await call(t, 'read the reports', { method: 'GET', url: reportsUrl, token: office.physician.token }, 200);
+  await call(t, 'read the evaluation', { method: 'GET', url: `${reportsUrl}/${evaluated.id}`, token: clientGrant.access_token }, 200);
+  await call(t, 'read the evaluation as a PDF', { method: 'GET', url: `${reportsUrl}/${evaluated.id}`, token: office.physician.token, headers: { accept: 'application/pdf' } }, 200);
+  await call(t, 'read the evaluation in a format it is not served in', { method: 'GET', url: `${reportsUrl}/${evaluated.id}`, token: office.physician.token, headers: { accept: 'text/csv' } }, 406);
+  await call(t, 'sign the evaluation', {
+    method: 'POST', url: `${reportsUrl}/${evaluated.id}/sign`, token: office.physician.token, headers: { 'idempotency-key': idempotencyKey() }, payload: { attestation: true, comment: phi.signComment },
+  }, 200);
+  await call(t, 'sign it again', { method: 'POST', url: `${reportsUrl}/${evaluated.id}/sign`, token: office.physician.token, payload: { attestation: true, comment: phi.refusedComment } }, 409);
+  await call(t, 'sign by office staff', { method: 'POST', url: `${reportsUrl}/${progress.id}/sign`, token: office.staff.token, payload: { attestation: true, comment: phi.refusedComment } }, 403);
+  await call(t, 'sign without attesting', { method: 'POST', url: `${reportsUrl}/${progress.id}/sign`, token: office.physician.token, payload: { attestation: false, comment: phi.refusedComment } }, 400);
+
+  const renewalsUrl = `/v1/referrals/${referral.id}/renewal-requests`;
+  const renewal = (await call(t, 'renewal request', {
+    method: 'POST', url: renewalsUrl, token: practice.therapist.token, headers: { 'idempotency-key': idempotencyKey() },
+    payload: { additionalVisits: 6, extendWeeks: 4, justification: phi.justification, reportId: progress.id },
+  }, 201)).json();
+  await call(t, 'renewal request while one is pending', {
+    method: 'POST', url: renewalsUrl, token: practice.therapist.token, payload: { additionalVisits: 2, extendWeeks: 0, justification: phi.refusedJustification },
+  }, 409);
+  await call(t, 'renewal request naming a missing report', {
+    method: 'POST', url: renewalsUrl, token: practice.therapist.token, payload: { additionalVisits: 2, extendWeeks: 0, justification: phi.refusedJustification, reportId: missingId },
+  }, 400);
+  await call(t, 'read the renewal requests', { method: 'GET', url: renewalsUrl, token: office.physician.token }, 200);
+  await call(t, 'read the renewal request', { method: 'GET', url: `${renewalsUrl}/${renewal.id}`, token: practice.therapist.token }, 200);
+  await call(t, 'approve', { method: 'POST', url: `${renewalsUrl}/${renewal.id}/approve`, token: office.physician.token, payload: { attestation: true, additionalVisits: 4 } }, 200);
+  await call(t, 'deny a decided request', { method: 'POST', url: `${renewalsUrl}/${renewal.id}/deny`, token: office.physician.token, payload: { reason: phi.refusedDenyReason } }, 409);
+  const secondRenewal = (await call(t, 'second renewal request', {
+    method: 'POST', url: renewalsUrl, token: practice.therapist.token, payload: { additionalVisits: 10, extendWeeks: 8, justification: phi.justification },
+  }, 201)).json();
+  await call(t, 'deny by the therapist', { method: 'POST', url: `${renewalsUrl}/${secondRenewal.id}/deny`, token: practice.therapist.token, payload: { reason: phi.refusedDenyReason } }, 403);
+  await call(t, 'deny', { method: 'POST', url: `${renewalsUrl}/${secondRenewal.id}/deny`, token: clientGrant.access_token, payload: { reason: phi.denyReason } }, 200);
+  await call(t, 'discharge report', {
+    method: 'POST', url: reportsUrl, token: practice.therapist.token,
+    payload: { kind: 'discharge', summary: phi.dischargeSummary, goals: [{ description: phi.reportGoal, status: 'met' }], recommendation: 'discharge', reason: 'goals_met' },
+  }, 201);
+  await call(t, 'report after discharge', {
+    method: 'POST', url: reportsUrl, token: practice.therapist.token,
+    payload: { kind: 'progress', summary: phi.refusedReport, goals: [{ description: phi.refusedReport, status: 'met' }], recommendation: 'continue' },
+  }, 409);
 
   // A second referral through decline, reroute and cancel, each with its reason.
   const second = (await call(t, 'create a draft', {

@@ -38,6 +38,10 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
     },
     { field: 'signedBy', value: foreign.user },
     { field: 'signedAt', value: planted },
+    // The link back from a later course, and the report cadence's state, are the server's (SPEC §14.3, §14.4).
+    { field: 'continuedByReferralId', value: foreign.referral },
+    { field: 'lastReportedVisit', value: 77 },
+    { field: 'reportDue', value: { afterVisit: 99, overdue: true } },
   ];
 
   /** A referral move (send, accept, …) on a fresh referral in the given state. */
@@ -70,6 +74,8 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
         ...referralOwned('completed'),
         { field: 'prescriberId', value: foreign.user, legit: true },
         { field: 'patientId', value: foreign.patient, legit: true, omit: ['patient'] },
+        // A new course continues one of the office's own (SPEC §14.4): another office's course is refused by name.
+        { field: 'continuesReferralId', value: foreign.referral, legit: true },
       ],
       async setup() {
         return {

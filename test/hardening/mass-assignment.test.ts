@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import { buildTestApp, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
 import { attemptsFor, canonical, sameValue, single, type Attempt } from './mass-assignment-attempts.js';
+import { clinicalOperations } from './mass-assignment-clinical-operations.js';
 import { accountOperations, type Ctx, type Op, type Owned } from './mass-assignment-operations.js';
 import { referralOperations } from './mass-assignment-referral-operations.js';
 import { webhookOperations } from './mass-assignment-webhook-operations.js';
@@ -24,7 +25,7 @@ skipFileUnlessPostgres();
 // The worker stays off: nothing is delivered anywhere, and pending deliveries stay as written.
 const test = await buildTestApp(t, { env: { ROLE: 'api', REFERRAL_EXPIRY_SWEEP_SECONDS: '0' } });
 const world = await buildMassAssignmentWorld(test);
-const ops: Op[] = [...accountOperations(world), ...referralOperations(world), ...webhookOperations(world)];
+const ops: Op[] = [...accountOperations(world), ...referralOperations(world), ...(await clinicalOperations(world)), ...webhookOperations(world)];
 
 // ---------------------------------------------------------------------------------------------
 // Attempts.

@@ -1,10 +1,13 @@
 // Hardening item 1, object-level authorization, from the attacker's side (SPEC §6, §7): every
 // operation of the OpenAPI document that takes an id is called, aimed at records of office A and
 // practice Q, by every caller who has no business with them: the members and partner API clients
-// of office B and practice P (P's therapist is the unaffiliated therapist: no referral targets P),
+// of office B and practice P (P's therapist is the unaffiliated therapist: no referral of A targets P),
 // practice Q's members against office A's own records and the other way round, a second therapist
 // of Q whom the referral does not name, Q's side against drafts A has not sent (one of them
-// cancelled unsent), non-authors against a visit note, org admins against the network admin as a
+// cancelled unsent), non-authors against a visit note, the participants who did not accept the
+// referral against what only its therapist writes (reports to the prescriber, renewal requests,
+// SPEC §14.3, §14.4), the outsiders against R's report and renewal request addressed under a
+// referral of their own (RB, office B → P), org admins against the network admin as a
 // "user" of their own organization, the non-admin members of the owning organization against
 // what only its admins manage, and, on what only the prescriber orders (signing and amending, SPEC
 // §14.1), the owning office's members who are not the prescriber, against an unsigned draft U.
@@ -12,8 +15,9 @@
 // record; where the policy refuses the role outright, 403 (the convention of
 // tenant-isolation.test.ts); a physician of the office who is not the prescriber sees the record,
 // and is refused it with 403. Every attempt must be audited as denied against the
-// record, and must change nothing. Foreign ids in a body or a query string are probed after that,
-// outside the figure.
+// record, and must change nothing. Signing R's report and deciding its renewal are the prescriber's
+// like signing the order: Q's side takes part but is refused them too. Foreign ids in a body or a
+// query string are probed after that, outside the figure.
 //
 // The list of id-routes comes from the OpenAPI document: a route added without a case here fails.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -26,6 +30,7 @@ import { addApiClient, addMember, addTherapist, nextNpi } from '../fixtures/netw
 import * as bodies from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
 import { buildTestAppWithRoutes, caller as actor, everyScope, everyScopeButSign, type Caller as Actor } from './authz-shared.js';
+import * as clinical from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
@@ -82,7 +87,7 @@ const therapistQ = actor('the therapist of practice Q', practiceQ.therapist);
 const secondQ = actor('a second therapist of practice Q, not the one the referral names', secondTherapistQ!);
 const adminQ = actor('the practice admin of practice Q', practiceQ.admin);
 const partnerQ = actor("practice Q's partner API client (every scope)", clientQ!);
-const unaffiliatedTherapist = actor('the unaffiliated therapist (of practice P, which no referral targets)', practiceP.therapist);
+const unaffiliatedTherapist = actor('the unaffiliated therapist (of practice P, which no referral of A targets)', practiceP.therapist);
 const adminP = actor('the practice admin of practice P', practiceP.admin);
 const partnerP = actor("practice P's partner API client (every scope)", clientP!);
 
@@ -133,6 +138,11 @@ await test.create(`/v1/referrals/${R}/messages`, officeA.physician.token, { body
 await test.create(`/v1/referrals/${R}/messages`, practiceQ.therapist.token, { body: 'Well; pain down to 4/10.' });
 await ok(await test.request({ method: 'POST', url: `/v1/referrals/${R}/messages/read`, token: officeA.physician.token, payload: {} }), 200, 'mark read');
 
+// R's reports to the prescriber and renewals (SPEC §14.3, §14.4): an evaluation, unsigned, and a
+// renewal request, pending: what an attacker would read, sign, approve or deny.
+const clinicalReportR: string = (await test.create(`/v1/referrals/${R}/reports`, practiceQ.therapist.token, clinical.evaluationReportBody())).id;
+const renewalR: string = (await test.create(`/v1/referrals/${R}/renewal-requests`, practiceQ.therapist.token, clinical.renewalRequestBody())).id;
+
 // Draft D: office A → Q's therapist, not sent; a draft is the office's alone (access.ts).
 const D: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, therapistId: practiceQ.therapist.id }))).id;
 // Draft C: the same, cancelled before it was ever sent; still the office's alone.
@@ -143,6 +153,18 @@ await ok(await test.request({ method: 'POST', url: `/v1/referrals/${C}/cancel`, 
 const U: string = (
   await test.create('/v1/referrals', officeA.staff.token, referralBody({ patientId: patientA, prescriberId: officeA.physician.id, therapistId: practiceQ.therapist.id }))
 ).id;
+// Referral RB: office B → P's therapist, accepted, with an evaluation: a referral the outsiders
+// take part in themselves, under which they address R's report and renewal request by id. It is
+// B's and P's own business, so P's therapist stays a stranger to everything of A and Q.
+const RB: string = (
+  await test.create(
+    '/v1/referrals',
+    officeB.physician.token,
+    referralBody({ patient: { givenName: 'Ana', familyName: 'Silva', birthDate: '1981-06-07', sex: 'female' }, therapistId: practiceP.therapist.id, send: true }),
+  )
+).id;
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${RB}/accept`, token: practiceP.therapist.token }), 200, 'accept RB');
+const clinicalReportRB: string = (await test.create(`/v1/referrals/${RB}/reports`, practiceP.therapist.token, clinical.evaluationReportBody())).id;
 const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdmin })).json().id;
 
 const readAsPrescriber = async (id: string) => ok(await test.request({ method: 'GET', url: `/v1/referrals/${id}`, token: officeA.physician.token }), 200, `GET ${id}`);
@@ -215,6 +237,45 @@ const prescriberAims = (path: (referralId: string) => string, ownOffice?: string
       ]
     : []),
 ];
+/**
+ * What only the accepting therapist writes (reports to the prescriber, renewal requests, SPEC §14.3,
+ * §14.4): the referrals above by outsiders, and R by its other participants, who see it but did
+ * not accept it: the answer of an outsider (404; API clients, which never write these, 403).
+ */
+const treatingAims = (path: (referralId: string) => string): Aim[] => [
+  ...referralAims(path),
+  {
+    label: 'referral R, by its participants other than the therapist who accepted it',
+    url: () => path(R),
+    decisive: { type: 'referral', id: R },
+    callers: [physicianA, colleagueA, staffA, adminA, partnerA, adminQ, partnerQ],
+  },
+];
+/**
+ * What only the prescriber decides on a referral's report or renewal (signing, approving, denying,
+ * SPEC §14.3, §14.4): the referrals above by outsiders; R by practice Q's side, which takes part
+ * but does not prescribe; and R by office A's members other than its prescriber: refused by the
+ * policy for staff, admin and an EHR that does not vouch, by the record for a second physician.
+ */
+const prescriberDecisionAims = (path: (referralId: string) => string): Aim[] => [
+  ...referralAims(path),
+  { label: 'referral R, by practice Q, which treats but does not prescribe', url: () => path(R), decisive: { type: 'referral', id: R }, callers: practiceQSide },
+  {
+    label: 'referral R, which A\'s physician prescribes',
+    url: () => path(R),
+    decisive: { type: 'referral', id: R },
+    callers: [colleagueA, staffA, adminA, unsigningPartnerA],
+    status: 403,
+  },
+];
+/** A record of R addressed under referral RB, which the outsiders of office B and practice P take part in themselves. */
+const ownReferralAim = (label: string, path: (referralId: string) => string, decisive: { type: string; id: string }): Aim => ({
+  label: `${label}, under referral RB (office B → practice P), the caller's own`,
+  url: () => path(RB),
+  decisive,
+  callers: [...officeBSide, ...practicePSide],
+});
+
 const endpointAims = (path: (endpointId: string) => string): Aim[] => [
   { label: "office A's webhook endpoint", url: () => path(endpointA), decisive: { type: 'webhook_endpoint', id: endpointA }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins] },
 ];
@@ -277,6 +338,38 @@ const cases: Record<string, RouteCase> = {
       { label: "the visit note of R, by a participant who did not write it", url: () => `/v1/referrals/${R}/progress-reports/${reportR}/addenda`, decisive: { type: 'progress_report', id: reportR }, callers: [physicianA, adminQ, partnerA, partnerQ] },
     ],
   },
+  'POST /v1/referrals/{id}/reports': { payload: () => clinical.dischargeReportBody({ summary: 'Discharged by a stranger' }), aims: treatingAims((id) => `/v1/referrals/${id}/reports`) },
+  'GET /v1/referrals/{id}/reports': { aims: referralAims((id) => `/v1/referrals/${id}/reports`) },
+  'GET /v1/referrals/{id}/reports/{reportId}': {
+    aims: [
+      ...referralAims((id) => `/v1/referrals/${id}/reports/${clinicalReportR}`),
+      ownReferralAim("R's evaluation", (id) => `/v1/referrals/${id}/reports/${clinicalReportR}`, { type: 'report', id: clinicalReportR }),
+    ],
+  },
+  'POST /v1/referrals/{id}/reports/{reportId}/sign': {
+    payload: () => ({ attestation: true, comment: 'Signed by a stranger' }),
+    aims: prescriberDecisionAims((id) => `/v1/referrals/${id}/reports/${clinicalReportR}/sign`),
+  },
+  'POST /v1/referrals/{id}/renewal-requests': {
+    // Backed by no report: a reportId of R's would tell a stranger's request from a random one by its own check.
+    payload: () => clinical.renewalRequestBody({ additionalVisits: 99, justification: 'More visits, asked by a stranger' }),
+    aims: treatingAims((id) => `/v1/referrals/${id}/renewal-requests`),
+  },
+  'GET /v1/referrals/{id}/renewal-requests': { aims: referralAims((id) => `/v1/referrals/${id}/renewal-requests`) },
+  'GET /v1/referrals/{id}/renewal-requests/{requestId}': {
+    aims: [
+      ...referralAims((id) => `/v1/referrals/${id}/renewal-requests/${renewalR}`),
+      ownReferralAim("R's pending renewal request", (id) => `/v1/referrals/${id}/renewal-requests/${renewalR}`, { type: 'renewal_request', id: renewalR }),
+    ],
+  },
+  'POST /v1/referrals/{id}/renewal-requests/{requestId}/approve': {
+    payload: () => ({ attestation: true, additionalVisits: 100, extendWeeks: 52 }),
+    aims: prescriberDecisionAims((id) => `/v1/referrals/${id}/renewal-requests/${renewalR}/approve`),
+  },
+  'POST /v1/referrals/{id}/renewal-requests/{requestId}/deny': {
+    payload: () => ({ reason: 'Denied by a stranger' }),
+    aims: prescriberDecisionAims((id) => `/v1/referrals/${id}/renewal-requests/${renewalR}/deny`),
+  },
   'POST /v1/referrals/{id}/messages': { payload: () => ({ body: 'Hello from a stranger' }), aims: referralAims((id) => `/v1/referrals/${id}/messages`) },
   'GET /v1/referrals/{id}/messages': { aims: referralAims((id) => `/v1/referrals/${id}/messages`) },
   'POST /v1/referrals/{id}/messages/read': { payload: () => ({}), aims: referralAims((id) => `/v1/referrals/${id}/messages/read`) },
@@ -321,6 +414,9 @@ async function snapshot(): Promise<Record<string, string>> {
       ${digest('referral_offers', sql`x.referral_id in ${referralsAimed}`)} as offers,
       ${digest('progress_reports', sql`x.referral_id in ${referralsAimed}`)} as reports,
       ${digest('progress_report_addenda', sql`x.report_id in (select id from progress_reports where referral_id in ${referralsAimed})`)} as addenda,
+      ${digest('clinical_reports', sql`x.referral_id in ${referralsAimed}`)} as clinical_reports,
+      ${digest('clinical_report_signatures', sql`x.report_id in (select id from clinical_reports where referral_id in ${referralsAimed})`)} as report_signatures,
+      ${digest('renewal_requests', sql`x.referral_id in ${referralsAimed}`)} as renewal_requests,
       ${digest('messages', sql`x.referral_id in ${referralsAimed}`)} as messages,
       ${digest('message_read_markers', sql`x.referral_id in ${referralsAimed}`)} as read_markers,
       ${digest('webhook_endpoints', sql`true`)} as webhook_endpoints,
@@ -537,6 +633,40 @@ t.test("body ids › a webhook endpoint registered for another organization is t
     t.equal(denied.length, 1, `${caller.label}: audited as denied against office A`);
   }
   t.same(changedParts(current, await snapshot()), [], 'nothing of A or Q changed');
+});
+
+t.test("body ids › a renewal request backed by another referral's report is refused exactly as for a random report id", async (t) => {
+  // P's therapist on RB, naming R's evaluation; Q's therapist on R, naming RB's.
+  const asks = [
+    { caller: unaffiliatedTherapist, referralId: RB, reportId: clinicalReportR },
+    { caller: therapistQ, referralId: R, reportId: clinicalReportRB },
+  ];
+  for (const { caller, referralId, reportId } of asks) {
+    const body = (id: string) => clinical.renewalRequestBody({ reportId: id });
+    const foreign = await send(caller, 'POST', `/v1/referrals/${referralId}/renewal-requests`, body(reportId));
+    const random = await send(caller, 'POST', `/v1/referrals/${referralId}/renewal-requests`, body(randomUUID()));
+    t.equal(foreign.response.statusCode, 400, `${caller.label}: 400`);
+    t.same(answerOf(foreign.response), answerOf(random.response), `${caller.label}: the same answer as for a random id`);
+  }
+  t.same(changedParts(current, await snapshot()), [], 'nothing of A or Q changed');
+});
+
+t.test("body ids › a new course continuing another office's referral is refused exactly as for a random id, and nothing is created", async (t) => {
+  for (const caller of [physicianB, partnerB]) {
+    const body = (continuesReferralId: string) =>
+      referralBody({
+        patient: { givenName: 'Ana', familyName: 'Test', birthDate: '1980-01-01', sex: 'female' },
+        therapistId: practiceP.therapist.id,
+        prescriberId: physicianB.id,
+        continuesReferralId,
+      });
+    const foreign = await send(caller, 'POST', '/v1/referrals', body(R));
+    const random = await send(caller, 'POST', '/v1/referrals', body(randomUUID()));
+    t.equal(foreign.response.statusCode, 400, `${caller.label}: 400`);
+    t.same(answerOf(foreign.response), answerOf(random.response), `${caller.label}: the same answer as for a random id`);
+  }
+  t.same(changedParts(current, await snapshot()), [], 'nothing of A or Q changed');
+  t.equal((await readAsPrescriber(R)).continuedByReferralId, null, 'R is continued by nothing');
 });
 
 t.test("query ids › lists filtered by office A's ids show nothing of A's to outsiders", async (t) => {

@@ -45,7 +45,7 @@ export function operationArb(
 function wellFormedArb(operation: Operation, operationObject: Json, resolve: (schema: Schema) => Schema, caller: fc.Arbitrary<number>): fc.Arbitrary<RequestTemplate> {
   const parameters = (operationObject.parameters ?? []) as Json[];
   const pathParams = parameters.filter((parameter) => parameter.in === 'path');
-  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId'].includes(parameter.name))?.name as string | undefined;
+  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId', 'requestId'].includes(parameter.name))?.name as string | undefined;
   const pathArb = fc.record(
     Object.fromEntries(
       pathParams.map((parameter) => [
@@ -86,7 +86,7 @@ function fuzzArb(operation: Operation, operationObject: Json, resolve: (schema: 
   const queryParams = parameters.filter((parameter) => parameter.in === 'query');
   const headerParams = parameters.filter((parameter) => parameter.in === 'header');
 
-  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId'].includes(parameter.name))?.name as string | undefined;
+  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId', 'requestId'].includes(parameter.name))?.name as string | undefined;
   const pathArb = fc.record(
     Object.fromEntries(
       pathParams.map((parameter) => [

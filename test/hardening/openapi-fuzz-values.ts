@@ -34,7 +34,7 @@ export class CallerOrganizationRef {}
 /** Ids and secrets of the seeded network, by kind; some grow as the fuzzer creates resources. */
 export const pools: Record<string, string[]> = {};
 export const addToPool = (pool: string, ...values: string[]) => (pools[pool] ??= []).push(...values);
-/** Who owns a user, an API client or a visit note: its organization or referral. */
+/** Who owns a user, an API client, a visit note, a report or a renewal request: its organization or referral. */
 export const ownerOf = new Map<string, string>();
 
 export function resolveValue(value: unknown): unknown {
@@ -43,8 +43,9 @@ export function resolveValue(value: unknown): unknown {
     if (value.pool === 'freshEmail') return `fuzz.${randomUUID().slice(0, 13)}@fuzz.example`;
     const pool = pools[value.pool] ?? [];
     if (pool.length === 0) return randomUUID();
-    // Referrals kept by state go stale as the fuzzer moves them on: the latest few are likeliest still in it.
-    if (value.pool.endsWith('Referrals')) return pool[pool.length - 1 - (value.index % Math.min(pool.length, 4))];
+    // Referrals kept by state go stale as the fuzzer moves them on, and renewal requests as they are
+    // decided: the latest few are likeliest still in it.
+    if (value.pool.endsWith('Referrals') || value.pool === 'renewalRequests') return pool[pool.length - 1 - (value.index % Math.min(pool.length, 4))];
     return pool[value.index % pool.length];
   }
   if (value instanceof DayRef) return isoDay(value.offsetDays);
@@ -83,6 +84,9 @@ export const fieldPools: Record<string, string> = {
   cursor: 'cursors',
   identifier: 'identifiers',
   npi: 'freshNpi',
+  // A renewal request backed by a report (SPEC §14.4), and a new course continuing an earlier one.
+  reportId: 'clinicalReports',
+  continuesReferralId: 'referrals',
 };
 
 /** The pool a path parameter draws from: some operations destroy what they touch, so they get resources of their own. */
@@ -99,12 +103,18 @@ export function pathPool(operation: Operation, name: string): string {
     'declineReferral.id': 'sentReferrals',
     'rerouteReferral.id': 'declinedReferrals',
     'createProgressReport.id': 'acceptedReferrals',
+    'createReport.id': 'acceptedReferrals',
+    'requestRenewal.id': 'acceptedReferrals',
+    // Reports to the prescriber, not visit notes, which share the parameter's name.
+    'getReport.reportId': 'clinicalReports',
+    'signReport.reportId': 'clinicalReports',
   };
   const override = overrides[`${operation.operationId}.${name}`];
   if (override) return override;
   if (name === 'userId') return 'staffUsers';
   if (name === 'apiClientId') return 'doomedClients';
   if (name === 'reportId') return 'reports';
+  if (name === 'requestId') return 'renewalRequests';
   const area = operation.path.split('/')[2];
   return ({ organizations: 'organizations', patients: 'patients', referrals: 'referrals', 'webhook-endpoints': 'endpoints', 'webhook-deliveries': 'deliveries' } as Record<string, string>)[area ?? ''] ?? 'referrals';
 }

@@ -20,6 +20,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { ResponseContract, type Operation, type Violation } from '../fixtures/response-contract.js';
 import { adminEmail, adminPassword, buildTestApp, createOffice, createPractice, defaultPassword, type Json } from '../helper.js';
+import { evaluationReportBody, renewalRequestBody } from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
 import { garbageSegments, operationArb, toText, type RequestTemplate } from './openapi-fuzz-requests.js';
 import { makeResolver } from './openapi-fuzz-schemas.js';
@@ -157,6 +158,23 @@ for (const referral of referrals.slice(0, 3)) {
   messages.push((await post(`/v1/referrals/${referral.id}/messages`, practice.therapist.token, { body: 'Well.' })).id);
 }
 await post(`/v1/referrals/${referrals[3]!.id}/decline`, practice.therapist.token, { reason: 'Full' });
+// Reports to the prescriber and renewal requests (SPEC §14.3, §14.4) of the accepted referrals: an
+// evaluation to read and sign, and a request pending for the prescriber.
+const clinicalReports: string[] = [];
+const renewalRequests: string[] = [];
+/** An evaluation and a pending renewal request on an accepted referral, each recorded with its owner. */
+async function treat(referralId: string) {
+  const report = await post(`/v1/referrals/${referralId}/reports`, practice.therapist.token, evaluationReportBody());
+  const renewal = await post(`/v1/referrals/${referralId}/renewal-requests`, practice.therapist.token, renewalRequestBody({ reportId: report.id }));
+  ownerOf.set(report.id, referralId);
+  ownerOf.set(renewal.id, referralId);
+  return { report: report.id as string, renewal: renewal.id as string };
+}
+for (const referral of referrals.slice(0, 3)) {
+  const { report, renewal } = await treat(referral.id);
+  clinicalReports.push(report);
+  renewalRequests.push(renewal);
+}
 for (const endpoint of endpoints) await post(`/v1/webhook-endpoints/${endpoint}/test`, endpoint === endpoints[0] ? office.admin.token : practice.admin.token);
 const deliveries: string[] = [];
 for (const [endpoint, token] of [[endpoints[0]!, office.admin.token], [endpoints[1]!, practice.admin.token]] as const) {
@@ -195,6 +213,8 @@ addToPool('draftReferrals', referrals[6]!.id, referrals[7]!.id);
 addToPool('unsignedReferrals', ...unsignedDrafts);
 addToPool('referrals', ...unsignedDrafts);
 addToPool('reports', ...reports);
+addToPool('clinicalReports', ...clinicalReports);
+addToPool('renewalRequests', ...renewalRequests);
 addToPool('messages', ...messages);
 addToPool('endpoints', ...endpoints);
 addToPool('doomedEndpoints', ...doomedEndpoints);
@@ -226,6 +246,8 @@ function harvest(operationId: string, status: number, body: string) {
     createReferral: 'referrals',
     createPatient: 'patients',
     createProgressReport: 'reports',
+    createReport: 'clinicalReports',
+    requestRenewal: 'renewalRequests',
     createMessage: 'messages',
     createOrganization: 'organizations',
     createUser: 'staffUsers',
@@ -361,9 +383,9 @@ prefer(['network admin'], 'createOrganization', 'verifyAuditChain');
 prefer(['network admin', 'office admin', 'practice admin'], 'createUser', 'updateUser', 'createApiClient', 'listApiClients', 'revokeApiClient', 'listAuditEvents', 'exportAuditEvents', 'listPatientViewers');
 prefer(['office admin', 'practice admin', 'network admin'], 'createWebhookEndpoint', 'listWebhookEndpoints', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint', 'rotateWebhookSecret', 'pingWebhookEndpoint', 'listWebhookDeliveries', 'resendWebhookDelivery', 'recoverWebhookDeliveries');
 prefer(['physician', 'office staff', 'office API client'], 'createPatient', 'listPatients', 'getPatient', 'createReferral', 'amendReferral', 'sendReferral', 'cancelReferral', 'rerouteReferral');
-prefer(['physician', 'office API client'], 'signReferral');
+prefer(['physician', 'office API client'], 'signReferral', 'signReport', 'approveRenewal', 'denyRenewal');
 prefer(['therapist', 'practice admin', 'practice API client'], 'acceptReferral', 'declineReferral');
-prefer(['therapist'], 'createProgressReport', 'addProgressReportAddendum');
+prefer(['therapist'], 'createProgressReport', 'addProgressReportAddendum', 'createReport', 'requestRenewal');
 
 const queue: Array<{ operation: Operation; template: RequestTemplate }> = [];
 contract.operations.forEach((operation, operationIndex) => {
@@ -406,6 +428,9 @@ async function replenish() {
   const draft = await create(office.physician.token, prescription(patient, { practiceId: practice.id }, false));
   await post(`/v1/referrals/${fresh[1]!.id}/accept`, practice.therapist.token);
   await post(`/v1/referrals/${fresh[2]!.id}/decline`, practice.therapist.token, { reason: 'Full this month' });
+  const { report, renewal } = await treat(fresh[1]!.id);
+  addToPool('clinicalReports', report);
+  addToPool('renewalRequests', renewal);
   addToPool('referrals', ...fresh.map((referral) => referral.id as string), draft.id);
   addToPool('sentReferrals', fresh[0]!.id, fresh[3]!.id, fresh[4]!.id);
   addToPool('acceptedReferrals', fresh[1]!.id);

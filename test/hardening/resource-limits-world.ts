@@ -4,6 +4,7 @@
 import { sql } from 'drizzle-orm';
 import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, type Json, type TestApp } from '../helper.js';
+import { evaluationReportBody, progressReportBody, renewalRequestBody } from './clinical-bodies.js';
 
 const dayMs = 86_400_000;
 export const isoDate = (offsetDays = 0) => new Date(Date.now() + offsetDays * dayMs).toISOString().slice(0, 10);
@@ -25,6 +26,13 @@ export async function buildResourceLimitsWorld(test: TestApp) {
   if (accepted.statusCode !== 200) throw new Error(`accept failed: ${accepted.statusCode} ${accepted.body}`);
   const report = await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote());
   await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote());
+  // Two reports to the prescriber, and two renewal requests: the first denied, as one is pending at a time.
+  const clinicalReport = await test.create(`/v1/referrals/${referral.id}/reports`, practice.therapist.token, evaluationReportBody());
+  await test.create(`/v1/referrals/${referral.id}/reports`, practice.therapist.token, progressReportBody());
+  const denied = await test.create(`/v1/referrals/${referral.id}/renewal-requests`, practice.therapist.token, renewalRequestBody());
+  const deny = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/renewal-requests/${denied.id}/deny`, token: office.physician.token, payload: { reason: 'Re-evaluate first' } });
+  if (deny.statusCode !== 200) throw new Error(`deny failed: ${deny.statusCode} ${deny.body}`);
+  const renewalRequest = await test.create(`/v1/referrals/${referral.id}/renewal-requests`, practice.therapist.token, renewalRequestBody({ reportId: clinicalReport.id }));
   await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'First message' });
   await test.create(`/v1/referrals/${referral.id}/messages`, practice.therapist.token, { body: 'Second message' });
   for (const name of ['EHR one', 'EHR two']) {
@@ -42,10 +50,12 @@ export async function buildResourceLimitsWorld(test: TestApp) {
     insert into patients (organization_id, given_name, family_name, birth_date, sex, created_by)
     select ${office.id}::uuid, 'Bulk', 'Patient ' || n, date '1970-01-01', 'unknown', ${office.physician.id}::uuid from generate_series(1, 210) as n`);
 
-  async function rowCount(table: 'patients' | 'referrals' | 'messages' | 'progress_reports' | 'organizations' | 'users'): Promise<number> {
+  async function rowCount(
+    table: 'patients' | 'referrals' | 'messages' | 'progress_reports' | 'clinical_reports' | 'clinical_report_signatures' | 'renewal_requests' | 'organizations' | 'users',
+  ): Promise<number> {
     const [row] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.identifier(table)}`);
     return row!.n;
   }
 
-  return { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, endpoint, rowCount };
+  return { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, clinicalReport, renewalRequest, endpoint, rowCount };
 }

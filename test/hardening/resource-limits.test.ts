@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import postgres from 'postgres';
 import t from 'tap';
 import { buildTestApp, createOffice, createPractice, testDatabaseServer, type Json } from '../helper.js';
+import { evaluationReportBody, renewalRequestBody } from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
 import { fieldName, nestedArrays, nestedObjects, stringPaths, withValueAt } from './resource-limits-bodies.js';
 import { MiB, answerBoundMs, fieldsNamed, hostileRequests, problemMediaType, type KnownDefects } from './resource-limits-probes.js';
@@ -20,7 +21,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ROLE=api: no webhook worker, so pending deliveries stay put and nothing resolves DNS.
 const test = await buildTestApp(t, { env: { ROLE: 'api' } });
-const { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, endpoint, rowCount } = await buildResourceLimitsWorld(test);
+const { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, clinicalReport, renewalRequest, endpoint, rowCount } = await buildResourceLimitsWorld(test);
 const document = test.app.swagger() as Json;
 
 // Raw HTTP goes over a socket, for what app.inject cannot show: framing, chunking and the HTTP parser.
@@ -39,6 +40,8 @@ t.test('bodies over the 1 MiB limit are refused with 413 before they are read', 
     { url: '/v1/referrals', token: office.physician.token },
     { url: `/v1/referrals/${referral.id}/messages`, token: office.physician.token },
     { url: `/v1/referrals/${referral.id}/progress-reports`, token: practice.therapist.token },
+    { url: `/v1/referrals/${referral.id}/reports`, token: practice.therapist.token },
+    { url: `/v1/referrals/${referral.id}/renewal-requests`, token: practice.therapist.token },
     { url: `/v1/referrals/${referral.id}/decline`, token: practice.therapist.token },
     { url: `/v1/referrals/${referral.id}/sign`, token: office.physician.token },
     { url: '/v1/organizations', token: networkAdmin },
@@ -135,6 +138,8 @@ function callerOf(path: string): { token: string; id?: string } | undefined {
     '/v1/referrals/{id}/history': { token: office.physician.token, id: referral.id },
     '/v1/referrals/{id}/progress-reports': { token: office.physician.token, id: referral.id },
     '/v1/referrals/{id}/messages': { token: office.physician.token, id: referral.id },
+    '/v1/referrals/{id}/reports': { token: office.physician.token, id: referral.id },
+    '/v1/referrals/{id}/renewal-requests': { token: practice.therapist.token, id: referral.id },
     '/v1/audit-events': { token: networkAdmin },
     '/v1/webhook-endpoints': { token: office.admin.token },
     '/v1/webhook-endpoints/{id}/deliveries': { token: office.admin.token, id: endpoint.id },
@@ -276,6 +281,7 @@ t.test('deeply nested JSON (depth 10,000) is refused, not walked until the stack
     { method: 'POST', url: '/v1/patients', token: office.physician.token },
     { method: 'POST', url: '/v1/referrals', token: office.physician.token },
     { method: 'POST', url: `/v1/referrals/${referral.id}/messages`, token: office.physician.token },
+    { method: 'POST', url: `/v1/referrals/${referral.id}/reports`, token: practice.therapist.token },
     { method: 'PATCH', url: `/v1/referrals/${referral.id}`, token: office.physician.token },
     { method: 'POST', url: '/v1/auth/token', token: undefined },
   ] as const;
@@ -351,7 +357,16 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
     insurance: { payer: 'Acme Health', memberId: 'AH123', groupNumber: 'G1', authorizationNumber: 'PA-1', cptCodes: ['97124'] },
     practiceId: practice.id,
     network: { techniques: ['trigger_point'], near: { lat: 45.5, lng: -122.6 }, radiusKm: 10 },
+    reportEveryVisits: 6,
+    continuesReferralId: missingReferral,
     send: false,
+  });
+  // Every member of every kind at once (the schema's own rules; the kind rules come after it).
+  const fullReport = evaluationReportBody({
+    goals: [{ description: 'Reduce disability', status: 'new', measure: 'ODI', target: '≤ 20' }],
+    findings: { posture: 'Anterior pelvic tilt', palpation: 'Taut bands', gait: 'Antalgic', notes: 'Guarded flexion' },
+    baseline: { pain: 8, rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 40 }], outcomeMeasures: [{ instrument: 'other', name: 'Sitting tolerance', score: 20 }] },
+    reason: 'goals_met',
   });
   const fullNote = visitNote({
     rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
@@ -370,8 +385,35 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
       token: practice.therapist.token,
       body: { text: 'Correction' },
     },
+    { operation: ['/v1/referrals/{id}/reports', 'post'], url: `/v1/referrals/${referral.id}/reports`, token: practice.therapist.token, body: fullReport },
+    {
+      operation: ['/v1/referrals/{id}/reports/{reportId}/sign', 'post'],
+      url: `/v1/referrals/${referral.id}/reports/${clinicalReport.id}/sign`,
+      token: office.physician.token,
+      body: { attestation: true, comment: 'Plan of care certified' },
+    },
+    {
+      operation: ['/v1/referrals/{id}/renewal-requests', 'post'],
+      url: `/v1/referrals/${referral.id}/renewal-requests`,
+      token: practice.therapist.token,
+      body: renewalRequestBody({ reportId: clinicalReport.id }),
+    },
+    {
+      operation: ['/v1/referrals/{id}/renewal-requests/{requestId}/deny', 'post'],
+      url: `/v1/referrals/${referral.id}/renewal-requests/${renewalRequest.id}/deny`,
+      token: office.physician.token,
+      body: { reason: 'Re-evaluate first' },
+    },
   ] as const;
-  const before = { patients: await rowCount('patients'), referrals: await rowCount('referrals'), messages: await rowCount('messages') };
+  const counted = async () => ({
+    patients: await rowCount('patients'),
+    referrals: await rowCount('referrals'),
+    messages: await rowCount('messages'),
+    reports: await rowCount('clinical_reports'),
+    signatures: await rowCount('clinical_report_signatures'),
+    renewals: await rowCount('renewal_requests'),
+  });
+  const before = await counted();
   let fields = 0;
   for (const { operation, url, token, body } of operations) {
     const [path, method] = operation;
@@ -397,7 +439,7 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
   // Strings shaped to make a format check backtrack.
   await probe(t, 'patient email of 1 MB shaped for backtracking', { method: 'POST', url: '/v1/patients', token: office.physician.token, payload: { ...fullPatient, email: `a@${'a.'.repeat(499_990)}a` } }, 400);
   await probe(t, 'patient email of 200 characters shaped for backtracking', { method: 'POST', url: '/v1/patients', token: office.physician.token, payload: { ...fullPatient, email: `${'a.'.repeat(100)}@${'a-'.repeat(60)}!` } }, 400);
-  t.same({ patients: await rowCount('patients'), referrals: await rowCount('referrals'), messages: await rowCount('messages') }, before, 'nothing was created');
+  t.same(await counted(), before, 'nothing was created, signed or decided');
 });
 
 // ---------------------------------------------------------------------------------------------

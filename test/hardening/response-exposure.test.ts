@@ -209,7 +209,14 @@ await call('directory radius without near', '/v1/therapists?radiusKm=5', { token
 const endpointAnswer = await must('register a receiver', '/v1/webhook-endpoints', {
   method: 'POST',
   token: officeAdmin.token,
-  payload: { url: receiverUrl('/ok'), eventTypes: ['referral.sent', 'referral.accepted', 'referral.amended', 'referral.completed', 'progress_report.created', 'message.created'], description: 'Riverside EHR' },
+  payload: {
+    url: receiverUrl('/ok'),
+    eventTypes: [
+      'referral.sent', 'referral.accepted', 'referral.amended', 'referral.completed', 'progress_report.created', 'message.created',
+      'report.submitted', 'report.signed', 'report.overdue', 'renewal.requested', 'renewal.decided',
+    ],
+    description: 'Riverside EHR',
+  },
   expect: 201,
 });
 const endpoint = endpointAnswer.json();
@@ -379,6 +386,126 @@ await call('an invalid prescription', '/v1/referrals', { method: 'POST', token: 
 // R5: left sent, for the sweep to find in every list.
 const r5 = (await must('prescribe to a therapist', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: maria.id, therapistId: therapist.id, send: true }), expect: 201 })).json();
 
+// R6: a new course for Maria continuing R1 (SPEC §14.4), a report due after every visit; the
+// therapist evaluates, treats, reports, asks for more; the prescriber (and the EHR vouching for
+// them) signs and decides; a discharge report completes it (SPEC §14.3). The clinical text of its
+// reports and renewals is PHI: it may be shown in their own answers only (checked below).
+const clinicalText = {
+  evaluation: `Evaluation ${tag}: guarded lumbar flexion, taut bands L3-L5`,
+  findings: `Findings ${tag}: antalgic gait on long walks`,
+  goal: `Goal ${tag}: sit through a work shift`,
+  progress: `Progress ${tag}: sitting tolerance up to 45 minutes`,
+  comment: `Comment ${tag}: plan of care certified`,
+  justification: `Justification ${tag}: ODI 44 to 30, goal not met`,
+  denial: `Denial ${tag}: re-evaluate first`,
+  discharge: `Discharge ${tag}: independent with the home program`,
+};
+await call('continue a course that is still open', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: maria.id, therapistId: therapist.id, continuesReferralId: r5.id }), expect: 400 });
+const r6 = (
+  await must('prescribe a new course continuing R1', '/v1/referrals', {
+    method: 'POST',
+    token: physician.token,
+    payload: prescription({ patientId: maria.id, therapistId: therapist.id, continuesReferralId: r1.id, reportEveryVisits: 1, send: true }),
+    expect: 201,
+  })
+).json();
+await call('R1 shows the course that continues it', referralPath(r1.id), { token: physician.token, expect: 200 });
+await call('a report before acceptance', referralPath(r6.id, '/reports'), {
+  method: 'POST',
+  token: therapist.token,
+  payload: { kind: 'progress', summary: clinicalText.progress, goals: [{ description: clinicalText.goal, status: 'progressing' }], recommendation: 'continue' },
+  expect: 409,
+});
+await call('accept without acknowledging the precautions', referralPath(r6.id, '/accept'), { method: 'POST', token: therapist.token, payload: {}, expect: 422 });
+await call('accept acknowledging them', referralPath(r6.id, '/accept'), { method: 'POST', token: therapist.token, payload: { acknowledgedPrecautions: true }, expect: 200 });
+const evaluationPayload = {
+  kind: 'evaluation',
+  summary: clinicalText.evaluation,
+  goals: [{ description: clinicalText.goal, status: 'new', measure: 'pain (0-10)', target: '≤ 3' }],
+  recommendation: 'continue',
+  findings: { posture: 'Anterior pelvic tilt', palpation: 'Taut bands L3-L5 paraspinals', notes: clinicalText.findings },
+  baseline: { pain: 8, rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 40 }], outcomeMeasures: [{ instrument: 'ODI', score: 44 }] },
+  plannedFrequencyPerWeek: 2,
+  plannedDurationWeeks: 6,
+  techniques: ['trigger_point', 'myofascial_release'],
+};
+const evaluation = (await must('the evaluation, the plan of care', referralPath(r6.id, '/reports'), { method: 'POST', token: therapist.token, payload: evaluationPayload, expect: 201 })).json();
+await call('an evaluation without its plan', referralPath(r6.id, '/reports'), {
+  method: 'POST',
+  token: therapist.token,
+  payload: { kind: 'evaluation', summary: clinicalText.evaluation, goals: evaluationPayload.goals, recommendation: 'continue' },
+  expect: 400,
+});
+await call('a report by the prescriber', referralPath(r6.id, '/reports'), { method: 'POST', token: physician.token, payload: evaluationPayload, expect: 404 });
+await call('a report by the practice client', referralPath(r6.id, '/reports'), { method: 'POST', token: practiceClientToken, payload: evaluationPayload, expect: 403 });
+for (const painBefore of [8, 6]) {
+  await call(`visit of R6 (pain ${painBefore})`, referralPath(r6.id, '/progress-reports'), { method: 'POST', token: therapist.token, payload: visit({ painBefore, final: false }), expect: 201 });
+}
+await call('R6 is overdue for a report', referralPath(r6.id), { token: physician.token, expect: 200 });
+const progress = (
+  await must('a progress report', referralPath(r6.id, '/reports'), {
+    method: 'POST',
+    token: therapist.token,
+    payload: { kind: 'progress', summary: clinicalText.progress, goals: [{ description: clinicalText.goal, status: 'progressing' }], recommendation: 'continue' },
+    expect: 201,
+  })
+).json();
+await call('list reports (physician)', referralPath(r6.id, '/reports'), { token: physician.token, expect: 200 });
+await call('list reports (practice client)', referralPath(r6.id, '/reports?limit=1'), { token: practiceClientToken, expect: 200 });
+await call('list reports of another office', referralPath(r6.id, '/reports'), { token: outsider.token, expect: 404 });
+await call('read a report (office client)', referralPath(r6.id, `/reports/${evaluation.id}`), { token: officeClientToken, expect: 200 });
+await call('read a report as a PDF', referralPath(r6.id, `/reports/${evaluation.id}`), { token: physician.token, headers: { accept: 'application/pdf' }, expect: 200 });
+await call('read a report in a format it is not served in', referralPath(r6.id, `/reports/${evaluation.id}`), { token: physician.token, headers: { accept: 'text/csv' }, expect: 406 });
+await call('another office asks for the PDF', referralPath(r6.id, `/reports/${evaluation.id}`), { token: outsider.token, headers: { accept: 'application/pdf' }, expect: 404 });
+await call('a report under another referral', referralPath(r3.id, `/reports/${evaluation.id}`), { token: therapist.token, expect: 404 });
+await call('staff cannot sign a report', referralPath(r6.id, `/reports/${evaluation.id}/sign`), { method: 'POST', token: staff.token, payload: { attestation: true }, expect: 403 });
+await call('the therapist cannot sign it', referralPath(r6.id, `/reports/${evaluation.id}/sign`), { method: 'POST', token: therapist.token, payload: { attestation: true }, expect: 403 });
+await call('a physician of another office cannot sign it', referralPath(r6.id, `/reports/${evaluation.id}/sign`), { method: 'POST', token: outsider.token, payload: { attestation: true }, expect: 404 });
+await call('the prescriber signs the plan of care', referralPath(r6.id, `/reports/${evaluation.id}/sign`), { method: 'POST', token: physician.token, payload: { attestation: true, comment: clinicalText.comment }, expect: 200 });
+await call('a second signature of the report', referralPath(r6.id, `/reports/${evaluation.id}/sign`), { method: 'POST', token: physician.token, payload: { attestation: true }, expect: 409 });
+await call('the EHR signs for the prescriber', referralPath(r6.id, `/reports/${progress.id}/sign`), { method: 'POST', token: officeClientToken, payload: { attestation: true }, expect: 200 });
+
+const renewal = (
+  await must('the therapist asks for more visits', referralPath(r6.id, '/renewal-requests'), {
+    method: 'POST',
+    token: therapist.token,
+    payload: { additionalVisits: 6, extendWeeks: 4, justification: clinicalText.justification, reportId: progress.id },
+    expect: 201,
+  })
+).json();
+await call('a second request while one is pending', referralPath(r6.id, '/renewal-requests'), { method: 'POST', token: therapist.token, payload: { additionalVisits: 2, extendWeeks: 0, justification: clinicalText.justification }, expect: 409 });
+await call('the prescriber cannot ask', referralPath(r6.id, '/renewal-requests'), { method: 'POST', token: physician.token, payload: { additionalVisits: 2, extendWeeks: 0, justification: clinicalText.justification }, expect: 404 });
+await call('list renewal requests (therapist)', referralPath(r6.id, '/renewal-requests'), { token: therapist.token, expect: 200 });
+await call('read a renewal request (physician)', referralPath(r6.id, `/renewal-requests/${renewal.id}`), { token: physician.token, expect: 200 });
+await call('staff cannot approve', referralPath(r6.id, `/renewal-requests/${renewal.id}/approve`), { method: 'POST', token: staff.token, payload: { attestation: true }, expect: 403 });
+await call('the practice client cannot approve', referralPath(r6.id, `/renewal-requests/${renewal.id}/approve`), { method: 'POST', token: practiceClientToken, payload: { attestation: true }, expect: 403 });
+await call('the prescriber approves fewer visits', referralPath(r6.id, `/renewal-requests/${renewal.id}/approve`), { method: 'POST', token: physician.token, payload: { attestation: true, additionalVisits: 4 }, expect: 200 });
+await call('approve it again', referralPath(r6.id, `/renewal-requests/${renewal.id}/approve`), { method: 'POST', token: physician.token, payload: { attestation: true }, expect: 409 });
+const secondRenewal = (
+  await must('the therapist asks again', referralPath(r6.id, '/renewal-requests'), {
+    method: 'POST',
+    token: therapist.token,
+    payload: { additionalVisits: 10, extendWeeks: 8, justification: clinicalText.justification },
+    expect: 201,
+  })
+).json();
+await call('the EHR denies for the prescriber', referralPath(r6.id, `/renewal-requests/${secondRenewal.id}/deny`), { method: 'POST', token: officeClientToken, payload: { reason: clinicalText.denial }, expect: 200 });
+await call('deny it again', referralPath(r6.id, `/renewal-requests/${secondRenewal.id}/deny`), { method: 'POST', token: physician.token, payload: { reason: clinicalText.denial }, expect: 409 });
+await call('the discharge report completes R6', referralPath(r6.id, '/reports'), {
+  method: 'POST',
+  token: therapist.token,
+  payload: { kind: 'discharge', summary: clinicalText.discharge, goals: [{ description: clinicalText.goal, status: 'met' }], recommendation: 'discharge', reason: 'goals_met' },
+  expect: 201,
+});
+await call('no progress report after discharge', referralPath(r6.id, '/reports'), {
+  method: 'POST',
+  token: therapist.token,
+  payload: { kind: 'progress', summary: clinicalText.progress, goals: [{ description: clinicalText.goal, status: 'met' }], recommendation: 'continue' },
+  expect: 409,
+});
+await call('R6 is completed', referralPath(r6.id), { token: therapist.token, expect: 200 });
+await call('history of R6', referralPath(r6.id, '/history?limit=50'), { token: physician.token, expect: 200 });
+
 await call('list referrals (physician)', '/v1/referrals?status=sent,accepted,completed&limit=2', { token: physician.token, expect: 200 });
 const feed = await must('sync feed (therapist)', `/v1/referrals?updatedSince=${encodeURIComponent(hourAgo)}`, { token: therapist.token, expect: 200 });
 await call('sync feed from the cursor', `/v1/referrals?cursor=${encodeURIComponent(feed.json().syncCursor)}`, { token: therapist.token, expect: 200 });
@@ -401,6 +528,8 @@ await call('recover the dead deliveries of the last hour', `/v1/webhook-endpoint
 await call('disable the failing receiver', `/v1/webhook-endpoints/${failing.id}`, { method: 'PATCH', token: practiceAdmin.token, payload: { status: 'disabled' }, expect: 200 });
 await call('ping a disabled receiver', `/v1/webhook-endpoints/${failing.id}/test`, { method: 'POST', token: practiceAdmin.token, expect: 409 });
 for (let round = 0; round < 2; round++) await test.app.webhookWorker.runOnce();
+// A referral's events go out one at a time, in order: R6's dozen need a round each.
+for (let round = 0; round < 40 && (await test.app.webhookWorker.runOnce()) > 0; round++);
 
 // ---------------------------------------------------------------------------------------------
 // The audit trail.
@@ -452,9 +581,13 @@ const reads = [
   '/v1/patients',
   `/v1/patients/${ann.id}`,
   '/v1/referrals',
-  ...[r1, r2, r3, r4, r5].flatMap((referral) => [referralPath(referral.id), referralPath(referral.id, '/history')]),
+  ...[r1, r2, r3, r4, r5, r6].flatMap((referral) => [referralPath(referral.id), referralPath(referral.id, '/history')]),
   referralPath(r1.id, '/progress-reports'),
   referralPath(r1.id, '/messages'),
+  referralPath(r6.id, '/reports'),
+  referralPath(r6.id, `/reports/${evaluation.id}`),
+  referralPath(r6.id, '/renewal-requests'),
+  referralPath(r6.id, `/renewal-requests/${secondRenewal.id}`),
   '/v1/audit-events?limit=50',
   `/v1/audit-events/export?patientId=${maria.id}`,
   '/v1/audit-events/verify',
@@ -494,7 +627,15 @@ const undeclared = seen.flatMap((response) =>
 const breaks = seen.flatMap((response) =>
   response.violations.filter((violation) => violation.kind !== 'undeclared-property').map((violation) => `#${response.index} ${response.label}: ${violation.message}`),
 );
-const leakCount = leaks.length + internalMembers.length;
+// The clinical text of R6's reports and renewals, and where it may be shown: the 2xx answers of
+// R6's own reports, renewal requests and history. Never in an error, another resource (the referral
+// itself, lists of referrals, the audit trail), or a webhook delivery, whose payloads are thin (SPEC §8).
+const ownAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && /^\/v1\/referrals\/[^/]+\/(reports|renewal-requests|history)/.test(response.url) && response.url.startsWith(referralPath(r6.id, '/'));
+const phiLeaks = Object.entries(clinicalText).flatMap(([name, value]) => [
+  ...seen.filter((response) => !ownAnswer(response) && (response.body.includes(value) || JSON.stringify(response.headers).includes(value))).map((response) => `${name}: #${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`),
+  ...received.filter((delivery) => delivery.body.includes(value) || JSON.stringify(delivery.headers).includes(value)).map((delivery) => `${name}: webhook delivery to ${delivery.path}`),
+]);
+const leakCount = leaks.length + internalMembers.length + phiLeaks.length;
 
 t.test('the tour went as the rules say', async (t) => {
   t.same(failures, [], 'every call of the tour answered the status the rules give it');
@@ -570,6 +711,15 @@ t.test('no canary secret appears outside its designated answer', async (t) => {
     canaries.filter(({ value }) => delivery.body.includes(value) || JSON.stringify(delivery.headers).includes(value)).map(({ name }) => `${delivery.path}: ${name}`),
   );
   t.same(webhookLeaks, [], `no canary in any of the ${received.length} webhook deliveries`);
+});
+
+t.test("the clinical text of reports and renewals appears only in their own answers (PHI, SPEC §8, §14.3, §14.4)", async (t) => {
+  for (const [name, value] of Object.entries(clinicalText)) {
+    t.ok(seen.some((response) => ownAnswer(response) && response.body.includes(value)), `${name} is shown in an answer of its own, so the search for it means something`);
+  }
+  const kinds = new Set(received.map((delivery) => (JSON.parse(delivery.body) as Json).type));
+  for (const type of ['report.submitted', 'report.signed', 'report.overdue', 'renewal.requested', 'renewal.decided']) t.ok(kinds.has(type), `a ${type} event reached the receiver`);
+  t.same(phiLeaks, [], 'in no other answer, no error, and no webhook delivery');
 });
 
 const pass = failures.length === 0 && undeclared.length === 0 && breaks.length === 0 && leakCount === 0;

@@ -52,7 +52,18 @@ const renewalRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const referral = await app.referrals.readParticipating(request.principal!, request.params.id);
     const rows = await renewals.requests.list({ referralId: referral.id, after: decodeTimeCursor(request.query.cursor), limit: request.query.limit });
-    await app.auditLog.record(auditContextOf(request), { action: 'renewal.list', outcome: 'success', httpStatus: 200, resourceType: 'referral', resourceId: referral.id, patientId: referral.patientId });
+    // Each request shown is a read of the patient's record, as for visit notes and reports.
+    await app.auditLog.recordMany(
+      auditContextOf(request),
+      rows.slice(0, request.query.limit).map(({ row }) => ({
+        action: 'renewal.read',
+        outcome: 'success' as const,
+        httpStatus: 200,
+        resourceType: 'renewal_request',
+        resourceId: row.id,
+        patientId: referral.patientId,
+      })),
+    );
     return toPage(rows, request.query.limit, (row) => [row.cursorTime, row.row.id], (row) => toRenewalRequest(row.row));
   });
 
