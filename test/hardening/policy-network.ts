@@ -75,7 +75,7 @@ export async function buildPolicyNetwork(test: TestApp) {
       const profile = therapistProfiles[therapist];
       const principal = await user(practice, created.id, 'practice', 'therapist', therapist, {
         license: { number: `MT-${tag()}`, state: 'OR', expiresOn: '2030-12-31' },
-        licenseVerified: true,
+        licenseVerified: profile.licensed,
         techniques: profile.techniques,
         acceptingReferrals: profile.accepting,
         serviceRadiusKm,

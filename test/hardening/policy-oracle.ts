@@ -1,13 +1,13 @@
 // The policy oracle of the property test (policy-property.test.ts): the shape of the small network
 // the test builds, and who may see and do what in it, written from the spec (SPEC §3, §6, §12,
-// §14.1, §14.8), not from src/modules/referrals/access.ts, so that the test holds the API to an independent
+// §14.1, §14.2, §14.8), not from src/modules/referrals/access.ts, so that the test holds the API to an independent
 // reading. Pure: no app, no database.
 
 // ─── The network ────────────────────────────────────────────────────────────────────────────────
 
 export type OfficeKey = 'A' | 'B';
 export type PracticeKey = 'P1' | 'P2';
-export type TherapistKey = 'P1.t1' | 'P1.t2' | 'P2.t1' | 'P2.t2';
+export type TherapistKey = 'P1.t1' | 'P1.t2' | 'P2.t1' | 'P2.t2' | 'P2.t3';
 export type NearKey = 'P1' | 'P2' | 'both' | 'nowhere';
 
 // Two practices 16 km apart (0.2° of longitude at 44° N); every therapist serves 25 km around
@@ -26,12 +26,15 @@ export const nearTargets: Record<NearKey, { near: { lat: number; lng: number }; 
 };
 export const nearKeys = Object.keys(nearTargets) as NearKey[];
 
-export const therapistProfiles: Record<TherapistKey, { practice: PracticeKey; techniques: string[]; accepting: boolean }> = {
-  'P1.t1': { practice: 'P1', techniques: ['trigger_point', 'myofascial_release'], accepting: true },
-  'P1.t2': { practice: 'P1', techniques: ['trigger_point', 'swedish'], accepting: true },
-  'P2.t1': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release'], accepting: true },
+export const therapistProfiles: Record<TherapistKey, { practice: PracticeKey; techniques: string[]; accepting: boolean; licensed: boolean }> = {
+  'P1.t1': { practice: 'P1', techniques: ['trigger_point', 'myofascial_release'], accepting: true, licensed: true },
+  'P1.t2': { practice: 'P1', techniques: ['trigger_point', 'swedish'], accepting: true, licensed: true },
+  'P2.t1': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release'], accepting: true, licensed: true },
   // Not accepting: never offered a network referral, and refused as a named target (§2, §3).
-  'P2.t2': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release', 'swedish'], accepting: false },
+  'P2.t2': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release', 'swedish'], accepting: false, licensed: true },
+  // Accepting, but the network never verified the license (§14.2): never offered a network
+  // referral, refused as a named target and at accept (409 license-invalid).
+  'P2.t3': { practice: 'P2', techniques: ['trigger_point', 'myofascial_release', 'swedish'], accepting: true, licensed: false },
 };
 export const therapistKeys = Object.keys(therapistProfiles) as TherapistKey[];
 export const techniqueSets = [['trigger_point'], ['trigger_point', 'myofascial_release'], ['swedish']] as const;
@@ -90,6 +93,8 @@ export interface ReferralModel {
   sent: boolean;
   /** §14.1: the prescriber's order is signed; nothing unsigned is sent. */
   signed: boolean;
+  /** §14.2: the order has precautions, which an accept must acknowledge. */
+  precautions: boolean;
   target: Target;
   /** The open network offer: who it was made to when sent, and whether their share is still open. */
   offers: Map<TherapistKey, boolean>;
@@ -111,11 +116,11 @@ export interface PatientModel {
 
 export const practiceOf = (therapist: TherapistKey) => therapistProfiles[therapist].practice;
 
-/** §3: an open offer goes to every therapist who accepts referrals, offers the techniques and is in range. */
+/** §3, §14.2: an open offer goes to every licensed therapist who accepts referrals, offers the techniques and is in range. */
 export function offeredTo(near: NearKey, techniques: readonly string[]): TherapistKey[] {
   return therapistKeys.filter((key) => {
     const profile = therapistProfiles[key];
-    return profile.accepting && techniques.every((technique) => profile.techniques.includes(technique)) && nearTargets[near].reaches.includes(profile.practice);
+    return profile.accepting && profile.licensed && techniques.every((technique) => profile.techniques.includes(technique)) && nearTargets[near].reaches.includes(profile.practice);
   });
 }
 
@@ -214,10 +219,12 @@ export interface MoveRequest {
   raise?: boolean;
   /** sign: whether the draft is sent in the same change. */
   alsoSend?: boolean;
+  /** accept: whether the body acknowledges the precautions (§14.2). */
+  acknowledged?: boolean;
 }
 
 /** §3, §14.1: the problem codes of the 409s the spec names (a network offer that reaches nobody is a 409 without a named code). */
-export type ConflictCode = 'illegal-transition' | 'signature-required' | 'already-signed';
+export type ConflictCode = 'illegal-transition' | 'signature-required' | 'already-signed' | 'license-invalid' | 'precautions-not-acknowledged';
 export interface ExpectedAnswer {
   status: number;
   /** For a 409 the spec names: the problem's `code`, which tells which check refused it. */
@@ -270,6 +277,9 @@ export function expectMove(principal: Principal, referral: ReferralModel, reques
         if (therapist === undefined || practiceOf(therapist) !== principal.org) return { status: 400 };
       }
       if (!eligibleToAccept(referral, therapist)) return { status: 400 };
+      // §14.2: a therapist whose license is not verified cannot accept; then the precautions are acknowledged.
+      if (!therapistProfiles[therapist].licensed) return { status: 409, code: 'license-invalid' };
+      if (referral.precautions && !request.acknowledged) return { status: 422, code: 'precautions-not-acknowledged' };
       const accepted = therapist;
       return { status: 200, apply: (r) => Object.assign(r, { status: 'accepted', acceptedBy: accepted }) };
     }
@@ -294,6 +304,7 @@ export function expectMove(principal: Principal, referral: ReferralModel, reques
       if (!referral.signed) return { status: 409, code: 'signature-required' };
       const target = request.target!;
       if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) return { status: 400 };
+      if (target.kind === 'therapist' && !therapistProfiles[target.therapist].licensed) return { status: 409, code: 'license-invalid' };
       const offers = target.kind === 'network' ? offeredTo(target.near, referral.techniques) : [];
       if (target.kind === 'network' && offers.length === 0) return { status: 409 };
       return { status: 200, apply: (r) => Object.assign(r, { status: 'sent', sent: true, target, offers: new Map(offers.map((k) => [k, true])) }) };

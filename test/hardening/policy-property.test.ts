@@ -275,6 +275,7 @@ async function execute(input: RunInput): Promise<void> {
       durationWeeks: 6,
       sessionMinutes: 60,
       ...targetBody(target),
+      ...(spec.precautions ? { precautions: ['No deep pressure over L4-L5'] } : {}),
       send: spec.send,
     };
     let expected = 201;
@@ -287,13 +288,15 @@ async function execute(input: RunInput): Promise<void> {
     // §14.1: only a signed order may be sent (after the body's problems, before the target's), and nothing is written.
     else if (spec.send && !signsAtCreate(creator, spec.prescriber)) [expected, expectedCode] = [409, 'signature-required'];
     else if (target.kind === 'therapist' && !therapistProfiles[target.therapist].accepting) expected = 400;
+    // §14.2: a therapist without a verified license cannot be named.
+    else if (target.kind === 'therapist' && !therapistProfiles[target.therapist].licensed) [expected, expectedCode] = [409, 'license-invalid'];
     else if (spec.send && target.kind === 'network' && offeredTo(target.near, techniques).length === 0) expected = 409;
 
     const label = `R${referrals.length}`;
     const requestedAt = Date.now();
     const response = await call(creator, 'POST', '/v1/referrals', body);
     const answeredAt = Date.now();
-    const createCode = response.statusCode === 409 ? problemCode(response) : undefined;
+    const createCode = response.statusCode === 409 || response.statusCode === 422 ? problemCode(response) : undefined;
     trace.push(
       `${creator.key} creates ${expected === 201 ? label : 'a referral'} (${spec.send ? 'sent' : 'draft'}, ${describeTarget(target)}, techniques ${techniques.join('+')}, ` +
         `patient ${existing ? existing.label : `inline MRN-${mrn}`}, prescriber ${spec.prescriber}) → ${response.statusCode}${createCode ? ` ${createCode}` : ''}`,
@@ -315,6 +318,7 @@ async function execute(input: RunInput): Promise<void> {
       visitsAuthorized: created.visitsAuthorized,
       sent: spec.send,
       signed: signsAtCreate(creator, spec.prescriber),
+      precautions: spec.precautions,
       target,
       offers: new Map(offers.map((k) => [k, true])),
       acceptedBy: null,
@@ -358,13 +362,19 @@ async function execute(input: RunInput): Promise<void> {
         named = ours.find((k) => eligibleToAccept(referral, k)) ?? ours[0] ?? therapistKeys[0];
       }
     }
-    const request: MoveRequest = { move: action.move, ifMatch: action.ifMatch, named, target: resolveTarget(action.target), raise: action.raise, alsoSend: action.alsoSend };
+    const request: MoveRequest = {
+      move: action.move,
+      ifMatch: action.ifMatch,
+      named,
+      target: resolveTarget(action.target),
+      raise: action.raise,
+      alsoSend: action.alsoSend,
+      acknowledged: action.acknowledged,
+    };
     const expected = expectMove(actor, referral, request);
     const payload: Json =
       action.move === 'accept'
-        ? named
-          ? { therapistId: therapistIds[named] }
-          : {}
+        ? { ...(named ? { therapistId: therapistIds[named] } : {}), ...(action.acknowledged ? { acknowledgedPrecautions: true } : {}) }
         : action.move === 'decline' || action.move === 'cancel'
           ? { reason: 'Property test' }
           : action.move === 'reroute'
@@ -380,20 +390,21 @@ async function execute(input: RunInput): Promise<void> {
         : await call(actor, 'POST', `/v1/referrals/${referral.id}/${action.move}`, action.move === 'send' ? undefined : payload, headers);
     const detail = [
       action.move === 'accept' ? (named ? `naming ${named}` : 'naming nobody') : '',
+      action.move === 'accept' && referral.precautions ? (action.acknowledged ? 'acknowledging the precautions' : 'not acknowledging the precautions') : '',
       action.move === 'reroute' ? `to ${describeTarget(request.target!)}` : '',
       action.move === 'amend' ? (action.raise ? 'raising visits' : 'not raising visits') : '',
       action.move === 'sign' ? (action.alsoSend ? 'and send' : 'only') : '',
       action.ifMatch === 'none' ? '' : `If-Match ${action.ifMatch}`,
     ].filter(Boolean);
     const answeredAt = Date.now();
-    const code = response.statusCode === 409 ? problemCode(response) : undefined;
+    const code = response.statusCode === 409 || response.statusCode === 422 ? problemCode(response) : undefined;
     const was = `${referral.status}${referral.signed ? '' : ', unsigned'}`;
     trace.push(`${actor.key} ${action.move} ${referral.label}${detail.length ? ` (${detail.join(', ')})` : ''} [was ${was}] → ${response.statusCode}${code ? ` ${code}` : ''}`);
     count(`${action.move}${action.move === 'sign' && action.alsoSend ? '+send' : ''} ${response.statusCode}${code ? ` ${code}` : ''}`);
     if (response.statusCode !== expected.status) {
       fail(`${action.move} ${referral.label} as ${actor.key}: expected ${expected.status}${expected.code ? ` ${expected.code}` : ''}, got ${response.statusCode} ${response.body}`);
     }
-    if (expected.code && code !== expected.code) fail(`${action.move} ${referral.label} as ${actor.key}: expected 409 ${expected.code}, got ${response.body}`);
+    if (expected.code && code !== expected.code) fail(`${action.move} ${referral.label} as ${actor.key}: expected ${expected.status} ${expected.code}, got ${response.body}`);
     if (expected.apply) {
       const signedBefore = referral.signed;
       expected.apply(referral);

@@ -25,6 +25,8 @@ export interface ReferralSpec {
   techniques: number;
   send: boolean;
   prescriber: 'omit' | 'own' | 'foreign';
+  /** §14.2: the order carries a precaution. */
+  precautions: boolean;
 }
 export interface ActionSpec {
   referral: number;
@@ -39,6 +41,8 @@ export interface ActionSpec {
   raise: boolean;
   /** sign: send the draft in the same change. */
   alsoSend: boolean;
+  /** accept: the body acknowledges the precautions. */
+  acknowledged: boolean;
 }
 export interface Probes {
   pageSize: number;
@@ -91,6 +95,7 @@ export function runInputArbitrary(principalCount: number): fc.Arbitrary<RunInput
           { arbitrary: fc.constant('omit' as const), weight: 3 },
           { arbitrary: fc.constant('foreign' as const), weight: 1 },
         ),
+        precautions: fc.boolean(),
       }),
       { minLength: 1, maxLength: 4 },
     ),
@@ -117,6 +122,7 @@ export function runInputArbitrary(principalCount: number): fc.Arbitrary<RunInput
         ),
         raise: fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 }),
         alsoSend: fc.boolean(),
+        acknowledged: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }),
       }),
       { minLength: 1, maxLength: 4 },
     ),
