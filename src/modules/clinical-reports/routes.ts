@@ -12,12 +12,10 @@ import { everyone } from '../auth/policy.js';
 import { displayNames } from '../network/index.js';
 import { renderReportPdf } from './report-pdf.js';
 import { ReportsService } from './reports-service.js';
-import { IfMatchHeaders } from '../referrals/index.js';
+import { IfMatchHeaders, prescriberPolicy, referralReadPolicy } from '../referrals/index.js';
 import { CreateReport, Report, ReportParams, SignReport } from './schemas.js';
 
 const referralResource = { type: 'referral', param: 'id' };
-const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
-const prescriberPolicy = { roles: ['physician'], clientScope: 'referrals:sign', clientsByScopeAlone: true } as const;
 const reportFormats = ['application/json', 'application/pdf'];
 
 const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -45,7 +43,7 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id/reports', {
-    config: { policy: readPolicy, auditAction: 'report.list', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'report.list', auditResource: referralResource },
     schema: {
       tags: ['reports'],
       operationId: 'listReports',
@@ -72,7 +70,7 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id/reports/:reportId', {
-    config: { policy: readPolicy, auditAction: 'report.read', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'report.read', auditResource: referralResource },
     schema: {
       tags: ['reports'],
       operationId: 'getReport',

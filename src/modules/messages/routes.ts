@@ -6,12 +6,12 @@ import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
+import { referralReadPolicy } from '../referrals/index.js';
 import { MessagesRepository, toMessage } from './messages-repository.js';
 import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, ReadState } from './schemas.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
 
 const referralResource = { type: 'referral', param: 'id' };
-const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
 const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
 
 const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -53,7 +53,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id/messages', {
-    config: { policy: readPolicy, auditAction: 'message.list', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'message.list', auditResource: referralResource },
     schema: {
       tags: ['messages'],
       operationId: 'listMessages',
@@ -80,7 +80,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/referrals/:id/messages/read', {
-    config: { policy: readPolicy, auditAction: 'message.mark_read', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'message.mark_read', auditResource: referralResource },
     schema: {
       tags: ['messages'],
       operationId: 'markMessagesRead',

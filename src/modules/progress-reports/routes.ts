@@ -5,6 +5,7 @@ import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
+import { referralReadPolicy } from '../referrals/index.js';
 import { ProgressReportsRepository, toProgressReport } from './progress-reports-repository.js';
 import { Addendum, CreateAddendum, CreateProgressReport, ProgressReport, ProgressReportListQuery, ReportParams } from './schemas.js';
 import { VisitNotes } from './visit-notes.js';
@@ -34,7 +35,7 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id/progress-reports', {
-    config: { policy: { roles: everyone, clientScope: 'referrals:read' }, auditAction: 'progress_report.list', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'progress_report.list', auditResource: referralResource },
     schema: {
       tags: ['visit notes'],
       operationId: 'listProgressReports',

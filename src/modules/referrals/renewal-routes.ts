@@ -9,13 +9,11 @@ import { IdParams, Page, PageQuery } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
 import { IfMatchHeaders } from './schemas.js';
+import { prescriberPolicy, referralReadPolicy } from './policies.js';
 import { ApproveRenewal, CreateRenewalRequest, DenyRenewal, RenewalParams, RenewalRequest } from './renewal-schemas.js';
 import { toRenewalRequest } from './renewals-repository.js';
 
 const referralResource = { type: 'referral', param: 'id' };
-const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
-/** What only the prescriber orders: physicians, or the office's EHR vouching for them (SPEC §14.1). */
-const prescriberPolicy = { roles: ['physician'], clientScope: 'referrals:sign', clientsByScopeAlone: true } as const;
 
 const renewalRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const renewals = app.referrals.renewals;
@@ -40,7 +38,7 @@ const renewalRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id/renewal-requests', {
-    config: { policy: readPolicy, auditAction: 'renewal.list', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'renewal.list', auditResource: referralResource },
     schema: {
       tags: ['renewals'],
       operationId: 'listRenewalRequests',
@@ -68,7 +66,7 @@ const renewalRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id/renewal-requests/:requestId', {
-    config: { policy: readPolicy, auditAction: 'renewal.read', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'renewal.read', auditResource: referralResource },
     schema: {
       tags: ['renewals'],
       operationId: 'getRenewalRequest',

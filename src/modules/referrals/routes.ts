@@ -8,6 +8,7 @@ import { decodeCursor, encodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page, PageQuery } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone, officeRoles } from '../auth/policy.js';
+import { prescriberPolicy, referralReadPolicy } from './policies.js';
 import type { MoveRequest } from './referral-workflow.js';
 import { toReferral, toReferralEvent } from './referrals-repository.js';
 import {
@@ -26,10 +27,7 @@ import {
 } from './schemas.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
 
-const readPolicy = { roles: everyone, clientScope: 'referrals:read' } as const;
 const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
-/** What only the prescriber orders: physicians, or the office's EHR vouching for them (SPEC §14.1). */
-const prescriberPolicy = { roles: ['physician'], clientScope: 'referrals:sign', clientsByScopeAlone: true } as const;
 const referralResource = { type: 'referral', param: 'id' };
 const EtagHeader = { ETag: Type.String({ description: 'The version of the referral, for If-Match' }) };
 const noSyncYet = encodeCursor(['0', '00000000-0000-0000-0000-000000000000']);
@@ -65,7 +63,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals', {
-    config: { policy: readPolicy, auditAction: 'referral.list' },
+    config: { policy: referralReadPolicy, auditAction: 'referral.list' },
     schema: {
       tags: ['referrals'],
       operationId: 'listReferrals',
@@ -108,7 +106,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/referrals/:id', {
-    config: { policy: readPolicy, auditAction: 'referral.read', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'referral.read', auditResource: referralResource },
     schema: {
       tags: ['referrals'],
       operationId: 'getReferral',
@@ -203,7 +201,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.get('/referrals/:id/history', {
-    config: { policy: readPolicy, auditAction: 'referral.history', auditResource: referralResource },
+    config: { policy: referralReadPolicy, auditAction: 'referral.history', auditResource: referralResource },
     schema: {
       tags: ['referrals'],
       operationId: 'getReferralHistory',
