@@ -22,6 +22,8 @@ import authModule from './modules/auth/index.js';
 import healthModule from './modules/health/index.js';
 import idempotencyModule from './modules/idempotency/index.js';
 import messagesModule from './modules/messages/index.js';
+import documentsModule from './modules/documents/index.js';
+import appointmentsModule from './modules/appointments/index.js';
 import networkModule from './modules/network/index.js';
 import patientsModule from './modules/patients/index.js';
 import progressReportsModule from './modules/progress-reports/index.js';
@@ -95,6 +97,8 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(progressReportsModule, { config });
   await app.register(clinicalReportsModule, { config });
   await app.register(messagesModule, { config });
+  await app.register(documentsModule, { config });
+  await app.register(appointmentsModule, { config });
   await app.register(auditModule, { config });
   await app.register(webhooksModule, { config, resolver: webhookResolver });
 

@@ -101,6 +101,29 @@ export const EnvSchema = Type.Object({
     default: 3600,
     description: 'How often the worker sends license.expiring for licenses that run out within 30 days (it also runs at start); 0 turns the timer off',
   }),
+  SCHEDULE_ALERT_DAYS: Type.Integer({
+    minimum: 1,
+    maximum: 365,
+    default: 7,
+    description: 'A referral accepted this many days ago with no appointment and no visit sends referral.not_scheduled (once)',
+  }),
+  SCHEDULE_ALERT_SWEEP_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 300,
+    description: 'How often the worker looks for referrals to send referral.not_scheduled about (it also runs at start); 0 turns the timer off',
+  }),
+  DOCUMENT_MAX_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 100 * 1024 * 1024,
+    default: 10 * 1024 * 1024,
+    description: 'Largest document accepted; a larger upload is refused with 413 while it streams in',
+  }),
+  EVENT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30, description: 'How long the events feed (GET /v1/events) keeps an event' }),
+  EVENT_FEED_SWEEP_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 3600,
+    description: 'How often the worker removes feed entries older than EVENT_RETENTION_DAYS and the parts of uploads that never completed; 0 turns the timer off',
+  }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000, description: 'Time a receiver has to answer one attempt' }),
   WEBHOOK_DISABLE_AFTER_SECONDS: Type.Integer({
     minimum: 1,
@@ -153,6 +176,9 @@ export interface Config {
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
   referralExpirySweepSeconds: number;
   licenseNoticeSweepSeconds: number;
+  scheduling: { alertAfterDays: number; sweepSeconds: number };
+  documents: { maxBytes: number };
+  eventFeed: { retentionDays: number; sweepSeconds: number };
   idempotencyKeyTtlHours: number;
   auditDenialWindowSeconds: number;
 }
@@ -270,6 +296,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
     referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,
     licenseNoticeSweepSeconds: parsed.LICENSE_NOTICE_SWEEP_SECONDS,
+    scheduling: { alertAfterDays: parsed.SCHEDULE_ALERT_DAYS, sweepSeconds: parsed.SCHEDULE_ALERT_SWEEP_SECONDS },
+    documents: { maxBytes: parsed.DOCUMENT_MAX_BYTES },
+    eventFeed: { retentionDays: parsed.EVENT_RETENTION_DAYS, sweepSeconds: parsed.EVENT_FEED_SWEEP_SECONDS },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,
   };

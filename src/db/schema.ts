@@ -5,6 +5,7 @@ import {
   bigint,
   boolean,
   check,
+  customType,
   date,
   doublePrecision,
   index,
@@ -39,6 +40,9 @@ import {
   dischargeReasons,
   signatureMethods,
   renewalStatuses,
+  appointmentStatuses,
+  documentCategories,
+  documentContentTypes,
 } from '../lib/vocabulary.js';
 import type { Identifier } from '../modules/patients/schemas.js';
 import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
@@ -53,6 +57,13 @@ const sqlValues = (values: readonly string[]) => sql.raw(values.map((value) => `
 
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+/** Raw bytes (PostgreSQL bytea): both drivers hand them over as a Buffer / Uint8Array. */
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)),
+});
+/** The writing transaction's id: an insert-only row's position in a feed ordered by commit (see sync_horizon). */
+const writerXid = () => bigint('sync_xid', { mode: 'bigint' }).notNull().default(sql`(pg_current_xact_id()::text::bigint)`);
 
 export const organizations = pgTable(
   'organizations',
@@ -327,6 +338,10 @@ export const referrals = pgTable(
     continuedByReferralId: uuid('continued_by_referral_id').references((): AnyPgColumn => referrals.id),
     reportEveryVisits: integer('report_every_visits').notNull().default(10),
     lastReportedVisit: integer('last_reported_visit').notNull().default(0),
+    // When something last happened in the referral's thread (message, visit note, addendum, report,
+    // document, appointment): stamped by triggers of those tables (migration 0017), which also move
+    // updated_at and so the sync position.
+    activityAt: timestamp('activity_at', { withTimezone: true, mode: 'date' }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     // The id of the transaction that last wrote the row (stamped by a trigger): the sync feed
@@ -654,4 +669,95 @@ export const webhookAttempts = pgTable(
     responseExcerpt: text('response_excerpt'),
   },
   (table) => [index('webhook_attempts_delivery_idx').on(table.deliveryId, table.id)],
+);
+
+// Files shared on a referral (SPEC §14.6). The row is written once the whole file has been read and
+// checked; its bytes are in document_chunks under the same id. Documents never change: a retraction
+// only hides one (retracted_at), and a trigger refuses any other update.
+export const documents = pgTable(
+  'documents',
+  {
+    id: uuid('id').primaryKey(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    category: text('category', { enum: documentCategories }).notNull(),
+    title: text('title').notNull(),
+    contentType: text('content_type', { enum: documentContentTypes }).notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    sha256: text('sha256').notNull(),
+    uploaderType: text('uploader_type', { enum: principalKinds }).notNull(),
+    uploadedBy: uuid('uploaded_by').notNull(),
+    uploaderOrganizationId: uuid('uploader_organization_id')
+      .notNull()
+      .references(() => organizations.id),
+    createdAt: createdAt(),
+    retractedAt: timestamp('retracted_at', { withTimezone: true, mode: 'date' }),
+    retractedBy: uuid('retracted_by'),
+    retractionReason: text('retraction_reason'),
+  },
+  (table) => [
+    index('documents_referral_idx').on(table.referralId, table.createdAt, table.id),
+    check('documents_size_check', sql`${table.sizeBytes} >= 0`),
+  ],
+);
+
+// A document's bytes in parts, written while the upload streams in, so that no process ever holds a
+// whole file. Parts of an upload that never became a document (interrupted, refused) are deleted by
+// the upload, or by the worker's sweep after a crash.
+export const documentChunks = pgTable(
+  'document_chunks',
+  {
+    uploadId: uuid('upload_id').notNull(),
+    part: integer('part').notNull(),
+    bytes: bytea('bytes').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex('document_chunks_key').on(table.uploadId, table.part), index('document_chunks_created_idx').on(table.createdAt)],
+);
+
+// Visits booked for a referral (SPEC §14.5) and what became of them.
+export const appointments = pgTable(
+  'appointments',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    startsAt: timestamp('starts_at', { withTimezone: true, mode: 'date' }).notNull(),
+    minutes: integer('minutes').notNull(),
+    status: text('status', { enum: appointmentStatuses }).notNull().default('scheduled'),
+    createdBy: uuid('created_by').notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [
+    index('appointments_referral_idx').on(table.referralId, table.startsAt, table.id),
+    check('appointments_minutes_check', sql`${table.minutes} between 5 and 480`),
+  ],
+);
+
+// referral.not_scheduled was sent for the referral: the key makes it once, with any number of workers.
+export const schedulingAlerts = pgTable('scheduling_alerts', {
+  referralId: uuid('referral_id')
+    .primaryKey()
+    .references(() => referrals.id),
+  sentAt: timestamp('sent_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+// The events feed (SPEC §14.7): one row per event and organization taking part, in commit order
+// (sync_xid, as the referral sync feed), read per organization off its key.
+export const eventFeed = pgTable(
+  'event_feed',
+  {
+    organizationId: uuid('organization_id').notNull(),
+    syncXid: writerXid(),
+    eventId: uuid('event_id')
+      .notNull()
+      .references(() => webhookEvents.id),
+    referralId: uuid('referral_id'),
+    type: text('type', { enum: webhookEventTypes }).notNull(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (table) => [uniqueIndex('event_feed_key').on(table.organizationId, table.syncXid, table.eventId), index('event_feed_occurred_idx').on(table.occurredAt)],
 );

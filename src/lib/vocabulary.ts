@@ -69,6 +69,15 @@ export const reportRecommendations = ['continue', 'modify', 'discharge'] as cons
 export const renewalStatuses = ['pending', 'approved', 'denied'] as const;
 export const dischargeReasons = ['goals_met', 'plateau', 'patient_declined', 'no_show', 'moved', 'referred_out', 'other'] as const;
 export type ReferralTargetKind = (typeof referralTargetKinds)[number];
+/** A visit booked for a referral (SPEC §14.5) and what became of it. */
+export const appointmentStatuses = ['scheduled', 'attended', 'no_show', 'cancelled_by_patient', 'cancelled_by_practice'] as const;
+export type AppointmentStatus = (typeof appointmentStatuses)[number];
+/** What a shared file is (SPEC §14.6). */
+export const documentCategories = ['prescription', 'imaging', 'intake', 'insurance', 'report', 'other'] as const;
+export type DocumentCategory = (typeof documentCategories)[number];
+/** The only file types a document may be, as told by its bytes. */
+export const documentContentTypes = ['application/pdf', 'image/png', 'image/jpeg', 'image/tiff'] as const;
+export type DocumentContentType = (typeof documentContentTypes)[number];
 
 /** What happened to a referral, told by the module that made it happen (lib/domain-events.ts). */
 export const referralEventTypes = [
@@ -86,6 +95,10 @@ export const referralEventTypes = [
   'report.overdue',
   'renewal.requested',
   'renewal.decided',
+  'document.added',
+  'appointment.scheduled',
+  'appointment.no_show',
+  'referral.not_scheduled',
 ] as const;
 /** What happened in an organization, not to one referral: told to that organization alone. */
 export const organizationEventTypes = ['license.expiring'] as const;
