@@ -14,6 +14,7 @@ import renewalRoutes from './renewal-routes.js';
 
 export { participantsOf } from './participants.js';
 export { IfMatchHeaders } from './schemas.js';
+export { identifiesPatient } from './minimum-necessary.js';
 export { prescriberPolicy, referralReadPolicy } from './policies.js';
 export type { ReferralWorkflow } from './referral-workflow.js';
 
