@@ -13,6 +13,7 @@ import referralRoutes from './routes.js';
 import renewalRoutes from './renewal-routes.js';
 
 export { participantsOf } from './participants.js';
+export { visibleTo } from './access.js';
 export { IfMatchHeaders } from './schemas.js';
 export { identifiesPatient } from './minimum-necessary.js';
 export { prescriberPolicy, referralReadPolicy } from './policies.js';

@@ -18,7 +18,7 @@ import { Visits } from './visits.js';
 import { Reporting } from './reporting.js';
 import { Renewals } from './renewals.js';
 import { Continuations } from './continuations.js';
-import { ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
+import { emptyThread, ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
 import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
 import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
@@ -173,7 +173,7 @@ export class ReferralWorkflow {
         ),
         registered ?? this.referrals.patientSummary(patientId, tx),
       ]);
-      return toReferral(row, patient, principal);
+      return toReferral(row, patient, principal, emptyThread);
     });
   }
 
@@ -403,7 +403,7 @@ export class ReferralWorkflow {
         unit.audit({ action: `referral.${step.action === 'decline_offer' ? move : step.action}`, httpStatus: 200, resourceType: 'referral', resourceId: referralId, patientId: current.patientId });
       }
       // Shown as the caller now may see it: a decline before acceptance stays limited, an accept is the caller's to read in full.
-      return toReferral(updated, patient, principal);
+      return toReferral(updated, patient, principal, visible.thread);
     });
   }
 

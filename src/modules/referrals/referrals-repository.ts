@@ -2,6 +2,9 @@
 import { and, asc, eq, gte, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Executor } from '../../db/database.js';
 import {
+  appointments,
+  messageReadMarkers,
+  messages,
   organizations,
   patients,
   referralEvents,
@@ -36,10 +39,43 @@ const patientSummaryColumns = {
 type PatientSummaryRow = Pick<PatientRow, keyof typeof patientSummaryColumns>;
 
 /**
+ * What the referral's thread holds for one viewer, read with the referral itself: the referral's
+ * read model spans the tables of its thread (messages, appointments), which other modules write.
+ */
+export interface ThreadSummary {
+  /** Whether the viewer takes part in the thread (not merely holds an open offer). */
+  inThread: boolean;
+  unreadMessages: number;
+  nextAppointmentAt: Date | null;
+  noShows: number;
+}
+
+/** A referral nobody has written to yet. */
+export const emptyThread: ThreadSummary = { inThread: true, unreadMessages: 0, nextAppointmentAt: null, noShows: 0 };
+
+/** ThreadSummary as columns of a referral read; `viewerId` may be a placeholder of a prepared statement. */
+function threadColumns(viewer: Principal, viewerId: string | SQL) {
+  const marker = sql`coalesce((select ${messageReadMarkers.lastReadSeq} from ${messageReadMarkers}
+    where ${messageReadMarkers.referralId} = ${referrals.id} and ${messageReadMarkers.readerId} = ${viewerId}), 0)`;
+  return {
+    inThread: sql<boolean>`${participatingIn(viewer)}`.mapWith(Boolean),
+    // Whoever is not in the thread (an offer's recipient) is told nothing of it.
+    unreadMessages: sql<number>`case when ${participatingIn(viewer)} then (select count(*)::int from ${messages}
+      where ${messages.referralId} = ${referrals.id} and ${messages.authorId} <> ${viewerId} and ${messages.seq} > ${marker}) else 0 end`.mapWith(Number),
+    nextAppointmentAt: sql<Date | null>`(select min(${appointments.startsAt}) from ${appointments}
+      where ${appointments.referralId} = ${referrals.id} and ${appointments.status} = 'scheduled' and ${appointments.startsAt} >= now())`.mapWith(
+      (value: string | Date | null) => (value === null ? null : new Date(value)),
+    ),
+    noShows: sql<number>`(select count(*)::int from ${appointments}
+      where ${appointments.referralId} = ${referrals.id} and ${appointments.status} = 'no_show')`.mapWith(Number),
+  };
+}
+
+/**
  * A referral as this caller may see it: in full, or in the limited form of SPEC §14.8 (no patient
  * identity, only the payer of the insurance) when the caller's side has not accepted it.
  */
-export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer: Principal, now = new Date()): Referral {
+export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer: Principal, thread: ThreadSummary, now = new Date()): Referral {
   const identified = identifiesPatient(viewer, row);
   return {
     id: row.id,
@@ -84,6 +120,10 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
     continuedByReferralId: row.continuedByReferralId,
     reportEveryVisits: row.reportEveryVisits,
     reportDue: reportDueOf(row),
+    // Until the practice side may know the patient, it is not told what happens in the patient's care.
+    activity: { lastAt: thread.inThread ? (row.activityAt?.toISOString() ?? null) : null, unreadMessages: thread.unreadMessages },
+    nextAppointmentAt: identified ? (thread.nextAppointmentAt?.toISOString() ?? null) : null,
+    noShows: identified ? thread.noShows : 0,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
@@ -131,7 +171,7 @@ interface NewReferralEvent {
 }
 
 interface PreparedFind {
-  execute(placeholders: Record<string, unknown>): Promise<{ referral: ReferralRow; patient: PatientSummaryRow }[]>;
+  execute(placeholders: Record<string, unknown>): Promise<{ referral: ReferralRow; patient: PatientSummaryRow; thread: ThreadSummary }[]>;
 }
 
 export class ReferralsRepository {
@@ -151,7 +191,7 @@ export class ReferralsRepository {
   async findFor(
     { principal, id, lock = false, participating = false }: { principal: Principal; id: string; lock?: boolean; participating?: boolean },
     executor: Executor = this.db,
-  ): Promise<{ referral: ReferralRow; patient: PatientSummaryRow } | undefined> {
+  ): Promise<{ referral: ReferralRow; patient: PatientSummaryRow; thread: ThreadSummary } | undefined> {
     if (!lock && executor === this.db) {
       const [row] = await this.preparedFind(principal, participating).execute({ id, principalId: principal.id, organizationId: principal.organizationId });
       return row;
@@ -163,7 +203,7 @@ export class ReferralsRepository {
 
   private findQuery(executor: Executor, principal: Principal, id: string, participating: boolean) {
     return executor
-      .select({ referral: referrals, patient: patientSummaryColumns })
+      .select({ referral: referrals, patient: patientSummaryColumns, thread: threadColumns(principal, principal.id) })
       .from(referrals)
       .innerJoin(patients, eq(patients.id, referrals.patientId))
       .where(and(eq(referrals.id, id), participating ? participatingIn(principal) : visibleTo(principal)));
@@ -275,7 +315,7 @@ export class ReferralsRepository {
       ? sql`(with horizon as materialized (select sync_horizon(${sql.param(neighbourXids)}::text[]) as xid) ${merged}) as page`
       : sql`(select null::uuid as page_id, null::bigint as page_sync where false) as page`;
     return this.db
-      .select({ referral: referrals, patient: patientSummaryColumns, syncKey: sql<string>`page.page_sync::text` })
+      .select({ referral: referrals, patient: patientSummaryColumns, thread: threadColumns(filter.principal, filter.principal.id), syncKey: sql<string>`page.page_sync::text` })
       .from(page)
       .innerJoin(referrals, sql`${referrals.id} = page.page_id`)
       .innerJoin(patients, eq(patients.id, referrals.patientId))

@@ -86,7 +86,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
       limit,
     });
     const now = new Date();
-    const page = toPage(rows, limit, (row) => [row.syncKey, row.referral.id], (row) => toReferral(row.referral, row.patient, request.principal!, now));
+    const page = toPage(rows, limit, (row) => [row.syncKey, row.referral.id], (row) => toReferral(row.referral, row.patient, request.principal!, row.thread, now));
     const shown = rows.slice(0, limit);
     const lastShown = shown.at(-1);
     // Each referral listed is a read of its patient's record, also in the limited view, which
@@ -115,7 +115,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: { ...Referral, headers: EtagHeader } },
     },
   }, async (request, reply) => {
-    const { referral, patient } = await workflow.read(request.principal!, request.params.id);
+    const { referral, patient, thread } = await workflow.read(request.principal!, request.params.id);
     await app.auditLog.record(auditContextOf(request), {
       action: 'referral.read',
       outcome: 'success',
@@ -124,7 +124,7 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
       resourceId: referral.id,
       patientId: referral.patientId,
     });
-    return sendReferral(reply, toReferral(referral, patient, request.principal!));
+    return sendReferral(reply, toReferral(referral, patient, request.principal!, thread));
   });
 
   app.patch('/referrals/:id', {

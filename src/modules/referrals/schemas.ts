@@ -236,6 +236,9 @@ const exampleReferralView = {
   continuedByReferralId: null,
   reportEveryVisits: 10,
   reportDue: { afterVisit: 10, overdue: false },
+  activity: { lastAt: null, unreadMessages: 0 },
+  nextAppointmentAt: null,
+  noShows: 0,
   createdAt: '2026-11-25T16:04:05.000Z',
   updatedAt: '2026-11-25T16:04:05.000Z',
 };
@@ -285,6 +288,17 @@ export const Referral = Type.Object(
       },
       { description: 'Report cadence (SPEC §14.3)' },
     ),
+    activity: Type.Object(
+      {
+        lastAt: Type.Union([Timestamp, Type.Null()], {
+          description: 'When something last happened in the thread: a message, visit note, addendum, report, signature, renewal request, document or appointment',
+        }),
+        unreadMessages: Type.Integer({ minimum: 0, description: "Messages by others after the caller's read marker (0 for whoever is not in the thread)" }),
+      },
+      { description: "The thread as the caller sees it (SPEC §14.7); updatedAt and the sync position move with it" },
+    ),
+    nextAppointmentAt: Type.Union([Timestamp, Type.Null()], { description: 'The earliest appointment still scheduled from now on (SPEC §14.5)' }),
+    noShows: Type.Integer({ minimum: 0, description: 'Appointments the patient did not come to' }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
   },

@@ -1,10 +1,15 @@
 // The webhooks module: partners' endpoints and their settings (routes), the outbox that turns the
-// network's domain events into deliveries, and the delivery worker, which runs inside the service
-// unless ROLE=api, and alone with ROLE=worker.
+// network's domain events into deliveries and feed entries, the events feed for apps that pull
+// (GET /v1/events), and the delivery worker, which runs inside the service unless ROLE=api, and
+// alone with ROLE=worker.
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import { schedulePeriodicJob } from '../../lib/periodic-job.js';
 import { DeliveryWorker } from './delivery-worker.js';
+import { EventsFeed } from './events-feed.js';
+import feedRoutes from './feed-routes.js';
+import { FeedWaiters } from './feed-waiters.js';
 import { deliveriesOf } from './event-deliveries.js';
 import { WebhookOutbox } from './outbox.js';
 import webhookRoutes from './routes.js';
@@ -15,6 +20,8 @@ import { WebhooksRepository } from './webhooks-repository.js';
 declare module 'fastify' {
   interface FastifyInstance {
     webhookWorker: DeliveryWorker;
+    /** The events feed (GET /v1/events); its retention sweep runs in the worker. */
+    eventsFeed: EventsFeed;
   }
 }
 
@@ -26,7 +33,16 @@ export default fp(
 
     const outbox = new WebhookOutbox();
     app.domainEvents.subscribe(deliveriesOf(outbox, apiPrefix));
-    if (servesRoutes(options.config)) await app.register(webhookRoutes, { prefix: apiPrefix, config: options.config });
+    const feed = new EventsFeed(app.db, options.config.eventFeed.retentionDays);
+    app.decorate('eventsFeed', feed);
+    if (servesRoutes(options.config)) {
+      await app.register(webhookRoutes, { prefix: apiPrefix, config: options.config });
+      const waiters = new FeedWaiters(app.database);
+      await app.register(feedRoutes, { prefix: apiPrefix, feed, waiters });
+      app.addHook('onReady', () => waiters.start());
+      // Long polls end at once with what they have, rather than holding the close for up to 30 s.
+      app.addHook('preClose', () => waiters.close());
+    }
 
     const worker = new DeliveryWorker(app.db, app.database, {
       config: options.config.webhooks,
@@ -38,6 +54,7 @@ export default fp(
     });
     app.decorate('webhookWorker', worker);
     if (options.config.role === 'api') return;
+    schedulePeriodicJob(app, { name: 'event-feed-retention', everySeconds: options.config.eventFeed.sweepSeconds, run: () => feed.removeExpired() });
     app.addHook('onReady', () => worker.start());
     // Graceful shutdown: no new claims from the moment closing starts (onClose would wait for the
     // requests in flight to drain first); deliveries in flight finish, each within the timeout.

@@ -2,15 +2,19 @@
 // that caused them, so a committed change never loses its event and a rolled-back one sends none.
 import { sql } from 'drizzle-orm';
 import { rowsOf, type Executor } from '../../db/database.js';
-import { webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
+import { eventFeed, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
 import type { WebhookEventType } from '../../lib/vocabulary.js';
 
 export const deliveryChannel = 'webhook_deliveries';
+/** Notified at the commit of every event: wakes long polls of the events feed (feed-waiters.ts). */
+export const eventFeedChannel = 'event_feed';
 
 export class WebhookOutbox {
   /**
    * An event for given organizations' endpoints (or one endpoint, for a ping): the event, its
-   * deliveries and the wake-up of the workers in one statement, as it runs inside every change.
+   * deliveries, its entries in those organizations' events feeds (not for a ping, which is for its
+   * endpoint only) and the wake-ups of workers and long polls, in one statement, as it runs inside
+   * every change.
    */
   async insert(
     { type, referralId, data, organizations, endpointId }: { type: WebhookEventType; referralId: string | null; data: Record<string, unknown>; organizations: string[]; endpointId?: string },
@@ -31,10 +35,17 @@ export class WebhookOutbox {
         insert into ${webhookDeliveries} (event_id, endpoint_id, referral_id)
         select event.id, targets.id, ${referralId}::uuid from event, targets
         returning 1
+      ), feed as (
+        insert into ${eventFeed} (organization_id, event_id, referral_id, type)
+        select organization_id, event.id, ${referralId}::uuid, ${type}
+        from event, unnest(${sql.param(endpointId ? [] : organizations)}::uuid[]) as organization_id
+        returning 1
       )
-      -- Delivered at commit, and only then: wakes the workers without waiting for their poll.
+      -- Delivered at commit, and only then: wakes the workers and the feed's long polls without
+      -- waiting for their poll.
       select event.id, (select count(*) from deliveries) as deliveries,
-             case when exists (select 1 from deliveries) then pg_notify(${deliveryChannel}, '') end as notified
+             case when exists (select 1 from deliveries) then pg_notify(${deliveryChannel}, '') end as notified,
+             case when exists (select 1 from feed) then pg_notify(${eventFeedChannel}, '') end as fed
       from event`));
     return event!.id;
   }

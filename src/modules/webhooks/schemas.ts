@@ -1,9 +1,9 @@
 // Shapes of webhook endpoints, deliveries and their attempts (SPEC §8).
 import { Type, type Static } from 'typebox';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
-import { deliveryStatuses, enumOf, webhookEndpointStatuses, webhookEventTypes } from '../../lib/vocabulary.js';
+import { deliveryStatuses, enumOf, webhookEndpointStatuses, webhookEventTypes, type WebhookEventType } from '../../lib/vocabulary.js';
 
-export const subscribableEventTypes = webhookEventTypes.filter((type) => type !== 'ping');
+export const subscribableEventTypes = webhookEventTypes.filter((type): type is Exclude<WebhookEventType, 'ping'> => type !== 'ping');
 const EventType = enumOf(subscribableEventTypes);
 
 export const CreateWebhookEndpoint = Type.Object(

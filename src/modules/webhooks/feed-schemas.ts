@@ -1,0 +1,66 @@
+// Shapes of the events feed (SPEC §14.7): the thin events webhooks carry, with a cursor to follow.
+import { Type, type Static } from 'typebox';
+import { Timestamp, Uuid } from '../../lib/schemas.js';
+import { subscribableEventTypes } from './schemas.js';
+
+export const maxFeedWaitSeconds = 30;
+
+export const EventFeedQuery = Type.Object(
+  {
+    after: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous answer; without it the feed starts at the oldest event still kept' })),
+    types: Type.Optional(
+      Type.String({
+        maxLength: 2000,
+        pattern: '^[a-z_]+\\.[a-z_]+(,[a-z_]+\\.[a-z_]+)*$',
+        description: `Comma-separated event types to include (others are skipped, the cursor moves past them): ${subscribableEventTypes.join(', ')}`,
+      }),
+    ),
+    limit: Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'Most events in one answer' }),
+    wait: Type.Integer({
+      minimum: 0,
+      maximum: maxFeedWaitSeconds,
+      default: 0,
+      description: 'Seconds to hold the request open when no event is there yet (long poll); the answer comes as soon as one is',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type EventFeedQuery = Static<typeof EventFeedQuery>;
+
+const FeedEvent = Type.Object({
+  id: Uuid,
+  type: Type.Enum([...subscribableEventTypes]),
+  timestamp: Timestamp,
+  data: Type.Record(Type.String(), Type.Unknown(), {
+    description: 'As in webhook payloads: the resource (type, id, status, referral id, organizations involved, url), never clinical text',
+  }),
+});
+
+export const EventFeedPage = Type.Object(
+  {
+    data: Type.Array(FeedEvent),
+    nextCursor: Type.String({ description: 'Always given: pass it as `after` to keep following the feed' }),
+  },
+  {
+    examples: [
+      {
+        data: [
+          {
+            id: '0193a1f2-7c1e-7d5e-9a55-4f1c2b3d4e5f',
+            type: 'message.created',
+            timestamp: '2026-12-06T14:03:11Z',
+            data: {
+              resource: 'message',
+              id: '0193a1f2-7c1e-7d5e-9a55-4f1c2b3d4e60',
+              referralId: '0193a1e0-1111-7d5e-9a55-4f1c2b3d4e61',
+              status: 'in_progress',
+              organizations: ['0193a1e0-2222-7d5e-9a55-4f1c2b3d4e62', '0193a1e0-3333-7d5e-9a55-4f1c2b3d4e63'],
+              url: '/v1/referrals/0193a1e0-1111-7d5e-9a55-4f1c2b3d4e61/messages',
+            },
+          },
+        ],
+        nextCursor: 'v1.k3Yx.R2VuZXJhdGVkIGJ5IHRoZSBzZXJ2aWNl',
+      },
+    ],
+  },
+);
