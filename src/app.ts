@@ -24,6 +24,8 @@ import idempotencyModule from './modules/idempotency/index.js';
 import messagesModule from './modules/messages/index.js';
 import documentsModule from './modules/documents/index.js';
 import appointmentsModule from './modules/appointments/index.js';
+import adverseEventsModule from './modules/adverse-events/index.js';
+import billingModule from './modules/billing/index.js';
 import networkModule from './modules/network/index.js';
 import patientsModule from './modules/patients/index.js';
 import progressReportsModule from './modules/progress-reports/index.js';
@@ -99,6 +101,8 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(messagesModule, { config });
   await app.register(documentsModule, { config });
   await app.register(appointmentsModule, { config });
+  await app.register(adverseEventsModule, { config });
+  await app.register(billingModule, { config });
   await app.register(auditModule, { config });
   await app.register(webhooksModule, { config, resolver: webhookResolver });
 

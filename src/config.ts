@@ -112,6 +112,17 @@ export const EnvSchema = Type.Object({
     default: 300,
     description: 'How often the worker looks for referrals to send referral.not_scheduled about (it also runs at start); 0 turns the timer off',
   }),
+  URGENT_ESCALATION_MINUTES: Type.Integer({
+    minimum: 1,
+    maximum: 7 * 24 * 60,
+    default: 120,
+    description: 'An urgent message or adverse event not acknowledged within this many minutes sends urgent.unacknowledged (once)',
+  }),
+  URGENT_ESCALATION_SWEEP_SECONDS: Type.Integer({
+    minimum: 0,
+    default: 60,
+    description: 'How often the worker looks for unacknowledged urgent messages and adverse events to escalate (it also runs at start); 0 turns the timer off',
+  }),
   DOCUMENT_MAX_BYTES: Type.Integer({
     minimum: 1024,
     maximum: 100 * 1024 * 1024,
@@ -178,6 +189,7 @@ export interface Config {
   licenseNoticeSweepSeconds: number;
   scheduling: { alertAfterDays: number; sweepSeconds: number };
   documents: { maxBytes: number };
+  urgentEscalation: { afterMinutes: number; sweepSeconds: number };
   eventFeed: { retentionDays: number; sweepSeconds: number };
   idempotencyKeyTtlHours: number;
   auditDenialWindowSeconds: number;
@@ -298,6 +310,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     licenseNoticeSweepSeconds: parsed.LICENSE_NOTICE_SWEEP_SECONDS,
     scheduling: { alertAfterDays: parsed.SCHEDULE_ALERT_DAYS, sweepSeconds: parsed.SCHEDULE_ALERT_SWEEP_SECONDS },
     documents: { maxBytes: parsed.DOCUMENT_MAX_BYTES },
+    urgentEscalation: { afterMinutes: parsed.URGENT_ESCALATION_MINUTES, sweepSeconds: parsed.URGENT_ESCALATION_SWEEP_SECONDS },
     eventFeed: { retentionDays: parsed.EVENT_RETENTION_DAYS, sweepSeconds: parsed.EVENT_FEED_SWEEP_SECONDS },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,

@@ -43,6 +43,8 @@ import {
   appointmentStatuses,
   documentCategories,
   documentContentTypes,
+  messagePriorities,
+  adverseEventSeverities,
 } from '../lib/vocabulary.js';
 import type { Identifier } from '../modules/patients/schemas.js';
 import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
@@ -82,7 +84,6 @@ export const organizations = pgTable(
     uniqueIndex('organizations_npi_key').on(table.npi),
     index('organizations_created_at_id_idx').on(table.createdAt, table.id),
     check('organizations_kind_check', sql`${table.kind} in (${sqlValues(organizationKinds)})`),
-    check('organizations_npi_office_check', sql`${table.kind} = 'physician_office' or ${table.npi} is null`),
   ],
 );
 
@@ -342,6 +343,10 @@ export const referrals = pgTable(
     // document, appointment): stamped by triggers of those tables (migration 0017), which also move
     // updated_at and so the sync position.
     activityAt: timestamp('activity_at', { withTimezone: true, mode: 'date' }),
+    // On hold after a severe adverse event with treatment paused (SPEC §14.10): visit notes are
+    // refused until the prescriber resumes the referral or cancels it. Null when not on hold.
+    holdSince: timestamp('hold_since', { withTimezone: true, mode: 'date' }),
+    holdAdverseEventId: uuid('hold_adverse_event_id'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     // The id of the transaction that last wrote the row (stamped by a trigger): the sync feed
@@ -541,9 +546,18 @@ export const messages = pgTable(
     authorId: uuid('author_id').notNull(),
     authorOrganizationId: uuid('author_organization_id').notNull(),
     body: text('body').notNull(),
+    // Urgent messages (SPEC §14.10) stay flagged until someone of the other side acknowledges them;
+    // unacknowledged too long, urgent.unacknowledged is sent once (escalated_at).
+    priority: text('priority', { enum: messagePriorities }).notNull().default('routine'),
+    acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true, mode: 'date' }),
+    acknowledgedBy: uuid('acknowledged_by'),
+    escalatedAt: timestamp('escalated_at', { withTimezone: true, mode: 'date' }),
     createdAt: createdAt(),
   },
-  (table) => [uniqueIndex('messages_referral_seq_idx').on(table.referralId, table.seq)],
+  (table) => [
+    uniqueIndex('messages_referral_seq_idx').on(table.referralId, table.seq),
+    index('messages_urgent_unacknowledged_idx').on(table.createdAt).where(sql`${table.priority} = 'urgent' and ${table.acknowledgedAt} is null and ${table.escalatedAt} is null`),
+  ],
 );
 
 /** How far each reader has read a referral's thread. */
@@ -760,4 +774,32 @@ export const eventFeed = pgTable(
     occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (table) => [uniqueIndex('event_feed_key').on(table.organizationId, table.syncXid, table.eventId), index('event_feed_occurred_idx').on(table.occurredAt)],
+);
+
+// Adverse events a therapist reports (SPEC §14.10): flagged until someone at the office acknowledges
+// them, escalated once (escalated_at) when not acknowledged in time. Never deleted.
+export const adverseEvents = pgTable(
+  'adverse_events',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    referralId: uuid('referral_id')
+      .notNull()
+      .references(() => referrals.id),
+    occurredOn: date('occurred_on', { mode: 'string' }).notNull(),
+    description: text('description').notNull(),
+    severity: text('severity', { enum: adverseEventSeverities }).notNull(),
+    actionTaken: text('action_taken').notNull(),
+    treatmentPaused: boolean('treatment_paused').notNull(),
+    reporterType: text('reporter_type', { enum: principalKinds }).notNull(),
+    reportedBy: uuid('reported_by').notNull(),
+    reporterOrganizationId: uuid('reporter_organization_id').notNull(),
+    createdAt: createdAt(),
+    acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true, mode: 'date' }),
+    acknowledgedBy: uuid('acknowledged_by'),
+    escalatedAt: timestamp('escalated_at', { withTimezone: true, mode: 'date' }),
+  },
+  (table) => [
+    index('adverse_events_referral_idx').on(table.referralId, table.createdAt, table.id),
+    index('adverse_events_unacknowledged_idx').on(table.createdAt).where(sql`${table.acknowledgedAt} is null and ${table.escalatedAt} is null`),
+  ],
 );

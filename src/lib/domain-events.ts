@@ -20,7 +20,7 @@ export interface ReferralDomainEvent {
   type: ReferralEventType;
   referral: ReferralFacts;
   /** The record the event is about, when it is not the referral itself. */
-  resource?: { type: 'progress_report' | 'message' | 'report' | 'renewal_request' | 'document' | 'appointment'; id: string; url: string };
+  resource?: { type: 'progress_report' | 'message' | 'report' | 'renewal_request' | 'document' | 'appointment' | 'adverse_event'; id: string; url: string };
 }
 
 /** News for one organization about one of its records (e.g. a therapist's license about to expire). */

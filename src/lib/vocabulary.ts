@@ -72,6 +72,12 @@ export type ReferralTargetKind = (typeof referralTargetKinds)[number];
 /** A visit booked for a referral (SPEC §14.5) and what became of it. */
 export const appointmentStatuses = ['scheduled', 'attended', 'no_show', 'cancelled_by_patient', 'cancelled_by_practice'] as const;
 export type AppointmentStatus = (typeof appointmentStatuses)[number];
+/** A message may be flagged urgent (SPEC §14.10): it stays flagged until the other side acknowledges it. */
+export const messagePriorities = ['routine', 'urgent'] as const;
+export type MessagePriority = (typeof messagePriorities)[number];
+/** How bad an adverse event a therapist reports was (SPEC §14.10); a severe one may put treatment on hold. */
+export const adverseEventSeverities = ['mild', 'moderate', 'severe'] as const;
+export type AdverseEventSeverity = (typeof adverseEventSeverities)[number];
 /** What a shared file is (SPEC §14.6). */
 export const documentCategories = ['prescription', 'imaging', 'intake', 'insurance', 'report', 'other'] as const;
 export type DocumentCategory = (typeof documentCategories)[number];
@@ -99,6 +105,10 @@ export const referralEventTypes = [
   'appointment.scheduled',
   'appointment.no_show',
   'referral.not_scheduled',
+  'message.urgent',
+  'adverse_event.reported',
+  'urgent.unacknowledged',
+  'referral.resumed',
 ] as const;
 /** What happened in an organization, not to one referral: told to that organization alone. */
 export const organizationEventTypes = ['license.expiring'] as const;

@@ -103,7 +103,7 @@ BEGIN
      AND (to_jsonb(NEW) - 'retracted_at' - 'retracted_by' - 'retraction_reason') = (to_jsonb(OLD) - 'retracted_at' - 'retracted_by' - 'retraction_reason') THEN
     RETURN NEW;
   END IF;
-  RAISE EXCEPTION 'documents never change; only a retraction is recorded, once' USING ERRCODE = 'restrict_violation';
+  RAISE EXCEPTION 'documents never change; only a retraction is recorded, once' USING ERRCODE = 'insufficient_privilege';
 END $$;
 --> statement-breakpoint
 CREATE TRIGGER documents_written_once BEFORE UPDATE OR DELETE ON documents FOR EACH ROW EXECUTE FUNCTION documents_retract_only();
