@@ -11,6 +11,7 @@ import { ask, buildService, freePort, startChild, startService, type Started } f
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { demoIds, officeReferralIds, samFeedCursors, seedReferrals, seedTreating } from './seed.js';
 import type { BenchData, ScenarioName } from './scenarios.js';
+import { documentUpload, feedCursors, seedFeedEvents } from './events-feed.js';
 import { report, type Row } from './report.js';
 import { measureWebhooks } from './webhooks.js';
 import { explainPull } from './explain.js';
@@ -27,8 +28,9 @@ const only = flags.only?.split(',');
 const selected = (name: string) => !only || only.includes(name);
 const quick = flags.quick!;
 const plan = quick
-  ? { warmupSeconds: 1, runSeconds: 1, runs: 1, small: 2_000, large: 20_000, treating: 50, drain: 300, steadySeconds: 2 }
-  : { warmupSeconds: 3, runSeconds: 5, runs: 3, small: 10_000, large: 1_000_000, treating: 2_000, drain: 10_000, steadySeconds: 10 };
+  ? { warmupSeconds: 1, runSeconds: 1, runs: 1, small: 2_000, large: 20_000, treating: 50, drain: 300, steadySeconds: 2, feedSmall: 1_000, feedLarge: 20_000 }
+  : { warmupSeconds: 3, runSeconds: 5, runs: 3, small: 10_000, large: 1_000_000, treating: 2_000, drain: 10_000, steadySeconds: 10, feedSmall: 1_000, feedLarge: 1_000_000 };
+const uploadBytes = 1_000_000;
 const connections = 50;
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const began = performance.now();
@@ -136,7 +138,8 @@ async function main() {
 
     log('starting the service on PostgreSQL');
     const port = await freePort();
-    const service = await startService(serviceEnv(port, { DATABASE_URL: databaseUrl }));
+    const env = serviceEnv(port, { DATABASE_URL: databaseUrl });
+    const service = await startService(env);
     const url = service.url;
     const ids = await demoIds(sql);
     log(`seeding ${plan.small} referrals`);
@@ -175,6 +178,27 @@ async function main() {
     }
     if (selected('note')) rows.push(againstT('visit note', await scenario('note'), 0.6));
     if (selected('message')) rows.push(againstT('message', await scenario('message'), 0.6));
+    let eventsSmall: Measured | undefined;
+    if (selected('events')) {
+      log(`seeding ${plan.feedSmall} feed events`);
+      await seedFeedEvents(sql, ids, treating, plan.feedSmall);
+      data.feedCursors = await feedCursors(sql, ids, env.DATA_ENCRYPTION_KEY!, 2000);
+      eventsSmall = await scenario('events', `events at ${plan.feedSmall}`);
+      rows.push({ scenario: `events feed, 100/page, ${plan.feedSmall.toLocaleString('en')} events`, measured: eventsSmall });
+    }
+    if (selected('upload')) {
+      const upload = documentUpload(uploadBytes);
+      data.documentUpload = { body: upload.body.toString('base64'), contentType: upload.contentType };
+      const { result: uploads, peakMb } = await peakRss(service.child.pid!, () => measure('upload', { scenario: 'upload', url, data, connections: 10 }));
+      const megabytesPerSecond = (uploads.requestsPerSecond * uploadBytes) / 1_000_000;
+      rows.push({
+        scenario: `document upload, ${uploadBytes / 1_000_000} MB PDF, 10 connections`,
+        measured: uploads,
+        note: `${megabytesPerSecond.toFixed(1)} MB/s stored; peak RSS ${peakMb.toFixed(0)} MB`,
+        pass: uploads.non2xx === 0,
+      });
+      data.documentUpload = undefined;
+    }
     if (selected('mixed')) {
       const { result: mixed, peakMb } = await peakRss(service.child.pid!, () => scenario('mixed'));
       rows.push(againstT('mixed 60/25/15', mixed, 1.0), {
@@ -201,6 +225,20 @@ async function main() {
         target: '≤ 1.5; index scans only, no sort',
         pass: pullLarge.p99 <= 1.5 * Math.max(pullSmall.p99, 1) && pullPlan.indexOnly && pullLarge.non2xx === 0,
         note: `plan at a deep cursor: ${pullPlan.summary}`,
+      });
+    }
+    if (eventsSmall) {
+      log(`seeding up to ${plan.feedLarge} feed events`);
+      await seedFeedEvents(sql, ids, treating, plan.feedLarge);
+      data.feedCursors = await feedCursors(sql, ids, env.DATA_ENCRYPTION_KEY!, 2000);
+      const eventsLarge = await scenario('events', `events at ${plan.feedLarge}`);
+      rows.push({
+        scenario: `events feed, 100/page, ${plan.feedLarge.toLocaleString('en')} events`,
+        measured: eventsLarge,
+        floor: `p99 at ${plan.feedSmall.toLocaleString('en')}`,
+        ratio: eventsLarge.p99 / Math.max(eventsSmall.p99, 1),
+        target: '≤ 1.5, 0 non-2xx',
+        pass: eventsLarge.p99 <= 1.5 * Math.max(eventsSmall.p99, 1) && eventsLarge.non2xx === 0,
       });
     }
     if (selected('webhooks')) {

@@ -12,9 +12,13 @@ export interface BenchData {
   pullCursors: string[];
   /** Referrals the therapist has accepted, for visit notes and messages. */
   treatingReferralIds: string[];
+  /** Cursors at random depths of the therapist's events feed (GET /v1/events). */
+  feedCursors?: string[];
+  /** A multipart document upload (base64 of the body, as it crosses the IPC channel) and its content type. */
+  documentUpload?: { body: string; contentType: string };
 }
 
-export type ScenarioName = 'create' | 'read' | 'pull' | 'note' | 'message' | 'mixed' | 'floor-transaction' | 'floor-hello';
+export type ScenarioName = 'create' | 'read' | 'pull' | 'note' | 'message' | 'events' | 'upload' | 'mixed' | 'floor-transaction' | 'floor-hello';
 
 const pick = <T,>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
 const today = () => new Date().toISOString().slice(0, 10);
@@ -80,6 +84,13 @@ function noteBody(): string {
 
 type Built = Pick<Request, 'method' | 'path' | 'headers' | 'body'>;
 
+let decodedUpload: { from: string; body: Buffer } | undefined;
+/** The upload's bytes, decoded once per load generator rather than once per request. */
+function uploadBody(data: BenchData): Buffer {
+  if (decodedUpload?.from !== data.documentUpload!.body) decodedUpload = { from: data.documentUpload!.body, body: Buffer.from(data.documentUpload!.body, 'base64') };
+  return decodedUpload.body;
+}
+
 const builders: Record<Exclude<ScenarioName, 'mixed'>, (data: BenchData) => Built> = {
   create: (data) => ({ method: 'POST', path: '/v1/referrals', headers: json(data.tokens.physician), body: referralBody(data) }),
   read: (data) => ({ method: 'GET', path: `/v1/referrals/${pick(data.officeReferralIds)}`, headers: json(data.tokens.physician) }),
@@ -103,6 +114,17 @@ const builders: Record<Exclude<ScenarioName, 'mixed'>, (data: BenchData) => Buil
       body: JSON.stringify({ body: fromTherapist ? 'Patient reports numbness after session 2, please advise.' : 'Thanks, reduce pressure over the lumbar area.' }),
     };
   },
+  events: (data) => ({
+    method: 'GET',
+    path: `/v1/events?limit=100&after=${encodeURIComponent(pick(data.feedCursors!))}`,
+    headers: json(data.tokens.therapist),
+  }),
+  upload: (data) => ({
+    method: 'POST',
+    path: `/v1/referrals/${pick(data.treatingReferralIds)}/documents`,
+    headers: { authorization: `Bearer ${data.tokens.therapist}`, 'content-type': data.documentUpload!.contentType },
+    body: uploadBody(data),
+  }),
   'floor-transaction': () => ({
     method: 'POST',
     path: '/',
