@@ -136,6 +136,11 @@ export const ResponseHeaders = {
     description: 'attachment, with the file name to save a download under',
     schema: Type.String({ examples: ['attachment; filename="audit-events.ndjson"'] }),
   },
+  'repr-digest': {
+    component: 'ReprDigest',
+    description: 'RFC 9530: the SHA-256 of the bytes sent, base64 between colons, so the client can check what it received',
+    schema: Type.String({ examples: ['sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:'] }),
+  },
   'idempotent-replayed': {
     component: 'IdempotentReplayed',
     description: 'true when this is the kept answer to an earlier request with the same Idempotency-Key, replayed rather than made again',
