@@ -266,6 +266,24 @@ t.test('POST …/documents › an Idempotency-Key replays the first answer, whil
   assertProblem(t, await upload(referral.id, office.physician.token, form, { 'idempotency-key': 'doc-replay-1' }), 404, [], 'replayed after retraction');
 });
 
+t.test('POST …/documents › the same Idempotency-Key with another file is 422, and stores nothing', async (t) => {
+  const before = await documentCount();
+  const first = await upload(referral.id, office.physician.token, documentForm(sampleFile.pdf(), { title: 'First file' }), { 'idempotency-key': 'doc-other-file' });
+  t.equal(first.statusCode, 201);
+  const otherFile = await upload(referral.id, office.physician.token, documentForm(sampleFile.pdf(), { title: 'First file' }), { 'idempotency-key': 'doc-other-file' });
+  assertProblem(t, otherFile, 422, [], 'another file (same title and type) under the key');
+  const otherTitle = await upload(referral.id, office.physician.token, documentForm(sampleFile.jpeg(), { title: 'Another title' }), { 'idempotency-key': 'doc-other-file' });
+  assertProblem(t, otherTitle, 422, [], 'another title under the key');
+  t.equal(await documentCount(), before + 1, 'only the first was stored');
+  t.equal(await orphanParts(), 0, 'the refused repeats left no parts');
+
+  const refused = await upload(referral.id, office.physician.token, documentForm(Buffer.from('GIF89a not a document'), { title: 'Refused' }), { 'idempotency-key': 'doc-refused-first' });
+  t.equal(refused.statusCode, 415);
+  const repeated = await upload(referral.id, office.physician.token, documentForm(Buffer.from('GIF89a not a document'), { title: 'Refused' }), { 'idempotency-key': 'doc-refused-first' });
+  t.equal(repeated.statusCode, 415, 'a key whose first request was refused while its file was read is refused again');
+  t.equal(await orphanParts(), 0, 'and nothing is left of either');
+});
+
 t.test('who › only the care team sees or adds documents; everyone else gets the 404 of a missing referral, audited', async (t) => {
   const accepted = await acceptedReferral();
   const document = await shared(accepted.id, office.physician, sampleFile.pdf(), { title: 'Care team only' });

@@ -42,7 +42,7 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
   const streamedBody: FastifySchemaCompiler<unknown> = (route) => (route.httpPart === 'body' ? () => true : validateAsUsual(route));
 
   app.post('/referrals/:id/documents', {
-    config: { policy: writePolicy, auditAction: 'document.create', auditResource: referralResource },
+    config: { policy: writePolicy, auditAction: 'document.create', auditResource: referralResource, streamedBody: true },
     validatorCompiler: streamedBody,
     schema: {
       tags,
@@ -77,6 +77,19 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
     // Checked before the body is read: an outsider's file is never stored, not even for a moment.
     await careTeamReferral(app.referrals, principal, request.params.id);
     const received = await receiveUpload(request, { maxBytes, chunks: repository });
+    // Only now is the body known: an Idempotency-Key met before is replayed, or refused for another file.
+    const bodyDigest = `${received.sha256} ${received.category} ${received.title}`;
+    let replayed = false;
+    try {
+      replayed = await app.settleStreamedIdempotency(request, reply, bodyDigest);
+    } catch (error) {
+      await discard(request, repository, received.id);
+      throw error;
+    }
+    if (replayed) {
+      await discard(request, repository, received.id);
+      return reply;
+    }
     let document: Document | undefined;
     try {
       document = await app.unitOfWork.run(auditContextOf(request), async (unit) => {

@@ -51,6 +51,14 @@ export class IdempotencyRepository {
     return rows.length;
   }
 
+  /** Binds a claim made before its body could be read (a streamed upload) to that body's hash. */
+  async bindRequestHash({ callerKey, key, requestHash }: { callerKey: string; key: string; requestHash: string }): Promise<void> {
+    await this.db
+      .update(idempotencyRecords)
+      .set({ requestHash })
+      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key), eq(idempotencyRecords.state, 'in_progress')));
+  }
+
   async release({ callerKey, key }: { callerKey: string; key: string }): Promise<void> {
     await this.db
       .delete(idempotencyRecords)

@@ -4,7 +4,7 @@
 // A replay never shows a secret again (a route names its shown-once fields; they are not kept),
 // and shows nothing the caller may no longer see (the records it is about are checked again).
 import { createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import stringify from 'safe-stable-stringify';
 import type { Config } from '../../config.js';
@@ -14,17 +14,33 @@ import { apiPrefix, isApiRoute } from '../../lib/api-prefix.js';
 import { IdempotencyRepository } from './idempotency-repository.js';
 import { VisibilityChecks } from './visibility-checks.js';
 
+type IdempotencyRecord = NonNullable<Awaited<ReturnType<IdempotencyRepository['find']>>>;
+
 declare module 'fastify' {
   interface FastifyRequest {
     idempotencyClaim: { callerKey: string; key: string } | undefined;
+    /** A streamed route's key already used: compared (and replayed) once its body has been read. */
+    idempotencyEarlier: { key: string; record: IdempotencyRecord } | undefined;
   }
   interface FastifyInstance {
     /** Modules register who may see their records; a replay consults them. */
     visibilityChecks: VisibilityChecks;
+    /**
+     * For a route whose body streams (config.streamedBody): once the body is read, its digest decides
+     * what the Idempotency-Key means. Returns true when the answer was a replay (sent; do nothing
+     * more); throws 422 for another body under the key and 409 while the first is still running.
+     */
+    settleStreamedIdempotency(request: FastifyRequest, reply: FastifyReply, bodyDigest: string): Promise<boolean>;
   }
   interface FastifyContextConfig {
     /** Top-level response fields shown only in the first answer (secrets): never kept, so never replayed. */
     shownOnce?: readonly string[];
+    /**
+     * The body streams to the handler unread (a multipart upload), so a repeat of the key cannot be
+     * compared with the first request before the handler runs: the handler reads it, then calls
+     * app.settleStreamedIdempotency with its digest.
+     */
+    streamedBody?: true;
   }
 }
 
@@ -53,17 +69,21 @@ function keptBody(body: string, shownOnce: readonly string[] | undefined): strin
   return JSON.stringify(kept);
 }
 
-function requestHash(request: FastifyRequest): string {
+function requestHash(request: FastifyRequest, bodyDigest?: string): string {
   return createHash('sha256')
-    .update(`${request.method} ${request.url}\n${stringify(request.body ?? null)}`)
+    .update(`${request.method} ${request.url}\n${bodyDigest === undefined ? stringify(request.body ?? null) : `streamed ${bodyDigest}`}`)
     .digest('hex');
 }
+
+/** What a streamed request's key holds until its body has been read and hashed. */
+const unreadBody = 'streamed body not yet read';
 
 export default fp(
   async (app, options: { config: Config }) => {
     const repository = new IdempotencyRepository(app.db);
     const ttlMs = options.config.idempotencyKeyTtlHours * 3_600_000;
     app.decorateRequest('idempotencyClaim', undefined);
+    app.decorateRequest('idempotencyEarlier', undefined);
     app.decorate('visibilityChecks', new VisibilityChecks());
 
     // Expired records are skipped when met; this keeps the table from growing without end.
@@ -106,6 +126,60 @@ export default fp(
       };
     });
 
+    /**
+     * A repeat of a key: 422 for another request, 409 while the first is running, else the first
+     * answer again — only to a caller who may still see the records it is about (a lost one answers
+     * the 404 a fresh request would, audited as denied), and audited against the same records.
+     */
+    async function answerRepeat(request: FastifyRequest, reply: FastifyReply, key: string, existing: IdempotencyRecord, hash: string) {
+      if (existing.requestHash !== hash) {
+        throw new UnprocessableError(`Idempotency-Key ${key} was used for a different request; use a new key for a new request`);
+      }
+      if (existing.state === 'in_progress') {
+        throw conflict('idempotency-in-progress', `A request with Idempotency-Key ${key} is still in progress; retry shortly`, {
+          headers: { 'retry-after': '1' },
+        });
+      }
+      const principal = request.principal!;
+      const targets = existing.requestId
+        ? await app.auditLog.targetsOfRequest({ requestId: existing.requestId, actorId: principal.id, since: existing.createdAt })
+        : [];
+      const fallback = auditTargetOf(request);
+      // A kept error answer shows no record, so it needs no check.
+      if (existing.statusCode! < 400) await app.visibilityChecks.assertVisible(principal, [fallback, ...targets]);
+      await app.auditLog.recordMany(
+        auditContextOf(request),
+        (targets.length > 0 ? targets : [fallback]).map((target) => ({
+          action: 'idempotency.replay',
+          outcome: 'success' as const,
+          httpStatus: existing.statusCode!,
+          resourceType: target.resourceType ?? undefined,
+          resourceId: target.resourceId ?? undefined,
+          patientId: target.patientId ?? undefined,
+        })),
+      );
+      for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
+      // Taken out again here too: an instance of an older version may have kept it meanwhile.
+      const body = keptBody(existing.responseBody ?? '', request.routeOptions.config.shownOnce) ?? existing.responseBody;
+      return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(body);
+    }
+
+    app.decorate('settleStreamedIdempotency', async (request: FastifyRequest, reply: FastifyReply, bodyDigest: string) => {
+      const hash = requestHash(request, bodyDigest);
+      if (request.idempotencyClaim) {
+        await repository.bindRequestHash({ ...request.idempotencyClaim, requestHash: hash });
+        return false;
+      }
+      const earlier = request.idempotencyEarlier;
+      if (!earlier) return false;
+      // The first request may have bound its body since the key was looked up.
+      const record = (await repository.find({ callerKey: earlier.record.callerKey, key: earlier.key })) ?? earlier.record;
+      // Not bound to a body: the first request is still reading it (in progress: 409), or was
+      // refused before it had read it whole (that refusal is the answer to the key).
+      await answerRepeat(request, reply, earlier.key, record, record.requestHash === unreadBody ? unreadBody : hash);
+      return true;
+    });
+
     app.addHook('preHandler', async (request, reply) => {
       const key = request.headers[headerName];
       if (key === undefined || !request.principal || !isIdempotentRoute(request.method, request.routeOptions.url ?? '')) return;
@@ -114,7 +188,7 @@ export default fp(
       }
       // Scoped to the caller, so one caller can never see another's replay.
       const claim = { callerKey: `${request.principal.kind}:${request.principal.id}`, key };
-      const hash = requestHash(request);
+      const hash = request.routeOptions.config.streamedBody ? unreadBody : requestHash(request);
       for (let attempt = 0; attempt < 2; attempt++) {
         if (await repository.claim({ ...claim, requestHash: hash, requestId: request.id })) {
           request.idempotencyClaim = claim;
@@ -126,38 +200,11 @@ export default fp(
         const stale = age > ttlMs || (existing.state === 'in_progress' && age > abandonedClaimMs);
         // The cutoff only matches this very record, never one a concurrent request has just made.
         if (stale && (await repository.releaseIfOlderThan({ ...claim, cutoff: new Date(existing.createdAt.getTime() + 1) }))) continue;
-        if (existing.requestHash !== hash) {
-          throw new UnprocessableError(`Idempotency-Key ${key} was used for a different request; use a new key for a new request`);
+        if (request.routeOptions.config.streamedBody) {
+          request.idempotencyEarlier = { key, record: existing };
+          return;
         }
-        if (existing.state === 'in_progress') {
-          throw conflict('idempotency-in-progress', `A request with Idempotency-Key ${key} is still in progress; retry shortly`, {
-            headers: { 'retry-after': '1' },
-          });
-        }
-        // The replay shows the first response again (which may hold patient data): only to a
-        // caller who may still see the records it is about (a lost one answers the 404 a fresh
-        // request would, audited as denied), and audited against the same records.
-        const targets = existing.requestId
-          ? await app.auditLog.targetsOfRequest({ requestId: existing.requestId, actorId: request.principal.id, since: existing.createdAt })
-          : [];
-        const fallback = auditTargetOf(request);
-        // A kept error answer shows no record, so it needs no check.
-        if (existing.statusCode! < 400) await app.visibilityChecks.assertVisible(request.principal, [fallback, ...targets]);
-        await app.auditLog.recordMany(
-          auditContextOf(request),
-          (targets.length > 0 ? targets : [fallback]).map((target) => ({
-            action: 'idempotency.replay',
-            outcome: 'success' as const,
-            httpStatus: existing.statusCode!,
-            resourceType: target.resourceType ?? undefined,
-            resourceId: target.resourceId ?? undefined,
-            patientId: target.patientId ?? undefined,
-          })),
-        );
-        for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
-        // Taken out again here too: an instance of an older version may have kept it meanwhile.
-        const body = keptBody(existing.responseBody ?? '', request.routeOptions.config.shownOnce) ?? existing.responseBody;
-        return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(body);
+        return answerRepeat(request, reply, key, existing, hash);
       }
     });
 
