@@ -129,6 +129,12 @@ export const EnvSchema = Type.Object({
     default: 10 * 1024 * 1024,
     description: 'Largest document accepted; a larger upload is refused with 413 while it streams in',
   }),
+  DOCUMENT_UPLOAD_SECONDS: Type.Integer({
+    minimum: 1,
+    maximum: 3600,
+    default: 120,
+    description: 'Time an upload has to arrive whole; a slower one is refused with 408 and nothing is kept',
+  }),
   EVENT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30, description: 'How long the events feed (GET /v1/events) keeps an event' }),
   EVENT_FEED_SWEEP_SECONDS: Type.Integer({
     minimum: 0,
@@ -188,7 +194,7 @@ export interface Config {
   referralExpirySweepSeconds: number;
   licenseNoticeSweepSeconds: number;
   scheduling: { alertAfterDays: number; sweepSeconds: number };
-  documents: { maxBytes: number };
+  documents: { maxBytes: number; uploadSeconds: number };
   urgentEscalation: { afterMinutes: number; sweepSeconds: number };
   eventFeed: { retentionDays: number; sweepSeconds: number };
   idempotencyKeyTtlHours: number;
@@ -309,7 +315,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,
     licenseNoticeSweepSeconds: parsed.LICENSE_NOTICE_SWEEP_SECONDS,
     scheduling: { alertAfterDays: parsed.SCHEDULE_ALERT_DAYS, sweepSeconds: parsed.SCHEDULE_ALERT_SWEEP_SECONDS },
-    documents: { maxBytes: parsed.DOCUMENT_MAX_BYTES },
+    documents: { maxBytes: parsed.DOCUMENT_MAX_BYTES, uploadSeconds: parsed.DOCUMENT_UPLOAD_SECONDS },
     urgentEscalation: { afterMinutes: parsed.URGENT_ESCALATION_MINUTES, sweepSeconds: parsed.URGENT_ESCALATION_SWEEP_SECONDS },
     eventFeed: { retentionDays: parsed.EVENT_RETENTION_DAYS, sweepSeconds: parsed.EVENT_FEED_SWEEP_SECONDS },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,

@@ -442,3 +442,32 @@ t.test('DOCUMENT_MAX_BYTES › 413 document-too-large, while streaming and by th
   t.equal(assertProblem(t, declared, 413, ['file'], 'by the declared Content-Length').code, 'document-too-large');
   t.equal(await stored(small), before, 'nothing stored by either');
 });
+
+t.test('DOCUMENT_UPLOAD_SECONDS › an upload still trickling in after its time is refused with 408; nothing kept', async (t) => {
+  const slow = await buildTestApp(t, { env: { DOCUMENT_UPLOAD_SECONDS: '1' } });
+  const admin = await slow.loginAsAdmin();
+  const slowOffice = await createOffice(slow, admin);
+  const slowPractice = await createPractice(slow, admin);
+  const referralId = (await slow.create('/v1/referrals', slowOffice.physician.token, referralBody({ practiceId: slowPractice.id }))).id;
+  await slow.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = slow.app.server.address() as AddressInfo;
+  const boundary = 'trickle-boundary';
+  const { request, response } = openUpload(port, documentsUrl(referralId), {
+    authorization: `Bearer ${slowOffice.physician.token}`,
+    'content-type': `multipart/form-data; boundary=${boundary}`,
+  });
+  await write(request, `--${boundary}\r\nContent-Disposition: form-data; name="category"\r\n\r\nimaging\r\n--${boundary}\r\n${filePartHeader('file', 'slow.pdf', 'application/pdf')}`);
+  await write(request, sampleFile.pdf(8 * 1024));
+  const started = Date.now();
+  const trickle = setInterval(() => void write(request, Buffer.alloc(16, 0x20)).catch(() => {}), 100);
+  t.teardown(() => clearInterval(trickle));
+  const answer = await Promise.race([response, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer to a trickling upload')), 10_000))]);
+  clearInterval(trickle);
+  request.destroy();
+  t.equal(answer.statusCode, 408, `a client still sending after the upload's time is answered 408 (${Date.now() - started} ms)`);
+  t.equal(JSON.parse(answer.body).code, 'upload-too-slow');
+  t.equal(answer.headers.connection, 'close', 'and cut off');
+  const left = async () => Number((await slow.app.database.rows<{ n: string }>(sql`select (select count(*) from document_chunks) + (select count(*) from documents) as n`))[0]!.n);
+  for (const begun = Date.now(); (await left()) > 0 && Date.now() - begun < 5000; ) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(await left(), 0, 'nothing of it is kept');
+});

@@ -72,6 +72,7 @@ export function declaredResponses(route: { method: string | string[]; url: strin
       : {}),
     ...(isChange && !isPublic ? { 409: problemResponse('Conflicts with the current state (the code member says which), or the same Idempotency-Key is still in progress (with Retry-After)') } : {}),
     ...(takesIfMatch ? { 412: problemResponse('If-Match names a version that is no longer current') } : {}),
+    ...(route.config?.streamedBody ? { 408: problemResponse('The upload did not arrive whole in time (upload-too-slow); nothing was kept') } : {}),
     ...(url.includes(':') ? { 414: problemResponse('A path segment is longer than the service takes') } : {}),
     ...(bodyMethods.has(method) ? { 413: problemResponse('The request body is larger than the service takes') } : {}),
     ...(bodyMethods.has(method) ? { 415: problemResponse('The request body is of a media type this operation does not take') } : {}),

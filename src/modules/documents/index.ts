@@ -30,7 +30,7 @@ export default fp(
       await careTeamReferral(app.referrals, principal, document.referralId);
     });
     if (servesRoutes(options.config)) {
-      await app.register(documentRoutes, { prefix: apiPrefix, repository, maxBytes: options.config.documents.maxBytes });
+      await app.register(documentRoutes, { prefix: apiPrefix, repository, maxBytes: options.config.documents.maxBytes, uploadSeconds: options.config.documents.uploadSeconds });
     }
     app.decorate('sweepAbandonedUploads', () => repository.deleteAbandonedChunks(abandonedUploadSeconds));
     if (options.config.role === 'api') return;

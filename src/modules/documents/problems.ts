@@ -18,6 +18,20 @@ const UnsupportedMediaTypeError = createRFC9457Error('UNSUPPORTED_MEDIA_TYPE', '
 // so that the rest of it is never read.
 const closeConnection = { connection: 'close' };
 
+const UploadTooSlowError = createRFC9457Error('UPLOAD_TOO_SLOW', '%s', 408, {
+  type: problemType('upload-too-slow'),
+  title: 'Request Timeout',
+});
+
+class UploadTooSlow extends UploadTooSlowError {
+  constructor(
+    message: string,
+    readonly extensions: ProblemExtensions,
+  ) {
+    super(message);
+  }
+}
+
 class DocumentTooLarge extends DocumentTooLargeError {
   constructor(
     message: string,
@@ -64,4 +78,13 @@ export function multipartRequired(received: string | undefined) {
       headers: closeConnection,
     },
   );
+}
+
+/** An upload still arriving after its time: whoever holds a connection open that long is cut off. */
+export function uploadTooSlow(seconds: number) {
+  return new UploadTooSlow(`An upload must arrive whole within ${seconds} s (DOCUMENT_UPLOAD_SECONDS); this one did not, and nothing was kept`, {
+    code: 'upload-too-slow',
+    errors: [{ field: 'file', message: `did not arrive within ${seconds} s` }],
+    headers: closeConnection,
+  });
 }

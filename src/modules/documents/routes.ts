@@ -27,9 +27,11 @@ export interface DocumentRoutesOptions {
   repository: DocumentsRepository;
   /** DOCUMENT_MAX_BYTES: the largest file taken. */
   maxBytes: number;
+  /** DOCUMENT_UPLOAD_SECONDS: the time an upload has to arrive whole. */
+  uploadSeconds: number;
 }
 
-const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (app, { repository, maxBytes }) => {
+const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (app, { repository, maxBytes, uploadSeconds }) => {
   // Registered here, not app-wide: no other route takes multipart bodies.
   await app.register(fastifyMultipart, { limits: multipartLimits(maxBytes) });
 
@@ -76,7 +78,7 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
     const principal = request.principal!;
     // Checked before the body is read: an outsider's file is never stored, not even for a moment.
     await careTeamReferral(app.referrals, principal, request.params.id);
-    const received = await receiveUpload(request, { maxBytes, chunks: repository });
+    const received = await receiveUpload(request, { maxBytes, chunks: repository, timeoutSeconds: uploadSeconds });
     // Only now is the body known: an Idempotency-Key met before is replayed, or refused for another file.
     const bodyDigest = `${received.sha256} ${received.category} ${received.title}`;
     let replayed = false;

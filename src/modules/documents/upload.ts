@@ -9,7 +9,7 @@ import { fileTypeFromBuffer } from 'file-type';
 import { validationFailed, type FieldProblem } from '../../lib/errors.js';
 import { documentCategories, documentContentTypes, type DocumentCategory, type DocumentContentType } from '../../lib/vocabulary.js';
 import { findInputProblem } from '../../plugins/input-safety.js';
-import { documentTooLarge, unsupportedDocumentType } from './problems.js';
+import { documentTooLarge, uploadTooSlow, unsupportedDocumentType } from './problems.js';
 import { titleMaxLength } from './schemas.js';
 
 /** file-type reads at most this much of a file's start to tell its type. */
@@ -171,12 +171,22 @@ function parserFailure(maxBytes: number) {
  * part, a file too large or of another type, the client going away, the database failing), the
  * parts written so far are deleted before the error is thrown: nothing is left behind.
  */
-export async function receiveUpload(request: FastifyRequest, { maxBytes, chunks }: { maxBytes: number; chunks: ChunkStore }): Promise<ReceivedDocument> {
+export async function receiveUpload(
+  request: FastifyRequest,
+  { maxBytes, chunks, timeoutSeconds }: { maxBytes: number; chunks: ChunkStore; timeoutSeconds: number },
+): Promise<ReceivedDocument> {
   const uploadId = randomUUID();
   const translate = parserFailure(maxBytes);
   const fields = new FormFields();
   let stored: StoredFile | undefined;
   let current: MultipartFile | undefined;
+  // Node's requestTimeout stops counting once a request reaches its handler, and a streamed body is
+  // read there: without a deadline of its own a client trickling bytes would hold the upload for ever.
+  const deadline = setTimeout(() => {
+    const late = uploadTooSlow(timeoutSeconds);
+    if (current) current.file.destroy(late);
+    else request.raw.destroy(late);
+  }, timeoutSeconds * 1000);
   try {
     // The parser enforces multipartLimits, given where the plugin is registered (routes.ts).
     for await (const part of reading(request.parts(), translate)) {
@@ -198,6 +208,8 @@ export async function receiveUpload(request: FastifyRequest, { maxBytes, chunks 
     current?.file.destroy();
     await discard(request, chunks, uploadId);
     throw error;
+  } finally {
+    clearTimeout(deadline);
   }
 }
 
