@@ -161,6 +161,32 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
   const hidden = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: alex });
   t.equal(hidden.statusCode, 404, 'Alex at another practice gets 404');
 
+  const startsAt = new Date(Date.now() + 86_400_000).toISOString();
+  const booked = await test.create(`/v1/referrals/${referral.id}/appointments`, sam!, { startsAt, minutes: 60 });
+  t.equal(booked.status, 'scheduled', 'Sam books the first visit');
+  // What `printf … > prescription.pdf` writes, sent as `curl -F` sends it.
+  const prescriptionPdf = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n', 'latin1');
+  const boundary = '------------------------walkthrough';
+  const form = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="category"\r\n\r\nprescription\r\n--${boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nSigned prescription\r\n`),
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="prescription.pdf"\r\nContent-Type: application/pdf\r\n\r\n`),
+    prescriptionPdf,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const attached = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/documents`, token: dr, payload: form, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  t.equal(attached.statusCode, 201, 'the office attaches the signed prescription');
+  t.equal(attached.json().contentType, 'application/pdf');
+  const withBooking = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: dr });
+  t.equal(withBooking.json().nextAppointmentAt, new Date(startsAt).toISOString(), 'the referral shows the booking');
+  const feed = await test.request({ method: 'GET', url: '/v1/events?limit=100', token: sam });
+  t.same(
+    feed.json().data.filter((event: Json) => event.data.referralId === referral.id).map((event: Json) => event.type),
+    ['referral.sent', 'referral.accepted', 'appointment.scheduled', 'document.added'],
+    "Sam's app follows the events feed",
+  );
+  const copy = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}/documents/${attached.json().id}/content`, token: sam });
+  t.same(copy.rawPayload, prescriptionPdf, 'and downloads the document byte for byte');
+
   const today = new Date().toISOString().slice(0, 10);
   const first = await test.create(`/v1/referrals/${referral.id}/progress-reports`, sam!, measuredVisitNoteBody({ visitDate: today }));
   t.equal(first.visitNumber, 1);
