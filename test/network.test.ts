@@ -102,7 +102,8 @@ t.test('POST /v1/organizations', async (t) => {
     ['an NPI with a bad check digit', officeBody({ npi: '1234567890' }), 'npi'],
     ['an NPI that is not 10 digits', officeBody({ npi: '12345' }), 'npi'],
     ['a physician office without an NPI', officeBody({ npi: undefined }), 'npi'],
-    ['an NPI for a therapy practice', practiceBody({ npi: '1234567893' }), 'npi'],
+    ['a therapy practice NPI with a bad check digit', practiceBody({ npi: '1234567890' }), 'npi'],
+    ['a therapy practice NPI that is not 10 digits', practiceBody({ npi: '123456789' }), 'npi'],
     ['an unknown body field', officeBody({ status: 'active' }), 'status'],
     ['a server-owned id in the body', officeBody({ id: '00000000-0000-4000-8000-000000000000' }), 'id'],
     ['a bad kind', officeBody({ kind: 'hospital' }), 'kind'],
@@ -120,6 +121,27 @@ t.test('POST /v1/organizations', async (t) => {
     const response = await call('POST', '/v1/organizations', networkAdmin, practiceBody());
     t.equal(response.statusCode, 201);
     t.match(response.json(), { kind: 'therapy_practice', npi: null });
+  });
+
+  // SPEC §14.9: a practice bills under its own (Type 2) NPI.
+  t.test('a network admin creates a therapy practice with its NPI, shown on the practice', async (t) => {
+    const npi = nextNpi();
+    const response = await call('POST', '/v1/organizations', networkAdmin, practiceBody({ npi }));
+    t.equal(response.statusCode, 201);
+    const created = response.json();
+    t.match(created, { kind: 'therapy_practice', npi });
+    t.equal((await call('GET', `/v1/organizations/${created.id}`, networkAdmin)).json().npi, npi);
+  });
+
+  t.test("refuses a practice NPI another organization holds, an office's or a practice's, with 409, creating nothing", async (t) => {
+    const officeNpi = nextNpi();
+    const practiceNpi = nextNpi();
+    t.equal((await call('POST', '/v1/organizations', networkAdmin, officeBody({ npi: officeNpi }))).statusCode, 201);
+    t.equal((await call('POST', '/v1/organizations', networkAdmin, practiceBody({ npi: practiceNpi }))).statusCode, 201);
+    for (const npi of [officeNpi, practiceNpi]) {
+      assertProblem(t, await call('POST', '/v1/organizations', networkAdmin, practiceBody({ npi })), 409);
+      t.equal((await allOrganizations()).filter((organization) => organization.npi === npi).length, 1);
+    }
   });
 
   const nonAdmins = {
@@ -227,6 +249,7 @@ t.test('POST /v1/organizations/{id}/users', async (t) => {
     ['a physician without an NPI', () => userBody('physician'), ['npi']],
     ['a physician NPI with a bad check digit', () => userBody('physician', { npi: '1234567890' }), ['npi']],
     ['an NPI on office staff', () => userBody('office_staff', { npi: nextNpi() }), ['npi']],
+    ['an NPI on an office admin', () => userBody('office_admin', { npi: nextNpi() }), ['npi']],
     ['a therapist role in an office', () => therapistBody(), ['role']],
     ['a practice admin role in an office', () => userBody('practice_admin'), ['role']],
     ['a network admin role', () => userBody('network_admin'), ['role']],
@@ -257,6 +280,45 @@ t.test('POST /v1/organizations/{id}/users', async (t) => {
         serviceRadiusKm: 30,
       },
     });
+  });
+
+  // SPEC §14.9: a therapist is the rendering provider of the claims for their visits, under their own (Type 1) NPI.
+  t.test('a practice admin creates a therapist with their NPI, shown on the user; without one it is null', async (t) => {
+    const npi = nextNpi();
+    const response = await call('POST', usersUrl(practice.id), practice.admin.token, therapistBody({ npi }));
+    t.equal(response.statusCode, 201);
+    const therapist = response.json();
+    t.match(therapist, { role: 'therapist', npi });
+    t.equal((await call('GET', `${usersUrl(practice.id)}/${therapist.id}`, practice.admin.token)).json().npi, npi);
+    const without = await call('POST', usersUrl(practice.id), practice.admin.token, therapistBody());
+    t.equal(without.statusCode, 201);
+    t.equal(without.json().npi, null);
+  });
+
+  const refusedInPractice: [string, () => Json][] = [
+    ['a therapist NPI with a bad check digit', () => therapistBody({ npi: '1234567890' })],
+    ['a therapist NPI that is not 10 digits', () => therapistBody({ npi: '12345678901' })],
+    ['an NPI on a practice admin', () => userBody('practice_admin', { npi: nextNpi() })],
+  ];
+  for (const [what, body] of refusedInPractice) {
+    t.test(`rejects ${what} with 400 naming npi, creating nothing`, async (t) => {
+      const before = await usersOf(practice.id);
+      const response = await call('POST', usersUrl(practice.id), practice.admin.token, body());
+      assertProblem(t, response, 400, ['npi']);
+      t.same(response.json().errors.map((problem: Json) => problem.field), ['npi'], 'names nothing else');
+      t.equal((await usersOf(practice.id)).length, before.length, 'no user was created');
+    });
+  }
+
+  // An NPI names a person, who may hold an account at each practice they work for; users' NPIs were
+  // never unique (a physician's neither), only organizations' are.
+  t.test('takes the same therapist NPI on the accounts of one clinician at two practices', async (t) => {
+    const npi = nextNpi();
+    const secondPractice = await createPractice(test, networkAdmin);
+    t.equal((await call('POST', usersUrl(practice.id), networkAdmin, therapistBody({ npi }))).statusCode, 201);
+    const second = await call('POST', usersUrl(secondPractice.id), networkAdmin, therapistBody({ npi }));
+    t.equal(second.statusCode, 201);
+    t.equal(second.json().npi, npi);
   });
 
   t.test('rejects a therapist missing license, techniques and serviceRadiusKm with 400 naming each', async (t) => {
@@ -436,6 +498,41 @@ t.test('PATCH /v1/organizations/{id}/users/{userId}', async (t) => {
     t.equal(changed.statusCode, 200);
     t.same(changed.json().therapist.license, { ...license, verified: false });
   });
+
+  t.test("a practice admin sets, changes and removes a therapist's NPI", async (t) => {
+    const therapist = await newUser(practice.id, therapistBody());
+    for (const npi of [nextNpi(), nextNpi(), null]) {
+      const response = await call('PATCH', userUrl(practice.id, therapist.id), practice.admin.token, { npi });
+      t.equal(response.statusCode, 200);
+      t.equal(response.json().npi, npi);
+      t.equal((await current(practice.id, therapist.id)).npi, npi);
+    }
+  });
+
+  t.test("an office admin changes a physician's NPI but cannot remove it (400 naming npi)", async (t) => {
+    const physician = await newUser(officeA.id, userBody('physician', { npi: nextNpi() }));
+    const npi = nextNpi();
+    const changed = await call('PATCH', userUrl(officeA.id, physician.id), officeA.admin.token, { npi });
+    t.equal(changed.statusCode, 200);
+    t.equal(changed.json().npi, npi);
+    assertProblem(t, await call('PATCH', userUrl(officeA.id, physician.id), officeA.admin.token, { npi: null }), 400, ['npi']);
+    t.equal((await current(officeA.id, physician.id)).npi, npi, 'the NPI is kept');
+  });
+
+  const refusedNpiChanges: [string, () => Promise<[string, string, string]>, Json][] = [
+    ['a bad check digit on a therapist', async () => [practice.id, (await newUser(practice.id, therapistBody({ npi: nextNpi() }))).id, practice.admin.token], { npi: '1234567890', name: 'X' }],
+    ['a malformed NPI on a therapist', async () => [practice.id, (await newUser(practice.id, therapistBody({ npi: nextNpi() }))).id, practice.admin.token], { npi: '12345', name: 'X' }],
+    ['an NPI on office staff', async () => [officeA.id, officeA.staff.id, officeA.admin.token], { npi: nextNpi(), name: 'X' }],
+    ['an NPI on a practice admin', async () => [practice.id, practice.admin.id, practice.admin.token], { npi: nextNpi(), name: 'X' }],
+  ];
+  for (const [what, target, body] of refusedNpiChanges) {
+    t.test(`refuses ${what} with 400 naming npi, changing nothing`, async (t) => {
+      const [organizationId, userId, token] = await target();
+      const before = await current(organizationId, userId);
+      assertProblem(t, await call('PATCH', userUrl(organizationId, userId), token, body), 400, ['npi']);
+      t.same(await current(organizationId, userId), before);
+    });
+  }
 
   const rejected: [string, Json, string][] = [
     ['an empty body', {}, 'body'],

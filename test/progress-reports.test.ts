@@ -239,6 +239,20 @@ t.test('POST /v1/referrals/{id}/progress-reports', async (t) => {
       ['a CPT code with letters', noteBody({ billing: [{ cpt: '9712A', units: 1 }] }), 'billing[0].cpt'],
       ['0 units', noteBody({ billing: [{ cpt: '97124', units: 0 }] }), 'billing[0].units'],
       ['13 units', noteBody({ billing: [{ cpt: '97140', units: 1 }, { cpt: '97124', units: 13 }] }), 'billing[1].units'],
+      ['a lower-case modifier', noteBody({ billing: [{ cpt: '97124', units: 1, modifiers: ['gp'] }] }), 'billing[0].modifiers[0]'],
+      ['a modifier of 3 characters', noteBody({ billing: [{ cpt: '97124', units: 1, modifiers: ['GP', 'GPX'] }] }), 'billing[0].modifiers[1]'],
+      ['a modifier with a symbol', noteBody({ billing: [{ cpt: '97124', units: 1, modifiers: ['5-'] }] }), 'billing[0].modifiers[0]'],
+      ['five modifiers', noteBody({ billing: [{ cpt: '97124', units: 1, modifiers: ['GP', '59', 'KX', 'XS', 'XU'] }] }), 'billing[0].modifiers'],
+      ['a modifier given twice', noteBody({ billing: [{ cpt: '97124', units: 1, modifiers: ['GP', 'GP'] }] }), 'billing[0].modifiers'],
+      ['a diagnosis pointer of 0', noteBody({ billing: [{ cpt: '97124', units: 1, diagnosisPointers: [0] }] }), 'billing[0].diagnosisPointers[0]'],
+      ['a diagnosis pointer of 13', noteBody({ billing: [{ cpt: '97124', units: 1, diagnosisPointers: [1, 13] }] }), 'billing[0].diagnosisPointers[1]'],
+      ['a diagnosis pointer that is not an integer', noteBody({ billing: [{ cpt: '97124', units: 1, diagnosisPointers: [1.5] }] }), 'billing[0].diagnosisPointers[0]'],
+      ['five diagnosis pointers', noteBody({ billing: [{ cpt: '97124', units: 1, diagnosisPointers: [1, 2, 3, 4, 5] }] }), 'billing[0].diagnosisPointers'],
+      ['an empty list of diagnosis pointers', noteBody({ billing: [{ cpt: '97124', units: 1, diagnosisPointers: [] }] }), 'billing[0].diagnosisPointers'],
+      ['a diagnosis pointer given twice', noteBody({ billing: [{ cpt: '97124', units: 1, diagnosisPointers: [1, 1] }] }), 'billing[0].diagnosisPointers'],
+      // The referral of this test has one diagnosis.
+      ['a diagnosis pointer past the referral\'s diagnoses', noteBody({ billing: [{ cpt: '97140', units: 1, diagnosisPointers: [1] }, { cpt: '97124', units: 1, diagnosisPointers: [1, 2] }] }), 'billing[1].diagnosisPointers'],
+      ['an unknown billing field', noteBody({ billing: [{ cpt: '97124', units: 1, charge: 120 }] }), 'billing[0].charge'],
       ['an outcome instrument outside NDI|ODI|LEFS|DASH|PSFS|other', noteBody({ outcomeMeasures: [{ instrument: 'VAS', score: 3 }] }), 'outcomeMeasures[0].instrument'],
       ['instrument other without a name', noteBody({ outcomeMeasures: [{ instrument: 'other', score: 12 }] }), 'outcomeMeasures[0].name'],
       ['range of motion below 0 degrees', noteBody({ rangeOfMotion: [{ joint: 'knee_left', movement: 'flexion', degrees: -1 }] }), 'rangeOfMotion[0].degrees'],
@@ -288,6 +302,35 @@ t.test('POST /v1/referrals/{id}/progress-reports', async (t) => {
     const second = await postNote(referral.id, minimal);
     t.equal(second.statusCode, 201, 'the optional lists and final may be left out');
     t.match(second.json(), { rangeOfMotion: [], outcomeMeasures: [], billing: [], final: false, minutes: 1 });
+  });
+
+  // SPEC §14.9: what a claim line needs besides the code and units.
+  t.test('takes modifiers and diagnosis pointers on billing lines and shows them on the note, as posted', async (t) => {
+    const referral = await acceptedReferral({
+      diagnoses: [
+        { code: 'M54.50', display: 'Low back pain, unspecified' },
+        { code: 'M62.830', display: 'Muscle spasm of back' },
+      ],
+    });
+    const billing = [
+      { cpt: '97124', units: 2, modifiers: ['GP'], diagnosisPointers: [1, 2] },
+      { cpt: '97140', units: 1, modifiers: ['GP', '59', 'KX', 'XS'], diagnosisPointers: [2, 1] },
+      { cpt: '97112', units: 1, modifiers: [] },
+    ];
+    const response = await postNote(referral.id, noteBody({ billing }));
+    t.equal(response.statusCode, 201, response.body.slice(0, 300));
+    t.same(response.json().billing, billing);
+    t.same((await notes(referral.id))[0]?.billing, billing, 'the list shows them too');
+  });
+
+  t.test('notes without modifiers or pointers (as every note before them) read as before', async (t) => {
+    const referral = await acceptedReferral();
+    const billing = [{ cpt: '97140', units: 2 }];
+    t.equal((await postNote(referral.id, noteBody({ billing }))).statusCode, 201);
+    // As a note written before the fields existed is stored: the lines' jsonb has cpt and units only.
+    const [stored] = await run(sql`select billing from progress_reports where referral_id = ${referral.id}`);
+    t.same((stored as Json).billing, billing);
+    t.same((await notes(referral.id))[0]?.billing, billing);
   });
 
   t.test('takes a visit date before today once the referral was accepted earlier', async (t) => {

@@ -34,6 +34,7 @@ export default fp(
           { name: 'messages', description: 'One thread per referral between office and therapist side' },
           { name: 'appointments', description: 'Visits booked by the therapist side and what became of them (attended, no-show, cancelled)' },
           { name: 'documents', description: 'Files shared on a referral by its care team (PDF, PNG, JPEG, TIFF), told by their bytes, retracted by hiding' },
+          { name: 'billing', description: "A referral's visits as the fields of a CMS-1500 claim (JSON or CSV), for the office and the accepting practice" },
           { name: 'audit', description: 'The tamper-evident audit trail' },
           { name: 'events', description: 'The events feed: the webhook events, followed with a cursor and a long poll, for apps that cannot host an endpoint' },
           { name: 'webhooks', description: 'Signed event delivery to partner EHRs: endpoints, deliveries, attempts' },

@@ -1,14 +1,13 @@
 // /v1/organizations: network admins onboard organizations; members read their own.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ConflictError, validationFailed } from '../../lib/errors.js';
-import { npiProblem } from '../../lib/npi.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
 import { visibleOrganization } from './organization-access.js';
 import { OrganizationsRepository, toOrganization } from './organizations-repository.js';
-import { CreateOrganization, Organization, OrganizationListQuery } from './schemas.js';
+import { CreateOrganization, npiRuleOfKind, npiRuleProblem, Organization, OrganizationListQuery } from './schemas.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
 
 const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -25,7 +24,7 @@ const organizationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const input = request.body;
-    const npi = npiProblem(input.npi, 'a physician office', input.kind === 'physician_office');
+    const npi = npiRuleProblem(input.npi, npiRuleOfKind[input.kind], input.kind === 'physician_office' ? 'a physician office' : 'a therapy practice');
     if (npi) throw validationFailed([npi]);
     const organization = await app.unitOfWork.change(
       auditContextOf(request),

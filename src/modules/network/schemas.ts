@@ -2,10 +2,31 @@
 import { Type, type Static } from 'typebox';
 import { techniques } from '../../lib/catalog.js';
 import { Address, Email, IsoDate, Location, Npi, PageQuery, Password, Timestamp, Uuid } from '../../lib/schemas.js';
+import type { FieldProblem } from '../../lib/errors.js';
+import { npiProblem } from '../../lib/npi.js';
 import { apiClientScopes } from '../auth/policy.js';
 import { OrganizationKind, StaffRole, staffRolesOf, UserRole } from '../../lib/vocabulary.js';
 
 const TechniqueCode = Type.Enum([...techniques]);
+
+/**
+ * Who carries an NPI (SPEC §2, §14.9): physicians and offices must, for the orders they sign;
+ * therapists (Type 1, individual) and practices (Type 2, organizational) may, for the claims they
+ * bill; nobody else has one to give.
+ */
+type NpiRule = 'required' | 'optional';
+export const npiRuleOfRole: Partial<Record<UserRole, NpiRule>> = { physician: 'required', therapist: 'optional' };
+export const npiRuleOfKind: Record<OrganizationKind, NpiRule> = { physician_office: 'required', therapy_practice: 'optional' };
+const npiHolderRoles = Object.keys(npiRuleOfRole).map((role) => `a ${role}`).join(' or ');
+
+/** The NPI of a body as the holder's rule takes it, named `npi` when refused; `holder` names the kind of holder in the message. */
+export function npiRuleProblem(npi: string | null | undefined, rule: NpiRule | undefined, holder: string): FieldProblem | undefined {
+  if (rule === undefined) return npi === undefined ? undefined : { field: 'npi', message: `is only taken for ${npiHolderRoles}` };
+  if (npi === null) return rule === 'required' ? { field: 'npi', message: `is required for ${holder}` } : undefined;
+  if (npi === undefined && rule === 'optional') return undefined;
+  return npiProblem(npi, holder, true);
+}
+
 const UsState = Type.String({ pattern: '^[A-Z]{2}$', description: 'Two-letter state code' });
 
 export const CreateOrganization = Type.Object(
@@ -18,7 +39,7 @@ export const CreateOrganization = Type.Object(
   },
   {
     additionalProperties: false,
-    description: 'An NPI is required for a physician office and not taken for a therapy practice.',
+    description: 'An NPI is required for a physician office and optional for a therapy practice (its Type 2 NPI, the billing provider of its claims); unique across organizations.',
     examples: [
       {
         kind: 'physician_office',
@@ -82,7 +103,8 @@ export const CreateUser = Type.Object(
     additionalProperties: false,
     description:
       `The role must fit the organization: ${roleList(staffRolesOf.physician_office)} in an office; ${roleList(staffRolesOf.therapy_practice)} in a practice. ` +
-      'Physicians need an npi; therapists need license, techniques and serviceRadiusKm. ' +
+      'Physicians need an npi; a therapist may give theirs (Type 1, the rendering provider of their claims); other roles take none. ' +
+      'Therapists need license, techniques and serviceRadiusKm. ' +
       'A therapist is matched and may accept referrals only once a network admin has verified a current license (licenseVerified).',
     examples: [
       {
@@ -132,6 +154,9 @@ export type User = Static<typeof User>;
 export const UpdateUser = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    npi: Type.Optional(
+      Type.Union([Npi, Type.Null()], { description: "A physician's or therapist's NPI; null removes a therapist's (a physician's is required)" }),
+    ),
     active: Type.Optional(Type.Boolean({ description: 'false signs the user out everywhere and refuses their tokens' })),
     techniques: Type.Optional(Type.Array(TechniqueCode, { minItems: 1, maxItems: techniques.length, uniqueItems: true })),
     certifications: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 20, uniqueItems: true })),

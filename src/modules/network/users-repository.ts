@@ -61,6 +61,8 @@ export interface NewUser {
 
 export interface UserChanges {
   name?: string | undefined;
+  /** null removes it. */
+  npi?: string | null | undefined;
   active?: boolean | undefined;
   therapist?: Partial<Omit<ProfileRow, 'userId'>>;
 }
@@ -122,7 +124,7 @@ export class UsersRepository {
   }
 
   async update({ userId, changes }: { userId: string; changes: UserChanges }, executor: Executor): Promise<void> {
-    const userChanges = { name: changes.name, active: changes.active };
+    const userChanges = { name: changes.name, npi: changes.npi, active: changes.active };
     await executor
       .update(users)
       .set({ ...userChanges, updatedAt: new Date() })

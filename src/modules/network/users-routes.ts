@@ -1,14 +1,13 @@
 // /v1/organizations/{id}/users: organization admins manage their own users; network admins manage all.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ConflictError, notFound, validationFailed, type FieldProblem } from '../../lib/errors.js';
-import { npiProblem } from '../../lib/npi.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone, organizationAdmins, type Principal } from '../auth/policy.js';
 import { managedOrganization, visibleOrganization } from './organization-access.js';
 import { OrganizationsRepository } from './organizations-repository.js';
-import { CreateUser, UpdateUser, User, UserListQuery, UserParams, type Organization } from './schemas.js';
+import { CreateUser, npiRuleOfRole, npiRuleProblem, UpdateUser, User, UserListQuery, UserParams, type Organization } from './schemas.js';
 import { UsersRepository, type UserChanges } from './users-repository.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { staffRolesOf } from '../../lib/vocabulary.js';
@@ -19,7 +18,7 @@ function creationProblems(input: CreateUser, organization: Organization, princip
   if (!staffRolesOf[organization.kind].includes(input.role)) {
     problems.push({ field: 'role', message: `must be one of ${staffRolesOf[organization.kind].join(', ')} in a ${organization.kind}` });
   }
-  const npi = npiProblem(input.npi, 'a physician', input.role === 'physician');
+  const npi = npiRuleProblem(input.npi, npiRuleOfRole[input.role], `a ${input.role}`);
   if (npi) problems.push(npi);
   const therapistFields = ['license', 'techniques', 'certifications', 'acceptingReferrals', 'serviceRadiusKm', 'licenseVerified'] as const;
   if (input.role === 'therapist') {
@@ -139,7 +138,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['network'],
       operationId: 'updateUser',
-      summary: 'Change a user: deactivate, rename, or update a therapist profile; network admins verify licenses',
+      summary: "Change a user: deactivate, rename, set a physician's or therapist's NPI, or update a therapist profile; network admins verify licenses",
       params: UserParams,
       body: UpdateUser,
       response: { 200: User },
@@ -161,6 +160,10 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     if (input.licenseVerified !== undefined && principal.role !== 'network_admin') {
       problems.push({ field: 'licenseVerified', message: 'is set by network admins only' });
+    }
+    if (input.npi !== undefined) {
+      const npi = npiRuleProblem(input.npi, npiRuleOfRole[existing.role], `a ${existing.role}`);
+      if (npi) problems.push(npi);
     }
     if (input.active === false && userId === principal.id) {
       problems.push({ field: 'active', message: 'you cannot deactivate yourself' });
@@ -184,7 +187,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return app.unitOfWork.change(
       auditContextOf(request),
       async (tx) => {
-        await usersRepository.update({ userId, changes: { name: input.name, active: input.active, therapist } }, tx);
+        await usersRepository.update({ userId, changes: { name: input.name, npi: input.npi, active: input.active, therapist } }, tx);
         return (await usersRepository.findInOrganization({ organizationId: id, userId }, tx))!;
       },
       () => ({ action: 'user.update', httpStatus: 200, resourceType: 'user', resourceId: userId }),

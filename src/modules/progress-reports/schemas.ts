@@ -26,13 +26,26 @@ export const OutcomeMeasure = Type.Object(
   { additionalProperties: false },
 );
 
+/** CMS-1500 box 24D: up to four two-character modifiers (GP therapy plan of care, 59 distinct procedure, KX …). */
+export const CptModifier = Type.String({ pattern: '^[A-Z0-9]{2}$', description: 'CPT/HCPCS modifier: 2 uppercase letters or digits, e.g. GP, 59, KX', examples: ['GP'] });
+
 export const BillingLine = Type.Object(
   {
     cpt: CptCode,
     units: Type.Integer({ minimum: 1, maximum: 12, description: 'Units of 15 minutes' }),
+    modifiers: Type.Optional(Type.Array(CptModifier, { maxItems: 4, uniqueItems: true, description: 'In the order they go on the claim' })),
+    diagnosisPointers: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 12 }), {
+        minItems: 1,
+        maxItems: 4,
+        uniqueItems: true,
+        description: "Which of the referral's diagnoses the line treats: 1-based positions in its diagnoses list, the main one first (box 24E shows them as letters A–L)",
+      }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Notes posted before modifiers and diagnosisPointers existed have neither' },
 );
+export type BillingLine = Static<typeof BillingLine>;
 
 export const CreateProgressReport = Type.Object(
   {
@@ -66,8 +79,8 @@ export const CreateProgressReport = Type.Object(
         techniquesApplied: ['trigger_point'],
         minutes: 60,
         billing: [
-          { cpt: '97140', units: 2 },
-          { cpt: '97124', units: 2 },
+          { cpt: '97140', units: 2, modifiers: ['GP', '59'], diagnosisPointers: [1] },
+          { cpt: '97124', units: 2, modifiers: ['GP'], diagnosisPointers: [1] },
         ],
         final: false,
       },

@@ -11,6 +11,15 @@ import type { ReferralWorkflow } from '../referrals/index.js';
 import { toProgressReport, type ProgressReportsRepository } from './progress-reports-repository.js';
 import type { CreateProgressReport, ProgressReport } from './schemas.js';
 
+/** Billing lines whose diagnosis pointers go past the referral's diagnoses, named `billing[i].diagnosisPointers`. */
+function pointerProblems(input: CreateProgressReport, diagnoses: number): FieldProblem[] {
+  return (input.billing ?? []).flatMap((line, index) =>
+    (line.diagnosisPointers ?? []).some((pointer) => pointer > diagnoses)
+      ? [{ field: `billing[${index}].diagnosisPointers`, message: `must point into the referral's ${diagnoses} diagnos${diagnoses === 1 ? 'is' : 'es'} (1–${diagnoses})` }]
+      : [],
+  );
+}
+
 export class VisitNotes {
   constructor(
     private readonly reports: ProgressReportsRepository,
@@ -30,6 +39,9 @@ export class VisitNotes {
     return this.units.run(context, (unit) =>
       this.referrals.visits.record(unit, principal, referralId, input, {
         write: async (referral, visitNumber) => {
+          // Checked against the referral as locked: the list the pointers index is the one the claim shows.
+          const pointers = pointerProblems(input, referral.diagnoses.length);
+          if (pointers.length > 0) throw validationFailed(pointers);
           const report = await this.reports.insert({ referralId, visitNumber, authorId: principal.id, input }, unit.tx);
           unit.audit({ action: 'progress_report.create', httpStatus: 201, resourceType: 'progress_report', resourceId: report.id, patientId: referral.patientId });
           return toProgressReport(report);
