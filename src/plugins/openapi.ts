@@ -32,6 +32,7 @@ export default fp(
           { name: 'reports', description: 'Reports to the prescriber: evaluation (plan of care), progress and discharge, signed by the prescriber; JSON or PDF' },
           { name: 'renewals', description: 'Recertification: the therapist asks for more visits or time, the prescriber approves or denies' },
           { name: 'messages', description: 'One thread per referral between office and therapist side' },
+          { name: 'adverse events', description: 'Reactions the therapist side reports, acknowledged by the office; a severe one may hold treatment until the prescriber resumes' },
           { name: 'appointments', description: 'Visits booked by the therapist side and what became of them (attended, no-show, cancelled)' },
           { name: 'documents', description: 'Files shared on a referral by its care team (PDF, PNG, JPEG, TIFF), told by their bytes, retracted by hiding' },
           { name: 'billing', description: "A referral's visits as the fields of a CMS-1500 claim (JSON or CSV), for the office and the accepting practice" },

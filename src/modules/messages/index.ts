@@ -1,12 +1,30 @@
-// The messages module: one thread per referral between the prescribing office and the therapist side.
+// The messages module: one thread per referral between the prescribing office and the therapist
+// side; urgent messages the other side acknowledges, escalated once by the worker when nobody does
+// (SPEC §14.10): at start, so a restart catches up, then on a timer.
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import { schedulePeriodicJob } from '../../lib/periodic-job.js';
+import { systemAuditContext } from '../audit/audit-log.js';
+import { UrgentMessageEscalation } from './escalation.js';
+import { MessagesRepository } from './messages-repository.js';
 import messageRoutes from './routes.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Runs the escalation of overdue urgent messages now; returns how many it escalated. */
+    escalateUrgentMessages(): Promise<number>;
+  }
+}
 
 export default fp(
   async (app, options: ModuleOptions) => {
+    const { afterMinutes, sweepSeconds } = options.config.urgentEscalation;
+    const escalation = new UrgentMessageEscalation(new MessagesRepository(app.db), app.referrals, app.unitOfWork, afterMinutes);
+    app.decorate('escalateUrgentMessages', () => escalation.escalateDue(systemAuditContext('urgent-escalation')));
     if (servesRoutes(options.config)) await app.register(messageRoutes, { prefix: apiPrefix });
+    if (options.config.role === 'api') return;
+    schedulePeriodicJob(app, { name: 'urgent-message-escalation', everySeconds: sweepSeconds, run: () => app.escalateUrgentMessages() });
   },
   { name: 'messages', dependencies: ['unit-of-work', 'auth', 'idempotency', 'referrals'] },
 );

@@ -1,10 +1,12 @@
-// SQL for message threads: messages in order, and per-reader markers that only move forward.
-import { and, asc, desc, eq, gt, ne, sql } from 'drizzle-orm';
+// SQL for message threads: messages in order, per-reader markers that only move forward, and the
+// two flags an urgent message gains (acknowledged, escalated), each set once.
+import { and, asc, desc, eq, gt, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
+import { afterKey, epochMicros } from '../../db/keyset.js';
 import { messageReadMarkers, messages } from '../../db/schema.js';
 import type { Message } from './schemas.js';
 
-type MessageRow = typeof messages.$inferSelect;
+export type MessageRow = typeof messages.$inferSelect;
 
 export function toMessage(row: MessageRow): Message {
   return {
@@ -12,9 +14,22 @@ export function toMessage(row: MessageRow): Message {
     referralId: row.referralId,
     author: { type: row.authorType, id: row.authorId, organizationId: row.authorOrganizationId },
     body: row.body,
+    priority: row.priority,
+    acknowledgedAt: row.acknowledgedAt?.toISOString() ?? null,
+    acknowledgedBy: row.acknowledgedBy,
+    escalatedAt: row.escalatedAt?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
   };
 }
+
+/** Urgent messages nobody acknowledged or escalated yet, written more than `minutes` ago. */
+const overdue = (minutes: number) =>
+  and(
+    eq(messages.priority, 'urgent'),
+    isNull(messages.acknowledgedAt),
+    isNull(messages.escalatedAt),
+    lt(messages.createdAt, sql`now() - make_interval(mins => ${minutes}::int)`),
+  );
 
 export class MessagesRepository {
   constructor(private readonly db: Executor) {}
@@ -33,8 +48,8 @@ export class MessagesRepository {
       .limit(limit + 1);
   }
 
-  async find({ referralId, messageId }: { referralId: string; messageId: string }) {
-    const [row] = await this.db
+  async find({ referralId, messageId }: { referralId: string; messageId: string }, executor: Executor = this.db) {
+    const [row] = await executor
       .select()
       .from(messages)
       .where(and(eq(messages.referralId, referralId), eq(messages.id, messageId)));
@@ -49,6 +64,46 @@ export class MessagesRepository {
       .orderBy(desc(messages.seq))
       .limit(1);
     return row?.seq;
+  }
+
+  /** Records the first acknowledgement of a message; undefined when it was already acknowledged. */
+  async acknowledge({ messageId, by }: { messageId: string; by: string }, executor: Executor): Promise<MessageRow | undefined> {
+    const [row] = await executor
+      .update(messages)
+      .set({ acknowledgedAt: sql`now()`, acknowledgedBy: by })
+      .where(and(eq(messages.id, messageId), isNull(messages.acknowledgedAt)))
+      .returning();
+    return row;
+  }
+
+  /** Up to `limit` urgent messages overdue for escalation, oldest first, after the [createdAt µs, id] key. */
+  async overdueUrgent({ minutes, after, limit }: { minutes: number; after?: readonly [string, string] | undefined; limit: number }) {
+    return this.db
+      .select({ id: messages.id, referralId: messages.referralId, key: epochMicros(messages.createdAt) })
+      .from(messages)
+      .where(and(overdue(minutes), after ? afterKey(messages.createdAt, messages.id, after) : undefined))
+      .orderBy(asc(messages.createdAt), asc(messages.id))
+      .limit(limit);
+  }
+
+  /**
+   * Marks an overdue message escalated, once: the row is claimed (skipped if another sweeper holds
+   * it) and its conditions checked again under the lock; the update only sets a flag still unset.
+   * Undefined when the message is no longer due (acknowledged, escalated, or being escalated).
+   */
+  async claimEscalation({ messageId, minutes }: { messageId: string; minutes: number }, executor: Executor): Promise<MessageRow | undefined> {
+    const [claimed] = await executor
+      .select({ id: messages.id })
+      .from(messages)
+      .where(and(eq(messages.id, messageId), overdue(minutes)))
+      .for('update', { skipLocked: true });
+    if (!claimed) return undefined;
+    const [row] = await executor
+      .update(messages)
+      .set({ escalatedAt: sql`now()` })
+      .where(and(eq(messages.id, messageId), isNull(messages.escalatedAt)))
+      .returning();
+    return row;
   }
 
   /** Moves a reader's marker forward to seq (never back) and returns their read state. */

@@ -1,14 +1,16 @@
 // /v1/referrals/{id}/messages: one thread per referral between the prescribing office and the
-// therapist side. Messages never change; each reader has a read marker.
+// therapist side. Messages never change but for an urgent one's acknowledgement; each reader has a
+// read marker.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { validationFailed } from '../../lib/errors.js';
+import { notFound, validationFailed } from '../../lib/errors.js';
 import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
 import { referralReadPolicy } from '../referrals/index.js';
+import { acknowledgementRefusal, outsideCareTeam } from './acknowledgement.js';
 import { MessagesRepository, toMessage } from './messages-repository.js';
-import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, ReadState } from './schemas.js';
+import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, MessageParams, ReadState } from './schemas.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
 
 const referralResource = { type: 'referral', param: 'id' };
@@ -24,6 +26,9 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['messages'],
       operationId: 'createMessage',
       summary: "Post to the referral's thread",
+      description:
+        'An urgent message (priority: urgent) also announces message.urgent and stays flagged in the referral\'s activity until the other side ' +
+        'acknowledges it (POST …/messages/{messageId}/acknowledge); unacknowledged after URGENT_ESCALATION_MINUTES, urgent.unacknowledged is sent once.',
       params: IdParams,
       body: CreateMessage,
       response: { 201: Message },
@@ -40,16 +45,60 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // The author's read marker stays put: their own messages never count as unread, and
       // moving it would silently mark read what others wrote in between.
       const row = await messagesRepository.insert(
-        { referralId: referral.id, authorType: principal.kind, authorId: principal.id, authorOrganizationId: principal.organizationId!, body: request.body.body },
+        {
+          referralId: referral.id,
+          authorType: principal.kind,
+          authorId: principal.id,
+          authorOrganizationId: principal.organizationId!,
+          body: request.body.body,
+          priority: request.body.priority ?? 'routine',
+        },
         unit.tx,
       );
-      unit.emit({ type: 'message.created', referral, resource: { type: 'message', id: row.id, url: `${apiPrefix}/referrals/${referral.id}/messages` } });
+      const resource = { type: 'message', id: row.id, url: `${apiPrefix}/referrals/${referral.id}/messages` } as const;
+      unit.emit({ type: 'message.created', referral, resource });
+      // Besides message.created, so that a partner can route urgent news apart without reading every message.
+      if (row.priority === 'urgent') unit.emit({ type: 'message.urgent', referral, resource });
       unit.audit({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: row.id, patientId: referral.patientId });
       return toMessage(row);
     });
     // The outsider's 404 is made after the transaction: it reads the referral's patient for the audit.
     if (!message) throw await app.referrals.notFound(request.params.id);
     return reply.code(201).send(message);
+  });
+
+  app.post('/referrals/:id/messages/:messageId/acknowledge', {
+    config: { policy: writePolicy, auditAction: 'message.acknowledge', auditResource: referralResource },
+    schema: {
+      tags: ['messages'],
+      operationId: 'acknowledgeMessage',
+      summary: 'Acknowledge an urgent message of the other side',
+      description:
+        'The office acknowledges the therapist side\'s urgent messages; the therapist side of the care team (the accepting therapist, the accepting ' +
+        'practice\'s admins and API clients) the office\'s. Acknowledging again answers 200 and keeps the first acknowledgement. ' +
+        '409 not-urgent for a routine message, own-side for a message of the caller\'s own side, not-accepted for the practice side before anyone accepted. ' +
+        'Anyone outside the care team gets 404.',
+      params: MessageParams,
+      response: { 200: Message },
+    },
+  }, async (request) => {
+    const principal = request.principal!;
+    const { id, messageId } = request.params;
+    const acknowledged = await app.unitOfWork.run(auditContextOf(request), async (unit) => {
+      // The referral's lock, which every change of the thread takes: an escalation of this message
+      // takes it first too, so the two queue rather than deadlock.
+      const referral = await app.referrals.lockParticipating(principal, id, unit.tx);
+      if (!referral || outsideCareTeam(principal, referral)) return undefined;
+      const message = await messagesRepository.find({ referralId: referral.id, messageId }, unit.tx);
+      if (!message) throw notFound('message', messageId, 'Message', referral.patientId);
+      const refused = acknowledgementRefusal(principal, referral, message);
+      if (refused) throw refused;
+      const row = (await messagesRepository.acknowledge({ messageId, by: principal.id }, unit.tx)) ?? message;
+      unit.audit({ action: 'message.acknowledge', httpStatus: 200, resourceType: 'message', resourceId: messageId, patientId: referral.patientId });
+      return toMessage(row);
+    });
+    if (!acknowledged) throw await app.referrals.notFound(id);
+    return acknowledged;
   });
 
   app.get('/referrals/:id/messages', {

@@ -1,11 +1,18 @@
 // Shapes of a referral's message thread and its read markers (SPEC §5).
 import { Type, type Static } from 'typebox';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
-import { enumOf, principalKinds } from '../../lib/vocabulary.js';
+import { enumOf, messagePriorities, principalKinds } from '../../lib/vocabulary.js';
+
+export const MessagePriority = enumOf(messagePriorities, {
+  description: 'urgent: the other side is notified at once (message.urgent) and acknowledges it; unacknowledged in time, urgent.unacknowledged is sent once',
+});
 
 export const CreateMessage = Type.Object(
-  { body: Type.String({ minLength: 1, maxLength: 5000 }) },
-  { additionalProperties: false, examples: [{ body: 'Patient reports numbness after session 2 — please advise.' }] },
+  {
+    body: Type.String({ minLength: 1, maxLength: 5000 }),
+    priority: Type.Optional({ ...MessagePriority, default: 'routine' }),
+  },
+  { additionalProperties: false, examples: [{ body: 'Patient reports numbness after session 2 — please advise.', priority: 'urgent' }] },
 );
 export type CreateMessage = Static<typeof CreateMessage>;
 
@@ -18,9 +25,18 @@ export const Message = Type.Object({
     organizationId: Uuid,
   }),
   body: Type.String(),
+  priority: MessagePriority,
+  acknowledgedAt: Type.Union([Timestamp, Type.Null()], {
+    description: 'When the other side acknowledged this urgent message (the office for the therapist side\'s, the therapist side of the care team for the office\'s); null for a routine message or until then',
+  }),
+  acknowledgedBy: Type.Union([Uuid, Type.Null()], { description: 'The user or API client who acknowledged it first' }),
+  escalatedAt: Type.Union([Timestamp, Type.Null()], { description: 'When urgent.unacknowledged was sent for it, if it was' }),
   createdAt: Timestamp,
 });
 export type Message = Static<typeof Message>;
+
+export const MessageParams = Type.Object({ id: Uuid, messageId: Uuid }, { additionalProperties: false });
+export type MessageParams = Static<typeof MessageParams>;
 
 export const MessageListQuery = Type.Object({ ...PageQuery }, { additionalProperties: false });
 

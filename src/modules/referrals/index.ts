@@ -1,8 +1,9 @@
 // The referrals module: prescriptions from physician offices to therapists, their lifecycle
 // (referral-workflow.ts), who sees them (access.ts) and who takes part (participants.ts), the visits
-// recorded against them, the sweep that expires referrals whose expiresOn has passed (at start, so
-// a restart catches up, then on a timer), and the /referrals routes. Other modules use it through
-// `app.referrals` and participants.ts, never its repository.
+// recorded against them, the hold a severe adverse event puts on treatment (holds.ts), the sweep
+// that expires referrals whose expiresOn has passed (at start, so a restart catches up, then on a
+// timer), and the /referrals routes. Other modules use it through `app.referrals` and
+// participants.ts, never its repository.
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
@@ -11,6 +12,7 @@ import { systemAuditContext } from '../audit/audit-log.js';
 import { ReferralWorkflow } from './referral-workflow.js';
 import referralRoutes from './routes.js';
 import renewalRoutes from './renewal-routes.js';
+import holdRoutes from './hold-routes.js';
 
 export { participantsOf } from './participants.js';
 export { visibleTo } from './access.js';
@@ -38,6 +40,7 @@ export default fp(
     if (servesRoutes(options.config)) {
       await app.register(referralRoutes, { prefix: apiPrefix });
       await app.register(renewalRoutes, { prefix: apiPrefix });
+      await app.register(holdRoutes, { prefix: apiPrefix });
     }
     if (options.config.role === 'api') return;
 

@@ -18,6 +18,7 @@ import { Visits } from './visits.js';
 import { Reporting } from './reporting.js';
 import { Renewals } from './renewals.js';
 import { Continuations } from './continuations.js';
+import { Holds } from './holds.js';
 import { emptyThread, ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
 import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
@@ -73,6 +74,8 @@ export class ReferralWorkflow {
   /** Renewal requests and the prescriber's decisions (SPEC §14.4). */
   readonly renewals: Renewals;
   private readonly continuations: Continuations;
+  /** Treatment held after a severe adverse event, and resumed by the prescriber (SPEC §14.10). */
+  readonly holds: Holds;
 
   constructor(
     db: Database,
@@ -84,6 +87,7 @@ export class ReferralWorkflow {
     this.reporting = new Reporting(this.referrals);
     this.renewals = new Renewals(db, this.referrals, this.reporting, units);
     this.continuations = new Continuations(this.referrals);
+    this.holds = new Holds(this.referrals, units);
   }
 
   async create(context: AuditContext, principal: Principal, input: CreateReferral): Promise<Referral> {
@@ -203,6 +207,17 @@ export class ReferralWorkflow {
    */
   async lockParticipating(principal: Principal, referralId: string, tx: Executor): Promise<ReferralRow | undefined> {
     return (await this.referrals.findFor({ principal, id: referralId, lock: true, participating: true }, tx))?.referral;
+  }
+
+  /**
+   * For a sweep of another module (escalating what nobody acknowledged): the referral under its row
+   * lock in the sweep's transaction, taken before the sweep locks rows of its own, in the order every
+   * change of the referral takes them, so the two queue instead of deadlocking. It waits for a change
+   * under way rather than skip the referral: sweeps at once on two records of one referral would
+   * otherwise each leave the other's record to a later run.
+   */
+  async lockForSweep(referralId: string, tx: Executor): Promise<ReferralRow> {
+    return (await this.referrals.lock(referralId, tx)).referral;
   }
 
   /**

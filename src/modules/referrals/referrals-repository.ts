@@ -21,6 +21,7 @@ import { reportDueOf } from './report-cadence.js';
 import { distanceKm } from '../network/directory-repository.js';
 import { openOfferFor, participatingIn, sideOf, visibleParts, visibleTo } from './access.js';
 import { identifiedBy, identifiesPatient, limitedInsurance, limitedPatient } from './minimum-necessary.js';
+import { unacknowledgedUrgentFor } from './urgent-activity.js';
 import type { Referral, ReferralEvent } from './schemas.js';
 
 export type ReferralRow = typeof referrals.$inferSelect;
@@ -46,12 +47,14 @@ export interface ThreadSummary {
   /** Whether the viewer takes part in the thread (not merely holds an open offer). */
   inThread: boolean;
   unreadMessages: number;
+  /** Urgent messages and adverse events waiting for the viewer's side to acknowledge them. */
+  unacknowledgedUrgent: number;
   nextAppointmentAt: Date | null;
   noShows: number;
 }
 
 /** A referral nobody has written to yet. */
-export const emptyThread: ThreadSummary = { inThread: true, unreadMessages: 0, nextAppointmentAt: null, noShows: 0 };
+export const emptyThread: ThreadSummary = { inThread: true, unreadMessages: 0, unacknowledgedUrgent: 0, nextAppointmentAt: null, noShows: 0 };
 
 /** ThreadSummary as columns of a referral read; `viewerId` may be a placeholder of a prepared statement. */
 function threadColumns(viewer: Principal, viewerId: string | SQL) {
@@ -62,6 +65,7 @@ function threadColumns(viewer: Principal, viewerId: string | SQL) {
     // Whoever is not in the thread (an offer's recipient) is told nothing of it.
     unreadMessages: sql<number>`case when ${participatingIn(viewer)} then (select count(*)::int from ${messages}
       where ${messages.referralId} = ${referrals.id} and ${messages.authorId} <> ${viewerId} and ${messages.seq} > ${marker}) else 0 end`.mapWith(Number),
+    unacknowledgedUrgent: sql<number>`${unacknowledgedUrgentFor(viewer)}`.mapWith(Number),
     nextAppointmentAt: sql<Date | null>`(select min(${appointments.startsAt}) from ${appointments}
       where ${appointments.referralId} = ${referrals.id} and ${appointments.status} = 'scheduled' and ${appointments.startsAt} >= now())`.mapWith(
       (value: string | Date | null) => (value === null ? null : new Date(value)),
@@ -121,7 +125,13 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
     reportEveryVisits: row.reportEveryVisits,
     reportDue: reportDueOf(row),
     // Until the practice side may know the patient, it is not told what happens in the patient's care.
-    activity: { lastAt: thread.inThread ? (row.activityAt?.toISOString() ?? null) : null, unreadMessages: thread.unreadMessages },
+    activity: {
+      lastAt: thread.inThread ? (row.activityAt?.toISOString() ?? null) : null,
+      unreadMessages: thread.unreadMessages,
+      unacknowledgedUrgent: thread.unacknowledgedUrgent,
+    },
+    // An adverse event is part of the patient's care: told to whoever may know the patient.
+    hold: identified && row.holdSince && row.holdAdverseEventId ? { since: row.holdSince.toISOString(), adverseEventId: row.holdAdverseEventId } : null,
     nextAppointmentAt: identified ? (thread.nextAppointmentAt?.toISOString() ?? null) : null,
     noShows: identified ? thread.noShows : 0,
     createdAt: row.createdAt.toISOString(),

@@ -203,6 +203,15 @@ const exampleSignature = {
   attestation: 'I ordered this treatment for this patient and sign this order.',
 };
 
+export const ReferralHold = Type.Object(
+  {
+    since: Timestamp,
+    adverseEventId: { ...Uuid, description: 'The adverse event that paused treatment' },
+  },
+  { additionalProperties: false },
+);
+export type ReferralHold = Static<typeof ReferralHold>;
+
 const exampleReferralView = {
   id: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
   status: 'sent',
@@ -236,7 +245,8 @@ const exampleReferralView = {
   continuedByReferralId: null,
   reportEveryVisits: 10,
   reportDue: { afterVisit: 10, overdue: false },
-  activity: { lastAt: null, unreadMessages: 0 },
+  activity: { lastAt: null, unreadMessages: 0, unacknowledgedUrgent: 0 },
+  hold: null,
   nextAppointmentAt: null,
   noShows: 0,
   createdAt: '2026-11-25T16:04:05.000Z',
@@ -291,12 +301,21 @@ export const Referral = Type.Object(
     activity: Type.Object(
       {
         lastAt: Type.Union([Timestamp, Type.Null()], {
-          description: 'When something last happened in the thread: a message, visit note, addendum, report, signature, renewal request, document or appointment',
+          description: 'When something last happened in the thread: a message, visit note, addendum, report, signature, renewal request, document, appointment, adverse event or acknowledgement',
         }),
         unreadMessages: Type.Integer({ minimum: 0, description: "Messages by others after the caller's read marker (0 for whoever is not in the thread)" }),
+        unacknowledgedUrgent: Type.Integer({
+          minimum: 0,
+          description:
+            "Urgent messages and adverse events not yet acknowledged that the caller's side is the one to acknowledge (SPEC §14.10): " +
+            "for the office, the therapist side's urgent messages and every adverse event; for the therapist side of the care team, the office's urgent messages; 0 for anyone else",
+        }),
       },
       { description: "The thread as the caller sees it (SPEC §14.7); updatedAt and the sync position move with it" },
     ),
+    hold: Type.Union([ReferralHold, Type.Null()], {
+      description: 'Treatment on hold after a severe adverse event with treatmentPaused (SPEC §14.10): visit notes are refused until the prescriber resumes; null when not on hold',
+    }),
     nextAppointmentAt: Type.Union([Timestamp, Type.Null()], { description: 'The earliest appointment still scheduled from now on (SPEC §14.5)' }),
     noShows: Type.Integer({ minimum: 0, description: 'Appointments the patient did not come to' }),
     createdAt: Timestamp,
@@ -378,6 +397,15 @@ export const SignReferral = Type.Object(
 );
 export type SignReferral = Static<typeof SignReferral>;
 
+export const ResumeReferral = Type.Object(
+  {
+    attestation: Type.Literal(true, { description: 'The prescriber attests that they reviewed the adverse event and that treatment may go on' }),
+    comment: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'Kept in the history as the reason' })),
+  },
+  { additionalProperties: false, examples: [{ attestation: true, comment: 'Bruising resolved; resume with lighter pressure over the lumbar area' }] },
+);
+export type ResumeReferral = Static<typeof ResumeReferral>;
+
 export const AmendReferral = Type.Object(
   {
     expiresOn: Type.Optional({ ...IsoDate, description: 'A later expiry date' }),
@@ -410,6 +438,8 @@ export const ReferralEvent = Type.Object({
     'renew',
     'deny_renewal',
     'continue',
+    'hold',
+    'resume',
   ]),
   fromStatus: Type.Union([ReferralStatus, Type.Null()]),
   toStatus: ReferralStatus,

@@ -39,6 +39,13 @@ function refusal(referral: ReferralRow) {
   };
   const reason = refusals[referral.status];
   if (reason) return conflict(reason[0], reason[1], { currentStatus: referral.status });
+  if (referral.holdSince) {
+    return conflict(
+      'referral-on-hold',
+      `Treatment is on hold since ${referral.holdSince.toISOString()} after adverse event ${referral.holdAdverseEventId}; the prescriber resumes it (POST /v1/referrals/${referral.id}/resume)`,
+      { currentStatus: referral.status },
+    );
+  }
   if (referral.expiresOn < todayUtc()) {
     return conflict('referral-expired', `The referral expired after ${referral.expiresOn}`, { currentStatus: referral.status });
   }
