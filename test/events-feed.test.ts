@@ -203,7 +203,7 @@ t.test('a referral’s updatedAt, sync position and activity move with its threa
   const referral = await acceptedReferral();
   const get = async (token: string) => requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token }), 200, 'GET referral');
   const before = await get(office.physician.token);
-  t.same(before.activity, { lastAt: null, unreadMessages: 0 }, 'no activity yet');
+  t.same(before.activity, { lastAt: null, unreadMessages: 0, unacknowledgedUrgent: 0 }, 'no activity yet');
   const sync = await test.request({ method: 'GET', url: `/v1/referrals?limit=200`, token: office.physician.token });
   let cursor: string = sync.json().nextCursor ?? '';
   for (let answer = sync.json(); answer.nextCursor; ) {
