@@ -351,7 +351,7 @@ t.test('urgent.unacknowledged: the worker escalates an event the office did not 
   for (const event of [recent, acknowledgedInTime]) t.equal(await outboxCount(test, 'urgent.unacknowledged', event.id), 0, 'not escalated');
   const [announced] = await outboxOf(test, referral.id, 'urgent.unacknowledged');
   t.match(announced, { data: { resource: 'adverse_event', id: overdue.id, referralId: referral.id, url: `${eventsUrl(referral.id)}/${overdue.id}` } });
-  t.same([...announced!.data.organizations].sort(), [office.id, practice.id].sort());
+  t.same(announced!.data.organizations, [office.id], 'to the prescribing office alone (SPEC §14.10)');
   const escalated = (await getEvent(referral.id, overdue.id)).json();
   t.match(escalated, { escalatedAt: isoTimestampPattern, acknowledgedAt: null });
   t.match(await auditEvents(test, { action: 'adverse_event.escalate', resourceId: overdue.id }), [{ actorType: 'system', outcome: 'success', resourceType: 'adverse_event', patientId: referral.patientId }]);

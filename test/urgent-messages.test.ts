@@ -229,7 +229,7 @@ t.test('urgent.unacknowledged: the worker escalates an urgent message nobody ack
   for (const message of [recent, oldRoutine, acknowledgedInTime]) t.equal(await outboxCount(test, 'urgent.unacknowledged', message.id), 0, 'not escalated');
   const [event] = (await outboxOf(test, referral.id, 'urgent.unacknowledged')).filter((payload) => payload.data.id === overdueFromTherapist.id);
   t.match(event, { data: { resource: 'message', id: overdueFromTherapist.id, referralId: referral.id, url: messagesUrl(referral.id) } });
-  t.same([...event!.data.organizations].sort(), [office.id, practice.id].sort(), "to the referral's organizations");
+  t.same(event!.data.organizations, [office.id], 'to the prescribing office alone (SPEC §14.10)');
   const escalated = await messageIn(referral.id, overdueFromTherapist.id);
   t.match(escalated, { escalatedAt: isoTimestampPattern, acknowledgedAt: null });
   const audited = await auditEvents(test, { action: 'message.escalate', resourceId: overdueFromTherapist.id });

@@ -21,6 +21,8 @@ export interface ReferralDomainEvent {
   referral: ReferralFacts;
   /** The record the event is about, when it is not the referral itself. */
   resource?: { type: 'progress_report' | 'message' | 'report' | 'renewal_request' | 'document' | 'appointment' | 'adverse_event'; id: string; url: string };
+  /** Told to the prescribing office alone (an escalation is the office's to act on), not to every participant. */
+  audience?: 'office';
 }
 
 /** News for one organization about one of its records (e.g. a therapist's license about to expire). */

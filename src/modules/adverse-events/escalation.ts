@@ -40,7 +40,7 @@ export class AdverseEventEscalation {
       const referral = await this.referrals.lockForSweep(event.referralId, unit.tx);
       const claimed = await this.events.claimEscalation({ eventId: event.id, minutes: this.afterMinutes }, unit.tx);
       if (!claimed) return 0;
-      unit.emit({ type: 'urgent.unacknowledged', referral, resource: { type: 'adverse_event', id: claimed.id, url: AdverseEventWorkflow.url(referral.id, claimed.id) } });
+      unit.emit({ type: 'urgent.unacknowledged', referral, audience: 'office', resource: { type: 'adverse_event', id: claimed.id, url: AdverseEventWorkflow.url(referral.id, claimed.id) } });
       unit.audit({ action: 'adverse_event.escalate', resourceType: 'adverse_event', resourceId: claimed.id, patientId: referral.patientId });
       return 1;
     });

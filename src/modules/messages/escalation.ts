@@ -39,7 +39,7 @@ export class UrgentMessageEscalation {
       const referral = await this.referrals.lockForSweep(message.referralId, unit.tx);
       const claimed = await this.messages.claimEscalation({ messageId: message.id, minutes: this.afterMinutes }, unit.tx);
       if (!claimed) return 0;
-      unit.emit({ type: 'urgent.unacknowledged', referral, resource: { type: 'message', id: claimed.id, url: `${apiPrefix}/referrals/${referral.id}/messages` } });
+      unit.emit({ type: 'urgent.unacknowledged', referral, audience: 'office', resource: { type: 'message', id: claimed.id, url: `${apiPrefix}/referrals/${referral.id}/messages` } });
       unit.audit({ action: 'message.escalate', resourceType: 'message', resourceId: claimed.id, patientId: referral.patientId });
       return 1;
     });

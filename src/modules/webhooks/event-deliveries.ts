@@ -12,7 +12,7 @@ export function deliveriesOf(outbox: WebhookOutbox, apiPrefix: string): DomainEv
       await outbox.insert({ type: event.type, referralId: null, data, organizations }, tx);
       return;
     }
-    const organizations = await participantsOf(event.referral, tx);
+    const organizations = event.audience === 'office' ? [event.referral.organizationId] : await participantsOf(event.referral, tx);
     // Thin payloads: names the resource and who takes part, never clinical text.
     const data = {
       resource: event.resource?.type ?? 'referral',
