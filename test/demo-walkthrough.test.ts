@@ -191,9 +191,11 @@ t.test("README walk-through › a referral's life, as printed, with the demo use
   const first = await test.create(`/v1/referrals/${referral.id}/progress-reports`, sam!, measuredVisitNoteBody({ visitDate: today }));
   t.equal(first.visitNumber, 1);
 
-  await test.create(`/v1/referrals/${referral.id}/messages`, sam!, { body: 'Patient reports numbness after session 1. Please advise.' });
-  const thread = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}/messages`, token: dr });
-  t.equal(thread.json().unread, 1);
+  const urgent = await test.create(`/v1/referrals/${referral.id}/messages`, sam!, { body: 'Patient reports numbness after session 1. Please advise.', priority: 'urgent' });
+  const flagged = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: dr });
+  t.match(flagged.json().activity, { unreadMessages: 1, unacknowledgedUrgent: 1 }, 'the office sees one unread, unacknowledged urgent message');
+  const acknowledged = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/messages/${urgent.id}/acknowledge`, token: dr });
+  t.ok(acknowledged.json().acknowledgedAt, 'Dr. Lee acknowledges it');
   const read = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/messages/read`, token: dr });
   t.equal(read.json().unread, 0);
 
