@@ -16,8 +16,12 @@ const fileBytes = 5 * 1024 * 1024;
 const mebibyte = 1024 * 1024;
 // Well below the 250 MiB sent: what the server holds per upload in flight is about one part
 // (256 KiB) and the driver's encoding of the part being written; the rest of the growth is garbage
-// the collector has not taken back yet (50–75 MiB measured on either database).
-const allowedGrowth = 100 * mebibyte;
+// the collector has not taken back yet (5–75 MiB measured on PostgreSQL). On the embedded database
+// the engine runs in this process and encodes every part again, so the garbage is larger and grows
+// with the machine's load (62–174 MiB measured, the latter beside a full test run): there the bound
+// is that the server never holds the files in flight at once (250 MiB, and twice that with the
+// copies whole-file buffering makes).
+const allowedGrowth = testDatabaseServer ? 100 * mebibyte : uploads * fileBytes;
 
 /**
  * The clients: each streams a file of `bytes` (a PDF by its first bytes, then random) in 64 KiB

@@ -120,6 +120,11 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       continuedByReferralId: null,
       reportEveryVisits: 10,
       reportDue: { afterVisit: 10, overdue: false },
+      // Nothing urgent, no booking and no hold in this story; its thread's activity is checked on its own.
+      activity: { lastAt: at.activityLastAt ?? null, unreadMessages: at.unreadMessages ?? 0, unacknowledgedUrgent: 0 },
+      hold: null,
+      nextAppointmentAt: null,
+      noShows: 0,
       createdAt: created.createdAt,
       updatedAt: at.updatedAt,
     };
@@ -131,7 +136,9 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
     const body = expectStatus(t, response, 200, 'read the referral');
     t.equal(response.headers.etag, `"${at.version}"`, `ETag is "${at.version}"`);
     t.match(body.updatedAt, isoTimestamp);
-    t.same(body, expectedReferral({ ...at, updatedAt: body.updatedAt }), `the referral in full: ${at.status}, version ${at.version}`);
+    // The thread last changed no later than the referral did (a message or note moves both).
+    t.ok(body.activity.lastAt === null || body.activity.lastAt <= body.updatedAt, 'activity.lastAt is null or not after updatedAt');
+    t.same(body, expectedReferral({ ...at, updatedAt: body.updatedAt, activityLastAt: body.activity.lastAt }), `the referral in full: ${at.status}, version ${at.version}`);
     return body;
   };
 
@@ -368,6 +375,10 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       referralId,
       author: { type: 'user', id: dana.id, organizationId: riverside.id },
       body: 'How is she tolerating pressure over L4–L5? Any radicular symptoms?',
+      priority: 'routine',
+      acknowledgedAt: null,
+      acknowledgedBy: null,
+      escalatedAt: null,
       createdAt: asked.createdAt,
     });
     messages.push(asked);
@@ -383,6 +394,10 @@ t.test('a referral through its whole life: prescribed, pulled, accepted, treated
       referralId,
       author: { type: 'user', id: sam.id, organizationId: harbor.id },
       body: 'Tolerating well, no deep pressure over L4–L5 as ordered. No radicular symptoms.',
+      priority: 'routine',
+      acknowledgedAt: null,
+      acknowledgedBy: null,
+      escalatedAt: null,
       createdAt: answered.createdAt,
     });
     messages.push(answered);
