@@ -15,6 +15,15 @@
 // renewal request of their own to approve or deny), so that an admitted call goes through and a
 // wrongly admitted one would.
 //
+// Documents (SPEC §14.6) are uploaded as multipart/form-data, so that a call admitted by the policy
+// stores a file and a wrongly admitted one would; each caller retracts a document its own
+// organization uploaded (another organization's is 403 by the record, which is not this file's
+// question). Appointments (SPEC §14.5) are booked on the shared referral, and each caller records
+// what became of one of its own; the events feed (SPEC §14.7) takes no parameter. Of urgent news
+// (SPEC §14.10), each caller acknowledges an urgent message of the other side and an adverse event
+// of its own (the office acknowledges; the therapist side's answer is a 409, not a refusal of the
+// role), and resumes a referral of its own that a severe adverse event holds.
+//
 // The routes are collected as they are registered, the way route-policy.test.ts does, so a route
 // added later is called here too; a path parameter this file cannot fill fails the test.
 import { randomBytes } from 'node:crypto';
@@ -23,6 +32,7 @@ import t from 'tap';
 import { rowsOf } from '../../src/db/database.js';
 import { auditEvents as auditTable, type UserRole } from '../../src/db/schema.js';
 import { isAllowed, organizationAdmins, officeRoles, type ApiClientScope, type RoutePolicy } from '../../src/modules/auth/policy.js';
+import { documentForm, sampleFile } from '../fixtures/documents.js';
 import { addApiClient } from '../fixtures/network.js';
 import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
@@ -146,6 +156,55 @@ for (const c of callers) {
     decisions.set(c.label, { referralId: own.id, requestId: (await test.create(`/v1/referrals/${own.id}/renewal-requests`, practice.therapist.token, renewalRequestBody())).id });
   }
 }
+// Documents and appointments (SPEC §14.5, §14.6) of the shared referral, whose care team every caller
+// but the network admin is on: a document to read; one per caller to retract, uploaded by its own
+// side (only the uploading organization retracts, SPEC §14.6); and an appointment per caller,
+// booked by the therapist, whose outcome the caller records.
+/** A file uploaded to the shared referral as multipart/form-data; its metadata. */
+async function upload(token: string, title: string): Promise<Json> {
+  const form = documentForm(sampleFile.pdf(), { title });
+  return ok(
+    await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/documents`, token, headers: { 'content-type': form.contentType }, payload: form.payload }),
+    201,
+    'upload',
+  );
+}
+const documentRead = await upload(office.physician.token, 'Lumbar MRI report');
+const documentsToRetract = new Map<string, string>();
+const appointmentsToChange = new Map<string, string>();
+const inTwoDays = () => new Date(Date.now() + 48 * 3_600_000).toISOString();
+for (const c of callers) {
+  documentsToRetract.set(c.label, (await upload(isPractice(c) ? practice.therapist.token : office.physician.token, `To retract (${c.label})`)).id);
+  appointmentsToChange.set(c.label, (await test.create(`/v1/referrals/${referral.id}/appointments`, practice.therapist.token, { startsAt: inTwoDays(), minutes: 60 })).id);
+}
+
+// Urgent news (SPEC §14.10) of the shared referral: an adverse event to read and, per caller, an
+// urgent message of the other side to acknowledge (the therapist's for the office and the network
+// admin, the physician's for the practice) and an adverse event, mild, which the office acknowledges.
+// And per caller a referral of the office's on hold after a severe adverse event, to resume.
+const today = () => new Date().toISOString().slice(0, 10);
+const adverseEventBody = (overrides: Json = {}) => ({
+  occurredOn: today(),
+  description: 'Mild soreness over the lumbar paraspinals the day after treatment',
+  severity: 'mild',
+  actionTaken: 'Lighter pressure next visit',
+  treatmentPaused: false,
+  ...overrides,
+});
+const adverseEventRead = await test.create(`/v1/referrals/${referral.id}/adverse-events`, practice.therapist.token, adverseEventBody());
+const urgentToAcknowledge = new Map<string, string>();
+const adverseEventsToAcknowledge = new Map<string, string>();
+const heldReferrals = new Map<string, string>();
+for (const c of callers) {
+  const author = isPractice(c) ? office.physician.token : practice.therapist.token;
+  urgentToAcknowledge.set(c.label, (await test.create(`/v1/referrals/${referral.id}/messages`, author, { body: `Urgent for ${c.label}`, priority: 'urgent' })).id);
+  adverseEventsToAcknowledge.set(c.label, (await test.create(`/v1/referrals/${referral.id}/adverse-events`, practice.therapist.token, adverseEventBody())).id);
+  const own = await test.create('/v1/referrals', office.physician.token, referralBody({ patientId: referral.patientId, therapistId: practice.therapist.id, send: true }));
+  await ok(await test.request({ method: 'POST', url: `/v1/referrals/${own.id}/accept`, token: practice.therapist.token }), 200, 'accept');
+  await test.create(`/v1/referrals/${own.id}/adverse-events`, practice.therapist.token, adverseEventBody({ severity: 'severe', treatmentPaused: true, description: 'Bruising; treatment paused' }));
+  heldReferrals.set(c.label, own.id);
+}
+
 const renewalDecisionRoutes: Record<string, keyof typeof renewalsToDecide> = {
   '/v1/referrals/:id/renewal-requests/:requestId/approve': 'approve',
   '/v1/referrals/:id/renewal-requests/:requestId/deny': 'deny',
@@ -163,6 +222,7 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
   }
   if (path.startsWith('/v1/patients/:id') && name === 'id') return referral.patientId;
   if (path === '/v1/referrals/:id/sign' && name === 'id') return unsignedDrafts.get(c.label) ?? referral.id;
+  if (path === '/v1/referrals/:id/resume' && name === 'id') return heldReferrals.get(c.label)!;
   const decision = renewalDecisionRoutes[path];
   if (decision) {
     const own = renewalsToDecide[decision].get(c.label)!;
@@ -175,6 +235,10 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
     if (path.startsWith('/v1/referrals/:id/reports/:reportId') && name === 'reportId') return reportRead.id;
     if (name === 'reportId') return report.id;
     if (name === 'requestId') return renewalRead.id;
+    if (name === 'documentId') return route.method === 'DELETE' ? documentsToRetract.get(c.label)! : documentRead.id;
+    if (name === 'appointmentId') return appointmentsToChange.get(c.label)!;
+    if (name === 'messageId') return urgentToAcknowledge.get(c.label)!;
+    if (name === 'eventId') return path.endsWith('/acknowledge') ? adverseEventsToAcknowledge.get(c.label)! : adverseEventRead.id;
   }
   if (path.startsWith('/v1/webhook-endpoints/:id') && name === 'id') {
     if (route.method === 'DELETE') return byOrganization(officeVictimEndpoint.id, practiceVictimEndpoint.id, networkAdminVictimEndpoint.id);
@@ -225,12 +289,25 @@ function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
     'POST /v1/referrals/:id/renewal-requests/:requestId/approve': () => ({ attestation: true }),
     'POST /v1/referrals/:id/renewal-requests/:requestId/deny': () => ({ reason: `Denied ${tag}` }),
     'POST /v1/referrals/:id/messages': () => ({ body: `Message ${tag}` }),
+    'DELETE /v1/referrals/:id/documents/:documentId': () => ({ reason: `Filed in error ${tag}` }),
+    'POST /v1/referrals/:id/appointments': () => ({ startsAt: inTwoDays(), minutes: 45 }),
+    // A visit not begun yet: cancelled, the one outcome it may have before it starts.
+    'PATCH /v1/referrals/:id/appointments/:appointmentId': () => ({ status: 'cancelled_by_practice' }),
+    // Mild and not paused: a hold would refuse the visit notes the later admitted calls write.
+    'POST /v1/referrals/:id/adverse-events': () => adverseEventBody({ description: `Soreness ${tag}` }),
+    'POST /v1/referrals/:id/resume': () => ({ attestation: true, comment: `Resumed ${tag}` }),
     'POST /v1/referrals/:id/messages/read': () => ({}),
     'POST /v1/webhook-endpoints': () => ({ url: 'https://ehr.example/hooks/other', eventTypes: ['referral.sent'], organizationId: ownOrganization }),
     'PATCH /v1/webhook-endpoints/:id': () => ({ description: `changed ${tag}` }),
     'POST /v1/webhook-endpoints/:id/recover': () => ({ from: '2000-01-01T00:00:00Z' }),
   };
   return bodies[`${route.method} ${route.url}`]?.();
+}
+
+/** The bodies that are not JSON: a document is uploaded as multipart/form-data (SPEC §14.6). */
+function formOf(route: CollectedRoute, c: Caller): { payload: Buffer; contentType: string } | undefined {
+  if (`${route.method} ${route.url}` !== 'POST /v1/referrals/:id/documents') return undefined;
+  return documentForm(sampleFile.png(), { category: 'intake', title: `Intake form (${c.label})` });
 }
 
 /** Moves that end the referral's care go last, so the admitted calls before them meet it in progress. */
@@ -246,8 +323,10 @@ let requestCounter = 0;
 async function call(route: CollectedRoute, c: Caller): Promise<{ response: Response; requestId: string; url: string }> {
   const requestId = `function-authz-${++requestCounter}-${randomBytes(4).toString('hex')}`;
   const url = urlOf(route, c);
-  const body = bodyOf(route, c);
-  const response = await test.request({ method: route.method, url, token: c.token, headers: { 'x-request-id': requestId }, ...(body ? { payload: body } : {}) });
+  const form = formOf(route, c);
+  const body = form ? form.payload : bodyOf(route, c);
+  const headers = { 'x-request-id': requestId, ...(form ? { 'content-type': form.contentType } : {}) };
+  const response = await test.request({ method: route.method, url, token: c.token, headers, ...(body ? { payload: body } : {}) });
   return { response, requestId, url };
 }
 
@@ -285,7 +364,8 @@ t.test('setup › routes were collected, each caller is who it says, and every p
 const businessTables = [
   'organizations', 'users', 'therapist_profiles', 'api_clients', 'refresh_tokens', 'patients', 'referrals', 'referral_offers', 'referral_events',
   'progress_reports', 'progress_report_addenda', 'clinical_reports', 'clinical_report_signatures', 'renewal_requests', 'messages', 'message_read_markers',
-  'idempotency_records', 'webhook_endpoints', 'webhook_events', 'webhook_deliveries', 'webhook_attempts',
+  'idempotency_records', 'webhook_endpoints', 'webhook_events', 'webhook_deliveries', 'webhook_attempts', 'documents', 'document_chunks', 'appointments',
+  'scheduling_alerts', 'event_feed', 'adverse_events',
 ];
 /** A digest of every table but the audit trail (which refused calls append to), in one statement. */
 async function digestOfData(): Promise<Record<string, string>> {
@@ -398,6 +478,60 @@ t.test("admitted › the prescriber and the EHR vouching with referrals:sign sig
   }
 });
 
+t.test('admitted › the care team retracted its own documents and the therapist side recorded its appointments; no one else did', async (t) => {
+  const routeOf = (method: Method, url: string) => {
+    const route = protectedRoutes.find((candidate) => candidate.method === method && candidate.url === url);
+    if (!route) throw new Error(`${method} ${url} was not collected`);
+    return route;
+  };
+  const retractRoute = routeOf('DELETE', '/v1/referrals/:id/documents/:documentId');
+  const changeRoute = routeOf('PATCH', '/v1/referrals/:id/appointments/:appointmentId');
+  const documentsById = new Map(
+    (await test.app.database.rows<{ id: string; retracted: boolean }>(sql`select id::text, retracted_at is not null as retracted from documents where referral_id = ${referral.id}::uuid`)).map((row) => [row.id, row.retracted]),
+  );
+  const appointmentsById = new Map(
+    (await test.app.database.rows<{ id: string; status: string }>(sql`select id::text, status from appointments where referral_id = ${referral.id}::uuid`)).map((row) => [row.id, row.status]),
+  );
+  for (const c of callers) {
+    // The network admin passes the policy but is on no care team (404); the office reads appointments but does not book (404).
+    const retracts = allowed(retractRoute, c) && c.principal.role !== 'network_admin';
+    t.equal(documentsById.get(documentsToRetract.get(c.label)!), retracts, `${c.label}: ${retracts ? 'retracted its own document' : 'refused, the document stays'}`);
+    const records = allowed(changeRoute, c) && isPractice(c);
+    t.equal(appointmentsById.get(appointmentsToChange.get(c.label)!), records ? 'cancelled_by_practice' : 'scheduled', `${c.label}: ${records ? 'cancelled its appointment' : 'refused, the appointment stays scheduled'}`);
+  }
+  t.equal(documentsById.get(documentRead.id), false, 'the document everyone read is still there');
+});
+
+t.test('admitted › each side acknowledged the urgent news of the other, and the prescriber resumed treatment; no one else did', async (t) => {
+  const routeOf = (url: string) => {
+    const route = protectedRoutes.find((candidate) => candidate.method === 'POST' && candidate.url === url);
+    if (!route) throw new Error(`POST ${url} was not collected`);
+    return route;
+  };
+  const acknowledgeMessage = routeOf('/v1/referrals/:id/messages/:messageId/acknowledge');
+  const acknowledgeEvent = routeOf('/v1/referrals/:id/adverse-events/:eventId/acknowledge');
+  const resume = routeOf('/v1/referrals/:id/resume');
+  const acknowledgedMessages = new Set(
+    (await test.app.database.rows<{ id: string }>(sql`select id::text from messages where referral_id = ${referral.id}::uuid and acknowledged_at is not null`)).map((row) => row.id),
+  );
+  const acknowledgedEvents = new Set(
+    (await test.app.database.rows<{ id: string }>(sql`select id::text from adverse_events where referral_id = ${referral.id}::uuid and acknowledged_at is not null`)).map((row) => row.id),
+  );
+  for (const c of callers) {
+    // On the care team (not the network admin): the office acknowledges the therapist's message, the practice side the office's.
+    const onCareTeam = c.principal.role !== 'network_admin';
+    const messageDone = allowed(acknowledgeMessage, c) && onCareTeam;
+    t.equal(acknowledgedMessages.has(urgentToAcknowledge.get(c.label)!), messageDone, `${c.label}: ${messageDone ? 'acknowledged' : 'did not acknowledge'} the urgent message of the other side`);
+    // Adverse events are acknowledged by the office; the therapist side that reported them is answered 409 own-side.
+    const eventDone = allowed(acknowledgeEvent, c) && isOffice(c);
+    t.equal(acknowledgedEvents.has(adverseEventsToAcknowledge.get(c.label)!), eventDone, `${c.label}: ${eventDone ? 'acknowledged' : 'did not acknowledge'} an adverse event`);
+    const held = await ok(await test.request({ method: 'GET', url: `/v1/referrals/${heldReferrals.get(c.label)}`, token: office.physician.token }), 200, 'read the held referral');
+    // The prescriber, or the office's EHR vouching for them; the practice's EHR holds referrals:sign but vouches for no prescriber of the office.
+    const resumed = allowed(resume, c) && isOffice(c);
+    t.equal(held.hold === null, resumed, `${c.label}: ${resumed ? 'resumed treatment' : 'refused, the referral stays on hold'}`);
+  }
+});
+
 // ─── Privileges a body or a token request might smuggle in ───────────────────────────────────────
 // Not in the figure (they are admitted calls); each must be refused without changing anything.
 
@@ -456,6 +590,7 @@ t.test('escalation › an API client cannot obtain a token with a scope it was n
 // Where SPEC §1, §2, §6–§8, §14.1 say who may do something, the declared policy must be no wider.
 // `clientScope`: the one scope that admits API clients; only a bound with `byScopeAlone` lets a
 // client of any role in by that scope.
+const everyUserRole: readonly UserRole[] = ['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin'];
 const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: boolean; clientScope?: ApiClientScope; byScopeAlone?: true; why: string }> = [
   { routes: /^POST \/v1\/organizations$/, roles: ['network_admin'], clients: false, why: 'network admins onboard organizations' },
   { routes: /^(POST|PATCH|DELETE) \/v1\/organizations\/:id\/(users|api-clients)/, roles: organizationAdmins, clients: false, why: 'organization admins manage their own users and API clients' },
@@ -466,12 +601,12 @@ const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: b
   { routes: /^\w+ \/v1\/patients/, roles: officeRoles, clients: true, why: 'a patient belongs to the office that created it' },
   { routes: /^POST \/v1\/referrals$/, roles: officeRoles, clients: true, why: 'physician offices prescribe' },
   {
-    routes: /^(POST \/v1\/referrals\/:id\/sign|PATCH \/v1\/referrals\/:id)$/,
+    routes: /^(POST \/v1\/referrals\/:id\/(sign|resume)|PATCH \/v1\/referrals\/:id)$/,
     roles: ['physician'],
     clients: true,
     clientScope: 'referrals:sign',
     byScopeAlone: true,
-    why: "the prescriber signs and amends the order; an office's EHR only by vouching with referrals:sign (SPEC §14.1)",
+    why: "the prescriber signs and amends the order, and resumes it after an adverse event; an office's EHR only by vouching with referrals:sign (SPEC §14.1, §14.10)",
   },
   { routes: /^POST \/v1\/referrals\/:id\/progress-reports/, roles: ['physician', 'office_staff', 'office_admin', 'therapist', 'practice_admin', 'network_admin'], clients: false, why: 'visit notes are signed by the therapist who wrote them, never by a client' },
   {
@@ -487,6 +622,23 @@ const specBounds: Array<{ routes: RegExp; roles: readonly UserRole[]; clients: b
     clientScope: 'referrals:sign',
     byScopeAlone: true,
     why: "the prescriber signs reports and decides renewals; an office's EHR only by vouching with referrals:sign (SPEC §14.3, §14.4)",
+  },
+  // SPEC §14.5, §14.6: the care team shares documents and the therapist side books; a partner's EHR may do both with referrals:write.
+  { routes: /^(POST|DELETE) \/v1\/referrals\/:id\/documents/, roles: everyUserRole, clients: true, clientScope: 'referrals:write', why: 'documents are shared and retracted by the care team, an EHR with referrals:write (SPEC §14.6)' },
+  { routes: /^(POST|PATCH) \/v1\/referrals\/:id\/appointments/, roles: everyUserRole, clients: true, clientScope: 'referrals:write', why: 'the therapist side books visits, an EHR with referrals:write (SPEC §14.5)' },
+  {
+    routes: /^POST \/v1\/referrals\/:id\/(adverse-events|messages\/:messageId\/acknowledge)/,
+    roles: everyUserRole,
+    clients: true,
+    clientScope: 'referrals:write',
+    why: 'the care team reports and acknowledges urgent news, an EHR with referrals:write (SPEC §14.10)',
+  },
+  {
+    routes: /^GET \/v1\/events$/,
+    roles: everyUserRole.filter((role) => role !== 'network_admin'),
+    clients: true,
+    clientScope: 'referrals:read',
+    why: 'the events feed is of the referrals a caller takes part in, which a network admin never does (SPEC §14.7)',
   },
 ];
 

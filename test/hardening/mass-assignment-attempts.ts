@@ -28,6 +28,8 @@ export interface Attempt {
   /** What is planted: the field's canonical name and its value, whatever spelling carries it. */
   injected: Owned[];
   payload?: Json | string;
+  /** A multipart/form-data body instead of a JSON one (mass-assignment-multipart.ts). */
+  form?: { payload: Buffer; contentType: string };
   query?: string;
   /** Field names a 400 must mention, one per planted field. */
   names: string[];

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { apiClients, organizations, patients, refreshTokens } from '../../src/db/schema.js';
+import type { Part } from '../fixtures/documents.js';
 import { defaultPassword, type Json } from '../helper.js';
 import { decodeJwt } from '../tokens.js';
 import { byId, type MassAssignmentWorld, type Rec, type Response } from './mass-assignment-world.js';
@@ -27,8 +28,10 @@ export interface Owned {
 export interface Ctx {
   url: string;
   token: string;
-  /** A fresh valid body; undefined for an operation without one. */
+  /** A fresh valid body; undefined for an operation without one (or one that takes a form). */
   valid(): Json | undefined;
+  /** For an operation that takes multipart/form-data: the parts of a fresh valid form. */
+  form?(): Part[];
   rows(): Promise<Rec[]>;
   /** What the API shows afterwards, and any record found under a planted id. */
   api(response: Response, injected: Rec): Promise<Rec[]>;
@@ -46,6 +49,8 @@ export interface Op {
   consumes?: boolean;
   /** Success must create a row (a POST that makes a resource). */
   creates?: boolean;
+  /** The body is multipart/form-data (Ctx.form), not JSON; `declared` are fields the file part may claim by its own headers. */
+  multipart?: { declared?: { contentType?: Owned } };
 }
 
 /** Sign-in, revocation, organizations, users, API clients and patients. */

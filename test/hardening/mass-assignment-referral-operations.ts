@@ -10,6 +10,7 @@ import { byId, keyed, type MassAssignmentWorld } from './mass-assignment-world.j
 export function referralOperations(world: MassAssignmentWorld): Op[] {
   const { db, planted, mark, isoDate, office, practice, otherPractice, colleague, post, getJson, referralBody, newReferral, unsignedDraft, acceptedReferral, noteBody, foreign, referralRows, signatureParts, referralApi } = world;
 
+  const plantedEventId = randomUUID();
   const referralOwned = (status: string): Owned[] => [
     { field: 'id', value: randomUUID() },
     { field: 'status', value: status },
@@ -42,6 +43,9 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
     { field: 'continuedByReferralId', value: foreign.referral },
     { field: 'lastReportedVisit', value: 77 },
     { field: 'reportDue', value: { afterVisit: 99, overdue: true } },
+    // A hold comes only from a severe adverse event, and goes only by the prescriber's resume (SPEC §14.10).
+    // (One member, its parts checked in their columns: a 400 names at most 25 fields, and an amendment plants 24 besides.)
+    { field: 'hold', value: { since: planted, adverseEventId: plantedEventId }, also: { holdSince: planted, holdAdverseEventId: plantedEventId } },
   ];
 
   /** A referral move (send, accept, …) on a fresh referral in the given state. */
@@ -128,6 +132,23 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
       { field: 'therapistId', value: colleague.id, legit: true, columns: ['acceptedTherapistId'] },
     ]),
     moveOp('decline', 'accepted', () => newReferral(true), () => practice.therapist.token, () => ({ reason: mark('decline') })),
+    // The prescriber lifts the hold a severe adverse event put on treatment (SPEC §14.10); the hold's own members are the server's.
+    moveOp(
+      'resume',
+      'completed',
+      async () => {
+        const referral = await acceptedReferral();
+        await post(
+          `/v1/referrals/${referral.id}/adverse-events`,
+          practice.therapist.token,
+          { occurredOn: isoDate(0), description: 'Bruising; treatment paused', severity: 'severe', actionTaken: 'Stopped pressure work', treatmentPaused: true },
+          201,
+        );
+        return referral;
+      },
+      () => office.physician.token,
+      () => ({ attestation: true, comment: mark('resume') }),
+    ),
     moveOp('cancel', 'completed', () => newReferral(true), () => office.physician.token, () => ({ reason: mark('cancel') })),
     moveOp(
       'reroute',
@@ -215,6 +236,10 @@ export function referralOperations(world: MassAssignmentWorld): Op[] {
         { field: 'referralId', value: foreign.referral },
         { field: 'seq', value: 999_999 },
         { field: 'createdAt', value: planted },
+        // An urgent message's flags are the other side's to set, by acknowledging, and the worker's (SPEC §14.10).
+        { field: 'acknowledgedAt', value: planted },
+        { field: 'acknowledgedBy', value: foreign.user },
+        { field: 'escalatedAt', value: planted },
       ],
       async setup() {
         const referral = await newReferral(true);

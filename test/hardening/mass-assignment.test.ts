@@ -2,10 +2,11 @@
 // timestamps, role, secrets) are never taken from a request. Every POST and PATCH of the OpenAPI
 // document gets a valid body plus such fields: at the top level (together, then alone wherever a
 // 400 does not name one), in other casings, inside the body's nested objects, in a wrapper, in the
-// query string and through __proto__. Either answer is fine (a 400 that names the field, or success
-// with the field ignored), but in both cases the rows the request could touch are read back from
-// the database, and the resource through its GET: no row created or changed by the attempt, and
-// nothing the API shows, may hold a value we sent.
+// query string and through __proto__ (a multipart/form-data body, the document upload, gets them
+// as form parts and in the file part's own headers: mass-assignment-multipart.ts). Either answer
+// is fine (a 400 that names the field, or success with the field ignored), but in both cases the
+// rows the request could touch are read back from the database, and the resource through its GET:
+// no row created or changed by the attempt, and nothing the API shows, may hold a value we sent.
 //
 // The cases are in mass-assignment-*-operations.ts, the world they act in in
 // mass-assignment-world.ts, the ways of planting a field in mass-assignment-attempts.ts.
@@ -13,7 +14,9 @@ import t, { type Test } from 'tap';
 import { buildTestApp, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
 import { attemptsFor, canonical, sameValue, single, type Attempt } from './mass-assignment-attempts.js';
+import { careOperations } from './mass-assignment-care-operations.js';
 import { clinicalOperations } from './mass-assignment-clinical-operations.js';
+import { multipartAttemptsFor, multipartSingle } from './mass-assignment-multipart.js';
 import { accountOperations, type Ctx, type Op, type Owned } from './mass-assignment-operations.js';
 import { referralOperations } from './mass-assignment-referral-operations.js';
 import { webhookOperations } from './mass-assignment-webhook-operations.js';
@@ -25,7 +28,7 @@ skipFileUnlessPostgres();
 // The worker stays off: nothing is delivered anywhere, and pending deliveries stay as written.
 const test = await buildTestApp(t, { env: { ROLE: 'api', REFERRAL_EXPIRY_SWEEP_SECONDS: '0' } });
 const world = await buildMassAssignmentWorld(test);
-const ops: Op[] = [...accountOperations(world), ...referralOperations(world), ...(await clinicalOperations(world)), ...webhookOperations(world)];
+const ops: Op[] = [...accountOperations(world), ...referralOperations(world), ...(await clinicalOperations(world)), ...careOperations(world), ...webhookOperations(world)];
 
 // ---------------------------------------------------------------------------------------------
 // Attempts.
@@ -41,7 +44,11 @@ async function run(t: Test, op: Op, ctx: Ctx, attempt: Attempt, previous?: Rec[]
     method: op.method,
     url: attempt.query ? `${ctx.url}?${attempt.query}` : ctx.url,
     ...(ctx.token ? { token: ctx.token } : {}),
-    ...(attempt.payload !== undefined ? { payload: attempt.payload as never, headers: { 'content-type': 'application/json' } } : {}),
+    ...(attempt.form
+      ? { payload: attempt.form.payload, headers: { 'content-type': attempt.form.contentType } }
+      : attempt.payload !== undefined
+        ? { payload: attempt.payload as never, headers: { 'content-type': 'application/json' } }
+        : {}),
   });
   tally.requests++;
   tally.injected += attempt.injected.length;
@@ -126,11 +133,13 @@ for (const op of ops) {
     };
     // A route that declares no body never reads one: once the whole set is ignored, so is each field.
     const takesBody = document.paths[op.path]?.[op.method.toLowerCase()]?.requestBody !== undefined;
-    for (const planned of attemptsFor(op, () => ctx.valid())) {
-      const { succeeded, named } = await attempt(planned);
-      if (!planned.singlesAfter) continue;
-      for (const owned of planned.injected.filter((owned) => (succeeded ? takesBody : !named.has(owned.field)))) {
-        await attempt(single(owned, () => ctx.valid() ?? {}));
+    const planned = op.multipart ? multipartAttemptsFor(op, () => ctx.form!(), op.multipart.declared) : attemptsFor(op, () => ctx.valid());
+    const alone = (owned: Owned) => (op.multipart ? multipartSingle(owned, () => ctx.form!()) : single(owned, () => ctx.valid() ?? {}));
+    for (const each of planned) {
+      const { succeeded, named } = await attempt(each);
+      if (!each.singlesAfter) continue;
+      for (const owned of each.injected.filter((owned) => (succeeded ? takesBody : !named.has(owned.field)))) {
+        await attempt(alone(owned));
       }
     }
   });

@@ -16,8 +16,18 @@
 // tenant-isolation.test.ts); a physician of the office who is not the prescriber sees the record,
 // and is refused it with 403. Every attempt must be audited as denied against the
 // record, and must change nothing. Signing R's report and deciding its renewal are the prescriber's
-// like signing the order: Q's side takes part but is refused them too. Foreign ids in a body or a
-// query string are probed after that, outside the figure.
+// like signing the order: Q's side takes part but is refused them too. Documents and appointments
+// (SPEC §14.5, §14.6) are the care team's: besides the outsiders, Q's side is refused them on a
+// referral S that A sent to Q and nobody has accepted (Q sees the order, not who the patient is,
+// SPEC §14.8); a second therapist of Q, who is not on R's care team, is refused them on R; office A,
+// which reads R's appointments, does not book them (404, as for visit notes); and a document is
+// retracted only by the organization that uploaded it (403 for the rest of the care team). So is
+// urgent news (SPEC §14.10) and the billing summary (SPEC §14.9): besides the outsiders, a second
+// therapist of Q is refused them on a referral T that A sent to all of Q and Q's therapist accepted
+// (T's order is theirs to read, its care team is not theirs to join); office A does not report
+// adverse events; and resuming treatment that a severe adverse event held (referral H) is the
+// prescriber's alone, like signing. Foreign ids in a body or a query string, and the events feed
+// (SPEC §14.7), are probed after that, outside the figure.
 //
 // The list of id-routes comes from the OpenAPI document: a route added without a case here fails.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -27,6 +37,7 @@ import { rowsOf } from '../../src/db/database.js';
 import * as schema from '../../src/db/schema.js';
 import { isAllowed } from '../../src/modules/auth/policy.js';
 import { addApiClient, addMember, addTherapist, nextNpi } from '../fixtures/network.js';
+import { documentForm, sampleFile } from '../fixtures/documents.js';
 import * as bodies from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
 import { buildTestAppWithRoutes, caller as actor, everyScope, everyScopeButSign, type Caller as Actor } from './authz-shared.js';
@@ -165,6 +176,45 @@ const RB: string = (
 ).id;
 await ok(await test.request({ method: 'POST', url: `/v1/referrals/${RB}/accept`, token: practiceP.therapist.token }), 200, 'accept RB');
 const clinicalReportRB: string = (await test.create(`/v1/referrals/${RB}/reports`, practiceP.therapist.token, clinical.evaluationReportBody())).id;
+// Documents and an appointment of R (SPEC §14.5, §14.6): a file each side uploaded, and a visit Q's
+// therapist booked; what an attacker would read, download, retract or cancel.
+async function uploaded(referralId: string, token: string, title: string): Promise<string> {
+  const form = documentForm(sampleFile.pdf(), { title });
+  return (await ok(await test.request({ method: 'POST', url: `/v1/referrals/${referralId}/documents`, token, headers: { 'content-type': form.contentType }, payload: form.payload }), 201, `upload ${title}`)).id;
+}
+const documentR = await uploaded(R, officeA.physician.token, 'Lumbar MRI report');
+const documentRQ = await uploaded(R, practiceQ.therapist.token, 'Posture photo');
+const inTwoDays = () => new Date(Date.now() + 48 * 3_600_000).toISOString();
+const appointmentR: string = (await test.create(`/v1/referrals/${R}/appointments`, practiceQ.therapist.token, { startsAt: inTwoDays(), minutes: 60 })).id;
+// Referral S: office A → practice Q, sent, accepted by nobody, with a document: Q's side sees the
+// order but not who the patient is (SPEC §14.8), so neither its documents nor its appointments.
+const S: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, practiceId: practiceQ.id, send: true }))).id;
+const documentS = await uploaded(S, officeA.physician.token, 'Referral letter');
+// Urgent news of R (SPEC §14.10): an urgent message of each side, and a mild adverse event Q's therapist reported.
+const today = () => new Date().toISOString().slice(0, 10);
+const adverseEventBody = (overrides: Json = {}) => ({
+  occurredOn: today(),
+  description: 'Mild soreness over the lumbar paraspinals the day after treatment',
+  severity: 'mild',
+  actionTaken: 'Lighter pressure next visit',
+  treatmentPaused: false,
+  ...overrides,
+});
+const urgentRQ: string = (await test.create(`/v1/referrals/${R}/messages`, practiceQ.therapist.token, { body: 'Numbness after the session', priority: 'urgent' })).id;
+const adverseEventR: string = (await test.create(`/v1/referrals/${R}/adverse-events`, practiceQ.therapist.token, adverseEventBody())).id;
+// Referral T: office A → practice Q, accepted by Q's therapist. A second therapist of Q may read the
+// order, but is no part of its care team: its documents, appointments, urgent news and claim are not theirs.
+const T: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, practiceId: practiceQ.id, send: true }))).id;
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${T}/accept`, token: practiceQ.admin.token, payload: { therapistId: practiceQ.therapist.id } }), 200, 'accept T');
+const documentT = await uploaded(T, officeA.physician.token, 'Prescription');
+const appointmentT: string = (await test.create(`/v1/referrals/${T}/appointments`, practiceQ.therapist.token, { startsAt: inTwoDays(), minutes: 60 })).id;
+const urgentTA: string = (await test.create(`/v1/referrals/${T}/messages`, officeA.physician.token, { body: 'Please call the patient today', priority: 'urgent' })).id;
+const adverseEventT: string = (await test.create(`/v1/referrals/${T}/adverse-events`, practiceQ.therapist.token, adverseEventBody())).id;
+// Referral H: office A → Q's therapist, accepted, on hold after a severe adverse event that paused
+// treatment: what an attacker would resume.
+const H: string = (await test.create('/v1/referrals', officeA.physician.token, referralBody({ patientId: patientA, therapistId: practiceQ.therapist.id, send: true }))).id;
+await ok(await test.request({ method: 'POST', url: `/v1/referrals/${H}/accept`, token: practiceQ.therapist.token, payload: {} }), 200, 'accept H');
+await test.create(`/v1/referrals/${H}/adverse-events`, practiceQ.therapist.token, adverseEventBody({ severity: 'severe', treatmentPaused: true, description: 'Bruising; treatment paused' }));
 const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me', token: networkAdmin })).json().id;
 
 const readAsPrescriber = async (id: string) => ok(await test.request({ method: 'GET', url: `/v1/referrals/${id}`, token: officeA.physician.token }), 200, `GET ${id}`);
@@ -182,9 +232,18 @@ interface Aim {
   callers: Actor[];
   /** The answer where the record, not the role, refuses an admitted caller: the prescriber's alone (SPEC §14.1). */
   status?: 403;
+  /** Why the record refuses with that 403, when it is not that only the prescriber may. */
+  refusal?: string;
+}
+/** A multipart/form-data body (a document upload, SPEC §14.6) rather than JSON. */
+class Multipart {
+  constructor(
+    readonly payload: Buffer,
+    readonly contentType: string,
+  ) {}
 }
 interface RouteCase {
-  payload?: (caller: Actor) => Json;
+  payload?: (caller: Actor) => Json | Multipart;
   aims: Aim[];
 }
 
@@ -275,6 +334,52 @@ const ownReferralAim = (label: string, path: (referralId: string) => string, dec
   decisive,
   callers: [...officeBSide, ...practicePSide],
 });
+
+/**
+ * What is the care team's (documents, SPEC §14.6; a referral's appointments, SPEC §14.5): the
+ * referrals above by outsiders, and S by practice Q's side, which sees the order but not who the
+ * patient is until someone accepts it (SPEC §14.8).
+ */
+const careTeamAims = (path: (referralId: string) => string): Aim[] => [
+  ...referralAims(path),
+  { label: 'referral S (office A → practice Q, not accepted), by Q, who sees the order only', url: () => path(S), decisive: { type: 'referral', id: S }, callers: [...practiceQSide, secondQ] },
+  colleagueAim(path),
+];
+/** Referral T, which Q's therapist accepted, by a second therapist of Q: the order is visible to them, its care team is not theirs. */
+function colleagueAim(path: (referralId: string) => string): Aim {
+  return { label: 'referral T (office A → practice Q, accepted by its therapist), by a colleague of the therapist', url: () => path(T), decisive: { type: 'referral', id: T }, callers: [secondQ] };
+}
+/**
+ * What the therapist side books and records (appointments, SPEC §14.5): the referrals above by
+ * outsiders, and R by office A, which reads its appointments but does not book them: the 404 of an
+ * outsider, as for visit notes.
+ */
+const bookingAims = (path: (referralId: string) => string): Aim[] => [
+  ...referralAims(path),
+  {
+    label: 'referral R, by office A, which reads its appointments but does not book them',
+    url: () => path(R),
+    decisive: { type: 'referral', id: R },
+    callers: [physicianA, colleagueA, staffA, adminA, partnerA, unsigningPartnerA],
+  },
+  colleagueAim(path),
+];
+/** A document of R or S: aimed at under its own referral by the outsiders, and under RB by B's and P's side. */
+const documentAims = (suffix: string): Aim[] => [
+  ...referralAims((id) => `/v1/referrals/${id}/documents/${documentR}${suffix}`),
+  {
+    label: 'the document of referral S, by Q, who sees the order only',
+    url: () => `/v1/referrals/${S}/documents/${documentS}${suffix}`,
+    decisive: { type: 'referral', id: S },
+    callers: [...practiceQSide, secondQ],
+  },
+  ownReferralAim("R's document", (id) => `/v1/referrals/${id}/documents/${documentR}${suffix}`, { type: 'document', id: documentR }),
+  colleagueAim((id) => `/v1/referrals/${id}/documents/${documentT}${suffix}`),
+];
+const uploadForm = () => {
+  const form = documentForm(sampleFile.pdf(300 * 1024), { title: 'Shared by a stranger' });
+  return new Multipart(form.payload, form.contentType);
+};
 
 const endpointAims = (path: (endpointId: string) => string): Aim[] => [
   { label: "office A's webhook endpoint", url: () => path(endpointA), decisive: { type: 'webhook_endpoint', id: endpointA }, callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins] },
@@ -370,7 +475,97 @@ const cases: Record<string, RouteCase> = {
     payload: () => ({ reason: 'Denied by a stranger' }),
     aims: prescriberDecisionAims((id) => `/v1/referrals/${id}/renewal-requests/${renewalR}/deny`),
   },
+  'POST /v1/referrals/{id}/documents': { payload: uploadForm, aims: careTeamAims((id) => `/v1/referrals/${id}/documents`) },
+  'GET /v1/referrals/{id}/documents': { aims: careTeamAims((id) => `/v1/referrals/${id}/documents`) },
+  'GET /v1/referrals/{id}/documents/{documentId}': { aims: documentAims('') },
+  'GET /v1/referrals/{id}/documents/{documentId}/content': { aims: documentAims('/content') },
+  'DELETE /v1/referrals/{id}/documents/{documentId}': {
+    payload: () => ({ reason: 'Retracted by a stranger' }),
+    aims: [
+      ...documentAims(''),
+      // SPEC §14.6: only the organization that uploaded a document retracts it; the rest of the care team sees it, and is refused.
+      {
+        label: "R's document uploaded by office A, by practice Q, which is on the care team but did not upload it",
+        url: () => `/v1/referrals/${R}/documents/${documentR}`,
+        decisive: { type: 'document', id: documentR },
+        callers: practiceQSide,
+        status: 403,
+        refusal: '403, the uploading organization\'s alone',
+      },
+      {
+        label: "R's document uploaded by Q's therapist, by office A, which is on the care team but did not upload it",
+        url: () => `/v1/referrals/${R}/documents/${documentRQ}`,
+        decisive: { type: 'document', id: documentRQ },
+        callers: [physicianA, colleagueA, staffA, adminA, partnerA, unsigningPartnerA],
+        status: 403,
+        refusal: '403, the uploading organization\'s alone',
+      },
+    ],
+  },
+  'POST /v1/referrals/{id}/appointments': { payload: () => ({ startsAt: inTwoDays(), minutes: 60 }), aims: bookingAims((id) => `/v1/referrals/${id}/appointments`) },
+  'GET /v1/referrals/{id}/appointments': { aims: careTeamAims((id) => `/v1/referrals/${id}/appointments`) },
+  'PATCH /v1/referrals/{id}/appointments/{appointmentId}': {
+    payload: () => ({ status: 'cancelled_by_practice' }),
+    aims: [
+      ...bookingAims((id) => `/v1/referrals/${id}/appointments/${id === T ? appointmentT : appointmentR}`),
+      // P's side books for RB: R's appointment is not found under it. (Office B does not book: its 404 is about RB itself.)
+      { ...ownReferralAim("R's appointment", (id) => `/v1/referrals/${id}/appointments/${appointmentR}`, { type: 'appointment', id: appointmentR }), callers: practicePSide },
+    ],
+  },
   'POST /v1/referrals/{id}/messages': { payload: () => ({ body: 'Hello from a stranger' }), aims: referralAims((id) => `/v1/referrals/${id}/messages`) },
+  'POST /v1/referrals/{id}/messages/{messageId}/acknowledge': {
+    aims: [
+      ...referralAims((id) => `/v1/referrals/${id}/messages/${urgentRQ}/acknowledge`),
+      ownReferralAim("R's urgent message", (id) => `/v1/referrals/${id}/messages/${urgentRQ}/acknowledge`, { type: 'message', id: urgentRQ }),
+      // SPEC §14.10: the therapist side of the care team acknowledges the office's; a colleague reads the thread but is not on it.
+      colleagueAim((id) => `/v1/referrals/${id}/messages/${urgentTA}/acknowledge`),
+    ],
+  },
+  'POST /v1/referrals/{id}/adverse-events': {
+    // Severe and pausing treatment: a stranger's report would put the referral on hold.
+    payload: () => adverseEventBody({ severity: 'severe', treatmentPaused: true, description: 'Reported by a stranger' }),
+    aims: [
+      ...referralAims((id) => `/v1/referrals/${id}/adverse-events`),
+      // SPEC §14.10: the therapist side reports; the office, which reads them, does not (the 404 of visit notes).
+      {
+        label: 'referral R, by office A, which reads its adverse events but does not report them',
+        url: () => `/v1/referrals/${R}/adverse-events`,
+        decisive: { type: 'referral', id: R },
+        callers: [physicianA, colleagueA, staffA, adminA, partnerA, unsigningPartnerA],
+      },
+      colleagueAim((id) => `/v1/referrals/${id}/adverse-events`),
+    ],
+  },
+  'GET /v1/referrals/{id}/adverse-events': { aims: careTeamAims((id) => `/v1/referrals/${id}/adverse-events`) },
+  'GET /v1/referrals/{id}/adverse-events/{eventId}': {
+    aims: [
+      ...careTeamAims((id) => `/v1/referrals/${id}/adverse-events/${id === T ? adverseEventT : adverseEventR}`),
+      ownReferralAim("R's adverse event", (id) => `/v1/referrals/${id}/adverse-events/${adverseEventR}`, { type: 'adverse_event', id: adverseEventR }),
+    ],
+  },
+  'POST /v1/referrals/{id}/adverse-events/{eventId}/acknowledge': {
+    aims: [
+      ...referralAims((id) => `/v1/referrals/${id}/adverse-events/${adverseEventR}/acknowledge`),
+      ownReferralAim("R's adverse event", (id) => `/v1/referrals/${id}/adverse-events/${adverseEventR}/acknowledge`, { type: 'adverse_event', id: adverseEventR }),
+      colleagueAim((id) => `/v1/referrals/${id}/adverse-events/${adverseEventT}/acknowledge`),
+    ],
+  },
+  'POST /v1/referrals/{id}/resume': {
+    payload: () => ({ attestation: true, comment: 'Resumed by a stranger' }),
+    aims: [
+      ...referralAims((id) => `/v1/referrals/${id}/resume`),
+      { label: 'referral H (on hold after a severe adverse event)', url: () => `/v1/referrals/${H}/resume`, decisive: { type: 'referral', id: H }, callers: [...officeBSide, ...practicePSide, secondQ] },
+      { label: 'referral H, by practice Q, which treats but does not prescribe', url: () => `/v1/referrals/${H}/resume`, decisive: { type: 'referral', id: H }, callers: practiceQSide },
+      {
+        label: "referral H, which A's physician prescribes",
+        url: () => `/v1/referrals/${H}/resume`,
+        decisive: { type: 'referral', id: H },
+        callers: [colleagueA, staffA, adminA, unsigningPartnerA],
+        status: 403,
+      },
+    ],
+  },
+  'GET /v1/referrals/{id}/billing': { aims: careTeamAims((id) => `/v1/referrals/${id}/billing`) },
   'GET /v1/referrals/{id}/messages': { aims: referralAims((id) => `/v1/referrals/${id}/messages`) },
   'POST /v1/referrals/{id}/messages/read': { payload: () => ({}), aims: referralAims((id) => `/v1/referrals/${id}/messages/read`) },
   'GET /v1/webhook-endpoints/{id}': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}`) },
@@ -400,7 +595,7 @@ const cases: Record<string, RouteCase> = {
  */
 async function snapshot(): Promise<Record<string, string>> {
   const owners = sql`(${officeA.id}::uuid, ${practiceQ.id}::uuid)`;
-  const referralsAimed = sql`(${R}::uuid, ${D}::uuid, ${C}::uuid, ${U}::uuid)`;
+  const referralsAimed = sql`(${R}::uuid, ${D}::uuid, ${C}::uuid, ${U}::uuid, ${S}::uuid, ${T}::uuid, ${H}::uuid)`;
   const digest = (from: string, where: SQL) => sql`(select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from ${sql.raw(from)} x where ${where})`;
   const [row] = rowsOf<Record<string, string>>(
     await test.app.db.execute(sql`select
@@ -418,6 +613,10 @@ async function snapshot(): Promise<Record<string, string>> {
       ${digest('clinical_report_signatures', sql`x.report_id in (select id from clinical_reports where referral_id in ${referralsAimed})`)} as report_signatures,
       ${digest('renewal_requests', sql`x.referral_id in ${referralsAimed}`)} as renewal_requests,
       ${digest('messages', sql`x.referral_id in ${referralsAimed}`)} as messages,
+      ${digest('documents', sql`x.referral_id in ${referralsAimed}`)} as documents,
+      ${digest('document_chunks', sql`x.upload_id in (select id from documents where referral_id in ${referralsAimed}) or not exists (select 1 from documents d where d.id = x.upload_id)`)} as document_parts,
+      ${digest('appointments', sql`x.referral_id in ${referralsAimed}`)} as appointments,
+      ${digest('adverse_events', sql`x.referral_id in ${referralsAimed}`)} as adverse_events,
       ${digest('message_read_markers', sql`x.referral_id in ${referralsAimed}`)} as read_markers,
       ${digest('webhook_endpoints', sql`true`)} as webhook_endpoints,
       ${digest('webhook_events', sql`x.referral_id in ${referralsAimed} or x.type = 'ping'`)} as webhook_events,
@@ -430,9 +629,11 @@ const changedParts = (before: Record<string, string>, after: Record<string, stri
 // ─── Calling ──────────────────────────────────────────────────────────────────────────────────────
 
 let requestCounter = 0;
-async function send(caller: Actor, method: Method, url: string, payload?: Json): Promise<{ response: Response; requestId: string }> {
+async function send(caller: Actor, method: Method, url: string, payload?: Json | Multipart): Promise<{ response: Response; requestId: string }> {
   const requestId = `object-authz-${++requestCounter}-${randomBytes(4).toString('hex')}`;
-  const response = await test.request({ method, url, token: caller.token, headers: { 'x-request-id': requestId }, ...(payload ? { payload } : {}) });
+  const form = payload instanceof Multipart ? payload : undefined;
+  const headers = { 'x-request-id': requestId, ...(form ? { 'content-type': form.contentType } : {}) };
+  const response = await test.request({ method, url, token: caller.token, headers, ...(form ? { payload: form.payload } : payload ? { payload } : {}) });
   return { response, requestId };
 }
 
@@ -496,6 +697,14 @@ t.test('setup › the records exist and their owners reach them', async (t) => {
   t.equal(await get(`/v1/patients/${patientA}`, officeA.staff.token), 200, 'the patient, by its office');
   t.equal(await get(`/v1/webhook-endpoints/${endpointA}`, officeA.admin.token), 200, 'the endpoint, by its admin');
   t.ok(deliveryA, 'a delivery to the endpoint was queued by sending R');
+  t.equal(await get(`/v1/referrals/${R}/documents/${documentR}`, practiceQ.therapist.token), 200, "R's document, by the therapist who accepted R");
+  t.equal(await get(`/v1/referrals/${R}/documents/${documentRQ}/content`, officeA.staff.token), 200, "the therapist's document of R, by office A's staff");
+  t.equal(await get(`/v1/referrals/${R}/appointments`, officeA.physician.token), 200, "R's appointments, by its prescriber");
+  t.equal(await get(`/v1/referrals/${S}`, practiceQ.admin.token), 200, 'S, the order, by the practice it was sent to');
+  t.equal(await get(`/v1/referrals/${S}/documents/${documentS}`, officeA.physician.token), 200, "S's document, by its office");
+  t.equal(await get(`/v1/referrals/${T}/billing`, practiceQ.therapist.token), 200, "T's claim, by the therapist who accepted it");
+  t.equal(await get(`/v1/referrals/${T}/adverse-events/${adverseEventT}`, officeA.staff.token), 200, "T's adverse event, by office A's staff");
+  t.match((await readAsPrescriber(H)).hold, { adverseEventId: /./ }, 'H is on hold');
 });
 
 const start = await snapshot();
@@ -517,7 +726,7 @@ for (const route of idRoutes.filter((route) => cases[route])) {
     for (const caller of aim.callers) {
       const admitted = policy !== undefined && policy !== 'public' && isAllowed(policy, caller.principal);
       const status = admitted ? (aim.status ?? 404) : 403;
-      const expected = !admitted ? "403, the route policy's refusal of the role" : status === 403 ? "403, the prescriber's alone" : '404, as for a missing record';
+      const expected = !admitted ? "403, the route policy's refusal of the role" : status === 403 ? (aim.refusal ?? "403, the prescriber's alone") : '404, as for a missing record';
       const todo = defectOf(route, aim, caller);
       t.test(`${route} › ${caller.label}, aiming at ${aim.label}, gets ${expected}, audited as denied, changes nothing`, async (t) => {
         const url = aim.url(caller);
@@ -535,8 +744,9 @@ for (const route of idRoutes.filter((route) => cases[route])) {
         t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json', todo ? { todo } : {});
         t.notOk(response.headers.etag, 'without an ETag, which would reveal a version', todo ? { todo } : {});
 
-        // The policy hook audits against the path's {id}; a 404 against the record that decided it.
-        const auditedId = status === 403 ? idParamOf(template, url) : aim.decisive.id;
+        // The policy hook audits against the path's {id}; a refusal by the record (404, or the 403 of
+        // a record that is someone else's to change) against the record that decided it.
+        const auditedId = admitted ? aim.decisive.id : idParamOf(template, url);
         const denied = (await deniedEventsOf(requestId, caller.id)).filter((event) => event.resourceId === auditedId);
         if (denied.length === 1 && denied[0]!.httpStatus === response.statusCode && denied[0]!.action === action) tally.audited++;
         t.equal(denied.length, 1, `one denied audit event naming the caller and ${auditedId === aim.decisive.id ? `the ${aim.decisive.type}` : 'the id in the path'}`, todo ? { todo } : {});
@@ -682,6 +892,44 @@ t.test("query ids › lists filtered by office A's ids show nothing of A's to ou
   }
 });
 
+t.test("query ids › the events feed shows outsiders no event of A's referrals, and a cursor opens only for the caller it was issued to", async (t) => {
+  // A second therapist of Q sees the order of S, which was sent to all of Q (its events are about the
+  // order: SPEC §14.7 shows an event to whoever may see its referral); of R, D, C and U, nothing.
+  const aimedFor = (caller: Actor) => new Set(caller === secondQ ? [R, D, C, U] : [R, D, C, U, S]);
+  /** The caller's whole feed, from the oldest event kept, page by page. */
+  const feedOf = async (caller: Actor) => {
+    const events: Json[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const answer = await listOf(caller, `/v1/events?limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+      events.push(...(answer.data as Json[]));
+      if (answer.data.length === 0) break;
+      after = answer.nextCursor;
+    }
+    return events;
+  };
+  for (const caller of [...officeBSide, ...practicePSide, secondQ]) {
+    const events = await feedOf(caller);
+    if (caller !== secondQ) t.ok(events.some((event) => event.data.referralId === RB), `${caller.label}: sees the events of RB, its own referral`);
+    const aimed = aimedFor(caller);
+    t.same(
+      events
+        .filter((event) => aimed.has(event.data.referralId) || (caller !== secondQ && (event.data.organizations ?? []).includes(officeA.id)))
+        .map((event) => `${event.type} of ${event.data.referralId}`),
+      [],
+      `${caller.label}: no event of a referral of A's`,
+    );
+  }
+  const issued = (await listOf(therapistQ, '/v1/events?limit=1')).nextCursor as string;
+  const tampered = `${issued.slice(0, -2)}${issued.endsWith('AA') ? 'BB' : 'AA'}`;
+  for (const caller of [unaffiliatedTherapist, partnerP, physicianB, secondQ]) {
+    const stolen = await send(caller, 'GET', `/v1/events?after=${encodeURIComponent(issued)}`);
+    const forged = await send(caller, 'GET', `/v1/events?after=${encodeURIComponent(tampered)}`);
+    t.equal(stolen.response.statusCode, 400, `${caller.label}: the cursor of Q's therapist is refused (400)`);
+    t.same(answerOf(stolen.response), answerOf(forged.response), `${caller.label}: exactly as a tampered one`);
+  }
+});
+
 t.test("query ids › the audit trail tells outside admins nothing of office A's patient", async (t) => {
   for (const caller of [adminB, adminP]) {
     t.same((await listOf(caller, `/v1/audit-events?patientId=${patientA}&limit=200`)).data, [], `${caller.label}: no event by A's patient`);
@@ -708,6 +956,7 @@ t.test('end › after every refused call, the records of A and Q are exactly as 
   t.same(pick(await readAsPrescriber(C)), cAtStart, 'C: still cancelled, unchanged');
   t.match(uAtStart, { status: 'draft', signature: null }, 'U was an unsigned draft when the attacks began');
   t.same(signedPick(await readAsPrescriber(U)), uAtStart, 'U: still the same draft, unsigned');
+  t.match((await readAsPrescriber(H)).hold, { adverseEventId: /./ }, 'H: still on hold');
   t.equal((await test.request({ method: 'GET', url: '/v1/me', token: clientA!.token })).statusCode, 200, "office A's API client still works");
 });
 

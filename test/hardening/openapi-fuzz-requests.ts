@@ -16,8 +16,24 @@ export interface RequestTemplate {
   pathValues: Record<string, unknown>;
   query: Array<[string, unknown]>;
   headers: Record<string, unknown>;
-  body: { kind: 'none' } | { kind: 'json'; value: unknown } | { kind: 'raw'; contentType: string; text: string } | { kind: 'form'; value: Record<string, unknown> };
+  body:
+    | { kind: 'none' }
+    | { kind: 'json'; value: unknown }
+    | { kind: 'raw'; contentType: string; text: string }
+    | { kind: 'form'; value: Record<string, unknown> }
+    | { kind: 'multipart'; parts: MultipartPart[]; damage: MultipartDamage };
 }
+
+/** The kinds of file the fuzzer uploads: the four a document may be (SPEC §14.6), and some it may not. */
+export const fileKinds = ['pdf', 'png', 'jpeg', 'tiff', 'gif', 'text', 'empty'] as const;
+export type FileKind = (typeof fileKinds)[number];
+/** A part of a multipart/form-data body: a text field, or a file built when the request is sent. */
+export type MultipartPart = { name: string; value: unknown } | { name: string; file: FileKind; padding: number; filename: string; contentType: string };
+/** What is wrong with the envelope itself, if anything: the boundary left out of the media type, the body cut short, or a boundary other than the one declared. */
+export type MultipartDamage = 'none' | 'no-boundary' | 'truncated' | 'wrong-boundary';
+
+/** Path parameters naming a record of the resource the path's {id} names: the {id} is then mostly its owner. */
+const childParameters = ['userId', 'apiClientId', 'reportId', 'requestId', 'documentId', 'appointmentId', 'messageId', 'eventId'];
 
 export const garbageSegments = [
   'not-a-uuid', '00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-4FFF-8FFF-FFFFFFFFFFFF', '1', '-1', 'null', 'undefined', '%20',
@@ -45,7 +61,7 @@ export function operationArb(
 function wellFormedArb(operation: Operation, operationObject: Json, resolve: (schema: Schema) => Schema, caller: fc.Arbitrary<number>): fc.Arbitrary<RequestTemplate> {
   const parameters = (operationObject.parameters ?? []) as Json[];
   const pathParams = parameters.filter((parameter) => parameter.in === 'path');
-  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId', 'requestId'].includes(parameter.name))?.name as string | undefined;
+  const child = pathParams.find((parameter) => childParameters.includes(parameter.name))?.name as string | undefined;
   const pathArb = fc.record(
     Object.fromEntries(
       pathParams.map((parameter) => [
@@ -72,9 +88,12 @@ function wellFormedArb(operation: Operation, operationObject: Json, resolve: (sc
     ),
   );
   const media = operationObject.requestBody?.content?.['application/json'] as Json | undefined;
+  const formMedia = operationObject.requestBody?.content?.['multipart/form-data'] as Json | undefined;
   const bodyArb: fc.Arbitrary<RequestTemplate['body']> = media?.schema
     ? (exampleArb(media, media.schema) ? fc.oneof(exampleArb(media, media.schema)!, validArb(media.schema, resolve)) : validArb(media.schema, resolve)).map((value) => ({ kind: 'json' as const, value }))
-    : fc.constant({ kind: 'none' as const });
+    : formMedia?.schema
+      ? validPartsArb(formMedia.schema, resolve).map((parts) => ({ kind: 'multipart' as const, parts, damage: 'none' as const }))
+      : fc.constant({ kind: 'none' as const });
   return fc
     .record({ caller, authVariant: fc.constant(0), pathValues: pathArb, query: queryArb, headers: headerArb, body: bodyArb })
     .map((parts) => ({ operationId: operation.operationId, ...parts }));
@@ -86,7 +105,7 @@ function fuzzArb(operation: Operation, operationObject: Json, resolve: (schema: 
   const queryParams = parameters.filter((parameter) => parameter.in === 'query');
   const headerParams = parameters.filter((parameter) => parameter.in === 'header');
 
-  const child = pathParams.find((parameter) => ['userId', 'apiClientId', 'reportId', 'requestId'].includes(parameter.name))?.name as string | undefined;
+  const child = pathParams.find((parameter) => childParameters.includes(parameter.name))?.name as string | undefined;
   const pathArb = fc.record(
     Object.fromEntries(
       pathParams.map((parameter) => [
@@ -150,6 +169,7 @@ function fuzzArb(operation: Operation, operationObject: Json, resolve: (schema: 
 
   const media = (operationObject.requestBody?.content?.['application/json'] ?? undefined) as Json | undefined;
   const bodySchema = media?.schema as Schema | undefined;
+  const formSchema = operationObject.requestBody?.content?.['multipart/form-data']?.schema as Schema | undefined;
   const bodyArb: fc.Arbitrary<RequestTemplate['body']> = bodySchema
     ? fc.oneof(
         { weight: 8, arbitrary: validArb(bodySchema, resolve).map((value) => ({ kind: 'json' as const, value })) },
@@ -168,12 +188,73 @@ function fuzzArb(operation: Operation, operationObject: Json, resolve: (schema: 
           ? [{ weight: 4, arbitrary: fc.oneof(exampleArb(media!, bodySchema) ?? validArb(bodySchema, resolve), validArb(bodySchema, resolve)).map((value) => ({ kind: 'form' as const, value: value as Record<string, unknown> })) }]
           : []),
       )
-    : fc.oneof(
-        { weight: 8, arbitrary: fc.constant({ kind: 'none' as const }) },
-        { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((value) => ({ kind: 'json' as const, value })) },
-      );
+    : formSchema
+      ? multipartFuzzArb(formSchema, resolve)
+      : fc.oneof(
+          { weight: 8, arbitrary: fc.constant({ kind: 'none' as const }) },
+          { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((value) => ({ kind: 'json' as const, value })) },
+        );
 
   return fc.record({ caller: callerWeights, authVariant: fc.nat({ max: 2 }), pathValues: pathArb, query: queryArb, headers: headerArb, body: bodyArb }).map((parts) => ({ operationId: operation.operationId, ...parts }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// multipart/form-data (the document upload, SPEC §14.6). The document declares the parts as an
+// object schema: a member of format binary is a file part, every other member a text part.
+
+const fileArb = (kinds: readonly FileKind[]) =>
+  fc.record({
+    file: fc.constantFrom(...kinds),
+    padding: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 4096 }) }, { weight: 1, arbitrary: fc.integer({ min: 4096, max: 300 * 1024 }) }),
+    filename: fc.constantFrom('scan.pdf', 'photo.png', 'x.bin', '../../etc/passwd', 'a"b.pdf', 'ü.tif', ''),
+    contentType: fc.constantFrom('application/pdf', 'image/png', 'application/octet-stream', 'text/html', 'image/svg+xml'),
+  });
+
+/** The parts of a form the schema accepts, in any order (the server takes them so). */
+function validPartsArb(schema: Schema, resolve: (schema: Schema) => Schema): fc.Arbitrary<MultipartPart[]> {
+  const resolved = resolve(schema);
+  const properties = Object.entries((resolved.properties ?? {}) as Record<string, Schema>);
+  const part = ([name, property]: [string, Schema]): fc.Arbitrary<MultipartPart> =>
+    resolve(property).format === 'binary'
+      ? fileArb(['pdf', 'png', 'jpeg', 'tiff']).map((file) => ({ name, ...file }))
+      : validArb(property, resolve, name).map((value) => ({ name, value }));
+  return fc.tuple(...properties.map(part)).chain((parts) => fc.shuffledSubarray(parts, { minLength: parts.length, maxLength: parts.length }));
+}
+
+/**
+ * Forms of every sort: valid ones; one part missing, repeated, of a refused value or a refused kind
+ * of file, or joined by a stranger; a broken envelope; and bodies that are no form at all.
+ */
+function multipartFuzzArb(schema: Schema, resolve: (schema: Schema) => Schema): fc.Arbitrary<RequestTemplate['body']> {
+  const resolved = resolve(schema);
+  const textMembers = Object.entries((resolved.properties ?? {}) as Record<string, Schema>).filter(([, property]) => resolve(property).format !== 'binary');
+  const valid = validPartsArb(schema, resolve);
+  const mutated = fc.tuple(valid, fc.nat(), fc.nat({ max: 4 }), fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 40 })).chain(([parts, where, how, strangerName, strangerValue]): fc.Arbitrary<MultipartPart[]> => {
+    const index = where % parts.length;
+    const target = parts[index]!;
+    if (how === 0) return fc.constant(parts.filter((_, at) => at !== index));
+    if (how === 1) return fc.constant([...parts, target]);
+    if (how === 2) return fc.constant([...parts, { name: strangerName, value: strangerValue }]);
+    if ('file' in target) return fileArb(fileKinds).map((file) => parts.map((each, at) => (at === index ? { name: target.name, ...file } : each)));
+    const [, property] = textMembers.find(([name]) => name === target.name) ?? [target.name, {}];
+    return invalidArb(property, resolve).map((value) => parts.map((each, at) => (at === index ? { name: target.name, value } : each)));
+  });
+  return fc.oneof(
+    { weight: 6, arbitrary: valid.map((parts) => ({ kind: 'multipart' as const, parts, damage: 'none' as const })) },
+    { weight: 8, arbitrary: mutated.map((parts) => ({ kind: 'multipart' as const, parts, damage: 'none' as const })) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(valid, fc.constantFrom('no-boundary' as const, 'truncated' as const, 'wrong-boundary' as const)).map(([parts, damage]) => ({ kind: 'multipart' as const, parts, damage })),
+    },
+    { weight: 1, arbitrary: fc.constant({ kind: 'none' as const }) },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((value) => ({ kind: 'json' as const, value })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom('multipart/form-data', 'multipart/form-data; boundary=', 'multipart/mixed; boundary=x', 'application/octet-stream', 'text/plain'), fc.constantFrom('', '--x\r\n', '%PDF-1.7', '\u0000'))
+        .map(([contentType, text]) => ({ kind: 'raw' as const, contentType, text })),
+    },
+  );
 }
 
 export function toText(value: unknown): string {

@@ -34,7 +34,7 @@ export class CallerOrganizationRef {}
 /** Ids and secrets of the seeded network, by kind; some grow as the fuzzer creates resources. */
 export const pools: Record<string, string[]> = {};
 export const addToPool = (pool: string, ...values: string[]) => (pools[pool] ??= []).push(...values);
-/** Who owns a user, an API client, a visit note, a report or a renewal request: its organization or referral. */
+/** Who owns a user, an API client, a visit note, a report, a renewal request, a document, an appointment, a message or an adverse event: its organization or referral. */
 export const ownerOf = new Map<string, string>();
 
 export function resolveValue(value: unknown): unknown {
@@ -45,7 +45,7 @@ export function resolveValue(value: unknown): unknown {
     if (pool.length === 0) return randomUUID();
     // Referrals kept by state go stale as the fuzzer moves them on, and renewal requests as they are
     // decided: the latest few are likeliest still in it.
-    if (value.pool.endsWith('Referrals') || value.pool === 'renewalRequests') return pool[pool.length - 1 - (value.index % Math.min(pool.length, 4))];
+    if (value.pool.endsWith('Referrals') || ['renewalRequests', 'doomedDocuments', 'urgentMessages', 'adverseEvents'].includes(value.pool)) return pool[pool.length - 1 - (value.index % Math.min(pool.length, 4))];
     return pool[value.index % pool.length];
   }
   if (value instanceof DayRef) return isoDay(value.offsetDays);
@@ -60,6 +60,8 @@ const day = (offsetDays: number) => new DayRef(offsetDays);
 /** Dates the server checks against today (a visit is not in the future, a prescription not expired): mostly sensible ones. */
 export const dateHints: Record<string, fc.Arbitrary<unknown>> = {
   visitDate: fc.oneof({ weight: 8, arbitrary: fc.constant(day(0)) }, { weight: 1, arbitrary: fc.constantFrom(day(-1), day(1), day(-400)) }),
+  // An adverse event happened on or after the day the referral was accepted, and not in the future (SPEC §14.10).
+  occurredOn: fc.oneof({ weight: 8, arbitrary: fc.constant(day(0)) }, { weight: 1, arbitrary: fc.constantFrom(day(-1), day(1), day(-400)) }),
   startDate: fc.oneof({ weight: 6, arbitrary: fc.constant(day(0)) }, { weight: 2, arbitrary: fc.integer({ min: -40, max: 30 }).map(day) }),
   expiresOn: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 30, max: 300 }).map(day) }, { weight: 2, arbitrary: fc.integer({ min: -10, max: 800 }).map(day) }),
 };
@@ -87,6 +89,22 @@ export const fieldPools: Record<string, string> = {
   // A renewal request backed by a report (SPEC §14.4), and a new course continuing an earlier one.
   reportId: 'clinicalReports',
   continuesReferralId: 'referrals',
+  // Where the events feed resumes (SPEC §14.7): a cursor it handed out, or another list's.
+  after: 'cursors',
+};
+
+const someEventTypes = ['referral.sent', 'referral.accepted', 'message.created', 'document.added', 'appointment.scheduled', 'appointment.no_show', 'report.submitted'];
+/**
+ * Valid values of query members the server reads beyond their schema. `wait` holds a request of
+ * the events feed open until an event arrives, up to 30 s (SPEC §14.7): the fuzzer sends one
+ * request at a time, so a generated 30 would spend half a minute of its run waiting on purpose. It
+ * asks for 0 or 1 s; invalid values (31, -1, 1.5…) are still generated, and the long poll itself —
+ * that it holds no worker and ends when an event comes — is resource-limits.test.ts's subject.
+ * `types` is a list of known event types; its pattern alone would almost never name one.
+ */
+export const queryHints: Record<string, fc.Arbitrary<unknown>> = {
+  wait: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
+  types: fc.subarray(someEventTypes, { minLength: 1, maxLength: 3 }).map((types) => types.join(',')),
 };
 
 /** The pool a path parameter draws from: some operations destroy what they touch, so they get resources of their own. */
@@ -105,6 +123,15 @@ export function pathPool(operation: Operation, name: string): string {
     'createProgressReport.id': 'acceptedReferrals',
     'createReport.id': 'acceptedReferrals',
     'requestRenewal.id': 'acceptedReferrals',
+    // The care team shares documents and the therapist side books visits once a referral is accepted (SPEC §14.5, §14.6).
+    'uploadDocument.id': 'acceptedReferrals',
+    'createAppointment.id': 'acceptedReferrals',
+    // A retraction hides the document for good: those get documents of their own.
+    'retractDocument.documentId': 'doomedDocuments',
+    // Urgent news (SPEC §14.10): reported while treated; acknowledged when urgent; resumed when held.
+    'reportAdverseEvent.id': 'acceptedReferrals',
+    'acknowledgeMessage.messageId': 'urgentMessages',
+    'resumeReferral.id': 'heldReferrals',
     // Reports to the prescriber, not visit notes, which share the parameter's name.
     'getReport.reportId': 'clinicalReports',
     'signReport.reportId': 'clinicalReports',
@@ -115,6 +142,10 @@ export function pathPool(operation: Operation, name: string): string {
   if (name === 'apiClientId') return 'doomedClients';
   if (name === 'reportId') return 'reports';
   if (name === 'requestId') return 'renewalRequests';
+  if (name === 'documentId') return 'documents';
+  if (name === 'appointmentId') return 'appointments';
+  if (name === 'messageId') return 'urgentMessages';
+  if (name === 'eventId') return 'adverseEvents';
   const area = operation.path.split('/')[2];
   return ({ organizations: 'organizations', patients: 'patients', referrals: 'referrals', 'webhook-endpoints': 'endpoints', 'webhook-deliveries': 'deliveries' } as Record<string, string>)[area ?? ''] ?? 'referrals';
 }

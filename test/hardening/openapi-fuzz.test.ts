@@ -1,6 +1,8 @@
 // Hardening item 9, OpenAPI fuzzing: requests generated from the OpenAPI document — valid bodies,
 // boundary values, type-confused and random values, missing and extra fields, real ids of seeded
-// resources beside random uuids and garbage path segments, odd headers and media types — for every
+// resources beside random uuids and garbage path segments, odd headers and media types, and for the
+// document upload multipart/form-data forms (valid ones, a part missing, repeated, of a refused
+// value or a stranger, files of every type and some refused ones, a broken envelope) — for every
 // operation, as several kinds of caller, against a seeded network so that valid requests reach the
 // code behind validation. No answer may be a 5xx, and every answer must keep the response contract
 // of the document (test/fixtures/response-contract.ts: declared status, media type and schema,
@@ -12,17 +14,21 @@
 // PGlite and PostgreSQL). For a closer look, FUZZ_PROGRESS=1 reports progress on stderr and
 // FUZZ_PEEK=<operationId> prints every request of that operation with its answer.
 //
+// The events feed's long poll (wait) is asked for 0 or 1 s only, as a run sends one request at a
+// time (openapi-fuzz-values.ts, queryHints, says why; resource-limits.test.ts probes the long poll).
+//
 // The values standing for seeded resources are in openapi-fuzz-values.ts, the arbitraries of values
 // a schema takes or refuses in openapi-fuzz-schemas.ts, and those of whole requests in
 // openapi-fuzz-requests.ts.
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import t from 'tap';
+import { documentForm, multipartBody, sampleFile, type Part } from '../fixtures/documents.js';
 import { ResponseContract, type Operation, type Violation } from '../fixtures/response-contract.js';
 import { adminEmail, adminPassword, buildTestApp, createOffice, createPractice, defaultPassword, type Json } from '../helper.js';
 import { evaluationReportBody, renewalRequestBody } from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
-import { garbageSegments, operationArb, toText, type RequestTemplate } from './openapi-fuzz-requests.js';
+import { garbageSegments, operationArb, toText, type FileKind, type MultipartPart, type RequestTemplate } from './openapi-fuzz-requests.js';
 import { makeResolver } from './openapi-fuzz-schemas.js';
 import { CallerOrganizationRef, PairRef, PoolRef, addToPool, isoDay, ownerOf, pathPool, pools, resolveValue } from './openapi-fuzz-values.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
@@ -175,6 +181,50 @@ for (const referral of referrals.slice(0, 3)) {
   clinicalReports.push(report);
   renewalRequests.push(renewal);
 }
+/**
+ * The care team's records of an accepted referral (SPEC §14.5, §14.6): a document to read, one of
+ * each side's to retract (only the uploading organization may), and a visit booked two days ahead.
+ * Each goes straight into its pool, with its referral as its owner.
+ */
+async function share(referralId: string) {
+  const upload = async (token: string, title: string) => {
+    const form = documentForm(sampleFile.pdf(), { title });
+    const response = await test.request({ method: 'POST', url: `/v1/referrals/${referralId}/documents`, token, headers: { 'content-type': form.contentType }, payload: form.payload });
+    if (response.statusCode !== 201) throw new Error(`seeding a document: ${response.statusCode} ${response.body}`);
+    ownerOf.set(response.json().id, referralId);
+    return response.json().id as string;
+  };
+  addToPool('documents', await upload(office.physician.token, 'Lumbar MRI report'));
+  addToPool('doomedDocuments', await upload(office.physician.token, 'Referral letter'), await upload(practice.therapist.token, 'Posture photo'));
+  const appointment = await post(`/v1/referrals/${referralId}/appointments`, practice.therapist.token, { startsAt: new Date(Date.now() + 48 * 3_600_000).toISOString(), minutes: 60 });
+  ownerOf.set(appointment.id, referralId);
+  addToPool('appointments', appointment.id);
+  // Urgent news (SPEC §14.10): an urgent message of each side to acknowledge, and a mild adverse event.
+  for (const token of [practice.therapist.token, office.physician.token]) {
+    const urgent = await post(`/v1/referrals/${referralId}/messages`, token, { body: 'Please call me today.', priority: 'urgent' });
+    ownerOf.set(urgent.id, referralId);
+    addToPool('urgentMessages', urgent.id);
+  }
+  const event = await post(`/v1/referrals/${referralId}/adverse-events`, practice.therapist.token, adverseEvent('mild', false));
+  ownerOf.set(event.id, referralId);
+  addToPool('adverseEvents', event.id);
+}
+const adverseEvent = (severity: string, treatmentPaused: boolean) => ({
+  occurredOn: isoDay(0),
+  description: 'Soreness over the lumbar paraspinals the day after treatment',
+  severity,
+  actionTaken: 'Lighter pressure next visit',
+  treatmentPaused,
+});
+/** A referral sent to the practice's therapist and accepted, held by a severe adverse event that paused treatment: for the prescriber to resume. */
+async function heldReferral(patientId: string) {
+  const held = await create(office.physician.token, prescription(patientId, { therapistId: practice.therapist.id }));
+  await post(`/v1/referrals/${held.id}/accept`, practice.therapist.token);
+  await post(`/v1/referrals/${held.id}/adverse-events`, practice.therapist.token, adverseEvent('severe', true));
+  addToPool('heldReferrals', held.id);
+}
+for (const referral of referrals.slice(0, 3)) await share(referral.id);
+for (const patient of patients.slice(0, 2)) await heldReferral(patient.id);
 for (const endpoint of endpoints) await post(`/v1/webhook-endpoints/${endpoint}/test`, endpoint === endpoints[0] ? office.admin.token : practice.admin.token);
 const deliveries: string[] = [];
 for (const [endpoint, token] of [[endpoints[0]!, office.admin.token], [endpoints[1]!, practice.admin.token]] as const) {
@@ -249,6 +299,9 @@ function harvest(operationId: string, status: number, body: string) {
     createReport: 'clinicalReports',
     requestRenewal: 'renewalRequests',
     createMessage: 'messages',
+    uploadDocument: 'documents',
+    createAppointment: 'appointments',
+    reportAdverseEvent: 'adverseEvents',
     createOrganization: 'organizations',
     createUser: 'staffUsers',
     createApiClient: 'doomedClients',
@@ -256,6 +309,9 @@ function harvest(operationId: string, status: number, body: string) {
   };
   const pool = grows[operationId];
   if (pool && (pools[pool]?.length ?? 0) < 100) addToPool(pool, value.id);
+  // An urgent message waits for the other side's acknowledgement; a severe event that paused treatment holds its referral.
+  if (operationId === 'createMessage' && value.priority === 'urgent' && (pools.urgentMessages?.length ?? 0) < 100) addToPool('urgentMessages', value.id);
+  if (operationId === 'reportAdverseEvent' && value.severity === 'severe' && value.treatmentPaused === true && typeof value.referralId === 'string') addToPool('heldReferrals', value.referralId);
   const owner = value.organizationId ?? value.referralId;
   if (typeof owner === 'string') ownerOf.set(value.id, owner);
 }
@@ -304,8 +360,14 @@ async function send(operation: Operation, template: RequestTemplate): Promise<Ou
   else if (template.authVariant === 1) headers.authorization = 'Bearer not.a.jwt';
   else if (template.authVariant === 2) headers.authorization = 'Basic Zm9vOmJhcg==';
   for (const [name, value] of Object.entries(template.headers)) if (value !== null && value !== undefined) headers[name] = toText(resolveValue(value));
-  let payload: string | undefined;
-  if (template.body.kind === 'json') {
+  let payload: string | Buffer | undefined;
+  let described: string | undefined;
+  if (template.body.kind === 'multipart') {
+    const form = multipartOf(template.body.parts, template.body.damage);
+    payload = form.payload;
+    headers['content-type'] = form.contentType;
+    described = form.described;
+  } else if (template.body.kind === 'json') {
     const value = resolveValue(template.body.value);
     if (value !== undefined) {
       payload = JSON.stringify(value);
@@ -327,7 +389,7 @@ async function send(operation: Operation, template: RequestTemplate): Promise<Ou
       method: operation.method,
       url,
       requestHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, name === 'authorization' ? `${value.slice(0, 12)}…` : value])),
-      requestBody: payload ?? '',
+      requestBody: described ?? (typeof payload === 'string' ? payload : ''),
       status: response.statusCode,
       body: response.body,
       violations: contract.check(operation.method, url, response.statusCode, response.headers, response.body),
@@ -336,7 +398,7 @@ async function send(operation: Operation, template: RequestTemplate): Promise<Ou
     if (process.env.FUZZ_PROGRESS && outcomes.length % 250 === 0) console.error(`${outcomes.length} requests, ${((performance.now() - started) / 1000).toFixed(1)} s`);
     statusCounts.set(response.statusCode, (statusCounts.get(response.statusCode) ?? 0) + 1);
     harvest(operation.operationId, response.statusCode, response.body);
-    if (process.env.FUZZ_PEEK === operation.operationId) console.error(`${caller.name} ${outcome.method} ${url} ${payload ?? ''} → ${outcome.status} ${response.body.slice(0, 300)}`);
+    if (process.env.FUZZ_PEEK === operation.operationId) console.error(`${caller.name} ${outcome.method} ${url} ${outcome.requestBody} → ${outcome.status} ${response.body.slice(0, 300)}`);
     outcomes.push(outcome.status >= 500 || outcome.violations.length > 0 ? outcome : { ...outcome, body: '', requestBody: '' });
     return outcome;
   } catch (error) {
@@ -344,6 +406,25 @@ async function send(operation: Operation, template: RequestTemplate): Promise<Ou
     if (harnessErrorSamples.length < 5) harnessErrorSamples.push(`${operation.operationId} ${url}: ${(error as Error).message}`);
     return undefined;
   }
+}
+
+/** A file of the kind, built when the request is sent (its padding is random bytes, its type in its first bytes). */
+function fileOf(kind: FileKind, padding: number): Buffer {
+  if (kind === 'empty') return Buffer.alloc(0);
+  if (kind === 'gif' || kind === 'text') return sampleFile[kind]();
+  return sampleFile[kind](padding);
+}
+/** The body of a generated form, its media type, and a description of it for the report. */
+function multipartOf(parts: MultipartPart[], damage: string): { payload: Buffer; contentType: string; described: string } {
+  const built: Part[] = parts.map((part) =>
+    'file' in part ? { name: part.name, filename: part.filename, contentType: part.contentType, data: fileOf(part.file, part.padding) } : { name: part.name, value: toText(resolveValue(part.value)) },
+  );
+  const form = multipartBody(built);
+  const described = `multipart (${damage}): ${parts.map((part) => ('file' in part ? `${part.name}=<${part.file}, ${part.padding} B>` : `${part.name}=${toText(part.value).slice(0, 60)}`)).join(' ')}`;
+  if (damage === 'no-boundary') return { payload: form.payload, contentType: 'multipart/form-data', described };
+  if (damage === 'truncated') return { payload: form.payload.subarray(0, Math.floor(form.payload.length / 2)), contentType: form.contentType, described };
+  if (damage === 'wrong-boundary') return { payload: form.payload, contentType: 'multipart/form-data; boundary=not-the-boundary', described };
+  return { ...form, described };
 }
 
 const operationObjectOf = (operation: Operation) => document.paths[operation.path][operation.method.toLowerCase()] as Json;
@@ -383,9 +464,15 @@ prefer(['network admin'], 'createOrganization', 'verifyAuditChain');
 prefer(['network admin', 'office admin', 'practice admin'], 'createUser', 'updateUser', 'createApiClient', 'listApiClients', 'revokeApiClient', 'listAuditEvents', 'exportAuditEvents', 'listPatientViewers');
 prefer(['office admin', 'practice admin', 'network admin'], 'createWebhookEndpoint', 'listWebhookEndpoints', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint', 'rotateWebhookSecret', 'pingWebhookEndpoint', 'listWebhookDeliveries', 'resendWebhookDelivery', 'recoverWebhookDeliveries');
 prefer(['physician', 'office staff', 'office API client'], 'createPatient', 'listPatients', 'getPatient', 'createReferral', 'amendReferral', 'sendReferral', 'cancelReferral', 'rerouteReferral');
-prefer(['physician', 'office API client'], 'signReferral', 'signReport', 'approveRenewal', 'denyRenewal');
+prefer(['physician', 'office API client'], 'signReferral', 'signReport', 'approveRenewal', 'denyRenewal', 'resumeReferral');
 prefer(['therapist', 'practice admin', 'practice API client'], 'acceptReferral', 'declineReferral');
 prefer(['therapist'], 'createProgressReport', 'addProgressReportAddendum', 'createReport', 'requestRenewal');
+// SPEC §14.5, §14.6: the care team (the office, the accepting therapist and practice) shares documents; the therapist side books visits.
+prefer(['physician', 'office staff', 'therapist', 'office API client', 'practice API client'], 'uploadDocument', 'retractDocument', 'getDocument', 'getDocumentContent', 'listDocuments');
+prefer(['therapist', 'practice admin', 'practice API client'], 'createAppointment', 'updateAppointment', 'reportAdverseEvent');
+// SPEC §14.10: each side acknowledges the other's urgent messages; the office acknowledges adverse events.
+prefer(['physician', 'office staff', 'therapist', 'office API client', 'practice API client'], 'acknowledgeMessage');
+prefer(['physician', 'office staff', 'office API client'], 'acknowledgeAdverseEvent');
 
 const queue: Array<{ operation: Operation; template: RequestTemplate }> = [];
 contract.operations.forEach((operation, operationIndex) => {
@@ -431,6 +518,8 @@ async function replenish() {
   const { report, renewal } = await treat(fresh[1]!.id);
   addToPool('clinicalReports', report);
   addToPool('renewalRequests', renewal);
+  await share(fresh[1]!.id);
+  await heldReferral(patient);
   addToPool('referrals', ...fresh.map((referral) => referral.id as string), draft.id);
   addToPool('sentReferrals', fresh[0]!.id, fresh[3]!.id, fresh[4]!.id);
   addToPool('acceptedReferrals', fresh[1]!.id);

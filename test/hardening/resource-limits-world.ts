@@ -3,6 +3,7 @@
 // real cursor of its own and a page size is a real test.
 import { sql } from 'drizzle-orm';
 import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
+import { documentForm, sampleFile } from '../fixtures/documents.js';
 import { createOffice, createPractice, type Json, type TestApp } from '../helper.js';
 import { evaluationReportBody, progressReportBody, renewalRequestBody } from './clinical-bodies.js';
 
@@ -33,6 +34,25 @@ export async function buildResourceLimitsWorld(test: TestApp) {
   const deny = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/renewal-requests/${denied.id}/deny`, token: office.physician.token, payload: { reason: 'Re-evaluate first' } });
   if (deny.statusCode !== 200) throw new Error(`deny failed: ${deny.statusCode} ${deny.body}`);
   const renewalRequest = await test.create(`/v1/referrals/${referral.id}/renewal-requests`, practice.therapist.token, renewalRequestBody({ reportId: clinicalReport.id }));
+  // Two documents and two appointments (SPEC §14.5, §14.6); every step above is an event of the feed (SPEC §14.7).
+  for (const title of ['Lumbar MRI report', 'Referral letter']) {
+    const form = documentForm(sampleFile.pdf(), { title });
+    const shared = await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/documents`, token: office.physician.token, headers: { 'content-type': form.contentType }, payload: form.payload });
+    if (shared.statusCode !== 201) throw new Error(`upload failed: ${shared.statusCode} ${shared.body}`);
+  }
+  for (const hours of [48, 96]) {
+    await test.create(`/v1/referrals/${referral.id}/appointments`, practice.therapist.token, { startsAt: new Date(Date.now() + hours * 3_600_000).toISOString(), minutes: 60 });
+  }
+  // Two adverse events, mild: a severe one that paused treatment would hold the referral (SPEC §14.10).
+  for (const description of ['Soreness after the first visit', 'Headache after the second']) {
+    await test.create(`/v1/referrals/${referral.id}/adverse-events`, practice.therapist.token, {
+      occurredOn: isoDate(),
+      description,
+      severity: 'mild',
+      actionTaken: 'Lighter pressure next visit',
+      treatmentPaused: false,
+    });
+  }
   await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'First message' });
   await test.create(`/v1/referrals/${referral.id}/messages`, practice.therapist.token, { body: 'Second message' });
   for (const name of ['EHR one', 'EHR two']) {
@@ -51,7 +71,20 @@ export async function buildResourceLimitsWorld(test: TestApp) {
     select ${office.id}::uuid, 'Bulk', 'Patient ' || n, date '1970-01-01', 'unknown', ${office.physician.id}::uuid from generate_series(1, 210) as n`);
 
   async function rowCount(
-    table: 'patients' | 'referrals' | 'messages' | 'progress_reports' | 'clinical_reports' | 'clinical_report_signatures' | 'renewal_requests' | 'organizations' | 'users',
+    table:
+      | 'patients'
+      | 'referrals'
+      | 'messages'
+      | 'progress_reports'
+      | 'clinical_reports'
+      | 'clinical_report_signatures'
+      | 'renewal_requests'
+      | 'organizations'
+      | 'users'
+      | 'documents'
+      | 'document_chunks'
+      | 'appointments'
+      | 'adverse_events',
   ): Promise<number> {
     const [row] = await test.app.database.rows<{ n: number }>(sql`select count(*)::int as n from ${sql.identifier(table)}`);
     return row!.n;

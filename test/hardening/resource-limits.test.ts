@@ -8,8 +8,10 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import t from 'tap';
+import { documentForm, filePartHeader, multipartBody, sampleFile } from '../fixtures/documents.js';
 import { buildTestApp, createOffice, createPractice, testDatabaseServer, type Json } from '../helper.js';
 import { evaluationReportBody, renewalRequestBody } from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
@@ -42,6 +44,9 @@ t.test('bodies over the 1 MiB limit are refused with 413 before they are read', 
     { url: `/v1/referrals/${referral.id}/progress-reports`, token: practice.therapist.token },
     { url: `/v1/referrals/${referral.id}/reports`, token: practice.therapist.token },
     { url: `/v1/referrals/${referral.id}/renewal-requests`, token: practice.therapist.token },
+    { url: `/v1/referrals/${referral.id}/appointments`, token: practice.therapist.token },
+    { url: `/v1/referrals/${referral.id}/adverse-events`, token: practice.therapist.token },
+    { url: `/v1/referrals/${referral.id}/resume`, token: office.physician.token },
     { url: `/v1/referrals/${referral.id}/decline`, token: practice.therapist.token },
     { url: `/v1/referrals/${referral.id}/sign`, token: office.physician.token },
     { url: '/v1/organizations', token: networkAdmin },
@@ -124,6 +129,8 @@ interface ListRoute {
   url: string;
   token: string;
   maximum: number;
+  /** The query parameter that takes the next page's position: cursor, or after (the events feed, SPEC §14.7). */
+  cursorParam: string;
 }
 
 /** Who may read each list and which record its path names. A new list route must be added here. */
@@ -140,6 +147,10 @@ function callerOf(path: string): { token: string; id?: string } | undefined {
     '/v1/referrals/{id}/messages': { token: office.physician.token, id: referral.id },
     '/v1/referrals/{id}/reports': { token: office.physician.token, id: referral.id },
     '/v1/referrals/{id}/renewal-requests': { token: practice.therapist.token, id: referral.id },
+    '/v1/referrals/{id}/documents': { token: office.physician.token, id: referral.id },
+    '/v1/referrals/{id}/appointments': { token: office.physician.token, id: referral.id },
+    '/v1/referrals/{id}/adverse-events': { token: office.physician.token, id: referral.id },
+    '/v1/events': { token: office.physician.token },
     '/v1/audit-events': { token: networkAdmin },
     '/v1/webhook-endpoints': { token: office.admin.token },
     '/v1/webhook-endpoints/{id}/deliveries': { token: office.admin.token, id: endpoint.id },
@@ -157,7 +168,8 @@ for (const [path, item] of Object.entries(document.paths as Record<string, Json>
     unknownListRoutes.push(path);
     continue;
   }
-  listRoutes.push({ path, url: path.replace('{id}', caller.id ?? ''), token: caller.token, maximum: limit.schema.maximum });
+  const cursorParam = (item.get.parameters as Json[]).find((parameter) => parameter.in === 'query' && (parameter.name === 'cursor' || parameter.name === 'after'))?.name ?? 'cursor';
+  listRoutes.push({ path, url: path.replace('{id}', caller.id ?? ''), token: caller.token, maximum: limit.schema.maximum, cursorParam });
 }
 
 /** The list's URL with these query parameters (already encoded) appended. */
@@ -167,6 +179,7 @@ t.test('every list route of the OpenAPI document is covered, and documents a max
   t.same(unknownListRoutes, [], 'every list route taking a limit has a caller in callerOf()');
   t.ok(listRoutes.length >= 12, `${listRoutes.length} list routes take a limit`);
   for (const route of listRoutes) t.ok(Number.isInteger(route.maximum) && route.maximum > 0, `${route.path}: documented maximum ${route.maximum}`);
+  for (const route of listRoutes) t.ok(document.paths[route.path].get.parameters.some((parameter: Json) => parameter.name === route.cursorParam), `${route.path}: takes its position in query.${route.cursorParam}`);
 });
 
 const cursors = new Map<string, string>();
@@ -193,16 +206,17 @@ t.test('valid page sizes are honoured and never exceed the documented maximum', 
 
 t.test('absurd page sizes are refused with 400 naming query.limit, on every list', async (t) => {
   // The document declares limit an integer in [1, maximum]: anything else is refused, not capped.
-  const values = ['0', '-1', '1e9', '99999999999999999999', 'abc', '1.5', '201', '', '1e400', '5&limit=7'];
+  const values = ['0', '-1', '1e9', '99999999999999999999', 'abc', '1.5', '', '1e400', '5&limit=7'];
   for (const route of listRoutes) {
-    for (const value of values) {
+    // One over the documented maximum: 201 on most lists, 501 on the events feed.
+    for (const value of [...values, String(route.maximum + 1)]) {
       const response = await probe(t, `${route.path}?limit=${value}`, { method: 'GET', url: listUrl(route, `limit=${value}`), token: route.token }, 400);
       t.ok(fieldsNamed(response).includes('query.limit'), `${route.path}?limit=${value}: names query.limit`);
     }
   }
 });
 
-t.test('forged cursors are refused with 400 naming query.cursor, on every list', async (t) => {
+t.test('forged cursors are refused with 400 naming query.cursor (query.after on the events feed), on every list', async (t) => {
   const base64url = (text: string) => Buffer.from(text).toString('base64url');
   const forged: Array<[string, string]> = [
     ['random base64', Buffer.from(Array.from({ length: 48 }, (_, index) => (index * 73 + 19) % 256)).toString('base64')],
@@ -224,10 +238,10 @@ t.test('forged cursors are refused with 400 naming query.cursor, on every list',
       const response = await probe(
         t,
         `${route.path} cursor: ${label}`,
-        { method: 'GET', url: listUrl(route, `limit=5&cursor=${encodeURIComponent(cursor)}`), token: route.token },
+        { method: 'GET', url: listUrl(route, `limit=5&${route.cursorParam}=${encodeURIComponent(cursor)}`), token: route.token },
         400,
       );
-      t.ok(fieldsNamed(response).includes('query.cursor'), `${route.path} cursor ${label}: names query.cursor`);
+      t.ok(fieldsNamed(response).includes(`query.${route.cursorParam}`), `${route.path} cursor ${label}: names query.${route.cursorParam}`);
     }
   }
   t.equal(({} as Json).polluted, undefined, 'Object.prototype is not polluted');
@@ -236,7 +250,7 @@ t.test('forged cursors are refused with 400 naming query.cursor, on every list',
   // is then a position to compare with, bound as a parameter. Refused or a plain page, nothing else.
   const injected = base64url(`["1' OR '1'='1", "00000000-0000-0000-0000-000000000000"]`);
   for (const route of listRoutes) {
-    const { response, ms } = await send({ method: 'GET', url: listUrl(route, `limit=5&cursor=${injected}`), token: route.token });
+    const { response, ms } = await send({ method: 'GET', url: listUrl(route, `limit=5&${route.cursorParam}=${injected}`), token: route.token });
     t.ok(response.statusCode === 400 || response.statusCode === 200, `${route.path} cursor with SQL in a text position: 400 or 200 (got ${response.statusCode})`);
     t.ok(ms < answerBoundMs, `${route.path} cursor with SQL: answered in ${Math.round(ms)} ms`);
     if (response.statusCode === 200) t.ok(response.json().data.length <= 5, `${route.path} cursor with SQL: a page of at most 5`);
@@ -252,14 +266,14 @@ t.test('a cursor of another list is refused, or read as a position of this list:
   for (const route of listRoutes) {
     for (const [from, cursor] of cursors) {
       if (from === route.path) continue;
-      const { response, ms } = await send({ method: 'GET', url: listUrl(route, `limit=5&cursor=${encodeURIComponent(cursor)}`), token: route.token });
+      const { response, ms } = await send({ method: 'GET', url: listUrl(route, `limit=5&${route.cursorParam}=${encodeURIComponent(cursor)}`), token: route.token });
       const label = `${route.path} with the cursor of ${from}`;
       t.ok(response.statusCode === 200 || response.statusCode === 400, `${label}: 200 or 400 (got ${response.statusCode})`);
       t.ok(ms < answerBoundMs, `${label}: answered in ${Math.round(ms)} ms`);
       if (response.statusCode === 400) {
         refused++;
         tally.push({ label, status: response.statusCode, ms });
-        t.ok(fieldsNamed(response).includes('query.cursor'), `${label}: names query.cursor`);
+        t.ok(fieldsNamed(response).includes(`query.${route.cursorParam}`), `${label}: names query.${route.cursorParam}`);
       } else if (response.statusCode === 200) {
         read++;
         t.ok(response.json().data.length <= 5, `${label}: a page of at most 5`);
@@ -282,6 +296,8 @@ t.test('deeply nested JSON (depth 10,000) is refused, not walked until the stack
     { method: 'POST', url: '/v1/referrals', token: office.physician.token },
     { method: 'POST', url: `/v1/referrals/${referral.id}/messages`, token: office.physician.token },
     { method: 'POST', url: `/v1/referrals/${referral.id}/reports`, token: practice.therapist.token },
+    { method: 'POST', url: `/v1/referrals/${referral.id}/appointments`, token: practice.therapist.token },
+    { method: 'POST', url: `/v1/referrals/${referral.id}/adverse-events`, token: practice.therapist.token },
     { method: 'PATCH', url: `/v1/referrals/${referral.id}`, token: office.physician.token },
     { method: 'POST', url: '/v1/auth/token', token: undefined },
   ] as const;
@@ -371,13 +387,13 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
   const fullNote = visitNote({
     rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
     outcomeMeasures: [{ instrument: 'other', name: 'Pain interference', score: 38 }],
-    billing: [{ cpt: '97140', units: 2 }],
+    billing: [{ cpt: '97140', units: 2, modifiers: ['GP'], diagnosisPointers: [1] }],
     final: false,
   });
   const operations = [
     { operation: ['/v1/patients', 'post'], url: '/v1/patients', token: office.physician.token, body: fullPatient },
     { operation: ['/v1/referrals', 'post'], url: '/v1/referrals', token: office.physician.token, body: fullReferral },
-    { operation: ['/v1/referrals/{id}/messages', 'post'], url: `/v1/referrals/${referral.id}/messages`, token: office.physician.token, body: { body: 'Hello' } },
+    { operation: ['/v1/referrals/{id}/messages', 'post'], url: `/v1/referrals/${referral.id}/messages`, token: office.physician.token, body: { body: 'Hello', priority: 'urgent' } },
     { operation: ['/v1/referrals/{id}/progress-reports', 'post'], url: `/v1/referrals/${referral.id}/progress-reports`, token: practice.therapist.token, body: fullNote },
     {
       operation: ['/v1/referrals/{id}/progress-reports/{reportId}/addenda', 'post'],
@@ -399,6 +415,24 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
       body: renewalRequestBody({ reportId: clinicalReport.id }),
     },
     {
+      operation: ['/v1/referrals/{id}/adverse-events', 'post'],
+      url: `/v1/referrals/${referral.id}/adverse-events`,
+      token: practice.therapist.token,
+      body: { occurredOn: isoDate(), description: 'Soreness', severity: 'mild', actionTaken: 'Lighter pressure', treatmentPaused: false },
+    },
+    {
+      operation: ['/v1/referrals/{id}/resume', 'post'],
+      url: `/v1/referrals/${referral.id}/resume`,
+      token: office.physician.token,
+      body: { attestation: true, comment: 'Bruising resolved' },
+    },
+    {
+      operation: ['/v1/referrals/{id}/appointments', 'post'],
+      url: `/v1/referrals/${referral.id}/appointments`,
+      token: practice.therapist.token,
+      body: { startsAt: new Date(Date.now() + 48 * 3_600_000).toISOString(), minutes: 60 },
+    },
+    {
       operation: ['/v1/referrals/{id}/renewal-requests/{requestId}/deny', 'post'],
       url: `/v1/referrals/${referral.id}/renewal-requests/${renewalRequest.id}/deny`,
       token: office.physician.token,
@@ -412,6 +446,9 @@ t.test('a 1 MB string in any string field is refused with 400 naming the field',
     reports: await rowCount('clinical_reports'),
     signatures: await rowCount('clinical_report_signatures'),
     renewals: await rowCount('renewal_requests'),
+    appointments: await rowCount('appointments'),
+    documents: await rowCount('documents'),
+    adverseEvents: await rowCount('adverse_events'),
   });
   const before = await counted();
   let fields = 0;
@@ -587,6 +624,132 @@ t.test('prototype pollution keys in bodies and query strings are refused and pol
 });
 
 // ---------------------------------------------------------------------------------------------
+
+// Uploads (SPEC §14.6) stream: the file is refused as soon as it passes DOCUMENT_MAX_BYTES, or at once
+// by its declared length, never read whole to be thrown away; the form around it is held to its
+// parts; an upload that trickles is cut off. On an app of its own with a 64 KiB limit, so that
+// "over the limit" is quick to send; its refusals count in the figure like every other.
+t.test('uploads: over DOCUMENT_MAX_BYTES is 413 while the body still streams, never read whole; a hostile form is 400; a trickle is 408', async (t) => {
+  const small = await buildTestApp(t, { env: { ROLE: 'api', DOCUMENT_MAX_BYTES: '65536', DOCUMENT_UPLOAD_SECONDS: '2' } });
+  const admin = await small.loginAsAdmin();
+  const smallOffice = await createOffice(small, admin);
+  const smallPractice = await createPractice(small, admin);
+  // A draft: the office shares files on it before sending it.
+  const draft = await small.create('/v1/referrals', smallOffice.physician.token, referralBody({ therapistId: smallPractice.therapist.id }));
+  await small.app.listen({ port: 0, host: '127.0.0.1' });
+  const smallPort = (small.app.server.address() as net.AddressInfo).port;
+  const hostile = hostileRequests(small, smallPort);
+  const url = `/v1/referrals/${draft.id}/documents`;
+  const token = smallOffice.physician.token;
+  const stored = async () => Number((await small.app.database.rows<{ n: string }>(sql`select (select count(*) from document_chunks) + (select count(*) from documents) as n`))[0]!.n);
+  const before = await stored();
+
+  const boundary = 'resource-limits-boundary';
+  const preamble = `--${boundary}\r\nContent-Disposition: form-data; name="category"\r\n\r\nimaging\r\n--${boundary}\r\n${filePartHeader('file', 'big.pdf', 'application/pdf')}`;
+  const head = (extra: string) => `POST ${url} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n${extra}\r\n`;
+  // A PDF by its first bytes, the rest ASCII (the socket is written as text).
+  const filler = 'x'.repeat(16 * 1024);
+  // Chunked, without a length: only reading the file can find it too large. The body is never
+  // ended, so an answer at all means the server refused while it was still arriving.
+  const streamed = await hostile.rawProbe(t, 'socket: a chunked upload of 128 KiB, its body never ended', head('Transfer-Encoding: chunked\r\n'), (write) => {
+    const chunk = (text: string) => write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+    chunk(`${preamble}%PDF-1.7\n`);
+    for (let index = 0; index < 8; index++) chunk(filler);
+  }, 413);
+  t.match(streamed.head, /\r\nconnection: close/i, 'the connection is closed rather than the rest read');
+  const declared = await hostile.rawProbe(t, 'socket: Content-Length 20 MiB, 64 KiB sent, answered before the rest', head(`Content-Length: ${20 * MiB}\r\n`), (write) => {
+    write(`${preamble}%PDF-1.7\n`);
+    write('x'.repeat(60 * 1024));
+  }, 413);
+  t.match(declared.head, /\r\nconnection: close/i, 'closed, not drained');
+
+  const upload = (label: string, form: { payload: Buffer; contentType: string }, expected: number) =>
+    hostile.probe(t, label, { method: 'POST', url, token, headers: { 'content-type': form.contentType }, payload: form.payload }, expected);
+  const file = { name: 'file', filename: 'a.pdf', contentType: 'application/pdf', data: sampleFile.pdf() };
+  const fields = [
+    { name: 'category', value: 'imaging' },
+    { name: 'title', value: 'MRI' },
+  ];
+  // Within the limit plus the envelope's allowance, so only reading the file finds it too large.
+  const tooLarge = await upload('a whole form with a 100 KiB file', documentForm(sampleFile.pdf(100 * 1024)), 413);
+  t.equal(tooLarge.json().code, 'document-too-large', 'document-too-large');
+  await upload('a form of 1,000 parts', multipartBody([...fields, ...Array.from({ length: 1000 }, (_, index) => ({ name: `p${index}`, value: 'x' })), file]), 400);
+  await upload('a form of 300 files', multipartBody([...fields, ...Array.from({ length: 300 }, () => ({ ...file, data: Buffer.from('%PDF-1.7\n') }))]), 400);
+  await upload('a part named in 60 KB', multipartBody([...fields, { name: 'x'.repeat(60_000), value: 'x' }, file]), 400);
+  await upload('a title of 50 KB', multipartBody([fields[0]!, { name: 'title', value: 't'.repeat(50_000) }, file]), 400);
+  await upload('parts nested in the file part (multipart/mixed)', multipartBody([...fields, { name: 'file', filename: 'inner', contentType: 'multipart/mixed; boundary=inner', data: Buffer.from('--inner\r\n\r\nx\r\n--inner--\r\n') }]), 415);
+  await hostile.probe(t, 'JSON of 20 MiB instead of a form', { method: 'POST', url, token, headers: { 'content-type': 'application/json' }, payload: `{"title":"${'x'.repeat(20 * MiB)}"}` }, 415);
+
+  // Node's request timeout stops counting once a body reaches its handler: uploads have a limit of their own.
+  t.ok(test.config.documents.uploadSeconds > 0 && test.config.documents.uploadSeconds <= 600, `an upload has at most 10 min to arrive (DOCUMENT_UPLOAD_SECONDS = ${test.config.documents.uploadSeconds})`);
+  const trickleStarted = performance.now();
+  const trickled = await new Promise<{ status: number; head: string }>((resolve) => {
+    const socket = net.connect(smallPort, '127.0.0.1');
+    let received = '';
+    const timer = setInterval(() => socket.write(`10\r\n${' '.repeat(16)}\r\n`), 100);
+    const done = () => {
+      clearInterval(timer);
+      socket.destroy();
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0), head: received.split('\r\n\r\n')[0] ?? '' });
+    };
+    const giveUp = setTimeout(done, 10_000);
+    socket.on('data', (data) => {
+      received += data.toString('latin1');
+      if (received.includes('\r\n\r\n')) {
+        clearTimeout(giveUp);
+        done();
+      }
+    });
+    socket.on('error', done);
+    socket.on('connect', () => socket.write(`${head('Transfer-Encoding: chunked\r\n')}${Buffer.byteLength(preamble).toString(16)}\r\n${preamble}\r\n`));
+  });
+  const trickleMs = performance.now() - trickleStarted;
+  t.equal(trickled.status, 408, `an upload trickling 160 bytes a second is answered 408 (after ${Math.round(trickleMs)} ms)`);
+  t.ok(trickleMs < 2000 + answerBoundMs, 'within its DOCUMENT_UPLOAD_SECONDS (2 s) and the answer bound');
+  t.match(trickled.head, /\r\nconnection: close/i, 'and cut off');
+
+  for (const begun = Date.now(); (await stored()) !== before && Date.now() - begun < 5000; ) await sleep(50);
+  t.equal(await stored(), before, 'no document and no part of one was kept');
+  tally.push(...hostile.tally);
+});
+
+// The events feed's long poll (SPEC §14.7) waits on a timer and a NOTIFY, not on the database: many
+// polls waiting their full 30 s hold no connection of the pool (10 by default) and no worker.
+t.test('long polls of the events feed hold no worker: 30 polls of wait=30 leave the API answering at once, and end when an event commits', async (t) => {
+  let after: string | undefined;
+  for (let page = 0; page < 50; page++) {
+    const { response } = await send({ method: 'GET', url: `/v1/events?limit=500${after ? `&after=${encodeURIComponent(after)}` : ''}`, token: practice.therapist.token });
+    after = response.json().nextCursor;
+    if (response.json().data.length === 0) break;
+  }
+  const polls = Array.from({ length: 30 }, () => send({ method: 'GET', url: `/v1/events?wait=30&after=${encodeURIComponent(after!)}`, token: practice.therapist.token }));
+  await sleep(300);
+  t.ok(test.config.databasePoolSize < 30, `more polls than connections in the pool (${test.config.databasePoolSize})`);
+  for (const [label, url, token] of [
+    ['a list of referrals', '/v1/referrals?limit=5', office.physician.token],
+    ['a list of patients', '/v1/patients?limit=5', office.physician.token],
+    ["the therapist's own referral", `/v1/referrals/${referral.id}`, practice.therapist.token],
+    ['readiness, which queries the database', '/health/ready', undefined],
+  ] as const) {
+    const { response, ms } = await send({ method: 'GET', url, ...(token ? { token } : {}) });
+    t.equal(response.statusCode, 200, `${label}: 200 while 30 polls wait`);
+    t.ok(ms < answerBoundMs, `${label}: answered in ${Math.round(ms)} ms`);
+  }
+  const committed = performance.now();
+  const message = await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'Are you free on Tuesday?' });
+  const answers = await Promise.all(polls);
+  const endedMs = performance.now() - committed;
+  t.ok(endedMs < answerBoundMs, `every poll ended ${Math.round(endedMs)} ms after the event committed, not after 30 s`);
+  t.ok(
+    answers.every(({ response }) => response.statusCode === 200 && (response.json().data as Json[]).some((event) => event.data.id === message.id)),
+    'each with the new message',
+  );
+  await probe(t, 'a wait of 31 s', { method: 'GET', url: '/v1/events?wait=31', token: practice.therapist.token }, 400);
+  await probe(t, 'a wait of 1e9 s', { method: 'GET', url: '/v1/events?wait=1e9', token: practice.therapist.token }, 400);
+  await probe(t, 'a negative wait', { method: 'GET', url: '/v1/events?wait=-1', token: practice.therapist.token }, 400);
+  await probe(t, 'a wait given twice', { method: 'GET', url: '/v1/events?wait=1&wait=30', token: practice.therapist.token }, 400);
+  await probe(t, 'types of 2,001 characters', { method: 'GET', url: `/v1/events?types=${'a'.repeat(1000)}.${'b'.repeat(1000)}`, token: practice.therapist.token }, 400);
+});
 
 t.test(
   'statement timeout: a request stuck behind a row lock answers 503 with Retry-After, then succeeds once the lock is gone',

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
+import { documentForm, multipartBody, sampleFile } from '../fixtures/documents.js';
 import { startReceiver } from '../fixtures/partner-ehr.js';
 import { ResponseContract, type Violation } from '../fixtures/response-contract.js';
 import { adminEmail, adminPassword, buildTestApp, nextNpi, testJwtSecret, type Json } from '../helper.js';
@@ -214,6 +215,7 @@ const endpointAnswer = await must('register a receiver', '/v1/webhook-endpoints'
     eventTypes: [
       'referral.sent', 'referral.accepted', 'referral.amended', 'referral.completed', 'progress_report.created', 'message.created',
       'report.submitted', 'report.signed', 'report.overdue', 'renewal.requested', 'renewal.decided',
+      'document.added', 'appointment.scheduled', 'appointment.no_show', 'message.urgent', 'adverse_event.reported', 'referral.resumed',
     ],
     description: 'Riverside EHR',
   },
@@ -506,6 +508,112 @@ await call('no progress report after discharge', referralPath(r6.id, '/reports')
 await call('R6 is completed', referralPath(r6.id), { token: therapist.token, expect: 200 });
 await call('history of R6', referralPath(r6.id, '/history?limit=50'), { token: physician.token, expect: 200 });
 
+// R3, taken from the network by the therapist: the care team shares files (SPEC §14.6) and the
+// therapist side books visits (SPEC §14.5). A document's title is clinical text and its bytes are
+// the patient's: the title may be shown in the documents' own answers only (checked below with the
+// reports' text), the bytes only where they are served.
+const documentTitle = `Lumbar MRI ${tag}: L4-L5 disc protrusion`;
+const fileCanary = `file-canary-${tag}-${randomBytes(6).toString('hex')}`;
+const pdfWithCanary = Buffer.concat([Buffer.from(`%PDF-1.7\n% ${fileCanary}\n`, 'latin1'), sampleFile.pdf(1024).subarray(9)]);
+const upload = (label: string, token: string, form: { payload: Buffer; contentType: string }, expect: number, headers: Record<string, string> = {}) =>
+  call(label, referralPath(r3.id, '/documents'), { method: 'POST', token, payload: form.payload, headers: { 'content-type': form.contentType, ...headers }, expect });
+const officeDocument = (
+  await upload('share a PDF (physician)', physician.token, documentForm(pdfWithCanary, { category: 'imaging', title: documentTitle, filename: 'mri.pdf', contentType: 'application/pdf' }), 201, {
+    'idempotency-key': `document-${tag}`,
+  })
+).json();
+await upload('replay the upload', physician.token, documentForm(pdfWithCanary, { category: 'imaging', title: documentTitle, filename: 'mri.pdf', contentType: 'application/pdf' }), 201, {
+  'idempotency-key': `document-${tag}`,
+});
+const practiceDocument = (await upload('share a photo (therapist)', therapist.token, documentForm(sampleFile.png(), { category: 'other', title: documentTitle }), 201)).json();
+await upload('share a file (practice client)', practiceClientToken, documentForm(sampleFile.tiff(), { category: 'intake', title: documentTitle }), 201);
+const refusedTitle = `Refused upload ${tag}: not a document type`;
+canary('title of a refused upload', refusedTitle);
+await upload('a GIF is not a document', physician.token, documentForm(sampleFile.gif(), { title: refusedTitle }), 415);
+await upload('a part the form does not take', physician.token, multipartBody([{ name: 'category', value: 'imaging' }, { name: 'title', value: refusedTitle }, { name: 'notes', value: refusedTitle }]), 400);
+await call('a JSON body for an upload', referralPath(r3.id, '/documents'), { method: 'POST', token: physician.token, payload: { category: 'imaging', title: refusedTitle, file: 'JVBERi0=' }, expect: 415 });
+await upload('an outsider shares a file', outsider.token, documentForm(sampleFile.pdf(), { title: refusedTitle }), 404);
+await upload('therapist2, who lost the offer, shares a file', therapist2.token, documentForm(sampleFile.pdf(), { title: refusedTitle }), 404);
+await call('list documents (therapist)', referralPath(r3.id, '/documents'), { token: therapist.token, expect: 200 });
+await call('list documents in pages (office client)', referralPath(r3.id, '/documents?limit=1'), { token: officeClientToken, expect: 200 });
+await call('read a document (practice client)', referralPath(r3.id, `/documents/${officeDocument.id}`), { token: practiceClientToken, expect: 200 });
+await call('download a document (therapist)', referralPath(r3.id, `/documents/${officeDocument.id}/content`), { token: therapist.token, expect: 200 });
+await call('download it as its type', referralPath(r3.id, `/documents/${officeDocument.id}/content`), { token: staff.token, headers: { accept: 'application/pdf' }, expect: 200 });
+await call('download it as JSON', referralPath(r3.id, `/documents/${officeDocument.id}/content`), { token: physician.token, headers: { accept: 'application/json' }, expect: 406 });
+await call('an outsider downloads it', referralPath(r3.id, `/documents/${officeDocument.id}/content`), { token: outsider.token, expect: 404 });
+await call('a document under another referral', referralPath(r1.id, `/documents/${officeDocument.id}`), { token: physician.token, expect: 404 });
+await call("the practice retracts the office's document", referralPath(r3.id, `/documents/${officeDocument.id}`), { method: 'DELETE', token: therapist.token, expect: 403 });
+await call('the office retracts its own', referralPath(r3.id, `/documents/${practiceDocument.id}`), { method: 'DELETE', token: practiceAdmin.token, payload: { reason: `Wrong patient ${tag}` }, expect: 204 });
+await call('the retracted document is gone', referralPath(r3.id, `/documents/${practiceDocument.id}/content`), { token: physician.token, expect: 404 });
+
+const inHours = (hours: number) => new Date(Date.now() + hours * 3_600_000).toISOString();
+const visitBooked = (await must('book a visit (therapist)', referralPath(r3.id, '/appointments'), { method: 'POST', token: therapist.token, payload: { startsAt: inHours(48), minutes: 60 }, expect: 201 })).json();
+const visitHeld = (
+  await must('enter a visit already held (practice client)', referralPath(r3.id, '/appointments'), { method: 'POST', token: practiceClientToken, payload: { startsAt: inHours(-1), minutes: 45 }, expect: 201 })
+).json();
+await call('the office does not book', referralPath(r3.id, '/appointments'), { method: 'POST', token: physician.token, payload: { startsAt: inHours(48), minutes: 60 }, expect: 404 });
+await call('a visit of 500 minutes', referralPath(r3.id, '/appointments'), { method: 'POST', token: therapist.token, payload: { startsAt: inHours(48), minutes: 500 }, expect: 400 });
+await call('attended before it began', referralPath(r3.id, `/appointments/${visitBooked.id}`), { method: 'PATCH', token: therapist.token, payload: { status: 'attended' }, expect: 409 });
+await call('a no-show (practice admin)', referralPath(r3.id, `/appointments/${visitHeld.id}`), { method: 'PATCH', token: practiceAdmin.token, payload: { status: 'no_show' }, expect: 200 });
+await call('the patient cancels', referralPath(r3.id, `/appointments/${visitBooked.id}`), { method: 'PATCH', token: therapist.token, payload: { status: 'cancelled_by_patient' }, expect: 200 });
+await call('nothing returns to scheduled', referralPath(r3.id, `/appointments/${visitBooked.id}`), { method: 'PATCH', token: therapist.token, payload: { status: 'scheduled' }, expect: 409 });
+await call('list appointments (physician)', referralPath(r3.id, '/appointments'), { token: physician.token, expect: 200 });
+await call('R3 shows its no-shows', referralPath(r3.id), { token: physician.token, expect: 200 });
+
+// Urgent news on R3 (SPEC §14.10): urgent messages each side acknowledges for the other; adverse
+// events the therapist side reports and the office acknowledges, a severe one holding R3 until the
+// prescriber resumes it. What happened to the patient is clinical text, shown in its own answers only.
+const urgentFromTherapist = (
+  await must('an urgent message (therapist)', referralPath(r3.id, '/messages'), { method: 'POST', token: therapist.token, payload: { body: 'Numbness in the left hand after the session', priority: 'urgent' }, expect: 201 })
+).json();
+const urgentFromOffice = (
+  await must('an urgent message (office client)', referralPath(r3.id, '/messages'), { method: 'POST', token: officeClientToken, payload: { body: 'Hold deep work until the scan is read', priority: 'urgent' }, expect: 201 })
+).json();
+const routine = (await must('a routine message', referralPath(r3.id, '/messages'), { method: 'POST', token: therapist.token, payload: { body: 'Booked for Tuesday' }, expect: 201 })).json();
+await call('the office acknowledges', referralPath(r3.id, `/messages/${urgentFromTherapist.id}/acknowledge`), { method: 'POST', token: physician.token, expect: 200 });
+await call('acknowledged again (staff)', referralPath(r3.id, `/messages/${urgentFromTherapist.id}/acknowledge`), { method: 'POST', token: staff.token, expect: 200 });
+await call('the author acknowledges its own', referralPath(r3.id, `/messages/${urgentFromTherapist.id}/acknowledge`), { method: 'POST', token: therapist.token, expect: 409 });
+await call('a routine message is not acknowledged', referralPath(r3.id, `/messages/${routine.id}/acknowledge`), { method: 'POST', token: physician.token, expect: 409 });
+await call('the practice client acknowledges the office', referralPath(r3.id, `/messages/${urgentFromOffice.id}/acknowledge`), { method: 'POST', token: practiceClientToken, expect: 200 });
+await call('an outsider acknowledges', referralPath(r3.id, `/messages/${urgentFromOffice.id}/acknowledge`), { method: 'POST', token: outsider.token, expect: 404 });
+const adverseText = {
+  description: `Adverse ${tag}: marked bruising over the left lumbar paraspinals`,
+  actionTaken: `Action ${tag}: stopped pressure work, cold compress`,
+};
+const adverse = (severity: string, treatmentPaused: boolean) => ({ occurredOn: today, description: adverseText.description, severity, actionTaken: adverseText.actionTaken, treatmentPaused });
+const mildEvent = (await must('report an adverse event (therapist)', referralPath(r3.id, '/adverse-events'), { method: 'POST', token: therapist.token, payload: adverse('mild', false), expect: 201 })).json();
+await call('the office does not report', referralPath(r3.id, '/adverse-events'), { method: 'POST', token: physician.token, payload: adverse('mild', false), expect: 404 });
+await call('an event in the future', referralPath(r3.id, '/adverse-events'), { method: 'POST', token: therapist.token, payload: { ...adverse('mild', false), occurredOn: '2999-01-01' }, expect: 400 });
+const severeEvent = (
+  await must('a severe event pauses treatment (practice client)', referralPath(r3.id, '/adverse-events'), { method: 'POST', token: practiceClientToken, payload: adverse('severe', true), expect: 201 })
+).json();
+await call('no visit note while on hold', referralPath(r3.id, '/progress-reports'), { method: 'POST', token: therapist.token, payload: visit({ final: false }), expect: 409 });
+await call('R3 is on hold', referralPath(r3.id), { token: practiceAdmin.token, expect: 200 });
+await call('list adverse events (physician)', referralPath(r3.id, '/adverse-events'), { token: physician.token, expect: 200 });
+await call('read an adverse event (practice client)', referralPath(r3.id, `/adverse-events/${severeEvent.id}`), { token: practiceClientToken, expect: 200 });
+await call('therapist2 reads them', referralPath(r3.id, '/adverse-events'), { token: therapist2.token, expect: 404 });
+await call('the office client acknowledges', referralPath(r3.id, `/adverse-events/${severeEvent.id}/acknowledge`), { method: 'POST', token: officeClientToken, expect: 200 });
+await call('the reporting side acknowledges', referralPath(r3.id, `/adverse-events/${mildEvent.id}/acknowledge`), { method: 'POST', token: therapist.token, expect: 409 });
+await call('staff cannot resume', referralPath(r3.id, '/resume'), { method: 'POST', token: staff.token, payload: { attestation: true }, expect: 403 });
+await call('the therapist cannot resume', referralPath(r3.id, '/resume'), { method: 'POST', token: therapist.token, payload: { attestation: true }, expect: 403 });
+await call('a physician of another office cannot resume', referralPath(r3.id, '/resume'), { method: 'POST', token: outsider.token, payload: { attestation: true }, expect: 404 });
+const onHold = await must('R3 as its prescriber sees it', referralPath(r3.id), { token: physician.token, expect: 200 });
+await call('resume with a stale version', referralPath(r3.id, '/resume'), { method: 'POST', token: physician.token, payload: { attestation: true }, headers: { 'if-match': '"999"' }, expect: 412 });
+await call('the prescriber resumes', referralPath(r3.id, '/resume'), {
+  method: 'POST',
+  token: physician.token,
+  payload: { attestation: true, comment: 'Bruising resolved; lighter pressure' },
+  headers: { 'if-match': onHold.headers.etag as string },
+  expect: 200,
+});
+await call('resume again', referralPath(r3.id, '/resume'), { method: 'POST', token: physician.token, payload: { attestation: true }, expect: 409 });
+
+// The claim (SPEC §14.9): JSON or CSV, for the care team only.
+await call('the claim (physician)', referralPath(r3.id, '/billing'), { token: physician.token, expect: 200 });
+await call('the claim as CSV (practice client)', referralPath(r3.id, '/billing'), { token: practiceClientToken, headers: { accept: 'text/csv' }, expect: 200 });
+await call('the claim as XML', referralPath(r3.id, '/billing'), { token: physician.token, headers: { accept: 'application/xml' }, expect: 406 });
+await call('the claim of another office', referralPath(r3.id, '/billing'), { token: outsider.token, expect: 404 });
+
 await call('list referrals (physician)', '/v1/referrals?status=sent,accepted,completed&limit=2', { token: physician.token, expect: 200 });
 const feed = await must('sync feed (therapist)', `/v1/referrals?updatedSince=${encodeURIComponent(hourAgo)}`, { token: therapist.token, expect: 200 });
 await call('sync feed from the cursor', `/v1/referrals?cursor=${encodeURIComponent(feed.json().syncCursor)}`, { token: therapist.token, expect: 200 });
@@ -530,6 +638,28 @@ await call('ping a disabled receiver', `/v1/webhook-endpoints/${failing.id}/test
 for (let round = 0; round < 2; round++) await test.app.webhookWorker.runOnce();
 // A referral's events go out one at a time, in order: R6's dozen need a round each.
 for (let round = 0; round < 40 && (await test.app.webhookWorker.runOnce()) > 0; round++);
+
+// ---------------------------------------------------------------------------------------------
+// The events feed (SPEC §14.7): each caller's whole feed, page by page, every event held to the
+// schema (and, below, searched for clinical text: the events are thin, as webhooks are).
+async function drainFeed(label: string, token: string, query = '') {
+  let after: string | undefined;
+  for (let page = 0; page < 50; page++) {
+    const answer = await must(`${label}, page ${page + 1}`, `/v1/events?limit=100${query}${after ? `&after=${encodeURIComponent(after)}` : ''}`, { token, expect: 200 });
+    after = answer.json().nextCursor;
+    if (answer.json().data.length === 0) return after!;
+  }
+  throw new Error(`${label}: the feed did not end`);
+}
+const therapistCursor = await drainFeed('events feed (therapist)', therapist.token);
+await drainFeed('events feed (physician)', physician.token);
+await drainFeed('events feed of documents and appointments (practice client)', practiceClientToken, '&types=document.added,appointment.scheduled,appointment.no_show');
+await drainFeed('events feed (office client)', officeClientToken);
+await call('events feed without waiting at its end', `/v1/events?after=${encodeURIComponent(therapistCursor)}&wait=0`, { token: therapist.token, expect: 200 });
+await call("another caller's cursor", `/v1/events?after=${encodeURIComponent(therapistCursor)}`, { token: therapist2.token, expect: 400 });
+await call('an unknown event type', '/v1/events?types=referral.sent,referral.exploded', { token: therapist.token, expect: 400 });
+await call('a wait over 30 s', '/v1/events?wait=31', { token: therapist.token, expect: 400 });
+await call('the network admin has no feed', '/v1/events', { token: admin, expect: 403 });
 
 // ---------------------------------------------------------------------------------------------
 // The audit trail.
@@ -588,6 +718,14 @@ const reads = [
   referralPath(r6.id, `/reports/${evaluation.id}`),
   referralPath(r6.id, '/renewal-requests'),
   referralPath(r6.id, `/renewal-requests/${secondRenewal.id}`),
+  referralPath(r3.id, '/documents'),
+  referralPath(r3.id, `/documents/${officeDocument.id}`),
+  referralPath(r3.id, `/documents/${officeDocument.id}/content`),
+  referralPath(r3.id, '/appointments'),
+  referralPath(r3.id, '/adverse-events'),
+  referralPath(r3.id, `/adverse-events/${severeEvent.id}`),
+  referralPath(r3.id, '/billing'),
+  '/v1/events?limit=20',
   '/v1/audit-events?limit=50',
   `/v1/audit-events/export?patientId=${maria.id}`,
   '/v1/audit-events/verify',
@@ -617,6 +755,13 @@ for (const row of stored) {
   }
 }
 
+// The bytes of a document: in the answers that serve them, and nowhere else.
+canary(
+  'a line inside the bytes of a document',
+  fileCanary,
+  seen.filter((response) => response.status === 200 && response.method === 'GET' && response.url.startsWith(referralPath(r3.id, `/documents/${officeDocument.id}/content`))).map((response) => response.index),
+);
+
 // ---------------------------------------------------------------------------------------------
 // The verdict.
 const { leaks, internalMembers } = findLeaks(seen, canaries);
@@ -631,8 +776,18 @@ const breaks = seen.flatMap((response) =>
 // R6's own reports, renewal requests and history. Never in an error, another resource (the referral
 // itself, lists of referrals, the audit trail), or a webhook delivery, whose payloads are thin (SPEC §8).
 const ownAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && /^\/v1\/referrals\/[^/]+\/(reports|renewal-requests|history)/.test(response.url) && response.url.startsWith(referralPath(r6.id, '/'));
-const phiLeaks = Object.entries(clinicalText).flatMap(([name, value]) => [
-  ...seen.filter((response) => !ownAnswer(response) && (response.body.includes(value) || JSON.stringify(response.headers).includes(value))).map((response) => `${name}: #${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`),
+// A document's title likewise (SPEC §14.6): in the 2xx answers of R3's documents (their metadata, and
+// the Content-Disposition of their bytes), never in the events feed, a webhook delivery or an error.
+const documentAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && response.url.startsWith(referralPath(r3.id, '/documents'));
+// And what an adverse event says happened (SPEC §14.10): in R3's adverse events only.
+const adverseAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && response.url.startsWith(referralPath(r3.id, '/adverse-events'));
+const phiTexts = [
+  ...Object.entries(clinicalText).map(([name, value]) => ({ name, value, own: ownAnswer })),
+  { name: 'document title', value: documentTitle, own: documentAnswer },
+  ...Object.entries(adverseText).map(([name, value]) => ({ name: `adverse event ${name}`, value, own: adverseAnswer })),
+];
+const phiLeaks = phiTexts.flatMap(({ name, value, own }) => [
+  ...seen.filter((response) => !own(response) && (response.body.includes(value) || JSON.stringify(response.headers).includes(value))).map((response) => `${name}: #${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`),
   ...received.filter((delivery) => delivery.body.includes(value) || JSON.stringify(delivery.headers).includes(value)).map((delivery) => `${name}: webhook delivery to ${delivery.path}`),
 ]);
 const leakCount = leaks.length + internalMembers.length + phiLeaks.length;
@@ -692,6 +847,9 @@ t.test('the checker sees what it is meant to see (a zero means nothing was there
   t.same(kindsOf(problem, { ...JSON.parse(problem.body), status: 500 }).map((violation) => violation.kind), ['schema'], 'a problem whose status member is not its status');
   const created = recorded('createPatient', 201);
   t.same(kindsOf(created, JSON.parse(created.body), { status: 200 }).map((violation) => violation.kind), ['undeclared-status'], 'a 2xx the operation does not declare');
+  const content = recorded('getDocumentContent', 200);
+  t.same(kindsOf(content, content.body), [], 'the bytes of a document pass as they are');
+  t.same(kindsOf(content, content.body, { headers: { ...content.headers, 'content-type': 'text/html' } }).map((violation) => violation.kind), ['content-type'], 'bytes served as a type the document does not declare');
   const exported = recorded('exportAuditEvents', 200);
   const [firstLine, ...rest] = exported.body.split('\n');
   t.same(undeclaredNames(kindsOf(exported, [JSON.stringify({ ...JSON.parse(firstLine!), tokenHash: 'x' }), ...rest].join('\n'))), ['tokenHash'], 'a member of one NDJSON line');
@@ -713,12 +871,21 @@ t.test('no canary secret appears outside its designated answer', async (t) => {
   t.same(webhookLeaks, [], `no canary in any of the ${received.length} webhook deliveries`);
 });
 
-t.test("the clinical text of reports and renewals appears only in their own answers (PHI, SPEC §8, §14.3, §14.4)", async (t) => {
-  for (const [name, value] of Object.entries(clinicalText)) {
-    t.ok(seen.some((response) => ownAnswer(response) && response.body.includes(value)), `${name} is shown in an answer of its own, so the search for it means something`);
+t.test('the clinical text of reports, renewals, documents and adverse events appears only in their own answers (PHI, SPEC §8, §14.3, §14.4, §14.6, §14.10)', async (t) => {
+  for (const { name, value, own } of phiTexts) {
+    t.ok(seen.some((response) => own(response) && response.body.includes(value)), `${name} is shown in an answer of its own, so the search for it means something`);
   }
   const kinds = new Set(received.map((delivery) => (JSON.parse(delivery.body) as Json).type));
-  for (const type of ['report.submitted', 'report.signed', 'report.overdue', 'renewal.requested', 'renewal.decided']) t.ok(kinds.has(type), `a ${type} event reached the receiver`);
+  for (const type of [
+    'report.submitted', 'report.signed', 'report.overdue', 'renewal.requested', 'renewal.decided', 'document.added', 'appointment.scheduled', 'appointment.no_show',
+    'message.urgent', 'adverse_event.reported', 'referral.resumed',
+  ]) {
+    t.ok(kinds.has(type), `a ${type} event reached the receiver`);
+  }
+  const feedEvents = seen
+    .filter((response) => response.status === 200 && response.url.startsWith('/v1/events'))
+    .flatMap((response) => (JSON.parse(response.body).data as Json[]).map((event) => event.type as string));
+  for (const type of ['document.added', 'appointment.scheduled', 'report.signed']) t.ok(feedEvents.includes(type), `a ${type} event was read from the events feed`);
   t.same(phiLeaks, [], 'in no other answer, no error, and no webhook delivery');
 });
 
