@@ -6,6 +6,9 @@ import { uuidPattern as uuid } from './lib/vocabulary.js';
 export const redactedPaths = [
   'req.headers.authorization',
   'req.headers.cookie',
+  // @fastify/multipart logs the options it gives busboy at trace level, the raw request headers
+  // (the bearer token, cookies) among them.
+  'busboyOptions.headers',
   'res.headers["set-cookie"]',
   '*.password',
   '*.client_secret',

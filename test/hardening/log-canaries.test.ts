@@ -710,15 +710,9 @@ const flatPhi = new Map<string, string>(Object.entries(phi));
  * by their message, each checked apart and marked todo until src is fixed (and still counted in the
  * figure); a canary anywhere else fails the test.
  */
-const knownLogDefects: Array<{ msg: string; todo: string }> = [
-  {
-    msg: 'Providing options to busboy',
-    todo:
-      'BUG (src/modules/documents, src/logger.ts): at trace level every multipart upload (POST /v1/referrals/{id}/documents) logs @fastify/multipart\'s ' +
-      '"Providing options to busboy" line with busboyOptions.headers, the raw request headers: the bearer access token (Authorization), the ' +
-      'Idempotency-Key and any cookie; the redact paths cover req.headers.authorization only. Expected: no header value of the request in any log line',
-  },
-];
+// None known: @fastify/multipart's "Providing options to busboy" line, which logged the request's
+// raw headers (the bearer token among them) at trace level, is redacted since (src/logger.ts).
+const knownLogDefects: Array<{ msg: string; todo: string }> = [];
 /** The todo of the known defect that wrote log line `index`, if one did. */
 function defectOfLine(index: number): string | undefined {
   let msg: unknown;
