@@ -56,8 +56,11 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
       return typeof incoming === 'string' && acceptableRequestId.test(incoming) ? incoming : crypto.randomUUID();
     },
     bodyLimit: 1024 * 1024,
-    // A client that never finishes sending its request (slowloris) is cut off.
-    requestTimeout: 30_000,
+    // A client that never finishes sending its request (slowloris) is cut off. The longest a
+    // request may rightly take is a document upload on a slow link, read only as fast as the
+    // database stores it: DOCUMENT_UPLOAD_SECONDS (120 s), which the upload route also enforces
+    // itself, answering 408 upload-too-slow.
+    requestTimeout: config.documents.uploadSeconds * 1000,
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     // Creating an embedded database runs initdb in WebAssembly, which is slow on a busy machine.

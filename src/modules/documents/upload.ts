@@ -180,8 +180,8 @@ export async function receiveUpload(
   const fields = new FormFields();
   let stored: StoredFile | undefined;
   let current: MultipartFile | undefined;
-  // Node's requestTimeout stops counting once a request reaches its handler, and a streamed body is
-  // read there: without a deadline of its own a client trickling bytes would hold the upload for ever.
+  // The server's requestTimeout is as long (app.ts), but Node enforces it on a periodic check, by
+  // closing the connection: the upload's own deadline answers on time, with a problem that says why.
   const deadline = setTimeout(() => {
     const late = uploadTooSlow(timeoutSeconds);
     if (current) current.file.destroy(late);
