@@ -82,16 +82,15 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
     // Only now is the body known: an Idempotency-Key met before is replayed, or refused for another file.
     const bodyDigest = `${received.sha256} ${received.category} ${received.title}`;
     let replayed = false;
+    // A replay's parts are deleted before the first answer is sent again: the client hears only once nothing is left.
+    const discardUpload = () => discard(request, repository, received.id);
     try {
-      replayed = await app.settleStreamedIdempotency(request, reply, bodyDigest);
+      replayed = await app.settleStreamedIdempotency(request, reply, bodyDigest, discardUpload);
     } catch (error) {
-      await discard(request, repository, received.id);
+      await discardUpload();
       throw error;
     }
-    if (replayed) {
-      await discard(request, repository, received.id);
-      return reply;
-    }
+    if (replayed) return reply;
     let document: Document | undefined;
     try {
       document = await app.unitOfWork.run(auditContextOf(request), async (unit) => {

@@ -30,7 +30,7 @@ declare module 'fastify' {
      * what the Idempotency-Key means. Returns true when the answer was a replay (sent; do nothing
      * more); throws 422 for another body under the key and 409 while the first is still running.
      */
-    settleStreamedIdempotency(request: FastifyRequest, reply: FastifyReply, bodyDigest: string): Promise<boolean>;
+    settleStreamedIdempotency(request: FastifyRequest, reply: FastifyReply, bodyDigest: string, beforeReplay: () => Promise<void>): Promise<boolean>;
   }
   interface FastifyContextConfig {
     /** Top-level response fields shown only in the first answer (secrets): never kept, so never replayed. */
@@ -131,7 +131,7 @@ export default fp(
      * answer again — only to a caller who may still see the records it is about (a lost one answers
      * the 404 a fresh request would, audited as denied), and audited against the same records.
      */
-    async function answerRepeat(request: FastifyRequest, reply: FastifyReply, key: string, existing: IdempotencyRecord, hash: string) {
+    async function answerRepeat(request: FastifyRequest, reply: FastifyReply, key: string, existing: IdempotencyRecord, hash: string, beforeReplay?: () => Promise<void>) {
       if (existing.requestHash !== hash) {
         throw new UnprocessableError(`Idempotency-Key ${key} was used for a different request; use a new key for a new request`);
       }
@@ -158,13 +158,14 @@ export default fp(
           patientId: target.patientId ?? undefined,
         })),
       );
+      await beforeReplay?.();
       for (const [name, value] of Object.entries(existing.responseHeaders ?? {})) reply.header(name, value);
       // Taken out again here too: an instance of an older version may have kept it meanwhile.
       const body = keptBody(existing.responseBody ?? '', request.routeOptions.config.shownOnce) ?? existing.responseBody;
       return reply.code(existing.statusCode!).header('idempotent-replayed', 'true').send(body);
     }
 
-    app.decorate('settleStreamedIdempotency', async (request: FastifyRequest, reply: FastifyReply, bodyDigest: string) => {
+    app.decorate('settleStreamedIdempotency', async (request: FastifyRequest, reply: FastifyReply, bodyDigest: string, beforeReplay: () => Promise<void>) => {
       const hash = requestHash(request, bodyDigest);
       if (request.idempotencyClaim) {
         await repository.bindRequestHash({ ...request.idempotencyClaim, requestHash: hash });
@@ -176,7 +177,7 @@ export default fp(
       const record = (await repository.find({ callerKey: earlier.record.callerKey, key: earlier.key })) ?? earlier.record;
       // Not bound to a body: the first request is still reading it (in progress: 409), or was
       // refused before it had read it whole (that refusal is the answer to the key).
-      await answerRepeat(request, reply, earlier.key, record, record.requestHash === unreadBody ? unreadBody : hash);
+      await answerRepeat(request, reply, earlier.key, record, record.requestHash === unreadBody ? unreadBody : hash, beforeReplay);
       return true;
     });
 
