@@ -9,7 +9,7 @@ import { schedulePeriodicJob } from '../../lib/periodic-job.js';
 import { systemAuditContext } from '../audit/audit-log.js';
 import { AdverseEventWorkflow } from './adverse-event-workflow.js';
 import { AdverseEventsRepository } from './adverse-events-repository.js';
-import { AdverseEventEscalation } from './escalation.js';
+import { UrgentEscalation } from '../referrals/index.js';
 import adverseEventRoutes from './routes.js';
 
 declare module 'fastify' {
@@ -23,7 +23,13 @@ export default fp(
   async (app, options: ModuleOptions) => {
     const events = new AdverseEventsRepository(app.db);
     const { afterMinutes, sweepSeconds } = options.config.urgentEscalation;
-    const escalation = new AdverseEventEscalation(events, app.referrals, app.unitOfWork, afterMinutes);
+    const overdueEvents = {
+      resourceType: 'adverse_event' as const,
+      overdue: (query: Parameters<AdverseEventsRepository['overdue']>[0]) => events.overdue(query),
+      claim: ({ id, minutes }: { id: string; minutes: number }, tx: Parameters<AdverseEventsRepository['claimEscalation']>[1]) => events.claimEscalation({ eventId: id, minutes }, tx),
+      url: AdverseEventWorkflow.url,
+    };
+    const escalation = new UrgentEscalation(overdueEvents, app.referrals, app.unitOfWork, afterMinutes);
     app.decorate('escalateAdverseEvents', () => escalation.escalateDue(systemAuditContext('urgent-escalation')));
     if (servesRoutes(options.config)) {
       await app.register(adverseEventRoutes, { prefix: apiPrefix, workflow: new AdverseEventWorkflow(app.referrals, app.unitOfWork, events) });

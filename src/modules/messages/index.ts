@@ -6,7 +6,7 @@ import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
 import { schedulePeriodicJob } from '../../lib/periodic-job.js';
 import { systemAuditContext } from '../audit/audit-log.js';
-import { UrgentMessageEscalation } from './escalation.js';
+import { UrgentEscalation } from '../referrals/index.js';
 import { MessagesRepository } from './messages-repository.js';
 import messageRoutes from './routes.js';
 
@@ -20,7 +20,14 @@ declare module 'fastify' {
 export default fp(
   async (app, options: ModuleOptions) => {
     const { afterMinutes, sweepSeconds } = options.config.urgentEscalation;
-    const escalation = new UrgentMessageEscalation(new MessagesRepository(app.db), app.referrals, app.unitOfWork, afterMinutes);
+    const messages = new MessagesRepository(app.db);
+    const urgentMessages = {
+      resourceType: 'message' as const,
+      overdue: (query: Parameters<MessagesRepository['overdueUrgent']>[0]) => messages.overdueUrgent(query),
+      claim: ({ id, minutes }: { id: string; minutes: number }, tx: Parameters<MessagesRepository['claimEscalation']>[1]) => messages.claimEscalation({ messageId: id, minutes }, tx),
+      url: (referralId: string) => `${apiPrefix}/referrals/${referralId}/messages`,
+    };
+    const escalation = new UrgentEscalation(urgentMessages, app.referrals, app.unitOfWork, afterMinutes);
     app.decorate('escalateUrgentMessages', () => escalation.escalateDue(systemAuditContext('urgent-escalation')));
     if (servesRoutes(options.config)) await app.register(messageRoutes, { prefix: apiPrefix });
     if (options.config.role === 'api') return;

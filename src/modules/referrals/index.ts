@@ -16,6 +16,7 @@ import holdRoutes from './hold-routes.js';
 
 export { participantsOf } from './participants.js';
 export { visibleTo } from './access.js';
+export { UrgentEscalation } from './urgent-escalation.js';
 export { IfMatchHeaders } from './schemas.js';
 export { identifiesPatient } from './minimum-necessary.js';
 export { prescriberPolicy, referralReadPolicy } from './policies.js';
