@@ -108,6 +108,9 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(billingModule, { config });
   await app.register(auditModule, { config });
   await app.register(webhooksModule, { config, resolver: webhookResolver });
+  // The last preClose hook: once every module has stopped its work, and connections accepted just
+  // before the service stopped listening have sent their request, Fastify closes what is idle.
+  app.addHook('preClose', () => app.acceptedConnectionsSettled());
 
   await app.ready();
   try {

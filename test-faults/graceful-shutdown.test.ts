@@ -8,7 +8,7 @@
 // Run: npx tap test-faults/graceful-shutdown.test.ts --disable-coverage --timeout 600
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,7 +77,7 @@ interface Outcome {
 }
 
 /** One request on a connection of its own (no keep-alive pool), so each shows what the server did to it. */
-function freshRequest(port: number, method: string, path: string, token?: string, payload?: Json): Promise<Outcome> {
+function freshRequest(port: number, method: string, path: string, token?: string, payload?: Json, agent: Agent | false = false): Promise<Outcome> {
   const body = payload === undefined ? undefined : JSON.stringify(payload);
   return new Promise((resolve) => {
     const request = httpRequest(
@@ -86,7 +86,7 @@ function freshRequest(port: number, method: string, path: string, token?: string
         port,
         method,
         path,
-        agent: false,
+        agent,
         headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) },
       },
       (response) => {
@@ -307,8 +307,11 @@ t.test('SIGTERM with requests and deliveries in flight', async (t) => {
   await holder`begin`;
   await holder`select id from referrals where id = any(${locked.map((referral) => referral.id)}::uuid[]) for update`;
   await holder`lock table patients in exclusive mode`;
-  const amendments = locked.map((referral) =>
-    freshRequest(first.port, 'PATCH', `/v1/referrals/${referral.id}`, office.physician.token, { visitsAuthorized: referral.visitsAuthorized + 1 }),
+  // The first on a keep-alive connection, as real clients send them: the answer must close it,
+  // or the open connection holds the shutdown until the grace period kills the process.
+  const keepAlive = new Agent({ keepAlive: true });
+  const amendments = locked.map((referral, index) =>
+    freshRequest(first.port, 'PATCH', `/v1/referrals/${referral.id}`, office.physician.token, { visitsAuthorized: referral.visitsAuthorized + 1 }, index === 0 ? keepAlive : false),
   );
   const creates = Array.from({ length: createsInFlight }, () => freshRequest(first.port, 'POST', '/v1/referrals', office.physician.token, referralBody));
   await waitFor(
@@ -325,8 +328,17 @@ t.test('SIGTERM with requests and deliveries in flight', async (t) => {
 
   const pendingAtSignal = (await deliveryStatuses()).pending ?? 0;
   const inFlightAtSignal = receiver.inProgress;
+  // A client's keep-alive connection, idle at the signal: its next request must be refused in the
+  // API's shape, not reset.
+  const idleKeepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  await freshRequest(first.port, 'GET', '/v1/me', office.physician.token, undefined, idleKeepAlive);
   const signalledAt = Date.now();
   first.child.kill('SIGTERM');
+  // Sent once the service has stopped listening, which it does as it starts closing.
+  const onIdleConnection = (async () => {
+    while ((await freshRequest(first.port, 'GET', '/health/live')).kind !== 'refused') await sleep(5);
+    return freshRequest(first.port, 'GET', '/v1/me', office.physician.token, undefined, idleKeepAlive);
+  })();
 
   // New requests after the signal, each on a connection of its own, until the process is gone.
   const probes: Outcome[] = [];
@@ -382,8 +394,15 @@ t.test('SIGTERM with requests and deliveries in flight', async (t) => {
   const byKind = (kind: Outcome['kind']) => probes.filter((probe) => probe.kind === kind).length;
   const refusedCleanly = probes.filter((probe) => probe.kind === 'refused' || (probe.kind === 'answered' && probe.status === 503));
   t.ok(probes.length > 0, `new requests were tried while the service shut down (${probes.length})`);
-  const closing503 = probes.filter((probe) => probe.kind === 'answered' && probe.status === 503);
+  const idleRefusal = await onIdleConnection;
+  idleKeepAlive.destroy();
   t.ok(
+    idleRefusal.kind === 'answered' && idleRefusal.status === 503 && idleRefusal.headers!.connection === 'close',
+    `a request on a keep-alive connection open at the signal is answered 503 with Connection: close (${idleRefusal.kind} ${idleRefusal.status ?? idleRefusal.error})`,
+  );
+  const closing503 = [...probes, idleRefusal].filter((probe) => probe.kind === 'answered' && probe.status === 503);
+  t.ok(
+    closing503.length > 0 &&
     closing503.every((probe) => /^application\/problem\+json/.test(String(probe.headers!['content-type'])) && probe.headers!['retry-after']),
     `each 503 is problem+json with Retry-After, as every error of the API${closing503.length ? ` (got ${closing503[0]!.headers!['content-type']}: ${closing503[0]!.body})` : ''}`,
   );
@@ -395,6 +414,8 @@ t.test('SIGTERM with requests and deliveries in flight', async (t) => {
       `${probes.some((p) => p.kind === 'reset') ? ` (${probes.find((p) => p.kind === 'reset')!.error})` : ''}`,
   );
 
+  t.equal(amended[0]!.headers?.connection, 'close', 'the answer on a keep-alive connection in flight closes it (Connection: close)');
+  keepAlive.destroy();
   t.equal(code, 0, `exit code 0 (got ${code}, signal ${signal})${code === 0 ? '' : `:\n${output.slice(-3000)}`}`);
   t.equal(claimedAfter, 0, `the worker claimed nothing after the signal (${claimedAfter} deliveries started at the receiver more than ${claimSlackMs} ms after it)`);
   t.equal(leases!.n, 0, 'no delivery left claimed (no lease held by the stopped process)');

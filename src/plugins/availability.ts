@@ -1,23 +1,49 @@
 // Refuses requests while the service shuts down, and sheds load while PostgreSQL cannot serve it: a trivial query probes the database through the
 // pool, and while it gets no answer in time (the server is down, or every connection is busy)
 // requests are answered 503 with Retry-After at once instead of queueing for a connection.
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import underPressure from '@fastify/under-pressure';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { retryAfterSeconds, serviceUnavailable } from '../lib/errors.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Resolves once connections accepted before the service stopped listening have had time to send their request. */
+    acceptedConnectionsSettled(): Promise<unknown>;
+  }
+}
+
+/** Long enough for a client that has just connected to send its request, on any network. */
+const acceptedConnectionGraceMs = 250;
 
 export default fp(
   async (app, options: { config: Config }) => {
     // While the service closes, requests that still arrive on open connections are refused in the
     // API's own shape (Fastify's return503OnClosing answers plain JSON without Retry-After).
     let closing = false;
+    let acceptedConnectionsSettled: Promise<unknown> = Promise.resolve();
     app.addHook('preClose', async () => {
       closing = true;
+      if (!app.server.listening) return;
+      // Stop accepting connections without closing the idle ones, which http.Server#close also
+      // does: a connection accepted a moment ago has not sent its request yet, and closing it
+      // resets a request nobody read (CI saw one). Given a moment, its request is read and
+      // answered 503; Fastify's own close then ends what is still idle and waits for the rest.
+      net.Server.prototype.close.call(app.server);
+      acceptedConnectionsSettled = sleep(acceptedConnectionGraceMs);
     });
-    app.addHook('onRequest', async (_request, reply) => {
-      if (!closing) return;
-      reply.header('connection', 'close');
-      throw serviceUnavailable('The service is shutting down; retry shortly');
+    // Awaited by the last preClose hook (app.ts), so that the other hooks (the webhook worker
+    // stopping its claims) run at once rather than after this moment.
+    app.decorate('acceptedConnectionsSettled', () => acceptedConnectionsSettled);
+    app.addHook('onRequest', async () => {
+      if (closing) throw serviceUnavailable('The service is shutting down; retry shortly');
+    });
+    // Also the answers to requests in flight when closing began: a keep-alive connection left
+    // open would hold the shutdown until the client or the grace period gives up.
+    app.addHook('onSend', async (_request, reply) => {
+      if (closing) reply.header('connection', 'close');
     });
 
     const intervalMs = options.config.databaseTimeouts.probeIntervalMs;
