@@ -29,6 +29,6 @@ COPY package.json ./
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
-# Expects DATABASE_URL, JWT_SECRET and DATA_ENCRYPTION_KEY (see README, Configuration). Production on
+# Expects DATABASE_URL, JWT_SECRET, DATA_ENCRYPTION_KEY and AUDIT_SIGNING_KEY (see README, Configuration). Production on
 # 0.0.0.0: no demo accounts unless DEMO_SEED=true.
 CMD ["node", "--enable-source-maps", "--max-semi-space-size=4", "dist/src/server.js"]

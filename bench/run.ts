@@ -84,6 +84,7 @@ function serviceEnv(port: number, extra: Record<string, string>): Record<string,
     HOST: '127.0.0.1',
     JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
     DATA_ENCRYPTION_KEY: crypto.getRandomValues(Buffer.alloc(32)).toString('base64'),
+    AUDIT_SIGNING_KEY: crypto.getRandomValues(Buffer.alloc(32)).toString('base64'),
     DEMO_SEED: 'true',
     ACCESS_TOKEN_TTL_SECONDS: '3600',
     // One caller sends thousands of requests a second here; the per-caller limit would refuse them.

@@ -135,6 +135,26 @@ export const EnvSchema = Type.Object({
     default: 120,
     description: 'Time an upload has to arrive whole; a slower one is refused with 408 and nothing is kept',
   }),
+  AUDIT_SIGNING_KEY: Type.Optional(
+    Type.String({
+      description:
+        "Ed25519 key (its 32-byte seed in base64) that signs the audit log's checkpoints; keep it outside the database. Required with DATABASE_URL, generated and kept in DATA_DIR otherwise",
+    }),
+  ),
+  AUDIT_LOG_ORIGIN: Type.String({
+    minLength: 1,
+    maxLength: 200,
+    pattern: '^[^\\s]+$',
+    default: 'massage-referral-network/audit-log',
+    description: "Names this deployment's audit log in its signed checkpoints (C2SP origin line), e.g. api.example.com/audit-log",
+  }),
+  AUDIT_SEQUENCER_POLL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200, description: 'How often the worker moves new audit events into the Merkle tree' }),
+  AUDIT_CHECKPOINT_INTERVAL_MS: Type.Integer({
+    minimum: 0,
+    maximum: 3_600_000,
+    default: 500,
+    description: 'The least time between two signed checkpoints while audit events arrive (none is signed while none arrive)',
+  }),
   EVENT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30, description: 'How long the events feed (GET /v1/events) keeps an event' }),
   EVENT_FEED_SWEEP_SECONDS: Type.Integer({
     minimum: 0,
@@ -197,6 +217,7 @@ export interface Config {
   documents: { maxBytes: number; uploadSeconds: number };
   urgentEscalation: { afterMinutes: number; sweepSeconds: number };
   eventFeed: { retentionDays: number; sweepSeconds: number };
+  audit: { signingKey: Buffer | undefined; origin: string; sequencerPollMs: number; checkpointIntervalMs: number };
   idempotencyKeyTtlHours: number;
   auditDenialWindowSeconds: number;
 }
@@ -247,6 +268,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (parsed.DATABASE_URL && !parsed.DATA_ENCRYPTION_KEY) problems.push('DATA_ENCRYPTION_KEY: required when DATABASE_URL is set');
     if (parsed.DATA_ENCRYPTION_KEY && !encryptionKeyOf(parsed.DATA_ENCRYPTION_KEY)) {
       problems.push('DATA_ENCRYPTION_KEY: must be 32 random bytes in base64 (e.g. openssl rand -base64 32)');
+    }
+    if (parsed.DATABASE_URL && !parsed.AUDIT_SIGNING_KEY) problems.push('AUDIT_SIGNING_KEY: required when DATABASE_URL is set');
+    if (parsed.AUDIT_SIGNING_KEY && !encryptionKeyOf(parsed.AUDIT_SIGNING_KEY)) {
+      problems.push('AUDIT_SIGNING_KEY: must be a 32-byte Ed25519 seed in base64 (e.g. openssl rand -base64 32)');
     }
     if (parsed.DATA_ENCRYPTION_PREVIOUS_KEYS && !previousKeysOf(parsed.DATA_ENCRYPTION_PREVIOUS_KEYS).every(Boolean)) {
       problems.push('DATA_ENCRYPTION_PREVIOUS_KEYS: each must be 32 bytes in base64, comma-separated');
@@ -318,6 +343,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     documents: { maxBytes: parsed.DOCUMENT_MAX_BYTES, uploadSeconds: parsed.DOCUMENT_UPLOAD_SECONDS },
     urgentEscalation: { afterMinutes: parsed.URGENT_ESCALATION_MINUTES, sweepSeconds: parsed.URGENT_ESCALATION_SWEEP_SECONDS },
     eventFeed: { retentionDays: parsed.EVENT_RETENTION_DAYS, sweepSeconds: parsed.EVENT_FEED_SWEEP_SECONDS },
+    audit: {
+      signingKey: parsed.AUDIT_SIGNING_KEY ? encryptionKeyOf(parsed.AUDIT_SIGNING_KEY) : undefined,
+      origin: parsed.AUDIT_LOG_ORIGIN,
+      sequencerPollMs: parsed.AUDIT_SEQUENCER_POLL_MS,
+      checkpointIntervalMs: parsed.AUDIT_CHECKPOINT_INTERVAL_MS,
+    },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,
   };

@@ -24,7 +24,7 @@ import { freePort, startPrivatePostgres } from './private-postgres.js';
 // helper.ts read TEST_DATABASE_URL when loaded, so they are imported after this line.
 process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 const { recordFigure } = await import('../test/hardening/figures.js');
-const { createOffice, createPractice, testJwtSecret, testEncryptionKey, TestApp, adminEmail, adminPassword } = await import('../test/helper.js');
+const { createOffice, createPractice, testJwtSecret, testEncryptionKey, testAuditSigningKey, TestApp, adminEmail, adminPassword } = await import('../test/helper.js');
 const { loadConfig } = await import('../src/config.js');
 type Json = Record<string, any>;
 
@@ -118,6 +118,7 @@ service = spawn(process.execPath, [join(buildDir, 'src/server.js')], {
     DATABASE_POOL_SIZE: '10',
     JWT_SECRET: testJwtSecret,
     DATA_ENCRYPTION_KEY: testEncryptionKey,
+    AUDIT_SIGNING_KEY: testAuditSigningKey,
     BOOTSTRAP_ADMIN_EMAIL: adminEmail,
     BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
     HOST: '127.0.0.1',

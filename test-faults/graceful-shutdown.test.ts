@@ -20,7 +20,7 @@ import t from 'tap';
 
 process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 // helper.ts reads TEST_DATABASE_URL when it is loaded, so it is imported after the line above.
-const { adminEmail, adminPassword, createOffice, createPractice, createTestDatabase, testJwtSecret, testEncryptionKey, TestApp } = await import('../test/helper.js');
+const { adminEmail, adminPassword, createOffice, createPractice, createTestDatabase, testJwtSecret, testEncryptionKey, testAuditSigningKey, TestApp } = await import('../test/helper.js');
 const { recordFigure } = await import('../test/hardening/figures.js');
 const { freePort } = await import('./private-postgres.js');
 type Json = Record<string, any>;
@@ -214,6 +214,7 @@ async function startService(name: string): Promise<Service> {
       DATABASE_URL: database.url,
       JWT_SECRET: testJwtSecret,
       DATA_ENCRYPTION_KEY: testEncryptionKey,
+      AUDIT_SIGNING_KEY: testAuditSigningKey,
       BOOTSTRAP_ADMIN_EMAIL: adminEmail,
       BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
       HOST: '127.0.0.1',

@@ -83,7 +83,7 @@ async function clearFaults() {
 
 const count = async (query: PromiseLike<readonly Record<string, unknown>[]>) => Number((await query)[0]!.n);
 
-async function auditChain(): Promise<{ valid: boolean; checked: number }> {
+async function auditChain(): Promise<{ valid: boolean; treeSize?: number }> {
   const response = await test.request({ method: 'GET', url: '/v1/audit-events/verify', token: networkAdmin });
   if (response.statusCode !== 200) throw new Error(`verify answered ${response.statusCode} ${response.body}`);
   return response.json();
@@ -120,7 +120,7 @@ t.test('deterministic: a trigger raises the conflict the first K times', async (
     );
     t.equal(await count(side`select count(*) as n from webhook_events where referral_id = ${id}`), 1, 'one outbox event (referral.sent)');
     t.equal(await count(side`select count(*) as n from audit_events where resource_id = ${id} and action = 'referral.create' and outcome = 'success'`), 1, 'one audit event of the create');
-    t.equal(await count(side`select count(*) as n from audit_pending`), 0, 'no audit event left waiting');
+    t.equal(await count(side`select count(*) as n from audit_unsequenced u where not exists (select 1 from audit_events e where e.id = u.event_id)`), 0, 'no audit event left waiting');
   });
 
   t.test('create: 40001 on every attempt; 503 with Retry-After after three, nothing written', async (t) => {
@@ -141,7 +141,7 @@ t.test('deterministic: a trigger raises the conflict the first K times', async (
       auditBefore,
       'no audit event of a change that was not made',
     );
-    t.equal(await count(side`select count(*) as n from audit_pending`), 0, 'nothing left waiting');
+    t.equal(await count(side`select count(*) as n from audit_unsequenced u where not exists (select 1 from audit_events e where e.id = u.event_id)`), 0, 'nothing left waiting');
   });
 
   t.test('accept: 40P01 twice, then accepted; one transition, one event, one audit record', async (t) => {
@@ -208,7 +208,7 @@ t.test('deterministic: a trigger raises the conflict the first K times', async (
     t.equal(await count(side`select count(*) as n from webhook_events where referral_id = ${referral.id} and type = 'message.created'`), 0, 'no message.created event');
   });
 
-  t.test('the audit chain is intact', async (t) => {
+  t.test('the audit log verifies', async (t) => {
     const chain = await auditChain();
     t.equal(chain.valid, true, `verify: ${JSON.stringify(chain)}`);
   });
@@ -346,7 +346,7 @@ t.test(`natural: ${concurrentRequests} conflicting state changes of ${referralsI
   }
   t.same(broken, [], 'each referral in one legal state, its history consistent with it, one accepted therapist at most, each change in the outbox and the audit log once');
   const chain = await auditChain();
-  t.equal(chain.valid, true, `audit chain valid (${chain.checked} events checked)`);
+  t.equal(chain.valid, true, `audit log valid (${chain.treeSize} events checked)`);
 
   const deterministicPass = deterministic.every(({ name, attempts, status }) => attempts === maxAttempts && (name.includes('always') ? status === 503 : status < 300));
   // The item's target is no surfaced 500 and intact invariants; the status a state-dependent

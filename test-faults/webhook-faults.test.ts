@@ -16,7 +16,7 @@ import t from 'tap';
 
 process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 // helper.ts reads TEST_DATABASE_URL when it is loaded, so it is imported after the line above.
-const { createTestDatabase, createOffice, testConfig, testJwtSecret, testEncryptionKey, TestApp } = await import('../test/helper.js');
+const { createTestDatabase, createOffice, testConfig, testJwtSecret, testEncryptionKey, testAuditSigningKey, TestApp } = await import('../test/helper.js');
 const { buildApp } = await import('../src/app.js');
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -56,6 +56,7 @@ function startWorker(name: string): ChildProcess {
       DATABASE_URL: database.url,
       JWT_SECRET: testJwtSecret,
       DATA_ENCRYPTION_KEY: testEncryptionKey,
+      AUDIT_SIGNING_KEY: testAuditSigningKey,
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'warn',

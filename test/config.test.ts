@@ -42,6 +42,8 @@ t.test('values are converted and read: numbers, flags, lists and the bootstrap a
     DATABASE_URL: 'postgres://user@db.example:5432/referrals',
     JWT_SECRET: validSecret,
     DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'),
+    AUDIT_SIGNING_KEY: Buffer.alloc(32, 3).toString('base64'),
+    AUDIT_LOG_ORIGIN: 'api.example.com/audit-log',
     LOG_LEVEL: 'warn',
     BOOTSTRAP_ADMIN_EMAIL: 'admin@network.example',
     BOOTSTRAP_ADMIN_PASSWORD: 'a-long-admin-password',
@@ -59,11 +61,17 @@ t.test('values are converted and read: numbers, flags, lists and the bootstrap a
     demoSeed: false,
     webhooks: { allowPrivateTargets: true, retryScheduleSeconds: [1, 2, 3] },
     role: 'worker',
+    audit: { signingKey: Buffer.alloc(32, 3), origin: 'api.example.com/audit-log', sequencerPollMs: 200, checkpointIntervalMs: 500 },
   });
 });
 
 t.test('DEMO_SEED defaults off with DATABASE_URL and can be turned on', async (t) => {
-  const server = { DATABASE_URL: 'postgresql://db.example/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') };
+  const server = {
+    DATABASE_URL: 'postgresql://db.example/referrals',
+    JWT_SECRET: validSecret,
+    DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'),
+    AUDIT_SIGNING_KEY: Buffer.alloc(32).toString('base64'),
+  };
   t.equal(loadConfig(server).demoSeed, false);
   t.equal(loadConfig({ ...server, DEMO_SEED: 'true' }).demoSeed, true);
   t.equal(loadConfig({ DEMO_SEED: 'false' }).demoSeed, false);
@@ -99,6 +107,19 @@ t.test('DATABASE_URL without DATA_ENCRYPTION_KEY names it; a key that is not 32 
   t.notMatch(message, short);
   t.match(configError(t, { DATA_ENCRYPTION_PREVIOUS_KEYS: `${Buffer.alloc(32).toString('base64')},not-a-key` }), /DATA_ENCRYPTION_PREVIOUS_KEYS: /);
   t.same(loadConfig({ DATA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64') }).encryption.key, Buffer.alloc(32, 1));
+});
+
+t.test("DATABASE_URL without AUDIT_SIGNING_KEY names it: the key that signs the audit log's checkpoints is kept outside the database", async (t) => {
+  t.match(
+    configError(t, { DATABASE_URL: 'postgres://db.example/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') }),
+    /AUDIT_SIGNING_KEY: required when DATABASE_URL is set/,
+  );
+  const short = Buffer.alloc(31, 5).toString('base64');
+  const message = configError(t, { AUDIT_SIGNING_KEY: short });
+  t.match(message, /AUDIT_SIGNING_KEY: must be a 32-byte Ed25519 seed in base64/);
+  t.notMatch(message, short, 'the value is not echoed');
+  t.match(configError(t, { AUDIT_LOG_ORIGIN: 'has a space' }), /AUDIT_LOG_ORIGIN: /);
+  t.match(configError(t, { AUDIT_SEQUENCER_POLL_MS: '0' }), /AUDIT_SEQUENCER_POLL_MS: /);
 });
 
 t.test('DATABASE_URL must be a postgres URL', async (t) => {

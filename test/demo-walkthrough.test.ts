@@ -74,8 +74,8 @@ t.test('demo seed › every demo account signs in, and a database that has organ
 
 t.test('demo seed › is off by default on PostgreSQL and on when asked', async (t) => {
   const { loadConfig } = await import('../src/config.js');
-  t.equal(loadConfig({ DATABASE_URL: 'postgres://x/y', JWT_SECRET: 'x'.repeat(32), DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') }).demoSeed, false);
-  t.equal(loadConfig({ DATABASE_URL: 'postgres://x/y', JWT_SECRET: 'x'.repeat(32), DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'), DEMO_SEED: 'true' }).demoSeed, true);
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://x/y', JWT_SECRET: 'x'.repeat(32), DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'), AUDIT_SIGNING_KEY: Buffer.alloc(32).toString('base64') }).demoSeed, false);
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://x/y', JWT_SECRET: 'x'.repeat(32), DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'), AUDIT_SIGNING_KEY: Buffer.alloc(32).toString('base64'), DEMO_SEED: 'true' }).demoSeed, true);
   t.equal(loadConfig({}).demoSeed, true);
 });
 

@@ -9,11 +9,11 @@ import postgres from 'postgres';
 import { buildApp, type BuildAppOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrationsFolder, openDatabase } from '../src/db/database.js';
-import { adminEmail, adminPassword, defaultPassword, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
+import { adminEmail, adminPassword, defaultPassword, testAuditSigningKey, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
 import { responseViolations } from './fixtures/response-contract.js';
 
 // What tests built on this helper use besides the app; the fixtures themselves live in test/fixtures/.
-export { adminEmail, adminPassword, defaultPassword, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
+export { adminEmail, adminPassword, defaultPassword, testAuditSigningKey, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
 export { auditEvents } from './fixtures/database.js';
 export { createOffice, createPractice, nextNpi, type OfficeFixture, type PracticeFixture } from './fixtures/network.js';
 
@@ -72,6 +72,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
     JWT_SECRET: testJwtSecret,
     DATA_ENCRYPTION_KEY: testEncryptionKey,
+    AUDIT_SIGNING_KEY: testAuditSigningKey,
+    // Every sequencing run signs a checkpoint, so a test sees its events provable at once.
+    AUDIT_CHECKPOINT_INTERVAL_MS: '0',
     DEMO_SEED: 'false',
     LOG_LEVEL: 'silent',
     LOGIN_FAILURE_DELAY_MS: '1',

@@ -10,6 +10,7 @@ import { preparingAll } from './prepared-statements.js';
 import * as schema from './schema.js';
 import { isDatabaseUnreachable } from './transient-errors.js';
 import { retryingTransactions } from './transaction-retry.js';
+import { WakeUps } from './wake-ups.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 /** A transaction or the database itself: repositories accept either. */
@@ -27,6 +28,8 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** Calls onNotify on every NOTIFY of the channel (delivered at commit); returns the unsubscriber. */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  /** NOTIFYs sent once a transaction commits, coalesced (wake-ups.ts). */
+  wakeUps: WakeUps;
   /** Embedded only: a snapshot of the data folder, e.g. a migrated template for tests. */
   dumpDataDir?: () => Promise<Blob>;
   close(): Promise<void>;
@@ -62,11 +65,18 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   const handle = options.databaseUrl
     ? await openPostgres(options.databaseUrl, options.poolSize ?? 10, options.timeouts)
     : await openPglite(options.dataDir, options.pgliteTemplate);
-  retryingTransactions(handle.db);
-  return handle;
+  // A wake-up that fails is not retried: the listeners' own poll finds the work a moment later.
+  const wakeUps = new WakeUps(
+    async (channel) => {
+      await handle.db.execute(sql`select pg_notify(${channel}, '')`);
+    },
+    () => {},
+  );
+  retryingTransactions(handle.db, wakeUps);
+  return { ...handle, wakeUps };
 }
 
-async function openPostgres(url: string, poolSize: number, timeouts?: OpenDatabaseOptions['timeouts']): Promise<DatabaseHandle> {
+async function openPostgres(url: string, poolSize: number, timeouts?: OpenDatabaseOptions['timeouts']): Promise<Omit<DatabaseHandle, 'wakeUps'>> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const client = postgres(url, {
@@ -114,7 +124,7 @@ async function openPostgres(url: string, poolSize: number, timeouts?: OpenDataba
   };
 }
 
-async function openPglite(dataDir: string, template: Blob | undefined): Promise<DatabaseHandle> {
+async function openPglite(dataDir: string, template: Blob | undefined): Promise<Omit<DatabaseHandle, 'wakeUps'>> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const onDisk = !dataDir.startsWith('memory://');

@@ -12,6 +12,8 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -215,8 +217,12 @@ export const patients = pgTable(
   (table) => [index('patients_organization_id_created_at_idx').on(table.organizationId, table.createdAt, table.id)],
 );
 
-/** What an audit event records; shared by the chain and the events waiting for their commit. */
-const auditEventColumns = () => ({
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    // From a sequence: unique and rising in the order events were written, not committed, with
+    // gaps where a change rolled back. Commit order is the log's: leaf indexes (audit_log_leaves).
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
     occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     actorType: text('actor_type', { enum: auditActorTypes }).notNull(),
     actorId: uuid('actor_id'),
@@ -231,21 +237,10 @@ const auditEventColumns = () => ({
     requestId: text('request_id'),
     clientAddress: text('client_address'),
     userAgent: text('user_agent'),
-});
-
-export const auditEvents = pgTable(
-  'audit_events',
-  {
-    // Assigned by the chain trigger (migration 0001) under the chain head's row lock, so ids are
-    // gapless and in chain order; the default only satisfies the insert type.
-    id: bigint('id', { mode: 'number' }).primaryKey().default(0),
-    ...auditEventColumns(),
     // How many identical refusals this event stands for (null: one). Repeats of one denial within
     // a window are counted, not written one by one, so a flood of refusals cannot grow the log
     // without bound (modules/audit/denial-aggregator.ts).
     repeatCount: integer('repeat_count'),
-    prevHash: text('prev_hash').notNull().default(''),
-    hash: text('hash').notNull().default(''),
   },
   (table) => [
     index('audit_events_patient_id_idx').on(table.patientId, table.id),
@@ -257,21 +252,48 @@ export const auditEvents = pgTable(
 );
 
 /**
- * Audit events of a change, written in its transaction and moved into the chain by a deferred
- * trigger (migration 0005) as it commits: the chain's lock is then held only inside COMMIT, not
- * across the change's round trips. A row never outlives its transaction.
+ * Events written but not yet in the Merkle tree: filled by a trigger on audit_events (migration
+ * 0019) in the writing transaction, emptied by the sequencer. No row is shared between writers,
+ * so audited changes commit side by side.
  */
-export const auditPending = pgTable('audit_pending', {
-  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-  ...auditEventColumns(),
+export const auditUnsequenced = pgTable('audit_unsequenced', {
+  eventId: bigint('event_id', { mode: 'number' }).primaryKey(),
 });
 
-/** One row: the last link of the audit hash chain. Its row lock orders concurrent audit writers. */
-export const auditChainHead = pgTable('audit_chain_head', {
-  singleton: boolean('singleton').primaryKey().default(true),
-  lastId: bigint('last_id', { mode: 'number' }).notNull(),
-  lastHash: text('last_hash').notNull(),
+/** The log's order: the event at each leaf of the Merkle tree. */
+export const auditLogLeaves = pgTable('audit_log_leaves', {
+  leafIndex: bigint('leaf_index', { mode: 'number' }).primaryKey(),
+  eventId: bigint('event_id', { mode: 'number' }).notNull().unique(),
 });
+
+/** The Merkle tree's perfect subtrees: the hash of the 2^level leaves from index × 2^level (level 0: leaf hashes). */
+export const auditLogNodes = pgTable(
+  'audit_log_nodes',
+  {
+    level: smallint('level').notNull(),
+    index: bigint('index', { mode: 'number' }).notNull(),
+    hash: bytea('hash').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.level, table.index] })],
+);
+
+/** One row: the tree's size and root. Its row lock is the sequencer's: one at a time, any worker. */
+export const auditLogState = pgTable('audit_log_state', {
+  singleton: boolean('singleton').primaryKey().default(true),
+  treeSize: bigint('tree_size', { mode: 'number' }).notNull(),
+  rootHash: bytea('root_hash').notNull(),
+});
+
+/** Signed checkpoints (C2SP tlog-checkpoint) of the tree, as the sequencer made them. */
+export const auditCheckpoints = pgTable('audit_checkpoints', {
+  treeSize: bigint('tree_size', { mode: 'number' }).primaryKey(),
+  rootHash: bytea('root_hash').notNull(),
+  origin: text('origin').notNull(),
+  keyId: text('key_id').notNull(),
+  signature: bytea('signature').notNull(),
+  signedAt: timestamp('signed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
 
 type ReferralColumns = Record<'status' | 'targetKind' | 'targetTherapistId' | 'targetPracticeId' | 'acceptedTherapistId' | 'acceptedPracticeId', AnyPgColumn>;
 

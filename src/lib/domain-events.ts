@@ -2,7 +2,7 @@
 // that made it happen to whoever subscribed (webhooks turns them into deliveries). Handlers run
 // inside the change's transaction, so an event exists exactly when its change commits.
 import type { Executor } from '../db/database.js';
-import type { OrganizationEventType, ReferralEventType } from './vocabulary.js';
+import type { NetworkEventType, OrganizationEventType, ReferralEventType } from './vocabulary.js';
 
 export { domainEventTypes, type DomainEventType } from './vocabulary.js';
 
@@ -34,9 +34,17 @@ export interface OrganizationDomainEvent {
   facts: Record<string, string>;
 }
 
-export type DomainEvent = ReferralDomainEvent | OrganizationDomainEvent;
+/** News for every subscriber of the network, e.g. a signed checkpoint of the audit log: public facts only. */
+export interface NetworkDomainEvent {
+  type: NetworkEventType;
+  resource: { type: 'audit_checkpoint'; id: string; url: string };
+  facts: Record<string, string | number>;
+}
+
+export type DomainEvent = ReferralDomainEvent | OrganizationDomainEvent | NetworkDomainEvent;
 
 export const isReferralEvent = (event: DomainEvent): event is ReferralDomainEvent => 'referral' in event;
+export const isNetworkEvent = (event: DomainEvent): event is NetworkDomainEvent => !('referral' in event) && !('organizationId' in event);
 
 export type DomainEventHandler = (event: DomainEvent, tx: Executor) => Promise<void>;
 

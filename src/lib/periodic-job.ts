@@ -10,6 +10,8 @@ export interface PeriodicJob {
   everySeconds: number;
   /** Does the work; returns how many records it handled, for the log. */
   run: () => Promise<number>;
+  /** Whether a run that handled records says so in the log (not for a job that runs many times a second). */
+  logsRuns?: boolean;
 }
 
 export function schedulePeriodicJob(app: FastifyInstance, job: PeriodicJob): void {
@@ -20,7 +22,7 @@ export function schedulePeriodicJob(app: FastifyInstance, job: PeriodicJob): voi
     if (busy) return running;
     busy = true;
     running = job.run().then(
-      (count) => count > 0 && app.log.info({ job: job.name, count }, 'periodic job done'),
+      (count) => count > 0 && job.logsRuns !== false && app.log.info({ job: job.name, count }, 'periodic job done'),
       (error: unknown) => app.log.error({ err: error, job: job.name }, 'periodic job failed'),
     ).finally(() => {
       busy = false;

@@ -113,7 +113,10 @@ export const referralEventTypes = [
 /** What happened in an organization, not to one referral: told to that organization alone. */
 export const organizationEventTypes = ['license.expiring'] as const;
 export type OrganizationEventType = (typeof organizationEventTypes)[number];
-export const domainEventTypes = [...referralEventTypes, ...organizationEventTypes] as const;
+/** What happened to the whole network: told to every endpoint that subscribed to it, of any organization. */
+export const networkEventTypes = ['audit.checkpoint'] as const;
+export type NetworkEventType = (typeof networkEventTypes)[number];
+export const domainEventTypes = [...referralEventTypes, ...organizationEventTypes, ...networkEventTypes] as const;
 export type ReferralEventType = (typeof referralEventTypes)[number];
 export type DomainEventType = (typeof domainEventTypes)[number];
 /** What a webhook delivers: the domain events, and news of the endpoint itself. */

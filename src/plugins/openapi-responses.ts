@@ -72,6 +72,8 @@ export function declaredResponses(route: { method: string | string[]; url: strin
       : {}),
     ...(isChange && !isPublic ? { 409: problemResponse('Conflicts with the current state (the code member says which), or the same Idempotency-Key is still in progress (with Retry-After)') } : {}),
     ...(takesIfMatch ? { 412: problemResponse('If-Match names a version that is no longer current') } : {}),
+    // A refusal of the route's own, e.g. a proof asked for before its event is in a checkpoint.
+    ...Object.fromEntries(Object.entries((route.config?.ownProblems ?? {}) as Json).map(([status, { description }]) => [status, problemResponse(description)])),
     ...(route.config?.streamedBody ? { 408: problemResponse('The upload did not arrive whole in time (upload-too-slow); nothing was kept') } : {}),
     ...(url.includes(':') ? { 414: problemResponse('A path segment is longer than the service takes') } : {}),
     ...(bodyMethods.has(method) ? { 413: problemResponse('The request body is larger than the service takes') } : {}),
@@ -101,6 +103,7 @@ export function declaredResponses(route: { method: string | string[]; url: strin
       if (code === 401) headers.add('www-authenticate');
       // Throttled sign-in (400 invalid_grant), rate limit, load shedding, a key still in progress.
       if (code === 429 || code === 503 || (isTokenEndpoint && code === 400) || (takesIdempotencyKey && code === 409)) headers.add('retry-after');
+      if ((route.config?.ownProblems as Json | undefined)?.[status]?.retryAfter) headers.add('retry-after');
       if (code >= 200 && code < 300 && carriesVersion(response)) headers.add('etag');
       if (code >= 200 && code < 300 && isDownload(response)) headers.add('content-disposition');
       if (code === 201) headers.add('location');

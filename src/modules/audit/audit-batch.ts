@@ -1,5 +1,5 @@
 // Many audit events in one INSERT: the group commits of AuditLog write the events of concurrent
-// requests (reads, lists, refusals) together, one turn on the hash chain's lock and one commit.
+// requests (reads, lists, refusals) together in one commit, and a change writes its own with it.
 import { sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { auditEvents } from '../../db/schema.js';

@@ -2,7 +2,7 @@
 import type { FastifyRequest } from 'fastify';
 import { and, eq, gte } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
-import { auditEvents, auditPending } from '../../db/schema.js';
+import { auditEvents } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
 import { GroupCommit } from '../../lib/group-commit.js';
 import { insertAuditRows, type AuditRow } from './audit-batch.js';
@@ -105,10 +105,11 @@ export class AuditLog {
   async recordMany(context: AuditContext, entries: AuditEntry[], executor: Executor = this.db): Promise<void> {
     if (entries.length === 0) return;
     const rows = entries.map((entry) => toRow(context, entry));
-    // On its own, the event joins a batch; inside a change's transaction it waits for the commit
-    // to be chained (migration 0005), and commits or rolls back with the change.
+    // On its own, the event joins a batch; inside a change's transaction it commits or rolls back
+    // with the change. Either way no lock is shared with other writers: the sequencer orders and
+    // hashes events after they commit.
     if (executor === this.db) await this.batch.add(rows);
-    else await executor.insert(auditPending).values(rows);
+    else await insertAuditRows(executor, rows);
   }
 }
 

@@ -1,16 +1,18 @@
-// Reading the audit log: filtered pages, export batches, chain verification and who saw a patient.
+// Reading the audit log: filtered pages, export batches, one event, and who saw a patient.
 import { and, asc, eq, getTableColumns, gt, gte, like, lt, sql, type SQL } from 'drizzle-orm';
-import { rowsOf, type DatabaseHandle, type Executor } from '../../db/database.js';
-import { auditChainHead, auditEvents, patients } from '../../db/schema.js';
+import type { DatabaseHandle, Executor } from '../../db/database.js';
+import { auditEvents, auditLogLeaves, patients } from '../../db/schema.js';
 import type { Principal } from '../auth/policy.js';
-import type { AuditEvent, AuditExportQuery, ChainVerification } from './schemas.js';
+import type { AuditEvent, AuditExportQuery } from './schemas.js';
 
-type AuditRow = typeof auditEvents.$inferSelect;
+export type AuditRow = typeof auditEvents.$inferSelect;
 
-export function toAuditEvent(row: AuditRow): AuditEvent {
+/** An event as the API serves it; its leaf index once the sequencer has put it in the tree. */
+export function toAuditEvent(row: AuditRow & { leafIndex?: number | string | null }): AuditEvent {
   return {
-    id: row.id,
-    occurredAt: row.occurredAt.toISOString(),
+    id: Number(row.id),
+    ...(row.leafIndex === null || row.leafIndex === undefined ? {} : { leafIndex: Number(row.leafIndex) }),
+    occurredAt: new Date(row.occurredAt).toISOString(),
     actor: { type: row.actorType, id: row.actorId, organizationId: row.actorOrganizationId, role: row.actorRole },
     action: row.action,
     resourceType: row.resourceType,
@@ -22,8 +24,6 @@ export function toAuditEvent(row: AuditRow): AuditEvent {
     clientAddress: row.clientAddress,
     userAgent: row.userAgent,
     ...(row.repeatCount === null ? {} : { repeatCount: row.repeatCount }),
-    prevHash: row.prevHash,
-    hash: row.hash,
   };
 }
 
@@ -85,8 +85,9 @@ export class AuditRepository {
 
   async list({ principal, filter, afterId, limit }: { principal: Principal; filter: AuditExportQuery; afterId?: number | undefined; limit: number }) {
     return this.db
-      .select(columnsFor(principal))
+      .select({ ...columnsFor(principal), leafIndex: auditLogLeaves.leafIndex })
       .from(auditEvents)
+      .leftJoin(auditLogLeaves, eq(auditLogLeaves.eventId, auditEvents.id))
       .where(and(...filterConditions(principal, filter), afterId === undefined ? undefined : gt(auditEvents.id, afterId)))
       .orderBy(asc(auditEvents.id))
       .limit(limit);
@@ -103,50 +104,14 @@ export class AuditRepository {
     }
   }
 
-  /**
-   * Recomputes every link in one pass. Ids are gapless by construction (the chain trigger assigns
-   * them), so a gap is a deleted event; the head row catches deletions at the end. Chain, count and
-   * head are read from one snapshot: read apart, events committed in between look like a truncation.
-   */
-  async verify(): Promise<ChainVerification> {
-    return this.db.transaction(async (tx) => this.verifyIn(tx), { isolationLevel: 'repeatable read', accessMode: 'read only' });
-  }
-
-  private async verifyIn(tx: Executor): Promise<ChainVerification> {
-    const [broken] = rowsOf<{ id: string; prev_id: string | null; problem: ChainVerification['problem'] }>(
-      await tx.execute(sql`
-      with chain as (
-        select id, prev_hash, hash, audit_event_hash(a) as recomputed,
-               lag(id) over (order by id) as prev_id, lag(hash) over (order by id) as prev_row_hash
-        from audit_events a
-      )
-      select id, prev_id,
-             case when id <> coalesce(prev_id, 0) + 1 then 'missing'
-                  when hash <> recomputed then 'modified'
-                  else 'relinked' end as problem
-      from chain
-      where id <> coalesce(prev_id, 0) + 1 or hash <> recomputed or prev_hash <> coalesce(prev_row_hash, '')
-      order by id
-      limit 1`),
-    );
-    const [counts] = rowsOf<{ checked: number; last_id: string | null; last_hash: string | null }>(
-      await tx.execute(sql`
-      select (select count(*)::int from audit_events) as checked,
-             (select max(id) from audit_events)::text as last_id,
-             (select hash from audit_events order by id desc limit 1) as last_hash`),
-    );
-    const checked = counts?.checked ?? 0;
-    if (broken) {
-      const id = Number(broken.id);
-      const firstBrokenId = broken.problem === 'missing' ? Number(broken.prev_id ?? 0) + 1 : id;
-      return { valid: false, checked, firstBrokenId, problem: broken.problem };
-    }
-    const [head] = await tx.select().from(auditChainHead);
-    const lastId = Number(counts?.last_id ?? 0);
-    if (head && (head.lastId !== lastId || head.lastHash !== (counts?.last_hash ?? ''))) {
-      return { valid: false, checked, firstBrokenId: lastId + 1, problem: 'truncated' };
-    }
-    return { valid: true, checked };
+  /** One event the caller may read, as they may read it. */
+  async get(principal: Principal, id: number) {
+    const [row] = await this.db
+      .select({ ...columnsFor(principal), leafIndex: auditLogLeaves.leafIndex })
+      .from(auditEvents)
+      .leftJoin(auditLogLeaves, eq(auditLogLeaves.eventId, auditEvents.id))
+      .where(and(readableBy(principal), eq(auditEvents.id, id)));
+    return row;
   }
 
   /** Who accessed a patient's records successfully: one grouped query over the patient index. */

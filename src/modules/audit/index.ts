@@ -1,13 +1,52 @@
-// The audit module's API: admins read, export and verify the trail. The log itself, which every
-// module writes to, is audit-log-plugin.ts, registered with the infrastructure.
+// The audit module's API: admins read, export and verify the trail, and anyone holding a
+// checkpoint asks for proofs. The sequencer, which moves written events into the Merkle tree and
+// signs checkpoints, runs in the worker. The log itself, which every module writes to, is
+// audit-log-plugin.ts, registered with the infrastructure.
 import fp from 'fastify-plugin';
 import { apiPrefix } from '../../lib/api-prefix.js';
+import { resolveGeneratedKey } from '../../lib/generated-key.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
+import { schedulePeriodicJob } from '../../lib/periodic-job.js';
+import { AuditSequencer } from './audit-sequencer.js';
+import { AuditTreeRepository } from './audit-tree-repository.js';
+import { CheckpointSigner } from './checkpoint-signer.js';
 import auditRoutes from './routes.js';
+import { TransparencyLog } from './transparency-log.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Moves written audit events into the Merkle tree; tests run it to see events sequenced at once. */
+    auditSequencer: AuditSequencer;
+    transparencyLog: TransparencyLog;
+  }
+}
+
+export const auditSigningKeyFile = 'audit-signing-key';
 
 export default fp(
   async (app, options: ModuleOptions) => {
-    if (servesRoutes(options.config)) await app.register(auditRoutes, { prefix: apiPrefix });
+    const { config } = options;
+    const seed = await resolveGeneratedKey({
+      given: config.audit.signingKey,
+      setting: 'AUDIT_SIGNING_KEY',
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      file: auditSigningKeyFile,
+    });
+    const signer = new CheckpointSigner(seed, config.audit.origin);
+    const tree = new AuditTreeRepository();
+    const log = new TransparencyLog(app.db, tree, signer);
+    const sequencer = new AuditSequencer(app.db, tree, signer, app.domainEvents, {
+      batchSize: 5000,
+      checkpointIntervalMs: config.audit.checkpointIntervalMs,
+      apiPrefix,
+    });
+    app.decorate('auditSequencer', sequencer);
+    app.readinessDetails.set('auditSequencerLagSeconds', () => log.sequencerLagSeconds());
+    app.decorate('transparencyLog', log);
+    if (servesRoutes(config)) await app.register(auditRoutes, { prefix: apiPrefix, log });
+    if (config.role === 'api') return;
+    schedulePeriodicJob(app, { name: 'audit-sequencer', everySeconds: config.audit.sequencerPollMs / 1000, run: () => sequencer.run(), logsRuns: false });
   },
-  { name: 'audit', dependencies: ['audit-log', 'auth', 'idempotency'] },
+  { name: 'audit', dependencies: ['audit-log', 'auth', 'idempotency', 'health'] },
 );

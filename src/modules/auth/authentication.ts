@@ -37,6 +37,8 @@ declare module 'fastify' {
     auditAction?: string;
     /** The record a route is aimed at (a path parameter), so a refused call is audited against it. */
     auditResource?: { type: string; param: string; isPatient?: boolean };
+    /** Refusals of the route's own, by status, declared in the OpenAPI document beside the shared ones. */
+    ownProblems?: Record<number, { description: string; retryAfter?: boolean }>;
   }
 }
 

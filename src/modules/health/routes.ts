@@ -6,9 +6,22 @@ import { retryAfterSeconds } from '../../lib/errors.js';
 const HealthStatus = Type.Object({
   status: Type.Enum(['ok', 'unavailable']),
   checks: Type.Optional(Type.Object({ database: Type.Boolean(), migrations: Type.Boolean() })),
+  details: Type.Optional(
+    Type.Object(
+      {
+        auditSequencerLagSeconds: Type.Optional(
+          Type.Number({ minimum: 0, description: 'How long the oldest audit event not yet in a signed checkpoint has waited (0: none waits)' }),
+        ),
+      },
+      { description: 'Figures other modules report; informative, they never make the service unready' },
+    ),
+  ),
 });
 
-const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+/** Figures a module reports in readiness details, by name. */
+export type ReadinessDetails = Map<string, () => Promise<number>>;
+
+const healthRoutes: FastifyPluginAsyncTypebox<{ details: ReadinessDetails }> = async (app, { details: reporters }) => {
   app.get('/health/live', {
     config: { policy: 'public' },
     schema: {
@@ -41,7 +54,17 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       app.log.warn({ err: error }, 'readiness check could not reach the database');
     }
     const ready = database && migrations;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks: { database, migrations } });
+    const details: Record<string, number> = {};
+    if (ready) {
+      for (const [name, report] of reporters) {
+        try {
+          details[name] = await report();
+        } catch (error) {
+          app.log.warn({ err: error, detail: name }, 'a readiness detail could not be read');
+        }
+      }
+    }
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks: { database, migrations }, ...(ready ? { details } : {}) });
   });
 };
 

@@ -10,6 +10,7 @@ import type { SecretBox } from '../../lib/secret-box.js';
 import { systemAuditContext } from '../audit/audit-log.js';
 import type { OrganizationKind } from '../auth/policy.js';
 import { DeliveryQueue, type ClaimedDelivery, type FinishedDelivery } from './delivery-queue.js';
+import { WebhookOutbox } from './outbox.js';
 import { EndpointHealth } from './endpoint-health.js';
 import { deliveryChannel } from './outbox.js';
 import { judgeAnswer } from './retry-policy.js';
@@ -47,7 +48,7 @@ export class DeliveryWorker {
     private readonly options: DeliveryWorkerOptions,
   ) {
     this.queue = new DeliveryQueue(db, database, options.config.leaseSeconds);
-    this.health = new EndpointHealth(options.config.disableAfterSeconds);
+    this.health = new EndpointHealth(options.config.disableAfterSeconds, new WebhookOutbox(database.wakeUps));
     this.lookup = guardedLookup(options.resolver ?? systemResolver, options.config.allowPrivateTargets);
   }
 

@@ -4,13 +4,14 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { webhookEndpoints } from '../../db/schema.js';
 import type { FinishedDelivery } from './delivery-queue.js';
-import { WebhookOutbox } from './outbox.js';
+import type { WebhookOutbox } from './outbox.js';
 import { disableReason } from './retry-policy.js';
 
 export class EndpointHealth {
-  private readonly outbox = new WebhookOutbox();
-
-  constructor(private readonly disableAfterSeconds: number) {}
+  constructor(
+    private readonly disableAfterSeconds: number,
+    private readonly outbox: WebhookOutbox,
+  ) {}
 
   /** Keeps the health of the endpoints of deliveries that finished together; those given up unsent made no attempt and count for nothing. */
   async record({ finished }: { finished: FinishedDelivery[] }, tx: Executor): Promise<void> {

@@ -31,7 +31,7 @@ export default fp(
     const resealed = await resealSigningSecrets(new WebhooksRepository(app.db), box);
     if (resealed > 0) app.log.info({ endpoints: resealed, keyId: box.currentKeyId }, 'webhook signing secrets sealed under the current data encryption key');
 
-    const outbox = new WebhookOutbox();
+    const outbox = new WebhookOutbox(app.database.wakeUps);
     app.domainEvents.subscribe(deliveriesOf(outbox, apiPrefix));
     const feed = new EventsFeed(app.db, options.config.eventFeed.retentionDays);
     app.decorate('eventsFeed', feed);

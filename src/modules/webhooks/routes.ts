@@ -36,7 +36,7 @@ const rotationOverlapMs = 24 * 3600 * 1000;
 
 const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const repository = new WebhooksRepository(app.db);
-  const outbox = new WebhookOutbox();
+  const outbox = new WebhookOutbox(app.database.wakeUps);
 
   function checkUrl(url: string) {
     const problem = targetUrlProblem(url, config.webhooks.allowPrivateTargets);
