@@ -60,6 +60,31 @@ export class AuditTreeRepository {
     return new Map(rows.map((row) => [nodeKey(row.level, Number(row.index)), Buffer.from(row.hash)]));
   }
 
+  /** Stored nodes above the leaves whose subtree ends within leaves (start, end], by nodeKey. */
+  async innerNodesEndingIn(tx: Executor, start: number, end: number): Promise<Map<string, Hash>> {
+    const levels: number[] = [];
+    const firsts: number[] = [];
+    const lasts: number[] = [];
+    for (let level = 1; 2 ** level <= end; level++) {
+      const size = 2 ** level;
+      // Node i covers leaves [i·size, (i+1)·size): it ends in (start, end] for these i.
+      const first = Math.ceil((start + 1) / size) - 1;
+      const last = Math.floor(end / size) - 1;
+      if (last < first) continue;
+      levels.push(level);
+      firsts.push(first);
+      lasts.push(last);
+    }
+    if (levels.length === 0) return new Map();
+    const rows = rowsOf<{ level: number; index: string | number; hash: Uint8Array }>(
+      await tx.execute(sql`
+        select n.level, n.index, n.hash from audit_log_nodes n
+        join unnest(${sql.param(levels)}::int[], ${sql.param(firsts)}::bigint[], ${sql.param(lasts)}::bigint[]) as wanted(level, first, last)
+          on n.level = wanted.level and n.index between wanted.first and wanted.last`),
+    );
+    return new Map(rows.map((row) => [nodeKey(row.level, Number(row.index)), Buffer.from(row.hash)]));
+  }
+
   /** The hashes of ranges of leaves, each folded from its stored perfect subtrees. */
   async rangeHashes(tx: Executor, ranges: LeafRange[]): Promise<Hash[]> {
     const subtreesOf = ranges.map((range) => perfectSubtrees(range));

@@ -150,7 +150,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog }> = async (
     },
   }, async (request) => {
     const { from, to } = request.query;
-    return answerOrRefuse(await log.consistencyProof(from, to));
+    return answerOrRefuse(await log.consistencyProof(from, to), 'to');
   });
 
   app.get('/audit-events/:id', {
@@ -187,7 +187,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog }> = async (
   }, async (request) => {
     // The caller proves inclusion of events they may read: another's event is not found.
     if (!(await auditRepository.get(request.principal!, request.params.id))) throw notFound('audit_event', String(request.params.id), 'Audit event');
-    return answerOrRefuse(await log.inclusionProof(request.params.id, request.query.treeSize));
+    return answerOrRefuse(await log.inclusionProof(request.params.id, request.query.treeSize), 'treeSize');
   });
 
   app.get('/audit-events/viewers', {
@@ -224,16 +224,16 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog }> = async (
 
 export default auditRoutes;
 
-function answerOrRefuse<T extends object>(answer: T | ProofRefusal): T {
+function answerOrRefuse<T extends object>(answer: T | ProofRefusal, sizeParameter: 'treeSize' | 'to'): T {
   if (!('reason' in answer)) return answer;
   switch (answer.reason) {
     case 'unsequenced':
       throw conflict('not-yet-sequenced', 'The event is not in a signed checkpoint yet; it will be within seconds', { headers: { 'retry-after': '1' } });
     case 'tree-too-small':
-      throw validationFailed([{ field: 'treeSize', message: `must be greater than the event's leafIndex (${answer.leafIndex})` }]);
+      throw validationFailed([{ field: 'query.treeSize', message: `must be greater than the event's leafIndex (${answer.leafIndex})` }]);
     case 'beyond-checkpoint':
-      throw validationFailed([{ field: 'treeSize', message: `must be at most the latest checkpoint's tree size (${answer.treeSize})` }]);
+      throw validationFailed([{ field: `query.${sizeParameter}`, message: `must be at most the latest checkpoint's tree size (${answer.treeSize})` }]);
     case 'from-after-to':
-      throw validationFailed([{ field: 'from', message: 'must not be greater than to' }]);
+      throw validationFailed([{ field: 'query.from', message: 'must not be greater than to' }]);
   }
 }

@@ -107,14 +107,14 @@ export const InclusionProof = Type.Object({
 
 export const ConsistencyQuery = Type.Object(
   {
-    from: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'The older tree size' }),
+    from: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'The older tree size (0: the empty tree, which every tree extends)' }),
     to: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'The newer tree size, at most the tree size of the latest checkpoint' }),
   },
   { additionalProperties: false },
 );
 
 export const ConsistencyProof = Type.Object({
-  from: Type.Integer({ minimum: 1 }),
+  from: Type.Integer({ minimum: 0 }),
   to: Type.Integer({ minimum: 1 }),
   hashes: Type.Array(Base64Hash, { description: 'The RFC 9162 §2.1.4 consistency proof' }),
 });

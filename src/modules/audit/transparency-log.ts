@@ -8,7 +8,7 @@ import { auditLeafHash } from './audit-leaf.js';
 import { toAuditEvent } from './audit-repository.js';
 import type { AuditTreeRepository, StoredCheckpoint } from './audit-tree-repository.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
-import { consistencyProofRanges, foldSubtrees, inclusionProofRanges, nodeHash, perfectSubtrees, type Hash } from './merkle.js';
+import { consistencyProofRanges, foldSubtrees, inclusionProofRanges, nodeHash, nodeKey, type Hash } from './merkle.js';
 import type { Checkpoint, LogVerification } from './schemas.js';
 
 /** Why a proof cannot be given; the routes turn each into a problem. */
@@ -78,7 +78,7 @@ export class TransparencyLog {
       if (from > to) return { reason: 'from-after-to' };
       const latest = await this.tree.latestCheckpoint(tx);
       if (!latest || to > latest.treeSize) return { reason: 'beyond-checkpoint', treeSize: latest?.treeSize ?? 0 };
-      const hashes = from === to ? [] : await this.tree.rangeHashes(tx, consistencyProofRanges(from, to));
+      const hashes = from === to || from === 0 ? [] : await this.tree.rangeHashes(tx, consistencyProofRanges(from, to));
       return { from, to, hashes: hashes.map((hash) => hash.toString('base64')) };
     }, snapshot);
   }
@@ -115,6 +115,8 @@ export class TransparencyLog {
         .leftJoin(auditLogNodes, and(eq(auditLogNodes.level, 0), eq(auditLogNodes.index, auditLogLeaves.leafIndex)))
         .where(and(gte(auditLogLeaves.leafIndex, start), lt(auditLogLeaves.leafIndex, end)))
         .orderBy(asc(auditLogLeaves.leafIndex));
+      // Proofs are served from the stored inner nodes: each must be the one its leaves give.
+      const storedInner = await this.tree.innerNodesEndingIn(tx, start, end);
       const signedSizes = new Map((await this.tree.checkpointsBetween(tx, start, end)).map((checkpoint) => [checkpoint.treeSize, checkpoint]));
       for (let index = start; index < end; index++) {
         const leaf = leaves[index - start];
@@ -126,6 +128,10 @@ export class TransparencyLog {
         while (edge.length > 0 && edge.at(-1)!.level === level) {
           merged = nodeHash(edge.pop()!.hash, merged);
           level++;
+          const nodeIndex = Math.floor(index / 2 ** level);
+          if (!storedInner.get(nodeKey(level, nodeIndex))?.equals(merged)) {
+            return { valid: false, firstBrokenIndex: nodeIndex * 2 ** level, problem: 'nodes-modified' };
+          }
         }
         edge.push({ level, hash: merged });
         const checkpoint = signedSizes.get(index + 1);
@@ -138,14 +144,6 @@ export class TransparencyLog {
         // hashes were rewritten together, somewhere after the last checkpoint that still matches.
         if (!this.signer.verify(checkpoint)) return { valid: false, firstBrokenIndex: checkpoint.treeSize, problem: 'bad-signature' };
         return { valid: false, firstBrokenIndex: lastMatching, problem: 'modified' };
-      }
-    }
-    // Proofs are served from the stored subtrees: they must be the ones the events give.
-    const subtrees = perfectSubtrees([0, treeSize]);
-    const stored = await this.tree.nodes(tx, subtrees);
-    for (const [position, { level, index }] of subtrees.entries()) {
-      if (!stored.get(`${level}:${index}`)?.equals(edge[position]!.hash)) {
-        return { valid: false, firstBrokenIndex: index * 2 ** level, problem: 'nodes-modified' };
       }
     }
     return { valid: true, treeSize, unsequenced };
