@@ -769,7 +769,7 @@ t.test('who may ask, and bad input', async (t) => {
 
   const routes: [string, string][] = [
     ['/v1/audit-events/checkpoints/latest', 'audit.checkpoint.read'],
-    ['/v1/audit-events/checkpoints', 'audit.checkpoint.read'],
+    ['/v1/audit-events/checkpoints', 'audit.checkpoint.list'],
     ['/v1/audit-events/public-key', 'audit.public_key.read'],
     ['/v1/audit-events/consistency?from=1&to=2', 'audit.proof'],
     [`/v1/audit-events/${ownId}/proof`, 'audit.proof'],

@@ -73,8 +73,11 @@ export function testConfig(env: Record<string, string> = {}): Config {
     JWT_SECRET: testJwtSecret,
     DATA_ENCRYPTION_KEY: testEncryptionKey,
     AUDIT_SIGNING_KEY: testAuditSigningKey,
-    // Every sequencing run signs a checkpoint, so a test sees its events provable at once.
+    // Every sequencing run signs a checkpoint, so a test sees its events provable at once; tests
+    // that need their events sequenced run the sequencer themselves (sequenceAuditLog), so the
+    // worker's own runs, which share the embedded database with the test, are kept rare.
     AUDIT_CHECKPOINT_INTERVAL_MS: '0',
+    AUDIT_SEQUENCER_POLL_MS: '1000',
     DEMO_SEED: 'false',
     LOG_LEVEL: 'silent',
     LOGIN_FAILURE_DELAY_MS: '1',

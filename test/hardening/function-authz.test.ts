@@ -128,6 +128,19 @@ const deliveryOf = async (endpointId: string, token: string) =>
   ((await ok(await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointId}/deliveries`, token }), 200, 'deliveries')).data as Json[])[0]!.id as string;
 const officeDelivery = await deliveryOf(officeEndpoint.id, office.admin.token);
 const practiceDelivery = await deliveryOf(practiceEndpoint.id, practice.admin.token);
+// An audit event of each side's own people, sequenced and in a signed checkpoint, for
+// /v1/audit-events/:id and its proof (this app runs no sequencer of its own).
+await test.app.auditSequencer.run({ wait: true });
+const auditEventOf = async (organizationId: string) =>
+  String(
+    rowsOf<{ id: string | number }>(
+      await test.app.db.execute(sql`
+        select e.id from audit_events e join audit_log_leaves l on l.event_id = e.id
+        where e.actor_organization_id = ${organizationId} and e.patient_id is null order by e.id limit 1`),
+    )[0]!.id,
+  );
+const officeAuditEvent = await auditEventOf(office.id);
+const practiceAuditEvent = await auditEventOf(practice.id);
 // What each caller signs: a draft the office staff prepared in the physician's name, unsigned (SPEC
 // §14.1), one per caller, as a referral is signed once. The practice side sees no draft of the
 // office; it aims at the referral it takes part in.
@@ -245,6 +258,7 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
     return byOrganization(officeEndpoint.id, practiceEndpoint.id, officeEndpoint.id);
   }
   if (path.startsWith('/v1/webhook-deliveries/:id') && name === 'id') return byOrganization(officeDelivery, practiceDelivery, officeDelivery);
+  if (path.startsWith('/v1/audit-events/:id') && name === 'id') return byOrganization(officeAuditEvent, practiceAuditEvent, officeAuditEvent);
   throw new Error(`no value for :${name} of ${route.method} ${route.url}: give this route's parameters a record of the caller's own`);
 }
 

@@ -220,6 +220,21 @@ const networkAdminId: string = (await test.request({ method: 'GET', url: '/v1/me
 const readAsPrescriber = async (id: string) => ok(await test.request({ method: 'GET', url: `/v1/referrals/${id}`, token: officeA.physician.token }), 200, `GET ${id}`);
 const deliveries = await ok(await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointA}/deliveries`, token: officeA.admin.token }), 200, 'list deliveries');
 const deliveryA: string = (deliveries.data as Json[])[0]!.id;
+// An audit event of office A's own people about no patient (a failed sign-in of A's physician),
+// sequenced so that its proof exists. Its id is made as long as the missing ids it is compared
+// with (16 digits), so that a 404 for it and for a missing one are the same length.
+await test.app.db.execute(sql`select setval('audit_events_id_seq', 1000000000000000)`);
+await test.request({ method: 'POST', url: '/v1/auth/token', payload: { grant_type: 'password', username: officeA.physician.email, password: 'not-the-password-at-all' } });
+await test.app.auditSequencer.run({ wait: true });
+const [auditEventOfA] = rowsOf<{ id: string | number }>(
+  await test.app.db.execute(sql`
+    select e.id from audit_events e join audit_log_leaves l on l.event_id = e.id
+    where e.actor_organization_id = ${officeA.id} and e.patient_id is null order by e.id desc limit 1`),
+);
+const auditEventA = String(auditEventOfA!.id);
+
+/** An id of no record, of the same kind: a random UUID, or for a numbered record (an audit event) a number past any. */
+const missingIdLike = (id: string) => (/^\d+$/.test(id) ? String(2 ** 52 + Math.floor(Math.random() * 1000)) : randomUUID());
 
 // ─── The cases: every id-route of the OpenAPI document ──────────────────────────────────────────
 
@@ -575,6 +590,12 @@ const cases: Record<string, RouteCase> = {
   'POST /v1/webhook-endpoints/{id}/test': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/test`) },
   'GET /v1/webhook-endpoints/{id}/deliveries': { aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/deliveries`) },
   'POST /v1/webhook-endpoints/{id}/recover': { payload: () => ({ from: '2000-01-01T00:00:00Z' }), aims: endpointAims((id) => `/v1/webhook-endpoints/${id}/recover`) },
+  'GET /v1/audit-events/{id}': {
+    aims: [{ label: "an audit event of office A's people", url: () => `/v1/audit-events/${auditEventA}`, decisive: { type: 'audit_event', id: auditEventA }, callers: [adminB, adminQ, adminP] }],
+  },
+  'GET /v1/audit-events/{id}/proof': {
+    aims: [{ label: "an audit event of office A's people", url: () => `/v1/audit-events/${auditEventA}/proof`, decisive: { type: 'audit_event', id: auditEventA }, callers: [adminB, adminQ, adminP] }],
+  },
   'POST /v1/webhook-deliveries/{id}/resend': {
     aims: [
       {
@@ -755,7 +776,7 @@ for (const route of idRoutes.filter((route) => cases[route])) {
         // Once per record and route (tenant-isolation and referral-access tests do it per caller).
         if (status === 404 && response.statusCode === 404 && !comparedWithMissing.has(aim)) {
           comparedWithMissing.add(aim);
-          const missingUrl = url.replace(aim.decisive.id, randomUUID());
+          const missingUrl = url.replace(aim.decisive.id, missingIdLike(aim.decisive.id));
           const missing = await send(caller, method, missingUrl, body);
           t.same(shapeOf(response), shapeOf(missing.response), 'answers exactly as for a random id (type, title, status, detail, members)');
         }
@@ -788,7 +809,7 @@ for (const route of idRoutes.filter((candidate) => candidate.startsWith('GET ') 
       const requestId = `object-authz-head-${randomBytes(8).toString('hex')}`;
       const response = await test.request({ method: 'HEAD', url, token: caller.token, headers: { 'x-request-id': requestId } });
       const missingId = `object-authz-head-${randomBytes(8).toString('hex')}`;
-      const missing = await test.request({ method: 'HEAD', url: url.replace(aim.decisive.id, randomUUID()), token: caller.token, headers: { 'x-request-id': missingId } });
+      const missing = await test.request({ method: 'HEAD', url: url.replace(aim.decisive.id, missingIdLike(aim.decisive.id)), token: caller.token, headers: { 'x-request-id': missingId } });
       t.equal(response.statusCode, 404, 'answers 404');
       t.equal(response.body, '', 'without a body');
       t.notOk(response.headers.etag, 'without an ETag');

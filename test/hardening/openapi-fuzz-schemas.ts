@@ -2,7 +2,7 @@
 // values, for the OpenAPI fuzzer (openapi-fuzz.test.ts).
 import fc from 'fast-check';
 import type { Json } from '../helper.js';
-import { PoolRef, dateHints, emailArb, fieldPools, isoDay, queryHints, ref } from './openapi-fuzz-values.js';
+import { PoolRef, dateHints, emailArb, fieldPools, integerQueryHints, isoDay, queryHints, ref } from './openapi-fuzz-values.js';
 
 
 export type Schema = Json;
@@ -64,6 +64,7 @@ export function validArb(input: Schema, resolve: (schema: Schema) => Schema, nam
   const pool = name ? fieldPools[name] : undefined;
   if (name && dateHints[name] && schema.format === 'date') return fc.oneof({ weight: 4, arbitrary: dateHints[name]! }, { weight: 1, arbitrary: dateArb });
   if (name === 'email' && schema.format === 'email') return emailArb;
+  if (name && integerQueryHints[name] && typeOf(schema) === 'integer') return integerQueryHints[name]!;
   if (name && queryHints[name] && (typeOf(schema) === 'integer' || typeOf(schema) === 'string')) return queryHints[name]!;
   switch (typeOf(schema)) {
     case 'string': {

@@ -107,6 +107,17 @@ export const queryHints: Record<string, fc.Arbitrary<unknown>> = {
   types: fc.subarray(someEventTypes, { minLength: 1, maxLength: 3 }).map((types) => types.join(',')),
 };
 
+/**
+ * Integer query parameters aimed where answers exist: the audit log's proofs (SPEC §15) take tree
+ * sizes up to the latest checkpoint's, which the setup makes larger than 40 (its pooled events are
+ * among the first 20 leaves). Only for integer parameters: `from` and `to` are timestamps elsewhere.
+ */
+export const integerQueryHints: Record<string, fc.Arbitrary<unknown>> = {
+  treeSize: fc.integer({ min: 20, max: 40 }),
+  from: fc.integer({ min: 0, max: 20 }),
+  to: fc.integer({ min: 20, max: 40 }),
+};
+
 /** The pool a path parameter draws from: some operations destroy what they touch, so they get resources of their own. */
 export function pathPool(operation: Operation, name: string): string {
   const overrides: Record<string, string> = {
@@ -147,5 +158,7 @@ export function pathPool(operation: Operation, name: string): string {
   if (name === 'messageId') return 'urgentMessages';
   if (name === 'eventId') return 'adverseEvents';
   const area = operation.path.split('/')[2];
-  return ({ organizations: 'organizations', patients: 'patients', referrals: 'referrals', 'webhook-endpoints': 'endpoints', 'webhook-deliveries': 'deliveries' } as Record<string, string>)[area ?? ''] ?? 'referrals';
+  return (
+    { organizations: 'organizations', patients: 'patients', referrals: 'referrals', 'webhook-endpoints': 'endpoints', 'webhook-deliveries': 'deliveries', 'audit-events': 'auditEvents' } as Record<string, string>
+  )[area ?? ''] ?? 'referrals';
 }

@@ -22,6 +22,7 @@
 // openapi-fuzz-requests.ts.
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
+import { sql } from 'drizzle-orm';
 import t from 'tap';
 import { documentForm, multipartBody, sampleFile, type Part } from '../fixtures/documents.js';
 import { ResponseContract, type Operation, type Violation } from '../fixtures/response-contract.js';
@@ -269,6 +270,10 @@ addToPool('messages', ...messages);
 addToPool('endpoints', ...endpoints);
 addToPool('doomedEndpoints', ...doomedEndpoints);
 addToPool('deliveries', ...deliveries);
+// The audit log: sequenced and signed (this app runs no sequencer), its first events pooled.
+await test.app.auditSequencer.run({ wait: true });
+const auditEventIds = (await test.app.database.rows<{ event_id: string | number }>(sql`select event_id from audit_log_leaves where leaf_index < 20 order by leaf_index`)).map((row) => String(row.event_id));
+addToPool('auditEvents', ...auditEventIds);
 // In step, entry by entry: an account and its password (the last is nobody's).
 addToPool('emails', office.physician.email, office.staff.email, practice.therapist.email, adminEmail, 'nobody@fuzz.example');
 addToPool('passwords', defaultPassword, defaultPassword, defaultPassword, adminPassword, 'wrong-password-123');
@@ -448,7 +453,7 @@ for (const operation of contract.operations) {
 // once. Those that are slow on purpose — a scrypt hash per password, client secret or sign-in, a walk
 // of the whole audit chain — get a third as many: each costs as much as dozens of others, and their
 // inputs are covered long before their share would run out.
-const deliberatelySlow = new Set(['issueToken', 'createUser', 'createApiClient', 'verifyAuditChain']);
+const deliberatelySlow = new Set(['issueToken', 'createUser', 'createApiClient', 'verifyAuditLog']);
 const weightOf = (operation: Operation) => {
   const operationObject = operationObjectOf(operation);
   const weight = operationObject.requestBody ? 3 : (operationObject.parameters ?? []).length > 0 ? 2 : 1;
@@ -460,7 +465,8 @@ const budget = Math.max(0, requested - outcomes.length);
 /** The callers an operation is for by the rules of the domain (SPEC §3–§8), beyond who merely gets past the door. */
 const preferredCallers: Record<string, string[]> = {};
 const prefer = (names: string[], ...operationIds: string[]) => operationIds.forEach((operationId) => (preferredCallers[operationId] = names));
-prefer(['network admin'], 'createOrganization', 'verifyAuditChain');
+prefer(['network admin'], 'createOrganization', 'verifyAuditLog', 'getAuditEvent', 'getAuditInclusionProof');
+prefer(['network admin', 'office admin', 'practice admin'], 'getLatestAuditCheckpoint', 'listAuditCheckpoints', 'getAuditPublicKey', 'getAuditConsistencyProof');
 prefer(['network admin', 'office admin', 'practice admin'], 'createUser', 'updateUser', 'createApiClient', 'listApiClients', 'revokeApiClient', 'listAuditEvents', 'exportAuditEvents', 'listPatientViewers');
 prefer(['office admin', 'practice admin', 'network admin'], 'createWebhookEndpoint', 'listWebhookEndpoints', 'getWebhookEndpoint', 'updateWebhookEndpoint', 'deleteWebhookEndpoint', 'rotateWebhookSecret', 'pingWebhookEndpoint', 'listWebhookDeliveries', 'resendWebhookDelivery', 'recoverWebhookDeliveries');
 prefer(['physician', 'office staff', 'office API client'], 'createPatient', 'listPatients', 'getPatient', 'createReferral', 'amendReferral', 'sendReferral', 'cancelReferral', 'rerouteReferral');

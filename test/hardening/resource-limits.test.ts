@@ -18,12 +18,17 @@ import { recordFigure } from './figures.js';
 import { fieldName, nestedArrays, nestedObjects, stringPaths, withValueAt } from './resource-limits-bodies.js';
 import { MiB, answerBoundMs, fieldsNamed, hostileRequests, problemMediaType, type KnownDefects } from './resource-limits-probes.js';
 import { buildResourceLimitsWorld, isoDate } from './resource-limits-world.js';
+import { systemAuditContext } from '../../src/modules/audit/audit-log.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ROLE=api: no webhook worker, so pending deliveries stay put and nothing resolves DNS.
 const test = await buildTestApp(t, { env: { ROLE: 'api' } });
 const { networkAdmin, office, practice, secondPractice, referralBody, visitNote, referral, report, clinicalReport, renewalRequest, endpoint, rowCount } = await buildResourceLimitsWorld(test);
+// Two checkpoints, so that the checkpoints list has a second page (ROLE=api runs no sequencer).
+await test.app.auditSequencer.run({ wait: true });
+await test.app.auditLog.record(systemAuditContext('resource-limits'), { action: 'test.filler', outcome: 'success' });
+await test.app.auditSequencer.run({ wait: true });
 const document = test.app.swagger() as Json;
 
 // Raw HTTP goes over a socket, for what app.inject cannot show: framing, chunking and the HTTP parser.
@@ -152,6 +157,7 @@ function callerOf(path: string): { token: string; id?: string } | undefined {
     '/v1/referrals/{id}/adverse-events': { token: office.physician.token, id: referral.id },
     '/v1/events': { token: office.physician.token },
     '/v1/audit-events': { token: networkAdmin },
+    '/v1/audit-events/checkpoints': { token: networkAdmin },
     '/v1/webhook-endpoints': { token: office.admin.token },
     '/v1/webhook-endpoints/{id}/deliveries': { token: office.admin.token, id: endpoint.id },
   };

@@ -669,7 +669,17 @@ await call('audit: referral actions of an actor', `/v1/audit-events?action=refer
 await call('audit: the practice\'s view', '/v1/audit-events?limit=5', { token: practiceAdmin.token, expect: 200 });
 await call('audit export (admin)', '/v1/audit-events/export', { token: admin, expect: 200 });
 await call('audit export of a resource (office admin)', `/v1/audit-events/export?resourceType=referral&resourceId=${r1.id}`, { token: officeAdmin.token, expect: 200 });
-await call('audit chain', '/v1/audit-events/verify', { token: admin, expect: 200 });
+await call('audit log verification', '/v1/audit-events/verify', { token: admin, expect: 200 });
+// The verifiable log (SPEC §15), once the events so far are sequenced and signed.
+await test.app.auditSequencer.run({ wait: true });
+const officeEvent = (await call('audit: the office\'s own events', `/v1/audit-events?actorId=${physician.id}&limit=1`, { token: officeAdmin.token, expect: 200 })).json().data[0].id;
+await call('audit: the latest checkpoint', '/v1/audit-events/checkpoints/latest', { token: officeAdmin.token, expect: 200 });
+await call('audit: the checkpoints', '/v1/audit-events/checkpoints?limit=5', { token: practiceAdmin.token, expect: 200 });
+await call('audit: the public key', '/v1/audit-events/public-key', { token: officeAdmin.token, expect: 200 });
+await call('audit: one event', `/v1/audit-events/${officeEvent}`, { token: officeAdmin.token, expect: 200 });
+await call('audit: its inclusion proof', `/v1/audit-events/${officeEvent}/proof`, { token: officeAdmin.token, expect: 200 });
+await call('audit: a consistency proof', '/v1/audit-events/consistency?from=1&to=2', { token: admin, expect: 200 });
+await call("audit: another organization's event", `/v1/audit-events/${officeEvent}`, { token: practiceAdmin.token, expect: 404 });
 await call('who saw the patient', `/v1/audit-events/viewers?patientId=${maria.id}`, { token: officeAdmin.token, expect: 200 });
 await call('a physician may not read the audit trail', '/v1/audit-events', { token: physician.token, expect: 403 });
 

@@ -51,7 +51,8 @@ export function auditContextOf(request: FastifyRequest): AuditContext {
 export function auditTargetOf(request: FastifyRequest): Pick<AuditEntry, 'resourceType' | 'resourceId' | 'patientId'> {
   const target = request.routeOptions.config.auditResource;
   const id = target && (request.params as Record<string, string | undefined>)[target.param];
-  if (!target || !id || !uuidPattern.test(id)) return {};
+  // Records are named by UUID, audit events by number; anything else names nothing.
+  if (!target || !id || !(uuidPattern.test(id) || /^[1-9]\d{0,15}$/.test(id))) return {};
   return { resourceType: target.type, resourceId: id, ...(target.isPatient ? { patientId: id } : {}) };
 }
 

@@ -13,6 +13,9 @@ import type { AuditTreeRepository, StoredCheckpoint, TreeState } from './audit-t
 import type { CheckpointSigner } from './checkpoint-signer.js';
 import { appendLeaves, perfectSubtrees } from './merkle.js';
 
+/** What the sequencer's transactions call themselves; migration 0020 knows the name. */
+export const sequencerApplicationName = 'massage-referral-network/audit-sequencer';
+
 export interface SequencerOptions {
   batchSize: number;
   checkpointIntervalMs: number;
@@ -34,69 +37,96 @@ export class AuditSequencer {
    * event committed before the call is in the tree (what a test or a tool needs).
    */
   async run({ wait = false } = {}): Promise<number> {
+    // A look without a lock first: taking the state row's lock writes WAL and spends a transaction
+    // id, five times a second on an idle service otherwise.
+    if (!wait && (await this.tree.idle(this.db))) return 0;
     let total = 0;
     for (;;) {
-      const sequenced = await this.sequenceBatch({ wait });
-      if (sequenced === undefined) return total;
-      total += sequenced;
-      if (sequenced < this.options.batchSize) return total;
+      const outcome = await this.sequenceBatch({ wait });
+      if (outcome === 'busy') return total;
+      if (outcome === 'moved') {
+        // Another sequencer went first: its work stands, ours is prepared again from it.
+        if (wait) continue;
+        return total;
+      }
+      total += outcome;
+      if (outcome < this.options.batchSize) return total;
     }
   }
 
-  /** One batch and, when due, a checkpoint. Undefined when another sequencer has the turn. */
-  async sequenceBatch({ wait = false } = {}): Promise<number | undefined> {
+  /**
+   * One batch and, when due, a checkpoint: how many queued events it handled; 'busy' when another
+   * sequencer holds the tree, 'moved' when one changed it since this batch was prepared.
+   */
+  async sequenceBatch({ wait = false } = {}): Promise<number | 'busy' | 'moved'> {
+    // Everything is read, hashed and signed before the tree's lock is taken. The lock gives the
+    // transaction an id, and while a transaction with an older id runs, the sync feeds hold back
+    // every change committed after it (their horizon, migrations 0002 and 0012): the locked part
+    // must be as short as a commit.
+    const batch = await this.prepare();
     return this.db.transaction(async (tx) => {
-      const state = await this.tree.lockState(tx, { wait });
-      if (!state) return undefined;
-      const waiting = await tx
-        .select({ queuedId: auditUnsequenced.eventId, event: auditEvents })
-        .from(auditUnsequenced)
-        .leftJoin(auditEvents, eq(auditEvents.id, auditUnsequenced.eventId))
-        .orderBy(asc(auditUnsequenced.eventId))
-        .limit(this.options.batchSize);
-      const present = waiting.flatMap(({ event }) => (event ? [event] : []));
-      let next: TreeState = state;
-      if (present.length > 0) {
-        const rightEdge = await this.tree.nodes(tx, perfectSubtrees([0, state.treeSize]));
-        const { nodes, root } = appendLeaves(state.treeSize, rightEdge, present.map((event) => auditLeafHash(toAuditEvent(event))));
-        next = { treeSize: state.treeSize + present.length, rootHash: root };
-        await this.tree.append(tx, { firstLeafIndex: state.treeSize, eventIds: present.map(({ id }) => id), nodes, state: next });
-      }
-      // A queued id whose event is gone (deleted by hand before it was sequenced) has nothing to hash.
-      const gone = waiting.filter(({ event }) => event === null).map(({ queuedId }) => queuedId);
-      if (gone.length > 0) await tx.execute(sql`delete from audit_unsequenced where event_id = any(${sql.param(gone)}::bigint[])`);
-      await this.checkpointIfDue(tx, next);
-      return waiting.length;
+      // Named, so that the sync feeds' horizon leaves this transaction out (migration 0020): it
+      // writes no row a feed reads, and would otherwise hold back every change committed after it began.
+      await tx.execute(sql`select set_config('application_name', ${sequencerApplicationName}, true)`);
+      const locked = await this.tree.lockState(tx, { wait });
+      if (!locked) return 'busy' as const;
+      if (locked.treeSize !== batch.from.treeSize || locked.checkpointedSize !== batch.checkpointedSize) return 'moved' as const;
+      await Promise.all([
+        batch.appended && this.tree.append(tx, batch.appended),
+        batch.gone.length > 0 && tx.execute(sql`delete from audit_unsequenced where event_id = any(${sql.param(batch.gone)}::bigint[])`),
+        batch.checkpoint && this.recordCheckpoint(tx, batch.checkpoint),
+      ]);
+      return batch.handled;
     });
   }
 
-  private async checkpointIfDue(tx: Executor, state: TreeState): Promise<StoredCheckpoint | undefined> {
-    const latest = await this.tree.latestCheckpoint(tx);
-    if (latest && latest.treeSize >= state.treeSize) return undefined;
-    if (latest && Date.now() - latest.signedAt.getTime() < this.options.checkpointIntervalMs) return undefined;
-    const checkpoint = await this.tree.insertCheckpoint(tx, {
-      treeSize: state.treeSize,
-      rootHash: state.rootHash,
-      origin: this.signer.origin,
-      keyId: this.signer.keyId,
-      signature: this.signer.sign(state.treeSize, state.rootHash),
-    });
+  /** Reads the waiting events and the tree's right edge, and computes what the batch will write. */
+  private async prepare() {
+    const from = await this.tree.state(this.db);
+    const latest = await this.tree.latestCheckpoint(this.db);
+    const waiting = await this.db
+      .select({ queuedId: auditUnsequenced.eventId, event: auditEvents })
+      .from(auditUnsequenced)
+      .leftJoin(auditEvents, eq(auditEvents.id, auditUnsequenced.eventId))
+      .orderBy(asc(auditUnsequenced.eventId))
+      .limit(this.options.batchSize);
+    const present = waiting.flatMap(({ event }) => (event ? [event] : []));
+    let next: TreeState = from;
+    let appended: Parameters<AuditTreeRepository['append']>[1] | undefined;
+    if (present.length > 0) {
+      const rightEdge = await this.tree.nodes(this.db, perfectSubtrees([0, from.treeSize]));
+      const { nodes, root } = appendLeaves(from.treeSize, rightEdge, present.map((event) => auditLeafHash(toAuditEvent(event))));
+      next = { treeSize: from.treeSize + present.length, rootHash: root };
+      appended = { firstLeafIndex: from.treeSize, eventIds: present.map(({ id }) => id), nodes, state: next };
+    }
+    // A queued id whose event is gone (deleted by hand before it was sequenced) has nothing to hash.
+    const gone = waiting.filter(({ event }) => event === null).map(({ queuedId }) => queuedId);
+    const due = !latest || (latest.treeSize < next.treeSize && Date.now() - latest.signedAt.getTime() >= this.options.checkpointIntervalMs);
+    const checkpoint = due
+      ? { treeSize: next.treeSize, rootHash: next.rootHash, origin: this.signer.origin, keyId: this.signer.keyId, signature: this.signer.sign(next.treeSize, next.rootHash) }
+      : undefined;
+    return { from, checkpointedSize: latest?.treeSize, appended, gone, checkpoint, handled: waiting.length };
+  }
+
+  private async recordCheckpoint(tx: Executor, signed: Omit<StoredCheckpoint, 'signedAt'>): Promise<void> {
     // Partners who subscribe keep copies out of the operator's reach: a rewrite of the log cannot match them.
-    await this.events.publish(
-      {
-        type: 'audit.checkpoint',
-        resource: { type: 'audit_checkpoint', id: String(checkpoint.treeSize), url: `${this.options.apiPrefix}/audit-events/checkpoints/latest` },
-        facts: {
-          origin: checkpoint.origin,
-          treeSize: checkpoint.treeSize,
-          rootHash: checkpoint.rootHash.toString('base64'),
-          keyId: checkpoint.keyId,
-          signature: checkpoint.signature.toString('base64'),
-          note: this.signer.note(checkpoint.treeSize, checkpoint.rootHash, checkpoint.signature),
+    await Promise.all([
+      this.tree.insertCheckpoint(tx, signed),
+      this.events.publish(
+        {
+          type: 'audit.checkpoint',
+          resource: { type: 'audit_checkpoint', id: String(signed.treeSize), url: `${this.options.apiPrefix}/audit-events/checkpoints/latest` },
+          facts: {
+            origin: signed.origin,
+            treeSize: signed.treeSize,
+            rootHash: signed.rootHash.toString('base64'),
+            keyId: signed.keyId,
+            signature: signed.signature.toString('base64'),
+            note: this.signer.note(signed.treeSize, signed.rootHash, signed.signature),
+          },
         },
-      },
-      tx,
-    );
-    return checkpoint;
+        tx,
+      ),
+    ]);
   }
 }

@@ -33,14 +33,17 @@ const hex = (hashes: Hash[]) => hashes.map((hash) => hash.toString('hex'));
 
 export class AuditTreeRepository {
   /**
-   * The tree's state, locked for this transaction: the sequencer's turn. Undefined while another
-   * sequencer holds it (it is not waited for: that one is doing the work), unless told to wait.
+   * The tree's size and its latest checkpoint's, the state row locked for this transaction: the
+   * sequencer's turn. Undefined while another sequencer holds it (not waited for: that one is doing
+   * the work), unless told to wait.
    */
-  async lockState(tx: Executor, { wait = false } = {}): Promise<TreeState | undefined> {
-    const [row] = rowsOf<{ tree_size: string | number; root_hash: Uint8Array }>(
-      await tx.execute(sql`select tree_size, root_hash from audit_log_state where singleton for update ${wait ? sql`` : sql`skip locked`}`),
+  async lockState(tx: Executor, { wait = false } = {}): Promise<{ treeSize: number; checkpointedSize: number | undefined } | undefined> {
+    const [row] = rowsOf<{ tree_size: string | number; checkpointed: string | number | null }>(
+      await tx.execute(sql`
+        select tree_size, (select max(tree_size) from audit_checkpoints) as checkpointed
+        from audit_log_state where singleton for update ${wait ? sql`` : sql`skip locked`}`),
     );
-    return row && { treeSize: Number(row.tree_size), rootHash: Buffer.from(row.root_hash) };
+    return row && { treeSize: Number(row.tree_size), checkpointedSize: row.checkpointed === null ? undefined : Number(row.checkpointed) };
   }
 
   async state(tx: Executor): Promise<TreeState> {
@@ -100,16 +103,19 @@ export class AuditTreeRepository {
     );
   }
 
+  /** The batch's writes, sent together (pipelined on the transaction's connection). */
   async append(tx: Executor, { firstLeafIndex, eventIds, nodes, state }: { firstLeafIndex: number; eventIds: number[]; nodes: (NodeAddress & { hash: Hash })[]; state: TreeState }) {
-    await tx.execute(sql`
+    await Promise.all([
+      tx.execute(sql`
       insert into audit_log_leaves (leaf_index, event_id)
-      select ${firstLeafIndex}::bigint + ordinality - 1, event_id from unnest(${sql.param(eventIds)}::bigint[]) with ordinality as e(event_id, ordinality)`);
-    await tx.execute(sql`
+      select ${firstLeafIndex}::bigint + ordinality - 1, event_id from unnest(${sql.param(eventIds)}::bigint[]) with ordinality as e(event_id, ordinality)`),
+      tx.execute(sql`
       insert into audit_log_nodes (level, index, hash)
       select * from unnest(${sql.param(nodes.map((n) => n.level))}::smallint[], ${sql.param(nodes.map((n) => n.index))}::bigint[],
-        array(select decode(h, 'hex') from unnest(${sql.param(hex(nodes.map((n) => n.hash)))}::text[]) as h))`);
-    await tx.execute(sql`delete from audit_unsequenced where event_id = any(${sql.param(eventIds)}::bigint[])`);
-    await tx.execute(sql`update audit_log_state set tree_size = ${state.treeSize}, root_hash = decode(${state.rootHash.toString('hex')}, 'hex') where singleton`);
+        array(select decode(h, 'hex') from unnest(${sql.param(hex(nodes.map((n) => n.hash)))}::text[]) as h))`),
+      tx.execute(sql`delete from audit_unsequenced where event_id = any(${sql.param(eventIds)}::bigint[])`),
+      tx.execute(sql`update audit_log_state set tree_size = ${state.treeSize}, root_hash = decode(${state.rootHash.toString('hex')}, 'hex') where singleton`),
+    ]);
   }
 
   async insertCheckpoint(tx: Executor, checkpoint: Omit<StoredCheckpoint, 'signedAt'>): Promise<StoredCheckpoint> {
@@ -149,6 +155,16 @@ export class AuditTreeRepository {
   async leafOf(tx: Executor, eventId: number): Promise<number | undefined> {
     const [row] = rowsOf<{ leaf_index: string | number }>(await tx.execute(sql`select leaf_index from audit_log_leaves where event_id = ${eventId}`));
     return row && Number(row.leaf_index);
+  }
+
+  /** Nothing waits to be sequenced, and the latest checkpoint covers the whole tree. */
+  async idle(tx: Executor): Promise<boolean> {
+    const [row] = rowsOf<{ idle: boolean }>(
+      await tx.execute(sql`
+        select not exists (select 1 from audit_unsequenced)
+           and (select tree_size from audit_log_state where singleton) = (select max(tree_size) from audit_checkpoints) as idle`),
+    );
+    return row?.idle === true;
   }
 
   async unsequencedCount(tx: Executor): Promise<number> {

@@ -99,7 +99,11 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog }> = async (
   });
 
   app.get('/audit-events/checkpoints/latest', {
-    config: { policy: readersPolicy, auditAction: 'audit.checkpoint.read' },
+    config: {
+      policy: readersPolicy,
+      auditAction: 'audit.checkpoint.read',
+      ownProblems: { 404: { description: 'No checkpoint has been signed yet: no worker has run since the log was created' } },
+    },
     schema: {
       tags: ['audit'],
       operationId: 'getLatestAuditCheckpoint',
@@ -113,7 +117,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog }> = async (
   });
 
   app.get('/audit-events/checkpoints', {
-    config: { policy: readersPolicy, auditAction: 'audit.checkpoint.read' },
+    config: { policy: readersPolicy, auditAction: 'audit.checkpoint.list' },
     schema: {
       tags: ['audit'],
       operationId: 'listAuditCheckpoints',
