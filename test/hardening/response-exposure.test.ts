@@ -547,9 +547,11 @@ await call('the office retracts its own', referralPath(r3.id, `/documents/${prac
 await call('the retracted document is gone', referralPath(r3.id, `/documents/${practiceDocument.id}/content`), { token: physician.token, expect: 404 });
 
 const inHours = (hours: number) => new Date(Date.now() + hours * 3_600_000).toISOString();
+/** An hour ago, but not before today (UTC), the day the referral was accepted: no visit may start before that day. */
+const earlierToday = () => new Date(Math.max(Date.now() - 3_600_000, Date.parse(`${new Date().toISOString().slice(0, 10)}T00:00:00Z`))).toISOString();
 const visitBooked = (await must('book a visit (therapist)', referralPath(r3.id, '/appointments'), { method: 'POST', token: therapist.token, payload: { startsAt: inHours(48), minutes: 60 }, expect: 201 })).json();
 const visitHeld = (
-  await must('enter a visit already held (practice client)', referralPath(r3.id, '/appointments'), { method: 'POST', token: practiceClientToken, payload: { startsAt: inHours(-1), minutes: 45 }, expect: 201 })
+  await must('enter a visit already held (practice client)', referralPath(r3.id, '/appointments'), { method: 'POST', token: practiceClientToken, payload: { startsAt: earlierToday(), minutes: 45 }, expect: 201 })
 ).json();
 await call('the office does not book', referralPath(r3.id, '/appointments'), { method: 'POST', token: physician.token, payload: { startsAt: inHours(48), minutes: 60 }, expect: 404 });
 await call('a visit of 500 minutes', referralPath(r3.id, '/appointments'), { method: 'POST', token: therapist.token, payload: { startsAt: inHours(48), minutes: 500 }, expect: 400 });
