@@ -29,13 +29,14 @@ function cells(row: Row): string[] {
     m ? String(m.p50) : '',
     m ? String(m.p99) : '',
     m ? String(m.non2xx) : '',
+    m?.cpuMsPerRequest ? `${m.cpuMsPerRequest.service.toFixed(2)} / ${m.cpuMsPerRequest.postgres.toFixed(2)}` : '',
     row.ratio === undefined ? '' : `${row.ratio.toFixed(2)}${row.floor ? ` × ${row.floor}` : ''}`,
     row.target ?? '',
     row.pass === undefined ? '' : row.pass ? 'pass' : 'FAIL',
   ];
 }
 
-const header = ['scenario', 'req/s (or figure)', 'p50 ms', 'p99 ms', 'non-2xx', 'ratio', 'target', 'result'];
+const header = ['scenario', 'req/s (or figure)', 'p50 ms', 'p99 ms', 'non-2xx', 'CPU ms/req (process / PostgreSQL)', 'ratio', 'target', 'result'];
 
 function markdownTable(rows: Row[]): string {
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
