@@ -148,12 +148,18 @@ export const EnvSchema = Type.Object({
     default: 'massage-referral-network/audit-log',
     description: "Names this deployment's audit log in its signed checkpoints (C2SP origin line), e.g. api.example.com/audit-log",
   }),
-  AUDIT_SEQUENCER_POLL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200, description: 'How often the worker moves new audit events into the Merkle tree' }),
+  AUDIT_SEQUENCER_POLL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 100, description: 'How often the worker moves new audit events into the Merkle tree' }),
   AUDIT_CHECKPOINT_INTERVAL_MS: Type.Integer({
     minimum: 0,
     maximum: 3_600_000,
-    default: 500,
+    default: 250,
     description: 'The least time between two signed checkpoints while audit events arrive (none is signed while none arrive)',
+  }),
+  AUDIT_CHECKPOINT_WEBHOOK_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: 86_400,
+    default: 60,
+    description: 'The least time between two checkpoints sent to partners as audit.checkpoint webhooks',
   }),
   EVENT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30, description: 'How long the events feed (GET /v1/events) keeps an event' }),
   EVENT_FEED_SWEEP_SECONDS: Type.Integer({
@@ -217,7 +223,7 @@ export interface Config {
   documents: { maxBytes: number; uploadSeconds: number };
   urgentEscalation: { afterMinutes: number; sweepSeconds: number };
   eventFeed: { retentionDays: number; sweepSeconds: number };
-  audit: { signingKey: Buffer | undefined; origin: string; sequencerPollMs: number; checkpointIntervalMs: number };
+  audit: { signingKey: Buffer | undefined; origin: string; sequencerPollMs: number; checkpointIntervalMs: number; checkpointWebhookSeconds: number };
   idempotencyKeyTtlHours: number;
   auditDenialWindowSeconds: number;
 }
@@ -348,6 +354,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       origin: parsed.AUDIT_LOG_ORIGIN,
       sequencerPollMs: parsed.AUDIT_SEQUENCER_POLL_MS,
       checkpointIntervalMs: parsed.AUDIT_CHECKPOINT_INTERVAL_MS,
+      checkpointWebhookSeconds: parsed.AUDIT_CHECKPOINT_WEBHOOK_SECONDS,
     },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,

@@ -258,7 +258,7 @@ const awkwardContext = (): AuditContext => ({
 /** A sequencer of its own over an app's database, with a small batch: many batches from few events. */
 function smallBatchSequencer(app: TestApp, batchSize: number): AuditSequencer {
   const signer = new CheckpointSigner(Buffer.from(testAuditSigningKey, 'base64'), app.config.audit.origin);
-  return new AuditSequencer(app.app.db, new AuditTreeRepository(), signer, app.app.domainEvents, { batchSize, checkpointIntervalMs: 0, apiPrefix: '/v1' });
+  return new AuditSequencer(app.app.db, new AuditTreeRepository(), signer, app.app.domainEvents, { batchSize, checkpointIntervalMs: 0, checkpointWebhookMs: 0, apiPrefix: '/v1' });
 }
 
 /** The text of an error and its causes (drizzle wraps the driver's error). */
@@ -895,4 +895,39 @@ t.test('checkpoints are sent to every endpoint subscribed to audit.checkpoint, a
     t.equal(bystander.requests.length, 0, 'no request');
     t.equal(bystander.connections, 0, 'not even a connection');
   });
+});
+
+t.test('partners get a checkpoint at most every AUDIT_CHECKPOINT_WEBHOOK_SECONDS, however often one is signed', async (t) => {
+  const intervalMs = 2000;
+  const dns = fakeDns();
+  const app = await buildWebhookApp(t, { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', WEBHOOK_TIMEOUT_MS: '2000', AUDIT_CHECKPOINT_WEBHOOK_SECONDS: String(intervalMs / 1000) }, dns.resolve);
+  const admin = await app.loginAsAdmin();
+  const office = await createOffice(app, admin);
+  const receiver = await startReceiver(t);
+  const endpoint = await registerEndpoint(t, app, office.admin.token, { url: receiver.url, eventTypes: ['audit.checkpoint'] });
+
+  const signedBefore = new Set((await allCheckpoints(app, admin)).map((checkpoint) => checkpoint.treeSize));
+  const round = async (tag: string) => {
+    await app.app.auditLog.recordMany(systemAuditContext('webhook'), entries(2, tag));
+    await sequenceAuditLog(app);
+  };
+  for (let index = 0; index < 4; index++) await round(`burst${index}`);
+  await sleep(intervalMs + 200);
+  await round('after-the-interval');
+  await drain(app);
+
+  const signed = (await allCheckpoints(app, admin)).filter((checkpoint) => !signedBefore.has(checkpoint.treeSize));
+  const signedAt = new Map(signed.map((checkpoint) => [checkpoint.treeSize, Date.parse(checkpoint.timestamp)]));
+  const received = receiver.requests
+    .map((delivered, index) => verified(t, delivered, endpoint.secret, `delivery ${index + 1}`).data as Json)
+    .sort((a, b) => a.treeSize - b.treeSize);
+  t.ok(signed.length >= 5, `${signed.length} checkpoints signed, one per sequencing run`);
+  t.ok(received.length >= 1 && received.length < signed.length, `${received.length} of them sent`);
+  t.ok(received.every((data) => signedAt.has(data.treeSize)), 'each one sent is a checkpoint the API lists');
+  const latest = signed.reduce((a, b) => (a.treeSize > b.treeSize ? a : b));
+  t.equal(received.at(-1)?.treeSize, latest.treeSize, 'the first one signed after the interval is sent');
+  for (let index = 1; index < received.length; index++) {
+    const gap = signedAt.get(received[index]!.treeSize)! - signedAt.get(received[index - 1]!.treeSize)!;
+    t.ok(gap >= intervalMs - 100, `sent ${gap} ms after the one before`);
+  }
 });

@@ -61,7 +61,7 @@ t.test('values are converted and read: numbers, flags, lists and the bootstrap a
     demoSeed: false,
     webhooks: { allowPrivateTargets: true, retryScheduleSeconds: [1, 2, 3] },
     role: 'worker',
-    audit: { signingKey: Buffer.alloc(32, 3), origin: 'api.example.com/audit-log', sequencerPollMs: 200, checkpointIntervalMs: 500 },
+    audit: { signingKey: Buffer.alloc(32, 3), origin: 'api.example.com/audit-log', sequencerPollMs: 100, checkpointIntervalMs: 250, checkpointWebhookSeconds: 60 },
   });
 });
 

@@ -77,6 +77,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     // that need their events sequenced run the sequencer themselves (sequenceAuditLog), so the
     // worker's own runs, which share the embedded database with the test, are kept rare.
     AUDIT_CHECKPOINT_INTERVAL_MS: '0',
+    AUDIT_CHECKPOINT_WEBHOOK_SECONDS: '0',
     AUDIT_SEQUENCER_POLL_MS: '1000',
     DEMO_SEED: 'false',
     LOG_LEVEL: 'silent',

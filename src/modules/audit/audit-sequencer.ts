@@ -19,6 +19,8 @@ export const sequencerApplicationName = 'massage-referral-network/audit-sequence
 export interface SequencerOptions {
   batchSize: number;
   checkpointIntervalMs: number;
+  /** The least time between two checkpoints sent as audit.checkpoint webhooks. */
+  checkpointWebhookMs: number;
   apiPrefix: string;
 }
 
@@ -30,6 +32,14 @@ export class AuditSequencer {
     private readonly events: DomainEvents,
     private readonly options: SequencerOptions,
   ) {}
+
+  /**
+   * When this process last sent a checkpoint to partners. Checkpoints are signed up to four times a
+   * second under load, to keep the sequencing lag under a second; a partner needs far fewer copies
+   * (any later checkpoint is proved consistent with the one it keeps), so they are sent at most
+   * every AUDIT_CHECKPOINT_WEBHOOK_SECONDS. A sequencer that takes over sends its first one at once.
+   */
+  private lastSentAt: number | undefined;
 
   /**
    * Sequences until nothing waits; returns how many events entered the tree. With `wait`, it waits
@@ -64,7 +74,7 @@ export class AuditSequencer {
     // every change committed after it (their horizon, migrations 0002 and 0012): the locked part
     // must be as short as a commit.
     const batch = await this.prepare();
-    return this.db.transaction(async (tx) => {
+    const outcome = await this.db.transaction(async (tx) => {
       // Named, so that the sync feeds' horizon leaves this transaction out (migration 0020): it
       // writes no row a feed reads, and would otherwise hold back every change committed after it began.
       await tx.execute(sql`select set_config('application_name', ${sequencerApplicationName}, true)`);
@@ -74,10 +84,12 @@ export class AuditSequencer {
       await Promise.all([
         batch.appended && this.tree.append(tx, batch.appended),
         batch.gone.length > 0 && tx.execute(sql`delete from audit_unsequenced where event_id = any(${sql.param(batch.gone)}::bigint[])`),
-        batch.checkpoint && this.recordCheckpoint(tx, batch.checkpoint),
+        batch.checkpoint && this.recordCheckpoint(tx, batch.checkpoint, { send: batch.sendsCheckpoint }),
       ]);
       return batch.handled;
     });
+    if (typeof outcome === 'number' && batch.sendsCheckpoint) this.lastSentAt = batch.preparedAt;
+    return outcome;
   }
 
   /** Reads the waiting events and the tree's right edge, and computes what the batch will write. */
@@ -105,28 +117,31 @@ export class AuditSequencer {
     const checkpoint = due
       ? { treeSize: next.treeSize, rootHash: next.rootHash, origin: this.signer.origin, keyId: this.signer.keyId, signature: this.signer.sign(next.treeSize, next.rootHash) }
       : undefined;
-    return { from, checkpointedSize: latest?.treeSize, appended, gone, checkpoint, handled: waiting.length };
+    const preparedAt = Date.now();
+    const sendsCheckpoint = checkpoint !== undefined && (this.lastSentAt === undefined || preparedAt - this.lastSentAt >= this.options.checkpointWebhookMs);
+    return { from, checkpointedSize: latest?.treeSize, appended, gone, checkpoint, sendsCheckpoint, preparedAt, handled: waiting.length };
   }
 
-  private async recordCheckpoint(tx: Executor, signed: Omit<StoredCheckpoint, 'signedAt'>): Promise<void> {
+  private async recordCheckpoint(tx: Executor, signed: Omit<StoredCheckpoint, 'signedAt'>, { send }: { send: boolean }): Promise<void> {
     // Partners who subscribe keep copies out of the operator's reach: a rewrite of the log cannot match them.
     await Promise.all([
       this.tree.insertCheckpoint(tx, signed),
-      this.events.publish(
-        {
-          type: 'audit.checkpoint',
-          resource: { type: 'audit_checkpoint', id: String(signed.treeSize), url: `${this.options.apiPrefix}/audit-events/checkpoints/latest` },
-          facts: {
-            origin: signed.origin,
-            treeSize: signed.treeSize,
-            rootHash: signed.rootHash.toString('base64'),
-            keyId: signed.keyId,
-            signature: signed.signature.toString('base64'),
-            note: this.signer.note(signed.treeSize, signed.rootHash, signed.signature),
+      send &&
+        this.events.publish(
+          {
+            type: 'audit.checkpoint',
+            resource: { type: 'audit_checkpoint', id: String(signed.treeSize), url: `${this.options.apiPrefix}/audit-events/checkpoints/latest` },
+            facts: {
+              origin: signed.origin,
+              treeSize: signed.treeSize,
+              rootHash: signed.rootHash.toString('base64'),
+              keyId: signed.keyId,
+              signature: signed.signature.toString('base64'),
+              note: this.signer.note(signed.treeSize, signed.rootHash, signed.signature),
+            },
           },
-        },
-        tx,
-      ),
+          tx,
+        ),
     ]);
   }
 }

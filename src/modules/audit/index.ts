@@ -39,6 +39,7 @@ export default fp(
     const sequencer = new AuditSequencer(app.db, tree, signer, app.domainEvents, {
       batchSize: 5000,
       checkpointIntervalMs: config.audit.checkpointIntervalMs,
+      checkpointWebhookMs: config.audit.checkpointWebhookSeconds * 1000,
       apiPrefix,
     });
     app.decorate('auditSequencer', sequencer);
