@@ -7,7 +7,7 @@ import { asc, eq, sql } from 'drizzle-orm';
 import type { Database, Executor } from '../../db/database.js';
 import { auditEvents, auditUnsequenced } from '../../db/schema.js';
 import type { DomainEvents } from '../../lib/domain-events.js';
-import { auditLeafHash } from './audit-leaf.js';
+import { auditLeafHashes } from './audit-leaf.js';
 import { toAuditEvent } from './audit-repository.js';
 import type { AuditTreeRepository, StoredCheckpoint, TreeState } from './audit-tree-repository.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
@@ -107,7 +107,7 @@ export class AuditSequencer {
     let appended: Parameters<AuditTreeRepository['append']>[1] | undefined;
     if (present.length > 0) {
       const rightEdge = await this.tree.nodes(this.db, perfectSubtrees([0, from.treeSize]));
-      const { nodes, root } = appendLeaves(from.treeSize, rightEdge, present.map((event) => auditLeafHash(toAuditEvent(event))));
+      const { nodes, root } = appendLeaves(from.treeSize, rightEdge, await auditLeafHashes(present.map(toAuditEvent)));
       next = { treeSize: from.treeSize + present.length, rootHash: root };
       appended = { firstLeafIndex: from.treeSize, eventIds: present.map(({ id }) => id), nodes, state: next };
     }
