@@ -14,14 +14,19 @@ export async function seedFeedEvents(sql: Sql, ids: DemoIds, referralIds: string
   for (let start = existing + 1; start <= total; start += chunkSize) {
     const end = Math.min(total, start + chunkSize - 1);
     await sql`
-      with events as (
+      with treating as materialized (select ${sql.array(referralIds)}::uuid[] as ids),
+      events as (
         insert into webhook_events (type, referral_id, payload)
         select 'message.created', r.id,
           jsonb_build_object('type', 'message.created', 'timestamp', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
             'data', jsonb_build_object('resource', 'message', 'id', gen_random_uuid(), 'referralId', r.id, 'status', 'accepted',
               'organizations', jsonb_build_array(${ids.officeId}::text, ${ids.harborId}::text), 'url', '/v1/referrals/' || r.id || '/messages'))
         from generate_series(${start}::int, ${end}::int) as i
-        cross join lateral (select (${sql.array(referralIds)}::uuid[])[1 + i % ${referralIds.length}] as id) as r
+        -- The array is cast once (materialized): from the sixth chunk on, PostgreSQL runs the prepared
+        -- statement with a generic plan, which cast the 2,000 ids again for every row (0.7 ms a row;
+        -- seeding 1,000,000 events took 16 minutes).
+        cross join treating
+        cross join lateral (select treating.ids[1 + i % ${referralIds.length}] as id) as r
         returning id, referral_id)
       insert into event_feed (organization_id, event_id, referral_id, type)
       select ${ids.harborId}, id, referral_id, 'message.created' from events`;
