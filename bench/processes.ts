@@ -25,9 +25,9 @@ export interface Started {
   stop(): Promise<number | null>;
 }
 
-/** Forks a module with its output dropped (errors shown), and stops it with the bench. */
-function forkTracked(modulePath: string, env: Record<string, string>, execArgv: string[]): ChildProcess {
-  const child = fork(modulePath, [], { cwd: projectRoot, env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+/** Forks a module with its output dropped (errors shown, and its output too with `showOutput`), and stops it with the bench. */
+function forkTracked(modulePath: string, env: Record<string, string>, execArgv: string[], showOutput = false): ChildProcess {
+  const child = fork(modulePath, [], { cwd: projectRoot, env: { ...process.env, ...env }, execArgv, stdio: ['ignore', showOutput ? 'inherit' : 'ignore', 'inherit', 'ipc'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
   return child;
@@ -59,7 +59,15 @@ export async function startService(env: Record<string, string>, timeoutMs = 60_0
   const begin = performance.now();
   // BENCH_CPU_PROFILE=<folder> writes the service's CPU profile there when it stops.
   const profile = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const child = forkTracked(new URL('../dist/src/server.js', import.meta.url).pathname, { LOG_LEVEL: 'warn', ...env }, [...serviceNodeFlags, ...profile]);
+  // BENCH_SERVICE_NODE_FLAGS='--trace-gc' adds node flags (and shows the service's output), to
+  // compare settings or look into memory.
+  const extraFlags = (process.env.BENCH_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = forkTracked(
+    new URL('../dist/src/server.js', import.meta.url).pathname,
+    { LOG_LEVEL: 'warn', ...env },
+    [...serviceNodeFlags, ...profile, ...extraFlags],
+    extraFlags.length > 0,
+  );
   const url = `http://127.0.0.1:${env.PORT}`;
   while (true) {
     if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} before it was ready`);
@@ -109,4 +117,20 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   server.close();
   return port;
+}
+
+/** CPU seconds used so far by a process (utime + stime), or by every PostgreSQL process together; 0 where /proc is missing. */
+export async function cpuSeconds(of: number | 'postgres'): Promise<number> {
+  const { readFile, readdir } = await import('node:fs/promises');
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const ofPid = async (pid: number | string) => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const afterName = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat; after "pid (comm) " the state (field 3) is at 0.
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(afterName[11] ?? 0) + Number(afterName[12] ?? 0)) / ticksPerSecond };
+  };
+  if (of !== 'postgres') return (await ofPid(of)).seconds;
+  const pids = (await readdir('/proc').catch(() => [])).filter((entry) => /^\d+$/.test(entry));
+  const all = await Promise.all(pids.map(ofPid));
+  return all.filter((process) => process.name === 'postgres').reduce((sum, process) => sum + process.seconds, 0);
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import type { LoadResult, LoadRun } from './load-generator.js';
-import { ask, buildService, freePort, startChild, startService, type Started } from './processes.js';
+import { ask, buildService, cpuSeconds, freePort, startChild, startService, type Started } from './processes.js';
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { demoIds, officeReferralIds, samFeedCursors, seedReferrals, seedTreating } from './seed.js';
 import type { BenchData, ScenarioName } from './scenarios.js';
@@ -48,21 +48,6 @@ export interface Measured {
   cpuMsPerRequest?: { service: number; postgres: number };
 }
 
-/** CPU seconds used so far by a process (utime + stime), or by every PostgreSQL process together; 0 where /proc is missing. */
-async function cpuSeconds(of: number | 'postgres'): Promise<number> {
-  const { readFile, readdir } = await import('node:fs/promises');
-  const ticksPerSecond = 100; // USER_HZ on Linux
-  const ofPid = async (pid: number | string) => {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const afterName = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat, counted after "pid (comm) ": 12 and 13 from state (field 3).
-    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(afterName[11] ?? 0) + Number(afterName[12] ?? 0)) / ticksPerSecond };
-  };
-  if (of !== 'postgres') return (await ofPid(of)).seconds;
-  const pids = (await readdir('/proc').catch(() => [])).filter((entry) => /^\d+$/.test(entry));
-  const all = await Promise.all(pids.map(ofPid));
-  return all.filter((process) => process.name === 'postgres').reduce((sum, process) => sum + process.seconds, 0);
-}
 
 let loadGenerator: Started;
 
@@ -315,7 +300,7 @@ async function main() {
     }
     if (selected('webhooks')) {
       log('webhooks');
-      rows.push(...(await measureWebhooks({ url, sql, ids, data, loadGenerator: loadGenerator.child, drainCount: plan.drain, steadySeconds: plan.steadySeconds, log })));
+      rows.push(...(await measureWebhooks({ url, sql, ids, data, loadGenerator: loadGenerator.child, drainCount: plan.drain, steadySeconds: plan.steadySeconds, log, servicePid: service.child.pid })));
     }
     await service.stop();
 

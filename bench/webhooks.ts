@@ -4,7 +4,7 @@ import type { Sql } from 'postgres';
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { deliveryChannel } from '../src/modules/webhooks/outbox.js';
 import type { LoadResult } from './load-generator.js';
-import { ask, startChild } from './processes.js';
+import { ask, cpuSeconds, startChild } from './processes.js';
 import type { Row } from './report.js';
 import type { BenchData } from './scenarios.js';
 import type { DemoIds } from './seed.js';
@@ -31,6 +31,8 @@ export async function measureWebhooks(options: {
   drainCount: number;
   steadySeconds: number;
   log: (message: string) => void;
+  /** The service's process, whose CPU time per delivery is reported. */
+  servicePid: number | undefined;
 }): Promise<Row[]> {
   const { url, sql, ids, log } = options;
   const receiver = await startChild('bench/receiver.ts');
@@ -55,6 +57,7 @@ export async function measureWebhooks(options: {
     log(`W: ${floorW.toFixed(0)} deliveries/s`);
 
     await ask(receiver.child, { type: 'reset' });
+    const cpuBefore = options.servicePid ? { service: await cpuSeconds(options.servicePid), postgres: await cpuSeconds('postgres') } : undefined;
     const drainBegan = await fillOutbox(sql, ids, endpoint.id, options.drainCount);
     let stats = await ask<ReceiverStats>(receiver.child, { type: 'stats' });
     while (stats.unique < options.drainCount && performance.now() - drainBegan < 180_000) {
@@ -63,6 +66,11 @@ export async function measureWebhooks(options: {
     }
     const drainSeconds = (performance.now() - drainBegan) / 1000;
     const drainRate = stats.unique / drainSeconds;
+    // Filling the outbox (one statement of PostgreSQL's) is counted in: a small part of the drain.
+    const cpuPerDelivery =
+      cpuBefore && stats.unique > 0
+        ? `service ${(((await cpuSeconds(options.servicePid!)) - cpuBefore.service) * 1000 / stats.unique).toFixed(2)} ms, PostgreSQL ${(((await cpuSeconds('postgres')) - cpuBefore.postgres) * 1000 / stats.unique).toFixed(2)} ms`
+        : undefined;
     // The receiver may have a delivery a moment before the worker has recorded its success.
     let succeeded = 0;
     for (let waited = 0; waited < 10_000 && succeeded < options.drainCount; waited += 50) {
@@ -71,7 +79,7 @@ export async function measureWebhooks(options: {
       if (succeeded < options.drainCount) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const lost = options.drainCount - stats.unique;
-    log(`drain: ${drainRate.toFixed(0)} deliveries/s, ${stats.unique} received, ${stats.invalid} bad signatures, ${succeeded} marked succeeded`);
+    log(`drain: ${drainRate.toFixed(0)} deliveries/s, ${stats.unique} received, ${stats.invalid} bad signatures, ${succeeded} marked succeeded${cpuPerDelivery ? `; CPU per delivery: ${cpuPerDelivery}` : ''}`);
 
     await ask(receiver.child, { type: 'reset' });
     const steady = await ask<LoadResult>(options.loadGenerator, {
@@ -106,6 +114,7 @@ export async function measureWebhooks(options: {
         ratio: drainRate / floorW,
         target: '≥ 0.5 × W, 0 lost, 0 bad signatures',
         pass: drainRate >= 0.5 * floorW && lost === 0 && stats.invalid === 0 && succeeded === options.drainCount,
+        ...(cpuPerDelivery ? { note: `CPU per delivery: ${cpuPerDelivery}` } : {}),
       },
       {
         scenario: 'create → delivery at 100 creates/s',
