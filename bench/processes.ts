@@ -120,7 +120,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** CPU seconds used so far by a process (utime + stime), or by every PostgreSQL process together; 0 where /proc is missing. */
-export async function cpuSeconds(of: number | 'postgres'): Promise<number> {
+async function cpuSeconds(of: number | 'postgres'): Promise<number> {
   const { readFile, readdir } = await import('node:fs/promises');
   const ticksPerSecond = 100; // USER_HZ on Linux
   const ofPid = async (pid: number | string) => {
@@ -133,4 +133,18 @@ export async function cpuSeconds(of: number | 'postgres'): Promise<number> {
   const pids = (await readdir('/proc').catch(() => [])).filter((entry) => /^\d+$/.test(entry));
   const all = await Promise.all(pids.map(ofPid));
   return all.filter((process) => process.name === 'postgres').reduce((sum, process) => sum + process.seconds, 0);
+}
+
+/** CPU used by a process and by PostgreSQL from now on, per item of work done meanwhile (in ms); undefined without a process. */
+export async function startCpuMeter(pid: number | undefined): Promise<{ perItem(items: number): Promise<{ service: number; postgres: number } | undefined> }> {
+  const before = pid ? { service: await cpuSeconds(pid), postgres: await cpuSeconds('postgres') } : undefined;
+  return {
+    async perItem(items) {
+      if (!before || !pid || items === 0) return undefined;
+      return {
+        service: ((await cpuSeconds(pid)) - before.service) * 1000 / items,
+        postgres: ((await cpuSeconds('postgres')) - before.postgres) * 1000 / items,
+      };
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import type { LoadResult, LoadRun } from './load-generator.js';
-import { ask, buildService, cpuSeconds, freePort, startChild, startService, type Started } from './processes.js';
+import { ask, buildService, freePort, startChild, startCpuMeter, startService, type Started } from './processes.js';
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { demoIds, officeReferralIds, samFeedCursors, seedReferrals, seedTreating } from './seed.js';
 import type { BenchData, ScenarioName } from './scenarios.js';
@@ -48,7 +48,6 @@ export interface Measured {
   cpuMsPerRequest?: { service: number; postgres: number };
 }
 
-
 let loadGenerator: Started;
 
 /** A warm-up, then `runs` measured runs; the median of each figure, and every refusal counted. */
@@ -60,19 +59,12 @@ async function measure(
   const base = { connections, ...run };
   await ask<LoadResult>(loadGenerator.child, { ...base, durationSeconds: plan.warmupSeconds });
   const results: LoadResult[] = [];
-  const cpuBefore = options.servingPid ? { service: await cpuSeconds(options.servingPid), postgres: await cpuSeconds('postgres') } : undefined;
+  const cpu = await startCpuMeter(options.servingPid);
   for (let index = 0; index < plan.runs; index++) {
     options.onRun?.();
     results.push(await ask<LoadResult>(loadGenerator.child, { ...base, durationSeconds: plan.runSeconds }));
   }
-  const answered = results.reduce((sum, result) => sum + result.total, 0);
-  const cpuMsPerRequest =
-    cpuBefore && answered > 0
-      ? {
-          service: ((await cpuSeconds(options.servingPid!)) - cpuBefore.service) * 1000 / answered,
-          postgres: ((await cpuSeconds('postgres')) - cpuBefore.postgres) * 1000 / answered,
-        }
-      : undefined;
+  const cpuMsPerRequest = await cpu.perItem(results.reduce((sum, result) => sum + result.total, 0));
   const measured = {
     requestsPerSecond: median(results.map((result) => result.requestsPerSecond)),
     p50: median(results.map((result) => result.p50)),
@@ -81,8 +73,8 @@ async function measure(
     samples: results.flatMap((result) => result.samples).slice(0, 3),
     ...(cpuMsPerRequest ? { cpuMsPerRequest } : {}),
   };
-  const cpu = cpuMsPerRequest ? `, CPU per request: service ${cpuMsPerRequest.service.toFixed(2)} ms, PostgreSQL ${cpuMsPerRequest.postgres.toFixed(2)} ms` : '';
-  log(`${name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx}${cpu}${measured.samples.length ? ` (${measured.samples[0]})` : ''}`);
+  const cpuFigures = cpuMsPerRequest ? `, CPU per request: service ${cpuMsPerRequest.service.toFixed(2)} ms, PostgreSQL ${cpuMsPerRequest.postgres.toFixed(2)} ms` : '';
+  log(`${name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx}${cpuFigures}${measured.samples.length ? ` (${measured.samples[0]})` : ''}`);
   return measured;
 }
 

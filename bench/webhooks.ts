@@ -4,7 +4,7 @@ import type { Sql } from 'postgres';
 import { demoCredentials } from '../src/seed/demo-network.js';
 import { deliveryChannel } from '../src/modules/webhooks/outbox.js';
 import type { LoadResult } from './load-generator.js';
-import { ask, cpuSeconds, startChild } from './processes.js';
+import { ask, startChild, startCpuMeter } from './processes.js';
 import type { Row } from './report.js';
 import type { BenchData } from './scenarios.js';
 import type { DemoIds } from './seed.js';
@@ -57,7 +57,7 @@ export async function measureWebhooks(options: {
     log(`W: ${floorW.toFixed(0)} deliveries/s`);
 
     await ask(receiver.child, { type: 'reset' });
-    const cpuBefore = options.servicePid ? { service: await cpuSeconds(options.servicePid), postgres: await cpuSeconds('postgres') } : undefined;
+    const cpu = await startCpuMeter(options.servicePid);
     const drainBegan = await fillOutbox(sql, ids, endpoint.id, options.drainCount);
     let stats = await ask<ReceiverStats>(receiver.child, { type: 'stats' });
     while (stats.unique < options.drainCount && performance.now() - drainBegan < 180_000) {
@@ -67,10 +67,8 @@ export async function measureWebhooks(options: {
     const drainSeconds = (performance.now() - drainBegan) / 1000;
     const drainRate = stats.unique / drainSeconds;
     // Filling the outbox (one statement of PostgreSQL's) is counted in: a small part of the drain.
-    const cpuPerDelivery =
-      cpuBefore && stats.unique > 0
-        ? `service ${(((await cpuSeconds(options.servicePid!)) - cpuBefore.service) * 1000 / stats.unique).toFixed(2)} ms, PostgreSQL ${(((await cpuSeconds('postgres')) - cpuBefore.postgres) * 1000 / stats.unique).toFixed(2)} ms`
-        : undefined;
+    const cpuMs = await cpu.perItem(stats.unique);
+    const cpuPerDelivery = cpuMs && `service ${cpuMs.service.toFixed(2)} ms, PostgreSQL ${cpuMs.postgres.toFixed(2)} ms`;
     // The receiver may have a delivery a moment before the worker has recorded its success.
     let succeeded = 0;
     for (let waited = 0; waited < 10_000 && succeeded < options.drainCount; waited += 50) {

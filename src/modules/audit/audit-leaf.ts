@@ -15,7 +15,7 @@ export const auditLeafHash = (event: AuditEvent): Hash => leafHash(auditLeafData
 
 // About 7–10 µs of canonicalizing and hashing per event (measured): a full batch of 5,000 hashed in
 // one go held the event loop, and every request of the process with it, for 40–100 ms.
-const leavesPerTurn = 256;
+export const leavesPerTurn = 256;
 
 /** The leaf hashes of many events, letting other work of the process run every few hundred. */
 export async function auditLeafHashes(events: AuditEvent[]): Promise<Hash[]> {

@@ -5,7 +5,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { and, asc, eq, gte, lt } from 'drizzle-orm';
 import type { Database, Executor } from '../../db/database.js';
 import { auditEvents, auditLogLeaves, auditLogNodes } from '../../db/schema.js';
-import { auditLeafHash } from './audit-leaf.js';
+import { auditLeafHash, leavesPerTurn } from './audit-leaf.js';
 import { toAuditEvent } from './audit-repository.js';
 import type { AuditTreeRepository, StoredCheckpoint } from './audit-tree-repository.js';
 import type { CheckpointSigner } from './checkpoint-signer.js';
@@ -123,7 +123,7 @@ export class TransparencyLog {
         const leaf = leaves[index - start];
         if (!leaf || leaf.leafIndex !== index || !leaf.event) return { valid: false, firstBrokenIndex: index, problem: 'missing' };
         // Thousands of events are rehashed per batch: other requests get their turn now and then.
-        if ((index - start) % 256 === 255) await nextTurn();
+        if ((index - start) % leavesPerTurn === leavesPerTurn - 1) await nextTurn();
         const hash = auditLeafHash(toAuditEvent(leaf.event));
         if (!leaf.stored || !hash.equals(leaf.stored)) return { valid: false, firstBrokenIndex: index, problem: 'modified' };
         let level = 0;
