@@ -179,7 +179,7 @@ export const EnvSchema = Type.Object({
     description: "How long a worker's claim on a delivery lasts; a crashed worker's claims come back after it. Longer than WEBHOOK_TIMEOUT_MS",
   }),
   WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'How often the worker looks for due deliveries besides being woken' }),
-  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Deliveries one worker sends at once' }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 32, description: 'Deliveries one worker sends at once' }),
   AUDIT_DENIAL_WINDOW_SECONDS: Type.Integer({
     minimum: 1,
     maximum: 3600,

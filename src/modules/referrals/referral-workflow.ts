@@ -221,10 +221,10 @@ export class ReferralWorkflow {
   }
 
   /**
-   * Whether an organization as a whole (its API clients, its webhook endpoints) may still see the
-   * referral: the rule of SPEC §6 for an organization-wide caller, checked when a delivery is made.
+   * Which of the referrals an organization as a whole (its API clients, its webhook endpoints) may
+   * still see: the rule of SPEC §6 for an organization-wide caller, checked when deliveries are made.
    */
-  async organizationTakesPart(organization: { id: string; kind: OrganizationKind }, referralId: string): Promise<boolean> {
+  async referralsOrganizationTakesPartIn(organization: { id: string; kind: OrganizationKind }, referralIds: readonly string[]): Promise<Set<string>> {
     const principal: Principal = {
       kind: 'api_client',
       id: organization.id,
@@ -233,7 +233,7 @@ export class ReferralWorkflow {
       role: clientActingRole(organization.kind),
       scopes: [],
     };
-    return (await this.referrals.findFor({ principal, id: referralId })) !== undefined;
+    return this.referrals.visibleAmong({ principal, ids: referralIds });
   }
 
   /** The outsider's 404; the audit record of the attempt names the patient, if the referral exists. */

@@ -239,6 +239,16 @@ export class ReferralsRepository {
   }
 
   /** Unscoped: only for naming the patient in the audit record of a refused attempt. */
+  /** Which of the referrals the caller may read, in one statement. */
+  async visibleAmong({ principal, ids }: { principal: Principal; ids: readonly string[] }): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.db
+      .select({ id: referrals.id })
+      .from(referrals)
+      .where(and(sql`${referrals.id} = any(${sql.param([...new Set(ids)])}::uuid[])`, visibleTo(principal)));
+    return new Set(rows.map((row) => row.id));
+  }
+
   async patientIdOf(id: string): Promise<string | undefined> {
     const [row] = await this.db.select({ patientId: referrals.patientId }).from(referrals).where(eq(referrals.id, id));
     return row?.patientId;

@@ -34,11 +34,12 @@ export class DeliveryQueue {
   /**
    * Due deliveries, or deliveries whose worker's lease ran out, with their event and endpoint. A
    * delivery waits while an earlier one of the same referral to the same endpoint is unfinished,
-   * so partners get them in order. Expired leases first (rare), then due ones off their index.
+   * so partners get them in order. Expired leases first (rare, and looked for only when
+   * `withExpiredLeases`), then due ones off their index.
    */
-  async claim({ limit }: { limit: number }): Promise<ClaimedDelivery[]> {
+  async claim({ limit, withExpiredLeases = true }: { limit: number; withExpiredLeases?: boolean }): Promise<ClaimedDelivery[]> {
     if (limit <= 0) return [];
-    const expired = await this.claimWhere(sql`c.status = 'delivering' and c.lease_expires_at < now()`, sql`c.lease_expires_at`, limit);
+    const expired = withExpiredLeases ? await this.claimWhere(sql`c.status = 'delivering' and c.lease_expires_at < now()`, sql`c.lease_expires_at`, limit) : [];
     const due = expired.length < limit ? await this.claimWhere(sql`c.status = 'pending' and c.next_attempt_at <= now()`, sql`c.next_attempt_at, c.seq`, limit - expired.length) : [];
     const ids = [...expired, ...due];
     if (ids.length === 0) return [];
@@ -75,8 +76,10 @@ export class DeliveryQueue {
   /** Records the attempts of deliveries that finished together and moves each to its new state, in two statements. */
   async finish({ finished }: { finished: FinishedDelivery[] }, tx: Executor): Promise<void> {
     const attempts = finished.filter(({ result }) => result);
-    if (attempts.length > 0) {
-      await tx.insert(webhookAttempts).values(
+    const recordingAttempts =
+      attempts.length === 0
+        ? undefined
+        : tx.insert(webhookAttempts).values(
         attempts.map(({ delivery, verdict, result }) => ({
           deliveryId: delivery.id,
           statusCode: result!.statusCode,
@@ -85,10 +88,10 @@ export class DeliveryQueue {
           responseExcerpt: result!.excerpt.slice(0, maxResponseBytes) || null,
         })),
       );
-    }
     const column = <V,>(value: (entry: FinishedDelivery) => V) => sql.param(finished.map(value));
     // The claim count fences out a worker whose lease ran out and whose delivery another took.
-    await tx.execute(sql`
+    // Both statements are issued before either is awaited: pipelined on postgres.js.
+    const movingOn = tx.execute(sql`
       update ${webhookDeliveries} d
       set status = v.status, lease_expires_at = null, last_status_code = v.status_code, last_error = v.error,
           updated_at = now(), next_attempt_at = coalesce(v.next_attempt_at::timestamptz, d.next_attempt_at)
@@ -97,5 +100,6 @@ export class DeliveryQueue {
                   ${column(({ verdict }) => verdict.error)}::text[], ${column(({ verdict }) => verdict.nextAttemptAt?.toISOString() ?? null)}::text[])
         as v(id, attempts, status, status_code, error, next_attempt_at)
       where d.id = v.id and d.attempts = v.attempts`);
+    await Promise.all([recordingAttempts, movingOn]);
   }
 }

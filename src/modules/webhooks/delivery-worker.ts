@@ -25,8 +25,8 @@ export interface DeliveryWorkerOptions {
   log: FastifyBaseLogger;
   /** Opens the stored (sealed) signing secrets. */
   secretBox: SecretBox;
-  /** Whether an organization still takes part in a referral: the referrals module's rule. */
-  takesPart: (organization: { id: string; kind: OrganizationKind }, referralId: string) => Promise<boolean>;
+  /** Which of the referrals an organization still takes part in: the referrals module's rule. */
+  referralsTakenPartIn: (organization: { id: string; kind: OrganizationKind }, referralIds: readonly string[]) => Promise<Set<string>>;
   /** Finishing deliveries is a change like any other: attempts, endpoint health and audit events commit together. */
   units: UnitsOfWork;
 }
@@ -78,17 +78,26 @@ export class DeliveryWorker {
     const { concurrency, pollMs } = this.options.config;
     const refillAt = Math.max(1, Math.ceil(concurrency / 4));
     const inFlight = new Set<Promise<void>>();
+    // A lease runs out only when a worker died or hung: looking for those once a poll is enough,
+    // and spares a statement on every refill of a busy queue.
+    let expiredLeasesLookedForAt = 0;
     while (this.running) {
       const free = concurrency - inFlight.size;
       let claimed: ClaimedDelivery[] = [];
       if (free >= refillAt || inFlight.size === 0) {
+        let cleared = new Set<ClaimedDelivery>();
         try {
-          claimed = await this.queue.claim({ limit: free });
+          const withExpiredLeases = performance.now() - expiredLeasesLookedForAt >= pollMs;
+          if (withExpiredLeases) expiredLeasesLookedForAt = performance.now();
+          claimed = await this.queue.claim({ limit: free, withExpiredLeases });
+          cleared = await this.clearedToSend(claimed);
         } catch (error) {
+          // Claimed but not sent: their leases run out and another claim takes them.
           this.options.log.error({ err: error }, 'claiming webhook deliveries failed');
+          claimed = [];
         }
         for (const delivery of claimed) {
-          const attempt: Promise<void> = this.deliver(delivery)
+          const attempt: Promise<void> = this.deliver(delivery, cleared.has(delivery))
             .catch((error: unknown) => this.options.log.error({ err: error }, 'webhook delivery failed'))
             .finally(() => {
               inFlight.delete(attempt);
@@ -115,24 +124,48 @@ export class DeliveryWorker {
   /** Claims up to `concurrency` due deliveries and sends them; returns how many it claimed. */
   async runOnce(): Promise<number> {
     const claimed = await this.queue.claim({ limit: this.options.config.concurrency });
-    await Promise.all(claimed.map((delivery) => this.deliver(delivery)));
+    const cleared = await this.clearedToSend(claimed);
+    await Promise.all(claimed.map((delivery) => this.deliver(delivery, cleared.has(delivery))));
     return claimed.length;
   }
 
-  /** One attempt, finished: resolves once its outcome is durable. */
-  private async deliver(claimed: ClaimedDelivery): Promise<void> {
-    await this.finishes.add({ delivery: claimed.delivery, ...(await this.attempt(claimed)) });
+  /**
+   * The claimed deliveries whose endpoint's organization still takes part in the event's referral
+   * (access is checked when the attempt is made, not only when the event was written): one
+   * question per organization for the whole batch, not one per delivery.
+   */
+  private async clearedToSend(claimed: ClaimedDelivery[]): Promise<Set<ClaimedDelivery>> {
+    const cleared = new Set<ClaimedDelivery>();
+    const askingByOrganization = new Map<string, { kind: OrganizationKind; deliveries: ClaimedDelivery[] }>();
+    for (const delivery of claimed) {
+      const { event, endpoint, organizationKind } = delivery;
+      if (!event || !endpoint || !organizationKind) continue;
+      if (!event.referralId || event.type === 'ping') {
+        cleared.add(delivery);
+        continue;
+      }
+      const asking = askingByOrganization.get(endpoint.organizationId) ?? { kind: organizationKind, deliveries: [] };
+      asking.deliveries.push(delivery);
+      askingByOrganization.set(endpoint.organizationId, asking);
+    }
+    for (const [organizationId, { kind, deliveries }] of askingByOrganization) {
+      const takenPartIn = await this.options.referralsTakenPartIn({ id: organizationId, kind }, deliveries.map(({ event }) => event!.referralId!));
+      for (const delivery of deliveries) if (takenPartIn.has(delivery.event!.referralId!)) cleared.add(delivery);
+    }
+    return cleared;
   }
 
-  private async attempt({ delivery, event, endpoint, organizationKind }: ClaimedDelivery): Promise<Omit<FinishedDelivery, 'delivery'>> {
+  /** One attempt, finished: resolves once its outcome is durable. */
+  private async deliver(claimed: ClaimedDelivery, clearedToSend: boolean): Promise<void> {
+    await this.finishes.add({ delivery: claimed.delivery, ...(await this.attempt(claimed, clearedToSend)) });
+  }
+
+  private async attempt({ delivery, event, endpoint }: ClaimedDelivery, clearedToSend: boolean): Promise<Omit<FinishedDelivery, 'delivery'>> {
     // Given up without an attempt: there is nothing, or no one, to send it to.
     const givenUp = (error: string) => ({ verdict: { status: 'dead' as const, error }, result: undefined });
-    if (!event || !endpoint || !organizationKind) return givenUp('the event or its endpoint no longer exists');
+    if (!event || !endpoint) return givenUp('the event or its endpoint no longer exists');
     if (endpoint.status !== 'active' || endpoint.deletedAt) return givenUp('endpoint disabled or deleted');
-    // Access is checked when the attempt is made, not only when the event was written.
-    if (event.referralId && event.type !== 'ping' && !(await this.options.takesPart({ id: endpoint.organizationId, kind: organizationKind }, event.referralId))) {
-      return givenUp('the organization no longer takes part in this referral');
-    }
+    if (!clearedToSend) return givenUp('the organization no longer takes part in this referral');
     const body = JSON.stringify(event.payload);
     // Secrets are stored sealed; opened only here, to sign.
     const headers = signatureHeaders(this.options.secretBox, endpoint, { eventId: event.id, body, now: new Date() });
@@ -147,8 +180,8 @@ export class DeliveryWorker {
    */
   private async finishAll(finished: FinishedDelivery[]): Promise<void> {
     await this.options.units.run(systemAuditContext('webhook-delivery'), async (unit) => {
-      await this.queue.finish({ finished }, unit.tx);
-      await this.health.record({ finished }, unit.tx);
+      // Issued together, so postgres.js pipelines them in one round trip (they touch different rows).
+      await Promise.all([this.queue.finish({ finished }, unit.tx), this.health.record({ finished }, unit.tx)]);
       for (const { delivery, verdict, result } of finished) {
         unit.audit({
           action: 'webhook.attempt',

@@ -49,7 +49,7 @@ export default fp(
       resolver: options.resolver,
       log: app.log,
       secretBox: app.dataEncryption,
-      takesPart: (organization, referralId) => app.referrals.organizationTakesPart(organization, referralId),
+      referralsTakenPartIn: (organization, referralIds) => app.referrals.referralsOrganizationTakesPartIn(organization, referralIds),
       units: app.unitOfWork,
     });
     app.decorate('webhookWorker', worker);
