@@ -20,7 +20,8 @@ const { createTestDatabase, createOffice, testConfig, testJwtSecret, testEncrypt
 const { buildApp } = await import('../src/app.js');
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const concurrency = 16; // WEBHOOK_CONCURRENCY default
+// What one worker keeps in flight: the WEBHOOK_CONCURRENCY default the workers below run with.
+const concurrency = testConfig().webhooks.concurrency;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<number> {
