@@ -10,6 +10,18 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(
     Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; without it the embedded PGlite database is used' }),
   ),
+  DATABASE_DIRECT_URL: Type.Optional(
+    Type.String({
+      pattern: '^postgres(ql)?://',
+      description:
+        'A direct connection to the same database when DATABASE_URL goes through a transaction pooler (PgBouncer, pool_mode = transaction): LISTEN and migrations use it, and nothing session-scoped is sent through DATABASE_URL',
+    }),
+  ),
+  DATABASE_PREPARED_STATEMENTS: Type.Enum(['auto', 'true', 'false'], {
+    default: 'auto',
+    description:
+      'Named prepared statements through DATABASE_URL. auto: on, unless DATABASE_DIRECT_URL is set (a pooler before PgBouncer 1.21, or without max_prepared_statements, mixes them up between clients)',
+  }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 500, default: 10, description: 'PostgreSQL connections per process' }),
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({
     minimum: 100,
@@ -91,6 +103,18 @@ export const EnvSchema = Type.Object({
   }),
   TOKEN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 3000 }),
+  REDIS_URL: Type.Optional(
+    Type.String({
+      pattern: '^rediss?://',
+      description: 'Redis URL: rate-limit counts are shared by every process through it; without it (or while it is unreachable) each process counts on its own',
+    }),
+  ),
+  REDIS_KEY_PREFIX: Type.String({
+    minLength: 1,
+    maxLength: 100,
+    default: 'massage-referral-network:',
+    description: 'Prefix of every Redis key the service writes: lets several deployments share one Redis',
+  }),
   REFERRAL_EXPIRY_SWEEP_SECONDS: Type.Integer({
     minimum: 0,
     default: 300,
@@ -174,9 +198,11 @@ export const EnvSchema = Type.Object({
     description: 'An endpoint failing with no success for this long is disabled',
   }),
   WEBHOOK_LEASE_SECONDS: Type.Integer({
-    minimum: 2,
-    default: 60,
-    description: "How long a worker's claim on a delivery lasts; a crashed worker's claims come back after it. Longer than WEBHOOK_TIMEOUT_MS",
+    minimum: 3,
+    maximum: 3600,
+    default: 10,
+    description:
+      "How long a worker's claim on a delivery lasts unless renewed; the worker renews the claims of deliveries in flight every third of it, so a killed worker's deliveries are taken over within about this long",
   }),
   WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, description: 'How often the worker looks for due deliveries besides being woken' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 32, description: 'Deliveries one worker sends at once' }),
@@ -195,6 +221,8 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  databaseDirectUrl: string | undefined;
+  databasePreparedStatements: boolean;
   databasePoolSize: number;
   databaseTimeouts: { connectMs: number; poolWaitMs: number; statementMs: number; probeIntervalMs: number };
   dataDir: string;
@@ -216,7 +244,7 @@ export interface Config {
   };
   role: 'all' | 'api' | 'worker';
   login: { maxFailures: number; accountMaxFailures: number; lockoutSeconds: number; failureDelayMs: number; passwordHashCostLog2: number };
-  rateLimit: { tokenPerMinute: number; perCallerPerMinute: number };
+  rateLimit: { tokenPerMinute: number; perCallerPerMinute: number; redisUrl: string | undefined; redisKeyPrefix: string };
   referralExpirySweepSeconds: number;
   licenseNoticeSweepSeconds: number;
   scheduling: { alertAfterDays: number; sweepSeconds: number };
@@ -270,6 +298,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   ];
   const parsed = converted as Env;
   if (problems.length === 0) {
+    if (parsed.DATABASE_DIRECT_URL && !parsed.DATABASE_URL) problems.push('DATABASE_DIRECT_URL: only with DATABASE_URL (the pooled connection it goes with)');
     if (parsed.DATABASE_URL && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');
     if (parsed.DATABASE_URL && !parsed.DATA_ENCRYPTION_KEY) problems.push('DATA_ENCRYPTION_KEY: required when DATABASE_URL is set');
     if (parsed.DATA_ENCRYPTION_KEY && !encryptionKeyOf(parsed.DATA_ENCRYPTION_KEY)) {
@@ -283,9 +312,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       problems.push('DATA_ENCRYPTION_PREVIOUS_KEYS: each must be 32 bytes in base64, comma-separated');
     }
     // A live worker must never lose its claim while an attempt can still be running.
-    if (parsed.WEBHOOK_LEASE_SECONDS * 1000 <= parsed.WEBHOOK_TIMEOUT_MS + 1000) {
-      problems.push('WEBHOOK_LEASE_SECONDS: must exceed WEBHOOK_TIMEOUT_MS by at least a second');
-    }
     if (Boolean(parsed.BOOTSTRAP_ADMIN_EMAIL) !== Boolean(parsed.BOOTSTRAP_ADMIN_PASSWORD)) {
       problems.push('BOOTSTRAP_ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: set both or neither');
     }
@@ -296,6 +322,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: parsed.PORT,
     host: parsed.HOST,
     databaseUrl: parsed.DATABASE_URL,
+    databaseDirectUrl: parsed.DATABASE_DIRECT_URL,
+    databasePreparedStatements:
+      parsed.DATABASE_PREPARED_STATEMENTS === 'auto' ? parsed.DATABASE_DIRECT_URL === undefined : parsed.DATABASE_PREPARED_STATEMENTS === 'true',
     databasePoolSize: parsed.DATABASE_POOL_SIZE,
     databaseTimeouts: {
       connectMs: parsed.DATABASE_CONNECT_TIMEOUT_MS,
@@ -342,7 +371,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       failureDelayMs: parsed.LOGIN_FAILURE_DELAY_MS,
       passwordHashCostLog2: parsed.PASSWORD_HASH_COST,
     },
-    rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE },
+    rateLimit: { tokenPerMinute: parsed.TOKEN_RATE_LIMIT_PER_MINUTE, perCallerPerMinute: parsed.RATE_LIMIT_PER_MINUTE, redisUrl: parsed.REDIS_URL, redisKeyPrefix: parsed.REDIS_KEY_PREFIX },
     referralExpirySweepSeconds: parsed.REFERRAL_EXPIRY_SWEEP_SECONDS,
     licenseNoticeSweepSeconds: parsed.LICENSE_NOTICE_SWEEP_SECONDS,
     scheduling: { alertAfterDays: parsed.SCHEDULE_ALERT_DAYS, sweepSeconds: parsed.SCHEDULE_ALERT_SWEEP_SECONDS },

@@ -122,6 +122,23 @@ t.test("DATABASE_URL without AUDIT_SIGNING_KEY names it: the key that signs the 
   t.match(configError(t, { AUDIT_SEQUENCER_POLL_MS: '0' }), /AUDIT_SEQUENCER_POLL_MS: /);
 });
 
+t.test('a transaction pooler: DATABASE_DIRECT_URL goes with DATABASE_URL, and turns named prepared statements off unless asked for', async (t) => {
+  t.match(configError(t, { DATABASE_DIRECT_URL: 'postgres://db.example/referrals' }), /DATABASE_DIRECT_URL: only with DATABASE_URL/);
+  t.match(configError(t, { DATABASE_DIRECT_URL: 'mysql://db.example/referrals' }), /DATABASE_DIRECT_URL: /);
+  t.match(configError(t, { DATABASE_PREPARED_STATEMENTS: 'sometimes' }), /DATABASE_PREPARED_STATEMENTS: /);
+  const server = { DATABASE_URL: 'postgres://bouncer.example:6432/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64'), AUDIT_SIGNING_KEY: Buffer.alloc(32, 3).toString('base64') };
+  t.equal(loadConfig(server).databasePreparedStatements, true, 'on against PostgreSQL itself');
+  const pooled = { ...server, DATABASE_DIRECT_URL: 'postgres://db.example:5432/referrals' };
+  t.equal(loadConfig(pooled).databasePreparedStatements, false, 'off behind a pooler');
+  t.equal(loadConfig({ ...pooled, DATABASE_PREPARED_STATEMENTS: 'true' }).databasePreparedStatements, true, 'on when asked for (PgBouncer 1.21+)');
+});
+
+t.test('REDIS_URL must be a redis URL; WEBHOOK_LEASE_SECONDS at least 3', async (t) => {
+  t.match(configError(t, { REDIS_URL: 'http://cache.example' }), /REDIS_URL: /);
+  t.equal(loadConfig({ REDIS_URL: 'rediss://cache.example:6380' }).rateLimit.redisUrl, 'rediss://cache.example:6380');
+  t.match(configError(t, { WEBHOOK_LEASE_SECONDS: '2' }), /WEBHOOK_LEASE_SECONDS: /);
+});
+
 t.test('DATABASE_URL must be a postgres URL', async (t) => {
   t.match(configError(t, { DATABASE_URL: 'mysql://db.example/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') }), /DATABASE_URL: /);
 });

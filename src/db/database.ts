@@ -8,6 +8,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { gatingConnections } from './connection-gate.js';
 import { preparingAll } from './prepared-statements.js';
+import { limitingEachTransaction } from './transaction-settings.js';
 import * as schema from './schema.js';
 import { isDatabaseUnreachable } from './transient-errors.js';
 import { retryingTransactions } from './transaction-retry.js';
@@ -54,6 +55,14 @@ const failFastMs = 250;
 export interface OpenDatabaseOptions {
   /** postgres:// URL; without it the embedded database is opened in `dataDir` (or in memory with `memory://`). */
   databaseUrl?: string | undefined;
+  /**
+   * A direct connection to the same database, when `databaseUrl` goes through a transaction pooler
+   * (PgBouncer's pool_mode = transaction): LISTEN and migrations use it, and nothing session-scoped
+   * goes through the pooler (the statement timeout is set in each transaction instead).
+   */
+  directUrl?: string | undefined;
+  /** Named prepared statements through `databaseUrl`: off behind a pooler that cannot keep them (PgBouncer before 1.21). */
+  preparedStatements?: boolean;
   dataDir: string;
   poolSize?: number;
   /** PostgreSQL only: limits on opening a connection, waiting for one, and one statement (lock waits included). */
@@ -64,7 +73,13 @@ export interface OpenDatabaseOptions {
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   const handle = options.databaseUrl
-    ? await openPostgres(options.databaseUrl, options.poolSize ?? 10, options.timeouts)
+    ? await openPostgres({
+        url: options.databaseUrl,
+        directUrl: options.directUrl,
+        preparedStatements: options.preparedStatements ?? true,
+        poolSize: options.poolSize ?? 10,
+        timeouts: options.timeouts,
+      })
     : await openPglite(options.dataDir, options.pgliteTemplate);
   // A wake-up that fails is not retried: the listeners' own poll finds the work a moment later.
   const wakeUps = new WakeUps(
@@ -77,27 +92,46 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   return { ...handle, wakeUps };
 }
 
-async function openPostgres(url: string, poolSize: number, timeouts?: OpenDatabaseOptions['timeouts']): Promise<Omit<DatabaseHandle, 'wakeUps'>> {
+async function openPostgres(options: {
+  url: string;
+  directUrl: string | undefined;
+  preparedStatements: boolean;
+  poolSize: number;
+  timeouts: OpenDatabaseOptions['timeouts'];
+}): Promise<Omit<DatabaseHandle, 'wakeUps'>> {
+  const { url, directUrl, preparedStatements, poolSize, timeouts } = options;
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
+  // Behind a transaction pooler a server connection is ours only from BEGIN to COMMIT: a setting
+  // sent at connect would reach whichever server connection the pooler picked (PgBouncer refuses
+  // it outright), so the statement timeout is set in each transaction instead.
+  const pooled = directUrl !== undefined;
   const client = postgres(url, {
     max: poolSize,
     onnotice: () => {},
+    prepare: preparedStatements,
     ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
     // Reconnect soon after PostgreSQL comes back: the default backoff grows to 20 s, and a query
     // given to a connection waiting out its backoff waits with it.
     backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25),
     // Sent at connect, so every pooled connection carries the limit; a statement stuck behind a
     // lock gives its connection back instead of holding it until the lock holder is done.
-    connection: {
-      application_name: 'massage-referral-network',
-      ...(timeouts ? { statement_timeout: timeouts.statementMs } : {}),
-    },
+    connection: pooled
+      ? {}
+      : {
+          application_name: 'massage-referral-network',
+          ...(timeouts ? { statement_timeout: timeouts.statementMs } : {}),
+        },
   });
-  const prepared = preparingAll(client);
-  const gated = timeouts ? gatingConnections(prepared, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnreachable: isDatabaseUnreachable }) : prepared;
+  const prepared = preparedStatements ? preparingAll(client) : client;
+  const limited = pooled && timeouts ? limitingEachTransaction(prepared, timeouts.statementMs) : prepared;
+  const gated = timeouts ? gatingConnections(limited, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnreachable: isDatabaseUnreachable }) : limited;
   const db = drizzle(gated, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
+  // LISTEN holds a session: through a transaction pooler it would listen on a connection that
+  // others then use, and hear nothing. One direct connection, opened with the first listener.
+  let listener: ReturnType<typeof postgres> | undefined;
+  const listening = () => (listener ??= pooled ? postgres(directUrl, { max: 1, onnotice: () => {}, backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25) }) : client);
   return {
     db,
     driver: 'postgres',
@@ -107,22 +141,39 @@ async function openPostgres(url: string, poolSize: number, timeouts?: OpenDataba
       await client`select 1`;
     },
     listen: async (channel, onNotify) => {
-      const { unlisten } = await client.listen(channel, () => onNotify());
+      const { unlisten } = await listening().listen(channel, () => onNotify());
       return unlisten;
     },
     migrate: async () => {
-      const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-      // The advisory lock is per session, so lock, migrate and unlock on one dedicated connection.
-      const connection = postgres(url, { max: 1, onnotice: () => {} });
+      const connection = postgres(directUrl ?? url, { max: 1, onnotice: () => {}, prepare: false });
       try {
-        await connection`select pg_advisory_lock(${migrationLockKey})`;
-        await migrate(drizzle(connection, { schema }), migrationConfig);
+        await drizzle(connection, { schema }).transaction((tx) => migrateUnderTransactionLock(tx));
       } finally {
         await connection.end({ timeout: 5 });
       }
     },
-    close: () => client.end({ timeout: 5 }),
+    close: async () => {
+      await Promise.all([client.end({ timeout: 5 }), pooled && listener?.end({ timeout: 5 })]);
+    },
   };
+}
+
+/**
+ * Processes starting together migrate one at a time: the whole of drizzle's migration (its check
+ * of what is applied included) runs in one transaction that first takes an advisory lock. The lock
+ * is the transaction's, so it cannot outlive the migration on a connection a pooler hands to
+ * someone else, as a session's lock would. drizzle's migrator opens a transaction of its own on the
+ * session it is given; given this one's, it runs in it.
+ */
+async function migrateUnderTransactionLock(tx: Executor & { execute: Database['execute'] }): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${migrationLockKey})`);
+  const session = {
+    execute: (query: ReturnType<typeof sql>) => tx.execute(query),
+    all: async (query: ReturnType<typeof sql>) => rowsOf(await tx.execute(query)),
+    transaction: (work: (inner: typeof tx) => Promise<unknown>) => work(tx),
+  };
+  const dialect = (tx as unknown as { dialect: { migrate: (migrations: unknown, session: unknown, config: unknown) => Promise<void> } }).dialect;
+  await dialect.migrate(readMigrationFiles(migrationConfig), session, migrationConfig);
 }
 
 async function openPglite(dataDir: string, template: Blob | undefined): Promise<Omit<DatabaseHandle, 'wakeUps'>> {

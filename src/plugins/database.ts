@@ -14,6 +14,8 @@ export default fp(
   async (app, options: { config: Config; pgliteTemplate?: Blob | undefined }) => {
     const database = await openDatabase({
       databaseUrl: options.config.databaseUrl,
+      directUrl: options.config.databaseDirectUrl,
+      preparedStatements: options.config.databasePreparedStatements,
       poolSize: options.config.databasePoolSize,
       timeouts: options.config.databaseTimeouts,
       dataDir: options.config.dataDir,

@@ -3,7 +3,7 @@ import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
 
 const config = loadConfig(process.env);
-const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+const database = await openDatabase({ databaseUrl: config.databaseUrl, directUrl: config.databaseDirectUrl, preparedStatements: false, dataDir: config.dataDir });
 try {
   await database.migrate();
   process.stdout.write(`migrations applied (${database.driver})\n`);

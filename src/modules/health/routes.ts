@@ -12,6 +12,11 @@ const HealthStatus = Type.Object({
         auditSequencerLagSeconds: Type.Optional(
           Type.Number({ minimum: 0, description: 'How long the oldest audit event not yet in a signed checkpoint has waited (0: none waits)' }),
         ),
+        rateLimits: Type.Optional(
+          Type.Enum(['shared', 'per-process'], {
+            description: 'Where rate-limit counts are kept: shared by every process through Redis, or per process (no REDIS_URL, or Redis unreachable)',
+          }),
+        ),
       },
       { description: 'Figures other modules report; informative, they never make the service unready' },
     ),
@@ -54,7 +59,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ details: ReadinessDetails }> = a
       app.log.warn({ err: error }, 'readiness check could not reach the database');
     }
     const ready = database && migrations;
-    const details: Record<string, number> = {};
+    const details: Record<string, number | string> = {};
     if (ready) {
       for (const [name, report] of reporters) {
         try {
@@ -64,6 +69,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ details: ReadinessDetails }> = a
         }
       }
     }
+    if (app.hasDecorator('rateLimitScope')) details.rateLimits = app.rateLimitScope();
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', checks: { database, migrations }, ...(ready ? { details } : {}) });
   });
 };

@@ -73,6 +73,19 @@ export class DeliveryQueue {
     return rows.map((row) => row.id);
   }
 
+  /**
+   * Renews the leases of deliveries still in flight. A lease held by this claim only (the attempt
+   * count fences it): one taken over by another worker after a stall stays the other's.
+   */
+  async renewLeases(claims: { id: string; attempts: number }[]): Promise<void> {
+    if (claims.length === 0) return;
+    await this.database.db.execute(sql`
+      update webhook_deliveries d
+      set lease_expires_at = now() + make_interval(secs => ${this.leaseSeconds})
+      from unnest(${sql.param(claims.map(({ id }) => id))}::uuid[], ${sql.param(claims.map(({ attempts }) => attempts))}::int[]) as v(id, attempts)
+      where d.id = v.id and d.attempts = v.attempts and d.status = 'delivering'`);
+  }
+
   /** Records the attempts of deliveries that finished together and moves each to its new state, in two statements. */
   async finish({ finished }: { finished: FinishedDelivery[] }, tx: Executor): Promise<void> {
     const attempts = finished.filter(({ result }) => result);

@@ -41,6 +41,9 @@ export class DeliveryWorker {
   private wake: (() => void) | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private readonly finishes = new GroupCommit<FinishedDelivery>((finished) => this.finishAll(finished));
+  /** Deliveries claimed and not yet finished, by id: their attempt count is the claim's fence. */
+  private readonly claimsInFlight = new Map<string, number>();
+  private leaseRenewal: NodeJS.Timeout | undefined;
 
   constructor(
     db: Database,
@@ -57,6 +60,18 @@ export class DeliveryWorker {
     // NOTIFY from a committing change wakes the loop at once; the poll is the fallback.
     this.unlisten = await this.database.listen(deliveryChannel, () => this.wake?.());
     this.loopDone = this.loop();
+    // Short leases, renewed while a delivery is in flight: a killed worker's deliveries come back
+    // within a lease, where one long enough to outlast the slowest receiver held them for a minute.
+    this.leaseRenewal = setInterval(() => void this.renewLeases(), (this.options.config.leaseSeconds * 1000) / 3).unref();
+  }
+
+  private async renewLeases(): Promise<void> {
+    try {
+      await this.queue.renewLeases([...this.claimsInFlight].map(([id, attempts]) => ({ id, attempts })));
+    } catch (error) {
+      // The next renewal tries again; a lease that runs out meanwhile only means a second attempt.
+      this.options.log.warn({ err: error }, 'renewing webhook delivery leases failed');
+    }
   }
 
   /** Stops claiming, lets the deliveries in flight finish (each ends within the timeout), then closes the connections. */
@@ -64,6 +79,7 @@ export class DeliveryWorker {
     this.running = false;
     this.wake?.();
     await this.loopDone;
+    clearInterval(this.leaseRenewal);
     await this.unlisten?.().catch(() => {});
     const sender = this.sender;
     this.sender = undefined;
@@ -157,7 +173,13 @@ export class DeliveryWorker {
 
   /** One attempt, finished: resolves once its outcome is durable. */
   private async deliver(claimed: ClaimedDelivery, clearedToSend: boolean): Promise<void> {
-    await this.finishes.add({ delivery: claimed.delivery, ...(await this.attempt(claimed, clearedToSend)) });
+    const { id, attempts } = claimed.delivery;
+    this.claimsInFlight.set(id, attempts);
+    try {
+      await this.finishes.add({ delivery: claimed.delivery, ...(await this.attempt(claimed, clearedToSend)) });
+    } finally {
+      this.claimsInFlight.delete(id);
+    }
   }
 
   private async attempt({ delivery, event, endpoint }: ClaimedDelivery, clearedToSend: boolean): Promise<Omit<FinishedDelivery, 'delivery'>> {
