@@ -12,6 +12,7 @@ import inputSafetyPlugin from './plugins/input-safety.js';
 import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/problem-details.js';
 import responseHeadersPlugin from './plugins/response-headers.js';
+import metricsPlugin from './plugins/metrics.js';
 import securityPlugin from './plugins/security.js';
 import unitOfWorkPlugin from './plugins/unit-of-work.js';
 import auditLogPlugin from './modules/audit/audit-log-plugin.js';
@@ -79,6 +80,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   // Infrastructure: the database, the audit log every change writes to, the unit of work, and
   // the HTTP machinery every route shares.
   await app.register(databasePlugin, { config, pgliteTemplate });
+  await app.register(metricsPlugin, { config });
   await app.register(dataEncryptionPlugin, { config });
   await app.register(auditLogPlugin, { config });
   await app.register(unitOfWorkPlugin);

@@ -103,6 +103,10 @@ export const EnvSchema = Type.Object({
   }),
   TOKEN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 3000 }),
+  METRICS_PORT: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 65535, description: 'Port of the Prometheus metrics (GET /metrics), apart from the API; without it no metrics are served' }),
+  ),
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Interface the metrics port listens on' }),
   REDIS_URL: Type.Optional(
     Type.String({
       pattern: '^rediss?://',
@@ -222,6 +226,7 @@ export interface Config {
   host: string;
   databaseUrl: string | undefined;
   databaseDirectUrl: string | undefined;
+  metrics: { port: number | undefined; host: string };
   databasePreparedStatements: boolean;
   databasePoolSize: number;
   databaseTimeouts: { connectMs: number; poolWaitMs: number; statementMs: number; probeIntervalMs: number };
@@ -386,6 +391,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       checkpointWebhookSeconds: parsed.AUDIT_CHECKPOINT_WEBHOOK_SECONDS,
     },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
+    metrics: { port: parsed.METRICS_PORT, host: parsed.METRICS_HOST },
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,
   };
 }

@@ -36,6 +36,8 @@ export interface GateOptions {
   failFastMs: number;
   /** Whether an error says the database (not the statement, nor a busy pool) is unreachable. */
   isUnreachable: (error: unknown) => boolean;
+  /** Told how long each admitted call waited for its slot (metrics). */
+  onWait?: (seconds: number) => void;
 }
 
 type Admit = <R>(work: () => Promise<R>) => Promise<R>;
@@ -43,7 +45,14 @@ type Admit = <R>(work: () => Promise<R>) => Promise<R>;
 function admission(options: GateOptions): Admit {
   const slots = new Semaphore(options.slots, new DatabaseUnreachable());
   const gate: SemaphoreInterface = withTimeout(slots, options.waitMs, new PoolWaitTimeout(options.waitMs));
-  const breaker = new CircuitBreaker((work: () => Promise<unknown>) => gate.runExclusive(work), {
+  const admitted = (work: () => Promise<unknown>) => {
+    const queuedAt = performance.now();
+    return gate.runExclusive(() => {
+      options.onWait?.((performance.now() - queuedAt) / 1000);
+      return work();
+    });
+  };
+  const breaker = new CircuitBreaker(admitted, {
     // A call is never abandoned while it runs: a transaction cut off by a timer here could still commit.
     timeout: false,
     resetTimeout: options.failFastMs,

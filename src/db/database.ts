@@ -30,6 +30,8 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** Calls onNotify on every NOTIFY of the channel (delivered at commit); returns the unsubscriber. */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  /** Calls the listener with each wait for a free connection, in seconds (PostgreSQL; the embedded database has no pool). */
+  onPoolWait(listener: (seconds: number) => void): void;
   /** NOTIFYs sent once a transaction commits, coalesced (wake-ups.ts). */
   wakeUps: WakeUps;
   /** Embedded only: a snapshot of the data folder, e.g. a migrated template for tests. */
@@ -125,7 +127,11 @@ async function openPostgres(options: {
   });
   const prepared = preparedStatements ? preparingAll(client) : client;
   const limited = pooled && timeouts ? limitingEachTransaction(prepared, timeouts.statementMs) : prepared;
-  const gated = timeouts ? gatingConnections(limited, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnreachable: isDatabaseUnreachable }) : limited;
+  const waitListeners: ((seconds: number) => void)[] = [];
+  const onWait = (seconds: number) => {
+    for (const listener of waitListeners) listener(seconds);
+  };
+  const gated = timeouts ? gatingConnections(limited, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnreachable: isDatabaseUnreachable, onWait }) : limited;
   const db = drizzle(gated, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   // LISTEN holds a session: through a transaction pooler it would listen on a connection that
@@ -136,6 +142,9 @@ async function openPostgres(options: {
     db,
     driver: 'postgres',
     rows: rows as DatabaseHandle['rows'],
+    onPoolWait: (listener) => {
+      waitListeners.push(listener);
+    },
     migrationsApplied: () => migrationsApplied(rows),
     ping: async () => {
       await client`select 1`;
@@ -190,6 +199,7 @@ async function openPglite(dataDir: string, template: Blob | undefined): Promise<
     db,
     driver: 'pglite',
     rows: rows as DatabaseHandle['rows'],
+    onPoolWait: () => {},
     migrationsApplied: () => migrationsApplied(rows),
     ping: async () => {
       await client.query('select 1');

@@ -44,10 +44,15 @@ export default fp(
     });
     app.decorate('auditSequencer', sequencer);
     app.readinessDetails.set('auditSequencerLagSeconds', () => log.sequencerLagSeconds());
+    app.metrics.gauge({
+      name: 'audit_sequencer_lag_seconds',
+      help: 'How long the oldest audit event not yet in a signed checkpoint has waited (0: none waits)',
+      read: () => log.sequencerLagSeconds(),
+    });
     app.decorate('transparencyLog', log);
     if (servesRoutes(config)) await app.register(auditRoutes, { prefix: apiPrefix, log });
     if (config.role === 'api') return;
     schedulePeriodicJob(app, { name: 'audit-sequencer', everySeconds: config.audit.sequencerPollMs / 1000, run: () => sequencer.run(), logsRuns: false });
   },
-  { name: 'audit', dependencies: ['audit-log', 'auth', 'idempotency', 'health'] },
+  { name: 'audit', dependencies: ['audit-log', 'auth', 'idempotency', 'health', 'metrics'] },
 );

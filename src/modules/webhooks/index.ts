@@ -53,6 +53,13 @@ export default fp(
       units: app.unitOfWork,
     });
     app.decorate('webhookWorker', worker);
+    const queue = new WebhooksRepository(app.db);
+    app.metrics.gauge({ name: 'webhook_outbox_depth', help: 'Webhook deliveries not yet finished (pending or being sent), all endpoints', read: () => queue.unfinishedDeliveries() });
+    app.metrics.gauge({
+      name: 'webhook_delivery_lag_seconds',
+      help: 'How long the oldest delivery that is due has waited to be sent (0: none waits)',
+      read: () => queue.oldestDueWaitSeconds(),
+    });
     if (options.config.role === 'api') return;
     schedulePeriodicJob(app, { name: 'event-feed-retention', everySeconds: options.config.eventFeed.sweepSeconds, run: () => feed.removeExpired() });
     app.addHook('onReady', () => worker.start());
@@ -60,5 +67,5 @@ export default fp(
     // requests in flight to drain first); deliveries in flight finish, each within the timeout.
     app.addHook('preClose', () => worker.stop());
   },
-  { name: 'webhooks', dependencies: ['database', 'audit-log', 'data-encryption', 'unit-of-work', 'referrals'] },
+  { name: 'webhooks', dependencies: ['database', 'audit-log', 'data-encryption', 'unit-of-work', 'referrals', 'metrics'] },
 );

@@ -1,7 +1,7 @@
 // SQL for webhook endpoints and their deliveries.
 import { randomBytes } from 'node:crypto';
 import { and, asc, desc, eq, gte, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
-import type { Executor } from '../../db/database.js';
+import { rowsOf, type Executor } from '../../db/database.js';
 import { afterKey, epochMicros } from '../../db/keyset.js';
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
 import { deliveryChannel } from './outbox.js';
@@ -138,6 +138,23 @@ export class WebhooksRepository {
     const rows = await executor.insert(webhookDeliveries).values(deliveries).returning({ id: webhookDeliveries.id });
     await executor.execute(sql`select pg_notify(${deliveryChannel}, '')`);
     return rows.map((row) => row.id);
+  }
+
+  /** Deliveries pending or being sent (metrics). */
+  async unfinishedDeliveries(): Promise<number> {
+    const [row] = rowsOf<{ count: number }>(
+      await this.db.execute(sql`select count(*)::int as count from webhook_deliveries where status in ('pending', 'delivering')`),
+    );
+    return row?.count ?? 0;
+  }
+
+  /** How long the oldest due delivery has waited past its time, in seconds (metrics). */
+  async oldestDueWaitSeconds(): Promise<number> {
+    const [row] = rowsOf<{ seconds: number | null }>(
+      await this.db.execute(sql`select extract(epoch from now() - min(next_attempt_at))::float8 as seconds
+        from webhook_deliveries where status = 'pending' and next_attempt_at <= now()`),
+    );
+    return Math.max(0, row?.seconds ?? 0);
   }
 
   async deadBetween({ endpointId, from, to }: { endpointId: string; from: Date; to?: Date | undefined }) {
