@@ -13,6 +13,7 @@ import openapiPlugin from './plugins/openapi.js';
 import problemDetailsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/problem-details.js';
 import responseHeadersPlugin from './plugins/response-headers.js';
 import metricsPlugin from './plugins/metrics.js';
+import { startTracing } from './plugins/tracing.js';
 import securityPlugin from './plugins/security.js';
 import unitOfWorkPlugin from './plugins/unit-of-work.js';
 import auditLogPlugin from './modules/audit/audit-log-plugin.js';
@@ -79,7 +80,12 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
 
   // Infrastructure: the database, the audit log every change writes to, the unit of work, and
   // the HTTP machinery every route shares.
-  await app.register(databasePlugin, { config, pgliteTemplate });
+  const tracing = await startTracing(config.tracing);
+  if (tracing) {
+    await app.register(tracing.plugin);
+    app.addHook('onClose', tracing.shutdown);
+  }
+  await app.register(databasePlugin, { config, pgliteTemplate, tracer: tracing?.tracer });
   await app.register(metricsPlugin, { config });
   await app.register(dataEncryptionPlugin, { config });
   await app.register(auditLogPlugin, { config });

@@ -106,6 +106,10 @@ export const EnvSchema = Type.Object({
   METRICS_PORT: Type.Optional(
     Type.Integer({ minimum: 0, maximum: 65535, description: 'Port of the Prometheus metrics (GET /metrics), apart from the API; without it no metrics are served' }),
   ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(
+    Type.String({ pattern: '^https?://', description: 'OTLP/HTTP collector: with it, requests and database work are traced (OpenTelemetry); without it nothing is traced' }),
+  ),
+  OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'massage-referral-network', description: 'service.name of the spans' }),
   METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Interface the metrics port listens on' }),
   REDIS_URL: Type.Optional(
     Type.String({
@@ -227,6 +231,7 @@ export interface Config {
   databaseUrl: string | undefined;
   databaseDirectUrl: string | undefined;
   metrics: { port: number | undefined; host: string };
+  tracing: { endpoint: string | undefined; serviceName: string };
   databasePreparedStatements: boolean;
   databasePoolSize: number;
   databaseTimeouts: { connectMs: number; poolWaitMs: number; statementMs: number; probeIntervalMs: number };
@@ -392,6 +397,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     idempotencyKeyTtlHours: parsed.IDEMPOTENCY_KEY_TTL_HOURS,
     metrics: { port: parsed.METRICS_PORT, host: parsed.METRICS_HOST },
+    tracing: { endpoint: parsed.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: parsed.OTEL_SERVICE_NAME },
     auditDenialWindowSeconds: parsed.AUDIT_DENIAL_WINDOW_SECONDS,
   };
 }

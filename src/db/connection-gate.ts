@@ -8,7 +8,8 @@
 // until a trial call gets through again. Both are answered 503.
 import { Semaphore, withTimeout, type SemaphoreInterface } from 'async-mutex';
 import CircuitBreaker from 'opossum';
-import type { PendingQuery, Row, Sql } from 'postgres';
+import type { Sql } from 'postgres';
+import { deferredQuery } from './deferred-query.js';
 
 export const poolWaitTimeoutCode = 'POOL_WAIT_TIMEOUT';
 export const databaseUnreachableCode = 'EOPENBREAKER';
@@ -82,35 +83,10 @@ export function gatingConnections<T extends Sql>(client: T, options: GateOptions
         return (...args: unknown[]) => admit(async () => (Reflect.get(target, property, receiver) as (...all: unknown[]) => unknown).apply(target, args));
       }
       if (property === 'unsafe') {
-        return (...args: Parameters<Sql['unsafe']>) => admittedQuery(() => target.unsafe(...args), admit);
+        return (...args: Parameters<Sql['unsafe']>) =>
+          deferredQuery((asValues) => admit(async () => (asValues ? await target.unsafe(...args).values() : await target.unsafe(...args))));
       }
       return Reflect.get(target, property, receiver) as unknown;
     },
   });
-}
-
-/**
- * A stand-in for postgres.js's lazy query, which runs when first awaited: drizzle calls
- * `.values()` on it before awaiting, so the choice of result shape is kept until then.
- */
-function admittedQuery(start: () => PendingQuery<Row[]>, admit: Admit) {
-  let asValues = false;
-  let running: Promise<unknown> | undefined;
-  const run = () => (running ??= admit(async () => (asValues ? await start().values() : await start())));
-  const pending = {
-    values() {
-      asValues = true;
-      return pending;
-    },
-    then<A = unknown, B = never>(onFulfilled?: ((value: unknown) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
-      return run().then(onFulfilled, onRejected);
-    },
-    catch<B = never>(onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null) {
-      return run().catch(onRejected);
-    },
-    finally(onFinally?: (() => void) | null) {
-      return run().finally(onFinally);
-    },
-  };
-  return pending;
 }

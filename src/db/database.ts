@@ -3,12 +3,14 @@ import { chmod, mkdir, readdir } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Tracer } from '@opentelemetry/api';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { gatingConnections } from './connection-gate.js';
 import { preparingAll } from './prepared-statements.js';
 import { limitingEachTransaction } from './transaction-settings.js';
+import { tracingQueries } from './query-spans.js';
 import * as schema from './schema.js';
 import { isDatabaseUnreachable } from './transient-errors.js';
 import { retryingTransactions } from './transaction-retry.js';
@@ -69,6 +71,8 @@ export interface OpenDatabaseOptions {
   poolSize?: number;
   /** PostgreSQL only: limits on opening a connection, waiting for one, and one statement (lock waits included). */
   timeouts?: { connectMs: number; poolWaitMs: number; statementMs: number };
+  /** PostgreSQL only: spans of each statement and transaction (tracing on). */
+  tracer?: Tracer | undefined;
   /** Embedded only: start from this dump of a data folder (made by dumpDataDir) instead of an empty one. */
   pgliteTemplate?: Blob | undefined;
 }
@@ -81,6 +85,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
         preparedStatements: options.preparedStatements ?? true,
         poolSize: options.poolSize ?? 10,
         timeouts: options.timeouts,
+        tracer: options.tracer,
       })
     : await openPglite(options.dataDir, options.pgliteTemplate);
   // A wake-up that fails is not retried: the listeners' own poll finds the work a moment later.
@@ -100,8 +105,9 @@ async function openPostgres(options: {
   preparedStatements: boolean;
   poolSize: number;
   timeouts: OpenDatabaseOptions['timeouts'];
+  tracer: Tracer | undefined;
 }): Promise<Omit<DatabaseHandle, 'wakeUps'>> {
-  const { url, directUrl, preparedStatements, poolSize, timeouts } = options;
+  const { url, directUrl, preparedStatements, poolSize, timeouts, tracer } = options;
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   // Behind a transaction pooler a server connection is ours only from BEGIN to COMMIT: a setting
@@ -132,7 +138,9 @@ async function openPostgres(options: {
     for (const listener of waitListeners) listener(seconds);
   };
   const gated = timeouts ? gatingConnections(limited, { slots: poolSize, waitMs: timeouts.poolWaitMs, failFastMs, isUnreachable: isDatabaseUnreachable, onWait }) : limited;
-  const db = drizzle(gated, { schema }) as unknown as Database;
+  // Outermost, so that a statement's span includes its wait for a connection.
+  const traced = tracer ? tracingQueries(gated, tracer) : gated;
+  const db = drizzle(traced, { schema }) as unknown as Database;
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   // LISTEN holds a session: through a transaction pooler it would listen on a connection that
   // others then use, and hear nothing. One direct connection, opened with the first listener.

@@ -1,4 +1,5 @@
 // Opens the database for the app's lifetime, applies migrations, and closes it with the app.
+import type { Tracer } from '@opentelemetry/api';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { openDatabase, type Database, type DatabaseHandle } from '../db/database.js';
@@ -11,7 +12,7 @@ declare module 'fastify' {
 }
 
 export default fp(
-  async (app, options: { config: Config; pgliteTemplate?: Blob | undefined }) => {
+  async (app, options: { config: Config; pgliteTemplate?: Blob | undefined; tracer?: Tracer | undefined }) => {
     const database = await openDatabase({
       databaseUrl: options.config.databaseUrl,
       directUrl: options.config.databaseDirectUrl,
@@ -20,6 +21,7 @@ export default fp(
       timeouts: options.config.databaseTimeouts,
       dataDir: options.config.dataDir,
       pgliteTemplate: options.pgliteTemplate,
+      tracer: options.tracer,
     });
     app.addHook('onClose', () => database.close());
     await database.migrate();
