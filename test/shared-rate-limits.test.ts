@@ -57,6 +57,9 @@ async function redisRelay(t: { teardown: (fn: () => unknown) => void }) {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  // Frozen: bytes are swallowed both ways while the connections stay up, as with a hung Redis.
+  let frozen = false;
+  const relay = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => frozen || to.write(chunk));
   const open = async () => {
     server = createServer((client) => {
       const upstream = connect(redisPort, redisHost);
@@ -65,7 +68,8 @@ async function redisRelay(t: { teardown: (fn: () => unknown) => void }) {
         socket.on('close', () => sockets.delete(socket));
         socket.on('error', () => socket.destroy());
       }
-      client.pipe(upstream).pipe(client);
+      relay(client, upstream);
+      relay(upstream, client);
     });
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
@@ -78,7 +82,14 @@ async function redisRelay(t: { teardown: (fn: () => unknown) => void }) {
   };
   await open();
   t.teardown(cut);
-  return { url: () => `redis://127.0.0.1:${port}`, cut, restore: open };
+  return {
+    url: () => `redis://127.0.0.1:${port}`,
+    cut,
+    restore: open,
+    freeze: (value: boolean) => {
+      frozen = value;
+    },
+  };
 }
 
 function defineTests() {
@@ -124,6 +135,23 @@ function defineTests() {
     t.equal((await test.request({ method: 'GET', url: '/health/ready' })).statusCode, 200, 'and the service is ready: Redis is not needed to serve');
     await waitFor(async () => log.entries().some((line) => String(line.msg).includes('rate limits fall back to per-process')), 'the fallback to be logged');
     t.pass('the fallback is logged');
+  });
+
+  t.test('Redis hung (connected, never answering): one request waits the command timeout, the rest do not', async (t) => {
+    const log = captureLog();
+    const relay = await redisRelay(t);
+    const test = await buildTestApp(t, { env: { REDIS_URL: relay.url(), REDIS_KEY_PREFIX: isolatedPrefix(), RATE_LIMIT_PER_MINUTE: '1000', LOG_LEVEL: 'info' }, logger: log.logger });
+    await waitFor(async () => (await readiness(test)) === 'shared', 'Redis to be reached');
+    relay.freeze(true);
+    const began = performance.now();
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await anonymousRequest(test, '198.51.100.10')).statusCode);
+    const elapsed = performance.now() - began;
+    t.same(statuses, Array(20).fill(401), 'all answered');
+    t.ok(elapsed < 2_000, `20 requests in ${Math.round(elapsed)} ms: not 20 command timeouts of 250 ms`);
+    t.equal(await readiness(test), 'per-process', 'readiness says the counts are per process meanwhile');
+    t.ok(log.entries().some((line) => line.level === 40 && String(line.msg).includes('rate limits fall back to per-process')), 'a warning says so');
+    relay.freeze(false);
   });
 
   t.test('Redis lost and back: limits fall back to the process, then are shared again', async (t) => {

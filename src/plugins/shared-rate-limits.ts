@@ -14,6 +14,8 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as StoreCt
 
 export type RateLimitScope = 'shared' | 'per-process';
 
+const restAfterFailureMs = 1_000;
+
 /** Where the counts are kept right now, and a log line each time that changes. */
 export class RateLimitScopeWatch {
   private current: RateLimitScope;
@@ -32,13 +34,25 @@ export class RateLimitScopeWatch {
   }
 
   get scope(): RateLimitScope {
-    return this.redis.status === 'ready' ? this.current : 'per-process';
+    return this.redis.status === 'ready' && !this.resting() ? this.current : 'per-process';
   }
 
-  /** A command that failed while the connection looked ready: counted here until Redis answers again. */
+  /**
+   * A command failed (or timed out) while the connection looked up: a Redis that hangs would
+   * otherwise cost every request the command timeout. Counts stay in this process for a second.
+   */
   failed(error: unknown): void {
-    if (this.current === 'shared') this.log.warn({ err: error }, 'a rate-limit count in Redis failed; counting in this process');
+    const wasShared = this.scope === 'shared';
+    this.restUntil = Date.now() + restAfterFailureMs;
+    if (wasShared) this.log.warn({ err: error }, 'a rate-limit count in Redis failed: rate limits fall back to per-process counts for a while');
   }
+
+  /** Whether Redis is being left alone after a failed command. */
+  resting(): boolean {
+    return Date.now() < this.restUntil;
+  }
+
+  private restUntil = 0;
 
   private become(scope: RateLimitScope): void {
     if (scope === this.current) return;
@@ -66,7 +80,7 @@ export function sharedOrLocalStore(redis: Redis, watch: RateLimitScopeWatch, key
     }
 
     incr(key: string, callback: Parameters<FastifyRateLimitStore['incr']>[1], timeWindow: number, max: number): void {
-      if (redis.status !== 'ready') {
+      if (redis.status !== 'ready' || watch.resting()) {
         this.local.incr(key, callback, timeWindow, max);
         return;
       }
