@@ -286,7 +286,12 @@ export class ConfigError extends Error {
 }
 
 /** Validates the environment once; the message names every variable that is wrong. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * The configuration from the environment. `forMigrations`: only the database is needed (a
+ * migration job of a deploy pipeline), so the keys the service needs with DATABASE_URL are not
+ * asked for.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, { forMigrations = false } = {}): Config {
   const known = Object.fromEntries(
     Object.keys(EnvSchema.properties)
       .filter((key) => env[key] !== undefined && env[key] !== '')
@@ -309,12 +314,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = converted as Env;
   if (problems.length === 0) {
     if (parsed.DATABASE_DIRECT_URL && !parsed.DATABASE_URL) problems.push('DATABASE_DIRECT_URL: only with DATABASE_URL (the pooled connection it goes with)');
-    if (parsed.DATABASE_URL && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');
-    if (parsed.DATABASE_URL && !parsed.DATA_ENCRYPTION_KEY) problems.push('DATA_ENCRYPTION_KEY: required when DATABASE_URL is set');
+    if (parsed.DATABASE_URL && !forMigrations && !parsed.JWT_SECRET) problems.push('JWT_SECRET: required when DATABASE_URL is set');
+    if (parsed.DATABASE_URL && !forMigrations && !parsed.DATA_ENCRYPTION_KEY) problems.push('DATA_ENCRYPTION_KEY: required when DATABASE_URL is set');
     if (parsed.DATA_ENCRYPTION_KEY && !encryptionKeyOf(parsed.DATA_ENCRYPTION_KEY)) {
       problems.push('DATA_ENCRYPTION_KEY: must be 32 random bytes in base64 (e.g. openssl rand -base64 32)');
     }
-    if (parsed.DATABASE_URL && !parsed.AUDIT_SIGNING_KEY) problems.push('AUDIT_SIGNING_KEY: required when DATABASE_URL is set');
+    if (parsed.DATABASE_URL && !forMigrations && !parsed.AUDIT_SIGNING_KEY) problems.push('AUDIT_SIGNING_KEY: required when DATABASE_URL is set');
     if (parsed.AUDIT_SIGNING_KEY && !encryptionKeyOf(parsed.AUDIT_SIGNING_KEY)) {
       problems.push('AUDIT_SIGNING_KEY: must be a 32-byte Ed25519 seed in base64 (e.g. openssl rand -base64 32)');
     }

@@ -139,6 +139,11 @@ t.test('REDIS_URL must be a redis URL; WEBHOOK_LEASE_SECONDS at least 3', async 
   t.match(configError(t, { WEBHOOK_LEASE_SECONDS: '2' }), /WEBHOOK_LEASE_SECONDS: /);
 });
 
+t.test('a migration job needs only the database: no keys are asked for', async (t) => {
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://db.example/referrals' }, { forMigrations: true }).databaseUrl, 'postgres://db.example/referrals');
+  t.match(configError(t, { DATABASE_URL: 'postgres://db.example/referrals' }), /JWT_SECRET: required/, 'the service itself still needs them');
+});
+
 t.test('DATABASE_URL must be a postgres URL', async (t) => {
   t.match(configError(t, { DATABASE_URL: 'mysql://db.example/referrals', JWT_SECRET: validSecret, DATA_ENCRYPTION_KEY: Buffer.alloc(32).toString('base64') }), /DATABASE_URL: /);
 });
