@@ -14,16 +14,19 @@ export interface GeneratedKeyOptions {
   dataDir: string;
   /** The file in DATA_DIR that keeps a generated key. */
   file: string;
+  /** The key's length: 32 bytes unless said. */
+  bytes?: number;
 }
 
-export async function resolveGeneratedKey({ given, setting, databaseUrl, dataDir, file: name }: GeneratedKeyOptions): Promise<Buffer> {
+export async function resolveGeneratedKey({ given, setting, databaseUrl, dataDir, file: name, bytes = 32 }: GeneratedKeyOptions): Promise<Buffer> {
   if (given) return given;
   if (databaseUrl) throw new Error(`${setting} is required with DATABASE_URL`);
-  if (dataDir.startsWith('memory://')) return randomBytes(32);
+  if (dataDir.startsWith('memory://')) return randomBytes(bytes);
   const file = join(dataDir, name);
   const read = async () => {
+    // base64 or base64url: Node reads both.
     const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-    if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key in base64`);
+    if (key.length !== bytes) throw new Error(`${file} does not hold a ${bytes}-byte key in base64`);
     return key;
   };
   try {
@@ -31,7 +34,7 @@ export async function resolveGeneratedKey({ given, setting, databaseUrl, dataDir
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const key = randomBytes(32);
+  const key = randomBytes(bytes);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   try {
     // wx: if two processes race, the loser must not overwrite the key the winner already uses.

@@ -1,21 +1,11 @@
-// On the embedded database the JWT key is generated once and kept beside the data, so tokens survive restarts.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// The key that signs access tokens: JWT_SECRET, or on the embedded database 48 random bytes
+// generated once into DATA_DIR (lib/generated-key.ts), so tokens survive restarts.
 import type { Config } from '../../config.js';
+import { resolveGeneratedKey } from '../../lib/generated-key.js';
 
 export async function resolveJwtSecret(config: Config): Promise<string> {
   if (config.jwt.secret) return config.jwt.secret;
-  if (config.dataDir.startsWith('memory://')) return randomBytes(48).toString('base64url');
-  const file = join(config.dataDir, 'jwt-secret');
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const secret = randomBytes(48).toString('base64url');
-  await mkdir(config.dataDir, { recursive: true });
-  // wx: if two processes race, the loser fails instead of overwriting the key the winner already uses.
-  await writeFile(file, secret, { mode: 0o600, flag: 'wx' });
-  return secret;
+  // Kept as base64url text since the first releases: a data folder of theirs reads the same secret.
+  const key = await resolveGeneratedKey({ given: undefined, setting: 'JWT_SECRET', databaseUrl: config.databaseUrl, dataDir: config.dataDir, file: 'jwt-secret', bytes: 48 });
+  return key.toString('base64url');
 }
