@@ -15,6 +15,7 @@ import { documentUpload, feedCursors, seedFeedEvents } from './events-feed.js';
 import { report, type Row } from './report.js';
 import { measureWebhooks } from './webhooks.js';
 import { explainPull } from './explain.js';
+import { startPgbouncer } from '../test/fixtures/pgbouncer.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -205,7 +206,11 @@ async function main() {
       const row = againstT('create referral', create, 0.5, ', p99 ≤ 60 ms');
       rows.push({ ...row, pass: row.pass && create.p99 <= 60 });
     }
-    if (selected('read')) rows.push(againstT('read one referral (audited)', await scenario('read'), 1.0));
+    let read: Measured | undefined;
+    if (selected('read')) {
+      read = await scenario('read');
+      rows.push(againstT('read one referral (audited)', read, 1.0));
+    }
     let pullSmall: Measured | undefined;
     if (selected('pull')) {
       pullSmall = await scenario('pull', `pull at ${plan.small}`);
@@ -235,9 +240,11 @@ async function main() {
       });
       data.documentUpload = undefined;
     }
+    let mixed: Measured | undefined;
     if (selected('mixed')) {
       const mixedBegan = new Date();
-      const { result: mixed, peakMb } = await peakRss(service.child.pid!, () => scenario('mixed'));
+      const { result, peakMb } = await peakRss(service.child.pid!, () => scenario('mixed'));
+      mixed = result;
       rows.push(againstT('mixed 60/25/15', mixed, 0.5), {
         scenario: 'memory under the mixed load',
         value: `${peakMb.toFixed(0)} MB RSS (peak)`,
@@ -295,6 +302,28 @@ async function main() {
       rows.push(...(await measureWebhooks({ url, sql, ids, data, loadGenerator: loadGenerator.child, drainCount: plan.drain, steadySeconds: plan.steadySeconds, log, servicePid: service.child.pid })));
     }
     await service.stop();
+
+    if (selected('pgbouncer')) {
+      const direct = { create, read, mixed };
+      log('the same service through PgBouncer (transaction pooling)');
+      const bouncer = await startPgbouncer(databaseUrl, { poolSize: 20 });
+      try {
+        // The same keys as the direct run: its tokens stay valid and its sealed secrets open.
+        const pooled = await startService({ ...env, PORT: String(await freePort()), DATABASE_URL: bouncer.url, DATABASE_DIRECT_URL: databaseUrl });
+        try {
+          for (const [name, label] of [['create', 'create referral'], ['read', 'read one referral (audited)'], ['mixed', 'mixed 60/25/15']] as const) {
+            const before = direct[name];
+            if (!before) continue;
+            const through = await measure(`${name} through PgBouncer`, { scenario: name, url: pooled.url, data }, { servingPid: pooled.child.pid });
+            rows.push({ scenario: `${label}, through PgBouncer`, measured: through, floor: 'direct', ratio: through.requestsPerSecond / before.requestsPerSecond });
+          }
+        } finally {
+          await pooled.stop();
+        }
+      } finally {
+        await bouncer.stop();
+      }
+    }
 
     if (!flags['no-embedded'] && selected('embedded')) {
       create ??= await (async () => {
