@@ -55,6 +55,9 @@ const migrationConfig = { migrationsFolder, migrationsTable, migrationsSchema };
 // Once the database was found unreachable, calls fail at once this long before one tries again:
 // short, so that a false alarm costs little and a database back is noticed at once.
 const failFastMs = 250;
+// Reconnect soon after PostgreSQL comes back: the default backoff grows to 20 s, and a query
+// given to a connection waiting out its backoff waits with it.
+const reconnectBackoff = (attempts: number) => Math.min(0.05 * attempts, 0.25);
 
 export interface OpenDatabaseOptions {
   /** postgres:// URL; without it the embedded database is opened in `dataDir` (or in memory with `memory://`). */
@@ -119,9 +122,7 @@ async function openPostgres(options: {
     onnotice: () => {},
     prepare: preparedStatements,
     ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
-    // Reconnect soon after PostgreSQL comes back: the default backoff grows to 20 s, and a query
-    // given to a connection waiting out its backoff waits with it.
-    backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25),
+    backoff: reconnectBackoff,
     // Sent at connect, so every pooled connection carries the limit; a statement stuck behind a
     // lock gives its connection back instead of holding it until the lock holder is done.
     connection: pooled
@@ -144,8 +145,8 @@ async function openPostgres(options: {
   const rows = async <T,>(query: ReturnType<typeof sql>) => rowsOf<T>(await db.execute(query));
   // LISTEN holds a session: through a transaction pooler it would listen on a connection that
   // others then use, and hear nothing. One direct connection, opened with the first listener.
-  let listener: ReturnType<typeof postgres> | undefined;
-  const listening = () => (listener ??= pooled ? postgres(directUrl, { max: 1, onnotice: () => {}, backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25) }) : client);
+  let listenConnection: ReturnType<typeof postgres> | undefined;
+  const listening = () => (listenConnection ??= pooled ? postgres(directUrl, { max: 1, onnotice: () => {}, backoff: reconnectBackoff }) : client);
   return {
     db,
     driver: 'postgres',
@@ -170,7 +171,7 @@ async function openPostgres(options: {
       }
     },
     close: async () => {
-      await Promise.all([client.end({ timeout: 5 }), pooled && listener?.end({ timeout: 5 })]);
+      await Promise.all([client.end({ timeout: 5 }), pooled && listenConnection?.end({ timeout: 5 })]);
     },
   };
 }
