@@ -8,30 +8,23 @@
 // is a finding of the test rather than the end of it; it runs the esbuild output of src as
 // `npm start` does (built into a temp folder: it starts in a fraction of tsx's time).
 // Run: npx tap test-faults/db-restart.test.ts --disable-coverage --timeout 600
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { build } from 'esbuild';
-import type { InjectOptions } from 'fastify';
 import postgres from 'postgres';
 import t from 'tap';
-import { freePort, startPrivatePostgres } from './private-postgres.js';
+import { startPrivatePostgres } from './private-postgres.js';
 
 // The run is on PostgreSQL (a private cluster), and its figure is filed as such: figures.ts and
 // helper.ts read TEST_DATABASE_URL when loaded, so they are imported after this line.
 process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 const { recordFigure } = await import('../test/hardening/figures.js');
-const { createOffice, createPractice, testJwtSecret, testEncryptionKey, testAuditSigningKey, TestApp, adminEmail, adminPassword } = await import('../test/helper.js');
+const { createOffice, createPractice } = await import('../test/helper.js');
+const { buildService, HttpApp, serviceEnv, sleep, startServiceProcess, stopAllServices } = await import('./service-process.js');
 const { loadConfig } = await import('../src/config.js');
 type Json = Record<string, any>;
 
 // The service runs with its defaults for these; the bounds below follow them.
 const { connectMs: connectTimeoutMs } = loadConfig({}).databaseTimeouts;
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const rate = 100; // requests per second, over all connections
 const connections = 25; // enough that the rate, not the latency of each connection, sets the pace
 const warmUpSeconds = 3; // of traffic before the measured run, so that JIT and statement preparation are behind us
@@ -42,7 +35,6 @@ const fail503P99Ms = 1000;
 const recoverWithinMs = 5000;
 const hangSeconds = 10; // autocannon counts a request unanswered this long as a timeout
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const percentile = (values: number[], p: number) => {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
@@ -54,99 +46,19 @@ const header = (headers: Record<string, unknown>, name: string) => {
   return Array.isArray(value) ? String(value[0]) : value === undefined ? undefined : String(value);
 };
 
-/** The helper's fixtures (createOffice, …) over real HTTP to the service process. */
-class HttpApp extends TestApp {
-  constructor(private readonly baseUrl: string) {
-    super(undefined as never, undefined as never);
-  }
-
-  override async request(options: InjectOptions & { token?: string | undefined }): Promise<never> {
-    const payload = options.payload === undefined ? undefined : JSON.stringify(options.payload);
-    const response = await fetch(`${this.baseUrl}${String(options.url)}`, {
-      method: String(options.method ?? 'GET'),
-      headers: {
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        ...(payload ? { 'content-type': 'application/json' } : {}),
-        ...(options.headers as Record<string, string> | undefined),
-      },
-      body: payload,
-    });
-    const body = await response.text();
-    return { statusCode: response.status, headers: Object.fromEntries(response.headers), body, json: () => JSON.parse(body) } as never;
-  }
-}
-
 const setupStarted = Date.now();
-const buildDir = mkdtempSync(join(tmpdir(), 'db-restart-service-'));
 const cluster = await startPrivatePostgres();
 const sideSql = postgres(cluster.url, { max: 1, onnotice: () => {} });
-let service: ChildProcess | undefined;
-let serviceOutput = '';
-let serviceExit: { code: number | null; signal: string | null; at: number } | undefined;
+const serviceBuild = await buildService('db-restart');
 t.teardown(async () => {
-  if (service && !serviceExit) {
-    const exited = new Promise((resolve) => service!.once('exit', resolve));
-    service.kill('SIGKILL');
-    await exited;
-  }
+  await stopAllServices();
   await sideSql.end({ timeout: 1 }).catch(() => {});
   await cluster.destroy();
-  rmSync(buildDir, { recursive: true, force: true });
+  serviceBuild.remove();
 });
 
-// The same build as `npm run build`, into a folder of this run; node_modules resolve through the link.
-await build({
-  entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*')],
-  outdir: join(buildDir, 'src'),
-  outbase: join(root, 'src'),
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  loader: { '.sql': 'copy', '.json': 'copy' },
-  logLevel: 'warning',
-});
-symlinkSync(join(root, 'node_modules'), join(buildDir, 'node_modules'));
-
-const port = await freePort();
-const baseUrl = `http://127.0.0.1:${port}`;
-service = spawn(process.execPath, [join(buildDir, 'src/server.js')], {
-  cwd: root,
-  env: {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DATABASE_URL: cluster.url,
-    DATABASE_POOL_SIZE: '10',
-    JWT_SECRET: testJwtSecret,
-    DATA_ENCRYPTION_KEY: testEncryptionKey,
-    AUDIT_SIGNING_KEY: testAuditSigningKey,
-    BOOTSTRAP_ADMIN_EMAIL: adminEmail,
-    BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    LOG_LEVEL: 'warn',
-    DEMO_SEED: 'false',
-    REFERRAL_EXPIRY_SWEEP_SECONDS: '0',
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    TOKEN_RATE_LIMIT_PER_MINUTE: '10000',
-  },
-  stdio: ['ignore', 'pipe', 'pipe'],
-});
-const keep = (chunk: Buffer) => (serviceOutput = (serviceOutput + chunk.toString()).slice(-4_000_000));
-service.stdout!.on('data', keep);
-service.stderr!.on('data', keep);
-service.once('exit', (code, signal) => (serviceExit = { code, signal, at: Date.now() }));
-// A failed setup (a fixture answered 500, the service never became ready) ends this process without
-// tap's teardown: the service would outlive the run, probing a removed cluster.
-process.once('exit', () => {
-  if (!serviceExit) service?.kill('SIGKILL');
-});
-for (const started = Date.now(); ; await sleep(100)) {
-  if (serviceExit) throw new Error(`the service exited at start (${JSON.stringify(serviceExit)}):\n${serviceOutput}`);
-  const ready = await fetch(`${baseUrl}/health/ready`).then((response) => response.status, () => 0);
-  if (ready === 200) break;
-  if (Date.now() - started > 60_000) throw new Error(`the service did not become ready:\n${serviceOutput}`);
-}
-
+const service = await startServiceProcess(serviceBuild.folder, 'db-restart', serviceEnv(cluster.url, { DATABASE_POOL_SIZE: '10' }), { keepOutput: 4_000_000 });
+const baseUrl = service.baseUrl;
 const api = new HttpApp(baseUrl);
 const networkAdmin = await api.loginAsAdmin();
 const office = await createOffice(api, networkAdmin);
@@ -182,7 +94,7 @@ interface Answer {
 /** The database error code behind each 503, by request id, from the service's warn lines. */
 function codesOf503(): Map<string, string> {
   const codes = new Map<string, string>();
-  for (const line of serviceOutput.split('\n')) {
+  for (const line of service.output().split('\n')) {
     if (!line.includes('answered 503')) continue;
     try {
       const entry = JSON.parse(line) as { reqId?: string; code?: string };
@@ -297,8 +209,9 @@ t.test('PostgreSQL restarted under steady load', async (t) => {
       `those sent after PostgreSQL was back: ${causes(unavailable.filter((answer) => answer.sentAt >= backAt))}`,
   );
 
-  const crashLine = serviceOutput.split('\n').find((line) => /uncaught|shutting down after an error|TypeError/i.test(line));
-  t.notOk(serviceExit, `the service process kept running${serviceExit ? ` — it exited (code ${serviceExit.code}) ${serviceExit.at - downAt} ms after the stop: ${crashLine?.slice(0, 600) ?? serviceOutput.slice(-600)}` : ''}`);
+  const serviceExit = service.exited();
+  const crashLine = service.output().split('\n').find((line) => /uncaught|shutting down after an error|TypeError/i.test(line));
+  t.notOk(serviceExit, `the service process kept running${serviceExit ? ` — it exited (code ${serviceExit.code}) ${serviceExit.at - downAt} ms after the stop: ${crashLine?.slice(0, 600) ?? service.output().slice(-600)}` : ''}`);
   t.ok(unavailable.length > 0, 'the outage was met by requests (some answered 503)');
   t.equal(other.length, 0, `no status but 2xx and 503${other.length ? `: ${other.slice(0, 3).map((a) => `${a.status} ${a.body.slice(0, 200)}`).join(' | ')}` : ''}`);
   const connectionFailures = [...new Set(requestErrors.filter((message) => message !== 'request timed out'))];

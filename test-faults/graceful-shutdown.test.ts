@@ -6,26 +6,18 @@
 // does, built into a temp folder; its database is one of its own on the shared server; webhooks go
 // to a slow receiver on loopback so that deliveries are in flight when the signal comes.
 // Run: npx tap test-faults/graceful-shutdown.test.ts --disable-coverage --timeout 600
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import type { InjectOptions } from 'fastify';
 import postgres from 'postgres';
 import t from 'tap';
 
 process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 // helper.ts reads TEST_DATABASE_URL when it is loaded, so it is imported after the line above.
-const { adminEmail, adminPassword, createOffice, createPractice, createTestDatabase, testJwtSecret, testEncryptionKey, testAuditSigningKey, TestApp } = await import('../test/helper.js');
+const { createOffice, createPractice, createTestDatabase } = await import('../test/helper.js');
 const { recordFigure } = await import('../test/hardening/figures.js');
-const { freePort } = await import('./private-postgres.js');
+const { buildService, HttpApp, serviceEnv, sleep, startServiceProcess, stopAllServices, waitFor } = await import('./service-process.js');
 type Json = Record<string, any>;
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const receiverDelayMs = 1000; // each delivery is in flight this long
 const pings = 80; // deliveries queued before the signal, more than one worker round
 const lockedRequests = 3;
@@ -33,39 +25,6 @@ const createsInFlight = 8;
 const releaseAfterMs = 2000; // the row locks holding requests in flight go this long after SIGTERM
 const leaseSeconds = 120; // far beyond the test: a lease left behind would show as a stuck delivery
 const claimSlackMs = 250; // a claim already under way when the signal came may still start sending
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** The helper's fixtures (createOffice, …) over real HTTP to the service process. */
-class HttpApp extends TestApp {
-  constructor(private readonly baseUrl: string) {
-    super(undefined as never, undefined as never);
-  }
-
-  override async request(options: InjectOptions & { token?: string | undefined }): Promise<never> {
-    const payload = options.payload === undefined ? undefined : JSON.stringify(options.payload);
-    const response = await fetch(`${this.baseUrl}${String(options.url)}`, {
-      method: String(options.method ?? 'GET'),
-      headers: {
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        ...(payload ? { 'content-type': 'application/json' } : {}),
-        ...(options.headers as Record<string, string> | undefined),
-      },
-      body: payload,
-    });
-    const body = await response.text();
-    return { statusCode: response.status, headers: Object.fromEntries(response.headers), body, json: () => JSON.parse(body) } as never;
-  }
-}
 
 interface Outcome {
   kind: 'answered' | 'refused' | 'reset';
@@ -108,35 +67,14 @@ function freshRequest(port: number, method: string, path: string, token?: string
 // ---- database, build, receiver ----
 const database = await createTestDatabase();
 const side = postgres(database.url, { max: 3, onnotice: () => {} });
-const buildDir = mkdtempSync(join(tmpdir(), 'graceful-shutdown-service-'));
-const services = new Set<ChildProcess>();
+const serviceBuild = await buildService('graceful-shutdown');
 t.teardown(async () => {
-  await Promise.all(
-    [...services].map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }),
-  );
+  await stopAllServices();
   await receiver.close();
   await side.end({ timeout: 1 }).catch(() => {});
   await database.drop();
-  rmSync(buildDir, { recursive: true, force: true });
+  serviceBuild.remove();
 });
-
-// The same build as `npm run build`, into a folder of this run; node_modules resolve through the link.
-await build({
-  entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*')],
-  outdir: join(buildDir, 'src'),
-  outbase: join(root, 'src'),
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  loader: { '.sql': 'copy', '.json': 'copy' },
-  logLevel: 'warning',
-});
-symlinkSync(join(root, 'node_modules'), join(buildDir, 'node_modules'));
 
 class Receiver {
   server: Server | undefined;
@@ -196,34 +134,13 @@ const receiver = new Receiver();
 await receiver.listen();
 
 // ---- the service ----
-interface Service {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-  exit: Promise<{ code: number | null; signal: string | null; at: number }>;
-}
-
-async function startService(name: string): Promise<Service> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(buildDir, 'src/server.js')], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+function startService(name: string) {
+  return startServiceProcess(
+    serviceBuild.folder,
+    name,
+    serviceEnv(database.url, {
       ROLE: 'all',
-      DATABASE_URL: database.url,
-      JWT_SECRET: testJwtSecret,
-      DATA_ENCRYPTION_KEY: testEncryptionKey,
-      AUDIT_SIGNING_KEY: testAuditSigningKey,
-      BOOTSTRAP_ADMIN_EMAIL: adminEmail,
-      BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
-      HOST: '127.0.0.1',
-      PORT: String(port),
       LOG_LEVEL: 'info',
-      DEMO_SEED: 'false',
-      REFERRAL_EXPIRY_SWEEP_SECONDS: '0',
-      RATE_LIMIT_PER_MINUTE: '1000000',
-      TOKEN_RATE_LIMIT_PER_MINUTE: '10000',
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       WEBHOOK_RETRY_SCHEDULE: '0,1,1,1,1,1,1,1,1,1',
       WEBHOOK_POLL_MS: '100',
@@ -231,29 +148,8 @@ async function startService(name: string): Promise<Service> {
       WEBHOOK_LEASE_SECONDS: String(leaseSeconds),
       // Room for the requests held in flight besides the worker and the probe.
       DATABASE_POOL_SIZE: '20',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  services.add(child);
-  let output = '';
-  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-100_000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exit = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+    }),
   );
-  let exited = false;
-  void exit.then(() => (exited = true));
-  await waitFor(
-    `service ${name} to be ready`,
-    async () => {
-      if (exited) throw new Error(`service ${name} exited at start:\n${output}`);
-      return (await fetch(`http://127.0.0.1:${port}/health/ready`).then((response) => response.status, () => 0)) === 200;
-    },
-    60_000,
-    100,
-  );
-  return { child, port, output: () => output, exit };
 }
 
 const setupStarted = Date.now();

@@ -1,37 +1,13 @@
 // Issue 17: with REDIS_URL, rate-limit counts are shared by every process; while Redis cannot be
 // reached the service keeps serving, counts per process, and says so in its logs and readiness.
-import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 import { captureLog } from './fixtures/captured-log.js';
+import { isolatedPrefix, redisAnswers, redisHost, redisPort, redisUrl } from './fixtures/redis.js';
 import { buildTestApp, type TestApp } from './helper.js';
-
-const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const redisPort = Number(new URL(redisUrl).port || 6379);
-const redisHost = new URL(redisUrl).hostname;
-
-/** Whether a Redis server answers at redisUrl. */
-async function redisAnswers(): Promise<boolean> {
-  const socket = connect(redisPort, redisHost);
-  socket.setTimeout(1_000);
-  try {
-    await Promise.race([once(socket, 'connect'), once(socket, 'timeout').then(() => Promise.reject(new Error('timeout')))]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    socket.destroy();
-  }
-}
-
-// CI has a Redis server and must run these; a developer's machine may have none, and `npm test`
-// needs no server installed, so there they are left out, saying why.
-
-/** A key prefix of this run's own, so parallel runs never count each other's requests. */
-const isolatedPrefix = () => `test-${randomBytes(6).toString('hex')}:`;
 
 const tokenRequest = (test: TestApp) =>
   test.request({ method: 'POST', url: '/v1/auth/token', payload: { grant_type: 'password', username: 'nobody@example.test', password: 'wrong-password-1' } });
