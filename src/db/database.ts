@@ -121,6 +121,13 @@ async function openPostgres(options: {
     max: poolSize,
     onnotice: () => {},
     prepare: preparedStatements,
+    // postgres.js sends statements behind one still running on a busy connection. Through
+    // PgBouncer 1.18 in transaction mode that wedged connections for good after a PostgreSQL
+    // restart: server connections in a transaction nobody continued, answers dropped ("got packet
+    // from server when not linked"), every request hung (scale-out test; 2 runs of 4 without this,
+    // none of 5 with it). Poolers are known to lose pipelined answers (porsager/postgres#970).
+    // 0 sends nothing behind a running statement; the driver patch makes begin() work with it.
+    ...(pooled ? { max_pipeline: 0 } : {}),
     ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
     backoff: reconnectBackoff,
     // Sent at connect, so every pooled connection carries the limit; a statement stuck behind a
