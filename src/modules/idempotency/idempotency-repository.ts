@@ -59,10 +59,11 @@ export class IdempotencyRepository {
       .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key), eq(idempotencyRecords.state, 'in_progress')));
   }
 
-  async release({ callerKey, key }: { callerKey: string; key: string }): Promise<void> {
+  /** Removes the claim this request made, and nothing a later request made under the key. */
+  async release({ callerKey, key, requestId }: { callerKey: string; key: string; requestId: string }): Promise<void> {
     await this.db
       .delete(idempotencyRecords)
-      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key)));
+      .where(and(eq(idempotencyRecords.callerKey, callerKey), eq(idempotencyRecords.key, key), eq(idempotencyRecords.requestId, requestId)));
   }
 
   /** Removes a record older than the cutoff, so its key can be used afresh. */

@@ -97,6 +97,36 @@ export default fp(
       app.addHook('onClose', async () => clearInterval(timer));
     }
 
+    // A 503 usually means the database is away, and then the claim cannot be released either: kept,
+    // every retry of the key would be told 409 "in progress" until the claim is abandoned (minutes),
+    // long after the database is back (the scale-out test saw it across a PostgreSQL restart).
+    // The release is tried again in the background until it succeeds or the claim would count as
+    // abandoned anyway; a retry meanwhile is told 409 with Retry-After, as for a running request.
+    const pendingReleases = new Set<NodeJS.Timeout>();
+    const releaseRetryMs = 500;
+    async function releaseOrRetryLater(request: FastifyRequest, claim: { callerKey: string; key: string }): Promise<void> {
+      const ownClaim = { ...claim, requestId: request.id };
+      try {
+        await repository.release(ownClaim);
+      } catch {
+        request.log.warn('idempotency claim not released (database unavailable); retrying in the background');
+        const giveUpAt = Date.now() + abandonedClaimMs;
+        const retry = () => {
+          const timer = setTimeout(() => {
+            pendingReleases.delete(timer);
+            repository.release(ownClaim).catch(() => (Date.now() < giveUpAt && !closing ? retry() : undefined));
+          }, releaseRetryMs);
+          pendingReleases.add(timer);
+        };
+        retry();
+      }
+    }
+    let closing = false;
+    app.addHook('onClose', async () => {
+      closing = true;
+      for (const timer of pendingReleases) clearTimeout(timer);
+    });
+
     // Responses kept before shown-once fields were left out still hold them: taken out at start.
     const shownOnceFields = new Set<string>();
     app.addHook('onReady', async () => {
@@ -215,7 +245,7 @@ export default fp(
       request.idempotencyClaim = undefined;
       // A failure of ours or a rate limit is not an answer to keep: the retry must run again.
       if (reply.statusCode >= 500 || reply.statusCode === 429) {
-        await repository.release(claim);
+        await releaseOrRetryLater(request, claim);
         return payload;
       }
       const headers: Record<string, string> = {};
@@ -227,7 +257,7 @@ export default fp(
       if (body === undefined) {
         // Keeping it would keep the secret: the key is released instead, and a retry runs afresh.
         request.log.warn('a response with shown-once fields was not a JSON object; not kept for replay');
-        await repository.release(claim);
+        await releaseOrRetryLater(request, claim);
         return payload;
       }
       try {
