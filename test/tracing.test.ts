@@ -55,6 +55,15 @@ t.test('requests and their database work are traced, in the caller’s trace, wi
     headers: { traceparent: `00-${traceId}-${parentSpanId}-01` },
   });
   t.not(read.statusCode, 500, 'the read is answered');
+  const writeTraceId = randomBytes(16).toString('hex');
+  const written = await test.request({
+    method: 'POST',
+    url: '/v1/referrals',
+    token: office.physician.token,
+    payload: referralBody({ patient: { givenName: 'Zebulon', familyName: canary, birthDate: '1961-07-19', sex: 'male' }, therapistId: practice.therapist.id, send: true }),
+    headers: { traceparent: `00-${writeTraceId}-${randomBytes(8).toString('hex')}-01` },
+  });
+  t.equal(written.statusCode, 201, 'a change is made');
   await test.app.close(); // sends the spans not yet sent
 
   t.ok(exported.length > 0, 'spans reached the collector');
@@ -77,6 +86,12 @@ t.test('requests and their database work are traced, in the caller’s trace, wi
     t.ok(database.length > 0, `database spans in the request's trace (${database.length})`);
     t.ok(database.some((span) => /^select /i.test(String(attribute(span, 'db.query.text')))), 'with the statement text');
     t.ok(database.every((span) => !String(attribute(span, 'db.query.text') ?? '').includes(canary)), 'placeholders, never values');
+    const inWrite = spans.filter((span) => span.traceId === writeTraceId);
+    const transaction = inWrite.find((span) => span.name === 'transaction');
+    t.ok(transaction, "the change's transaction has a span");
+    const statements = inWrite.filter((span) => span.parentSpanId === transaction?.spanId);
+    t.ok(statements.some((span) => /^insert into "?referrals"? /i.test(String(attribute(span, 'db.query.text')))), `each statement in it is a span beneath it (${statements.length}), the referral's insert among them`);
+    t.ok(statements.every((span) => !JSON.stringify(span).includes(canary)), 'placeholders there too, never values');
   } else {
     t.equal(database.length, 0, 'the embedded database is not traced (it is not a server)');
   }

@@ -1,5 +1,6 @@
 // OpenTelemetry spans of the database work (when tracing is on, see plugins/tracing.ts): one span
-// per statement outside a transaction and one per transaction, children of the request's span.
+// per transaction, with one per statement inside it as its children, and one per statement outside
+// a transaction; all children of the request's span.
 // A span carries the statement's text with its placeholders ($1, $2), never the values bound to
 // them: those are patient data.
 import { SpanKind, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
@@ -22,21 +23,48 @@ function ended<R>(span: Span, work: Promise<R>): Promise<R> {
   );
 }
 
+type Work = (transaction: Sql) => unknown;
+
 /** The client, with a span around each top-level statement and each transaction. */
 export function tracingQueries<T extends Sql>(client: T, tracer: Tracer): T {
   return new Proxy(client, {
     get(target, property, receiver) {
       if (property === 'begin') {
         const begin = Reflect.get(target, property, receiver) as (...args: unknown[]) => Promise<unknown>;
-        return (...args: unknown[]) =>
-          tracer.startActiveSpan('transaction', { kind: SpanKind.CLIENT, attributes: databaseAttributes }, (span) => ended(span, begin.apply(target, args)));
+        return (...args: unknown[]) => {
+          const work = args.pop() as Work;
+          return tracer.startActiveSpan('transaction', { kind: SpanKind.CLIENT, attributes: databaseAttributes }, (span) =>
+            ended(span, begin.call(target, ...args, (transaction: Sql) => work(tracingStatements(transaction, tracer)))),
+          );
+        };
       }
-      if (property === 'unsafe') {
-        return (...args: Parameters<Sql['unsafe']>) => spannedQuery(() => target.unsafe(...args), args[0], tracer);
-      }
-      return Reflect.get(target, property, receiver) as unknown;
+      return tracingStatement(target, property, receiver, tracer);
     },
   });
+}
+
+/** A transaction (or a savepoint in it), with a span around each statement. */
+function tracingStatements(transaction: Sql, tracer: Tracer): Sql {
+  return new Proxy(transaction, {
+    get(target, property, receiver) {
+      if (property === 'savepoint') {
+        const savepoint = Reflect.get(target, property, receiver) as (...args: unknown[]) => Promise<unknown>;
+        return (...args: unknown[]) => {
+          const work = args.pop() as Work;
+          return savepoint.call(target, ...args, (inner: Sql) => work(tracingStatements(inner, tracer)));
+        };
+      }
+      return tracingStatement(target, property, receiver, tracer);
+    },
+  });
+}
+
+/** `unsafe`, the way drizzle sends every statement, spanned; anything else as it is. */
+function tracingStatement(target: Sql, property: string | symbol, receiver: unknown, tracer: Tracer): unknown {
+  if (property === 'unsafe') {
+    return (...args: Parameters<Sql['unsafe']>) => spannedQuery(() => target.unsafe(...args), args[0], tracer);
+  }
+  return Reflect.get(target, property, receiver) as unknown;
 }
 
 function spannedQuery(start: () => PendingQuery<Row[]>, text: string, tracer: Tracer) {
