@@ -204,13 +204,12 @@ t.test('a referral’s updatedAt, sync position and activity move with its threa
   const get = async (token: string) => requireStatus(await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token }), 200, 'GET referral');
   const before = await get(office.physician.token);
   t.same(before.activity, { lastAt: null, unreadMessages: 0, unacknowledgedUrgent: 0 }, 'no activity yet');
-  const sync = await test.request({ method: 'GET', url: `/v1/referrals?limit=200`, token: office.physician.token });
-  let cursor: string = sync.json().nextCursor ?? '';
-  for (let answer = sync.json(); answer.nextCursor; ) {
-    cursor = answer.nextCursor;
-    answer = (await test.request({ method: 'GET', url: `/v1/referrals?limit=200&cursor=${encodeURIComponent(cursor)}`, token: office.physician.token })).json();
-    if (!answer.nextCursor) break;
-  }
+  // The office's app, synced up to now: every page read, its last syncCursor kept.
+  const syncPage = async (cursor?: string): Promise<Json> =>
+    requireStatus(await test.request({ method: 'GET', url: `/v1/referrals?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, token: office.physician.token }), 200, 'sync');
+  let page = await syncPage();
+  while (page.nextCursor) page = await syncPage(page.syncCursor);
+  const syncedTo: string = page.syncCursor;
   const since = before.updatedAt;
 
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -224,6 +223,8 @@ t.test('a referral’s updatedAt, sync position and activity move with its threa
 
   const updated = await test.request({ method: 'GET', url: `/v1/referrals?updatedSince=${encodeURIComponent(since)}&limit=200`, token: office.physician.token });
   t.ok(updated.json().data.some((row: Json) => row.id === referral.id), 'updatedSince finds the referral after a message');
+  const synced = await syncPage(syncedTo);
+  t.ok(synced.data.some((row: Json) => row.id === referral.id), 'the sync feed, from where the app left off, brings the referral again');
 
   await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/messages/read`, token: office.physician.token });
   t.equal((await get(office.physician.token)).activity.unreadMessages, 0, 'reading the thread clears the count');
