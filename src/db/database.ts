@@ -125,7 +125,8 @@ async function openPostgres(options: {
     // PgBouncer 1.18 in transaction mode that wedged connections for good after a PostgreSQL
     // restart: server connections in a transaction nobody continued, answers dropped ("got packet
     // from server when not linked"), every request hung (scale-out test; 2 runs of 4 without this,
-    // none of 5 with it). Poolers are known to lose pipelined answers (porsager/postgres#970).
+    // none of 5 with it), and the bench's reads through the bouncer wedged without any restart.
+    // Poolers are known to lose pipelined answers (porsager/postgres#970).
     // 0 sends nothing behind a running statement; the driver patch makes begin() work with it.
     ...(pooled ? { max_pipeline: 0 } : {}),
     ...(timeouts ? { connect_timeout: timeouts.connectMs / 1000 } : {}),
