@@ -1,12 +1,13 @@
 // Issue 17: with REDIS_URL, rate-limit counts are shared by every process; while Redis cannot be
 // reached the service keeps serving, counts per process, and says so in its logs and readiness.
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import t from 'tap';
 import { captureLog } from './fixtures/captured-log.js';
 import { isolatedPrefix, redisAnswers, redisHost, redisPort, redisUrl } from './fixtures/redis.js';
+import { startTcpRelay } from './fixtures/tcp-relay.js';
 import { buildTestApp, type TestApp } from './helper.js';
 
 const tokenRequest = (test: TestApp) =>
@@ -28,44 +29,10 @@ async function waitFor(condition: () => Promise<boolean>, what: string, ms = 5_0
   }
 }
 
-/** A TCP relay in front of Redis that the test can cut and restore, as a network partition would. */
+/** A relay in front of Redis that the test can cut, restore or freeze. */
 async function redisRelay(t: { teardown: (fn: () => unknown) => void }) {
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  // Frozen: bytes are swallowed both ways while the connections stay up, as with a hung Redis.
-  let frozen = false;
-  const relay = (from: Socket, to: Socket) => from.on('data', (chunk: Buffer) => frozen || to.write(chunk));
-  const open = async () => {
-    server = createServer((client) => {
-      const upstream = connect(redisPort, redisHost);
-      for (const socket of [client, upstream]) {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-        socket.on('error', () => socket.destroy());
-      }
-      relay(client, upstream);
-      relay(upstream, client);
-    });
-    server.listen(port, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as { port: number }).port;
-  };
-  const cut = async () => {
-    const closing = server && new Promise((resolve) => server!.close(resolve));
-    for (const socket of sockets) socket.destroy();
-    await closing;
-  };
-  await open();
-  t.teardown(cut);
-  return {
-    url: () => `redis://127.0.0.1:${port}`,
-    cut,
-    restore: open,
-    freeze: (value: boolean) => {
-      frozen = value;
-    },
-  };
+  const relay = await startTcpRelay(t, redisHost, redisPort);
+  return { ...relay, url: () => `redis://127.0.0.1:${relay.port()}` };
 }
 
 function defineTests() {
