@@ -279,7 +279,7 @@ async function run() {
 
   // ---- checks ----
   t.test('every process stayed up, and the deploy ended each old API cleanly', async (t) => {
-    for (const process of [...rotation, ...workers]) t.notOk(process.exited(), `${process.name} is running${process.exited() ? `: ${process.output().slice(-2000)}` : ''}`);
+    for (const service of [...rotation, ...workers]) t.notOk(service.exited(), `${service.name} is running${service.exited() ? `: ${service.output().slice(-2000)}` : ''}`);
     t.same(exitCodes, [0, 0], 'each API replaced in the rolling deploy exited 0 after SIGTERM');
   });
 
