@@ -83,14 +83,20 @@ async function run() {
     }
     if (inFlight.has(delivered.id)) overlaps++;
     inFlight.add(delivered.id);
-    setTimeout(() => {
-      inFlight.delete(delivered.id);
-      if (response.destroyed) return; // the worker is gone: it never sees this answer
-      if (!answered.has(delivered.id)) firstAnswered.push(delivered.id);
-      answered.set(delivered.id, (answered.get(delivered.id) ?? 0) + 1);
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-    }, receiverDelayMs);
+    const answer = () =>
+      setTimeout(() => {
+        inFlight.delete(delivered.id);
+        if (response.destroyed) return; // the worker is gone: it never sees this answer
+        if (!answered.has(delivered.id)) firstAnswered.push(delivered.id);
+        answered.set(delivered.id, (answered.get(delivered.id) ?? 0) + 1);
+        response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      }, receiverDelayMs);
+    if (held) void held.then(answer);
+    else answer();
   });
+  // While held, the endpoint answers nothing: both workers then have deliveries in flight.
+  let held: Promise<void> | undefined;
+  let releaseHeld = () => {};
 
   // ---- the processes ----
   const common = {
@@ -220,10 +226,16 @@ async function run() {
   const at = (ms: number) => sleep(Math.max(0, driveStarted + ms - Date.now()));
 
   // 1. A worker SIGKILLed: what it had claimed waits for its lease, then the other worker sends it.
+  // Killed while it surely has deliveries in flight: the endpoint holds its answers until then.
   await at(killWorkerAtMs);
+  held = new Promise((resolve) => (releaseHeld = resolve));
+  await waitFor('deliveries in flight at the endpoint', () => inFlight.size >= 8, 10_000, 20);
+  await sleep(200);
   const claimedAtKill = (await side<{ id: string }[]>`select id from webhook_deliveries where status = 'delivering'`).map((row) => row.id);
   const killedAt = Date.now();
   await worker1!.stop('SIGKILL');
+  held = undefined;
+  releaseHeld();
   const recovery = (async () => {
     await waitFor(
       'the killed worker\'s deliveries to be sent by another',
@@ -325,7 +337,8 @@ async function run() {
       lastByReferral.set(referralId, index);
     }
     t.equal(outOfOrder.size, 0, 'per referral, each event was first answered after the one before it');
-    t.ok(recoveryMs <= (leaseSeconds + 5) * 1000, `the killed worker's ${claimedAtKill.length} claimed deliveries were sent ${recoveryMs} ms after the kill (lease ${leaseSeconds} s)`);
+    t.ok(recoveryMs <= (leaseSeconds + 5) * 1000, `the ${claimedAtKill.length} deliveries claimed at the kill were all sent ${recoveryMs} ms after it (lease ${leaseSeconds} s)`);
+    t.ok(recoveryMs >= 1_000, 'among them the killed worker\'s, which waited for their lease (none was in flight otherwise)');
   });
 
   t.test('the therapist\'s sync feed and events feed, followed through both APIs, hold everything', async (t) => {
