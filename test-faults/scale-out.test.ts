@@ -171,38 +171,42 @@ async function run() {
   let following = true;
   const syncSeen = new Map<string, Json>(); // referral id → the latest version seen
   const feedEvents: Json[] = [];
-  async function followSync(): Promise<void> {
+  /**
+   * Polls a feed as the app does: `take` keeps each page's records and says where to ask from next
+   * and whether more is waiting at once; once `following` ends, one last pass reads to the end.
+   */
+  async function follow(pageAt: (cursor: string | undefined) => string, take: (page: Json) => { cursor: string; more: boolean }): Promise<void> {
     let cursor: string | undefined;
     for (;;) {
       const finalPass = !following;
-      const outcome = await call('GET', `/v1/referrals?limit=50${cursor ? `&cursor=${cursor}` : ''}`, practice.therapist.token);
+      const outcome = await call('GET', pageAt(cursor), practice.therapist.token);
       if (outcome.status !== 200) {
         await sleep(200);
         continue;
       }
-      for (const referral of outcome.body.data as Json[]) syncSeen.set(referral.id, referral);
-      cursor = outcome.body.syncCursor;
-      if (outcome.body.nextCursor !== null) continue;
+      const next = take(outcome.body);
+      cursor = next.cursor;
+      if (next.more) continue;
       if (finalPass) return;
       await sleep(300);
     }
   }
-  async function followEvents(): Promise<void> {
-    let after: string | undefined;
-    for (;;) {
-      const finalPass = !following;
-      const outcome = await call('GET', `/v1/events?limit=200${after ? `&after=${after}` : ''}`, practice.therapist.token);
-      if (outcome.status !== 200) {
-        await sleep(200);
-        continue;
-      }
-      feedEvents.push(...(outcome.body.data as Json[]));
-      after = outcome.body.nextCursor;
-      if ((outcome.body.data as Json[]).length === 200) continue;
-      if (finalPass) return;
-      await sleep(300);
-    }
-  }
+  const followSync = () =>
+    follow(
+      (cursor) => `/v1/referrals?limit=50${cursor ? `&cursor=${cursor}` : ''}`,
+      (page) => {
+        for (const referral of page.data as Json[]) syncSeen.set(referral.id, referral);
+        return { cursor: page.syncCursor, more: page.nextCursor !== null };
+      },
+    );
+  const followEvents = () =>
+    follow(
+      (after) => `/v1/events?limit=200${after ? `&after=${after}` : ''}`,
+      (page) => {
+        feedEvents.push(...(page.data as Json[]));
+        return { cursor: page.nextCursor, more: (page.data as Json[]).length === 200 };
+      },
+    );
 
   const countClaimed = async () => (await side<{ n: number }[]>`select count(*)::int as n from webhook_deliveries where status = 'delivering'`)[0]!.n;
 

@@ -31,16 +31,20 @@ export function tracingQueries<T extends Sql>(client: T, tracer: Tracer): T {
     get(target, property, receiver) {
       if (property === 'begin') {
         const begin = Reflect.get(target, property, receiver) as (...args: unknown[]) => Promise<unknown>;
-        return (...args: unknown[]) => {
-          const work = args.pop() as Work;
-          return tracer.startActiveSpan('transaction', { kind: SpanKind.CLIENT, attributes: databaseAttributes }, (span) =>
-            ended(span, begin.call(target, ...args, (transaction: Sql) => work(tracingStatements(transaction, tracer)))),
+        return (...args: unknown[]) =>
+          tracer.startActiveSpan('transaction', { kind: SpanKind.CLIENT, attributes: databaseAttributes }, (span) =>
+            ended(span, withTracedWork(begin, target, args, tracer)),
           );
-        };
       }
       return tracingStatement(target, property, receiver, tracer);
     },
   });
+}
+
+/** Calls begin or savepoint with its options as given, and its work (the last argument) handed the transaction traced statement by statement. */
+function withTracedWork(method: (...args: unknown[]) => Promise<unknown>, target: Sql, args: unknown[], tracer: Tracer): Promise<unknown> {
+  const work = args.at(-1) as Work;
+  return method.call(target, ...args.slice(0, -1), (transaction: Sql) => work(tracingStatements(transaction, tracer)));
 }
 
 /** A transaction (or a savepoint in it), with a span around each statement. */
@@ -49,10 +53,7 @@ function tracingStatements(transaction: Sql, tracer: Tracer): Sql {
     get(target, property, receiver) {
       if (property === 'savepoint') {
         const savepoint = Reflect.get(target, property, receiver) as (...args: unknown[]) => Promise<unknown>;
-        return (...args: unknown[]) => {
-          const work = args.pop() as Work;
-          return savepoint.call(target, ...args, (inner: Sql) => work(tracingStatements(inner, tracer)));
-        };
+        return (...args: unknown[]) => withTracedWork(savepoint, target, args, tracer);
       }
       return tracingStatement(target, property, receiver, tracer);
     },
