@@ -309,6 +309,9 @@ export const referrals = pgTable(
   'referrals',
   {
     id: uuid('id').primaryKey().defaultRandom(),
+    // The id of the referral's FHIR Task (SPEC §16): the workflow is a resource of its own there,
+    // with an id partners keep, distinct from the ServiceRequest's (the referral's id).
+    taskId: uuid('task_id').notNull().defaultRandom(),
     // The prescribing physician office: owner of the referral and of its patient.
     organizationId: uuid('organization_id')
       .notNull()
@@ -388,6 +391,7 @@ export const referrals = pgTable(
     index('referrals_therapist_beyond_target_sync_idx').on(table.acceptedTherapistId, table.syncXid, table.id).where(acceptedBeyondTarget(table)),
     index('referrals_practice_beyond_target_sync_idx').on(table.acceptedPracticeId, table.syncXid, table.id).where(acceptedBeyondTargetPractice(table)),
     index('referrals_patient_idx').on(table.patientId),
+    uniqueIndex('referrals_task_id_idx').on(table.taskId),
     index('referrals_open_expiry_idx').on(table.expiresOn).where(sql`${table.status} in (${sqlValues(expirableStatuses)})`),
     check('referrals_version_check', sql`${table.version} >= 1`),
     check('referrals_visits_check', sql`${table.visitsUsed} between 0 and ${table.visitsAuthorized}`),
