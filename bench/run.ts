@@ -217,6 +217,19 @@ async function main() {
       const row = againstT(`therapist pull, 50/page, ${plan.small.toLocaleString('en')} referrals`, pullSmall, 0.2, ', p99 ≤ 150 ms');
       rows.push({ ...row, pass: row.pass && pullSmall.p99 <= 150 });
     }
+    if (selected('fhir-task') && pullSmall) {
+      const fhirTasks = await scenario('fhir-task', `FHIR Task search at ${plan.small}`);
+      const share = fhirTasks.requestsPerSecond / Math.max(pullSmall.requestsPerSecond, 1);
+      rows.push({
+        scenario: `FHIR Task search, 50/page, ${plan.small.toLocaleString('en')} referrals (the pull above, as Tasks)`,
+        measured: fhirTasks,
+        ratio: fhirTasks.requestsPerSecond / floorT.requestsPerSecond,
+        floor: 'T',
+        target: '≥ 0.7 × the pull, p99 ≤ 1.5 × its p99, 0 non-2xx',
+        pass: share >= 0.7 && fhirTasks.p99 <= 1.5 * Math.max(pullSmall.p99, 1) && fhirTasks.non2xx === 0,
+        note: `${share.toFixed(2)} × the pull's requests/s, p99 ${(fhirTasks.p99 / Math.max(pullSmall.p99, 1)).toFixed(2)} × its p99`,
+      });
+    }
     if (selected('note')) rows.push(againstT('visit note', await scenario('note'), 0.5));
     if (selected('message')) rows.push(againstT('message', await scenario('message'), 0.5));
     let eventsSmall: Measured | undefined;

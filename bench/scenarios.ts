@@ -18,7 +18,7 @@ export interface BenchData {
   documentUpload?: { body: string; contentType: string };
 }
 
-export type ScenarioName = 'create' | 'read' | 'pull' | 'note' | 'message' | 'events' | 'upload' | 'mixed' | 'floor-transaction' | 'floor-hello';
+export type ScenarioName = 'create' | 'read' | 'pull' | 'fhir-task' | 'note' | 'message' | 'events' | 'upload' | 'mixed' | 'floor-transaction' | 'floor-hello';
 
 const pick = <T,>(items: T[]): T => items[Math.floor(Math.random() * items.length)]!;
 const today = () => new Date().toISOString().slice(0, 10);
@@ -98,6 +98,12 @@ const builders: Record<Exclude<ScenarioName, 'mixed'>, (data: BenchData) => Buil
     method: 'GET',
     path: `/v1/referrals?limit=50&cursor=${pick(data.pullCursors)}`,
     headers: json(data.tokens.therapist),
+  }),
+  // The same page as pull, through the FHIR façade: the therapist's Tasks after the same cursors.
+  'fhir-task': (data) => ({
+    method: 'GET',
+    path: `/fhir/R4/Task?_count=50&_cursor=${pick(data.pullCursors)}`,
+    headers: { ...json(data.tokens.therapist), accept: 'application/fhir+json' },
   }),
   note: (data) => ({
     method: 'POST',

@@ -18,7 +18,7 @@ import securityPlugin from './plugins/security.js';
 import unitOfWorkPlugin from './plugins/unit-of-work.js';
 import auditLogPlugin from './modules/audit/audit-log-plugin.js';
 import refusalAuditPlugin from './modules/audit/refusal-audit.js';
-import type { Resolver } from './modules/webhooks/target-guard.js';
+import type { Resolver } from './lib/outbound/target-guard.js';
 import auditModule from './modules/audit/index.js';
 import authModule from './modules/auth/index.js';
 import healthModule from './modules/health/index.js';
@@ -34,6 +34,7 @@ import progressReportsModule from './modules/progress-reports/index.js';
 import clinicalReportsModule from './modules/clinical-reports/index.js';
 import referralsModule from './modules/referrals/index.js';
 import webhooksModule from './modules/webhooks/index.js';
+import fhirModule from './modules/fhir/index.js';
 import { bootstrap } from './seed/bootstrap.js';
 
 export interface BuildAppOptions {
@@ -43,12 +44,14 @@ export interface BuildAppOptions {
   pgliteTemplate?: Blob | undefined;
   /** Tests: answers the webhook worker's DNS lookups, so no test depends on real DNS. */
   webhookResolver?: Resolver | undefined;
+  /** Tests: answers the DNS lookups of API clients' JWKS URLs. */
+  jwksResolver?: Resolver | undefined;
 }
 
 export const requestIdHeader = 'x-request-id';
 const acceptableRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate, webhookResolver }: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, logger = pino({ level: 'silent' }), pgliteTemplate, webhookResolver, jwksResolver }: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     requestIdHeader: false,
@@ -102,7 +105,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   // Feature modules, one plugin each (docs/architecture.md). Authentication and idempotency come
   // first: their hooks must be in place before any module adds a route.
   await app.register(healthModule);
-  await app.register(authModule, { config });
+  await app.register(authModule, { config, jwksResolver });
   await app.register(idempotencyModule, { config });
   await app.register(networkModule, { config });
   await app.register(patientsModule, { config });
@@ -116,6 +119,7 @@ export async function buildApp({ config, logger = pino({ level: 'silent' }), pgl
   await app.register(billingModule, { config });
   await app.register(auditModule, { config });
   await app.register(webhooksModule, { config, resolver: webhookResolver });
+  await app.register(fhirModule, { config });
   // The last preClose hook: once every module has stopped its work, and connections accepted just
   // before the service stopped listening have sent their request, Fastify closes what is idle.
   app.addHook('preClose', () => app.acceptedConnectionsSettled());

@@ -77,7 +77,18 @@ export const EnvSchema = Type.Object({
       description: 'Earlier DATA_ENCRYPTION_KEY values, comma-separated: still read, and re-encrypted under the current key at start (key rotation)',
     }),
   ),
+  PUBLIC_BASE_URL: Type.Optional(
+    Type.String({
+      description:
+        'The URL partners reach this service at (scheme, host, port if not the default, and any path prefix a proxy adds; no trailing slash), e.g. https://api.example.com. Absolute URLs the service gives out are made from it, and API clients sign their SMART client assertions for its /v1/auth/token. Default: http://localhost:$PORT',
+    }),
+  ),
   WEBHOOK_ALLOW_PRIVATE_TARGETS: booleanFlag({ default: 'false', description: 'Allow webhook URLs on private, loopback or link-local addresses' }),
+  JWKS_ALLOW_PRIVATE_URLS: booleanFlag({
+    default: 'false',
+    description:
+      "Allow API clients' JWKS URLs over http and on private, loopback or link-local addresses (development and tests only: whoever can answer for the URL can sign in as the client)",
+  }),
   WEBHOOK_RETRY_SCHEDULE: Type.String({
     pattern: '^\\d+(,\\d+)*$',
     default: '0,5,300,1800,7200,18000,36000,36000',
@@ -253,6 +264,10 @@ export interface Config {
     concurrency: number;
   };
   role: 'all' | 'api' | 'worker';
+  /** Where partners reach the service, without a trailing slash: the base of the absolute URLs it gives out. */
+  publicBaseUrl: string;
+  /** Whether API clients' JWKS URLs may be http, or on private addresses (SSRF guard, lib/outbound). */
+  jwksAllowPrivateUrls: boolean;
   login: { maxFailures: number; accountMaxFailures: number; lockoutSeconds: number; failureDelayMs: number; passwordHashCostLog2: number };
   rateLimit: { tokenPerMinute: number; perCallerPerMinute: number; redisUrl: string | undefined; redisKeyPrefix: string };
   referralExpirySweepSeconds: number;
@@ -272,6 +287,21 @@ function encryptionKeyOf(text: string): Buffer | undefined {
   if (!/^[A-Za-z0-9+/]+={0,2}$|^[A-Za-z0-9_-]+$/.test(trimmed)) return undefined;
   const key = Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64');
   return key.length === 32 ? key : undefined;
+}
+
+/** Why a PUBLIC_BASE_URL is unusable, or undefined when it is fine. */
+function publicBaseUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'must be an absolute URL, e.g. https://api.example.com';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must use https (or http)';
+  if (url.username || url.password) return 'must not carry credentials';
+  if (url.search || url.hash || text.includes('?') || text.includes('#')) return 'must not have a query or a fragment';
+  if (text.endsWith('/')) return 'must not end with a slash';
+  return undefined;
 }
 
 const previousKeysOf = (list: string) => list.split(',').filter((entry) => entry.trim() !== '').map(encryptionKeyOf);
@@ -326,6 +356,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (parsed.DATA_ENCRYPTION_PREVIOUS_KEYS && !previousKeysOf(parsed.DATA_ENCRYPTION_PREVIOUS_KEYS).every(Boolean)) {
       problems.push('DATA_ENCRYPTION_PREVIOUS_KEYS: each must be 32 bytes in base64, comma-separated');
     }
+    const baseUrlProblem = parsed.PUBLIC_BASE_URL === undefined ? undefined : publicBaseUrlProblem(parsed.PUBLIC_BASE_URL);
+    if (baseUrlProblem) problems.push(`PUBLIC_BASE_URL: ${baseUrlProblem}`);
     // A live worker must never lose its claim while an attempt can still be running.
     if (Boolean(parsed.BOOTSTRAP_ADMIN_EMAIL) !== Boolean(parsed.BOOTSTRAP_ADMIN_PASSWORD)) {
       problems.push('BOOTSTRAP_ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: set both or neither');
@@ -379,6 +411,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       concurrency: parsed.WEBHOOK_CONCURRENCY,
     },
     role: parsed.ROLE,
+    publicBaseUrl: parsed.PUBLIC_BASE_URL ?? `http://localhost:${parsed.PORT}`,
+    jwksAllowPrivateUrls: parsed.JWKS_ALLOW_PRIVATE_URLS === 'true',
     login: {
       maxFailures: parsed.LOGIN_MAX_FAILURES,
       accountMaxFailures: parsed.LOGIN_ACCOUNT_MAX_FAILURES,

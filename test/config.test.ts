@@ -139,6 +139,16 @@ t.test('REDIS_URL must be a redis URL; WEBHOOK_LEASE_SECONDS at least 3', async 
   t.match(configError(t, { WEBHOOK_LEASE_SECONDS: '2' }), /WEBHOOK_LEASE_SECONDS: /);
 });
 
+t.test('PUBLIC_BASE_URL defaults to http://localhost:$PORT; a value that is not an absolute http(s) URL without a trailing slash is named', async (t) => {
+  t.equal(loadConfig({}).publicBaseUrl, 'http://localhost:3000');
+  t.equal(loadConfig({ PORT: '8080' }).publicBaseUrl, 'http://localhost:8080');
+  t.equal(loadConfig({ PUBLIC_BASE_URL: 'https://api.example.com/referrals' }).publicBaseUrl, 'https://api.example.com/referrals');
+  for (const bad of ['api.example.com', 'ftp://api.example.com', 'https://api.example.com/', 'https://user:pw@api.example.com', 'https://api.example.com?x=1', 'https://api.example.com#top']) {
+    t.match(configError(t, { PUBLIC_BASE_URL: bad }), /PUBLIC_BASE_URL: must/, bad);
+  }
+  t.equal(loadConfig({}).jwksAllowPrivateUrls, false, 'JWKS URLs keep to public https by default');
+});
+
 t.test('a migration job needs only the database: no keys are asked for', async (t) => {
   t.equal(loadConfig({ DATABASE_URL: 'postgres://db.example/referrals' }, { forMigrations: true }).databaseUrl, 'postgres://db.example/referrals');
   t.match(configError(t, { DATABASE_URL: 'postgres://db.example/referrals' }), /JWT_SECRET: required/, 'the service itself still needs them');

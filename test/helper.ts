@@ -65,6 +65,8 @@ export interface TestAppOptions {
   logger?: FastifyBaseLogger;
   /** Answers the webhook worker's DNS lookups (see test/fixtures/fake-dns.ts). */
   webhookResolver?: BuildAppOptions['webhookResolver'];
+  /** Answers the DNS lookups of API clients' JWKS URLs (see test/fixtures/smart.ts). */
+  jwksResolver?: BuildAppOptions['jwksResolver'];
 }
 
 /** The configuration tests run with: fast failure delays and generous rate limits, unless a test overrides them. */
@@ -131,6 +133,7 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
     pgliteTemplate: template,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.webhookResolver ? { webhookResolver: options.webhookResolver } : {}),
+    ...(options.jwksResolver ? { jwksResolver: options.jwksResolver } : {}),
   });
   t.teardown(async () => {
     await app.close();

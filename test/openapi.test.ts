@@ -15,7 +15,14 @@ const operations = Object.entries(document.paths as Record<string, Record<string
     .map(([method, operation]) => ({ name: `${method.toUpperCase()} ${path}`, method, path, operation })),
 );
 /** Callable without a token (SPEC §10, §11). */
-const publicOperations = new Set(['GET /health/live', 'GET /health/ready', 'POST /v1/auth/token']);
+const publicOperations = new Set([
+  'GET /health/live',
+  'GET /health/ready',
+  'POST /v1/auth/token',
+  // FHIR clients read what the server does and how to sign in before they sign in.
+  'GET /fhir/R4/metadata',
+  'GET /fhir/R4/.well-known/smart-configuration',
+]);
 
 const test = await buildTestApp(t);
 
@@ -70,18 +77,22 @@ t.test('every operation documents a 2xx response with a schema (204 has no body)
   }
 });
 
-t.test('error responses are problem+json', async (t) => {
-  for (const { name, operation } of operations) {
+t.test('error responses are problem+json; under /fhir/R4 they are OperationOutcomes', async (t) => {
+  for (const { name, path, operation } of operations) {
+    const fhir = path.startsWith('/fhir/R4/');
     for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
       if (!/^[45]\d\d$/.test(status) || name === 'GET /health/ready') continue;
       t.same(
         response.content,
-        { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-        `${name} ${status}: Problem`,
+        fhir
+          ? { 'application/fhir+json': { schema: { $ref: '#/components/schemas/OperationOutcome' } } }
+          : { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        `${name} ${status}: ${fhir ? 'OperationOutcome' : 'Problem'}`,
       );
     }
   }
   t.ok(document.components?.schemas?.Problem, 'the Problem schema is a component');
+  t.ok(document.components?.schemas?.OperationOutcome, 'the OperationOutcome schema is a component');
 });
 
 t.test('every non-public operation requires bearerAuth; the public ones do not', async (t) => {

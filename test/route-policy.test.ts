@@ -44,6 +44,9 @@ const publicRoutes: Array<{ methods: string[]; url: RegExp }> = [
   { methods: ['GET', 'HEAD'], url: /^\/openapi\.json$/ },
   { methods: ['GET', 'HEAD'], url: /^\/docs(\/.*)?$/ },
   { methods: ['POST'], url: /^\/v1\/auth\/token$/ },
+  // FHIR clients read what the server does, and how to sign in, before they sign in.
+  { methods: ['GET', 'HEAD'], url: /^\/fhir\/R4\/metadata$/ },
+  { methods: ['GET', 'HEAD'], url: /^\/fhir\/R4\/\.well-known\/smart-configuration$/ },
 ];
 const isPublicRoute = (method: string, url: string) =>
   publicRoutes.some((allowed) => allowed.methods.includes(method) && allowed.url.test(url));
@@ -94,7 +97,8 @@ t.test('every documented operation but the public ones answers 401 without a tok
       t.not(response.statusCode, 401, `${method} ${path} is public`);
     } else {
       t.equal(response.statusCode, 401, `${method} ${path} needs a token`);
-      t.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', `${method} ${path}: problem+json`);
+      const refusal = path.startsWith('/fhir/R4/') ? 'application/fhir+json; charset=utf-8' : 'application/problem+json; charset=utf-8';
+      t.equal(response.headers['content-type'], refusal, `${method} ${path}: ${refusal}`);
     }
   }
 });

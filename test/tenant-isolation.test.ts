@@ -80,6 +80,8 @@ const users = (organizationId: string) => `/v1/organizations/${organizationId}/u
 const apiClients = (organizationId: string) => `/v1/organizations/${organizationId}/api-clients`;
 const newUser = () => ({ role: 'office_staff', email: `intruder.${randomBytes(4).toString('hex')}@example.com`, password: defaultPassword, name: 'Intruder' });
 const newClient = () => ({ name: 'Intruder EHR', scopes: ['patients:read'] });
+// Keys an intruder would like a client to trust (SMART Backend Services): a rotation of someone else's client.
+const intruderKeys = () => ({ jwksUrl: 'https://jwks.intruder.example/jwks.json' });
 const byOrganization = (target: Target) => target.org;
 
 // Every org-scoped route that takes an id (SPEC §12), with its policy as declared in src/modules.
@@ -92,6 +94,7 @@ const routes: Route[] = [
   { label: 'GET /v1/organizations/{id}/api-clients', method: 'GET', url: (x) => apiClients(x.org), resourceId: byOrganization, roles: organizationAdmins, action: 'api_client.list' },
   { label: 'POST /v1/organizations/{id}/api-clients', method: 'POST', url: (x) => apiClients(x.org), resourceId: byOrganization, payload: newClient, roles: organizationAdmins, action: 'api_client.create' },
   { label: 'DELETE /v1/organizations/{id}/api-clients/{apiClientId}', method: 'DELETE', url: (x) => `${apiClients(x.org)}/${x.apiClient}`, resourceId: byOrganization, roles: organizationAdmins, action: 'api_client.revoke' },
+  { label: 'PATCH /v1/organizations/{id}/api-clients/{apiClientId}', method: 'PATCH', url: (x) => `${apiClients(x.org)}/${x.apiClient}`, resourceId: byOrganization, payload: intruderKeys, roles: organizationAdmins, action: 'api_client.update_keys' },
   { label: 'GET /v1/patients/{id}', method: 'GET', url: (x) => `/v1/patients/${x.patient}`, resourceId: (x) => x.patient, patient: true, roles: officeRoles, clientScope: 'patients:read', action: 'patient.read' },
 ];
 
@@ -155,6 +158,7 @@ const ownOrganizationRoutes: { label: string; method: Method; url: (own: string,
   { label: 'GET /v1/organizations/{own}/users/{foreign userId}', method: 'GET', url: (own, x) => `${users(own)}/${x.user}`, resourceType: 'user', id: (x) => x.user, action: 'user.read' },
   { label: 'PATCH /v1/organizations/{own}/users/{foreign userId}', method: 'PATCH', url: (own, x) => `${users(own)}/${x.user}`, payload: { name: 'Hijacked' }, resourceType: 'user', id: (x) => x.user, action: 'user.update' },
   { label: 'DELETE /v1/organizations/{own}/api-clients/{foreign apiClientId}', method: 'DELETE', url: (own, x) => `${apiClients(own)}/${x.apiClient}`, resourceType: 'api_client', id: (x) => x.apiClient, action: 'api_client.revoke' },
+  { label: 'PATCH /v1/organizations/{own}/api-clients/{foreign apiClientId}', method: 'PATCH', url: (own, x) => `${apiClients(own)}/${x.apiClient}`, payload: intruderKeys(), resourceType: 'api_client', id: (x) => x.apiClient, action: 'api_client.update_keys' },
 ];
 for (const route of ownOrganizationRoutes) {
   for (const target of targets) {

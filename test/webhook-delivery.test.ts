@@ -505,7 +505,7 @@ t.test('several workers at once deliver 50 pending deliveries, each exactly once
   const eventIds: string[] = [];
   for (let i = 0; i < 50; i++) eventIds.push(await ping(test, office.admin.token, endpoint.id));
   // A second worker on the same database, as another process would be.
-  const second = new DeliveryWorker(test.app.db, test.app.database, { config: test.config.webhooks, log: test.app.log, secretBox: test.app.dataEncryption, referralsTakenPartIn: (organization, referralIds) => test.app.referrals.referralsOrganizationTakesPartIn(organization, referralIds), units: test.app.unitOfWork });
+  const second = new DeliveryWorker(test.app.db, test.app.database, { config: test.config.webhooks, log: test.app.log, secretBox: test.app.dataEncryption, referralsTakenPartIn: (organization, referralIds) => test.app.referrals.referralsOrganizationTakesPartIn(organization, referralIds), units: test.app.unitOfWork, formats: test.app.webhookFormats });
   const workers = [test.app.webhookWorker, second, test.app.webhookWorker, second, test.app.webhookWorker];
 
   let claimed = 0;

@@ -66,6 +66,7 @@ t.test('endpoint management by organization admins', async (t) => {
       url: payload.url,
       description: payload.description,
       eventTypes: payload.eventTypes,
+      format: 'standard',
       status: 'active',
       disabledReason: null,
       failingSince: null,

@@ -25,6 +25,7 @@ function startWorker(app: TestApp): DeliveryWorker {
     secretBox: app.app.dataEncryption,
     referralsTakenPartIn: (organization, referralIds) => app.app.referrals.referralsOrganizationTakesPartIn(organization, referralIds),
     units: app.app.unitOfWork,
+    formats: app.app.webhookFormats,
   });
   return worker;
 }

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { WebhookSender, maxResponseBytes } from '../src/modules/webhooks/sender.js';
-import { guardedLookup } from '../src/modules/webhooks/target-guard.js';
+import { guardedLookup } from '../src/lib/outbound/target-guard.js';
 
 const loopbackOnly = guardedLookup(async () => [{ address: '127.0.0.1', family: 4 }], true);
 const headers = { 'webhook-id': 'msg_1', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' };

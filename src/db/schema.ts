@@ -23,6 +23,7 @@ import type { Static } from 'typebox';
 import type { Technique } from '../lib/catalog.js';
 import type { Address } from '../lib/schemas.js';
 import {
+  apiClientAuthMethods,
   auditActorTypes,
   auditOutcomes,
   deliveryStatuses,
@@ -37,6 +38,7 @@ import {
   userRoles,
   webhookEndpointStatuses,
   webhookEventTypes,
+  webhookFormats,
   reportKinds,
   reportRecommendations,
   dischargeReasons,
@@ -48,6 +50,7 @@ import {
   messagePriorities,
   adverseEventSeverities,
 } from '../lib/vocabulary.js';
+import type { JwkSet } from '../modules/auth/schemas.js';
 import type { Identifier } from '../modules/patients/schemas.js';
 import type { BillingLine, OutcomeMeasure, RangeOfMotion } from '../modules/progress-reports/schemas.js';
 import type { Diagnosis, Insurance, NetworkOffer, OutcomeScore, PainScores, Signature } from '../modules/referrals/schemas.js';
@@ -162,7 +165,12 @@ export const apiClients = pgTable(
       .references(() => organizations.id),
     name: text('name').notNull(),
     clientId: text('client_id').notNull(),
-    secretHash: text('secret_hash').notNull(),
+    authMethod: text('auth_method', { enum: apiClientAuthMethods }).notNull().default('client_secret'),
+    // client_secret only: a private_key_jwt client proves itself with its keys and has no secret.
+    secretHash: text('secret_hash'),
+    // private_key_jwt only, one of the two: public keys registered here, or a URL serving them.
+    jwks: jsonb('jwks').$type<JwkSet>(),
+    jwksUrl: text('jwks_url'),
     scopes: text('scopes').array().notNull(),
     active: boolean('active').notNull().default(true),
     createdBy: uuid('created_by'),
@@ -172,7 +180,31 @@ export const apiClients = pgTable(
   (table) => [
     uniqueIndex('api_clients_client_id_key').on(table.clientId),
     index('api_clients_organization_id_created_at_idx').on(table.organizationId, table.createdAt, table.id),
+    check('api_clients_auth_method_check', sql`${table.authMethod} in (${sqlValues(apiClientAuthMethods)})`),
+    check(
+      'api_clients_credentials_check',
+      sql`case ${table.authMethod}
+        when 'client_secret' then ${table.secretHash} is not null and ${table.jwks} is null and ${table.jwksUrl} is null
+        else ${table.secretHash} is null and (${table.jwks} is null) <> (${table.jwksUrl} is null) end`,
+    ),
   ],
+);
+
+/**
+ * The jti of every client assertion taken, kept until the assertion expires: an assertion is
+ * single-use (RFC 7523 §3, SMART Backend Services), so a second use of a jti is refused. Rows past
+ * expires_at are swept away, as an expired assertion is refused anyway.
+ */
+export const clientAssertionJtis = pgTable(
+  'client_assertion_jtis',
+  {
+    apiClientId: uuid('api_client_id')
+      .notNull()
+      .references(() => apiClients.id),
+    jti: text('jti').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.apiClientId, table.jti] }), index('client_assertion_jtis_expires_at_idx').on(table.expiresAt)],
 );
 
 export const refreshTokens = pgTable(
@@ -633,6 +665,7 @@ export const webhookEndpoints = pgTable(
     description: text('description').notNull().default(''),
     eventTypes: text('event_types').array().notNull(),
     status: text('status', { enum: webhookEndpointStatuses }).notNull().default('active'),
+    format: text('format', { enum: webhookFormats }).notNull().default('standard'),
     disabledReason: text('disabled_reason'),
     secret: text('secret').notNull(),
     // During a rotation the old secret signs too, until it expires.
@@ -646,7 +679,10 @@ export const webhookEndpoints = pgTable(
     updatedAt: updatedAt(),
     deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
   },
-  (table) => [index('webhook_endpoints_organization_idx').on(table.organizationId, table.createdAt, table.id)],
+  (table) => [
+    index('webhook_endpoints_organization_idx').on(table.organizationId, table.createdAt, table.id),
+    check('webhook_endpoints_format_check', sql`${table.format} in (${sqlValues(webhookFormats)})`),
+  ],
 );
 
 /** The outbox: one row per event, written in the transaction of the change that caused it. */
@@ -657,6 +693,9 @@ export const webhookEvents = pgTable(
     type: text('type', { enum: webhookEventTypes }).notNull(),
     referralId: uuid('referral_id'),
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    // The FHIR Bundle as the exact bytes signed and sent, written only when an endpoint of format
+    // fhir was among the targets: text, not jsonb, which would reorder its keys on every read.
+    fhirBody: text('fhir_body'),
     occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (table) => [index('webhook_events_referral_idx').on(table.referralId, table.occurredAt)],

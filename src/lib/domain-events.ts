@@ -2,19 +2,34 @@
 // that made it happen to whoever subscribed (webhooks turns them into deliveries). Handlers run
 // inside the change's transaction, so an event exists exactly when its change commits.
 import type { Executor } from '../db/database.js';
+import type { referrals } from '../db/schema.js';
 import type { NetworkEventType, OrganizationEventType, ReferralEventType } from './vocabulary.js';
 
 export { domainEventTypes, type DomainEventType } from './vocabulary.js';
 
-/** What a subscriber may know of the referral an event is about: ids and status, never clinical text. */
-export interface ReferralFacts {
-  id: string;
-  status: string;
-  organizationId: string;
-  targetPracticeId: string | null;
-  acceptedPracticeId: string | null;
-  targetKind: string;
-}
+/**
+ * What a subscriber may know of the referral an event is about: ids, status and workflow
+ * position, never clinical text. Enough to say who takes part and to render the referral's FHIR
+ * Task (the FHIR webhook format), so no subscriber reads the referral again inside the change.
+ */
+export type ReferralFacts = Pick<
+  typeof referrals.$inferSelect,
+  | 'id'
+  | 'status'
+  | 'organizationId'
+  | 'targetPracticeId'
+  | 'acceptedPracticeId'
+  | 'targetKind'
+  | 'taskId'
+  | 'version'
+  | 'updatedAt'
+  | 'prescriberId'
+  | 'targetTherapistId'
+  | 'acceptedTherapistId'
+  | 'acceptedAt'
+  | 'holdSince'
+  | 'holdAdverseEventId'
+>;
 
 export interface ReferralDomainEvent {
   type: ReferralEventType;

@@ -166,6 +166,16 @@ export function notFound(resourceType: string, resourceId: string, label = resou
   return new RecordNotFoundError(label, { resourceType, resourceId, ...(patientId ? { patientId } : {}) });
 }
 
+/**
+ * The 404 of a record reached through another (a message through its referral) when the way there
+ * was refused: the same answer, audited against the record asked for and the patient the refusal
+ * named. Any other error is returned as it is.
+ */
+export function renamedNotFound(error: unknown, resourceType: string, resourceId: string, label = resourceType): unknown {
+  if (!(error instanceof RecordNotFoundError)) return error;
+  return notFound(resourceType, resourceId, label, error.deniedResource.patientId);
+}
+
 /** A 403 for a caller whose role or scopes the route's policy does not admit; the attempt is audited against the route's record. */
 export function accessDenied(message: string, target: DeniedResource) {
   return new AccessDeniedError(message, target);

@@ -123,8 +123,13 @@ export const ResponseHeaders = {
   },
   etag: {
     component: 'ETag',
-    description: 'The version of the resource, for If-Match',
+    description: 'The version of the resource, for If-Match; weak (W/"3") under /fhir/R4, as FHIR servers send it',
     schema: Type.String({ examples: ['"3"'] }),
+  },
+  'last-modified': {
+    component: 'LastModified',
+    description: "When the resource last changed (a FHIR resource's meta.lastUpdated), as an HTTP date",
+    schema: Type.String({ examples: ['Mon, 07 Dec 2026 11:44:07 GMT'] }),
   },
   location: {
     component: 'Location',

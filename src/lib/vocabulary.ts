@@ -41,6 +41,14 @@ export const staffRolesOf: Record<OrganizationKind, readonly StaffRole[]> = {
 /** Who acts: a signed-in user or a partner's API client. */
 export const principalKinds = ['user', 'api_client'] as const;
 export type PrincipalKind = (typeof principalKinds)[number];
+/**
+ * How an API client proves who it is at the token endpoint: a secret (client_secret_basic or
+ * _post), or an assertion signed with a key whose public half it registered (RFC 7523,
+ * SMART Backend Services).
+ */
+export const apiClientAuthMethods = ['client_secret', 'private_key_jwt'] as const;
+export type ApiClientAuthMethod = (typeof apiClientAuthMethods)[number];
+export const ApiClientAuthMethod = enumOf(apiClientAuthMethods);
 /** Who an audit event names: also nobody signed in, or the service itself. */
 export const auditActorTypes = [...principalKinds, 'anonymous', 'system'] as const;
 export const auditOutcomes = ['success', 'denied', 'error'] as const;
@@ -123,4 +131,7 @@ export type DomainEventType = (typeof domainEventTypes)[number];
 export const webhookEventTypes = [...domainEventTypes, 'webhook_endpoint.disabled', 'ping'] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 export const webhookEndpointStatuses = ['active', 'disabled'] as const;
+/** How an endpoint's events are written: the thin {type, timestamp, data} payload, or a FHIR R4 Bundle (issue 18). */
+export const webhookFormats = ['standard', 'fhir'] as const;
+export type WebhookFormat = (typeof webhookFormats)[number];
 export const deliveryStatuses = ['pending', 'delivering', 'succeeded', 'dead'] as const;

@@ -8,6 +8,7 @@
 // - a JSON member name repeated within one object (see lib/duplicate-keys.ts).
 // Ids in the path are lower-cased, since the database matches a uuid in any case and the audit
 // log must file every attempt on a record under one spelling of its id.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { firstDuplicateKey } from '../lib/duplicate-keys.js';
 import { validationFailed } from '../lib/errors.js';
@@ -54,20 +55,27 @@ export function findInputProblem(value: unknown, path: string, depth = 0): { fie
   return undefined;
 }
 
+/**
+ * The JSON body parser of every JSON media type the API takes (application/json, the FHIR façade's
+ * application/fhir+json): Fastify's own parser (prototype-poisoning checks included) reads the body;
+ * only a body it accepts is scanned again for a repeated name.
+ */
+export function safeJsonParser(app: FastifyInstance) {
+  const parseJson = app.getDefaultJsonParser('error', 'ignore');
+  return (request: FastifyRequest, body: string | Buffer, done: (error: Error | null, parsed?: unknown) => void) => {
+    parseJson(request, body as string, (error, parsed) => {
+      if (error) return done(error, undefined);
+      const duplicate = firstDuplicateKey(body as string);
+      if (duplicate !== undefined) return done(validationFailed([{ field: duplicate, message: 'appears more than once in the object; send each field once' }]), undefined);
+      done(null, parsed);
+    });
+  };
+}
+
 export default fp(
   async (app) => {
-    // Fastify's own parser (prototype-poisoning checks included) reads the body; only a body it
-    // accepts is scanned again for a repeated name.
-    const parseJson = app.getDefaultJsonParser('error', 'ignore');
     app.removeContentTypeParser('application/json');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-      parseJson(request, body as string, (error, parsed) => {
-        if (error) return done(error, undefined);
-        const duplicate = firstDuplicateKey(body as string);
-        if (duplicate !== undefined) return done(validationFailed([{ field: duplicate, message: 'appears more than once in the object; send each field once' }]), undefined);
-        done(null, parsed);
-      });
-    });
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, safeJsonParser(app));
 
     app.addHook('preValidation', async (request) => {
       const query = request.query as Record<string, unknown> | undefined;

@@ -2,7 +2,7 @@
 // headers the shared machinery (authentication, rate limits, idempotency, load shedding, body
 // parsing) answers with on every route, generated from the route's features rather than written per
 // route, and the shared headers as components.
-import { apiPrefix, isApiRoute } from '../lib/api-prefix.js';
+import { apiPrefix, isApiRoute, isFhirRoute } from '../lib/api-prefix.js';
 import { ResponseHeaders, type ResponseHeaderName } from '../lib/schemas.js';
 import { problemContentType } from './problem-details.js';
 
@@ -14,9 +14,14 @@ const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** The OAuth token endpoint: public, and answering by RFC 6749's rules (no-store with pragma, invalid_client as 401). */
 const tokenEndpoint = `${apiPrefix}/auth/token`;
 
-const problemResponse = (description: string) => ({
+const problemOf = (description: string) => ({
   description,
   content: { [problemContentType]: { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+/** The FHIR façade refuses with OperationOutcomes, of the same statuses and meaning. */
+const outcomeOf = (description: string) => ({
+  description,
+  content: { 'application/fhir+json': { schema: { $ref: '#/components/schemas/OperationOutcome' } } },
 });
 
 /** The headers declared inline, as @fastify/swagger reads them from a response schema; transformObject turns each into a $ref. */
@@ -50,10 +55,11 @@ const isDownload = (response: unknown) => Object.keys(((response as Json).conten
 export function declaredResponses(route: { method: string | string[]; url: string; config?: Json }, schema: Json | undefined): Record<string, Json> {
   const { url } = route;
   const method = String(route.method);
+  const problemResponse = isFhirRoute(url) ? outcomeOf : problemOf;
   const isApi = isApiRoute(url);
   const isPublic = route.config?.policy === 'public';
   const isTokenEndpoint = url === tokenEndpoint;
-  const isChange = isApi && (method === 'POST' || method === 'PATCH');
+  const isChange = isApi && (method === 'POST' || method === 'PATCH' || method === 'PUT');
   const requestHeaders = (schema?.headers as { properties?: Record<string, unknown> } | undefined)?.properties ?? {};
   const takesIfMatch = Boolean(requestHeaders['if-match']);
   const takesIdempotencyKey = Boolean(requestHeaders['idempotency-key']);
@@ -64,7 +70,7 @@ export function declaredResponses(route: { method: string | string[]; url: strin
     ...(isTokenEndpoint
       ? { 400: problemResponse('RFC 6749 §5.2 error (the error member): invalid_request, invalid_grant (with Retry-After while sign-in is throttled), invalid_scope, or an invalid body') }
       : {}),
-    ...(isTokenEndpoint ? { 401: problemResponse('invalid_client: the API client\'s credentials are wrong (WWW-Authenticate: Basic when they came as HTTP Basic)') } : {}),
+    ...(isTokenEndpoint ? { 401: problemResponse('invalid_client: the API client\'s secret or client assertion is wrong, used before, or of a revoked client (WWW-Authenticate: Basic when a secret came as HTTP Basic)') } : {}),
     ...(isPublic ? {} : { 401: problemResponse('Missing, invalid or expired access token') }),
     ...(isPublic ? {} : { 403: problemResponse('The caller\'s role or scopes do not allow this operation') }),
     ...(url.includes(':') || namesRecord(schema?.body) || namesRecord(schema?.querystring)
@@ -79,7 +85,7 @@ export function declaredResponses(route: { method: string | string[]; url: strin
     ...(bodyMethods.has(method) ? { 413: problemResponse('The request body is larger than the service takes') } : {}),
     ...(bodyMethods.has(method) ? { 415: problemResponse('The request body is of a media type this operation does not take') } : {}),
     ...(takesIdempotencyKey ? { 422: problemResponse('The Idempotency-Key was already used with a different request') } : {}),
-    ...(servedInFormats(schema) ? { 406: problemResponse('The Accept header asks for none of the formats the resource is served in') } : {}),
+    ...(servedInFormats(schema) || isFhirRoute(url) ? { 406: problemResponse('The Accept header (or _format) asks for none of the formats the resource is served in') } : {}),
     429: problemResponse('Rate limit exceeded; see Retry-After'),
     500: problemResponse('Unexpected error; the cause is logged, never returned'),
     503: problemResponse('The database is not answering in time, or the service is shutting down; nothing was changed, retry after Retry-After'),

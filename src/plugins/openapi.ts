@@ -3,6 +3,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import { Problem } from '../lib/schemas.js';
+import { OperationOutcomeSchema } from '../modules/fhir/route-schemas.js';
 import { declaredResponses, referToHeaderComponents, type Json } from './openapi-responses.js';
 
 export default fp(
@@ -21,7 +22,7 @@ export default fp(
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
           },
-          schemas: { Problem: { ...Problem, $id: undefined } as never },
+          schemas: { Problem: { ...Problem, $id: undefined } as never, OperationOutcome: OperationOutcomeSchema as never },
         },
         tags: [
           { name: 'auth', description: 'Tokens and the current caller' },
@@ -39,6 +40,7 @@ export default fp(
           { name: 'audit', description: 'The tamper-evident audit trail' },
           { name: 'events', description: 'The events feed: the webhook events, followed with a cursor and a long poll, for apps that cannot host an endpoint' },
           { name: 'webhooks', description: 'Signed event delivery to partner EHRs: endpoints, deliveries, attempts' },
+          { name: 'fhir', description: 'The FHIR R4 façade (application/fhir+json) over the same data and rules; GET /fhir/R4/metadata is its CapabilityStatement' },
           { name: 'operations', description: 'Health and documentation' },
         ],
       },

@@ -96,6 +96,7 @@ export async function seedDemoNetwork(db: Database, tx: Executor, passwords: Pas
     organizationId: riverside.id,
     name: 'Riverside EHR (demo)',
     clientId: demoCredentials.apiClient.clientId,
+    authMethod: 'client_secret',
     secretHash: await passwords.hash(demoCredentials.apiClient.clientSecret),
     scopes: ['directory:read', 'patients:read', 'patients:write', 'referrals:read', 'referrals:write'],
     createdBy: null,

@@ -67,6 +67,16 @@ export class SchedulingAlerts {
           acceptedPracticeId: referrals.acceptedPracticeId,
           targetKind: referrals.targetKind,
           patientId: referrals.patientId,
+          // The rest of ReferralFacts: the FHIR webhook format renders the referral's Task from them.
+          taskId: referrals.taskId,
+          version: referrals.version,
+          updatedAt: referrals.updatedAt,
+          prescriberId: referrals.prescriberId,
+          targetTherapistId: referrals.targetTherapistId,
+          acceptedTherapistId: referrals.acceptedTherapistId,
+          acceptedAt: referrals.acceptedAt,
+          holdSince: referrals.holdSince,
+          holdAdverseEventId: referrals.holdAdverseEventId,
         })
         .from(referrals)
         .where(and(eq(referrals.id, referralId), dueForAlert(this.alertAfterDays)))

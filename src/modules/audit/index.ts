@@ -7,6 +7,7 @@ import { apiPrefix } from '../../lib/api-prefix.js';
 import { resolveGeneratedKey } from '../../lib/generated-key.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
 import { schedulePeriodicJob } from '../../lib/periodic-job.js';
+import { AuditRepository } from './audit-repository.js';
 import { AuditSequencer } from './audit-sequencer.js';
 import { AuditTreeRepository } from './audit-tree-repository.js';
 import { CheckpointSigner } from './checkpoint-signer.js';
@@ -18,8 +19,16 @@ declare module 'fastify' {
     /** Moves written audit events into the Merkle tree; tests run it to see events sequenced at once. */
     auditSequencer: AuditSequencer;
     transparencyLog: TransparencyLog;
+    /**
+     * The audit trail as its readers see it (network admins all of it, an organization admin their
+     * people's events and every access to their patients): filtered pages and one event.
+     */
+    auditTrail: Pick<AuditRepository, 'list' | 'get'>;
   }
 }
+
+export { toAuditEvent } from './audit-repository.js';
+export type { AuditEvent } from './schemas.js';
 
 export const auditSigningKeyFile = 'audit-signing-key';
 
@@ -50,7 +59,9 @@ export default fp(
       read: () => log.sequencerLagSeconds(),
     });
     app.decorate('transparencyLog', log);
-    if (servesRoutes(config)) await app.register(auditRoutes, { prefix: apiPrefix, log });
+    const trail = new AuditRepository(app.db, app.database);
+    app.decorate('auditTrail', trail);
+    if (servesRoutes(config)) await app.register(auditRoutes, { prefix: apiPrefix, log, trail });
     if (config.role === 'api') return;
     schedulePeriodicJob(app, { name: 'audit-sequencer', everySeconds: config.audit.sequencerPollMs / 1000, run: () => sequencer.run(), logsRuns: false });
   },

@@ -9,7 +9,7 @@ import { decodeCursor, encodeCursor } from '../../lib/pagination.js';
 import { Page } from '../../lib/schemas.js';
 import { organizationAdmins } from '../auth/policy.js';
 import { auditContextOf } from './audit-log.js';
-import { AuditRepository, toAuditEvent } from './audit-repository.js';
+import { toAuditEvent, type AuditRepository } from './audit-repository.js';
 import {
   AuditEvent,
   AuditEventParams,
@@ -30,9 +30,7 @@ import type { ProofRefusal, TransparencyLog } from './transparency-log.js';
 
 const readersPolicy = { roles: organizationAdmins } as const;
 
-const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog }> = async (app, { log }) => {
-  const auditRepository = new AuditRepository(app.db, app.database);
-
+const auditRoutes: FastifyPluginAsyncTypebox<{ log: TransparencyLog; trail: AuditRepository }> = async (app, { log, trail: auditRepository }) => {
   app.get('/audit-events', {
     config: { policy: readersPolicy, auditAction: 'audit.read' },
     schema: {

@@ -18,6 +18,8 @@ export interface AccessTokenClaims {
   org_kind: OrganizationKind | null;
   role: UserRole;
   scope: string;
+  /** The SMART scopes granted to a client that signed in with an assertion and asked for them (smart-scopes.ts). */
+  fhir_scope?: string;
 }
 
 interface AuthenticationFailure {
@@ -68,6 +70,7 @@ function wellFormed(claims: AccessTokenClaims & { iat?: unknown }): boolean {
     (claims.org_kind === null || (organizationKinds as readonly unknown[]).includes(claims.org_kind)) &&
     (userRoles as readonly unknown[]).includes(claims.role) &&
     typeof claims.scope === 'string' &&
+    (claims.fhir_scope === undefined || (claims.typ === 'api_client' && typeof claims.fhir_scope === 'string')) &&
     typeof claims.iat === 'number' &&
     claims.iat <= Date.now() / 1000 + clockSkewSeconds
   );
@@ -147,6 +150,7 @@ export default fp(
         organizationKind: claims.org_kind,
         role: claims.role,
         scopes: claims.scope ? claims.scope.split(' ') : [],
+        ...(claims.fhir_scope === undefined ? {} : { fhirScopes: claims.fhir_scope.split(' ').filter(Boolean) }),
       };
       return undefined;
     }

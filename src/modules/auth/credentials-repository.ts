@@ -1,8 +1,8 @@
 // SQL for sign-in: accounts by email, API clients, refresh-token families (failures: sign-in-throttle-repository.ts).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
-import { apiClients, organizations, refreshTokens, users } from '../../db/schema.js';
+import { apiClients, clientAssertionJtis, organizations, refreshTokens, users } from '../../db/schema.js';
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
@@ -46,7 +46,11 @@ export class CredentialsRepository {
     const [row] = await this.db
       .select({
         id: apiClients.id,
+        clientId: apiClients.clientId,
+        authMethod: apiClients.authMethod,
         secretHash: apiClients.secretHash,
+        jwks: apiClients.jwks,
+        jwksUrl: apiClients.jwksUrl,
         scopes: apiClients.scopes,
         active: apiClients.active,
         revokedAt: apiClients.revokedAt,
@@ -57,6 +61,26 @@ export class CredentialsRepository {
       .innerJoin(organizations, eq(organizations.id, apiClients.organizationId))
       .where(eq(apiClients.clientId, clientId));
     return row;
+  }
+
+  /**
+   * Records the jti of a client assertion; false when the client used it before (a replay). Two
+   * requests with one jti race on the primary key: the second waits for the first to commit and
+   * then inserts nothing, so exactly one of them is taken.
+   */
+  async claimAssertionJti({ apiClientId, jti, expiresAt }: { apiClientId: string; jti: string; expiresAt: Date }, executor: Executor = this.db): Promise<boolean> {
+    const rows = await executor
+      .insert(clientAssertionJtis)
+      .values({ apiClientId, jti, expiresAt })
+      .onConflictDoNothing()
+      .returning({ jti: clientAssertionJtis.jti });
+    return rows.length === 1;
+  }
+
+  /** Forgets the jtis of assertions that have expired (and would be refused anyway); returns how many. */
+  async removeExpiredAssertionJtis(): Promise<number> {
+    const rows = await this.db.delete(clientAssertionJtis).where(lt(clientAssertionJtis.expiresAt, sql`now()`)).returning({ jti: clientAssertionJtis.jti });
+    return rows.length;
   }
 
   /** Issues a refresh token, starting a new family unless one is given; returns the token itself (stored hashed). */

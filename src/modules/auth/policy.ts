@@ -35,6 +35,12 @@ export interface Principal {
   /** For an API client, the staff role of its organization that it acts as. */
   role: UserRole;
   scopes: readonly string[];
+  /**
+   * The SMART scopes the token was granted (system/Task.rs, …), which narrow FHIR access by resource
+   * type and interaction (smart-scopes.ts fhirScopeAllows). Absent for users and for clients that
+   * asked for internal scopes: their internal scopes alone decide.
+   */
+  fhirScopes?: readonly string[];
 }
 
 export const everyone: readonly UserRole[] = userRoles;

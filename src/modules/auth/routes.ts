@@ -5,6 +5,7 @@ import { oauthError, UnauthorizedError } from '../../lib/errors.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from './policy.js';
 import { PrincipalsRepository } from './principals-repository.js';
+import type { RemoteJwks } from './remote-jwks.js';
 import { Me, RevokeRequest, TokenRequest, TokenResponse } from './schemas.js';
 import { TokenService } from './token-service.js';
 
@@ -29,10 +30,19 @@ function required<T>(value: T | undefined, field: string): T {
   return value;
 }
 
-const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  // A unique jti: two tokens issued to one caller in the same second are still distinct tokens.
+const authRoutes: FastifyPluginAsyncTypebox<{ config: Config; remoteJwks: RemoteJwks }> = async (app, { config, remoteJwks }) => {
   const principals = new PrincipalsRepository(app.db);
-  const tokens = new TokenService(app.db, app.auditLog, app.unitOfWork, app.passwords, (claims) => app.jwt.sign(claims, { jti: crypto.randomUUID() }), config, app.log);
+  const tokens = new TokenService(
+    app.db,
+    app.auditLog,
+    app.unitOfWork,
+    app.passwords,
+    // A unique jti: two tokens issued to one caller in the same second are still distinct tokens.
+    (claims, expiresIn) => app.jwt.sign(claims, { jti: crypto.randomUUID(), ...(expiresIn ? { expiresIn } : {}) }),
+    config,
+    remoteJwks,
+    app.log,
+  );
 
   app.post('/auth/token', {
     config: {
@@ -46,6 +56,10 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
       summary: 'Get an access token (password, client_credentials or refresh_token grant)',
       description:
         'OAuth 2.0 token endpoint taking JSON or application/x-www-form-urlencoded. API clients may also authenticate with HTTP Basic. ' +
+        'A private_key_jwt client (SMART Backend Services) sends client_assertion_type urn:ietf:params:oauth:client-assertion-type:jwt-bearer ' +
+        'and a client_assertion instead of a secret: a JWT signed RS384 or ES384 with a key it registered (kid in the header; iss = sub = ' +
+        'its client_id; aud this endpoint under PUBLIC_BASE_URL; exp at most 5 minutes ahead; a jti used once). It may ask for SMART ' +
+        'system scopes (system/Task.rs, system/*.read, …), mapped onto its scopes and narrowed to what it holds; its token lasts 5 minutes. ' +
         'Password sign-ins are throttled on the email typed, whether or not it belongs to an account, and are counted before the password ' +
         'is checked. Each failure from one client address (IPv6: its /64) waits twice as long as the one before, up to 5 s. Past ' +
         'LOGIN_MAX_FAILURES attempts (default 5) for an email from one address, or LOGIN_ACCOUNT_MAX_FAILURES (default 100) from all ' +
@@ -66,6 +80,15 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
           context,
         );
       case 'client_credentials': {
+        if (body.client_assertion !== undefined || body.client_assertion_type !== undefined) {
+          // RFC 6749 §2.3: one way of authenticating per request, so a secret besides an assertion is refused.
+          if (body.client_secret !== undefined || request.headers.authorization !== undefined) {
+            throw oauthError('invalid_request', 'Authenticate with either a client assertion or a client secret, not both');
+          }
+          required(body.client_assertion_type, 'client_assertion_type');
+          const assertion = required(body.client_assertion, 'client_assertion');
+          return tokens.clientAssertionGrant({ assertion, clientId: body.client_id, requestedScope: body.scope }, context);
+        }
         const basic = basicClientCredentials(request.headers.authorization);
         const clientId = basic?.clientId ?? required(body.client_id, 'client_id');
         const clientSecret = basic?.clientSecret ?? required(body.client_secret, 'client_secret');

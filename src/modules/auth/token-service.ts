@@ -8,11 +8,23 @@ import { oauthError } from '../../lib/errors.js';
 import type { AccessTokenClaims } from './authentication.js';
 import type { AuditContext, AuditLog } from '../audit/audit-log.js';
 import type { UnitsOfWork } from '../../lib/unit-of-work.js';
+import { AssertionRefused, ClientAssertions } from './client-assertion.js';
 import { CredentialsRepository } from './credentials-repository.js';
 import type { Passwords } from './passwords.js';
 import { clientActingRole, type OrganizationKind } from './policy.js';
+import type { RemoteJwks } from './remote-jwks.js';
 import type { TokenResponse } from './schemas.js';
 import { SignInThrottle } from './sign-in-throttle.js';
+import { tokenEndpointUrl } from './smart-configuration.js';
+import { grantSmartScopes, isSmartScope } from './smart-scopes.js';
+
+type ApiClientForSignIn = NonNullable<Awaited<ReturnType<CredentialsRepository['findApiClient']>>>;
+
+/** Signs an access token with these claims; the lifetime is ACCESS_TOKEN_TTL_SECONDS unless given. */
+export type AccessTokenSigner = (claims: AccessTokenClaims, expiresInSeconds?: number) => string;
+
+// SMART Backend Services asks for short-lived tokens; a client signs a new assertion when it needs one.
+const assertionTokenTtlSeconds = 300;
 
 const invalidCredentials = () => oauthError('invalid_grant', 'The email or password is incorrect');
 // Worded for the email typed, whether or not it belongs to an account: its count is what refuses.
@@ -24,18 +36,21 @@ const tooManyFailures = (retryAfterSeconds: number) =>
 export class TokenService {
   private readonly credentials: CredentialsRepository;
   private readonly throttle: SignInThrottle;
+  private readonly assertions: ClientAssertions<ApiClientForSignIn>;
 
   constructor(
     db: Database,
     private readonly auditLog: AuditLog,
     private readonly units: UnitsOfWork,
     private readonly passwords: Passwords,
-    private readonly signAccessToken: (claims: AccessTokenClaims) => string,
+    private readonly signAccessToken: AccessTokenSigner,
     private readonly config: Config,
-    log?: FastifyBaseLogger,
+    remoteJwks: RemoteJwks,
+    private readonly log?: FastifyBaseLogger,
   ) {
     this.credentials = new CredentialsRepository(db);
     this.throttle = new SignInThrottle(db, config, log);
+    this.assertions = new ClientAssertions((clientId) => this.credentials.findApiClient({ clientId }), remoteJwks, tokenEndpointUrl(config.publicBaseUrl));
   }
 
   /**
@@ -90,21 +105,79 @@ export class TokenService {
     context: AuditContext,
   ): Promise<TokenResponse> {
     const client = await this.credentials.findApiClient({ clientId });
-    const secretMatches = client ? await this.passwords.verify(clientSecret, client.secretHash) : (await this.passwords.burnVerification(clientSecret), false);
+    // A client without a secret (private_key_jwt) costs the same hash work as one with a wrong secret.
+    const secretMatches = client?.secretHash ? await this.passwords.verify(clientSecret, client.secretHash) : (await this.passwords.burnVerification(clientSecret), false);
     if (!client || !secretMatches || !client.active || client.revokedAt) {
-      await this.auditLog.record(context, {
-        action: 'auth.client_failed',
-        outcome: 'denied',
-        httpStatus: 401,
-        ...(client ? { resourceType: 'api_client', resourceId: client.id } : {}),
-      });
+      await this.recordClientFailure(context, client);
       throw oauthError('invalid_client', 'The client credentials are invalid', 401);
     }
     const scopes = requestedScope ? requestedScope.split(' ').filter(Boolean) : client.scopes;
     const unknownScope = scopes.find((scope) => !client.scopes.includes(scope));
     if (unknownScope) throw oauthError('invalid_scope', `The client is not granted the scope ${unknownScope}`);
 
-    const claims: AccessTokenClaims = {
+    const claims = this.clientClaims(client, scopes);
+    await this.auditLog.record(context, this.clientTokenEntry(client, claims));
+    return { ...this.tokenResponse(claims), scope: claims.scope };
+  }
+
+  /**
+   * client_credentials with a client assertion (RFC 7523, SMART Backend Services). The assertion
+   * is checked (client-assertion.ts), the scopes granted, and only then its jti taken, in the
+   * transaction that audits the token: a replayed assertion is refused, and a refused request
+   * leaves its jti unused.
+   */
+  async clientAssertionGrant(
+    { assertion, clientId, requestedScope }: { assertion: string; clientId: string | undefined; requestedScope: string | undefined },
+    context: AuditContext,
+  ): Promise<TokenResponse> {
+    let verified;
+    try {
+      verified = await this.assertions.verify(assertion, clientId);
+    } catch (error) {
+      if (!(error instanceof AssertionRefused)) throw error;
+      throw await this.refuseAssertion(context, error);
+    }
+    const { client } = verified;
+    const requested = requestedScope ? requestedScope.split(' ').filter(Boolean) : [];
+    const internalRequested = requested.filter((scope) => !isSmartScope(scope));
+    const unknownScope = internalRequested.find((scope) => !client.scopes.includes(scope));
+    if (unknownScope) throw oauthError('invalid_scope', `The client is not granted the scope ${unknownScope}`);
+    const smartRequested = requested.filter(isSmartScope);
+    const smart = smartRequested.length > 0 ? grantSmartScopes(smartRequested, client.scopes) : undefined;
+    const internal = requested.length === 0 ? client.scopes : [...new Set([...(smart?.internalScopes ?? []), ...internalRequested])];
+
+    const claims: AccessTokenClaims = { ...this.clientClaims(client, internal), ...(smart ? { fhir_scope: smart.smartScopes.join(' ') } : {}) };
+    const taken = await this.units.run(context, async (unit) => {
+      if (!(await this.credentials.claimAssertionJti({ apiClientId: client.id, jti: verified.jti, expiresAt: verified.expiresAt }, unit.tx))) return false;
+      unit.audit(this.clientTokenEntry(client, claims));
+      return true;
+    });
+    // A second use of one assertion may be a stolen one: audited apart, as a reused refresh token is.
+    if (!taken) throw await this.refuseAssertion(context, new AssertionRefused('jti replayed', 'The client assertion was used before: sign a new one with a new jti', client), 'auth.client_assertion_replay');
+
+    const expiresIn = Math.min(assertionTokenTtlSeconds, this.config.jwt.accessTokenTtlSeconds);
+    const scope = [...(smart?.smartScopes ?? []), ...(requested.length === 0 ? client.scopes : internalRequested)].join(' ');
+    return { access_token: this.signAccessToken(claims, expiresIn), token_type: 'Bearer', expires_in: expiresIn, scope };
+  }
+
+  /** Audits and logs a refused assertion (its reason, never the assertion) and makes the invalid_client answer. */
+  private async refuseAssertion(context: AuditContext, refusal: AssertionRefused, action = 'auth.client_failed') {
+    this.log?.info({ requestId: context.requestId, apiClientId: refusal.client?.id, reason: refusal.reason }, 'client assertion refused');
+    await this.recordClientFailure(context, refusal.client, action);
+    return oauthError('invalid_client', refusal.description, 401);
+  }
+
+  private recordClientFailure(context: AuditContext, client: { id: string } | undefined, action = 'auth.client_failed') {
+    return this.auditLog.record(context, {
+      action,
+      outcome: 'denied',
+      httpStatus: 401,
+      ...(client ? { resourceType: 'api_client', resourceId: client.id } : {}),
+    });
+  }
+
+  private clientClaims(client: ApiClientForSignIn, scopes: readonly string[]): AccessTokenClaims {
+    return {
       sub: client.id,
       typ: 'api_client',
       org: client.organizationId,
@@ -112,15 +185,17 @@ export class TokenService {
       role: clientActingRole(client.organizationKind),
       scope: scopes.join(' '),
     };
-    await this.auditLog.record(context, {
+  }
+
+  private clientTokenEntry(client: ApiClientForSignIn, claims: AccessTokenClaims) {
+    return {
       action: 'auth.client_token',
-      outcome: 'success',
+      outcome: 'success' as const,
       httpStatus: 200,
-      actor: { type: 'api_client', id: client.id, organizationId: client.organizationId, role: claims.role },
+      actor: { type: 'api_client' as const, id: client.id, organizationId: client.organizationId, role: claims.role },
       resourceType: 'api_client',
       resourceId: client.id,
-    });
-    return { ...this.tokenResponse(claims), scope: claims.scope };
+    };
   }
 
   async refreshTokenGrant(token: string, context: AuditContext): Promise<TokenResponse> {

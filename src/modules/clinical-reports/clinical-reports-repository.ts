@@ -61,6 +61,16 @@ export class ClinicalReportsRepository {
     return row && toReport(row.report, row.signature);
   }
 
+  /** A report by its id alone, whichever referral it belongs to. */
+  async findById(reportId: string) {
+    const [row] = await this.db
+      .select({ report: clinicalReports, signature: clinicalReportSignatures })
+      .from(clinicalReports)
+      .leftJoin(clinicalReportSignatures, eq(clinicalReportSignatures.reportId, clinicalReports.id))
+      .where(eq(clinicalReports.id, reportId));
+    return row && toReport(row.report, row.signature);
+  }
+
   /** Oldest first; `after` is the [created time in epoch µs, id] keyset of the last one seen. */
   async list({ referralId, after, limit }: { referralId: string; after?: readonly [string, string] | undefined; limit: number }) {
     const rows = await this.db

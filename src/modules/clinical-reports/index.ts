@@ -5,6 +5,9 @@ import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
 import clinicalReportRoutes from './routes.js';
 
+export { reportById, reportPdf, reportsOf } from './report-reads.js';
+export type { Report } from './schemas.js';
+
 export default fp(
   async (app, options: ModuleOptions) => {
     if (servesRoutes(options.config)) await app.register(clinicalReportRoutes, { prefix: apiPrefix });

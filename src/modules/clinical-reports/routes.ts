@@ -9,8 +9,7 @@ import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, PageQuery, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
-import { displayNames } from '../network/index.js';
-import { renderReportPdf } from './report-pdf.js';
+import { reportPdf, reportsOf } from './report-reads.js';
 import { ReportsService } from './reports-service.js';
 import { IfMatchHeaders, prescriberPolicy, referralReadPolicy } from '../referrals/index.js';
 import { CreateReport, Report, ReportParams, SignReport } from './schemas.js';
@@ -54,7 +53,7 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const referral = await app.referrals.readParticipating(request.principal!, request.params.id);
-    const rows = await service.reports.list({ referralId: referral.id, after: decodeTimeCursor(request.query.cursor), limit: request.query.limit });
+    const rows = await reportsOf(app.db, referral.id, { after: decodeTimeCursor(request.query.cursor), limit: request.query.limit });
     await app.auditLog.recordMany(
       auditContextOf(request),
       rows.slice(0, request.query.limit).map(({ report }) => ({
@@ -91,7 +90,8 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const principal = request.principal!;
     // No Accept header means JSON, the first format; */* too.
     const format = new Negotiator(request).mediaType(reportFormats);
-    const { referral, patient } = await app.referrals.readCare(principal, request.params.id);
+    const care = await app.referrals.readCare(principal, request.params.id);
+    const { referral } = care;
     const report = await service.reports.find({ referralId: referral.id, reportId: request.params.reportId });
     if (!report) throw notFound('report', request.params.reportId, 'Report', referral.patientId);
     if (format === undefined) throw notAcceptable(reportFormats);
@@ -104,18 +104,7 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       patientId: referral.patientId,
     });
     if (format === 'application/json') return reply.type('application/json').send(report);
-    const names = await displayNames(app.db, {
-      userIds: [referral.prescriberId, report.authorId],
-      organizationIds: [referral.organizationId, referral.acceptedPracticeId!],
-    });
-    const pdf = await renderReportPdf(report, {
-      patient: { name: `${patient.givenName} ${patient.familyName}`, birthDate: patient.birthDate },
-      prescriber: names.get(referral.prescriberId) ?? referral.prescriberId,
-      therapist: names.get(report.authorId) ?? report.authorId,
-      practice: names.get(referral.acceptedPracticeId!) ?? '',
-      office: names.get(referral.organizationId) ?? '',
-      diagnoses: referral.diagnoses,
-    });
+    const pdf = await reportPdf(app.db, report, care);
     return reply.type('application/pdf').header('content-disposition', `attachment; filename="report-${report.id}.pdf"`).send(pdf as never);
   });
 

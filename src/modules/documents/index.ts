@@ -10,6 +10,10 @@ import { careTeamReferral } from './care-team.js';
 import { DocumentsRepository } from './documents-repository.js';
 import documentRoutes from './routes.js';
 
+export { careTeamReferral } from './care-team.js';
+export { documentById, documentBytes, documentsOf } from './document-reads.js';
+export type { Document } from './schemas.js';
+
 /** Parts this old without a document belong to an upload that died; no upload runs this long. */
 const abandonedUploadSeconds = 3600;
 

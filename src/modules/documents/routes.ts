@@ -13,7 +13,7 @@ import { auditContextOf } from '../audit/audit-log.js';
 import { everyone, type Principal } from '../auth/policy.js';
 import { referralReadPolicy } from '../referrals/index.js';
 import { careTeamReferral, lockCareTeamReferral } from './care-team.js';
-import { contentHeaders, contentStream } from './content.js';
+import { documentBytes, documentsOf } from './document-reads.js';
 import { documentUrl, toDocument, type DocumentsRepository } from './documents-repository.js';
 import { documentTooLarge, multipartRequired } from './problems.js';
 import { Document, DocumentListQuery, DocumentPage, DocumentParams, DocumentUpload, RetractDocument, documentContent } from './schemas.js';
@@ -142,7 +142,7 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
     },
   }, async (request) => {
     const referral = await careTeamReferral(app.referrals, request.principal!, request.params.id);
-    const rows = await repository.list({ referralId: referral.id, after: decodeTimeCursor(request.query.cursor), limit: request.query.limit });
+    const rows = await documentsOf(app.db, referral.id, { after: decodeTimeCursor(request.query.cursor), limit: request.query.limit });
     await app.auditLog.record(auditContextOf(request), {
       action: 'document.list',
       outcome: 'success',
@@ -151,7 +151,7 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
       resourceId: referral.id,
       patientId: referral.patientId,
     });
-    return toPage(rows, request.query.limit, (row) => [row.cursorTime, row.document.id], (row) => toDocument(row.document));
+    return toPage(rows, request.query.limit, (row) => [row.cursorTime, row.document.id], (row) => row.document);
   });
 
   /** The document of the referral, if the caller is on its care team and it has not been retracted; else 404. */
@@ -215,7 +215,8 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
       resourceId: document.id,
       patientId: referral.patientId,
     });
-    return reply.headers(contentHeaders(document)).send(contentStream(repository.contentParts(document.id)) as never);
+    const content = documentBytes(app.db, document);
+    return reply.headers(content.headers).send(content.stream as never);
   });
 
   app.delete('/referrals/:id/documents/:documentId', {

@@ -56,6 +56,12 @@ export class MessagesRepository {
     return row;
   }
 
+  /** A message by its id alone, whichever referral's thread it is in. */
+  async findById(messageId: string, executor: Executor = this.db) {
+    const [row] = await executor.select().from(messages).where(eq(messages.id, messageId));
+    return row;
+  }
+
   async lastSeq(referralId: string): Promise<number | undefined> {
     const [row] = await this.db
       .select({ seq: messages.seq })

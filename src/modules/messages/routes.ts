@@ -9,17 +9,13 @@ import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
 import { referralReadPolicy } from '../referrals/index.js';
 import { acknowledgementRefusal, outsideCareTeam } from './acknowledgement.js';
-import { MessagesRepository, toMessage } from './messages-repository.js';
+import { toMessage, type MessagesRepository } from './messages-repository.js';
 import { CreateMessage, MarkRead, Message, MessageListQuery, MessagePage, MessageParams, ReadState } from './schemas.js';
-import { apiPrefix } from '../../lib/api-prefix.js';
 
 const referralResource = { type: 'referral', param: 'id' };
 const writePolicy = { roles: everyone, clientScope: 'referrals:write' } as const;
 
-const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const messagesRepository = new MessagesRepository(app.db);
-
-
+const messageRoutes: FastifyPluginAsyncTypebox<{ repository: MessagesRepository }> = async (app, { repository: messagesRepository }) => {
   app.post('/referrals/:id/messages', {
     config: { policy: writePolicy, auditAction: 'message.create', auditResource: referralResource },
     schema: {
@@ -34,36 +30,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 201: Message },
     },
   }, async (request, reply) => {
-    const principal = request.principal!;
-    const message = await app.unitOfWork.run(auditContextOf(request), async (unit) => {
-      // The referral's row lock, the one every change of the referral takes, is taken before the
-      // message is numbered: messages of one thread and their events are then written in one
-      // order, so partners receive message.created in thread order. The same read checks that the
-      // caller takes part, and the event names today's participants.
-      const referral = await app.referrals.lockParticipating(principal, request.params.id, unit.tx);
-      if (!referral) return undefined;
-      // The author's read marker stays put: their own messages never count as unread, and
-      // moving it would silently mark read what others wrote in between.
-      const row = await messagesRepository.insert(
-        {
-          referralId: referral.id,
-          authorType: principal.kind,
-          authorId: principal.id,
-          authorOrganizationId: principal.organizationId!,
-          body: request.body.body,
-          priority: request.body.priority ?? 'routine',
-        },
-        unit.tx,
-      );
-      const resource = { type: 'message', id: row.id, url: `${apiPrefix}/referrals/${referral.id}/messages` } as const;
-      unit.emit({ type: 'message.created', referral, resource });
-      // Besides message.created, so that a partner can route urgent news apart without reading every message.
-      if (row.priority === 'urgent') unit.emit({ type: 'message.urgent', referral, resource });
-      unit.audit({ action: 'message.create', httpStatus: 201, resourceType: 'message', resourceId: row.id, patientId: referral.patientId });
-      return toMessage(row);
-    });
-    // The outsider's 404 is made after the transaction: it reads the referral's patient for the audit.
-    if (!message) throw await app.referrals.notFound(request.params.id);
+    const message = await app.messages.post(auditContextOf(request), request.principal!, request.params.id, request.body);
     return reply.code(201).send(message);
   });
 
@@ -113,9 +80,8 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const principal = request.principal!;
-    const referral = await app.referrals.readParticipating(principal, request.params.id);
     const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
-    const rows = await messagesRepository.list({ referralId: referral.id, afterSeq: after?.[0], limit: request.query.limit });
+    const { referral, messages } = await app.messages.listOf(principal, request.params.id, { afterSeq: after?.[0], limit: request.query.limit });
     const { unread } = await messagesRepository.readState({ referralId: referral.id, readerId: principal.id });
     await app.auditLog.record(auditContextOf(request), {
       action: 'message.list',
@@ -125,7 +91,7 @@ const messageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       resourceId: referral.id,
       patientId: referral.patientId,
     });
-    return { ...toPage(rows, request.query.limit, (row) => [row.seq], toMessage), unread };
+    return { ...toPage(messages, request.query.limit, (message) => [message.seq], ({ seq: _seq, ...message }) => message), unread };
   });
 
   app.post('/referrals/:id/messages/read', {

@@ -1,17 +1,20 @@
-// /v1/organizations/{id}/api-clients: credentials for partner EHRs, the secret shown once.
+// /v1/organizations/{id}/api-clients: credentials for partner EHRs, the secret shown once, or the
+// public keys of a private_key_jwt client (SMART Backend Services), replaceable for a rotation.
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { notFound } from '../../lib/errors.js';
+import type { Config } from '../../config.js';
+import { conflict, notFound } from '../../lib/errors.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { organizationAdmins } from '../auth/policy.js';
-import { ApiClientsRepository, toApiClient } from './api-clients-repository.js';
+import { clientKeysOf, refuseKeysOfSecretClient } from './api-client-keys.js';
+import { ApiClientsRepository, toApiClient, type ClientCredentials } from './api-clients-repository.js';
 import { managedOrganization, visibleOrganization } from './organization-access.js';
 import { OrganizationsRepository } from './organizations-repository.js';
-import { ApiClient, ApiClientListQuery, ApiClientParams, ApiClientWithSecret, CreateApiClient } from './schemas.js';
+import { ApiClient, ApiClientListQuery, ApiClientParams, ApiClientWithSecret, CreateApiClient, ReplaceApiClientKeys } from './schemas.js';
 
-const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
+const apiClientRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const organizationsRepository = new OrganizationsRepository(app.db);
   const apiClientsRepository = new ApiClientsRepository(app.db);
   // A replayed answer about an organization (a new API client of it) is shown only to whoever may still see it.
@@ -23,26 +26,64 @@ const apiClientRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['network'],
       operationId: 'createApiClient',
-      summary: 'Create a partner API client; the secret is returned only now',
+      summary: 'Create a partner API client; a secret is returned only now, unless it signs in with its keys (private_key_jwt)',
       params: IdParams,
       body: CreateApiClient,
       response: { 201: ApiClientWithSecret },
     },
   }, async (request, reply) => {
     const organization = await managedOrganization(organizationsRepository, request.principal!, request.params.id);
+    const { body } = request;
     const clientId = `cli_${randomBytes(12).toString('base64url')}`;
-    const clientSecret = `cs_${randomBytes(32).toString('base64url')}`;
-    const secretHash = await app.passwords.hash(clientSecret);
+    let clientSecret: string | undefined;
+    let credentials: ClientCredentials;
+    if (body.authMethod === 'private_key_jwt') {
+      credentials = { authMethod: 'private_key_jwt', ...clientKeysOf(body, config.jwksAllowPrivateUrls) };
+    } else {
+      refuseKeysOfSecretClient(body);
+      clientSecret = `cs_${randomBytes(32).toString('base64url')}`;
+      credentials = { authMethod: 'client_secret', secretHash: await app.passwords.hash(clientSecret) };
+    }
     const client = await app.unitOfWork.change(
       auditContextOf(request),
       (tx) =>
         apiClientsRepository.create(
-          { organizationId: organization.id, name: request.body.name, clientId, secretHash, scopes: request.body.scopes, createdBy: request.principal!.id },
+          { organizationId: organization.id, name: body.name, clientId, scopes: body.scopes, createdBy: request.principal!.id, ...credentials },
           tx,
         ),
       (created) => ({ action: 'api_client.create', httpStatus: 201, resourceType: 'api_client', resourceId: created.id }),
     );
-    return reply.code(201).send({ ...client, clientSecret });
+    return reply.code(201).send({ ...client, ...(clientSecret ? { clientSecret } : {}) });
+  });
+
+  app.patch('/organizations/:id/api-clients/:apiClientId', {
+    config: { policy: { roles: organizationAdmins }, auditAction: 'api_client.update_keys', auditResource: { type: 'organization', param: 'id' } },
+    schema: {
+      tags: ['network'],
+      operationId: 'replaceApiClientKeys',
+      summary: 'Replace the keys of a private_key_jwt client (key rotation)',
+      description:
+        'Takes exactly one of jwks and jwksUrl, which replaces the key set or URL the client had. Assertions signed with a key no longer ' +
+        'registered are refused from now on; to rotate without a gap, register the new key beside the old one first, then drop the old one. ' +
+        'A client_secret client (409 not-private-key-jwt) or a revoked one (409 api-client-revoked) has no keys to replace.',
+      params: ApiClientParams,
+      body: ReplaceApiClientKeys,
+      response: { 200: ApiClient },
+    },
+  }, async (request) => {
+    const { id, apiClientId } = request.params;
+    await managedOrganization(organizationsRepository, request.principal!, id);
+    const client = await apiClientsRepository.findInOrganization({ organizationId: id, apiClientId });
+    if (!client) throw notFound('api_client', apiClientId, 'API client');
+    if (client.authMethod !== 'private_key_jwt') throw conflict('not-private-key-jwt', 'This API client signs in with a secret: it has no keys to replace');
+    if (!client.active) throw conflict('api-client-revoked', 'This API client is revoked: its keys can no longer be replaced');
+    const keys = clientKeysOf(request.body, config.jwksAllowPrivateUrls);
+    const updated = await app.unitOfWork.change(
+      auditContextOf(request),
+      (tx) => apiClientsRepository.replaceKeys({ apiClientId, ...keys }, tx),
+      () => ({ action: 'api_client.update_keys', httpStatus: 200, resourceType: 'api_client', resourceId: apiClientId }),
+    );
+    return updated!;
   });
 
   app.get('/organizations/:id/api-clients', {

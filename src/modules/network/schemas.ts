@@ -5,7 +5,8 @@ import { Address, Email, IsoDate, Location, Npi, PageQuery, Password, Timestamp,
 import type { FieldProblem } from '../../lib/errors.js';
 import { npiProblem } from '../../lib/npi.js';
 import { apiClientScopes } from '../auth/policy.js';
-import { OrganizationKind, StaffRole, staffRolesOf, UserRole } from '../../lib/vocabulary.js';
+import { JwkSet } from '../auth/schemas.js';
+import { apiClientAuthMethods, OrganizationKind, StaffRole, staffRolesOf, UserRole } from '../../lib/vocabulary.js';
 
 const TechniqueCode = Type.Enum([...techniques]);
 
@@ -181,17 +182,42 @@ export const UserListQuery = Type.Object(
 );
 export type UserListQuery = Static<typeof UserListQuery>;
 
+const JwksUrl = Type.String({
+  minLength: 1,
+  maxLength: 2000,
+  description: 'https URL serving the JSON Web Key Set (public keys) the client signs its assertions with; fetched when needed and cached for 10 minutes',
+});
+
 export const CreateApiClient = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     scopes: Type.Array(Type.Enum([...apiClientScopes]), { minItems: 1, uniqueItems: true }),
+    authMethod: Type.Optional(
+      Type.Enum([...apiClientAuthMethods], {
+        default: 'client_secret',
+        description:
+          'client_secret (default): the answer carries a secret. private_key_jwt (SMART Backend Services): no secret; the client signs assertions with the keys of jwks or jwksUrl',
+      }),
+    ),
+    jwks: Type.Optional(JwkSet),
+    jwksUrl: Type.Optional(JwksUrl),
   },
   {
     additionalProperties: false,
-    examples: [{ name: 'Riverside EHR', scopes: ['patients:write', 'referrals:write', 'referrals:read'] }],
+    examples: [
+      { name: 'Riverside EHR', scopes: ['patients:write', 'referrals:write', 'referrals:read'] },
+      { name: 'Riverside EHR (FHIR)', scopes: ['referrals:read', 'referrals:write'], authMethod: 'private_key_jwt', jwksUrl: 'https://ehr.riverside.example/.well-known/jwks.json' },
+    ],
   },
 );
 export type CreateApiClient = Static<typeof CreateApiClient>;
+
+/** New keys for a private_key_jwt client: one of the two, replacing whichever it had. */
+export const ReplaceApiClientKeys = Type.Object(
+  { jwks: Type.Optional(JwkSet), jwksUrl: Type.Optional(JwksUrl) },
+  { additionalProperties: false, description: 'Exactly one of jwks and jwksUrl' },
+);
+export type ReplaceApiClientKeys = Static<typeof ReplaceApiClientKeys>;
 
 export const ApiClient = Type.Object({
   id: Uuid,
@@ -199,6 +225,9 @@ export const ApiClient = Type.Object({
   name: Type.String(),
   clientId: Type.String({ description: 'Public identifier used as client_id' }),
   scopes: Type.Array(Type.Enum([...apiClientScopes])),
+  authMethod: Type.Enum([...apiClientAuthMethods]),
+  jwksUrl: Type.Union([Type.String(), Type.Null()], { description: 'private_key_jwt: the URL its keys are fetched from, if it registered one' }),
+  keyIds: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'private_key_jwt: the kid of each key it registered, if it registered a key set' }),
   active: Type.Boolean(),
   createdAt: Timestamp,
   revokedAt: Type.Union([Timestamp, Type.Null()]),
@@ -209,7 +238,10 @@ export const ApiClientWithSecret = Type.Intersect([
   ApiClient,
   Type.Object({
     clientSecret: Type.Optional(
-      Type.String({ description: 'Shown only in the answer that creates the client; store it now. Absent from a replay of that answer (same Idempotency-Key)' }),
+      Type.String({
+        description:
+          'client_secret clients: shown only in the answer that creates the client; store it now. Absent from a replay of that answer (same Idempotency-Key), and for private_key_jwt clients',
+      }),
     ),
   }),
 ]);

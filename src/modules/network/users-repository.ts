@@ -98,6 +98,15 @@ export class UsersRepository {
     return row !== undefined;
   }
 
+  async findById(userId: string, executor: Executor = this.db) {
+    const [row] = await executor
+      .select({ user: users, profile: therapistProfiles })
+      .from(users)
+      .leftJoin(therapistProfiles, eq(therapistProfiles.userId, users.id))
+      .where(eq(users.id, userId));
+    return row && toUser(row.user, row.profile);
+  }
+
   async findInOrganization({ organizationId, userId }: { organizationId: string; userId: string }, executor: Executor = this.db) {
     const [row] = await executor
       .select({ user: users, profile: therapistProfiles })

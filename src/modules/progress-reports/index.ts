@@ -7,6 +7,9 @@ import type { Executor } from '../../db/database.js';
 import { ProgressReportsRepository } from './progress-reports-repository.js';
 import progressReportRoutes from './routes.js';
 
+export { visitNoteById, visitNotesOf } from './visit-note-reads.js';
+export type { ProgressReport } from './schemas.js';
+
 /** What each visit of a referral measured (pain, outcome scores), by visit number: for other modules' reports. */
 export function visitMeasurements(executor: Executor, referralId: string) {
   return new ProgressReportsRepository(executor).measurements(referralId);

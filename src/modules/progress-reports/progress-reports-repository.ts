@@ -92,6 +92,18 @@ export class ProgressReportsRepository {
     return row;
   }
 
+  /** A note by its id alone, whichever referral it belongs to, with its addenda. */
+  async findById(reportId: string) {
+    const [row] = await this.db.select().from(progressReports).where(eq(progressReports.id, reportId));
+    if (!row) return undefined;
+    const addenda = await this.db
+      .select()
+      .from(progressReportAddenda)
+      .where(eq(progressReportAddenda.reportId, row.id))
+      .orderBy(asc(progressReportAddenda.createdAt), asc(progressReportAddenda.id));
+    return { row, addenda };
+  }
+
   async addAddendum({ reportId, authorId, text }: { reportId: string; authorId: string; text: string }, executor: Executor = this.db) {
     const [row] = await executor.insert(progressReportAddenda).values({ reportId, authorId, text }).returning();
     return toAddendum(row!);

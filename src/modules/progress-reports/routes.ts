@@ -6,7 +6,8 @@ import { IdParams, Page } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from '../auth/policy.js';
 import { referralReadPolicy } from '../referrals/index.js';
-import { ProgressReportsRepository, toProgressReport } from './progress-reports-repository.js';
+import { visitNotesOf } from './visit-note-reads.js';
+import { ProgressReportsRepository } from './progress-reports-repository.js';
 import { Addendum, CreateAddendum, CreateProgressReport, ProgressReport, ProgressReportListQuery, ReportParams } from './schemas.js';
 import { VisitNotes } from './visit-notes.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
@@ -47,19 +48,19 @@ const progressReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const referral = await app.referrals.readParticipating(request.principal!, request.params.id);
     const after = decodeCursor(request.query.cursor, ['position']) as [number] | undefined;
-    const rows = await reports.list({ referralId: referral.id, afterVisit: after?.[0], limit: request.query.limit });
+    const notes = await visitNotesOf(app.db, referral.id, { afterVisit: after?.[0], limit: request.query.limit });
     await app.auditLog.recordMany(
       auditContextOf(request),
-      rows.slice(0, request.query.limit).map(({ row }) => ({
+      notes.slice(0, request.query.limit).map((note) => ({
         action: 'progress_report.read',
         outcome: 'success' as const,
         httpStatus: 200,
         resourceType: 'progress_report',
-        resourceId: row.id,
+        resourceId: note.id,
         patientId: referral.patientId,
       })),
     );
-    return toPage(rows, request.query.limit, ({ row }) => [row.visitNumber], ({ row, addenda }) => toProgressReport(row, addenda));
+    return toPage(notes, request.query.limit, (note) => [note.visitNumber], (note) => note);
   });
 
   app.post('/referrals/:id/progress-reports/:reportId/addenda', {

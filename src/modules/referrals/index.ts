@@ -21,6 +21,9 @@ export { IfMatchHeaders } from './schemas.js';
 export { identifiesPatient } from './minimum-necessary.js';
 export { prescriberPolicy, referralReadPolicy } from './policies.js';
 export type { ReferralWorkflow } from './referral-workflow.js';
+export type { Referral } from './schemas.js';
+export { CreateReferral as CreateReferralSchema } from './schemas.js';
+export type { ReferralListFilter, ReferralState } from './referrals-repository.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

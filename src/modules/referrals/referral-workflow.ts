@@ -19,7 +19,7 @@ import { Reporting } from './reporting.js';
 import { Renewals } from './renewals.js';
 import { Continuations } from './continuations.js';
 import { Holds } from './holds.js';
-import { emptyThread, ReferralsRepository, toReferral, type ReferralRow } from './referrals-repository.js';
+import { emptyThread, ReferralsRepository, toReferral, type ReferralListFilter, type ReferralRow } from './referrals-repository.js';
 import type { AcceptReferral, AmendReferral, CreateReferral, Referral, ReferralEvent, RerouteReferral, SignReferral } from './schemas.js';
 import { prescriberOnly, signatureAtCreate, signatureBy, signatureRequired, signingMethodOf } from './signatures.js';
 import { matchOffer, resolveTarget, targetShapeProblems } from './targets.js';
@@ -186,6 +186,46 @@ export class ReferralWorkflow {
     const found = await this.referrals.findFor({ principal, id: referralId });
     if (!found) throw await this.notFound(referralId);
     return found;
+  }
+
+  /**
+   * The sync feed with more filters (the FHIR searches): referrals as the caller may see them, each
+   * with its Task id and its place in the feed. One more than `limit` is read, to tell a next page.
+   */
+  async search(filter: ReferralListFilter): Promise<{ referral: Referral; taskId: string; patientId: string; syncKey: string }[]> {
+    const rows = await this.referrals.list(filter);
+    const now = new Date();
+    return rows.map((row) => ({
+      referral: toReferral(row.referral, row.patient, filter.principal, row.thread, now),
+      taskId: row.referral.taskId,
+      // For the audit trail: also the limited view discloses the patient's order.
+      patientId: row.referral.patientId,
+      syncKey: row.syncKey,
+    }));
+  }
+
+  /** The referral whose FHIR Task this is, as the caller may see it, or the 404 every outsider gets. */
+  async readByTask(principal: Principal, taskId: string) {
+    const referralId = await this.referrals.idOfTask(taskId);
+    const found = referralId ? await this.referrals.findFor({ principal, id: referralId }) : undefined;
+    if (!found) throw notFound('task', taskId, 'Task', referralId ? await this.referrals.patientIdOf(referralId) : undefined);
+    return { referral: toReferral(found.referral, found.patient, principal, found.thread), taskId, patientId: found.referral.patientId };
+  }
+
+  /** The referral in the caller's view, with its Task id, or the 404 every outsider gets. */
+  async view(principal: Principal, referralId: string) {
+    const found = await this.read(principal, referralId);
+    return { referral: toReferral(found.referral, found.patient, principal, found.thread), taskId: found.referral.taskId, patientId: found.referral.patientId };
+  }
+
+  /** Why each of these referrals was last declined or cancelled (the reason the move was given). */
+  async closingReasons(referralIds: readonly string[]): Promise<Map<string, string | null>> {
+    return this.referrals.latestReasons(referralIds, ['decline', 'cancel']);
+  }
+
+  /** Whether a person or organization takes part in a referral the caller may see. */
+  async isCounterpartOf(principal: Principal, party: { userId: string } | { organizationId: string }): Promise<boolean> {
+    return this.referrals.isCounterpartOf(principal, party);
   }
 
   /** The referral if the caller takes part in its care (not merely holds an open offer), else 404. */

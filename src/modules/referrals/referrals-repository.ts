@@ -1,5 +1,5 @@
 // SQL for referrals, their network offers and their history. Every read is scoped by the caller.
-import { and, asc, eq, gte, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, gte, inArray, isNotNull, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Executor } from '../../db/database.js';
 import {
   appointments,
@@ -139,6 +139,22 @@ export function toReferral(row: ReferralRow, patient: PatientSummaryRow, viewer:
   };
 }
 
+/** A hold is told only to whoever may know the patient (as toReferral shows it), so it is searched for the same way. */
+function stateCondition(state: ReferralState, principal: Principal): SQL {
+  const onHold = and(isNotNull(referrals.holdSince), identifiedBy(principal));
+  return and(inArray(referrals.status, [...state.statuses]), state.onHold === undefined ? undefined : state.onHold ? onHold : sql`not coalesce(${onHold}, false)`)!;
+}
+
+function ownerCondition(owner: { therapistId: string } | { practiceId: string }): SQL {
+  if ('therapistId' in owner) {
+    return or(
+      eq(referrals.acceptedTherapistId, owner.therapistId),
+      and(isNull(referrals.acceptedTherapistId), eq(referrals.targetKind, 'therapist'), eq(referrals.targetTherapistId, owner.therapistId)),
+    )!;
+  }
+  return and(isNull(referrals.acceptedTherapistId), eq(referrals.targetKind, 'practice'), eq(referrals.targetPracticeId, owner.practiceId))!;
+}
+
 export function toReferralEvent(row: typeof referralEvents.$inferSelect): ReferralEvent {
   return {
     id: row.id,
@@ -159,11 +175,29 @@ export interface EventActor {
   organizationId: string | null;
 }
 
+/** A state of the workflow as partners search for it: some statuses, on hold or not (either, when absent). */
+export interface ReferralState {
+  statuses: readonly ReferralStatus[];
+  onHold?: boolean;
+}
+
 export interface ReferralListFilter {
   principal: Principal;
   statuses?: ReferralStatus[] | undefined;
+  /** Any of these states (FHIR searches name states that cut across statuses, e.g. on hold). */
+  states?: readonly ReferralState[] | undefined;
+  ids?: readonly string[] | undefined;
+  taskIds?: readonly string[] | undefined;
   patientId?: string | undefined;
+  prescriberId?: string | undefined;
+  /** Targeted at this therapist, or accepted by them. */
+  therapistId?: string | undefined;
+  /** Targeted at this practice (or a therapist of it), or accepted by it. */
+  practiceId?: string | undefined;
+  /** Whose work it is now: the accepting therapist, else the targeted therapist or practice (the FHIR Task's owner). */
+  owner?: { therapistId: string } | { practiceId: string } | undefined;
   updatedSince?: Date | undefined;
+  updatedAfter?: Date | undefined;
   /** [sync xid, id] of the last row seen. */
   after?: readonly [string, string] | undefined;
   limit: number;
@@ -249,6 +283,37 @@ export class ReferralsRepository {
     return new Set(rows.map((row) => row.id));
   }
 
+  /** The referral a FHIR Task id belongs to, whoever asks (callers check visibility after). */
+  async idOfTask(taskId: string): Promise<string | undefined> {
+    const [row] = await this.db.select({ id: referrals.id }).from(referrals).where(eq(referrals.taskId, taskId));
+    return row?.id;
+  }
+
+  /** The reason given with each referral's latest move of these kinds (a decline, a cancellation). */
+  async latestReasons(ids: readonly string[], actions: readonly ReferralEvent['action'][]): Promise<Map<string, string | null>> {
+    if (ids.length === 0) return new Map();
+    const rows = rowsOf<{ referralId: string; reason: string | null }>(
+      await this.db.execute(sql`select distinct on (${referralEvents.referralId}) ${referralEvents.referralId} as "referralId", ${referralEvents.reason} as reason
+        from ${referralEvents} where ${referralEvents.referralId} in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})
+        and ${referralEvents.action} in (${sql.join(actions.map((action) => sql`${action}`), sql`, `)})
+        order by ${referralEvents.referralId}, ${referralEvents.id} desc`),
+    );
+    return new Map(rows.map((row) => [row.referralId, row.reason]));
+  }
+
+  /**
+   * Whether a person or organization takes part in a referral the caller may see (as its prescriber,
+   * office, target or acceptor): who is on the other side of one's own referrals is no secret.
+   */
+  async isCounterpartOf(principal: Principal, party: { userId: string } | { organizationId: string }): Promise<boolean> {
+    const takesPart =
+      'userId' in party
+        ? or(eq(referrals.prescriberId, party.userId), eq(referrals.targetTherapistId, party.userId), eq(referrals.acceptedTherapistId, party.userId))
+        : or(eq(referrals.organizationId, party.organizationId), eq(referrals.targetPracticeId, party.organizationId), eq(referrals.acceptedPracticeId, party.organizationId));
+    const [row] = await this.db.select({ id: referrals.id }).from(referrals).where(and(takesPart, visibleTo(principal))).limit(1);
+    return row !== undefined;
+  }
+
   async patientIdOf(id: string): Promise<string | undefined> {
     const [row] = await this.db.select({ patientId: referrals.patientId }).from(referrals).where(eq(referrals.id, id));
     return row?.patientId;
@@ -323,6 +388,16 @@ export class ReferralsRepository {
       // would tell the caller whom the offer is about.
       filter.patientId ? and(eq(referrals.patientId, filter.patientId), identifiedBy(filter.principal)) : undefined,
       filter.updatedSince ? gte(referrals.updatedAt, filter.updatedSince) : undefined,
+      filter.updatedAfter ? gt(referrals.updatedAt, filter.updatedAfter) : undefined,
+      filter.states ? or(...filter.states.map((state) => stateCondition(state, filter.principal))) : undefined,
+      filter.ids ? inArray(referrals.id, [...filter.ids]) : undefined,
+      filter.taskIds ? inArray(referrals.taskId, [...filter.taskIds]) : undefined,
+      filter.prescriberId ? eq(referrals.prescriberId, filter.prescriberId) : undefined,
+      filter.therapistId
+        ? or(and(eq(referrals.targetKind, 'therapist'), eq(referrals.targetTherapistId, filter.therapistId)), eq(referrals.acceptedTherapistId, filter.therapistId))
+        : undefined,
+      filter.practiceId ? or(eq(referrals.targetPracticeId, filter.practiceId), eq(referrals.acceptedPracticeId, filter.practiceId)) : undefined,
+      filter.owner ? ownerCondition(filter.owner) : undefined,
       filter.after ? sql`(${referrals.syncXid}, ${referrals.id}) > (${filter.after[0]}::bigint, ${filter.after[1]}::uuid)` : undefined,
     ];
     const pageSize = filter.limit + 1;

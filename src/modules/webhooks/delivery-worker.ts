@@ -16,7 +16,8 @@ import { deliveryChannel } from './outbox.js';
 import { judgeAnswer } from './retry-policy.js';
 import { WebhookSender } from './sender.js';
 import { signatureHeaders } from './signing-secrets.js';
-import { guardedLookup, systemResolver, type Resolver } from './target-guard.js';
+import { contentTypes, type WebhookFormats } from './webhook-formats.js';
+import { guardedLookup, systemResolver, type Resolver } from '../../lib/outbound/target-guard.js';
 
 export interface DeliveryWorkerOptions {
   config: Config['webhooks'];
@@ -29,6 +30,8 @@ export interface DeliveryWorkerOptions {
   referralsTakenPartIn: (organization: { id: string; kind: OrganizationKind }, referralIds: readonly string[]) => Promise<Set<string>>;
   /** Finishing deliveries is a change like any other: attempts, endpoint health and audit events commit together. */
   units: UnitsOfWork;
+  /** Renders the events the worker writes itself (webhook_endpoint.disabled) in the other formats. */
+  formats: WebhookFormats;
 }
 
 export class DeliveryWorker {
@@ -51,7 +54,7 @@ export class DeliveryWorker {
     private readonly options: DeliveryWorkerOptions,
   ) {
     this.queue = new DeliveryQueue(db, database, options.config.leaseSeconds);
-    this.health = new EndpointHealth(options.config.disableAfterSeconds, new WebhookOutbox(database.wakeUps));
+    this.health = new EndpointHealth(options.config.disableAfterSeconds, new WebhookOutbox(database.wakeUps, options.formats, options.log));
     this.lookup = guardedLookup(options.resolver ?? systemResolver, options.config.allowPrivateTargets);
   }
 
@@ -188,11 +191,14 @@ export class DeliveryWorker {
     if (!event || !endpoint) return givenUp('the event or its endpoint no longer exists');
     if (endpoint.status !== 'active' || endpoint.deletedAt) return givenUp('endpoint disabled or deleted');
     if (!clearedToSend) return givenUp('the organization no longer takes part in this referral');
-    const body = JSON.stringify(event.payload);
+    // An event written before its endpoint chose FHIR (or one that could not be rendered) has no
+    // FHIR body: it goes as it was written, in the standard format, and says so in its content type.
+    const format = endpoint.format === 'fhir' && event.fhirBody !== null ? 'fhir' : 'standard';
+    const body = format === 'fhir' ? event.fhirBody! : JSON.stringify(event.payload);
     // Secrets are stored sealed; opened only here, to sign.
     const headers = signatureHeaders(this.options.secretBox, endpoint, { eventId: event.id, body, now: new Date() });
     this.sender ??= new WebhookSender({ lookup: this.lookup, timeoutMs: this.options.config.timeoutMs });
-    const result = await this.sender.send({ url: endpoint.url, headers, body });
+    const result = await this.sender.send({ url: endpoint.url, headers, body, contentType: contentTypes[format] });
     return { verdict: judgeAnswer(result, { schedule: this.options.config.retryScheduleSeconds, attemptsMade: delivery.attempts }), result };
   }
 

@@ -29,6 +29,6 @@ export function deliveriesOf(outbox: WebhookOutbox, apiPrefix: string): DomainEv
       organizations,
       url: event.resource?.url ?? `${apiPrefix}/referrals/${event.referral.id}`,
     };
-    await outbox.insert({ type: event.type, referralId: event.referral.id, data, organizations }, tx);
+    await outbox.insert({ type: event.type, referralId: event.referral.id, referral: event.referral, data, organizations }, tx);
   };
 }

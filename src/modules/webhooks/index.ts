@@ -14,14 +14,19 @@ import { deliveriesOf } from './event-deliveries.js';
 import { WebhookOutbox } from './outbox.js';
 import webhookRoutes from './routes.js';
 import { resealSigningSecrets } from './signing-secrets.js';
-import type { Resolver } from './target-guard.js';
+import type { Resolver } from '../../lib/outbound/target-guard.js';
 import { WebhooksRepository } from './webhooks-repository.js';
+import { WebhookFormats } from './webhook-formats.js';
+
+export type { WebhookEventFacts, WebhookRenderer } from './webhook-formats.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     webhookWorker: DeliveryWorker;
     /** The events feed (GET /v1/events); its retention sweep runs in the worker. */
     eventsFeed: EventsFeed;
+    /** Renderers of the formats other than the standard payload: `app.webhookFormats.register('fhir', render)`. */
+    webhookFormats: WebhookFormats;
   }
 }
 
@@ -31,7 +36,9 @@ export default fp(
     const resealed = await resealSigningSecrets(new WebhooksRepository(app.db), box);
     if (resealed > 0) app.log.info({ endpoints: resealed, keyId: box.currentKeyId }, 'webhook signing secrets sealed under the current data encryption key');
 
-    const outbox = new WebhookOutbox(app.database.wakeUps);
+    const formats = new WebhookFormats();
+    app.decorate('webhookFormats', formats);
+    const outbox = new WebhookOutbox(app.database.wakeUps, formats, app.log);
     app.domainEvents.subscribe(deliveriesOf(outbox, apiPrefix));
     const feed = new EventsFeed(app.db, options.config.eventFeed.retentionDays);
     app.decorate('eventsFeed', feed);
@@ -51,6 +58,7 @@ export default fp(
       secretBox: app.dataEncryption,
       referralsTakenPartIn: (organization, referralIds) => app.referrals.referralsOrganizationTakesPartIn(organization, referralIds),
       units: app.unitOfWork,
+      formats,
     });
     app.decorate('webhookWorker', worker);
     const queue = new WebhooksRepository(app.db);

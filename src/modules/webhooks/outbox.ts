@@ -1,17 +1,28 @@
 // The webhook outbox: an event and its deliveries are written in the transaction of the change
 // that caused them, so a committed change never loses its event and a rolled-back one sends none.
+import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
 import { rowsOf, type Executor } from '../../db/database.js';
 import { eventFeed, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../db/schema.js';
+import type { ReferralFacts } from '../../lib/domain-events.js';
 import type { WebhookEventType } from '../../lib/vocabulary.js';
 import type { WakeUps } from '../../db/wake-ups.js';
+import type { WebhookEventFacts, WebhookFormats } from './webhook-formats.js';
 
 export const deliveryChannel = 'webhook_deliveries';
 /** Notified at the commit of every event: wakes long polls of the events feed (feed-waiters.ts). */
 export const eventFeedChannel = 'event_feed';
 
+/** The standard payload's data: it names the record the event is about (SPEC §8), and may say more. */
+export type EventData = { resource: string; id: string; url: string } & Record<string, unknown>;
+
 export class WebhookOutbox {
-  constructor(private readonly wakeUps: WakeUps) {}
+  constructor(
+    private readonly wakeUps: WakeUps,
+    private readonly formats: WebhookFormats,
+    private readonly log: FastifyBaseLogger,
+  ) {}
 
   /** Whether any active endpoint, of any organization, subscribes to this type. */
   async hasSubscribers(type: WebhookEventType, tx: Executor): Promise<boolean> {
@@ -26,12 +37,14 @@ export class WebhookOutbox {
    * An event for given organizations' endpoints (or one endpoint, for a ping): the event, its
    * deliveries, its entries in those organizations' events feeds (not for a ping, which is for its
    * endpoint only) in one statement, as it runs inside every change; once the change
-   * commits, the workers and the feed's long polls are woken (wake-ups.ts).
+   * commits, the workers and the feed's long polls are woken (wake-ups.ts). The FHIR body is
+   * kept only when an endpoint of that format is among the targets.
    */
   async insert(
     {
       type,
       referralId,
+      referral = null,
       data,
       organizations,
       endpointId,
@@ -39,7 +52,9 @@ export class WebhookOutbox {
     }: {
       type: WebhookEventType;
       referralId: string | null;
-      data: Record<string, unknown>;
+      /** The referral the event is about, for the formats that render more than the standard payload. */
+      referral?: ReferralFacts | null;
+      data: EventData;
       organizations: string[];
       endpointId?: string;
       /** Every endpoint subscribed to the type, whatever its organization (a network event); not fed to apps. */
@@ -48,18 +63,23 @@ export class WebhookOutbox {
     tx: Executor,
   ): Promise<string> {
     const payload = { type, timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), data };
+    // The id is made here rather than by the table's default: a FHIR Bundle carries it.
+    const id = randomUUID();
+    const fhirBody = this.render({ id, type, timestamp: payload.timestamp, resource: { type: data.resource, id: data.id, url: data.url }, referral, organizations });
     const endpoints = endpointId
       ? sql`${webhookEndpoints.id} = ${endpointId}::uuid`
       : toEverySubscriber
         ? sql`${webhookEndpoints.eventTypes} @> array[${type}]::text[]`
         : sql`${webhookEndpoints.organizationId} = any(${sql.param(organizations)}::uuid[]) and ${webhookEndpoints.eventTypes} @> array[${type}]::text[]`;
     const [event] = rowsOf<{ id: string; delivers: boolean; feeds: boolean }>(await tx.execute(sql`
-      with event as (
-        insert into ${webhookEvents} (type, referral_id, payload) values (${type}, ${referralId}::uuid, ${JSON.stringify(payload)}::jsonb)
-        returning id
-      ), targets as (
-        select ${webhookEndpoints.id} as id from ${webhookEndpoints}
+      with targets as (
+        select ${webhookEndpoints.id} as id, ${webhookEndpoints.format} as format from ${webhookEndpoints}
         where ${endpoints} and ${webhookEndpoints.status} = 'active' and ${webhookEndpoints.deletedAt} is null
+      ), event as (
+        insert into ${webhookEvents} (id, type, referral_id, payload, fhir_body)
+        select ${id}::uuid, ${type}, ${referralId}::uuid, ${JSON.stringify(payload)}::jsonb,
+               case when exists (select 1 from targets where format = 'fhir') then ${fhirBody}::text end
+        returning id
       ), deliveries as (
         insert into ${webhookDeliveries} (event_id, endpoint_id, referral_id)
         select event.id, targets.id, ${referralId}::uuid from event, targets
@@ -77,5 +97,24 @@ export class WebhookOutbox {
     if (event!.delivers) this.wakeUps.afterCommit(tx, deliveryChannel);
     if (event!.feeds) this.wakeUps.afterCommit(tx, eventFeedChannel);
     return event!.id;
+  }
+
+  /**
+   * The event as a FHIR Bundle, rendered while the event is written so every attempt sends the
+   * same bytes; null when no module registered the format. Rendered before the targets are known
+   * (a pure function of the event, cheaper than a second statement in every change), and a
+   * failure is logged rather than thrown: a bug in one format must not roll back the network's
+   * changes. Endpoints of that format then get the standard payload, as for an event written
+   * before they chose it.
+   */
+  private render(event: WebhookEventFacts): string | null {
+    const render = this.formats.rendererOf('fhir');
+    if (!render) return null;
+    try {
+      return JSON.stringify(render(event));
+    } catch (error) {
+      this.log.error({ err: error, eventType: event.type, eventId: event.id }, 'rendering a FHIR webhook body failed; its fhir endpoints get the standard payload');
+      return null;
+    }
   }
 }

@@ -22,7 +22,7 @@ import {
   WebhookEndpointListQuery,
   WebhookEndpointWithSecret,
 } from './schemas.js';
-import { targetUrlProblem } from './target-guard.js';
+import { targetUrlProblem } from '../../lib/outbound/target-guard.js';
 import { sealSigningSecret } from './signing-secrets.js';
 import { newSigningSecret, toWebhookDelivery, toWebhookEndpoint, WebhooksRepository } from './webhooks-repository.js';
 import { apiPrefix } from '../../lib/api-prefix.js';
@@ -36,7 +36,7 @@ const rotationOverlapMs = 24 * 3600 * 1000;
 
 const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
   const repository = new WebhooksRepository(app.db);
-  const outbox = new WebhookOutbox(app.database.wakeUps);
+  const outbox = new WebhookOutbox(app.database.wakeUps, app.webhookFormats, app.log);
 
   function checkUrl(url: string) {
     const problem = targetUrlProblem(url, config.webhooks.allowPrivateTargets);
@@ -93,6 +93,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
             organizationId,
             url: request.body.url,
             eventTypes: request.body.eventTypes,
+            format: request.body.format ?? 'standard',
             description: request.body.description ?? '',
             secret: sealSigningSecret(app.dataEncryption, secret),
             createdBy: principal.id,
@@ -138,7 +139,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
     schema: {
       tags: ['webhooks'],
       operationId: 'updateWebhookEndpoint',
-      summary: 'Change the URL, event types or description, or re-enable a disabled receiver',
+      summary: 'Change the URL, event types, format or description, or re-enable a disabled receiver',
       params: IdParams,
       body: UpdateWebhookEndpoint,
       response: { 200: WebhookEndpoint },

@@ -1,15 +1,19 @@
 // Shapes of webhook endpoints, deliveries and their attempts (SPEC §8).
 import { Type, type Static } from 'typebox';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
-import { deliveryStatuses, enumOf, webhookEndpointStatuses, webhookEventTypes, type WebhookEventType } from '../../lib/vocabulary.js';
+import { deliveryStatuses, enumOf, webhookEndpointStatuses, webhookEventTypes, webhookFormats, type WebhookEventType } from '../../lib/vocabulary.js';
 
 export const subscribableEventTypes = webhookEventTypes.filter((type): type is Exclude<WebhookEventType, 'ping'> => type !== 'ping');
 const EventType = enumOf(subscribableEventTypes);
+const formatDescription =
+  "standard: the thin {type, timestamp, data} JSON payload (application/json). fhir: a FHIR R4 Bundle of type collection (application/fhir+json) holding the referral's Task, signed the same way. A change applies to events written after it.";
+const Format = enumOf(webhookFormats, { description: formatDescription });
 
 export const CreateWebhookEndpoint = Type.Object(
   {
     url: Type.String({ minLength: 1, maxLength: 2000, description: 'https URL of the receiver' }),
     eventTypes: Type.Array(EventType, { minItems: 1, uniqueItems: true }),
+    format: Type.Optional(enumOf(webhookFormats, { description: `${formatDescription} Default: standard.` })),
     description: Type.Optional(Type.String({ maxLength: 500 })),
     organizationId: Type.Optional(Type.String({ format: 'uuid', description: 'Network admins name the organization; others register for their own' })),
   },
@@ -24,6 +28,7 @@ export const UpdateWebhookEndpoint = Type.Object(
   {
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     eventTypes: Type.Optional(Type.Array(EventType, { minItems: 1, uniqueItems: true })),
+    format: Type.Optional(Format),
     description: Type.Optional(Type.String({ maxLength: 500 })),
     status: Type.Optional(enumOf(webhookEndpointStatuses, { description: 'Set active to re-enable a disabled endpoint' })),
   },
@@ -37,6 +42,7 @@ export const WebhookEndpoint = Type.Object({
   url: Type.String(),
   description: Type.String(),
   eventTypes: Type.Array(EventType),
+  format: Format,
   status: enumOf(webhookEndpointStatuses),
   disabledReason: Type.Union([Type.String(), Type.Null()]),
   failingSince: Type.Union([Timestamp, Type.Null()]),

@@ -1,9 +1,8 @@
 // POSTs signed webhooks over one undici Agent: connections to a receiver are kept alive and reused
 // across deliveries, every new connection passes the SSRF guard, no redirect is followed, an
 // attempt gives up after the timeout, and at most a bounded part of the answer is read.
-import { isIP, type LookupFunction } from 'node:net';
-import type { Agent } from 'undici';
-import { normalizedHost } from './target-guard.js';
+import type { LookupFunction } from 'node:net';
+import { GuardedAgent } from '../../lib/outbound/guarded-agent.js';
 
 /** The most of a receiver's answer that is read and kept: its status is known long before. */
 export const maxResponseBytes = 4096;
@@ -26,61 +25,31 @@ function describeError(error: SendError, timeoutMs: number): string {
 
 const isTimeout = (error: SendError) => error.name === 'TimeoutError' || error.name === 'AbortError';
 
-/**
- * Asks the lookup about an IP literal, as node:net connects to one without calling `lookup`:
- * every target, name or address, passes the same guard before a connection is made. Asked on
- * every send, since a kept-alive connection skips the connect-time check.
- */
-function checkLiteral(hostname: string, lookup: LookupFunction): Promise<SendError | null> {
-  const host = normalizedHost(hostname);
-  if (!isIP(host)) return Promise.resolve(null);
-  return new Promise((resolve) => lookup(host, { all: true }, (error) => resolve(error)));
-}
-
 export class WebhookSender {
-  private agent: Promise<Agent> | undefined;
+  private readonly agent: GuardedAgent;
 
-  constructor(private readonly options: { lookup: LookupFunction; timeoutMs: number }) {}
-
-  /**
-   * undici is loaded with the first delivery, not at start: it costs about 20 MB of memory, which
-   * an API process whose organizations registered no webhook endpoint never needs.
-   */
-  private connections(): Promise<Agent> {
-    this.agent ??= import('undici').then(
-      ({ Agent }) =>
-        new Agent({
-          // The guard resolves (and refuses) every name when a connection is opened; a connection
-          // kept alive stays with the address that was checked, so DNS rebinding cannot move it.
-          connect: { lookup: this.options.lookup },
-          // The abort signal is the one clock of an attempt. undici's connect timeout comes later, so
-          // it only ends a connect that an aborted attempt left behind: its error would name the
-          // addresses tried, which the endpoint's owners must not see.
-          connectTimeout: this.options.timeoutMs + 1000,
-          headersTimeout: 0,
-          bodyTimeout: 0,
-        }),
-    );
-    return this.agent;
+  constructor(private readonly options: { lookup: LookupFunction; timeoutMs: number }) {
+    // The abort signal is the one clock of an attempt; the connect timeout only ends what it left behind.
+    this.agent = new GuardedAgent({ lookup: options.lookup, connectTimeoutMs: options.timeoutMs + 1000 });
   }
 
-  async send({ url, headers, body }: { url: string; headers: Record<string, string>; body: string }): Promise<SendResult> {
-    const { lookup, timeoutMs } = this.options;
+  async send({ url, headers, body, contentType = 'application/json' }: { url: string; headers: Record<string, string>; body: string; contentType?: string }): Promise<SendResult> {
+    const { timeoutMs } = this.options;
     const started = performance.now();
     const finish = (result: Omit<SendResult, 'latencyMs'>): SendResult => ({ ...result, latencyMs: Math.round(performance.now() - started) });
     const failed = (error: SendError) => finish({ statusCode: null, headers: {}, excerpt: '', error: describeError(error, timeoutMs) });
     const target = new URL(url);
-    const refused = await checkLiteral(target.hostname, lookup);
+    const refused = await this.agent.refusalOf(target.hostname);
     if (refused) return failed(refused);
     let response;
     try {
       // undici's request follows no redirect: a 3xx is the answer, and counts as a failure.
-      const agent = await this.connections();
+      const agent = await this.agent.connections();
       response = await agent.request({
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'massage-referral-webhooks/1', ...headers },
+        headers: { 'content-type': contentType, 'user-agent': 'massage-referral-webhooks/1', ...headers },
         body,
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -112,6 +81,6 @@ export class WebhookSender {
 
   /** Waits for the requests in flight, then closes every connection. */
   async close(): Promise<void> {
-    await (await this.agent)?.close();
+    await this.agent.close();
   }
 }

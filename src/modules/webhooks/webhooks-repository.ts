@@ -22,6 +22,7 @@ export function toWebhookEndpoint(row: EndpointRow): WebhookEndpoint {
     url: row.url,
     description: row.description,
     eventTypes: row.eventTypes as WebhookEndpoint['eventTypes'],
+    format: row.format,
     status: row.status,
     disabledReason: row.disabledReason,
     failingSince: row.failingSince?.toISOString() ?? null,

@@ -1,7 +1,8 @@
-// Server-side request forgery guard for webhook targets: the URL is checked when registered, and
-// again every time a delivery connects (the host name's rules, then every address it resolves
-// to, or the address itself for an IP literal), so a DNS answer that changes after registration
-// (rebinding) or an endpoint kept from older rules cannot point a delivery inside our network.
+// Server-side request forgery guard for every URL a partner gives us to call (webhook targets,
+// JWKS URLs): the URL is checked when registered, and again every time a connection is opened
+// (the host name's rules, then every address it resolves to, or the address itself for an IP
+// literal), so a DNS answer that changes after registration (rebinding) or a URL kept from older
+// rules cannot point a request inside our network.
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
@@ -40,7 +41,7 @@ export function normalizedHost(hostname: string): string {
   return hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
 }
 
-/** Why a host (a name or an IP literal) may not be a webhook target when private targets are refused. */
+/** Why a host (a name or an IP literal) may not be called when private targets are refused. */
 function hostProblem(hostname: string): string | undefined {
   const host = normalizedHost(hostname);
   if (isIP(host)) return isPublicAddress(host) ? undefined : 'must point at a public address, not a private, loopback, link-local or special-purpose one';
@@ -52,7 +53,7 @@ function hostProblem(hostname: string): string | undefined {
   return undefined;
 }
 
-/** Why a URL may not be a webhook target, or undefined when it may. */
+/** Why a URL may not be called (a webhook target, a JWKS URL), or undefined when it may. */
 export function targetUrlProblem(raw: string, allowPrivateTargets: boolean): string | undefined {
   let url: URL;
   try {
