@@ -162,6 +162,11 @@ t.test('the loop: evaluation with baseline, visits, a progress report with the s
   for (const expected of ['Progress report', 'Pain (0–10) before and after each visit', 'ODI: baseline 44, latest 33, change -11', 'NDI', 'visits 1–2; 2 of 12 authorized used', "attested by the office's EHR"]) {
     t.ok(progressPdf.text.includes(expected), `the progress PDF shows "${expected}"`);
   }
+  // A colleague of the accepting therapist takes part in the care but may not know who the patient is (SPEC §14.8).
+  const colleaguePdf = await pdfText((await request('GET', `${reportsUrl(referral.id)}/${progressReport.id}`, colleague.token, undefined, { accept: 'application/pdf' })).rawPayload);
+  t.ok(colleaguePdf.text.includes('Progress report'), "a colleague of the accepting therapist gets the report's PDF");
+  for (const secret of ['Maria', 'Gomez', '1978-04-02']) t.notOk(colleaguePdf.text.includes(secret), `but not the patient's identity (${secret})`);
+  t.match(colleaguePdf.text, /\d+ years, female/, 'the patient by age and sex');
   const strokes = progressPdf.operators.filter((op) => op === 20 /* OPS.stroke */).length;
   t.ok(strokes >= 6, `the charts are drawn as vector lines (${strokes} strokes)`);
   const refused = await request('GET', `${reportsUrl(referral.id)}/${progressReport.id}`, office.physician.token, undefined, { accept: 'text/html' });

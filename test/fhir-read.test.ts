@@ -134,6 +134,8 @@ t.test('before accepting, the therapist sees the order but not who the patient i
   const taskSeen = await fhirOk(tt, `/fhir/R4/Task/${task.id}`, T.token, 'the Task as the therapist');
   tt.match(taskSeen, { status: 'requested', businessStatus: { coding: [{ code: '2.0' }] }, focus: { reference: `ServiceRequest/${referral.id}` }, owner: { reference: `Practitioner/${T.id}` } });
   tt.notOk('for' in taskSeen, 'the Task names no patient before acceptance');
+  tt.match(request.code, { text: /shown once your side accepts/ }, 'the CPT code ordered is with the insurance, so it is said in words');
+  tt.notOk(request.code.coding, 'rather than a code that may not be the one ordered');
   outcomeOf(tt, await fhirGet(`/fhir/R4/Patient/${referral.patientId}`, T.token), 404, 'the therapist cannot read the Patient before accepting');
 });
 
@@ -167,6 +169,8 @@ t.test('unauthenticated, wrong formats and bad parameters are OperationOutcomes'
   outcomeOf(tt, await fhirGet('/fhir/R4/Task?_lastUpdated=le2026-01-01', T.token), 400, 'an unsupported date prefix');
   outcomeOf(tt, await fhirGet('/fhir/R4/Task?owner=Patient/' + referral.patientId, T.token), 400, 'an owner of the wrong type');
   outcomeOf(tt, await fhirGet('/fhir/R4/Task?_count=1000', T.token), 400, '_count over 100');
+  const several = outcomeOf(tt, await fhirGet(`/fhir/R4/Task?focus=ServiceRequest/${referral.id},ServiceRequest/${crypto.randomUUID()}`, T.token), 400, 'several foci');
+  tt.match(several.issue[0].details.text, /query\.focus: takes one reference/, 'refused rather than narrowed to the first');
   outcomeOf(tt, await fhirGet('/fhir/R4/Task?_cursor=garbage', T.token), 400, 'a cursor the server did not issue');
   const lenient = await fhirOk(tt, '/fhir/R4/Task?unknown-parameter=1&status=requested', T.token, 'an unknown parameter is ignored');
   tt.notMatch(lenient.link[0].url, /unknown-parameter/, 'and left out of the self link');
@@ -246,7 +250,10 @@ t.test('practitioners and organizations: counterparts and the directory', async 
   tt.ok(prescriber.identifier?.[0]?.system === 'http://hl7.org/fhir/sid/us-npi', 'with the NPI');
   outcomeOf(tt, await fhirGet(`/fhir/R4/Practitioner/${office.physician.id}`, other.therapist.token), 404, 'a physician who shares no referral with the caller');
   const therapist = await fhirOk(tt, `/fhir/R4/Practitioner/${T.id}`, other.therapist.token, 'a therapist is in the directory');
-  tt.ok(therapist.qualification?.[0]?.identifier?.[0]?.value, 'with the license');
+  tt.match(therapist.qualification?.[0], { period: { end: /^\d{4}-/ } }, 'with the license');
+  tt.notOk(therapist.qualification?.[0]?.identifier, "but not its number, which is the therapist's organization's to see");
+  const own = await fhirOk(tt, `/fhir/R4/Practitioner/${T.id}`, practice.admin.token, 'the therapist, as their practice admin reads them');
+  tt.ok(own.qualification?.[0]?.identifier?.[0]?.value, 'with the license number');
   await fhirOk(tt, `/fhir/R4/PractitionerRole/${T.id}`, office.physician.token, 'the PractitionerRole');
   const organization = await fhirOk(tt, `/fhir/R4/Organization/${office.id}`, T.token, 'the therapist reads the referring office');
   tt.equal(organization.type[0].coding[0].code, 'prov');
@@ -279,8 +286,12 @@ t.test('an EHR signed in with SMART Backend Services reaches what its scopes nam
   outcomeOf(tt, await fhirGet(`/fhir/R4/ServiceRequest/${referral.id}`, taskReader), 403, 'but not the ServiceRequest');
   outcomeOf(tt, await fhirGet(`/fhir/R4/Task?_include=Task:focus`, taskReader), 403, 'nor through _include');
   outcomeOf(tt, await fhirGet(`/fhir/R4/Patient/${referral.patientId}`, taskReader), 403, 'nor the Patient');
+  const head = await test.request({ method: 'HEAD', url: `/fhir/R4/ServiceRequest/${referral.id}`, token: taskReader });
+  tt.equal(head.statusCode, 403, 'nor by HEAD');
   const denied = await auditEvents(test, { action: 'referral.read', outcome: 'denied', resourceId: referral.id, actorId: client.id });
   tt.ok(denied.length >= 1, 'the refusal is audited');
+  const v1 = await test.request({ method: 'GET', url: `/v1/referrals/${referral.id}`, token: taskReader });
+  tt.equal(v1.statusCode, 403, 'a token with SMART scopes is for /fhir/R4 only: /v1 cannot narrow by resource type');
   const everything = await signIn('system/*.rs');
   const bundle = await fhirOk(tt, `/fhir/R4/Task?focus=ServiceRequest/${referral.id}&_include=Task:focus`, everything, 'system/*.rs with _include');
   tt.equal(bundle.entry.length, 2);

@@ -169,6 +169,8 @@ t.test('Encounter and Observation: the visit and what it measured', async (tt) =
 });
 
 t.test('DocumentReference and Binary: the report as a PDF and the shared document', async (tt) => {
+  const task = await fhirOk(tt, `/fhir/R4/Task/${taskId}`, office.physician.token, 'the Task');
+  tt.same(task.output?.map((output: Json) => output.valueReference.reference), [`DocumentReference/${report.id}`], "the report is the Task's output");
   const reportReference = await fhirOk(tt, `/fhir/R4/DocumentReference/${report.id}`, office.physician.token, 'the report');
   tt.match(reportReference, {
     status: 'current',

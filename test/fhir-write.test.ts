@@ -164,9 +164,15 @@ t.test('Task updates move the referral by the /v1 rules', async (tt) => {
   const withoutAcknowledgement = outcome(tt, await put(`/fhir/R4/Task/${task.id}`, T.token, { ...task, status: 'accepted' }), 422, 'accepting without acknowledging the precautions');
   tt.match(withoutAcknowledgement.issue[0], { code: 'business-rule', details: { coding: [{ code: 'precautions-not-acknowledged' }] } });
   outcome(tt, await put(`/fhir/R4/Task/${task.id}`, T.token, { ...task, status: 'accepted', focus: { reference: `ServiceRequest/${task.id}` } }), 400, 'changing the focus');
+  const unchanged = outcome(tt, await put(`/fhir/R4/Task/${task.id}`, T.token, { ...task, owner: { reference: `Organization/${practice.id}` } }), 400, 'a new owner without a move');
+  tt.match(unchanged.issue[0].expression, ['Task.owner']);
+  const long = outcome(tt, await put(`/fhir/R4/Task/${task.id}`, T.token, { ...task, status: 'rejected', statusReason: { text: 'x'.repeat(2001) } }), 400, 'a reason longer than /v1 takes');
+  tt.match(long.issue[0].expression, ['Task.statusReason.text']);
 
   const acknowledged = [{ type: { text: 'acknowledged-precautions' }, valueBoolean: true }];
-  const accepted = await put(`/fhir/R4/Task/${task.id}`, T.token, { ...task, status: 'accepted', input: acknowledged }, { 'if-match': 'W/"1"' });
+  // Sent back as read, with a display a client added: still the same focus.
+  const focus = { ...task.focus, display: 'Whiplash order' };
+  const accepted = await put(`/fhir/R4/Task/${task.id}`, T.token, { ...task, focus, status: 'accepted', input: acknowledged }, { 'if-match': 'W/"1"' });
   assertStatus(tt, accepted, 200, 'accepted with the acknowledgement');
   await assertValidFhir(tt, accepted.json(), 'the accepted Task');
   tt.match(accepted.json(), { status: 'accepted', owner: { reference: `Practitioner/${T.id}` } });
@@ -201,4 +207,12 @@ t.test('reject with a reason, then the office sends it to another owner', async 
   );
   tt.match(rerouted, { status: 'requested', owner: { reference: `Organization/${other.id}` } });
   await assertValidFhir(tt, rerouted, 'the rerouted Task');
+  const theirs = await taskOf(created.id, other.admin.token);
+  requireStatus(await put(`/fhir/R4/Task/${task.id}`, other.admin.token, { ...theirs, status: 'rejected', statusReason: { text: 'Out of area' } }), 200, 'the other practice rejects too');
+  const cancelled = requireStatus(
+    await put(`/fhir/R4/Task/${task.id}`, office.physician.token, { ...(await taskOf(created.id, office.physician.token)), status: 'cancelled', statusReason: { text: 'Treating in house' } }),
+    200,
+    'the office cancels the rejected Task, as /v1 cancels a declined referral',
+  );
+  tt.equal(cancelled.status, 'cancelled');
 });

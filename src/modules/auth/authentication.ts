@@ -6,7 +6,7 @@ import type { Config } from '../../config.js';
 import { accessDenied, UnauthorizedError } from '../../lib/errors.js';
 import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from './policy.js';
 import { auditTargetOf } from '../audit/audit-log.js';
-import { isApiRoute } from '../../lib/api-prefix.js';
+import { isApiRoute, isFhirRoute } from '../../lib/api-prefix.js';
 import { resolveJwtSecret } from './jwt-secret.js';
 import { PrincipalsRepository } from './principals-repository.js';
 import { canonicalUuidPattern as uuid, organizationKinds, userRoles, type PrincipalKind, type UserRole } from '../../lib/vocabulary.js';
@@ -125,6 +125,12 @@ export default fp(
             : `The role ${request.principal!.role} may not perform this operation`,
           auditTargetOf(request),
         );
+      }
+      // A token granted SMART scopes was asked for by type and interaction (system/Task.rs); its
+      // internal scopes are only what those map onto, and /v1 cannot narrow by FHIR type, so such a
+      // token is for the FHIR API alone.
+      if (request.principal!.fhirScopes && !isFhirRoute(request.routeOptions.url ?? '')) {
+        throw accessDenied('A token granted SMART scopes is for the FHIR API (/fhir/R4) only; sign in without them for /v1', auditTargetOf(request));
       }
     });
 

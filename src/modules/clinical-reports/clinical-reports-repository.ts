@@ -1,5 +1,5 @@
 // SQL for reports to the prescriber and their signatures. Both are inserted once and never updated.
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import type { Executor } from '../../db/database.js';
 import { afterKey, epochMicros } from '../../db/keyset.js';
 import { clinicalReportSignatures, clinicalReports } from '../../db/schema.js';
@@ -69,6 +69,16 @@ export class ClinicalReportsRepository {
       .leftJoin(clinicalReportSignatures, eq(clinicalReportSignatures.reportId, clinicalReports.id))
       .where(eq(clinicalReports.id, reportId));
     return row && toReport(row.report, row.signature);
+  }
+
+  /** The reports of these referrals, oldest first: id and kind only. */
+  async idsOf(referralIds: readonly string[]) {
+    if (referralIds.length === 0) return [];
+    return this.db
+      .select({ id: clinicalReports.id, referralId: clinicalReports.referralId, kind: clinicalReports.kind })
+      .from(clinicalReports)
+      .where(inArray(clinicalReports.referralId, [...referralIds]))
+      .orderBy(asc(clinicalReports.createdAt), asc(clinicalReports.id));
   }
 
   /** Oldest first; `after` is the [created time in epoch µs, id] keyset of the last one seen. */

@@ -5,7 +5,7 @@ import { apiPrefix } from '../../lib/api-prefix.js';
 import { servesRoutes, type ModuleOptions } from '../../lib/module-options.js';
 import clinicalReportRoutes from './routes.js';
 
-export { reportById, reportPdf, reportsOf } from './report-reads.js';
+export { reportById, reportPdf, reportsByReferral, reportsOf } from './report-reads.js';
 export type { Report } from './schemas.js';
 
 export default fp(

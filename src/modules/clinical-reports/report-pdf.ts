@@ -5,7 +5,8 @@
 import type { Report } from './schemas.js';
 
 export interface ReportDocumentParties {
-  patient: { name: string; birthDate: string };
+  /** Who the patient is, as the reader may know them (name and birth date, or age and sex only). */
+  patient: string;
   prescriber: string;
   therapist: string;
   practice: string;
@@ -109,7 +110,7 @@ export async function renderReportPdf(written: Report, writtenParties: ReportDoc
 
   doc.font('Helvetica-Bold').fontSize(16).text(`Medical massage: ${titles[report.kind]}`);
   doc.font('Helvetica').fontSize(8).fillColor('#666666').text(`Report ${report.id} · referral ${report.referralId}`).fillColor('black').moveDown(0.5);
-  field(doc, 'Patient', `${parties.patient.name}, born ${parties.patient.birthDate}`);
+  field(doc, 'Patient', parties.patient);
   field(doc, 'Prescriber', `${parties.prescriber} (${parties.office})`);
   field(doc, 'Therapist', `${parties.therapist} (${parties.practice})`);
   field(doc, 'Diagnoses', parties.diagnoses.map((diagnosis) => `${diagnosis.code} ${diagnosis.display}`).join('; '));

@@ -104,7 +104,7 @@ const clinicalReportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       patientId: referral.patientId,
     });
     if (format === 'application/json') return reply.type('application/json').send(report);
-    const pdf = await reportPdf(app.db, report, care);
+    const pdf = await reportPdf(app.db, report, care, principal);
     return reply.type('application/pdf').header('content-disposition', `attachment; filename="report-${report.id}.pdf"`).send(pdf as never);
   });
 

@@ -10,7 +10,6 @@ export const systems = {
   bserBusinessStatus: 'http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS',
   organizationType: 'http://terminology.hl7.org/CodeSystem/organization-type',
   coverageClass: 'http://terminology.hl7.org/CodeSystem/coverage-class',
-  issueType: 'http://terminology.hl7.org/CodeSystem/v2-0203',
   technique: 'urn:massage-referral:technique',
   bodyRegion: 'urn:massage-referral:body-region',
   patientId: 'urn:massage-referral:patient',
@@ -51,8 +50,6 @@ export const threadSystems = {
   apiClient: 'urn:massage-referral:api-client',
   auditEntityType: 'http://terminology.hl7.org/CodeSystem/audit-entity-type',
   objectRole: 'http://terminology.hl7.org/CodeSystem/object-role',
-  securityRoleType: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type',
-  participationType: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType',
 } as const;
 
 /** LOINC 72514-3: Pain severity - 0-10 verbal numeric rating [Score] - Reported. */

@@ -56,7 +56,8 @@ export const patientDefinition: ResourceDefinition = {
   documentation: "A patient: read in full by the office that registered them, and by the therapist side once it accepted one of the patient's referrals (without the office's identifiers).",
 };
 
-const directoryNote = 'Visible to its own organization, to network admins, and to whoever shares a referral with it; therapists and practices are in the directory for everyone.';
+const directoryNote =
+  'Visible to its own organization, to network admins, and to whoever shares a referral with it; therapists with a verified, unexpired license, and practices, are in the directory for everyone (a license number only for its own organization).';
 
 export const practitionerDefinition: ResourceDefinition = {
   type: 'Practitioner',
@@ -90,7 +91,7 @@ const patientAnchor = {
   name: 'patient',
   type: 'reference',
   targets: ['Patient'],
-  description: "The patient, among the referrals whose patient the caller may know (up to their 100 most recent)",
+  description: "The patient, among the referrals whose patient the caller may know (at most 100 referrals; more is a 400 asking for based-on)",
 } as const;
 
 export const communicationDefinition: ResourceDefinition = {

@@ -18,7 +18,7 @@ export { participantsOf } from './participants.js';
 export { visibleTo } from './access.js';
 export { UrgentEscalation } from './urgent-escalation.js';
 export { IfMatchHeaders } from './schemas.js';
-export { identifiesPatient } from './minimum-necessary.js';
+export { ageInYears, identifiesPatient } from './minimum-necessary.js';
 export { prescriberPolicy, referralReadPolicy } from './policies.js';
 export type { ReferralWorkflow } from './referral-workflow.js';
 export type { Referral } from './schemas.js';

@@ -16,8 +16,18 @@ export type TaskMove =
   | { move: 'cancel'; reason: string }
   | { move: 'reroute'; target: { therapistId: string } | { practiceId: string }; reason?: string };
 
-const serverOwned = ['focus', 'for', 'requester', 'intent', 'code'] as const;
-const cancellable = new Set<TaskStatus>(['draft', 'requested', 'accepted', 'in-progress', 'on-hold']);
+/** What identifies each server-owned element: a client may send it back with a display added or keys reordered. */
+const serverOwned: Record<string, (value: Json | undefined) => unknown> = {
+  focus: (value) => value?.reference,
+  for: (value) => value?.reference,
+  requester: (value) => value?.reference,
+  intent: (value) => value,
+  code: (value) => value?.coding?.map((coding: Json) => `${coding?.system}|${coding?.code}`).join(','),
+};
+// As /v1: an office cancels any referral not yet closed, a declined one included.
+const cancellable = new Set<TaskStatus>(['draft', 'requested', 'accepted', 'rejected', 'in-progress', 'on-hold']);
+/** The /v1 limit of a move's reason. */
+const maxReasonLength = 2000;
 
 function ownerOf(body: Json): { therapistId: string } | { practiceId: string } | undefined {
   const reference = String(body.owner?.reference ?? '');
@@ -37,10 +47,14 @@ function acknowledgedPrecautions(body: Json): boolean | undefined {
 export function moveOf(current: Json, body: Json): TaskMove {
   const problems: FieldProblem[] = [];
   if (body.id !== current.id) problems.push({ field: 'Task.id', message: 'must be the id in the URL' });
-  for (const element of serverOwned) {
-    if (body[element] !== undefined && JSON.stringify(body[element]) !== JSON.stringify(current[element])) {
+  for (const [element, identity] of Object.entries(serverOwned)) {
+    if (body[element] !== undefined && identity(body[element]) !== identity(current[element])) {
       problems.push({ field: `Task.${element}`, message: 'is the server\'s and cannot change; send it as read, or leave it out' });
     }
+  }
+  const reasonText = body.statusReason?.text;
+  if (typeof reasonText === 'string' && reasonText.length > maxReasonLength) {
+    problems.push({ field: 'Task.statusReason.text', message: `must be at most ${maxReasonLength} characters` });
   }
   if (problems.length > 0) throw validationFailed(problems);
 
@@ -51,7 +65,16 @@ export function moveOf(current: Json, body: Json): TaskMove {
     if (!reason) throw validationFailed([{ field: 'Task.statusReason.text', message: `is required to make the Task ${to}` }]);
     return reason;
   };
-  if (to === from) return { move: 'none' };
+  if (to === from) {
+    // Nothing moves without a new status; a changed owner or reason alone would be dropped.
+    const changed = [
+      ['Task.owner', body.owner !== undefined && body.owner?.reference !== current.owner?.reference],
+      ['Task.statusReason.text', body.statusReason !== undefined && reason !== current.statusReason?.text],
+    ] as const;
+    const dropped = changed.filter(([, differs]) => differs).map(([field]) => ({ field, message: `changes only with a move of Task.status (it is ${from})` }));
+    if (dropped.length > 0) throw validationFailed(dropped);
+    return { move: 'none' };
+  }
   if (from === 'draft' && to === 'requested') return { move: 'send' };
   if (from === 'requested' && to === 'accepted') {
     const owner = ownerOf(body);

@@ -26,8 +26,11 @@ export function toPatient(record: PatientRecord) {
 
 const npiIdentifier = (npi: string | null) => (npi ? [{ system: systems.npi, value: npi }] : []);
 
-/** A person of the network; a therapist's license is their qualification. No e-mail: it is their sign-in, not a contact. */
-export function toPractitioner(user: User) {
+/**
+ * A person of the network; a therapist's license is their qualification, its number shown only to
+ * their own organization and network admins, as /v1 shows it. No e-mail: it is their sign-in, not a contact.
+ */
+export function toPractitioner(user: User, { licenseNumber }: { licenseNumber: boolean }) {
   const license = user.therapist?.license;
   return {
     resourceType: 'Practitioner',
@@ -39,7 +42,7 @@ export function toPractitioner(user: User) {
     ...(license && {
       qualification: [
         {
-          identifier: [{ system: `${systems.licenseState}:${license.state}`, value: license.number }],
+          ...(licenseNumber && { identifier: [{ system: `${systems.licenseState}:${license.state}`, value: license.number }] }),
           code: { text: `Massage therapist license, ${license.state}${license.verified ? ', verified by the network' : ''}` },
           period: { end: license.expiresOn },
           issuer: { display: `${license.state} massage therapy licensing board` },

@@ -80,9 +80,16 @@ function performers(referral: Referral) {
   return [];
 }
 
-function cptCodeOf(referral: Referral): string {
+/**
+ * CPT 97124 unless the order names another (SPEC §16). The codes ordered are kept with the
+ * insurance, of which a therapist deciding on the order sees the payer only (§14.8): for them the
+ * code is said in words, rather than a 97124 that may not be what was ordered.
+ */
+function codeOf(referral: Referral) {
   const insurance = referral.insurance;
-  return (insurance && 'cptCodes' in insurance && insurance.cptCodes?.[0]) || defaultCptCode;
+  if (insurance && !('memberId' in insurance)) return { text: 'Medical massage; the CPT code ordered is shown once your side accepts' };
+  const code = (insurance && 'cptCodes' in insurance && insurance.cptCodes?.[0]) || defaultCptCode;
+  return { coding: [{ system: systems.cpt, code }] };
 }
 
 export function toServiceRequest(referral: Referral) {
@@ -102,7 +109,7 @@ export function toServiceRequest(referral: Referral) {
     status: serviceRequestStatusOf(referral),
     intent: 'order',
     priority: referral.priority,
-    code: { coding: [{ system: systems.cpt, code: cptCodeOf(referral) }] },
+    code: codeOf(referral),
     orderDetail: referral.techniques.map((technique) => ({ coding: [{ system: systems.technique, code: technique }] })),
     quantityQuantity: { value: referral.visitsAuthorized, unit: 'visits' },
     subject,

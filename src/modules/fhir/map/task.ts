@@ -76,9 +76,11 @@ export interface TaskSource {
   taskId: string;
   /** The reason of the decline or cancellation that brought it to its status, when it is one of those. */
   closingReason?: string | null | undefined;
+  /** The reports to the prescriber written so far (the Task's outputs). */
+  reports?: readonly { id: string; kind: string }[] | undefined;
 }
 
-export function toTask({ referral, taskId, closingReason }: TaskSource) {
+export function toTask({ referral, taskId, closingReason, reports = [] }: TaskSource) {
   const status = taskStatusOf(referral);
   const businessStatus = businessStatusOf(status);
   const owner = ownerOf(referral);
@@ -100,5 +102,8 @@ export function toTask({ referral, taskId, closingReason }: TaskSource) {
     requester: practitioner(referral.prescriberId),
     ...(owner && { owner }),
     restriction: { repetitions: referral.visitsAuthorized, period: { start: referral.startDate, end: referral.expiresOn } },
+    ...(reports.length > 0 && {
+      output: reports.map((report) => ({ type: { text: `${report.kind} report to the prescriber` }, valueReference: { reference: `DocumentReference/${report.id}` } })),
+    }),
   };
 }

@@ -115,7 +115,7 @@ const documentRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, 
 
   async function sendBytes(reply: FastifyReply, id: string, found: Found, asResource: boolean) {
     if (found.kind === 'report') {
-      const pdf = await reportPdf(app.db, found.report, found.care);
+      const pdf = await reportPdf(app.db, found.report, found.care, reply.request.principal!);
       if (asResource) return sendResource(reply, toBinary(id, 'application/pdf', pdf));
       return reply.type('application/pdf').header('content-disposition', `attachment; filename="report-${id}.pdf"`).send(pdf as never);
     }

@@ -8,7 +8,8 @@ import { notFound } from '../../../lib/errors.js';
 import { decodeTimeCursor, encodeCursor } from '../../../lib/pagination.js';
 import { auditContextOf } from '../../audit/audit-log.js';
 import { everyone, type Principal } from '../../auth/policy.js';
-import { seesOrganization } from '../../network/index.js';
+import { seesOrganization, type User } from '../../network/index.js';
+import { todayUtc } from '../../../lib/dates.js';
 import { assertJsonAccepted, sendBundle, sendResource } from '../http.js';
 import { toOrganization, toPatient, toPractitioner, toPractitionerRole, type PatientRecord } from '../map/people.js';
 import { organizationDefinition, patientDefinition, practitionerDefinition, practitionerRoleDefinition } from '../resources.js';
@@ -83,16 +84,17 @@ const peopleRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, { 
 
   const directoryPolicy = { roles: everyone, clientScope: 'directory:read' } as const;
 
-  /** A user as a Practitioner, if the caller may see them; else the outsider's 404. */
+  /** In the directory as /v1/therapists lists them: active therapists with a verified, unexpired license. */
+  const inDirectory = (user: User) =>
+    user.role === 'therapist' && user.active && user.therapist !== null && user.therapist.license.verified && user.therapist.license.expiresOn >= todayUtc();
+
+  /** A user, if the caller may see them, and whether as a colleague (who sees the license number); else the outsider's 404. */
   async function visibleUser(principal: Principal, userId: string) {
     const user = await app.directory.user(userId);
-    const visible =
-      user &&
-      ((user.organizationId !== null && seesOrganization(principal, user.organizationId)) ||
-        (user.role === 'therapist' && user.active) ||
-        (await app.referrals.isCounterpartOf(principal, { userId })));
+    const colleague = user?.organizationId != null && seesOrganization(principal, user.organizationId);
+    const visible = user && (colleague || inDirectory(user) || (await app.referrals.isCounterpartOf(principal, { userId })));
     if (!visible) throw notFound('user', userId, 'Practitioner');
-    return user;
+    return { user, colleague };
   }
 
   app.get('/Practitioner/:id', {
@@ -100,7 +102,8 @@ const peopleRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, { 
     schema: readSchema(practitionerDefinition),
   }, async (request, reply) => {
     assertJsonAccepted(request);
-    return sendResource(reply, toPractitioner(await visibleUser(request.principal!, request.params.id)));
+    const { user, colleague } = await visibleUser(request.principal!, request.params.id);
+    return sendResource(reply, toPractitioner(user, { licenseNumber: colleague }));
   });
 
   app.get('/PractitionerRole/:id', {
@@ -108,7 +111,7 @@ const peopleRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, { 
     schema: readSchema(practitionerRoleDefinition),
   }, async (request, reply) => {
     assertJsonAccepted(request);
-    return sendResource(reply, toPractitionerRole(await visibleUser(request.principal!, request.params.id)));
+    return sendResource(reply, toPractitionerRole((await visibleUser(request.principal!, request.params.id)).user));
   });
 
   app.get('/Organization/:id', {

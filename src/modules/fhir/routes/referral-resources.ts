@@ -2,12 +2,14 @@
 // audit events of /v1/referrals (a search is the sync feed with more filters, in the same order).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
+import { validationFailed } from '../../../lib/errors.js';
 import { decodeCursor, encodeCursor } from '../../../lib/pagination.js';
 import { auditContextOf } from '../../audit/audit-log.js';
 import { referralReadPolicy, type Referral, type ReferralListFilter, type ReferralState } from '../../referrals/index.js';
 import { assertJsonAccepted, sendBundle, sendResource } from '../http.js';
 import { referralStatesOfServiceRequest, toServiceRequest } from '../map/service-request.js';
 import { referralStatesOfTask, toTask, type TaskStatus } from '../map/task.js';
+import { reportsByReferral } from '../../clinical-reports/index.js';
 import { serviceRequestDefinition, taskDefinition, type ResourceDefinition } from '../resources.js';
 import { readSchema, searchSchema } from '../route-schemas.js';
 import { searchsetBundle, searchUrl, type SearchEntry } from '../search/bundle.js';
@@ -15,9 +17,15 @@ import { parseSearch, wantsStrictHandling, type ParsedSearch, type ReferenceValu
 
 const referralResource = { type: 'referral', param: 'id' };
 
-function onlyId(references: ReferenceValue[] | undefined, type: string): string | undefined {
-  const ids = references?.filter((reference) => reference.type === type).map((reference) => reference.id);
-  return ids?.[0];
+/** The one record a reference parameter names; "any of" several is not supported for these (400 rather than a silently narrower search). */
+function onlyId(name: string, references: ReferenceValue[] | undefined, type: string): string | undefined {
+  const only = onlyReference(name, references);
+  return only?.type === type ? only.id : undefined;
+}
+
+function onlyReference(name: string, references: ReferenceValue[] | undefined): ReferenceValue | undefined {
+  if (references && references.length > 1) throw validationFailed([{ field: `query.${name}`, message: 'takes one reference here' }]);
+  return references?.[0];
 }
 
 /** The search's filters in the referrals module's terms. */
@@ -28,19 +36,19 @@ function filterOf(request: FastifyRequest, definition: ResourceDefinition, searc
     definition === taskDefinition ? [referralStatesOfTask[status as TaskStatus]] : referralStatesOfServiceRequest[status as keyof typeof referralStatesOfServiceRequest],
   );
   const { references } = search;
-  const patient = onlyId(references.get('patient'), 'Patient');
-  const performer = references.get('performer')?.[0];
-  const owner = references.get('owner')?.[0];
+  const patient = onlyId('patient', references.get('patient'), 'Patient');
+  const performer = onlyReference('performer', references.get('performer'));
+  const owner = onlyReference('owner', references.get('owner'));
   const after = decodeCursor(search.cursor, ['digits', 'uuid']) as [string, string] | undefined;
   return {
     principal: request.principal!,
     ...(ids && (definition === taskDefinition ? { taskIds: ids } : { ids })),
     ...(states && { states }),
     ...(patient && { patientId: patient }),
-    ...(references.has('requester') && { prescriberId: onlyId(references.get('requester'), 'Practitioner') }),
+    ...(references.has('requester') && { prescriberId: onlyId('requester', references.get('requester'), 'Practitioner') }),
     ...(performer && (performer.type === 'Practitioner' ? { therapistId: performer.id } : { practiceId: performer.id })),
     ...(owner && { owner: owner.type === 'Practitioner' ? { therapistId: owner.id } : { practiceId: owner.id } }),
-    ...(references.has('focus') && { ids: [onlyId(references.get('focus'), 'ServiceRequest')!] }),
+    ...(references.has('focus') && { ids: [onlyId('focus', references.get('focus'), 'ServiceRequest')!] }),
     ...(search.lastUpdated && (search.lastUpdated.prefix === 'ge' ? { updatedSince: search.lastUpdated.at } : { updatedAfter: search.lastUpdated.at })),
     after,
     limit: search.count,
@@ -50,11 +58,15 @@ function filterOf(request: FastifyRequest, definition: ResourceDefinition, searc
 const referralRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, { base }) => {
   const workflow = app.referrals;
 
-  /** Tasks of these referrals, with the reasons of declines and cancellations (one query for the page). */
+  /**
+   * Tasks of these referrals, with the reasons of declines and cancellations and the reports written
+   * (a query each for the page). Reports are listed to whoever takes part in the care, as /v1 does.
+   */
   async function tasksOf(rows: { referral: Referral; taskId: string }[]) {
     const closing = rows.filter(({ referral }) => referral.status === 'declined' || referral.status === 'cancelled').map(({ referral }) => referral.id);
-    const reasons = await workflow.closingReasons(closing);
-    return rows.map((row) => toTask({ ...row, closingReason: reasons.get(row.referral.id) }));
+    const inCare = rows.filter(({ referral }) => referral.activity.lastAt !== null).map(({ referral }) => referral.id);
+    const [reasons, reports] = await Promise.all([workflow.closingReasons(closing), reportsByReferral(app.db, inCare)]);
+    return rows.map((row) => toTask({ ...row, closingReason: reasons.get(row.referral.id), reports: reports.get(row.referral.id) }));
   }
 
   async function auditRead(request: FastifyRequest, referralId: string, patientId: string) {

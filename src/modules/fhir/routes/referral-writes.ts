@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { validationFailed, type FieldProblem } from '../../../lib/errors.js';
+import { assertIfMatch } from '../../../lib/etag.js';
 import { createValidatorCompiler } from '../../../lib/validation.js';
 import { fieldProblems } from '../../../plugins/problem-details.js';
 import { auditContextOf } from '../../audit/audit-log.js';
@@ -16,6 +17,7 @@ import { moveOf, strongIfMatch } from '../inbound/task-update.js';
 import { validateInbound } from '../inbound/validator.js';
 import { toServiceRequest } from '../map/service-request.js';
 import { toTask } from '../map/task.js';
+import { reportsByReferral } from '../../clinical-reports/index.js';
 
 type Json = Record<string, any>;
 
@@ -109,14 +111,19 @@ const referralWriteRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (
     const body = request.body as Json;
     assertStructure(body, 'Task');
     const { referral: before, taskId } = await workflow.readByTask(principal, request.params.id);
-    const reasons = await workflow.closingReasons([before.id]);
-    const current = toTask({ referral: before, taskId, closingReason: reasons.get(before.id) });
+    const [reasons, reports] = await Promise.all([
+      workflow.closingReasons([before.id]),
+      before.activity.lastAt !== null ? reportsByReferral(app.db, [before.id]) : new Map<string, { id: string; kind: string }[]>(),
+    ]);
+    const current = toTask({ referral: before, taskId, closingReason: reasons.get(before.id), reports: reports.get(before.id) });
     const move = moveOf(current, body);
     const moveRequest = { context: auditContextOf(request), principal, referralId: before.id, ifMatch: strongIfMatch(request.headers['if-match']) };
     let after: Referral = before;
     let closingReason = reasons.get(before.id);
     switch (move.move) {
       case 'none':
+        // Still a conditional write: a stale version is refused as a move would be.
+        assertIfMatch(moveRequest.ifMatch, before.version);
         break;
       case 'send':
         after = await workflow.send(moveRequest);
@@ -138,7 +145,7 @@ const referralWriteRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (
         after = await inFhirTerms(taskPathOf, () => workflow.reroute(moveRequest, { ...move.target, ...(move.reason && { reason: move.reason }) }));
         break;
     }
-    return sendResource(reply, toTask({ referral: after, taskId, closingReason }));
+    return sendResource(reply, toTask({ referral: after, taskId, closingReason, reports: reports.get(before.id) }));
   });
 };
 

@@ -9,7 +9,10 @@ import { visitNoteById, type ProgressReport } from '../../progress-reports/index
 import { contextOfRecord, contextOfView, type ThreadContext } from '../map/thread-context.js';
 import type { ParsedSearch } from '../search/params.js';
 
-/** The most referrals a patient anchor reaches: their most recent, as ServiceRequest?patient= finds them. */
+/**
+ * The most referrals a patient anchor reaches (years of courses of care); beyond it the search is
+ * refused rather than cut short without a sign, and the client anchors on one ServiceRequest.
+ */
 const patientReferralLimit = 100;
 
 export interface Anchored {
@@ -56,7 +59,10 @@ export async function resolveAnchor(app: FastifyInstance, request: FastifyReques
   switch (reference.type) {
     case 'Patient': {
       const rows = await app.referrals.search({ principal, patientId: reference.id, limit: patientReferralLimit });
-      return { contexts: rows.slice(0, patientReferralLimit).map(contextOfView) };
+      if (rows.length > patientReferralLimit) {
+        throw validationFailed([{ field: 'query.patient', message: `the patient has more than ${patientReferralLimit} referrals you may see: search by based-on (one ServiceRequest) instead` }]);
+      }
+      return { contexts: rows.map(contextOfView) };
     }
     case 'Task': {
       const context = await reachable(app, request, action, async () => participating((await app.referrals.readByTask(principal, reference.id)).referral.id));
