@@ -57,6 +57,7 @@ export const EnvSchema = Type.Object({
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
   REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 300, default: 30 * 24 * 3600 }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  LOG_FORMAT: Type.Enum(['auto', 'json', 'pretty'], { default: 'auto' }),
   BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ format: 'email' })),
   BOOTSTRAP_ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 12 })),
   NODE_ENV: Type.Optional(Type.String({ description: 'production turns off the demo network unless DEMO_SEED=true' })),
@@ -249,6 +250,8 @@ export interface Config {
   dataDir: string;
   jwt: { secret: string | undefined; issuer: string; audience: string; accessTokenTtlSeconds: number; refreshTokenTtlSeconds: number };
   logLevel: string;
+  /** JSON lines, or pino-pretty's coloured lines for people; auto: pretty on a terminal outside production. */
+  logFormat: 'json' | 'pretty';
   bootstrapAdmin: { email: string; password: string } | undefined;
   /** Whether to seed the demo network, and whether an operator asked for it explicitly. */
   demoSeed: boolean;
@@ -321,7 +324,10 @@ export class ConfigError extends Error {
  * migration job of a deploy pipeline), so the keys the service needs with DATABASE_URL are not
  * asked for.
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env, { forMigrations = false } = {}): Config {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  { forMigrations = false, stdoutIsTerminal = Boolean(process.stdout.isTTY) } = {},
+): Config {
   const known = Object.fromEntries(
     Object.keys(EnvSchema.properties)
       .filter((key) => env[key] !== undefined && env[key] !== '')
@@ -388,6 +394,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshTokenTtlSeconds: parsed.REFRESH_TOKEN_TTL_SECONDS,
     },
     logLevel: parsed.LOG_LEVEL,
+    logFormat:
+      parsed.LOG_FORMAT === 'auto' ? (stdoutIsTerminal && parsed.NODE_ENV !== 'production' ? 'pretty' : 'json') : parsed.LOG_FORMAT,
     bootstrapAdmin:
       parsed.BOOTSTRAP_ADMIN_EMAIL && parsed.BOOTSTRAP_ADMIN_PASSWORD
         ? { email: parsed.BOOTSTRAP_ADMIN_EMAIL, password: parsed.BOOTSTRAP_ADMIN_PASSWORD }

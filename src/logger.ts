@@ -1,6 +1,6 @@
 // Pino options: JSON logs with the request id, and redaction so secrets, tokens and patient data never reach them.
 import type { FastifyRequest } from 'fastify';
-import { stdSerializers, type LoggerOptions } from 'pino';
+import { pino, stdSerializers, type Logger, type LoggerOptions } from 'pino';
 import { uuidPattern as uuid } from './lib/vocabulary.js';
 
 export const redactedPaths = [
@@ -89,4 +89,16 @@ export function loggerOptions(level: string): LoggerOptions {
       }),
     },
   };
+}
+
+/**
+ * The process's logger: JSON lines for machines (log shippers, production), or pino-pretty's
+ * coloured lines for someone reading a terminal. Both get the same redacted records: pino redacts
+ * before it writes, and pino-pretty only reformats what it is given. pino-pretty is loaded only
+ * when used.
+ */
+export async function createLogger({ logLevel, logFormat }: { logLevel: string; logFormat: 'json' | 'pretty' }): Promise<Logger> {
+  if (logFormat === 'json') return pino(loggerOptions(logLevel));
+  const { default: pretty } = await import('pino-pretty');
+  return pino(loggerOptions(logLevel), pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }));
 }

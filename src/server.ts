@@ -1,9 +1,8 @@
 // Process entry: validates configuration, builds the app, listens, and shuts down gracefully.
 import closeWithGrace from 'close-with-grace';
-import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { loggerOptions } from './logger.js';
+import { createLogger } from './logger.js';
 import { DemoAccountsRefusedError } from './seed/bootstrap.js';
 
 async function main(): Promise<void> {
@@ -18,7 +17,7 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const logger = pino(loggerOptions(config.logLevel));
+  const logger = await createLogger(config);
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
     app = await buildApp({ config, logger });

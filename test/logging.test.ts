@@ -143,3 +143,29 @@ t.test('a failing query with patient data logs the error without the data', asyn
   t.notMatch(added, /CANARY/, 'the log lines do not contain the patient data');
   t.notOk(added.includes(canary.phone), 'nor the phone number');
 });
+
+t.test('LOG_FORMAT: JSON for machines, pino-pretty for a person at a terminal, redacted either way', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { loadConfig } = await import('../src/config.js');
+  const sample = (format: string | undefined, extra: Record<string, string> = {}) =>
+    promisify(execFile)(process.execPath, ['--import=./tools/typescript-loader/register.mjs', 'test/fixtures/log-sample.ts'], {
+      env: { PATH: process.env.PATH, ...(format && { LOG_FORMAT: format }), ...extra },
+    }).then(({ stdout }) => stdout);
+
+  const pretty = await sample('pretty');
+  t.match(pretty, /INFO.*a line about a patient/, 'pretty: a line for people');
+  t.throws(() => JSON.parse(pretty.split('\n')[0]!), 'pretty: not JSON');
+  t.match(pretty, /\[redacted\]/, 'pretty: patient fields redacted');
+  t.notOk(/Zelda|Quistgaard|1978-04-02/.test(pretty), 'pretty: no patient data');
+
+  for (const [format, what] of [['json', 'json'], [undefined, 'auto with stdout a pipe']] as const) {
+    const line = JSON.parse((await sample(format)).trim()) as Json;
+    t.equal(line.msg, 'a line about a patient', `${what}: a JSON line`);
+    t.same(line.patient, { givenName: '[redacted]', familyName: '[redacted]', birthDate: '[redacted]' }, `${what}: patient fields redacted`);
+  }
+  t.equal(loadConfig({}, { stdoutIsTerminal: true }).logFormat, 'pretty', 'auto: pretty on a terminal');
+  t.equal(loadConfig({ NODE_ENV: 'production' }, { stdoutIsTerminal: true }).logFormat, 'json', 'auto: JSON in production, terminal or not');
+  t.equal(loadConfig({ LOG_FORMAT: 'json' }, { stdoutIsTerminal: true }).logFormat, 'json', 'json when asked for');
+  t.throws(() => loadConfig({ LOG_FORMAT: 'xml' }), /LOG_FORMAT/, 'another format is a configuration error naming it');
+});
