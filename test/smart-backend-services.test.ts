@@ -130,8 +130,10 @@ t.test('POST /v1/auth/token › client assertion with a registered key set', asy
       const claims = decodeJwt(body.access_token).payload;
       t.match(claims, { sub: keySetClient.id, typ: 'api_client', org: office.id, scope: 'patients:read', fhir_scope: 'system/Patient.rs' });
       t.equal(claims.exp - claims.iat, 300);
-      t.equal((await test.request({ method: 'GET', url: '/v1/patients', token: body.access_token })).statusCode, 200, 'patients:read allows GET /v1/patients');
-      assertProblem(t, await test.request({ method: 'GET', url: '/v1/referrals', token: body.access_token }), 403, [], 'no referral scope: GET /v1/referrals');
+      const fhir = (url: string) => test.request({ method: 'GET', url, token: body.access_token, headers: { accept: 'application/fhir+json' } });
+      t.equal((await fhir('/fhir/R4/Patient?identifier=urn:x|1')).statusCode, 200, 'system/Patient.rs searches Patients');
+      t.equal((await fhir('/fhir/R4/Task')).statusCode, 403, 'and nothing else: no Tasks');
+      assertProblem(t, await test.request({ method: 'GET', url: '/v1/patients', token: body.access_token }), 403, [], 'a token with SMART scopes is for /fhir/R4 only: GET /v1/patients');
       t.ok((await auditEvents(test, { action: 'auth.client_token', resourceId: keySetClient.id })).length > 0, 'the token is audited');
     });
   }
@@ -166,8 +168,9 @@ t.test('POST /v1/auth/token › client assertion with a JWKS URL', async (t) => 
       const first = await signIn(key, client, {}, { scope: 'system/Task.rs' });
       t.equal(first.statusCode, 200, first.body);
       t.equal(first.json().scope, 'system/Task.rs');
-      t.equal((await test.request({ method: 'GET', url: '/v1/referrals', token: first.json().access_token })).statusCode, 200, 'referrals:read allows GET /v1/referrals');
-      assertProblem(t, await test.request({ method: 'GET', url: '/v1/patients', token: first.json().access_token }), 403, [], 'no patient scope: GET /v1/patients');
+      const fhir = (url: string) => test.request({ method: 'GET', url, token: first.json().access_token, headers: { accept: 'application/fhir+json' } });
+      t.equal((await fhir('/fhir/R4/Task')).statusCode, 200, 'system/Task.rs searches Tasks');
+      t.equal((await fhir('/fhir/R4/Patient?identifier=urn:x|1')).statusCode, 403, 'and nothing else: no Patients');
       t.equal((await signIn(key, client)).statusCode, 200);
       t.equal(jwks.hits(path), 1, 'the second sign-in fetched nothing');
       t.ok(jwks.dns.calls.includes('jwks.partner.example'), 'the host was resolved through the guard');

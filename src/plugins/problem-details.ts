@@ -9,6 +9,8 @@ import { badRequestFromDataException, conflictFromUniqueViolation } from '../db/
 import { transientDatabaseCode } from '../db/transient-errors.js';
 import { serviceUnavailable, type FieldProblem, type ProblemExtensions, type ProblemParts } from '../lib/errors.js';
 import { noStore } from './response-headers.js';
+import { fhirJson, operationOutcomeOf } from './operation-outcome.js';
+import { isFhirRoute } from '../lib/api-prefix.js';
 
 export const problemContentType = 'application/problem+json';
 
@@ -178,19 +180,17 @@ export default fp(
 
 // Requests refused before routing get no hooks: the headers every answer carries are set here.
 
-/** For Fastify's `frameworkErrors`: the router could not take the path. */
+/** For Fastify's `frameworkErrors`: the router could not take the path. Under the FHIR prefix, as FHIR clients read refusals. */
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
   const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path segment is too long' : 'The path is malformed';
   // The path is the client's own and goes back only in the JSON body, cut short.
-  const instance = (request.url.split('?')[0] ?? '').slice(0, 256);
+  const path = request.url.split('?')[0] ?? '';
+  const instance = path.slice(0, 256);
   const problem = { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', detail };
-  reply
-    .header('x-request-id', request.id)
-    .header('cache-control', noStore)
-    .code(status)
-    .type(problemContentType)
-    .send(problemBody(status, problem, { instance, requestId: request.id }));
+  reply.header('x-request-id', request.id).header('cache-control', noStore).code(status);
+  if (isFhirRoute(path)) return reply.type(fhirJson).send(JSON.stringify(operationOutcomeOf({ status, problem, headers: {} })));
+  return reply.type(problemContentType).send(problemBody(status, problem, { instance, requestId: request.id }));
 }
 
 /** For Fastify's `clientErrorHandler`: the HTTP parser refused the request, so no reply object exists. */

@@ -5,7 +5,10 @@
 // policy forbids must answer 403, be audited as denied and change nothing; it is called on the
 // caller's own records, so that nothing but the role can be what refuses it. A combination the
 // policy admits must never answer 401 or 403. The routes that answer without a token are exactly
-// health, the OpenAPI document and its browser, and the token endpoint.
+// health, the OpenAPI document and its browser, the token endpoint, and the FHIR façade's
+// CapabilityStatement (/fhir/R4/metadata) and SMART configuration, which a FHIR client reads before
+// it signs in. The FHIR façade's routes are called on the same records by their FHIR ids, and
+// refuse with an OperationOutcome (application/fhir+json) rather than problem+json.
 //
 // What only the prescriber orders (SPEC §14.1: signing, and amending; §14.3, §14.4: signing a
 // report, deciding a renewal) is admitted for physicians and for API clients with referrals:sign
@@ -34,6 +37,7 @@ import { auditEvents as auditTable, type UserRole } from '../../src/db/schema.js
 import { isAllowed, organizationAdmins, officeRoles, type ApiClientScope, type RoutePolicy } from '../../src/modules/auth/policy.js';
 import { documentForm, sampleFile } from '../fixtures/documents.js';
 import { addApiClient } from '../fixtures/network.js';
+import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, nextNpi, type Json, type TestApp } from '../helper.js';
 import { decodeJwt, signJwt } from '../tokens.js';
@@ -61,6 +65,20 @@ const [office, practice] = await Promise.all([createOffice(test, networkAdminTok
 
 const victimClient = (organizationId: string, adminToken: string) =>
   test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, { name: `victim ${randomBytes(3).toString('hex')}`, scopes: ['directory:read'] });
+// PATCH …/api-clients/{apiClientId} replaces the keys of a private_key_jwt client: these, signing with a key set.
+const [clientKey, rotatedKey] = await Promise.all([signingKey('ES384'), signingKey('RS384')]);
+const keyedClient = (organizationId: string, adminToken: string) =>
+  test.create(`/v1/organizations/${organizationId}/api-clients`, adminToken, {
+    name: `keyed ${randomBytes(3).toString('hex')}`,
+    scopes: ['directory:read'],
+    authMethod: 'private_key_jwt',
+    jwks: jwksOf(clientKey),
+  });
+const [keyedOfNetworkAdmin, keyedOfOffice, keyedOfPractice] = await Promise.all([
+  keyedClient(office.id, office.admin.token),
+  keyedClient(office.id, office.admin.token),
+  keyedClient(practice.id, practice.admin.token),
+]);
 const [officeClient, practiceClient, officeUnsigningClient, officeDirectoryClient, practiceReadClient, victimOfNetworkAdmin, victimOfOffice, victimOfPractice] = await Promise.all([
   addApiClient(test, office.admin.token, office.id, everyScope),
   addApiClient(test, practice.admin.token, practice.id, everyScope),
@@ -123,7 +141,17 @@ const referral = await test.create(
 );
 await ok(await test.request({ method: 'POST', url: `/v1/referrals/${referral.id}/accept`, token: practice.therapist.token }), 200, 'accept');
 const report = await test.create(`/v1/referrals/${referral.id}/progress-reports`, practice.therapist.token, visitNote);
-await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'How did the first session go?' });
+const messageRead = await test.create(`/v1/referrals/${referral.id}/messages`, office.physician.token, { body: 'How did the first session go?' });
+// The shared referral's Task, as the FHIR façade names it (PUT /fhir/R4/Task/{id} takes it back unchanged).
+const taskBundle = await ok(
+  await test.request({ method: 'GET', url: `/fhir/R4/Task?focus=ServiceRequest/${referral.id}`, token: office.physician.token, headers: { accept: 'application/fhir+json' } }),
+  200,
+  'read the Task',
+);
+const taskRead = (taskBundle.entry as Json[] | undefined)?.[0]?.resource as Json | undefined;
+if (!taskRead?.id) throw new Error(`no Task of the shared referral: ${JSON.stringify(taskBundle)}`);
+const task: Json = taskRead;
+const taskId: string = task.id;
 const deliveryOf = async (endpointId: string, token: string) =>
   ((await ok(await test.request({ method: 'GET', url: `/v1/webhook-endpoints/${endpointId}/deliveries`, token }), 200, 'deliveries')).data as Json[])[0]!.id as string;
 const officeDelivery = await deliveryOf(officeEndpoint.id, office.admin.token);
@@ -231,7 +259,31 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
   if (path.startsWith('/v1/organizations/:id')) {
     if (name === 'id') return ownOrganization;
     if (name === 'userId') return c.principal.kind === 'user' && c.principal.role !== 'network_admin' ? c.id : byOrganization(office.physician.id, practice.therapist.id, office.physician.id);
+    if (name === 'apiClientId' && route.method === 'PATCH') return byOrganization(keyedOfOffice.id, keyedOfPractice.id, keyedOfNetworkAdmin.id);
     if (name === 'apiClientId') return byOrganization(victimOfOffice!.id, victimOfPractice!.id, victimOfNetworkAdmin!.id);
+  }
+  // The FHIR façade: the same records, by their FHIR ids. As on /v1, the network admin passes the
+  // referral-reading policies but is on no care team, so the shared referral's resources answer it
+  // 404 (as GET /v1/referrals/{id} does); Patient admits API clients of any scope, and one without
+  // referrals:read or patients:read knows no patient (404), the record, not the role, refusing it.
+  if (path.startsWith('/fhir/R4/') && name === 'id') {
+    const type = path.split('/')[3];
+    const fhirIds: Record<string, () => string> = {
+      ServiceRequest: () => referral.id,
+      Task: () => taskId,
+      Patient: () => referral.patientId,
+      Practitioner: () => (isPractice(c) ? practice.therapist.id : office.physician.id),
+      PractitionerRole: () => (isPractice(c) ? practice.therapist.id : office.physician.id),
+      Organization: () => ownOrganization,
+      Communication: () => messageRead.id,
+      Encounter: () => report.id,
+      Observation: () => `${report.id}-pain-before`,
+      DocumentReference: () => documentRead.id,
+      Binary: () => documentRead.id,
+      AuditEvent: () => byOrganization(officeAuditEvent, practiceAuditEvent, officeAuditEvent),
+    };
+    const value = fhirIds[type!];
+    if (value) return value();
   }
   if (path.startsWith('/v1/patients/:id') && name === 'id') return referral.patientId;
   if (path === '/v1/referrals/:id/sign' && name === 'id') return unsignedDrafts.get(c.label) ?? referral.id;
@@ -264,10 +316,49 @@ function parameterValue(route: CollectedRoute, name: string, c: Caller): string 
 
 const queries: Record<string, string> = {
   '/v1/audit-events/viewers': `?patientId=${referral.patientId}`,
+  // The FHIR thread searches name what they search in (else 400): the shared referral.
+  '/fhir/R4/Communication': `?based-on=ServiceRequest/${referral.id}`,
+  '/fhir/R4/Encounter': `?based-on=ServiceRequest/${referral.id}`,
+  '/fhir/R4/Observation': `?based-on=ServiceRequest/${referral.id}`,
+  '/fhir/R4/DocumentReference': `?based-on=ServiceRequest/${referral.id}`,
 };
 
 /** Amendments so far: each raises visitsAuthorized again, as an amendment must add care. */
 let amendments = 0;
+
+/** A referral as a FHIR ServiceRequest, as test/fhir-write.test.ts posts one: the office's physician to the practice's therapist. */
+const fhirServiceRequest = (tag: string): Json => ({
+  resourceType: 'ServiceRequest',
+  contained: [
+    {
+      resourceType: 'Patient',
+      id: 'p1',
+      identifier: [{ system: 'urn:oid:2.16.840.1.113883.4.1.99', value: `MRN-${tag}` }],
+      name: [{ family: `Halvorsen${tag}`, given: ['Ingrid'] }],
+      gender: 'female',
+      birthDate: '1981-03-22',
+      telecom: [{ system: 'phone', value: '+1 503 555 0101' }],
+    },
+    { resourceType: 'Coverage', id: 'c1', status: 'active', beneficiary: { reference: '#p1' }, payor: [{ display: 'Cascade Mutual' }], subscriberId: 'CM-551' },
+  ],
+  extension: [{ url: 'urn:massage-referral:extension:authorization-period', valuePeriod: { start: today() } }],
+  // A draft, as POST /v1/referrals makes one: sending it (active) needs the prescriber's signature,
+  // which the office's other roles cannot give (409), and signing is POST /v1/referrals/{id}/sign's question.
+  status: 'draft',
+  intent: 'order',
+  priority: 'routine',
+  code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97140' }] },
+  orderDetail: [{ coding: [{ system: 'urn:massage-referral:technique', code: 'myofascial_release' }] }],
+  quantityQuantity: { value: 8, unit: 'visits' },
+  subject: { reference: '#p1' },
+  occurrenceTiming: { repeat: { boundsDuration: { value: 4, unit: 'wk', system: 'http://unitsofmeasure.org', code: 'wk' }, frequency: 2, period: 1, periodUnit: 'wk', duration: 60, durationUnit: 'min' } },
+  requester: { reference: `Practitioner/${office.physician.id}` },
+  performer: [{ reference: `Practitioner/${practice.therapist.id}` }],
+  reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'S13.4XXA', display: 'Sprain of ligaments of cervical spine' }], text: 'Whiplash after a rear-end collision' }],
+  insurance: [{ reference: '#c1' }],
+  bodySite: [{ coding: [{ system: 'urn:massage-referral:body-region', code: 'neck' }] }],
+  note: [{ text: 'Goal: Full cervical rotation' }],
+});
 
 /** A valid body for each route that takes one, so that a wrongly admitted call would go through. */
 function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
@@ -285,6 +376,7 @@ function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
     'POST /v1/organizations/:id/users': () => ({ role: isPractice(c) ? 'practice_admin' : 'office_staff', email: `new.${tag}@example.com`, password: 'a-long-test-password', name: `New ${tag}` }),
     'PATCH /v1/organizations/:id/users/:userId': () => ({ name: `Renamed ${tag}` }),
     'POST /v1/organizations/:id/api-clients': () => ({ name: `EHR ${tag}`, scopes: everyScope }),
+    'PATCH /v1/organizations/:id/api-clients/:apiClientId': () => ({ jwks: jwksOf(clientKey, rotatedKey) }),
     'POST /v1/patients': () => ({ givenName: 'Ana', familyName: `Test${tag}`, birthDate: '1980-01-01', sex: 'female' }),
     'POST /v1/referrals': () =>
       referralBody({ patientId: referral.patientId, prescriberId: office.physician.id, therapistId: practice.therapist.id }),
@@ -313,6 +405,11 @@ function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {
     'POST /v1/referrals/:id/messages/read': () => ({}),
     'POST /v1/webhook-endpoints': () => ({ url: 'https://ehr.example/hooks/other', eventTypes: ['referral.sent'], organizationId: ownOrganization }),
     'PATCH /v1/webhook-endpoints/:id': () => ({ description: `changed ${tag}` }),
+    // The FHIR façade's writes, sent as application/fhir+json (see call()).
+    'POST /fhir/R4/ServiceRequest': () => fhirServiceRequest(tag),
+    // The Task as read: its status unchanged, a valid move that changes nothing.
+    'PUT /fhir/R4/Task/:id': () => task,
+    'POST /fhir/R4/Communication': () => ({ resourceType: 'Communication', status: 'completed', partOf: [{ reference: `Task/${taskId}` }], payload: [{ contentString: `Message ${tag}` }] }),
     'POST /v1/webhook-endpoints/:id/recover': () => ({ from: '2000-01-01T00:00:00Z' }),
   };
   return bodies[`${route.method} ${route.url}`]?.();
@@ -333,14 +430,33 @@ function urlOf(route: CollectedRoute, c: Caller): string {
   return `${path}${queries[route.url] ?? ''}`;
 }
 
+const isFhir = (route: CollectedRoute) => route.url.startsWith('/fhir/R4/');
+
 let requestCounter = 0;
+/**
+ * Each call from an address of its own. Identical refusals (same caller, action, record, status and
+ * address) beyond a few a window are audited as one counted event (src/modules/audit/denial-aggregator.ts),
+ * and the FHIR façade shares its actions with /v1 (referral.list for /v1/referrals, ServiceRequest
+ * and Task, each also as HEAD): from one address a caller's refusals would be counted, not each
+ * written, and this file asks that each forbidden call leave its own denied event.
+ */
+const addressOf = (n: number) => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+
 async function call(route: CollectedRoute, c: Caller): Promise<{ response: Response; requestId: string; url: string }> {
-  const requestId = `function-authz-${++requestCounter}-${randomBytes(4).toString('hex')}`;
+  const n = ++requestCounter;
+  const requestId = `function-authz-${n}-${randomBytes(4).toString('hex')}`;
   const url = urlOf(route, c);
   const form = formOf(route, c);
-  const body = form ? form.payload : bodyOf(route, c);
-  const headers = { 'x-request-id': requestId, ...(form ? { 'content-type': form.contentType } : {}) };
-  const response = await test.request({ method: route.method, url, token: c.token, headers, ...(body ? { payload: body } : {}) });
+  const fhir = isFhir(route);
+  const json = bodyOf(route, c);
+  // The FHIR façade reads and answers application/fhir+json; its bodies are sent as that, a JSON string.
+  const body = form ? form.payload : fhir && json ? JSON.stringify(json) : json;
+  const headers = {
+    'x-request-id': requestId,
+    ...(form ? { 'content-type': form.contentType } : {}),
+    ...(fhir ? { accept: 'application/fhir+json', ...(json ? { 'content-type': 'application/fhir+json' } : {}) } : {}),
+  };
+  const response = await test.request({ method: route.method, url, token: c.token, headers, remoteAddress: addressOf(n), ...(body ? { payload: body } : {}) });
   return { response, requestId, url };
 }
 
@@ -410,7 +526,9 @@ for (const route of ordered) {
       if (response.statusCode === 403) tally.forbidden403++;
       t.notOk(succeeded, `${c.label}: not a success (got ${response.statusCode})`, options);
       t.equal(response.statusCode, 403, `${c.label}: 403${response.statusCode === 403 ? '' : ` (got ${response.statusCode}: ${response.body.slice(0, 200)})`}`, options);
-      t.match(response.headers['content-type'], /^application\/problem\+json/, `${c.label}: problem+json`, options);
+      // The FHIR façade refuses with an OperationOutcome (application/fhir+json), the /v1 API with problem+json.
+      if (isFhir(route)) t.match(response.headers['content-type'], /^application\/fhir\+json/, `${c.label}: an OperationOutcome`, options);
+      else t.match(response.headers['content-type'], /^application\/problem\+json/, `${c.label}: problem+json`, options);
       const events = await test.app.db
         .select()
         .from(auditTable)
@@ -677,6 +795,9 @@ const expectedPublic: Array<{ label: string; methods: Method[]; url: RegExp }> =
   { label: 'GET /openapi.json', methods: ['GET', 'HEAD'], url: /^\/openapi\.json$/ },
   { label: 'GET /docs…', methods: ['GET', 'HEAD'], url: /^\/docs(\/.*)?$/ },
   { label: 'POST /v1/auth/token', methods: ['POST'], url: /^\/v1\/auth\/token$/ },
+  // What a FHIR client reads before it signs in: the CapabilityStatement and the SMART configuration.
+  { label: 'GET /fhir/R4/metadata', methods: ['GET', 'HEAD'], url: /^\/fhir\/R4\/metadata$/ },
+  { label: 'GET /fhir/R4/.well-known/smart-configuration', methods: ['GET', 'HEAD'], url: /^\/fhir\/R4\/\.well-known\/smart-configuration$/ },
 ];
 const publicRoutes = routes.filter(isPublic);
 const labelOf = (route: CollectedRoute) => expectedPublic.find((allowed) => allowed.methods.includes(route.method) && allowed.url.test(route.url))?.label ?? `${route.method} ${route.url}`;
@@ -684,7 +805,7 @@ const rank = (label: string) => (expectedPublic.findIndex((allowed) => allowed.l
 const publicLabels = [...new Set(publicRoutes.map(labelOf))].sort((a, b) => rank(a) - rank(b));
 let publicMatches = true;
 
-t.test('public routes › exactly health, the OpenAPI document and its browser, and the token endpoint', async (t) => {
+t.test('public routes › exactly health, the OpenAPI document and its browser, the token endpoint, and the FHIR metadata and SMART configuration', async (t) => {
   for (const route of publicRoutes) {
     const known = expectedPublic.some((allowed) => allowed.methods.includes(route.method) && allowed.url.test(route.url));
     if (!known) publicMatches = false;

@@ -7,6 +7,7 @@ import { eq } from 'drizzle-orm';
 import { apiClients, organizations, patients, refreshTokens } from '../../src/db/schema.js';
 import type { Part } from '../fixtures/documents.js';
 import { defaultPassword, type Json } from '../helper.js';
+import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { decodeJwt } from '../tokens.js';
 import { byId, type MassAssignmentWorld, type Rec, type Response } from './mass-assignment-world.js';
 
@@ -51,6 +52,12 @@ export interface Op {
   creates?: boolean;
   /** The body is multipart/form-data (Ctx.form), not JSON; `declared` are fields the file part may claim by its own headers. */
   multipart?: { declared?: { contentType?: Owned } };
+  /**
+   * A FHIR resource under /fhir/R4 (mass-assignment-fhir-operations.ts): the body goes as
+   * application/fhir+json, a refusal is an OperationOutcome, and a 400 names a field by its element
+   * path, `${resourceType}.${field}`, in an issue's expression or details.text.
+   */
+  fhir?: { resourceType: string };
 }
 
 /** Sign-in, revocation, organizations, users, API clients and patients. */
@@ -256,6 +263,52 @@ export function accountOperations(world: MassAssignmentWorld): Op[] {
                 method: 'POST',
                 url: '/v1/auth/token',
                 payload: { grant_type: 'client_credentials', client_id: response.json().clientId, client_secret: injected.clientSecret },
+              });
+              if (attempt.statusCode === 200) records.push({ clientSecret: injected.clientSecret });
+            }
+            return records;
+          },
+        };
+      },
+    },
+    {
+      method: 'PATCH',
+      path: '/v1/organizations/{id}/api-clients/{apiClientId}',
+      owned: [
+        { field: 'id', value: randomUUID() },
+        { field: 'organizationId', value: foreign.org },
+        { field: 'name', value: 'attacker-renamed-client' },
+        // Key rotation replaces keys only: the scopes granted at creation are not the caller's to widen here.
+        { field: 'scopes', value: ['patients:write', 'referrals:sign'] },
+        { field: 'clientId', value: 'cli_attacker_chosen' },
+        { field: 'authMethod', value: 'client_secret' },
+        { field: 'clientSecret', value: 'cs_attacker_chosen_secret' },
+        { field: 'secretHash', value: 'scrypt$32768$8$1$YXR0YWNrZXI$YXR0YWNrZXI' },
+        { field: 'keyIds', value: ['attacker-kid'] },
+        { field: 'active', value: false },
+        { field: 'revokedAt', value: planted },
+        { field: 'createdBy', value: foreign.user },
+        { field: 'createdAt', value: planted },
+      ],
+      async setup() {
+        const listUrl = `/v1/organizations/${office.id}/api-clients`;
+        const first = await signingKey('ES384');
+        const client = await post(listUrl, office.admin.token, { name: mark('jwt-client'), scopes: ['referrals:read'], authMethod: 'private_key_jwt', jwks: jwksOf(first) }, 201);
+        const rotated = await signingKey('ES384');
+        return {
+          url: `${listUrl}/${client.id}`,
+          token: office.admin.token,
+          valid: () => ({ jwks: jwksOf(first, rotated) }),
+          rows: async () => byId('api_clients')(await db.select().from(apiClients)),
+          async api(_response, injected) {
+            const listed = (await getJson(`${listUrl}?limit=200`, office.admin.token))?.data ?? [];
+            const records = listed.filter((row: Json) => row.id === client.id || row.id === injected.id);
+            // A secret the caller picked would let the client authenticate with it.
+            if (typeof injected.clientSecret === 'string') {
+              const attempt = await test.request({
+                method: 'POST',
+                url: '/v1/auth/token',
+                payload: { grant_type: 'client_credentials', client_id: client.clientId, client_secret: injected.clientSecret },
               });
               if (attempt.statusCode === 200) records.push({ clientSecret: injected.clientSecret });
             }

@@ -8,6 +8,9 @@
 // rows the request could touch are read back from the database, and the resource through its GET:
 // no row created or changed by the attempt, and nothing the API shows, may hold a value we sent.
 //
+// Under /fhir/R4 (mass-assignment-fhir-operations.ts) the body is a FHIR resource sent as
+// application/fhir+json, a refusal is an OperationOutcome, and a 400 names an element by its path.
+//
 // The cases are in mass-assignment-*-operations.ts, the world they act in in
 // mass-assignment-world.ts, the ways of planting a field in mass-assignment-attempts.ts.
 import t, { type Test } from 'tap';
@@ -18,6 +21,7 @@ import { careOperations } from './mass-assignment-care-operations.js';
 import { clinicalOperations } from './mass-assignment-clinical-operations.js';
 import { multipartAttemptsFor, multipartSingle } from './mass-assignment-multipart.js';
 import { accountOperations, type Ctx, type Op, type Owned } from './mass-assignment-operations.js';
+import { fhirOperations } from './mass-assignment-fhir-operations.js';
 import { referralOperations } from './mass-assignment-referral-operations.js';
 import { webhookOperations } from './mass-assignment-webhook-operations.js';
 import { buildMassAssignmentWorld, type Rec } from './mass-assignment-world.js';
@@ -28,11 +32,24 @@ skipFileUnlessPostgres();
 // The worker stays off: nothing is delivered anywhere, and pending deliveries stay as written.
 const test = await buildTestApp(t, { env: { ROLE: 'api', REFERRAL_EXPIRY_SWEEP_SECONDS: '0' } });
 const world = await buildMassAssignmentWorld(test);
-const ops: Op[] = [...accountOperations(world), ...referralOperations(world), ...(await clinicalOperations(world)), ...careOperations(world), ...webhookOperations(world)];
+const ops: Op[] = [...accountOperations(world), ...referralOperations(world), ...(await clinicalOperations(world)), ...careOperations(world), ...webhookOperations(world), ...(await fhirOperations(world))];
 
 // ---------------------------------------------------------------------------------------------
 // Attempts.
 
+
+/**
+ * The fields an OperationOutcome's issues name, as the attempts plant them: each issue's element path
+ * (expression, or the head of details.text, "ServiceRequest.identifier: is not kept …") without the
+ * resource type, so that `ServiceRequest.identifier` is the planted `identifier`.
+ */
+function outcomeFields(outcome: Json, resourceType: string): string[] {
+  const prefix = `${resourceType}.`;
+  return ((outcome.issue ?? []) as Json[])
+    .flatMap((issue) => [...(issue.expression ?? []), ...(typeof issue.details?.text === 'string' ? [issue.details.text.split(':')[0]] : [])])
+    .filter((path: string) => path.startsWith(prefix))
+    .map((path: string) => path.slice(prefix.length));
+}
 
 const tally = { injected: 0, persisted: 0, requests: 0, ops: 0, serverErrors: 0 };
 const persistedFindings: string[] = [];
@@ -46,9 +63,14 @@ async function run(t: Test, op: Op, ctx: Ctx, attempt: Attempt, previous?: Rec[]
     ...(ctx.token ? { token: ctx.token } : {}),
     ...(attempt.form
       ? { payload: attempt.form.payload, headers: { 'content-type': attempt.form.contentType } }
-      : attempt.payload !== undefined
-        ? { payload: attempt.payload as never, headers: { 'content-type': 'application/json' } }
-        : {}),
+      : op.fhir
+        ? {
+            payload: typeof attempt.payload === 'string' ? attempt.payload : JSON.stringify(attempt.payload ?? {}),
+            headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+          }
+        : attempt.payload !== undefined
+          ? { payload: attempt.payload as never, headers: { 'content-type': 'application/json' } }
+          : {}),
   });
   tally.requests++;
   tally.injected += attempt.injected.length;
@@ -60,8 +82,13 @@ async function run(t: Test, op: Op, ctx: Ctx, attempt: Attempt, previous?: Rec[]
   t.ok(status < 500, `${label}: no server error`);
   const allowed = new Set([400, ...attempt.injected.flatMap((owned) => owned.statuses ?? [])]);
   t.ok(succeeded || allowed.has(status), `${label}: refused with 400 or taken with the field ignored (${response.body.slice(0, 160)})`);
-  if (!succeeded) t.match(response.headers['content-type'], /^application\/problem\+json/, `${attempt.label}: problem+json`);
-  const named = new Set<string>(status === 400 ? (response.json().errors ?? []).map((problem: Json) => problem.field) : []);
+  if (!succeeded && op.fhir) {
+    t.match(response.headers['content-type'], /^application\/fhir\+json/, `${attempt.label}: application/fhir+json`);
+    t.equal(response.json().resourceType, 'OperationOutcome', `${attempt.label}: an OperationOutcome`);
+  } else if (!succeeded) {
+    t.match(response.headers['content-type'], /^application\/problem\+json/, `${attempt.label}: problem+json`);
+  }
+  const named = new Set<string>(status !== 400 ? [] : op.fhir ? outcomeFields(response.json(), op.fhir.resourceType) : (response.json().errors ?? []).map((problem: Json) => problem.field));
   if (status === 400 && attempt.names.length > 0) {
     const unnamed = attempt.names.filter((name) => !named.has(name));
     t.same(unnamed, [], `${attempt.label}: the 400 names every planted field`);

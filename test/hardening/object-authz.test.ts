@@ -37,6 +37,7 @@ import { rowsOf } from '../../src/db/database.js';
 import * as schema from '../../src/db/schema.js';
 import { isAllowed } from '../../src/modules/auth/policy.js';
 import { addApiClient, addMember, addTherapist, nextNpi } from '../fixtures/network.js';
+import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { documentForm, sampleFile } from '../fixtures/documents.js';
 import * as bodies from '../fixtures/referral-bodies.js';
 import { createOffice, createPractice, defaultPassword, type Json, type TestApp } from '../helper.js';
@@ -48,7 +49,7 @@ import { skipFileUnlessPostgres } from './postgres-only.js';
 skipFileUnlessPostgres();
 
 type Response = Awaited<ReturnType<TestApp['request']>>;
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 // ─── The app, with every route's declared policy ───────────────────────────────────────────────
 
@@ -233,6 +234,26 @@ const [auditEventOfA] = rowsOf<{ id: string | number }>(
 );
 const auditEventA = String(auditEventOfA!.id);
 
+// The FHIR façade (/fhir/R4) answers in application/fhir+json; its refusals are OperationOutcomes.
+const fhirBase = '/fhir/R4';
+const fhirJson = 'application/fhir+json';
+const isFhir = (url: string) => url.startsWith(`${fhirBase}/`);
+/** The Task of a referral, as office A's physician reads it (GET /fhir/R4/Task?focus=ServiceRequest/{id}). */
+async function taskOf(referralId: string): Promise<Json> {
+  const url = `${fhirBase}/Task?focus=${encodeURIComponent(`ServiceRequest/${referralId}`)}`;
+  const bundle = await ok(await test.request({ method: 'GET', url, token: officeA.physician.token, headers: { accept: fhirJson } }), 200, `GET ${url}`);
+  const task = (bundle.entry as Json[] | undefined)?.[0]?.resource;
+  if (!task) throw new Error(`no Task of ${referralId}: ${JSON.stringify(bundle)}`);
+  return task;
+}
+const [taskR, taskD, taskC] = await Promise.all([taskOf(R), taskOf(D), taskOf(C)]);
+const tasks = new Map<string, Json>([[R, taskR], [D, taskD], [C, taskC]]);
+/** The Task as read, moved: a draft or a cancelled one sent, anything else accepted (or, once accepted, cancelled). */
+const movedTask = (task: Json) => ({
+  ...task,
+  status: task.status === 'draft' || task.status === 'cancelled' ? 'requested' : task.status === 'requested' ? 'accepted' : 'cancelled',
+});
+
 /** An id of no record, of the same kind: a random UUID, or for a numbered record (an audit event) a number past any. */
 const missingIdLike = (id: string) => (/^\d+$/.test(id) ? String(2 ** 52 + Math.floor(Math.random() * 1000)) : randomUUID());
 
@@ -249,6 +270,8 @@ interface Aim {
   status?: 403;
   /** Why the record refuses with that 403, when it is not that only the prescriber may. */
   refusal?: string;
+  /** The body sent at this record, where it depends on the record (a Task as read, moved). */
+  payload?: (caller: Actor) => Json;
 }
 /** A multipart/form-data body (a document upload, SPEC §14.6) rather than JSON. */
 class Multipart {
@@ -404,6 +427,29 @@ const intruderUser = (caller: Actor) => ({ role: 'office_staff', email: `intrude
 /** A stranger accepting names a therapist: their own practice's, or the one the referral names. */
 const acceptBody = (caller: Actor) =>
   caller.principal.role === 'therapist' ? {} : { therapistId: caller.principal.organizationId === practiceP.id ? practiceP.therapist.id : practiceQ.therapist.id };
+
+/** The Tasks of R, D and C (their referrals' Task ids), by the outsiders of each; `moved` sends each Task as read, with a new status. */
+function taskAims(moved = false): Aim[] {
+  return referralAims((id) => `${fhirBase}/Task/${tasks.get(id)!.id}`).map((aim) => {
+    const task = tasks.get(aim.decisive.id)!;
+    return { ...aim, label: `the Task of ${aim.label}`, decisive: { type: 'task', id: task.id as string }, ...(moved ? { payload: () => movedTask(task) } : {}) };
+  });
+}
+/** Office A's physician, by those who share no referral with office A (Q's side takes part in A's referrals; therapists with a valid license are public). */
+const practitionerAim = (path: (userId: string) => string): Aim => ({
+  label: "office A's physician, by those who share no referral with A",
+  url: () => path(physicianA.id),
+  decisive: { type: 'user', id: physicianA.id },
+  callers: [...officeBSide, ...practicePSide],
+});
+/** R's evaluation and R's document by R's outsiders; S's document by Q, who sees the order only; T's document by a colleague of its therapist. */
+const fhirDocumentAims = (path: (id: string) => string): Aim[] => [
+  { label: "R's evaluation", url: () => path(clinicalReportR), decisive: { type: 'report', id: clinicalReportR }, callers: [...officeBSide, ...practicePSide, secondQ] },
+  { label: "R's document", url: () => path(documentR), decisive: { type: 'document', id: documentR }, callers: [...officeBSide, ...practicePSide, secondQ] },
+  { label: 'the document of referral S, by Q, who sees the order only', url: () => path(documentS), decisive: { type: 'document', id: documentS }, callers: [...practiceQSide, secondQ] },
+  { label: 'the document of referral T, by a colleague of the therapist', url: () => path(documentT), decisive: { type: 'document', id: documentT }, callers: [secondQ] },
+];
+const attackerKey = await signingKey('ES384');
 
 const cases: Record<string, RouteCase> = {
   'GET /v1/organizations/{id}': { aims: organizationAims(org, false) },
@@ -606,6 +652,43 @@ const cases: Record<string, RouteCase> = {
       },
     ],
   },
+  'PATCH /v1/organizations/{id}/api-clients/{apiClientId}': {
+    // A key set an attacker holds: a wrongly admitted replacement would let them sign in as the client.
+    payload: () => ({ jwks: jwksOf(attackerKey) }),
+    aims: [
+      { label: "office A's API client", url: () => `${org(officeA.id)}/api-clients/${victimClientA!.id}`, decisive: decisiveOrg(officeA.id), callers: [...officeBSide, ...practicePSide, ...practiceQSide, ...officeANonAdmins] },
+      { label: "practice Q's API client", url: () => `${org(practiceQ.id)}/api-clients/${victimClientQ!.id}`, decisive: decisiveOrg(practiceQ.id), callers: [...officeASide, ...officeBSide, ...practicePSide, ...practiceQNonAdmins] },
+      ownParentAim("office A's API client", (own) => `${org(own)}/api-clients/${victimClientA!.id}`, { type: 'api_client', id: victimClientA!.id }),
+    ],
+  },
+  // ─── The FHIR façade: the same records, the same outsiders, the same 404s and audit events ───
+  [`GET ${fhirBase}/ServiceRequest/{id}`]: { aims: referralAims((id) => `${fhirBase}/ServiceRequest/${id}`) },
+  [`GET ${fhirBase}/Task/{id}`]: { aims: taskAims() },
+  [`PUT ${fhirBase}/Task/{id}`]: { aims: taskAims(true) },
+  [`GET ${fhirBase}/Patient/{id}`]: {
+    // Q's side, which accepted R, reads its patient in FHIR (the subject of R's order); the others do not.
+    aims: [{ label: "office A's patient", url: () => `${fhirBase}/Patient/${patientA}`, decisive: { type: 'patient', id: patientA }, callers: [...officeBSide, ...practicePSide, secondQ] }],
+  },
+  [`GET ${fhirBase}/Practitioner/{id}`]: { aims: [practitionerAim((id) => `${fhirBase}/Practitioner/${id}`)] },
+  [`GET ${fhirBase}/PractitionerRole/{id}`]: { aims: [practitionerAim((id) => `${fhirBase}/PractitionerRole/${id}`)] },
+  [`GET ${fhirBase}/Organization/{id}`]: {
+    // Practices are public directory entries; an office is seen by its own people and those who share a referral with it.
+    aims: [{ label: "office A's organization, by those who share no referral with A", url: () => `${fhirBase}/Organization/${officeA.id}`, decisive: decisiveOrg(officeA.id), callers: [...officeBSide, ...practicePSide] }],
+  },
+  [`GET ${fhirBase}/Communication/{id}`]: {
+    aims: [{ label: "R's urgent message", url: () => `${fhirBase}/Communication/${urgentRQ}`, decisive: { type: 'message', id: urgentRQ }, callers: [...officeBSide, ...practicePSide, secondQ] }],
+  },
+  [`GET ${fhirBase}/Encounter/{id}`]: {
+    aims: [{ label: "R's visit note", url: () => `${fhirBase}/Encounter/${reportR}`, decisive: { type: 'progress_report', id: reportR }, callers: [...officeBSide, ...practicePSide, secondQ] }],
+  },
+  [`GET ${fhirBase}/Observation/{id}`]: {
+    aims: [{ label: "the pain before R's visit", url: () => `${fhirBase}/Observation/${reportR}-pain-before`, decisive: { type: 'progress_report', id: reportR }, callers: [...officeBSide, ...practicePSide, secondQ] }],
+  },
+  [`GET ${fhirBase}/DocumentReference/{id}`]: { aims: fhirDocumentAims((id) => `${fhirBase}/DocumentReference/${id}`) },
+  [`GET ${fhirBase}/Binary/{id}`]: { aims: fhirDocumentAims((id) => `${fhirBase}/Binary/${id}`) },
+  [`GET ${fhirBase}/AuditEvent/{id}`]: {
+    aims: [{ label: "an audit event of office A's people", url: () => `${fhirBase}/AuditEvent/${auditEventA}`, decisive: { type: 'audit_event', id: auditEventA }, callers: [adminB, adminQ, adminP] }],
+  },
 };
 
 // ─── What a refused call must leave alone ─────────────────────────────────────────────────────────
@@ -653,8 +736,11 @@ let requestCounter = 0;
 async function send(caller: Actor, method: Method, url: string, payload?: Json | Multipart): Promise<{ response: Response; requestId: string }> {
   const requestId = `object-authz-${++requestCounter}-${randomBytes(4).toString('hex')}`;
   const form = payload instanceof Multipart ? payload : undefined;
-  const headers = { 'x-request-id': requestId, ...(form ? { 'content-type': form.contentType } : {}) };
-  const response = await test.request({ method, url, token: caller.token, headers, ...(form ? { payload: form.payload } : payload ? { payload } : {}) });
+  // The FHIR façade is asked for FHIR JSON, and sent it: a JSON string in application/fhir+json.
+  const fhir = isFhir(url);
+  const headers = { 'x-request-id': requestId, ...(form ? { 'content-type': form.contentType } : {}), ...(fhir ? { accept: fhirJson, ...(payload && !form ? { 'content-type': fhirJson } : {}) } : {}) };
+  const body = form ? form.payload : payload && fhir ? JSON.stringify(payload) : payload;
+  const response = await test.request({ method, url, token: caller.token, headers, ...(body ? { payload: body } : {}) });
   return { response, requestId };
 }
 
@@ -668,7 +754,13 @@ async function deniedEventsOf(requestId: string, actorId: string) {
 
 /** The parts of a problem that must not tell a foreign record from a missing one. */
 const shapeOf = (response: Response) => {
-  const { type, title, status, detail, ...rest } = response.json();
+  const json = response.json();
+  // An OperationOutcome (the FHIR façade's refusal): its issues, without the per-request id.
+  if (json.resourceType === 'OperationOutcome') {
+    const { id: _id, meta: _meta, ...outcome } = json;
+    return { status: response.statusCode, outcome };
+  }
+  const { type, title, status, detail, ...rest } = json;
   return { type, title, status, detail, members: Object.keys(rest).sort() };
 };
 
@@ -751,7 +843,7 @@ for (const route of idRoutes.filter((route) => cases[route])) {
       const todo = defectOf(route, aim, caller);
       t.test(`${route} › ${caller.label}, aiming at ${aim.label}, gets ${expected}, audited as denied, changes nothing`, async (t) => {
         const url = aim.url(caller);
-        const body = payload?.(caller);
+        const body = (aim.payload ?? payload)?.(caller);
         const { response, requestId } = await send(caller, method, url, body);
         tally.total++;
         if (response.statusCode >= 200 && response.statusCode < 300) tally.succeeded++;
@@ -762,7 +854,10 @@ for (const route of idRoutes.filter((route) => cases[route])) {
           otherAnswers.push(`${route} › ${caller.label}: ${response.statusCode}`);
         }
         t.equal(response.statusCode, status, `answers ${status}${response.statusCode === status ? '' : ` (got ${response.statusCode}: ${response.body.slice(0, 200)})`}`, todo ? { todo } : {});
-        t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json', todo ? { todo } : {});
+        if (isFhir(url)) {
+          t.match(response.headers['content-type'], /^application\/fhir\+json/, 'as application/fhir+json', todo ? { todo } : {});
+          t.equal(response.json().resourceType, 'OperationOutcome', 'an OperationOutcome', todo ? { todo } : {});
+        } else t.match(response.headers['content-type'], /^application\/problem\+json/, 'as problem+json', todo ? { todo } : {});
         t.notOk(response.headers.etag, 'without an ETag, which would reveal a version', todo ? { todo } : {});
 
         // The policy hook audits against the path's {id}; a refusal by the record (404, or the 403 of
