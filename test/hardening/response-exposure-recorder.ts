@@ -173,3 +173,51 @@ export function findLeaks(seen: Seen[], canaries: Canary[]): { leaks: Leak[]; in
   }
   return { leaks, internalMembers };
 }
+
+/** What identifies a patient: a name, a birth date, an MRN (SPEC §14.8). */
+export interface PatientIdentity {
+  id: string;
+  familyName: string;
+  birthDate: string;
+  mrn: string;
+}
+
+function fhirResources(value: unknown, found: Json[], depth = 0): void {
+  if (depth > 64 || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const item of value) fhirResources(item, found, depth + 1);
+    return;
+  }
+  const object = value as Json;
+  if (typeof object.resourceType === 'string') found.push(object);
+  for (const child of Object.values(object)) fhirResources(child, found, depth + 1);
+}
+
+/**
+ * Where a FHIR answer shows a patient's identity: the name, birth date or MRN anywhere in its text,
+ * or a Patient resource (a read, a Bundle entry, a contained one) for that patient that carries a
+ * name, a birth date or an identifier. FHIR bodies are free-form objects in the OpenAPI document, so
+ * the declared-member check says nothing about them: this is what holds them to SPEC §14.8.
+ */
+export function fhirPatientIdentity(body: string, patient: PatientIdentity): string[] {
+  const found: string[] = [];
+  for (const [what, value] of [['family name', patient.familyName], ['birth date', patient.birthDate], ['MRN', patient.mrn]] as const) {
+    if (body.includes(value)) found.push(`text: ${what}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return found;
+  }
+  const resources: Json[] = [];
+  fhirResources(parsed, resources);
+  for (const resource of resources) {
+    // Any Patient: the answers held to this concern one patient's referral, so every Patient in them is that patient.
+    if (resource.resourceType !== 'Patient') continue;
+    for (const member of ['name', 'birthDate', 'identifier', 'telecom', 'address']) {
+      if (resource[member] !== undefined) found.push(`Patient/${resource.id ?? '(contained)'}.${member}`);
+    }
+  }
+  return found;
+}

@@ -15,7 +15,8 @@ import { startReceiver } from '../fixtures/partner-ehr.js';
 import { ResponseContract, type Violation } from '../fixtures/response-contract.js';
 import { adminEmail, adminPassword, buildTestApp, nextNpi, testJwtSecret, type Json } from '../helper.js';
 import { recordFigure } from './figures.js';
-import { canaryPassword, exposureRecorder, findLeaks, type Seen } from './response-exposure-recorder.js';
+import { canaryPassword, exposureRecorder, fhirPatientIdentity, findLeaks, type Seen } from './response-exposure-recorder.js';
+import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
 skipFileUnlessPostgres();
@@ -526,7 +527,8 @@ await upload('replay the upload', physician.token, documentForm(pdfWithCanary, {
   'idempotency-key': `document-${tag}`,
 });
 const practiceDocument = (await upload('share a photo (therapist)', therapist.token, documentForm(sampleFile.png(), { category: 'other', title: documentTitle }), 201)).json();
-await upload('share a file (practice client)', practiceClientToken, documentForm(sampleFile.tiff(), { category: 'intake', title: documentTitle }), 201);
+const clientDocument = (await upload('share a file (practice client)', practiceClientToken, documentForm(sampleFile.tiff(), { category: 'intake', title: documentTitle }), 201)).json();
+const r3Documents: string[] = [officeDocument.id, practiceDocument.id, clientDocument.id];
 const refusedTitle = `Refused upload ${tag}: not a document type`;
 canary('title of a refused upload', refusedTitle);
 await upload('a GIF is not a document', physician.token, documentForm(sampleFile.gif(), { title: refusedTitle }), 415);
@@ -697,6 +699,134 @@ await call('a body that is not JSON', '/v1/patients', { method: 'POST', token: p
 await call('a media type the API does not take', '/v1/patients', { method: 'POST', token: physician.token, payload: 'hello', headers: { 'content-type': 'text/plain' }, expect: 415 });
 
 // ---------------------------------------------------------------------------------------------
+// API client keys (private_key_jwt): a client registered with a public key set, its keys replaced.
+const firstKey = await signingKey('ES384');
+const keyClient = (
+  await must('create a private_key_jwt client', `/v1/organizations/${riverside.id}/api-clients`, {
+    method: 'POST',
+    token: officeAdmin.token,
+    payload: { name: 'Riverside EHR (keys)', scopes: ['referrals:read'], authMethod: 'private_key_jwt', jwks: jwksOf(firstKey) },
+    expect: 201,
+  })
+).json();
+await call('replace its keys', `/v1/organizations/${riverside.id}/api-clients/${keyClient.id}`, { method: 'PATCH', token: officeAdmin.token, payload: { jwks: jwksOf(await signingKey('RS384')) }, expect: 200 });
+await call('replace its keys with a URL (admin)', `/v1/organizations/${riverside.id}/api-clients/${keyClient.id}`, { method: 'PATCH', token: admin, payload: { jwksUrl: 'https://keys.example/jwks.json' }, expect: 200 });
+await call('another organization replaces them', `/v1/organizations/${riverside.id}/api-clients/${keyClient.id}`, { method: 'PATCH', token: practiceAdmin.token, payload: { jwks: jwksOf(firstKey) }, expect: 404 });
+
+// ---------------------------------------------------------------------------------------------
+// The FHIR façade (SPEC §16): the same records as FHIR resources, read and written by the same
+// callers, every answer held to the same checks. A therapist offered a referral but not yet its
+// taker sees no patient identity there (SPEC §14.8): R7, sent to therapist2 for a patient of its
+// own, is left unaccepted so that the check below has something to look at.
+const fhir = '/fhir/R4';
+const fhirJson = { accept: 'application/fhir+json' };
+const fhirBody = { ...fhirJson, 'content-type': 'application/fhir+json' };
+const eve = (
+  await must('register a patient for R7', '/v1/patients', {
+    method: 'POST',
+    token: physician.token,
+    payload: { ...patientPayload('Eve'), familyName: `Okafor-${tag}`, birthDate: '1966-09-14', identifiers: [{ system: 'urn:riverside:mrn', value: `MRN-Eve-${tag}` }] },
+    expect: 201,
+  })
+).json();
+const eveIdentity = { id: eve.id, familyName: `Okafor-${tag}`, birthDate: '1966-09-14', mrn: `MRN-Eve-${tag}` };
+const r7 = (await must('prescribe R7 to therapist2', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: eve.id, therapistId: therapist2.id, send: true }), expect: 201 })).json();
+/** A ServiceRequest as an EHR would write it (as test/fhir-write.test.ts does): a contained Patient and Coverage. */
+const fhirServiceRequest = (): Json => ({
+  resourceType: 'ServiceRequest',
+  contained: [
+    {
+      resourceType: 'Patient',
+      id: 'p1',
+      identifier: [{ system: 'urn:oid:2.16.840.1.113883.4.1.99', value: `MRN-FHIR-${tag}` }],
+      name: [{ family: `Halvorsen-${tag}`, given: ['Ingrid'] }],
+      gender: 'female',
+      birthDate: '1981-03-22',
+      telecom: [{ system: 'phone', value: '+1 503 555 0101' }],
+    },
+    { resourceType: 'Coverage', id: 'c1', status: 'active', beneficiary: { reference: '#p1' }, payor: [{ display: 'Cascade Mutual' }], subscriberId: 'CM-551' },
+  ],
+  extension: [{ url: 'urn:massage-referral:extension:authorization-period', valuePeriod: { start: today } }],
+  status: 'active',
+  intent: 'order',
+  priority: 'routine',
+  code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97140' }] },
+  orderDetail: [{ coding: [{ system: 'urn:massage-referral:technique', code: 'myofascial_release' }] }],
+  quantityQuantity: { value: 8, unit: 'visits' },
+  subject: { reference: '#p1' },
+  occurrenceTiming: { repeat: { boundsDuration: { value: 4, unit: 'wk', system: 'http://unitsofmeasure.org', code: 'wk' }, frequency: 2, period: 1, periodUnit: 'wk', duration: 60, durationUnit: 'min' } },
+  requester: { reference: `Practitioner/${physician.id}` },
+  performer: [{ reference: `Practitioner/${therapist.id}` }],
+  reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'S13.4XXA', display: 'Sprain of ligaments of cervical spine' }], text: 'Whiplash after a rear-end collision' }],
+  insurance: [{ reference: '#c1' }],
+  bodySite: [{ coding: [{ system: 'urn:massage-referral:body-region', code: 'neck' }] }],
+  note: [{ text: 'Goal: Full cervical rotation' }, { text: 'Precaution: Avoid end-range cervical stretch' }],
+});
+const fhirGet = (label: string, path: string, token: string | undefined, expect?: number, headers: Record<string, string> = fhirJson) => call(label, `${fhir}${path}`, { token, headers, ...(expect === undefined ? {} : { expect }) });
+const taskOf = async (referralId: string, token: string) => {
+  const bundle = (await fhirGet(`the Task of ${referralId}`, `/Task?focus=ServiceRequest/${referralId}`, token, 200)).json();
+  const task = bundle.entry?.[0]?.resource;
+  if (!task) throw new Error(`no Task for ServiceRequest/${referralId}: ${JSON.stringify(bundle)}`);
+  return task as Json;
+};
+await fhirGet('FHIR capabilities', '/metadata', undefined, 200);
+await fhirGet('SMART configuration', '/.well-known/smart-configuration', undefined, 200, { accept: 'application/json' });
+const task1 = await taskOf(r1.id, physician.token);
+const task3 = await taskOf(r3.id, therapist.token);
+const task7 = await taskOf(r7.id, physician.token);
+await fhirGet('FHIR ServiceRequest (physician)', `/ServiceRequest/${r1.id}`, physician.token, 200);
+await fhirGet('FHIR ServiceRequest (office client)', `/ServiceRequest/${r6.id}`, officeClientToken, 200);
+await fhirGet('FHIR ServiceRequest of another office', `/ServiceRequest/${r1.id}`, outsider.token, 404);
+await fhirGet('FHIR ServiceRequest search (therapist)', `/ServiceRequest?_id=${r3.id}`, therapist.token, 200);
+await fhirGet('FHIR Task (therapist)', `/Task/${task3.id}`, therapist.token, 200);
+await fhirGet('FHIR Task of another office', `/Task/${task1.id}`, outsider.token, 404);
+await fhirGet('FHIR Patient (staff)', `/Patient/${maria.id}`, staff.token, 200);
+await fhirGet('FHIR Patient (accepting therapist)', `/Patient/${jon.id}`, therapist.token, 200);
+await fhirGet('FHIR Patient of another office', `/Patient/${maria.id}`, outsider.token, 404);
+await fhirGet('FHIR Patient search by MRN (office client)', `/Patient?identifier=${encodeURIComponent(`urn:riverside:mrn|MRN-Maria-${tag}`)}`, officeClientToken, 200);
+await fhirGet('FHIR Practitioner', `/Practitioner/${therapist.id}`, physician.token, 200);
+await fhirGet('FHIR PractitionerRole', `/PractitionerRole/${therapist.id}`, physician.token, 200);
+await fhirGet('FHIR Organization', `/Organization/${harbor.id}`, physician.token, 200);
+await fhirGet('FHIR Encounter (physician)', `/Encounter/${note.id}`, physician.token, 200);
+await fhirGet('FHIR Encounter search (therapist)', `/Encounter?based-on=ServiceRequest/${r1.id}`, therapist.token, 200);
+await fhirGet('FHIR Observation (practice client)', `/Observation/${note.id}-pain-before`, practiceClientToken, 200);
+await fhirGet('FHIR Observation search (physician)', `/Observation?based-on=ServiceRequest/${r1.id}`, physician.token, 200);
+await fhirGet('FHIR Observation of another office', `/Observation/${note.id}-pain-before`, outsider.token, 404);
+await fhirGet('FHIR Communication (therapist)', `/Communication/${fromOffice.id}`, therapist.token, 200);
+await fhirGet('FHIR Communication search by Task (physician)', `/Communication?part-of=Task/${task1.id}`, physician.token, 200);
+await fhirGet('FHIR Communication search (office client)', `/Communication?based-on=ServiceRequest/${r3.id}`, officeClientToken, 200);
+await fhirGet('FHIR DocumentReference (therapist)', `/DocumentReference/${officeDocument.id}`, therapist.token, 200);
+await fhirGet('FHIR DocumentReference search (physician)', `/DocumentReference?based-on=ServiceRequest/${r3.id}`, physician.token, 200);
+await fhirGet('FHIR DocumentReference of a report', `/DocumentReference/${evaluation.id}`, physician.token, 200);
+await fhirGet('FHIR Binary (staff)', `/Binary/${officeDocument.id}`, staff.token, 200, { accept: 'application/pdf' });
+await fhirGet('FHIR Binary as FHIR JSON (therapist)', `/Binary/${officeDocument.id}`, therapist.token, 200);
+await fhirGet('FHIR Binary of another office', `/Binary/${officeDocument.id}`, outsider.token, 404);
+await fhirGet('FHIR AuditEvent search (admin)', `/AuditEvent?patient=Patient/${maria.id}`, admin, 200);
+await fhirGet('FHIR AuditEvent (office admin)', `/AuditEvent/${officeEvent}`, officeAdmin.token, 200);
+await fhirGet('FHIR AuditEvent of another organization', `/AuditEvent/${officeEvent}`, practiceAdmin.token, 404);
+await call('FHIR create a ServiceRequest (physician)', `${fhir}/ServiceRequest`, { method: 'POST', token: physician.token, headers: fhirBody, payload: JSON.stringify(fhirServiceRequest()), expect: 201 });
+await call('FHIR create a ServiceRequest (therapist)', `${fhir}/ServiceRequest`, { method: 'POST', token: therapist.token, headers: fhirBody, payload: JSON.stringify(fhirServiceRequest()), expect: 403 });
+await call('FHIR update a Task as read (therapist)', `${fhir}/Task/${task3.id}`, { method: 'PUT', token: therapist.token, headers: fhirBody, payload: JSON.stringify(task3), expect: 200 });
+await call('FHIR update a Task of another office', `${fhir}/Task/${task1.id}`, { method: 'PUT', token: outsider.token, headers: fhirBody, payload: JSON.stringify(task1), expect: 404 });
+const fhirMessage = (taskId: string) => ({ resourceType: 'Communication', status: 'completed', partOf: [{ reference: `Task/${taskId}` }], payload: [{ contentString: 'Scan reviewed: fine to continue' }] });
+await call('FHIR post a Communication (physician)', `${fhir}/Communication`, { method: 'POST', token: physician.token, headers: fhirBody, payload: JSON.stringify(fhirMessage(task3.id)), expect: 201 });
+await call('FHIR post a Communication to another office', `${fhir}/Communication`, { method: 'POST', token: outsider.token, headers: fhirBody, payload: JSON.stringify(fhirMessage(task3.id)), expect: 404 });
+
+// R7 before acceptance: what the office sees (the identity, so the search means something) and
+// what therapist2, offered it, sees (no identity in any FHIR answer).
+const identityShown = fhirPatientIdentity((await fhirGet('FHIR Patient of R7 (physician)', `/Patient/${eve.id}`, physician.token, 200)).body, eveIdentity);
+const beforeAcceptance = [
+  await fhirGet('FHIR ServiceRequest of R7 (therapist2, before accepting)', `/ServiceRequest/${r7.id}`, therapist2.token, 200),
+  await fhirGet('FHIR ServiceRequest search of R7 (therapist2, before accepting)', `/ServiceRequest?_id=${r7.id}`, therapist2.token, 200),
+  await fhirGet('FHIR Task of R7 (therapist2, before accepting)', `/Task/${task7.id}`, therapist2.token, 200),
+  await fhirGet('FHIR Task search of R7 (therapist2, before accepting)', `/Task?focus=ServiceRequest/${r7.id}`, therapist2.token, 200),
+  await fhirGet('FHIR Patient of R7 (therapist2, before accepting)', `/Patient/${eve.id}`, therapist2.token),
+  await fhirGet('FHIR Patient search of R7 (therapist2, before accepting)', `/Patient?_id=${eve.id}`, therapist2.token),
+  await fhirGet('FHIR Communication search of R7 (therapist2, before accepting)', `/Communication?based-on=ServiceRequest/${r7.id}`, therapist2.token),
+];
+const identityLeaks = beforeAcceptance.flatMap((answer) => fhirPatientIdentity(answer.body, eveIdentity).map((found) => `#${answer.index} ${seen[answer.index]!.label}: ${found}`));
+
+// ---------------------------------------------------------------------------------------------
 // The sweep: every read operation with real ids, as every kind of caller — the ones it is for get
 // their data, the others their 401/403/404, and all of it is checked the same way.
 const callers: Record<string, string | undefined> = {
@@ -750,6 +880,31 @@ const reads = [
 for (const url of reads) {
   for (const [name, token] of Object.entries(callers)) await call(`sweep ${url} as ${name}`, url, { token });
 }
+// And the FHIR façade's reads, asked for as FHIR JSON (refusals are OperationOutcomes).
+const fhirReads = [
+  `/ServiceRequest/${r3.id}`,
+  `/ServiceRequest?_id=${r7.id}`,
+  `/Task/${task3.id}`,
+  `/Task?focus=ServiceRequest/${r7.id}`,
+  `/Patient/${jon.id}`,
+  `/Patient/${eve.id}`,
+  `/Patient?_id=${ann.id}`,
+  `/Encounter/${note.id}`,
+  `/Observation/${note.id}-pain-before`,
+  `/Communication/${fromOffice.id}`,
+  `/Communication?part-of=Task/${task3.id}`,
+  `/DocumentReference/${officeDocument.id}`,
+  `/DocumentReference?based-on=ServiceRequest/${r3.id}`,
+  `/Binary/${officeDocument.id}`,
+  `/AuditEvent?patient=Patient/${maria.id}`,
+];
+for (const path of fhirReads) {
+  for (const [name, token] of Object.entries(callers)) {
+    const answer = await fhirGet(`sweep ${fhir}${path} as ${name}`, path, token);
+    // Therapist2 was offered R7 and has not taken it: no FHIR answer to it may show Eve's identity.
+    if (name === 'therapist2') identityLeaks.push(...fhirPatientIdentity(answer.body, eveIdentity).map((found) => `#${answer.index} ${seen[answer.index]!.label}: ${found}`));
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // What the database keeps of the secrets: none of it may be in any answer.
@@ -758,6 +913,8 @@ const stored = await test.app.database.rows<{ kind: string; owner: string; value
   union all select 'client secret hash', client_id, secret_hash from api_clients
   union all select 'refresh token hash', user_id::text, token_hash from refresh_tokens`);
 for (const row of stored) {
+  // A private_key_jwt client keeps no secret: there is no hash of it to search for.
+  if (row.value === null || row.value === '') continue;
   canary(`${row.kind} of ${row.owner}`, row.value);
   // A scrypt hash is scheme$N$r$p$salt$key: the salt or the key alone would be a leak too.
   if (row.value.startsWith('scrypt$')) {
@@ -771,7 +928,15 @@ for (const row of stored) {
 canary(
   'a line inside the bytes of a document',
   fileCanary,
-  seen.filter((response) => response.status === 200 && response.method === 'GET' && response.url.startsWith(referralPath(r3.id, `/documents/${officeDocument.id}/content`))).map((response) => response.index),
+  seen
+    .filter(
+      (response) =>
+        response.status === 200 &&
+        response.method === 'GET' &&
+        // The /v1 download and the FHIR Binary (SPEC §16) both serve them (a Binary asked for as FHIR JSON holds them in base64).
+        (response.url.startsWith(referralPath(r3.id, `/documents/${officeDocument.id}/content`)) || (response.url === `${fhir}/Binary/${officeDocument.id}` && !String(response.headers['content-type']).startsWith('application/fhir+json'))),
+    )
+    .map((response) => response.index),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -790,7 +955,14 @@ const breaks = seen.flatMap((response) =>
 const ownAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && /^\/v1\/referrals\/[^/]+\/(reports|renewal-requests|history)/.test(response.url) && response.url.startsWith(referralPath(r6.id, '/'));
 // A document's title likewise (SPEC §14.6): in the 2xx answers of R3's documents (their metadata, and
 // the Content-Disposition of their bytes), never in the events feed, a webhook delivery or an error.
-const documentAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && response.url.startsWith(referralPath(r3.id, '/documents'));
+const documentAnswer = (response: Seen) =>
+  response.status >= 200 &&
+  response.status < 300 &&
+  (response.url.startsWith(referralPath(r3.id, '/documents')) ||
+    // The same documents through the FHIR façade: R3's DocumentReferences and the Binary of one.
+    r3Documents.some((id) => response.url === `${fhir}/DocumentReference/${id}` || response.url === `${fhir}/Binary/${id}`) ||
+    response.url === `${fhir}/DocumentReference?based-on=ServiceRequest/${r3.id}`);
+
 // And what an adverse event says happened (SPEC §14.10): in R3's adverse events only.
 const adverseAnswer = (response: Seen) => response.status >= 200 && response.status < 300 && response.url.startsWith(referralPath(r3.id, '/adverse-events'));
 const phiTexts = [
@@ -802,7 +974,7 @@ const phiLeaks = phiTexts.flatMap(({ name, value, own }) => [
   ...seen.filter((response) => !own(response) && (response.body.includes(value) || JSON.stringify(response.headers).includes(value))).map((response) => `${name}: #${response.index} ${response.label} (${response.method} ${response.url} → ${response.status})`),
   ...received.filter((delivery) => delivery.body.includes(value) || JSON.stringify(delivery.headers).includes(value)).map((delivery) => `${name}: webhook delivery to ${delivery.path}`),
 ]);
-const leakCount = leaks.length + internalMembers.length + phiLeaks.length;
+const leakCount = leaks.length + internalMembers.length + phiLeaks.length + identityLeaks.length;
 
 t.test('the tour went as the rules say', async (t) => {
   t.same(failures, [], 'every call of the tour answered the status the rules give it');
@@ -899,6 +1071,13 @@ t.test('the clinical text of reports, renewals, documents and adverse events app
     .flatMap((response) => (JSON.parse(response.body).data as Json[]).map((event) => event.type as string));
   for (const type of ['document.added', 'appointment.scheduled', 'report.signed']) t.ok(feedEvents.includes(type), `a ${type} event was read from the events feed`);
   t.same(phiLeaks, [], 'in no other answer, no error, and no webhook delivery');
+});
+
+t.test('a therapist offered a referral, not yet its taker, sees no patient identity in any FHIR answer (SPEC §14.8)', async (t) => {
+  t.ok(identityShown.length > 0, 'the office sees the name, birth date and MRN in the FHIR Patient, so the search for them means something', { found: identityShown });
+  t.ok(beforeAcceptance.filter((answer) => answer.status === 200).length >= 4, 'therapist2 was answered about R7 before accepting it');
+  t.comment(beforeAcceptance.map((answer) => `${seen[answer.index]!.label} → ${answer.status}`).join('; '));
+  t.same(identityLeaks, [], 'no name, birth date or MRN of the patient');
 });
 
 const pass = failures.length === 0 && undeclared.length === 0 && breaks.length === 0 && leakCount === 0;
