@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import type { Operation } from '../fixtures/response-contract.js';
 import type { Json } from '../helper.js';
 import { exampleArb, invalidArb, mutatedArb, validArb, type Schema } from './openapi-fuzz-schemas.js';
-import { CallerOrganizationRef, PairRef, pathPool, ref } from './openapi-fuzz-values.js';
+import { CallerOrganizationRef, PairRef, fhirSearchTakes, pathPool, ref, searchAnchors, wellFormedBodies } from './openapi-fuzz-values.js';
 
 
 export interface RequestTemplate {
@@ -19,6 +19,8 @@ export interface RequestTemplate {
   body:
     | { kind: 'none' }
     | { kind: 'json'; value: unknown }
+    /** A FHIR resource, sent as application/fhir+json. */
+    | { kind: 'fhir'; value: unknown }
     | { kind: 'raw'; contentType: string; text: string }
     | { kind: 'form'; value: Record<string, unknown> }
     | { kind: 'multipart'; parts: MultipartPart[]; damage: MultipartDamage };
@@ -74,10 +76,17 @@ function wellFormedArb(operation: Operation, operationObject: Json, resolve: (sc
       ]),
     ),
   );
-  const queryParams = parameters.filter((parameter) => parameter.in === 'query');
+  // A FHIR search names its anchor, if it needs one, and otherwise only parameters a client knows a value for.
+  const fhirSearch = operation.operationId.startsWith('fhirSearch');
+  const queryParams = parameters.filter((parameter) => parameter.in === 'query' && (!fhirSearch || fhirSearchTakes(operation.operationId, parameter.name)));
+  const anchors = searchAnchors[operation.operationId] ?? [];
+  const anchorArb: fc.Arbitrary<Array<[string, unknown]>> =
+    anchors.length > 0
+      ? fc.constantFrom(...anchors).chain((name) => validArb(parameters.find((parameter) => parameter.name === name)!.schema, resolve, name).map((value): Array<[string, unknown]> => [[name, value]]))
+      : fc.constant([]);
   const queryArb = fc
-    .tuple(...queryParams.map((parameter) => (parameter.required ? validArb(parameter.schema, resolve, parameter.name) : fc.option(validArb(parameter.schema, resolve, parameter.name), { freq: 3 }))))
-    .map((values) => values.flatMap((value, index): Array<[string, unknown]> => (value === null ? [] : [[queryParams[index]!.name as string, value]])));
+    .tuple(anchorArb, ...queryParams.map((parameter) => (parameter.required ? validArb(parameter.schema, resolve, parameter.name) : fc.option(validArb(parameter.schema, resolve, parameter.name), { freq: 3 }))))
+    .map(([anchor, ...values]) => [...anchor, ...values.flatMap((value, index): Array<[string, unknown]> => (value === null ? [] : [[queryParams[index]!.name as string, value]]))]);
   const headerParams = parameters.filter((parameter) => parameter.in === 'header');
   const headerArb = fc.record(
     Object.fromEntries(
@@ -89,7 +98,9 @@ function wellFormedArb(operation: Operation, operationObject: Json, resolve: (sc
   );
   const media = operationObject.requestBody?.content?.['application/json'] as Json | undefined;
   const formMedia = operationObject.requestBody?.content?.['multipart/form-data'] as Json | undefined;
-  const bodyArb: fc.Arbitrary<RequestTemplate['body']> = media?.schema
+  const bodyArb: fc.Arbitrary<RequestTemplate['body']> = wellFormedBodies[operation.operationId]
+    ? wellFormedBodies[operation.operationId]!
+    : media?.schema
     ? (exampleArb(media, media.schema) ? fc.oneof(exampleArb(media, media.schema)!, validArb(media.schema, resolve)) : validArb(media.schema, resolve)).map((value) => ({ kind: 'json' as const, value }))
     : formMedia?.schema
       ? validPartsArb(formMedia.schema, resolve).map((parts) => ({ kind: 'multipart' as const, parts, damage: 'none' as const }))

@@ -65,7 +65,8 @@ export function validArb(input: Schema, resolve: (schema: Schema) => Schema, nam
   if (name && dateHints[name] && schema.format === 'date') return fc.oneof({ weight: 4, arbitrary: dateHints[name]! }, { weight: 1, arbitrary: dateArb });
   if (name === 'email' && schema.format === 'email') return emailArb;
   if (name && integerQueryHints[name] && typeOf(schema) === 'integer') return integerQueryHints[name]!;
-  if (name && queryHints[name] && (typeOf(schema) === 'integer' || typeOf(schema) === 'string')) return queryHints[name]!;
+  // FHIR search parameters are a string or the same said several times (anyOf).
+  if (name && queryHints[name] && (typeOf(schema) === 'integer' || typeOf(schema) === 'string' || Array.isArray(schema.anyOf))) return queryHints[name]!;
   switch (typeOf(schema)) {
     case 'string': {
       const minLength = schema.minLength ?? 0;

@@ -31,6 +31,27 @@ export class PairRef {
 /** The organization of whoever sends the request: organization admins manage only their own. */
 export class CallerOrganizationRef {}
 
+/** A FHIR reference (Type/id) to a resource of a pool: ServiceRequest/{referral id}, Task/{task id}… */
+export class FhirReferenceRef {
+  constructor(
+    readonly type: string,
+    readonly ref: PoolRef,
+  ) {}
+}
+
+/** A JSON value kept in a pool as its text (a JWK set made in setup). */
+export class JsonPoolRef {
+  constructor(readonly ref: PoolRef) {}
+}
+
+/** The resource a path parameter names, as the caller reads it just before writing it back (a FHIR update). */
+export class AsReadRef {
+  constructor(
+    readonly type: string,
+    readonly parameter: string,
+  ) {}
+}
+
 /** Ids and secrets of the seeded network, by kind; some grow as the fuzzer creates resources. */
 export const pools: Record<string, string[]> = {};
 export const addToPool = (pool: string, ...values: string[]) => (pools[pool] ??= []).push(...values);
@@ -49,12 +70,15 @@ export function resolveValue(value: unknown): unknown {
     return pool[value.index % pool.length];
   }
   if (value instanceof DayRef) return isoDay(value.offsetDays);
+  if (value instanceof FhirReferenceRef) return `${value.type}/${resolveValue(value.ref) as string}`;
+  if (value instanceof JsonPoolRef) return JSON.parse(resolveValue(value.ref) as string);
   if (Array.isArray(value)) return value.map(resolveValue);
   if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, resolveValue(child)]));
   return value;
 }
 
 export const ref = (pool: string) => fc.nat().map((index) => new PoolRef(pool, index));
+const fhirReference = (type: string, pool: string) => fc.nat().map((index) => new FhirReferenceRef(type, new PoolRef(pool, index)));
 const day = (offsetDays: number) => new DayRef(offsetDays);
 
 /** Dates the server checks against today (a visit is not in the future, a prescription not expired): mostly sensible ones. */
@@ -105,6 +129,68 @@ const someEventTypes = ['referral.sent', 'referral.accepted', 'message.created',
 export const queryHints: Record<string, fc.Arbitrary<unknown>> = {
   wait: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
   types: fc.subarray(someEventTypes, { minLength: 1, maxLength: 3 }).map((types) => types.join(',')),
+  // FHIR searches (SPEC §16) take references as Type/id: the referral a thread hangs on, its Task, the patient, the visit.
+  'based-on': fhirReference('ServiceRequest', 'acceptedReferrals'),
+  related: fhirReference('ServiceRequest', 'acceptedReferrals'),
+  focus: fhirReference('ServiceRequest', 'referrals'),
+  'part-of': fhirReference('Task', 'acceptedTasks'),
+  patient: fhirReference('Patient', 'patients'),
+  encounter: fhirReference('Encounter', 'reports'),
+  _format: fc.constantFrom('json', 'application/fhir+json'),
+  _count: fc.integer({ min: 1, max: 100 }).map(String),
+};
+
+/**
+ * The anchors of a search of a referral's thread (SPEC §16): exactly one is required, so a
+ * well-formed search names one of them and no other (the patient is an anchor too, and so is left out).
+ */
+export const searchAnchors: Record<string, string[]> = {
+  fhirSearchCommunication: ['part-of', 'based-on'],
+  fhirSearchEncounter: ['based-on'],
+  fhirSearchObservation: ['based-on'],
+  fhirSearchDocumentReference: ['based-on', 'related'],
+};
+const anchoredParameters = new Set(['part-of', 'based-on', 'related', 'patient', 'encounter']);
+/** Whether a well-formed FHIR search sends a parameter beside its anchor: those a working client knows a value for. */
+export const fhirSearchTakes = (operationId: string, name: string) =>
+  searchAnchors[operationId] ? !anchoredParameters.has(name) && name in queryHints : name in queryHints || name in fieldPools;
+
+/**
+ * Well-formed bodies the schema cannot give: FHIR resources (free-form in the document) as an EHR
+ * writes them, sent as application/fhir+json, and a client's new keys (a real JWK set).
+ */
+export const wellFormedBodies: Record<string, fc.Arbitrary<{ kind: 'fhir' | 'json'; value: unknown }>> = {
+  // As test/fhir-write.test.ts writes one: for a patient of the office, by its physician, to the practice's therapist.
+  fhirCreateServiceRequest: fc.record({ send: fc.boolean(), visits: fc.integer({ min: 1, max: 8 }), technique: fc.constantFrom('myofascial_release', 'trigger_point', 'swedish') }).map(({ send, visits, technique }) => ({
+    kind: 'fhir' as const,
+    value: {
+      resourceType: 'ServiceRequest',
+      extension: [{ url: 'urn:massage-referral:extension:authorization-period', valuePeriod: { start: new DayRef(0) } }],
+      status: send ? 'active' : 'draft',
+      intent: 'order',
+      priority: 'routine',
+      // Massage (97124): other CPT codes are kept with the insurance, and so need a contained Coverage.
+      code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97124' }] },
+      orderDetail: [{ coding: [{ system: 'urn:massage-referral:technique', code: technique }] }],
+      quantityQuantity: { value: visits, unit: 'visits' },
+      subject: { reference: new FhirReferenceRef('Patient', new PoolRef('patients', 0)) },
+      occurrenceTiming: { repeat: { boundsDuration: { value: 4, unit: 'wk', system: 'http://unitsofmeasure.org', code: 'wk' }, frequency: 2, period: 1, periodUnit: 'wk', duration: 60, durationUnit: 'min' } },
+      requester: { reference: new FhirReferenceRef('Practitioner', new PoolRef('physicians', 0)) },
+      performer: [{ reference: new FhirReferenceRef('Practitioner', new PoolRef('therapists', 0)) }],
+      reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'M54.50', display: 'Low back pain' }], text: 'Chronic low back pain' }],
+      bodySite: [{ coding: [{ system: 'urn:massage-referral:body-region', code: 'lower_back' }] }],
+    },
+  })),
+  // The Task as read, sent back: the same status is a move to nowhere, still a conditional write.
+  fhirUpdateTask: fc.constant({ kind: 'fhir' as const, value: new AsReadRef('Task', 'id') }),
+  fhirCreateCommunication: fc.record({ task: ref('acceptedTasks'), text: fc.string({ minLength: 1, maxLength: 200 }).filter((text) => text.trim() !== '') }).map(({ task, text }) => ({
+    kind: 'fhir' as const,
+    value: { resourceType: 'Communication', status: 'completed', partOf: [{ reference: new FhirReferenceRef('Task', task) }], payload: [{ contentString: text }] },
+  })),
+  replaceApiClientKeys: fc.oneof(
+    ref('jwkSets').map((jwks) => ({ kind: 'json' as const, value: { jwks: new JsonPoolRef(jwks) } })),
+    fc.constant({ kind: 'json' as const, value: { jwksUrl: 'https://ehr.fuzz.example/.well-known/jwks.json' } }),
+  ),
 };
 
 /**
@@ -146,6 +232,20 @@ export function pathPool(operation: Operation, name: string): string {
     // Reports to the prescriber, not visit notes, which share the parameter's name.
     'getReport.reportId': 'clinicalReports',
     'signReport.reportId': 'clinicalReports',
+    // Only a private_key_jwt client has keys to replace (a secret client answers 409).
+    'replaceApiClientKeys.apiClientId': 'keyClients',
+    // The FHIR façade (SPEC §16): each resource by the id it goes by.
+    'fhirReadTask.id': 'tasks',
+    'fhirUpdateTask.id': 'tasks',
+    'fhirReadPatient.id': 'patients',
+    'fhirReadPractitioner.id': 'therapists',
+    'fhirReadPractitionerRole.id': 'therapists',
+    'fhirReadCommunication.id': 'messages',
+    'fhirReadEncounter.id': 'reports',
+    'fhirReadObservation.id': 'observations',
+    'fhirReadDocumentReference.id': 'documents',
+    'fhirReadBinary.id': 'documents',
+    'fhirReadAuditEvent.id': 'auditEvents',
   };
   const override = overrides[`${operation.operationId}.${name}`];
   if (override) return override;

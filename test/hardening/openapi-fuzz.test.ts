@@ -31,7 +31,8 @@ import { evaluationReportBody, renewalRequestBody } from './clinical-bodies.js';
 import { recordFigure } from './figures.js';
 import { garbageSegments, operationArb, toText, type FileKind, type MultipartPart, type RequestTemplate } from './openapi-fuzz-requests.js';
 import { makeResolver } from './openapi-fuzz-schemas.js';
-import { CallerOrganizationRef, PairRef, PoolRef, addToPool, isoDay, ownerOf, pathPool, pools, resolveValue } from './openapi-fuzz-values.js';
+import { AsReadRef, CallerOrganizationRef, PairRef, PoolRef, addToPool, isoDay, ownerOf, pathPool, pools, resolveValue } from './openapi-fuzz-values.js';
+import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
 
 skipFileUnlessPostgres();
@@ -92,6 +93,12 @@ const officeClient = await post(`/v1/organizations/${office.id}/api-clients`, of
 const practiceClient = await post(`/v1/organizations/${practice.id}/api-clients`, practice.admin.token, { name: 'Practice app', scopes: ['directory:read', 'referrals:read', 'referrals:write'] });
 const doomedClients: Json[] = [];
 for (let index = 0; index < 4; index++) doomedClients.push(await post(`/v1/organizations/${index % 2 ? practice.id : office.id}/api-clients`, adminToken, { name: `Doomed ${index}`, scopes: ['referrals:read'] }));
+// SMART Backend Services clients (private_key_jwt) of each side, whose keys the admins replace; and key sets to replace them with.
+const keyClients: Json[] = [];
+for (const [organizationId, token] of [[office.id, office.admin.token], [practice.id, practice.admin.token]] as const) {
+  keyClients.push(await post(`/v1/organizations/${organizationId}/api-clients`, token, { name: 'Backend EHR', scopes: ['referrals:read'], authMethod: 'private_key_jwt', jwks: jwksOf(await signingKey('ES384')) }));
+}
+const jwkSets = [JSON.stringify(jwksOf(await signingKey('ES384'))), JSON.stringify(jwksOf(await signingKey('RS384'), await signingKey('ES384')))];
 const clientToken = async (client: Json) =>
   (await post('/v1/auth/token', '', { grant_type: 'client_credentials', client_id: client.clientId, client_secret: client.clientSecret })).access_token as string;
 
@@ -255,6 +262,9 @@ addToPool('people', office.physician.id, office.staff.id, office.admin.id, pract
 addToPool('staffUsers', ...staffUsers);
 addToPool('doomedClients', ...doomedClients.map((client) => client.id as string));
 for (const client of doomedClients) ownerOf.set(client.id, client.organizationId);
+addToPool('keyClients', ...keyClients.map((client) => client.id as string));
+for (const client of keyClients) ownerOf.set(client.id, client.organizationId);
+addToPool('jwkSets', ...jwkSets);
 addToPool('patients', ...patients.map((patient) => patient.id as string), outsidePatient.id);
 addToPool('referrals', ...referrals.map((referral) => referral.id as string));
 addToPool('acceptedReferrals', ...referrals.slice(0, 3).map((referral) => referral.id as string));
@@ -270,6 +280,21 @@ addToPool('messages', ...messages);
 addToPool('endpoints', ...endpoints);
 addToPool('doomedEndpoints', ...doomedEndpoints);
 addToPool('deliveries', ...deliveries);
+// The FHIR façade's ids (SPEC §16): a referral's Task has an id of its own, found as a client finds it (by focus); a visit's pain before is an Observation.
+const fhirHeaders = { accept: 'application/fhir+json' };
+async function taskOf(referralId: string) {
+  // Found by its prescriber: the office's physician, or the other office's for the one referral it sent.
+  for (const token of [office.physician.token, otherOffice.physician.token]) {
+    const response = await test.request({ method: 'GET', url: `/fhir/R4/Task?focus=ServiceRequest/${referralId}`, token, headers: fhirHeaders });
+    if (response.statusCode !== 200) throw new Error(`seeding the Task of ${referralId}: ${response.statusCode} ${response.body.slice(0, 300)}`);
+    const task = response.json().entry?.[0]?.resource;
+    if (task) return task.id as string;
+  }
+  throw new Error(`seeding the Task of ${referralId}: no prescriber finds it`);
+}
+for (const referral of referrals) addToPool('tasks', await taskOf(referral.id));
+for (const referral of referrals.slice(0, 3)) addToPool('acceptedTasks', await taskOf(referral.id));
+addToPool('observations', ...reports.map((report) => `${report}-pain-before`));
 // The audit log: sequenced and signed (this app runs no sequencer), its first events pooled.
 await test.app.auditSequencer.run({ wait: true });
 const auditEventIds = (await test.app.database.rows<{ event_id: string | number }>(sql`select event_id from audit_log_leaves where leaf_index < 20 order by leaf_index`)).map((row) => String(row.event_id));
@@ -311,6 +336,8 @@ function harvest(operationId: string, status: number, body: string) {
     createUser: 'staffUsers',
     createApiClient: 'doomedClients',
     createWebhookEndpoint: 'doomedEndpoints',
+    fhirCreateServiceRequest: 'referrals',
+    fhirCreateCommunication: 'messages',
   };
   const pool = grows[operationId];
   if (pool && (pools[pool]?.length ?? 0) < 100) addToPool(pool, value.id);
@@ -378,6 +405,12 @@ async function send(operation: Operation, template: RequestTemplate): Promise<Ou
       payload = JSON.stringify(value);
       headers['content-type'] = 'application/json';
     }
+  } else if (template.body.kind === 'fhir') {
+    // The Task to update is read first, as a client does before writing it back.
+    const value = template.body.value instanceof AsReadRef ? await readBeforeWriting(template.body.value, resolvedPath, caller.token) : resolveValue(template.body.value);
+    payload = JSON.stringify(value);
+    headers['content-type'] = 'application/fhir+json';
+    headers.accept = 'application/fhir+json';
   } else if (template.body.kind === 'raw') {
     payload = template.body.text;
     headers['content-type'] = template.body.contentType;
@@ -411,6 +444,13 @@ async function send(operation: Operation, template: RequestTemplate): Promise<Ou
     if (harnessErrorSamples.length < 5) harnessErrorSamples.push(`${operation.operationId} ${url}: ${(error as Error).message}`);
     return undefined;
   }
+}
+
+/** The resource a path parameter names, as the caller reads it (not counted: the read is the client's preparation, not a generated request). */
+async function readBeforeWriting(asRead: AsReadRef, resolvedPath: Record<string, unknown>, token: string | undefined): Promise<Json> {
+  const id = String(resolvedPath[asRead.parameter]);
+  const response = await test.app.inject({ method: 'GET', url: `/fhir/R4/${asRead.type}/${encodeURIComponent(id)}`, headers: { ...fhirHeaders, ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+  return response.statusCode === 200 ? response.json() : { resourceType: asRead.type, id };
 }
 
 /** A file of the kind, built when the request is sent (its padding is random bytes, its type in its first bytes). */
@@ -479,6 +519,10 @@ prefer(['therapist', 'practice admin', 'practice API client'], 'createAppointmen
 // SPEC §14.10: each side acknowledges the other's urgent messages; the office acknowledges adverse events.
 prefer(['physician', 'office staff', 'therapist', 'office API client', 'practice API client'], 'acknowledgeMessage');
 prefer(['physician', 'office staff', 'office API client'], 'acknowledgeAdverseEvent');
+prefer(['office admin', 'practice admin', 'network admin'], 'replaceApiClientKeys');
+// SPEC §16: the FHIR façade, as an EHR of the office or an app of the practice uses it.
+prefer(['physician', 'office API client'], 'fhirCreateServiceRequest');
+prefer(['physician', 'therapist', 'office API client', 'practice API client'], 'fhirUpdateTask', 'fhirCreateCommunication');
 
 const queue: Array<{ operation: Operation; template: RequestTemplate }> = [];
 contract.operations.forEach((operation, operationIndex) => {
@@ -530,6 +574,8 @@ async function replenish() {
   addToPool('sentReferrals', fresh[0]!.id, fresh[3]!.id, fresh[4]!.id);
   addToPool('acceptedReferrals', fresh[1]!.id);
   addToPool('declinedReferrals', fresh[2]!.id);
+  for (const referral of fresh) addToPool('tasks', await taskOf(referral.id));
+  addToPool('acceptedTasks', await taskOf(fresh[1]!.id));
   addToPool('draftReferrals', draft.id);
   const unsigned = await unsignedDraft(patient);
   addToPool('unsignedReferrals', unsigned);
