@@ -107,7 +107,7 @@ const peopleRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, { 
   });
 
   app.get('/PractitionerRole/:id', {
-    config: { policy: directoryPolicy, auditAction: 'user.read', auditResource: { type: 'user', param: 'id' } },
+    config: { policy: directoryPolicy, auditAction: 'practitioner_role.read', auditResource: { type: 'user', param: 'id' } },
     schema: readSchema(practitionerRoleDefinition),
   }, async (request, reply) => {
     assertJsonAccepted(request);
