@@ -58,7 +58,7 @@ export interface Build {
 export async function buildService(name: string): Promise<Build> {
   const folder = mkdtempSync(join(tmpdir(), `${name}-service-`));
   await build({
-    entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*')],
+    entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*'), join(root, 'src/modules/fhir/definitions/*.json')],
     outdir: join(folder, 'src'),
     outbase: join(root, 'src'),
     platform: 'node',
