@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
 import { assertStatus, requireStatus } from './fixtures/responses.js';
 import { assertValidFhir } from './fixtures/fhir-validators.js';
+import { fhirRequests } from './fixtures/fhir-requests.js';
 import { jwksOf, signAssertion, signingKey } from './fixtures/smart.js';
 import { auditEvents, buildTestApp, type Json, type TestResponse } from './helper.js';
 
@@ -42,17 +43,7 @@ const order = {
   priority: 'urgent',
 };
 
-const fhirGet = (url: string, token?: string, headers: Json = {}): Promise<TestResponse> => test.request({ method: 'GET', url, token, headers: { accept: 'application/fhir+json', ...headers } });
-
-async function fhirOk(tt: Test, url: string, token: string | undefined, what: string): Promise<Json> {
-  const response = await fhirGet(url, token);
-  assertStatus(tt, response, 200, what);
-  tt.match(response.headers['content-type'], /^application\/fhir\+json/, `${what}: application/fhir+json`);
-  tt.equal(response.headers['cache-control'], 'no-store', `${what}: no-store`);
-  const body = response.json();
-  await assertValidFhir(tt, body, what);
-  return body;
-}
+const { get: fhirGet, ok: fhirOk } = fhirRequests(test);
 
 
 function outcomeOf(tt: Test, response: TestResponse, status: number, what: string): Json {

@@ -9,6 +9,7 @@ import { assertValidFhir } from './fixtures/fhir-validators.js';
 import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
 import { measuredVisitNoteBody, referralBody } from './fixtures/referral-bodies.js';
 import { assertStatus, requireStatus } from './fixtures/responses.js';
+import { fhirRequests } from './fixtures/fhir-requests.js';
 import { auditEvents, buildTestApp, type Json, type TestResponse } from './helper.js';
 
 const test = await buildTestApp(t);
@@ -24,20 +25,7 @@ const outsiders = [
   ['another office\'s physician', otherOffice.physician],
 ] as const;
 
-const fhirHeaders = { accept: 'application/fhir+json', 'content-type': 'application/fhir+json' };
-const fhirGet = (url: string, token: string | undefined, headers: Json = {}): Promise<TestResponse> =>
-  test.request({ method: 'GET', url, token, headers: { accept: 'application/fhir+json', ...headers } });
-const fhirPost = (url: string, token: string, resource: unknown, headers: Json = {}) =>
-  test.request({ method: 'POST', url, token, payload: JSON.stringify(resource), headers: { ...fhirHeaders, ...headers } });
-
-async function fhirOk(tt: Test, url: string, token: string, what: string): Promise<Json> {
-  const response = await fhirGet(url, token);
-  assertStatus(tt, response, 200, what);
-  tt.match(response.headers['content-type'], /^application\/fhir\+json/, `${what}: application/fhir+json`);
-  const body = response.json();
-  await assertValidFhir(tt, body, what);
-  return body;
-}
+const { get: fhirGet, post: fhirPost, ok: fhirOk } = fhirRequests(test);
 
 async function outcomeOf(tt: Test, response: TestResponse, status: number, what: string): Promise<Json> {
   assertStatus(tt, response, status, what);
@@ -361,7 +349,7 @@ t.test('bad input is an OperationOutcome naming it, never a 500', async (tt) => 
     ['{"resourceType":"Communication","status":"completed","payload":{"contentString":"x"},"partOf":[{"reference":"Task/1"}]}', 'payload not a list'],
     ['{"resourceType":"Communication","status":"completed","payload":[{"contentString":"x"}],"partOf":["Task/1"]}', 'partOf of strings'],
   ] as const) {
-    const response = await test.request({ method: 'POST', url: '/fhir/R4/Communication', token: office.physician.token, payload: body, headers: fhirHeaders });
+    const response = await test.request({ method: 'POST', url: '/fhir/R4/Communication', token: office.physician.token, payload: body, headers: { accept: 'application/fhir+json', 'content-type': 'application/fhir+json' } });
     await outcomeOf(tt, response, 400, what);
   }
 });

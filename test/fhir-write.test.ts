@@ -4,6 +4,8 @@
 import t, { type Test } from 'tap';
 import { addApiClient, createOffice, createPractice } from './fixtures/network.js';
 import { assertStatus, requireStatus } from './fixtures/responses.js';
+import { whiplashServiceRequest } from './fixtures/fhir-bodies.js';
+import { fhirRequests } from './fixtures/fhir-requests.js';
 import { assertValidFhir } from './fixtures/fhir-validators.js';
 import { auditEvents, buildTestApp, type Json, type TestResponse } from './helper.js';
 
@@ -16,47 +18,10 @@ const ehr = await addApiClient(test, office.admin.token, office.id, ['referrals:
 const unsigningEhr = await addApiClient(test, office.admin.token, office.id, ['referrals:read', 'referrals:write'], 'EHR without signing');
 const T = practice.therapist;
 
-const fhirHeaders = { accept: 'application/fhir+json', 'content-type': 'application/fhir+json' };
-const post = (url: string, token: string, resource: Json, headers: Json = {}) =>
-  test.request({ method: 'POST', url, token, payload: JSON.stringify(resource), headers: { ...fhirHeaders, ...headers } });
-const put = (url: string, token: string, resource: Json, headers: Json = {}) =>
-  test.request({ method: 'PUT', url, token, payload: JSON.stringify(resource), headers: { ...fhirHeaders, ...headers } });
-const get = (url: string, token: string) => test.request({ method: 'GET', url, token, headers: { accept: 'application/fhir+json' } });
+const { get, post, put } = fhirRequests(test);
 
-/** A ServiceRequest as an EHR would write it: a contained Patient and Coverage, the order in FHIR's elements. */
-function serviceRequest(overrides: Json = {}): Json {
-  return {
-    resourceType: 'ServiceRequest',
-    contained: [
-      {
-        resourceType: 'Patient',
-        id: 'p1',
-        identifier: [{ system: 'urn:oid:2.16.840.1.113883.4.1.99', value: 'MRN-88120' }],
-        name: [{ family: 'Halvorsen', given: ['Ingrid'] }],
-        gender: 'female',
-        birthDate: '1981-03-22',
-        telecom: [{ system: 'phone', value: '+1 503 555 0101' }],
-      },
-      { resourceType: 'Coverage', id: 'c1', status: 'active', beneficiary: { reference: '#p1' }, payor: [{ display: 'Cascade Mutual' }], subscriberId: 'CM-551' },
-    ],
-    extension: [{ url: 'urn:massage-referral:extension:authorization-period', valuePeriod: { start: new Date().toISOString().slice(0, 10) } }],
-    status: 'active',
-    intent: 'order',
-    priority: 'routine',
-    code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97140' }] },
-    orderDetail: [{ coding: [{ system: 'urn:massage-referral:technique', code: 'myofascial_release' }] }],
-    quantityQuantity: { value: 8, unit: 'visits' },
-    subject: { reference: '#p1' },
-    occurrenceTiming: { repeat: { boundsDuration: { value: 4, unit: 'wk', system: 'http://unitsofmeasure.org', code: 'wk' }, frequency: 2, period: 1, periodUnit: 'wk', duration: 60, durationUnit: 'min' } },
-    requester: { reference: `Practitioner/${office.physician.id}` },
-    performer: [{ reference: `Practitioner/${T.id}` }],
-    reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'S13.4XXA', display: 'Sprain of ligaments of cervical spine' }], text: 'Whiplash after a rear-end collision' }],
-    insurance: [{ reference: '#c1' }],
-    bodySite: [{ coding: [{ system: 'urn:massage-referral:body-region', code: 'neck' }] }],
-    note: [{ text: 'Goal: Full cervical rotation' }, { text: 'Precaution: Avoid end-range cervical stretch' }],
-    ...overrides,
-  };
-}
+/** The ServiceRequest of test/fixtures/fhir-bodies.ts, from the office's physician to the therapist. */
+const serviceRequest = (overrides: Json = {}): Json => whiplashServiceRequest({ requesterId: office.physician.id, performerId: T.id }, overrides);
 
 function outcome(tt: Test, response: TestResponse, status: number, what: string): Json {
   assertStatus(tt, response, status, what);

@@ -36,6 +36,7 @@ import { rowsOf } from '../../src/db/database.js';
 import { auditEvents as auditTable, type UserRole } from '../../src/db/schema.js';
 import { isAllowed, organizationAdmins, officeRoles, type ApiClientScope, type RoutePolicy } from '../../src/modules/auth/policy.js';
 import { documentForm, sampleFile } from '../fixtures/documents.js';
+import { whiplashServiceRequest } from '../fixtures/fhir-bodies.js';
 import { addApiClient } from '../fixtures/network.js';
 import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { referralBody as fixtureReferralBody, visitNoteBody } from '../fixtures/referral-bodies.js';
@@ -326,39 +327,17 @@ const queries: Record<string, string> = {
 /** Amendments so far: each raises visitsAuthorized again, as an amendment must add care. */
 let amendments = 0;
 
-/** A referral as a FHIR ServiceRequest, as test/fhir-write.test.ts posts one: the office's physician to the practice's therapist. */
-const fhirServiceRequest = (tag: string): Json => ({
-  resourceType: 'ServiceRequest',
-  contained: [
-    {
-      resourceType: 'Patient',
-      id: 'p1',
-      identifier: [{ system: 'urn:oid:2.16.840.1.113883.4.1.99', value: `MRN-${tag}` }],
-      name: [{ family: `Halvorsen${tag}`, given: ['Ingrid'] }],
-      gender: 'female',
-      birthDate: '1981-03-22',
-      telecom: [{ system: 'phone', value: '+1 503 555 0101' }],
-    },
-    { resourceType: 'Coverage', id: 'c1', status: 'active', beneficiary: { reference: '#p1' }, payor: [{ display: 'Cascade Mutual' }], subscriberId: 'CM-551' },
-  ],
-  extension: [{ url: 'urn:massage-referral:extension:authorization-period', valuePeriod: { start: today() } }],
-  // A draft, as POST /v1/referrals makes one: sending it (active) needs the prescriber's signature,
-  // which the office's other roles cannot give (409), and signing is POST /v1/referrals/{id}/sign's question.
-  status: 'draft',
-  intent: 'order',
-  priority: 'routine',
-  code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97140' }] },
-  orderDetail: [{ coding: [{ system: 'urn:massage-referral:technique', code: 'myofascial_release' }] }],
-  quantityQuantity: { value: 8, unit: 'visits' },
-  subject: { reference: '#p1' },
-  occurrenceTiming: { repeat: { boundsDuration: { value: 4, unit: 'wk', system: 'http://unitsofmeasure.org', code: 'wk' }, frequency: 2, period: 1, periodUnit: 'wk', duration: 60, durationUnit: 'min' } },
-  requester: { reference: `Practitioner/${office.physician.id}` },
-  performer: [{ reference: `Practitioner/${practice.therapist.id}` }],
-  reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'S13.4XXA', display: 'Sprain of ligaments of cervical spine' }], text: 'Whiplash after a rear-end collision' }],
-  insurance: [{ reference: '#c1' }],
-  bodySite: [{ coding: [{ system: 'urn:massage-referral:body-region', code: 'neck' }] }],
-  note: [{ text: 'Goal: Full cervical rotation' }],
-});
+/**
+ * A referral as a FHIR ServiceRequest (test/fixtures/fhir-bodies.ts), the office's physician to the
+ * practice's therapist. A draft, as POST /v1/referrals makes one: sending it (active) needs the
+ * prescriber's signature, which the office's other roles cannot give (409), and signing is POST
+ * /v1/referrals/{id}/sign's question.
+ */
+const fhirServiceRequest = (tag: string): Json =>
+  whiplashServiceRequest(
+    { requesterId: office.physician.id, performerId: practice.therapist.id, familyName: `Halvorsen${tag}`, mrn: `MRN-${tag}` },
+    { status: 'draft', note: [{ text: 'Goal: Full cervical rotation' }] },
+  );
 
 /** A valid body for each route that takes one, so that a wrongly admitted call would go through. */
 function bodyOf(route: CollectedRoute, c: Caller): Json | undefined {

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
 import { documentForm, multipartBody, sampleFile } from '../fixtures/documents.js';
+import { whiplashServiceRequest } from '../fixtures/fhir-bodies.js';
 import { startReceiver } from '../fixtures/partner-ehr.js';
 import { ResponseContract, type Violation } from '../fixtures/response-contract.js';
 import { adminEmail, adminPassword, buildTestApp, nextNpi, testJwtSecret, type Json } from '../helper.js';
@@ -731,37 +732,9 @@ const eve = (
 ).json();
 const eveIdentity = { id: eve.id, familyName: `Okafor-${tag}`, birthDate: '1966-09-14', mrn: `MRN-Eve-${tag}` };
 const r7 = (await must('prescribe R7 to therapist2', '/v1/referrals', { method: 'POST', token: physician.token, payload: prescription({ patientId: eve.id, therapistId: therapist2.id, send: true }), expect: 201 })).json();
-/** A ServiceRequest as an EHR would write it (as test/fhir-write.test.ts does): a contained Patient and Coverage. */
-const fhirServiceRequest = (): Json => ({
-  resourceType: 'ServiceRequest',
-  contained: [
-    {
-      resourceType: 'Patient',
-      id: 'p1',
-      identifier: [{ system: 'urn:oid:2.16.840.1.113883.4.1.99', value: `MRN-FHIR-${tag}` }],
-      name: [{ family: `Halvorsen-${tag}`, given: ['Ingrid'] }],
-      gender: 'female',
-      birthDate: '1981-03-22',
-      telecom: [{ system: 'phone', value: '+1 503 555 0101' }],
-    },
-    { resourceType: 'Coverage', id: 'c1', status: 'active', beneficiary: { reference: '#p1' }, payor: [{ display: 'Cascade Mutual' }], subscriberId: 'CM-551' },
-  ],
-  extension: [{ url: 'urn:massage-referral:extension:authorization-period', valuePeriod: { start: today } }],
-  status: 'active',
-  intent: 'order',
-  priority: 'routine',
-  code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '97140' }] },
-  orderDetail: [{ coding: [{ system: 'urn:massage-referral:technique', code: 'myofascial_release' }] }],
-  quantityQuantity: { value: 8, unit: 'visits' },
-  subject: { reference: '#p1' },
-  occurrenceTiming: { repeat: { boundsDuration: { value: 4, unit: 'wk', system: 'http://unitsofmeasure.org', code: 'wk' }, frequency: 2, period: 1, periodUnit: 'wk', duration: 60, durationUnit: 'min' } },
-  requester: { reference: `Practitioner/${physician.id}` },
-  performer: [{ reference: `Practitioner/${therapist.id}` }],
-  reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'S13.4XXA', display: 'Sprain of ligaments of cervical spine' }], text: 'Whiplash after a rear-end collision' }],
-  insurance: [{ reference: '#c1' }],
-  bodySite: [{ coding: [{ system: 'urn:massage-referral:body-region', code: 'neck' }] }],
-  note: [{ text: 'Goal: Full cervical rotation' }, { text: 'Precaution: Avoid end-range cervical stretch' }],
-});
+/** A ServiceRequest as an EHR would write it (test/fixtures/fhir-bodies.ts): a contained Patient and Coverage. */
+const fhirServiceRequest = (): Json =>
+  whiplashServiceRequest({ requesterId: physician.id, performerId: therapist.id, familyName: `Halvorsen-${tag}`, mrn: `MRN-FHIR-${tag}` });
 const fhirGet = (label: string, path: string, token: string | undefined, expect?: number, headers: Record<string, string> = fhirJson) => call(label, `${fhir}${path}`, { token, headers, ...(expect === undefined ? {} : { expect }) });
 const taskOf = async (referralId: string, token: string) => {
   const bundle = (await fhirGet(`the Task of ${referralId}`, `/Task?focus=ServiceRequest/${referralId}`, token, 200)).json();
