@@ -14,10 +14,14 @@ export default fp(
         info: {
           title: 'Massage referral network API',
           version: '1.0.0',
+          // Used by partners under their agreement with us, not open source: an SPDX reference of our own.
+          license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
           description:
             'Physicians prescribe medical massage; licensed massage therapists accept, treat and report progress. ' +
             'Every error is application/problem+json (RFC 9457). Every /v1 route but the token endpoint needs a bearer access token.',
         },
+        // Relative: the service that served this document, wherever it runs (a client generated from the file is given its base URL).
+        servers: [{ url: '/', description: 'The service that served this document (npm start: http://localhost:3000)' }],
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
@@ -45,7 +49,11 @@ export default fp(
         ],
       },
       // Every route answers errors and carries headers the same way; declaring them here keeps each route's schema about its own shapes.
-      transform: ({ schema, url, route }) => ({ schema: { ...schema, response: declaredResponses(route as never, schema as Json) }, url }),
+      // A route without a security requirement is public, and says so (security: []) rather than leaving it unsaid.
+      transform: ({ schema, url, route }) => ({
+        schema: { ...schema, security: (schema as Json).security ?? [], response: declaredResponses(route as never, schema as Json) },
+        url,
+      }),
       transformObject: (document) => referToHeaderComponents((document as { openapiObject: Json }).openapiObject) as never,
     });
     await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
