@@ -10,6 +10,7 @@ import { assertProblem } from './fixtures/problems.js';
 import { referralBody, visitNoteBody } from './fixtures/referral-bodies.js';
 import { requireStatus } from './fixtures/responses.js';
 import { auditEvents, buildTestApp, defaultPassword, type Json, type TestResponse as Response } from './helper.js';
+import { withParametersInline } from './fixtures/openapi-parameters.js';
 
 const test = await buildTestApp(t);
 const networkAdmin = await test.loginAsAdmin();
@@ -487,7 +488,7 @@ t.test('the token endpoint ignores the header', async (t) => {
 });
 
 t.test('the OpenAPI document describes the header on POSTs, not on the token endpoint', async (t) => {
-  const document = requireStatus(await test.request({ method: 'GET', url: '/openapi.json' }), 200, 'openapi');
+  const document = withParametersInline(requireStatus(await test.request({ method: 'GET', url: '/openapi.json' }), 200, 'openapi'));
   const headerOf = (path: string, method = 'post') =>
     ((document.paths[path]?.[method]?.parameters ?? []) as Json[]).find((parameter) => parameter.in === 'header' && parameter.name === 'idempotency-key');
   const onCreate = headerOf('/v1/referrals');

@@ -77,6 +77,41 @@ t.test('every operation documents a 2xx response with a schema (204 has no body)
   }
 });
 
+t.test('every JSON body, request or 2xx response, is a named component a generated client can call by its name', async (t) => {
+  const isJson = (mediaType: string) => /[/+]json$/.test(mediaType);
+  const schemas = (document.components?.schemas ?? {}) as Record<string, Json>;
+  for (const { name, operation } of operations) {
+    const bodies = [
+      ...Object.entries((operation.requestBody?.content ?? {}) as Record<string, Json>).map(([mediaType, content]) => [`request ${mediaType}`, mediaType, content] as const),
+      ...Object.entries(operation.responses as Record<string, Json>)
+        .filter(([status]) => /^2\d\d$/.test(status))
+        .flatMap(([status, response]) => Object.entries((response.content ?? {}) as Record<string, Json>).map(([mediaType, content]) => [`${status} ${mediaType}`, mediaType, content] as const)),
+    ];
+    for (const [where, mediaType, content] of bodies) {
+      if (!isJson(mediaType) && mediaType !== 'multipart/form-data' && mediaType !== 'application/x-www-form-urlencoded') continue;
+      const ref = content.schema?.$ref as string | undefined;
+      t.match(ref, /^#\/components\/schemas\/[A-Z][A-Za-z0-9]+$/, `${name} ${where}: a $ref to a named schema`);
+      if (ref) t.ok(schemas[ref.split('/').pop()!], `${name} ${where}: ${ref} exists`);
+    }
+  }
+  for (const componentName of Object.keys(schemas)) t.match(componentName, /^[A-Z][A-Za-z0-9]+$/, `${componentName}: PascalCase letters and digits`);
+  t.notOk(committed.includes('"x-component"'), 'no naming keyword is left in the document');
+});
+
+t.test('shared parameters are components; a parameter with a default is optional', async (t) => {
+  const parameters = (document.components?.parameters ?? {}) as Record<string, Json>;
+  for (const componentName of ['Id', 'PageLimit', 'PageCursor', 'IdempotencyKey', 'IfMatch', 'FhirFormat', 'FhirCount', 'FhirCursor']) {
+    t.ok(parameters[componentName], `${componentName} is a parameter component`);
+  }
+  t.match(parameters.PageLimit, { in: 'query', name: 'limit', required: false, schema: { default: 50 } }, 'limit has a default and is not required');
+  for (const { name, operation } of operations) {
+    for (const parameter of (operation.parameters ?? []) as Json[]) {
+      if (parameter.$ref) t.ok(parameters[String(parameter.$ref).split('/').pop()!], `${name}: ${parameter.$ref} exists`);
+      else if (parameter.in === 'query' && parameter.schema?.default !== undefined) t.equal(parameter.required, false, `${name}: ${parameter.name} has a default, so is optional`);
+    }
+  }
+});
+
 t.test('error responses are problem+json; under /fhir/R4 they are OperationOutcomes', async (t) => {
   for (const { name, path, operation } of operations) {
     const fhir = path.startsWith('/fhir/R4/');

@@ -3,6 +3,7 @@
 // also passes through TestApp.request, whose contract check fails on an undeclared status or header.
 import t, { type Test } from 'tap';
 import { buildTestApp, createOffice, createPractice, type Json, type TestApp } from './helper.js';
+import { withParametersInline } from './fixtures/openapi-parameters.js';
 
 type Response = Awaited<ReturnType<TestApp['request']>>;
 
@@ -12,7 +13,7 @@ const test = await buildTestApp(t, { env: { RATE_LIMIT_PER_MINUTE: String(perCal
 const networkAdmin = await test.loginAsAdmin();
 const office = await createOffice(test, networkAdmin);
 const practice = await createPractice(test, networkAdmin);
-const document = test.app.swagger() as Json;
+const document = withParametersInline(test.app.swagger() as Json);
 
 const patientBody = { givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female' };
 

@@ -1,5 +1,6 @@
 // Schema pieces shared by several routes; each schema has a static type of the same name.
 import { Type, type Static, type TSchema } from 'typebox';
+import { component, componentKeyword } from './components.js';
 import { npiPattern } from './vocabulary.js';
 
 export const Uuid = Type.String({ format: 'uuid', description: 'Identifier (UUID)' });
@@ -15,16 +16,16 @@ export const Password = Type.String({ minLength: 12, maxLength: 200, description
 /** NPI: ten digits; the Luhn check is applied by the server and named in the error. */
 export const Npi = Type.String({ pattern: npiPattern.source, description: 'National Provider Identifier, 10 digits with a valid check digit' });
 
-export const Location = Type.Object(
+export const Location = component('Location', Type.Object(
   {
     lat: Type.Number({ minimum: -90, maximum: 90 }),
     lng: Type.Number({ minimum: -180, maximum: 180 }),
   },
   { additionalProperties: false },
-);
+));
 export type Location = Static<typeof Location>;
 
-export const Address = Type.Object(
+export const Address = component('Address', Type.Object(
   {
     line1: Type.String({ minLength: 1, maxLength: 200 }),
     line2: Type.Optional(Type.String({ maxLength: 200 })),
@@ -34,7 +35,7 @@ export const Address = Type.Object(
     country: Type.Optional(Type.String({ minLength: 2, maxLength: 2, description: 'ISO 3166-1 alpha-2' })),
   },
   { additionalProperties: false },
-);
+));
 export type Address = Static<typeof Address>;
 
 export const Problem = Type.Object(
@@ -69,11 +70,14 @@ export const PageQuery = {
   cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor from the previous page' })),
 };
 
+/** A page of a list; of a named item, named after it (`Patient` → `PatientPage`). */
 export function Page<T extends TSchema>(item: T) {
-  return Type.Object({
+  const page = Type.Object({
     data: Type.Array(item),
     nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null on the last page' }),
   });
+  const itemName = (item as Record<string, unknown>)[componentKeyword];
+  return typeof itemName === 'string' ? component(`${itemName}Page`, page) : page;
 }
 
 /**

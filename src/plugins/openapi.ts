@@ -4,6 +4,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import { Problem } from '../lib/schemas.js';
 import { OperationOutcomeSchema } from '../modules/fhir/route-schemas.js';
+import { hoistComponents, hoistParameters } from './openapi-components.js';
 import { declaredResponses, referToHeaderComponents, type Json } from './openapi-responses.js';
 
 export default fp(
@@ -54,7 +55,7 @@ export default fp(
         schema: { ...schema, security: (schema as Json).security ?? [], response: declaredResponses(route as never, schema as Json) },
         url,
       }),
-      transformObject: (document) => referToHeaderComponents((document as { openapiObject: Json }).openapiObject) as never,
+      transformObject: (document) => hoistParameters(hoistComponents(referToHeaderComponents((document as { openapiObject: Json }).openapiObject))) as never,
     });
     await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
     app.get('/openapi.json', { config: { policy: 'public' }, schema: { hide: true } }, async () => app.swagger());

@@ -34,6 +34,7 @@ import { makeResolver } from './openapi-fuzz-schemas.js';
 import { AsReadRef, CallerOrganizationRef, PairRef, PoolRef, addToPool, isoDay, ownerOf, pathPool, pools, resolveValue } from './openapi-fuzz-values.js';
 import { jwksOf, signingKey } from '../fixtures/smart.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
+import { withParametersInline } from '../fixtures/openapi-parameters.js';
 
 skipFileUnlessPostgres();
 
@@ -50,7 +51,7 @@ const concurrency = Math.max(1, Number(process.env.FUZZ_CONCURRENCY ?? 1));
 // The seeded network.
 
 const test = await buildTestApp(t, { env: { ROLE: 'api' } });
-const document = test.app.swagger() as Json;
+const document = withParametersInline(test.app.swagger() as Json);
 const contract = new ResponseContract(document);
 const resolve = makeResolver(document);
 const adminToken = await test.loginAsAdmin();

@@ -54,6 +54,7 @@ import {
 } from './policy-oracle.js';
 import { describeTarget, nextStepsOf, pick, resolveTarget, runInputArbitrary, type RunInput } from './policy-run-input.js';
 import { skipFileUnlessPostgres } from './postgres-only.js';
+import { withParametersInline } from '../fixtures/openapi-parameters.js';
 
 skipFileUnlessPostgres();
 
@@ -567,7 +568,7 @@ async function execute(input: RunInput): Promise<void> {
 // ─── The property ───────────────────────────────────────────────────────────────────────────────
 
 t.test('the list and search routes have exactly the query parameters this oracle models', async (t) => {
-  const document = test.app.swagger() as Json;
+  const document = withParametersInline(test.app.swagger() as Json);
   const queryOf = (path: string) =>
     ((document.paths[path]?.get?.parameters ?? []) as Json[])
       .filter((parameter) => parameter.in === 'query')

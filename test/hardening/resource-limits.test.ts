@@ -19,6 +19,7 @@ import { fieldName, nestedArrays, nestedObjects, stringPaths, withValueAt } from
 import { MiB, answerBoundMs, fieldsNamed, hostileRequests, problemMediaType, type KnownDefects } from './resource-limits-probes.js';
 import { buildResourceLimitsWorld, isoDate } from './resource-limits-world.js';
 import { systemAuditContext } from '../../src/modules/audit/audit-log.js';
+import { withParametersInline } from '../fixtures/openapi-parameters.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,7 +30,7 @@ const { networkAdmin, office, practice, secondPractice, referralBody, visitNote,
 await test.app.auditSequencer.run({ wait: true });
 await test.app.auditLog.record(systemAuditContext('resource-limits'), { action: 'test.filler', outcome: 'success' });
 await test.app.auditSequencer.run({ wait: true });
-const document = test.app.swagger() as Json;
+const document = withParametersInline(test.app.swagger() as Json);
 
 // Raw HTTP goes over a socket, for what app.inject cannot show: framing, chunking and the HTTP parser.
 await test.app.listen({ port: 0, host: '127.0.0.1' });

@@ -1,13 +1,14 @@
 // Shapes of audit events, their filters, the log's checkpoints, proofs and verification (SPEC §15),
 // and the "who saw this patient" answer.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
 import { auditActorTypes, auditOutcomes, enumOf } from '../../lib/vocabulary.js';
 
 const ActorType = enumOf(auditActorTypes);
 const Outcome = enumOf(auditOutcomes);
 
-export const AuditEvent = Type.Object({
+export const AuditEvent = component('AuditEvent', Type.Object({
   id: Type.Integer({ description: 'Unique, rising in the order events were written (not committed); rolled-back changes leave gaps' }),
   leafIndex: Type.Optional(
     Type.Integer({
@@ -39,7 +40,7 @@ export const AuditEvent = Type.Object({
         'Present on a summary of repeated identical refusals: how many more times the refusal recorded just before it in the same window was repeated',
     }),
   ),
-});
+}));
 export type AuditEvent = Static<typeof AuditEvent>;
 
 export const AuditFilterFields = {
@@ -60,7 +61,7 @@ export type AuditExportQuery = Static<typeof AuditExportQuery>;
 
 const Base64Hash = Type.String({ contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/]{43}=$', description: 'A SHA-256 hash in base64' });
 
-export const Checkpoint = Type.Object({
+export const Checkpoint = component('AuditCheckpoint', Type.Object({
   origin: Type.String({ description: "Names this deployment's log (the C2SP checkpoint origin line)" }),
   treeSize: Type.Integer({ minimum: 0 }),
   rootHash: Base64Hash,
@@ -68,7 +69,7 @@ export const Checkpoint = Type.Object({
   keyId: Type.String({ description: 'The RFC 7638 thumbprint of the signing key: the kid of GET /v1/audit-events/public-key' }),
   signature: Type.String({ contentEncoding: 'base64', description: 'Ed25519 over origin + "\n" + treeSize + "\n" + rootHash + "\n"' }),
   note: Type.String({ description: 'The same checkpoint as a C2SP signed note, for transparency-log tooling' }),
-});
+}));
 export type Checkpoint = Static<typeof Checkpoint>;
 
 export const CheckpointListQuery = Type.Object(
@@ -78,14 +79,14 @@ export const CheckpointListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const PublicKey = Type.Object({
+export const PublicKey = component('AuditPublicKey', Type.Object({
   kty: Type.Literal('OKP'),
   crv: Type.Literal('Ed25519'),
   x: Type.String(),
   kid: Type.String(),
   alg: Type.Literal('EdDSA'),
   use: Type.Literal('sig'),
-});
+}));
 
 export const AuditEventParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
 
@@ -98,12 +99,12 @@ export const InclusionProofQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const InclusionProof = Type.Object({
+export const InclusionProof = component('InclusionProof', Type.Object({
   leafIndex: Type.Integer({ minimum: 0 }),
   treeSize: Type.Integer({ minimum: 1 }),
   leafHash: Base64Hash,
   hashes: Type.Array(Base64Hash, { description: 'The RFC 9162 §2.1.3 inclusion path, from the leaf up' }),
-});
+}));
 
 export const ConsistencyQuery = Type.Object(
   {
@@ -113,15 +114,15 @@ export const ConsistencyQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const ConsistencyProof = Type.Object({
+export const ConsistencyProof = component('ConsistencyProof', Type.Object({
   from: Type.Integer({ minimum: 0 }),
   to: Type.Integer({ minimum: 1 }),
   hashes: Type.Array(Base64Hash, { description: 'The RFC 9162 §2.1.4 consistency proof' }),
-});
+}));
 
 export const logProblems = ['missing', 'modified', 'nodes-modified', 'bad-signature'] as const;
 
-export const LogVerification = Type.Union([
+export const LogVerification = component('AuditLogVerification', Type.Union([
   Type.Object({
     valid: Type.Literal(true),
     treeSize: Type.Integer({ minimum: 0, description: 'Events checked: the tree size of the latest signed checkpoint' }),
@@ -135,7 +136,7 @@ export const LogVerification = Type.Union([
         "missing: the leaf's event was deleted; modified: the event differs from what was signed (at this leaf, or at or after it when its hashes were rewritten too); nodes-modified: the stored tree's hashes differ from the events'; bad-signature: a checkpoint's signature does not verify with the log's public key",
     }),
   }),
-]);
+]));
 export type LogVerification = Static<typeof LogVerification>;
 
 export const PatientViewersQuery = Type.Object(
@@ -143,7 +144,7 @@ export const PatientViewersQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const PatientViewers = Type.Object({
+export const PatientViewers = component('PatientViewers', Type.Object({
   patientId: Uuid,
   data: Type.Array(
     Type.Object({
@@ -159,4 +160,4 @@ export const PatientViewers = Type.Object({
       lastAt: Timestamp,
     }),
   ),
-});
+}));

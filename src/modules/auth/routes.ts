@@ -1,6 +1,8 @@
 // /v1/auth/token, /v1/auth/revoke and /v1/me.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { Config } from '../../config.js';
+import { component } from '../../lib/components.js';
 import { oauthError, UnauthorizedError } from '../../lib/errors.js';
 import { auditContextOf } from '../audit/audit-log.js';
 import { everyone } from './policy.js';
@@ -8,6 +10,9 @@ import { PrincipalsRepository } from './principals-repository.js';
 import type { RemoteJwks } from './remote-jwks.js';
 import { Me, RevokeRequest, TokenRequest, TokenResponse } from './schemas.js';
 import { TokenService } from './token-service.js';
+
+/** OAuth's own form bodies (RFC 6749 §4, RFC 7009 §2.1), and JSON. */
+const oauthBodyTypes = ['application/json', 'application/x-www-form-urlencoded'];
 
 /** client_secret_basic (RFC 6749 §2.3.1): both parts are form-urlencoded inside the Basic credentials. */
 function basicClientCredentials(header: string | undefined): { clientId: string; clientSecret: string } | undefined {
@@ -67,6 +72,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config; remoteJwks: Remote
         "Retry-After, right password or not, until that window ends. A successful sign-in clears its address's count. Known and unknown " +
         'emails get the same answers.',
       body: TokenRequest,
+      consumes: oauthBodyTypes,
       response: { 200: TokenResponse },
     },
   }, async (request, reply) => {
@@ -117,7 +123,8 @@ const authRoutes: FastifyPluginAsyncTypebox<{ config: Config; remoteJwks: Remote
       summary: 'Revoke a refresh token (and the session it belongs to)',
       description: 'RFC 7009: answers 200 whether or not the token was known. Access tokens expire on their own within minutes.',
       body: RevokeRequest,
-      response: { 200: { type: 'object', properties: {}, additionalProperties: false } },
+      consumes: oauthBodyTypes,
+      response: { 200: component('TokenRevoked', Type.Object({}, { additionalProperties: false, description: 'Nothing to say: RFC 7009 answers the same whether the token was known' })) },
     },
   }, async (request) => {
     const principal = request.principal!;

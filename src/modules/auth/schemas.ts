@@ -1,5 +1,6 @@
 // Request and response shapes of the token endpoint (OAuth 2.0, RFC 6749) and of /v1/me.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { Email, Uuid } from '../../lib/schemas.js';
 import { enumOf, OrganizationKind, UserRole, userRoles } from '../../lib/vocabulary.js';
 import { apiClientScopes } from './policy.js';
@@ -15,7 +16,7 @@ export const assertionAlgorithms = ['RS384', 'ES384'] as const;
  * let through to be refused by name when they are private key material (jwks-policy.ts), and
  * otherwise dropped: only these are kept.
  */
-export const PublicJwk = Type.Object(
+export const PublicJwk = component('PublicJwk', Type.Object(
   {
     kty: Type.Enum(['RSA', 'EC'], { description: 'RSA (with alg RS384, at least 2048 bits) or EC (curve P-384, alg ES384)' }),
     kid: Type.String({ minLength: 1, maxLength: 200, description: 'Names the key in the assertion header; unique within the set' }),
@@ -29,16 +30,16 @@ export const PublicJwk = Type.Object(
     y: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   },
   { additionalProperties: true },
-);
+));
 export type PublicJwk = Static<typeof PublicJwk>;
 
-export const JwkSet = Type.Object(
+export const JwkSet = component('JwkSet', Type.Object(
   { keys: Type.Array(PublicJwk, { minItems: 1, maxItems: 10 }) },
   { additionalProperties: false, description: 'A JSON Web Key Set of public keys only' },
-);
+));
 export type JwkSet = Static<typeof JwkSet>;
 
-export const TokenRequest = Type.Object(
+export const TokenRequest = component('TokenRequest', Type.Object(
   {
     grant_type: Type.Enum(['password', 'client_credentials', 'refresh_token']),
     username: Type.Optional(Type.String({ minLength: 1, maxLength: 254, description: 'password grant: the email' })),
@@ -74,25 +75,25 @@ export const TokenRequest = Type.Object(
       { grant_type: 'refresh_token', refresh_token: '…' },
     ],
   },
-);
+));
 export type TokenRequest = Static<typeof TokenRequest>;
 
-export const TokenResponse = Type.Object({
+export const TokenResponse = component('TokenResponse', Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires' }),
   refresh_token: Type.Optional(Type.String({ description: 'Rotates on every use; password and refresh_token grants only' })),
   scope: Type.Optional(Type.String()),
-});
+}));
 export type TokenResponse = Static<typeof TokenResponse>;
 
-export const RevokeRequest = Type.Object(
+export const RevokeRequest = component('RevokeTokenRequest', Type.Object(
   {
     token: Type.String({ minLength: 1, maxLength: 200, description: 'A refresh token of the caller; its whole family is revoked' }),
     token_type_hint: Type.Optional(Type.Enum(['refresh_token', 'access_token'])),
   },
   { additionalProperties: false },
-);
+));
 export type RevokeRequest = Static<typeof RevokeRequest>;
 
 const OrganizationSummary = Type.Object({
@@ -101,7 +102,7 @@ const OrganizationSummary = Type.Object({
   name: Type.String(),
 });
 
-export const Me = Type.Union([
+export const Me = component('Me', Type.Union([
   Type.Object({
     kind: Type.Literal('user'),
     id: Uuid,
@@ -119,5 +120,5 @@ export const Me = Type.Union([
     scopes: Type.Array(Type.Enum([...apiClientScopes])),
     organization: OrganizationSummary,
   }),
-]);
+]));
 export type Me = Static<typeof Me>;

@@ -1,6 +1,7 @@
 // The billing summary of a referral (SPEC §14.9): the fields of a CMS-1500 (02/12) claim, each
 // named after the box it fills.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { Address, IsoDate, Uuid } from '../../lib/schemas.js';
 import { enumOf, sexes } from '../../lib/vocabulary.js';
 
@@ -16,21 +17,21 @@ export const diagnosisLetters = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J
 const Npi = Type.Union([Type.String({ pattern: '^\\d{10}$' }), Type.Null()], { description: 'NPI, or null when none is on file' });
 const DiagnosisLetter = enumOf(diagnosisLetters);
 
-export const ClaimPatient = Type.Object(
+export const ClaimPatient = component('ClaimPatient', Type.Object(
   { familyName: Type.String(), givenName: Type.String(), birthDate: IsoDate, sex: enumOf(sexes) },
   { description: 'Boxes 2 and 3' },
-);
+));
 
-export const ClaimInsured = Type.Object(
+export const ClaimInsured = component('ClaimInsured', Type.Object(
   {
     payer: Type.String(),
     memberId: Type.String({ description: "Box 1a, the insured's ID number" }),
     groupNumber: Type.Union([Type.String(), Type.Null()], { description: 'Box 11, the group number, if any' }),
   },
   { description: "The referral's insurance. The patient is taken as the insured (boxes 4, 7): the referral names no other" },
-);
+));
 
-export const ReferringProvider = Type.Object(
+export const ReferringProvider = component('ReferringProvider', Type.Object(
   {
     qualifier: Type.Literal(referringProviderQualifier, { description: 'DN: referring provider' }),
     id: Uuid,
@@ -38,23 +39,23 @@ export const ReferringProvider = Type.Object(
     npi: Npi,
   },
   { description: 'Box 17 and 17b: the prescribing physician' },
-);
+));
 
-export const ClaimProvider = Type.Object({ id: Uuid, name: Type.String(), npi: Npi });
+export const ClaimProvider = component('ClaimProvider', Type.Object({ id: Uuid, name: Type.String(), npi: Npi }));
 
-export const BillingProvider = Type.Object(
+export const BillingProvider = component('BillingProvider', Type.Object(
   { id: Uuid, name: Type.String(), npi: Npi, address: Address },
   { description: 'Box 33 and 33a: the accepting practice, which is also the service facility (box 32)' },
-);
+));
 
-export const ClaimDiagnosis = Type.Object({
+export const ClaimDiagnosis = component('ClaimDiagnosis', Type.Object({
   letter: DiagnosisLetter,
   code: Type.String({ description: 'ICD-10-CM code as the referral holds it, e.g. M54.50' }),
   formCode: Type.String({ description: 'The code as written on the form, without the dot, e.g. M5450' }),
   display: Type.String(),
-});
+}));
 
-export const ServiceLine = Type.Object({
+export const ServiceLine = component('ClaimServiceLine', Type.Object({
   lineNumber: Type.Integer({ minimum: 1 }),
   visitNumber: Type.Integer({ minimum: 1 }),
   progressReportId: Uuid,
@@ -68,10 +69,10 @@ export const ServiceLine = Type.Object({
   }),
   units: Type.Integer({ description: 'Box 24G' }),
   renderingProviderNpi: { ...Npi, description: "Box 24J: the NPI of the therapist who wrote the visit note, or null when none is on file" },
-});
+}));
 export type ServiceLine = Static<typeof ServiceLine>;
 
-export const Claim = Type.Object(
+export const Claim = component('Claim', Type.Object(
   {
     referralId: Uuid,
     patient: ClaimPatient,
@@ -89,5 +90,5 @@ export const Claim = Type.Object(
     description:
       'No charges (box 24F, 28) or tax id (box 25): the network keeps neither. Names, NPIs and addresses are the ones on file when it is read.',
   },
-);
+));
 export type Claim = Static<typeof Claim>;

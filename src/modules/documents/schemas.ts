@@ -1,6 +1,7 @@
 // Shapes of the files shared on a referral (SPEC §14.6): their metadata, the multipart upload and
 // the bytes served back.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { PageQuery, Page, Timestamp, Uuid } from '../../lib/schemas.js';
 import { documentCategories, documentContentTypes, enumOf, principalKinds } from '../../lib/vocabulary.js';
 
@@ -11,7 +12,7 @@ export type DocumentParams = Static<typeof DocumentParams>;
 
 export const DocumentListQuery = Type.Object({ ...PageQuery }, { additionalProperties: false });
 
-export const Document = Type.Object({
+export const Document = component('Document', Type.Object({
   id: Uuid,
   referralId: Uuid,
   category: enumOf(documentCategories),
@@ -26,13 +27,13 @@ export const Document = Type.Object({
   }),
   createdAt: Timestamp,
   contentUrl: Type.String({ description: 'Where the bytes are served', examples: ['/v1/referrals/0b9a7c1e-5d1a-4c57-9f3e-2f8d1c0b6a11/documents/5f0c2a4e-8d7b-4f5e-9a61-3c2b1d0e9f87/content'] }),
-});
+}));
 export type Document = Static<typeof Document>;
 
 export const DocumentPage = Page(Document);
 
 /** Documentation of the upload only: the parts stream and are read and checked one by one in upload.ts. */
-export const DocumentUpload = Type.Object(
+export const DocumentUpload = component('DocumentUpload', Type.Object(
   {
     file: Type.String({
       format: 'binary',
@@ -42,12 +43,12 @@ export const DocumentUpload = Type.Object(
     title: Type.String({ minLength: 1, maxLength: titleMaxLength }),
   },
   { additionalProperties: false, description: 'The parts may come in any order' },
-);
+));
 
-export const RetractDocument = Type.Object(
+export const RetractDocument = component('RetractDocument', Type.Object(
   { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: 'Why the document is withdrawn, kept with it' })) },
   { additionalProperties: false, description: 'Optional: a DELETE without a body retracts without a reason' },
-);
+));
 export type RetractDocument = Static<typeof RetractDocument>;
 
 /** The bytes, as the type they were told to be. */

@@ -2,23 +2,28 @@
 // CapabilityStatement and the FHIR specification are their contract), parameters by resources.ts.
 import { Type, type TSchema, type TString } from 'typebox';
 import { fhirJson } from './http.js';
+import { component } from '../../lib/components.js';
 import type { ResourceDefinition } from './resources.js';
 import { commonParameters, type SearchParameterDefinition } from './search/params.js';
 
-const resourceBody = (type: string, description: string) => ({
-  description,
-  content: {
-    [fhirJson]: {
-      schema: {
-        type: 'object',
-        description: `A FHIR R4 ${type} (http://hl7.org/fhir/R4/${type.toLowerCase()}.html): its elements are FHIR's, not repeated here`,
-        required: ['resourceType'],
-        properties: { resourceType: { const: type } },
-        additionalProperties: true,
-      },
-    },
-  },
-});
+/**
+ * A FHIR resource of one type, as the document names it (`FhirTask`, `FhirBundle`): free-form, since
+ * its elements are FHIR's (the specification and GET /fhir/R4/metadata are the contract), with its type.
+ */
+export const fhirResource = (type: string) =>
+  component(`Fhir${type}`, {
+    type: 'object',
+    description: `A FHIR R4 ${type} (http://hl7.org/fhir/R4/${type.toLowerCase()}.html): its elements are FHIR's, not repeated here`,
+    required: ['resourceType'],
+    properties: { resourceType: { const: type } },
+    additionalProperties: true,
+  } as TSchema);
+
+/** What a FHIR write takes: FHIR's own media type, and plain JSON as clients that know no better send it. */
+export const fhirBodyTypes = [fhirJson, 'application/json'];
+
+/** A response of one FHIR resource, in application/fhir+json. */
+export const resourceBody = (type: string, description: string) => ({ description, content: { [fhirJson]: { schema: fhirResource(type) } } });
 
 const formatParameter = { _format: Type.Optional(Type.String({ description: 'json (the only format served); overrides Accept' })) };
 const parameterSchema = (definition: SearchParameterDefinition) =>

@@ -1,9 +1,10 @@
 // Liveness and readiness for orchestrators; public and outside /v1.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { component } from '../../lib/components.js';
 import { retryAfterSeconds } from '../../lib/errors.js';
 
-const HealthStatus = Type.Object({
+const HealthStatus = component('HealthStatus', Type.Object({
   status: Type.Enum(['ok', 'unavailable']),
   checks: Type.Optional(Type.Object({ database: Type.Boolean(), migrations: Type.Boolean() })),
   details: Type.Optional(
@@ -21,7 +22,7 @@ const HealthStatus = Type.Object({
       { description: 'Figures other modules report; informative, they never make the service unready' },
     ),
   ),
-});
+}));
 
 /** Figures a module reports in readiness details, by name. */
 export type ReadinessDetails = Map<string, () => Promise<number>>;

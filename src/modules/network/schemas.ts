@@ -1,6 +1,7 @@
 // Shapes of organizations, their users and API clients, and the therapist directory.
 import { Type, type Static } from 'typebox';
 import { techniques } from '../../lib/catalog.js';
+import { component } from '../../lib/components.js';
 import { Address, Email, IsoDate, Location, Npi, PageQuery, Password, Timestamp, Uuid } from '../../lib/schemas.js';
 import type { FieldProblem } from '../../lib/errors.js';
 import { npiProblem } from '../../lib/npi.js';
@@ -30,7 +31,7 @@ export function npiRuleProblem(npi: string | null | undefined, rule: NpiRule | u
 
 const UsState = Type.String({ pattern: '^[A-Z]{2}$', description: 'Two-letter state code' });
 
-export const CreateOrganization = Type.Object(
+export const CreateOrganization = component('CreateOrganization', Type.Object(
   {
     kind: OrganizationKind,
     name: Type.String({ minLength: 1, maxLength: 200 }),
@@ -51,10 +52,10 @@ export const CreateOrganization = Type.Object(
       },
     ],
   },
-);
+));
 export type CreateOrganization = Static<typeof CreateOrganization>;
 
-export const Organization = Type.Object({
+export const Organization = component('Organization', Type.Object({
   id: Uuid,
   kind: OrganizationKind,
   name: Type.String(),
@@ -63,7 +64,7 @@ export const Organization = Type.Object({
   location: Location,
   createdAt: Timestamp,
   updatedAt: Timestamp,
-});
+}));
 export type Organization = Static<typeof Organization>;
 
 export const OrganizationListQuery = Type.Object(
@@ -84,7 +85,7 @@ const License = Type.Object(
 /** Roles as a sentence names them: a, b or c. */
 const roleList = (roles: readonly string[]) => `${roles.slice(0, -1).join(', ')} or ${roles.at(-1)}`;
 
-export const CreateUser = Type.Object(
+export const CreateUser = component('CreateUser', Type.Object(
   {
     role: StaffRole,
     email: Email,
@@ -121,10 +122,10 @@ export const CreateUser = Type.Object(
       },
     ],
   },
-);
+));
 export type CreateUser = Static<typeof CreateUser>;
 
-export const TherapistProfile = Type.Object({
+export const TherapistProfile = component('TherapistProfile', Type.Object({
   license: Type.Object({
     number: Type.String(),
     state: Type.String(),
@@ -135,10 +136,10 @@ export const TherapistProfile = Type.Object({
   certifications: Type.Array(Type.String()),
   acceptingReferrals: Type.Boolean(),
   serviceRadiusKm: Type.Integer(),
-});
+}));
 export type TherapistProfile = Static<typeof TherapistProfile>;
 
-export const User = Type.Object({
+export const User = component('User', Type.Object({
   id: Uuid,
   organizationId: Type.Union([Uuid, Type.Null()]),
   role: UserRole,
@@ -149,10 +150,10 @@ export const User = Type.Object({
   therapist: Type.Union([TherapistProfile, Type.Null()]),
   createdAt: Timestamp,
   updatedAt: Timestamp,
-});
+}));
 export type User = Static<typeof User>;
 
-export const UpdateUser = Type.Object(
+export const UpdateUser = component('UpdateUser', Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     npi: Type.Optional(
@@ -167,7 +168,7 @@ export const UpdateUser = Type.Object(
     licenseVerified: Type.Optional(Type.Boolean({ description: 'Network admins only' })),
   },
   { additionalProperties: false, minProperties: 1 },
-);
+));
 export type UpdateUser = Static<typeof UpdateUser>;
 
 export const UserParams = Type.Object({ id: Uuid, userId: Uuid }, { additionalProperties: false });
@@ -188,7 +189,7 @@ const JwksUrl = Type.String({
   description: 'https URL serving the JSON Web Key Set (public keys) the client signs its assertions with; fetched when needed and cached for 10 minutes',
 });
 
-export const CreateApiClient = Type.Object(
+export const CreateApiClient = component('CreateApiClient', Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     scopes: Type.Array(Type.Enum([...apiClientScopes]), { minItems: 1, uniqueItems: true }),
@@ -209,17 +210,17 @@ export const CreateApiClient = Type.Object(
       { name: 'Riverside EHR (FHIR)', scopes: ['referrals:read', 'referrals:write'], authMethod: 'private_key_jwt', jwksUrl: 'https://ehr.riverside.example/.well-known/jwks.json' },
     ],
   },
-);
+));
 export type CreateApiClient = Static<typeof CreateApiClient>;
 
 /** New keys for a private_key_jwt client: one of the two, replacing whichever it had. */
-export const ReplaceApiClientKeys = Type.Object(
+export const ReplaceApiClientKeys = component('ReplaceApiClientKeys', Type.Object(
   { jwks: Type.Optional(JwkSet), jwksUrl: Type.Optional(JwksUrl) },
   { additionalProperties: false, description: 'Exactly one of jwks and jwksUrl' },
-);
+));
 export type ReplaceApiClientKeys = Static<typeof ReplaceApiClientKeys>;
 
-export const ApiClient = Type.Object({
+export const ApiClient = component('ApiClient', Type.Object({
   id: Uuid,
   organizationId: Uuid,
   name: Type.String(),
@@ -231,10 +232,10 @@ export const ApiClient = Type.Object({
   active: Type.Boolean(),
   createdAt: Timestamp,
   revokedAt: Type.Union([Timestamp, Type.Null()]),
-});
+}));
 export type ApiClient = Static<typeof ApiClient>;
 
-export const ApiClientWithSecret = Type.Intersect([
+export const ApiClientWithSecret = component('ApiClientWithSecret', Type.Intersect([
   ApiClient,
   Type.Object({
     clientSecret: Type.Optional(
@@ -244,7 +245,7 @@ export const ApiClientWithSecret = Type.Intersect([
       }),
     ),
   }),
-]);
+]));
 export type ApiClientWithSecret = Static<typeof ApiClientWithSecret>;
 
 export const ApiClientParams = Type.Object({ id: Uuid, apiClientId: Uuid }, { additionalProperties: false });
@@ -271,7 +272,7 @@ export const TherapistSearchQuery = Type.Object(
 );
 export type TherapistSearchQuery = Static<typeof TherapistSearchQuery>;
 
-export const DirectoryTherapist = Type.Object({
+export const DirectoryTherapist = component('DirectoryTherapist', Type.Object({
   id: Uuid,
   name: Type.String(),
   practice: Type.Object({ id: Uuid, name: Type.String(), address: Address, location: Location }),
@@ -281,5 +282,5 @@ export const DirectoryTherapist = Type.Object({
   serviceRadiusKm: Type.Integer(),
   license: Type.Object({ state: Type.String(), expiresOn: IsoDate, verified: Type.Boolean() }),
   distanceKm: Type.Union([Type.Number(), Type.Null()], { description: 'Great-circle distance from near, if given' }),
-});
+}));
 export type DirectoryTherapist = Static<typeof DirectoryTherapist>;

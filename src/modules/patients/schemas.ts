@@ -1,17 +1,18 @@
 // Patient shapes: the minimum necessary to identify a patient across office, therapist and EHR.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { Email, IsoDate, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
 import { enumOf, sexes } from '../../lib/vocabulary.js';
 
-export const Identifier = Type.Object(
+export const Identifier = component('PatientIdentifier', Type.Object(
   {
     system: Type.String({ minLength: 1, maxLength: 200, description: 'Namespace of the identifier, e.g. urn:riverside:mrn' }),
     value: Type.String({ minLength: 1, maxLength: 100 }),
   },
   { additionalProperties: false },
-);
+));
 
-export const CreatePatient = Type.Object(
+export const CreatePatient = component('CreatePatient', Type.Object(
   {
     givenName: Type.String({ minLength: 1, maxLength: 100 }),
     familyName: Type.String({ minLength: 1, maxLength: 100 }),
@@ -33,10 +34,10 @@ export const CreatePatient = Type.Object(
       },
     ],
   },
-);
+));
 export type CreatePatient = Static<typeof CreatePatient>;
 
-export const Patient = Type.Object({
+export const Patient = component('Patient', Type.Object({
   id: Uuid,
   organizationId: Uuid,
   givenName: Type.String(),
@@ -48,7 +49,7 @@ export const Patient = Type.Object({
   identifiers: Type.Array(Identifier),
   createdAt: Timestamp,
   updatedAt: Timestamp,
-});
+}));
 export type Patient = Static<typeof Patient>;
 
 export const PatientListQuery = Type.Object(

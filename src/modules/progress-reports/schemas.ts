@@ -1,5 +1,6 @@
 // Shapes of a visit note (progress report) in SOAP form and of its addenda (SPEC §4).
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { IsoDate, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
 import { CptCode, TechniqueCode } from '../referrals/schemas.js';
 
@@ -8,28 +9,28 @@ const PainScore = Type.Integer({ minimum: 0, maximum: 10, description: '0–10 n
 
 export const outcomeInstruments = ['NDI', 'ODI', 'LEFS', 'DASH', 'PSFS', 'other'] as const;
 
-export const RangeOfMotion = Type.Object(
+export const RangeOfMotion = component('RangeOfMotion', Type.Object(
   {
     joint: Type.String({ minLength: 1, maxLength: 100, examples: ['lumbar_spine'] }),
     movement: Type.String({ minLength: 1, maxLength: 100, examples: ['flexion'] }),
     degrees: Type.Number({ minimum: 0, maximum: 360 }),
   },
   { additionalProperties: false },
-);
+));
 
-export const OutcomeMeasure = Type.Object(
+export const OutcomeMeasure = component('OutcomeMeasure', Type.Object(
   {
     instrument: Type.Enum([...outcomeInstruments]),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Required when instrument is other' })),
     score: Type.Number({ minimum: 0, maximum: 100 }),
   },
   { additionalProperties: false },
-);
+));
 
 /** CMS-1500 box 24D: up to four two-character modifiers (GP therapy plan of care, 59 distinct procedure, KX …). */
-export const CptModifier = Type.String({ pattern: '^[A-Z0-9]{2}$', description: 'CPT/HCPCS modifier: 2 uppercase letters or digits, e.g. GP, 59, KX', examples: ['GP'] });
+export const CptModifier = component('CptModifier', Type.String({ pattern: '^[A-Z0-9]{2}$', description: 'CPT/HCPCS modifier: 2 uppercase letters or digits, e.g. GP, 59, KX', examples: ['GP'] }));
 
-export const BillingLine = Type.Object(
+export const BillingLine = component('BillingLine', Type.Object(
   {
     cpt: CptCode,
     units: Type.Integer({ minimum: 1, maximum: 12, description: 'Units of 15 minutes' }),
@@ -44,10 +45,10 @@ export const BillingLine = Type.Object(
     ),
   },
   { additionalProperties: false, description: 'Notes posted before modifiers and diagnosisPointers existed have neither' },
-);
+));
 export type BillingLine = Static<typeof BillingLine>;
 
-export const CreateProgressReport = Type.Object(
+export const CreateProgressReport = component('CreateProgressReport', Type.Object(
   {
     visitDate: { ...IsoDate, description: 'Not in the future, not before the referral was accepted' },
     subjective: SoapText,
@@ -86,25 +87,25 @@ export const CreateProgressReport = Type.Object(
       },
     ],
   },
-);
+));
 export type CreateProgressReport = Static<typeof CreateProgressReport>;
 
-export const Addendum = Type.Object({
+export const Addendum = component('Addendum', Type.Object({
   id: Uuid,
   reportId: Uuid,
   authorId: Uuid,
   text: Type.String(),
   createdAt: Timestamp,
-});
+}));
 export type Addendum = Static<typeof Addendum>;
 
-export const CreateAddendum = Type.Object(
+export const CreateAddendum = component('CreateAddendum', Type.Object(
   { text: Type.String({ minLength: 1, maxLength: 10_000 }) },
   { additionalProperties: false, examples: [{ text: 'Correction: pain after the session was 3/10, not 4/10.' }] },
-);
+));
 export type CreateAddendum = Static<typeof CreateAddendum>;
 
-export const ProgressReport = Type.Object({
+export const ProgressReport = component('ProgressReport', Type.Object({
   id: Uuid,
   referralId: Uuid,
   visitNumber: Type.Integer({ description: 'Assigned by the server: 1 for the first visit' }),
@@ -124,7 +125,7 @@ export const ProgressReport = Type.Object({
   final: Type.Boolean(),
   signedAt: Timestamp,
   addenda: Type.Array(Addendum, { description: 'Corrections, oldest first; the note itself never changes' }),
-});
+}));
 export type ProgressReport = Static<typeof ProgressReport>;
 
 export const ProgressReportListQuery = Type.Object({ ...PageQuery }, { additionalProperties: false });

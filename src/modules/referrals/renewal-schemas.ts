@@ -1,12 +1,13 @@
 // Shapes of renewal (recertification) requests, SPEC §14.4.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { Timestamp, Uuid } from '../../lib/schemas.js';
 import { enumOf, renewalStatuses } from '../../lib/vocabulary.js';
 
 const AdditionalVisits = Type.Integer({ minimum: 1, maximum: 100, description: 'Visits to add to visitsAuthorized' });
 const ExtendWeeks = Type.Integer({ minimum: 0, maximum: 52, description: 'Weeks to move expiresOn by (from today, if the referral already expired)' });
 
-export const CreateRenewalRequest = Type.Object(
+export const CreateRenewalRequest = component('CreateRenewalRequest', Type.Object(
   {
     additionalVisits: AdditionalVisits,
     extendWeeks: ExtendWeeks,
@@ -17,26 +18,26 @@ export const CreateRenewalRequest = Type.Object(
     additionalProperties: false,
     examples: [{ additionalVisits: 6, extendWeeks: 4, justification: 'ODI improved 44 → 30; goal of ≤ 20 not met yet. Plan: 2×/week for 3 more weeks.' }],
   },
-);
+));
 export type CreateRenewalRequest = Static<typeof CreateRenewalRequest>;
 
-export const ApproveRenewal = Type.Object(
+export const ApproveRenewal = component('ApproveRenewal', Type.Object(
   {
     attestation: Type.Literal(true, { description: 'The prescriber orders the additional care' }),
     additionalVisits: Type.Optional({ ...AdditionalVisits, description: 'Default: what was requested' }),
     extendWeeks: Type.Optional({ ...ExtendWeeks, description: 'Default: what was requested' }),
   },
   { additionalProperties: false, examples: [{ attestation: true }, { attestation: true, additionalVisits: 4 }] },
-);
+));
 export type ApproveRenewal = Static<typeof ApproveRenewal>;
 
-export const DenyRenewal = Type.Object(
+export const DenyRenewal = component('DenyRenewal', Type.Object(
   { reason: Type.String({ minLength: 1, maxLength: 2000 }) },
   { additionalProperties: false, examples: [{ reason: 'Refer back for re-evaluation first' }] },
-);
+));
 export type DenyRenewal = Static<typeof DenyRenewal>;
 
-export const RenewalRequest = Type.Object({
+export const RenewalRequest = component('RenewalRequest', Type.Object({
   id: Uuid,
   referralId: Uuid,
   status: enumOf(renewalStatuses),
@@ -82,7 +83,7 @@ export const RenewalRequest = Type.Object({
       createdAt: '2027-01-05T10:00:00.000Z',
     },
   ],
-});
+}));
 export type RenewalRequest = Static<typeof RenewalRequest>;
 
 export const RenewalParams = Type.Object({ id: Uuid, requestId: Uuid }, { additionalProperties: false });

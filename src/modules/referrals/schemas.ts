@@ -1,12 +1,13 @@
 // Shapes of a referral (the massage prescription), its target, its transitions and its history (SPEC §3).
 import { Type, type Static } from 'typebox';
 import { bodyRegions, techniques } from '../../lib/catalog.js';
+import { component } from '../../lib/components.js';
 import { IsoDate, Location, PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
 import { enumOf, referralActorTypes, referralPriorities, referralStatuses, ReferralStatus, signatureMethods } from '../../lib/vocabulary.js';
 import { CreatePatient } from '../patients/schemas.js';
 
-export const TechniqueCode = Type.Enum([...techniques]);
-export const BodyRegionCode = Type.Enum([...bodyRegions]);
+export const TechniqueCode = component('Technique', Type.Enum([...techniques]));
+export const BodyRegionCode = component('BodyRegion', Type.Enum([...bodyRegions]));
 export const CptCode = Type.String({ pattern: '^\\d{5}$', description: 'CPT code, 5 digits (e.g. 97124 massage, 97140 manual therapy)' });
 
 // ICD-10-CM: a letter (not U), a digit, a digit or letter, then optionally a dot and 1–4 more.
@@ -15,16 +16,16 @@ export const Icd10Code = Type.String({
   description: 'ICD-10-CM code, e.g. M54.50, G44.209, M79.7',
 });
 
-export const Diagnosis = Type.Object(
+export const Diagnosis = component('Diagnosis', Type.Object(
   {
     code: Icd10Code,
     display: Type.String({ minLength: 1, maxLength: 300 }),
   },
   { additionalProperties: false },
-);
+));
 export type Diagnosis = Static<typeof Diagnosis>;
 
-export const Insurance = Type.Object(
+export const Insurance = component('Insurance', Type.Object(
   {
     payer: Type.String({ minLength: 1, maxLength: 200 }),
     memberId: Type.String({ minLength: 1, maxLength: 100 }),
@@ -33,10 +34,10 @@ export const Insurance = Type.Object(
     cptCodes: Type.Optional(Type.Array(CptCode, { maxItems: 10, uniqueItems: true, description: 'Suggested CPT codes' })),
   },
   { additionalProperties: false },
-);
+));
 export type Insurance = Static<typeof Insurance>;
 
-export const NetworkTarget = Type.Object(
+export const NetworkTarget = component('NetworkTarget', Type.Object(
   {
     techniques: Type.Optional(
       Type.Array(TechniqueCode, { minItems: 1, maxItems: 11, uniqueItems: true, description: "Techniques a therapist must offer; default the referral's" }),
@@ -45,11 +46,11 @@ export const NetworkTarget = Type.Object(
     radiusKm: Type.Number({ exclusiveMinimum: 0, maximum: 500 }),
   },
   { additionalProperties: false, description: 'An open offer to every matching therapist who accepts referrals; the first to accept wins' },
-);
+));
 export type NetworkTarget = Static<typeof NetworkTarget>;
 
 /** A network target as kept and shown once sent: the techniques resolved. */
-export const NetworkOffer = Type.Object({ techniques: Type.Array(TechniqueCode), near: Location, radiusKm: Type.Number() });
+export const NetworkOffer = component('NetworkOffer', Type.Object({ techniques: Type.Array(TechniqueCode), near: Location, radiusKm: Type.Number() }));
 export type NetworkOffer = Static<typeof NetworkOffer>;
 
 /** Exactly one of these names who the referral goes to (checked by the server, which names the fields). */
@@ -85,7 +86,7 @@ const exampleReferral = {
   send: true,
 };
 
-export const CreateReferral = Type.Object(
+export const CreateReferral = component('CreateReferral', Type.Object(
   {
     patientId: Type.Optional(Type.String({ format: 'uuid', description: "An existing patient of the caller's office" })),
     patient: Type.Optional(CreatePatient),
@@ -121,10 +122,10 @@ export const CreateReferral = Type.Object(
     description: 'Give exactly one of patientId and patient, and exactly one of therapistId, practiceId and network.',
     examples: [exampleReferral],
   },
-);
+));
 export type CreateReferral = Static<typeof CreateReferral>;
 
-export const PatientSummary = Type.Object(
+export const PatientSummary = component('PatientSummary', Type.Object(
   {
     id: Uuid,
     givenName: Type.String(),
@@ -135,10 +136,10 @@ export const PatientSummary = Type.Object(
     email: Type.Union([Type.String(), Type.Null()]),
   },
   { description: 'The patient in full, as the office and the accepting side see them' },
-);
+));
 export type PatientSummary = Static<typeof PatientSummary>;
 
-export const LimitedPatient = Type.Object(
+export const LimitedPatient = component('LimitedPatient', Type.Object(
   {
     limited: Type.Literal(true, { description: 'Marks this form; the full form has no such member' }),
     ageYears: Type.Integer({ minimum: 0, description: 'Whole years on the day of the answer' }),
@@ -149,28 +150,28 @@ export const LimitedPatient = Type.Object(
     description:
       'The patient before acceptance (SPEC §14.8): a therapy practice deciding on an offer sees no name, birth date, identifiers or contact',
   },
-);
+));
 export type LimitedPatient = Static<typeof LimitedPatient>;
 
-export const LimitedInsurance = Type.Object({ payer: Type.String() }, { description: 'The insurance before acceptance: the payer only' });
+export const LimitedInsurance = component('LimitedInsurance', Type.Object({ payer: Type.String() }, { description: 'The insurance before acceptance: the payer only' }));
 export type LimitedInsurance = Static<typeof LimitedInsurance>;
 
-export const PainScores = Type.Object({
+export const PainScores = component('PainScores', Type.Object({
   visitNumber: Type.Integer(),
   before: Type.Integer({ minimum: 0, maximum: 10 }),
   after: Type.Integer({ minimum: 0, maximum: 10 }),
-});
+}));
 export type PainScores = Static<typeof PainScores>;
 
-export const OutcomeScore = Type.Object({
+export const OutcomeScore = component('OutcomeScore', Type.Object({
   instrument: Type.String(),
   name: Type.Optional(Type.String()),
   score: Type.Number(),
   visitNumber: Type.Integer(),
-});
+}));
 export type OutcomeScore = Static<typeof OutcomeScore>;
 
-export const ProgressSummary = Type.Object(
+export const ProgressSummary = component('ProgressSummary', Type.Object(
   {
     visitsUsed: Type.Integer(),
     visitsAuthorized: Type.Integer(),
@@ -180,10 +181,10 @@ export const ProgressSummary = Type.Object(
     latestOutcomeScores: Type.Array(OutcomeScore, { description: 'The latest score of each instrument' }),
   },
   { description: 'Progress so far, from the visit notes' },
-);
+));
 
 /** A referral as its office sees it. */
-export const Signature = Type.Object(
+export const Signature = component('ReferralSignature', Type.Object(
   {
     signedBy: { ...Uuid, description: 'The prescriber whose order this is' },
     signedAt: Timestamp,
@@ -193,7 +194,7 @@ export const Signature = Type.Object(
     attestation: Type.String({ description: 'The statement the signer attested to, as it was shown' }),
   },
   { additionalProperties: false },
-);
+));
 export type Signature = Static<typeof Signature>;
 
 const exampleSignature = {
@@ -203,13 +204,13 @@ const exampleSignature = {
   attestation: 'I ordered this treatment for this patient and sign this order.',
 };
 
-export const ReferralHold = Type.Object(
+export const ReferralHold = component('ReferralHold', Type.Object(
   {
     since: Timestamp,
     adverseEventId: { ...Uuid, description: 'The adverse event that paused treatment' },
   },
   { additionalProperties: false },
-);
+));
 export type ReferralHold = Static<typeof ReferralHold>;
 
 const exampleReferralView = {
@@ -253,7 +254,7 @@ const exampleReferralView = {
   updatedAt: '2026-11-25T16:04:05.000Z',
 };
 
-export const Referral = Type.Object(
+export const Referral = component('Referral', Type.Object(
   {
     id: Uuid,
     status: ReferralStatus,
@@ -332,7 +333,7 @@ export const Referral = Type.Object(
       },
     ],
   },
-);
+));
 export type Referral = Static<typeof Referral>;
 
 export const ReferralListQuery = Type.Object(
@@ -351,22 +352,22 @@ export const ReferralListQuery = Type.Object(
 );
 export type ReferralListQuery = Static<typeof ReferralListQuery>;
 
-export const ReferralPage = Type.Object({
+export const ReferralPage = component('ReferralPage', Type.Object({
   data: Type.Array(Referral),
   nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null when nothing more has changed yet' }),
   syncCursor: Type.String({
     description: 'Where this page ended. Keep it and poll with cursor=syncCursor to receive every later change exactly in commit-safe order.',
   }),
-});
+}));
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000 });
 
-export const DeclineReferral = Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'No availability this month' }] });
+export const DeclineReferral = component('DeclineReferral', Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'No availability this month' }] }));
 export type DeclineReferral = Static<typeof DeclineReferral>;
-export const CancelReferral = Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'Patient moved out of state' }] });
+export const CancelReferral = component('CancelReferral', Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'Patient moved out of state' }] }));
 export type CancelReferral = Static<typeof CancelReferral>;
 
-export const AcceptReferral = Type.Object(
+export const AcceptReferral = component('AcceptReferral', Type.Object(
   {
     therapistId: Type.Optional(
       Type.String({ format: 'uuid', description: 'A practice admin or practice API client names the accepting therapist; a therapist accepts as themself' }),
@@ -379,44 +380,44 @@ export const AcceptReferral = Type.Object(
     ),
   },
   { additionalProperties: false, examples: [{ acknowledgedPrecautions: true }] },
-);
+));
 export type AcceptReferral = Static<typeof AcceptReferral>;
 
-export const RerouteReferral = Type.Object(
+export const RerouteReferral = component('RerouteReferral', Type.Object(
   { ...TargetFields, reason: Type.Optional(Reason) },
   { additionalProperties: false, description: 'Exactly one of therapistId, practiceId and network', examples: [{ practiceId: '6f1c2b9e-2f4a-4c55-9d0e-3a7b8c9d0e1f' }] },
-);
+));
 export type RerouteReferral = Static<typeof RerouteReferral>;
 
-export const SignReferral = Type.Object(
+export const SignReferral = component('SignReferral', Type.Object(
   {
     attestation: Type.Literal(true, { description: 'The prescriber attests that they ordered this treatment and sign the order' }),
     send: Type.Optional(Type.Boolean({ default: false, description: 'Send the draft to its target in the same change' })),
   },
   { additionalProperties: false, examples: [{ attestation: true, send: true }] },
-);
+));
 export type SignReferral = Static<typeof SignReferral>;
 
-export const ResumeReferral = Type.Object(
+export const ResumeReferral = component('ResumeReferral', Type.Object(
   {
     attestation: Type.Literal(true, { description: 'The prescriber attests that they reviewed the adverse event and that treatment may go on' }),
     comment: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'Kept in the history as the reason' })),
   },
   { additionalProperties: false, examples: [{ attestation: true, comment: 'Bruising resolved; resume with lighter pressure over the lumbar area' }] },
-);
+));
 export type ResumeReferral = Static<typeof ResumeReferral>;
 
-export const AmendReferral = Type.Object(
+export const AmendReferral = component('AmendReferral', Type.Object(
   {
     expiresOn: Type.Optional({ ...IsoDate, description: 'A later expiry date' }),
     visitsAuthorized: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'A higher number of visits' })),
     reason: Type.Optional(Reason),
   },
   { additionalProperties: false, minProperties: 1, examples: [{ expiresOn: '2027-03-31', visitsAuthorized: 16 }] },
-);
+));
 export type AmendReferral = Static<typeof AmendReferral>;
 
-export const ReferralEvent = Type.Object({
+export const ReferralEvent = component('ReferralHistoryEntry', Type.Object({
   id: Type.Integer(),
   action: Type.Enum([
     'create',
@@ -452,7 +453,7 @@ export const ReferralEvent = Type.Object({
   reason: Type.Union([Type.String(), Type.Null()]),
   changes: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
   occurredAt: Timestamp,
-});
+}));
 export type ReferralEvent = Static<typeof ReferralEvent>;
 
 export const IfMatchHeaders = Type.Object({

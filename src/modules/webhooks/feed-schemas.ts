@@ -1,5 +1,6 @@
 // Shapes of the events feed (SPEC §14.7): the thin events webhooks carry, with a cursor to follow.
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { Timestamp, Uuid } from '../../lib/schemas.js';
 import { subscribableEventTypes } from './schemas.js';
 
@@ -36,7 +37,7 @@ const FeedEvent = Type.Object({
   }),
 });
 
-export const EventFeedPage = Type.Object(
+export const EventFeedPage = component('EventFeedPage', Type.Object(
   {
     data: Type.Array(FeedEvent),
     nextCursor: Type.String({ description: 'Always given: pass it as `after` to keep following the feed' }),
@@ -63,4 +64,4 @@ export const EventFeedPage = Type.Object(
       },
     ],
   },
-);
+));

@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import type { Executor } from '../../db/database.js';
+import { component } from '../../lib/components.js';
 import { conflict, notFound, validationFailed } from '../../lib/errors.js';
 import { decodeCursor, decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, Page } from '../../lib/schemas.js';
@@ -196,7 +197,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app,
       operationId: 'pingWebhookEndpoint',
       summary: 'Queue a ping event to this receiver',
       params: IdParams,
-      response: { 202: Type.Object({ eventId: Type.String({ format: 'uuid' }) }) },
+      response: { 202: component('PingQueued', Type.Object({ eventId: Type.String({ format: 'uuid', description: 'The ping event, as its deliveries will carry it (webhook-id)' }) })) },
     },
   }, async (request, reply) => {
     const endpoint = await managedEndpoint(request.principal!, request.params.id);

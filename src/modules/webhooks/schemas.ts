@@ -1,5 +1,6 @@
 // Shapes of webhook endpoints, deliveries and their attempts (SPEC §8).
 import { Type, type Static } from 'typebox';
+import { component } from '../../lib/components.js';
 import { PageQuery, Timestamp, Uuid } from '../../lib/schemas.js';
 import { deliveryStatuses, enumOf, webhookEndpointStatuses, webhookEventTypes, webhookFormats, type WebhookEventType } from '../../lib/vocabulary.js';
 
@@ -9,7 +10,7 @@ const formatDescription =
   "standard: the thin {type, timestamp, data} JSON payload (application/json). fhir: a FHIR R4 Bundle of type collection (application/fhir+json) holding the referral's Task, signed the same way. A change applies to events written after it.";
 const Format = enumOf(webhookFormats, { description: formatDescription });
 
-export const CreateWebhookEndpoint = Type.Object(
+export const CreateWebhookEndpoint = component('CreateWebhookEndpoint', Type.Object(
   {
     url: Type.String({ minLength: 1, maxLength: 2000, description: 'https URL of the receiver' }),
     eventTypes: Type.Array(EventType, { minItems: 1, uniqueItems: true }),
@@ -21,10 +22,10 @@ export const CreateWebhookEndpoint = Type.Object(
     additionalProperties: false,
     examples: [{ url: 'https://ehr.example/hooks/massage', eventTypes: ['referral.accepted', 'progress_report.created'], description: 'Riverside EHR' }],
   },
-);
+));
 export type CreateWebhookEndpoint = Static<typeof CreateWebhookEndpoint>;
 
-export const UpdateWebhookEndpoint = Type.Object(
+export const UpdateWebhookEndpoint = component('UpdateWebhookEndpoint', Type.Object(
   {
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     eventTypes: Type.Optional(Type.Array(EventType, { minItems: 1, uniqueItems: true })),
@@ -33,10 +34,10 @@ export const UpdateWebhookEndpoint = Type.Object(
     status: Type.Optional(enumOf(webhookEndpointStatuses, { description: 'Set active to re-enable a disabled endpoint' })),
   },
   { additionalProperties: false, minProperties: 1 },
-);
+));
 export type UpdateWebhookEndpoint = Static<typeof UpdateWebhookEndpoint>;
 
-export const WebhookEndpoint = Type.Object({
+export const WebhookEndpoint = component('WebhookEndpoint', Type.Object({
   id: Uuid,
   organizationId: Uuid,
   url: Type.String(),
@@ -50,32 +51,32 @@ export const WebhookEndpoint = Type.Object({
   previousSecretExpiresAt: Type.Union([Timestamp, Type.Null()], { description: 'While set and in the future, the old secret signs too' }),
   createdAt: Timestamp,
   updatedAt: Timestamp,
-});
+}));
 export type WebhookEndpoint = Static<typeof WebhookEndpoint>;
 
-export const WebhookEndpointWithSecret = Type.Intersect([
+export const WebhookEndpointWithSecret = component('WebhookEndpointWithSecret', Type.Intersect([
   WebhookEndpoint,
   Type.Object({
     secret: Type.Optional(
       Type.String({ description: 'whsec_… signing secret, shown only in the answer that makes it; absent from a replay of that answer (same Idempotency-Key)' }),
     ),
   }),
-]);
+]));
 
 export const WebhookEndpointListQuery = Type.Object(
   { organizationId: Type.Optional(Type.String({ format: 'uuid' })), ...PageQuery },
   { additionalProperties: false },
 );
 
-export const WebhookAttempt = Type.Object({
+export const WebhookAttempt = component('WebhookAttempt', Type.Object({
   attemptedAt: Timestamp,
   statusCode: Type.Union([Type.Integer(), Type.Null()]),
   latencyMs: Type.Integer(),
   error: Type.Union([Type.String(), Type.Null()]),
   responseExcerpt: Type.Union([Type.String(), Type.Null()]),
-});
+}));
 
-export const WebhookDelivery = Type.Object({
+export const WebhookDelivery = component('WebhookDelivery', Type.Object({
   id: Uuid,
   endpointId: Uuid,
   eventId: Uuid,
@@ -88,7 +89,7 @@ export const WebhookDelivery = Type.Object({
   lastError: Type.Union([Type.String(), Type.Null()]),
   createdAt: Timestamp,
   attemptLog: Type.Array(WebhookAttempt),
-});
+}));
 export type WebhookDelivery = Static<typeof WebhookDelivery>;
 
 export const DeliveryListQuery = Type.Object(
@@ -96,9 +97,9 @@ export const DeliveryListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const RecoverDeliveries = Type.Object(
+export const RecoverDeliveries = component('RecoverWebhookDeliveries', Type.Object(
   { from: Timestamp, to: Type.Optional(Timestamp) },
   { additionalProperties: false, description: 'Sends again every dead delivery of the endpoint created in [from, to)' },
-);
+));
 
-export const Queued = Type.Object({ queued: Type.Integer(), deliveryIds: Type.Array(Uuid) });
+export const Queued = component('QueuedDeliveries', Type.Object({ queued: Type.Integer(), deliveryIds: Type.Array(Uuid) }));

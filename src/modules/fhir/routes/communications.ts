@@ -13,7 +13,7 @@ import { validateInbound } from '../inbound/validator.js';
 import { toCommunication } from '../map/communication.js';
 import { contextOfRecord } from '../map/thread-context.js';
 import { communicationDefinition } from '../resources.js';
-import { readSchema, searchSchema } from '../route-schemas.js';
+import { fhirBodyTypes, fhirResource, readSchema, searchSchema } from '../route-schemas.js';
 import { searchsetBundle, searchUrl } from '../search/bundle.js';
 import { parseSearch, wantsStrictHandling } from '../search/params.js';
 import { commonFilter, readAcross, resolveAnchor } from './thread-search.js';
@@ -80,18 +80,13 @@ const communicationRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (
         'partOf the Task or basedOn the ServiceRequest (both: the same referral), status completed, exactly one payload.contentString (1–5,000 ' +
         'characters), priority routine (default) or urgent. sender and recipient are the server\'s (400 if given), as is subject. Only the ' +
         "referral's care team posts; anyone else gets 404. An urgent message also announces message.urgent.",
-      body: {
-        type: 'object',
-        description: 'A FHIR R4 Communication',
-        required: ['resourceType'],
-        properties: { resourceType: { const: 'Communication' } },
-        additionalProperties: true,
-      },
+      body: fhirResource('Communication'),
+      consumes: fhirBodyTypes,
       response: {
         201: {
           description: 'The message as a Communication',
           headers: { 'last-modified': { type: 'string', description: 'meta.lastUpdated as an HTTP date' } },
-          content: { [fhirJson]: { schema: { type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'Communication' } }, additionalProperties: true } } },
+          content: { [fhirJson]: { schema: fhirResource('Communication') } },
         },
       },
     },

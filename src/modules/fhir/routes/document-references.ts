@@ -16,7 +16,7 @@ import { assertJsonAccepted, fhirJson, sendBundle, sendResource } from '../http.
 import { reportDocumentReference, sharedDocumentReference, toBinary } from '../map/document-reference.js';
 import { contextOfRecord, type ThreadContext } from '../map/thread-context.js';
 import { binaryDefinition, documentReferenceDefinition } from '../resources.js';
-import { readSchema, searchSchema } from '../route-schemas.js';
+import { fhirResource, readSchema, searchSchema } from '../route-schemas.js';
 import { searchsetBundle, searchUrl } from '../search/bundle.js';
 import { parseSearch, wantsStrictHandling } from '../search/params.js';
 import { commonFilter, readAcross, resolveAnchor, type Segment } from './thread-search.js';
@@ -142,7 +142,7 @@ const documentRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (app, 
           },
           content: {
             ...Object.fromEntries(binaryContentTypes.map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
-            [fhirJson]: { schema: { type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'Binary' } }, additionalProperties: true } },
+            [fhirJson]: { schema: fhirResource('Binary') },
           },
         },
       },

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { assertJsonAccepted, fhirJson, sendResource } from '../http.js';
+import { fhirResource } from '../route-schemas.js';
 import { capabilityStatement } from '../capability.js';
 
 const metadataRoutes: FastifyPluginAsyncTypebox<{ base: string; tokenEndpoint: string }> = async (app, { base, tokenEndpoint }) => {
@@ -14,7 +15,7 @@ const metadataRoutes: FastifyPluginAsyncTypebox<{ base: string; tokenEndpoint: s
       operationId: 'fhirCapabilities',
       summary: 'The CapabilityStatement: every FHIR resource, interaction and search parameter served, and how to sign in',
       querystring: Type.Object({ _format: Type.Optional(Type.String()), mode: Type.Optional(Type.String()) }),
-      response: { 200: { description: 'A FHIR R4 CapabilityStatement', content: { [fhirJson]: { schema: { type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'CapabilityStatement' } }, additionalProperties: true } } } } },
+      response: { 200: { description: 'A FHIR R4 CapabilityStatement', content: { [fhirJson]: { schema: fhirResource('CapabilityStatement') } } } },
     },
   }, async (request, reply) => {
     assertJsonAccepted(request);

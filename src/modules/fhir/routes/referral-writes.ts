@@ -11,7 +11,8 @@ import { fieldProblems } from '../../../plugins/problem-details.js';
 import { auditContextOf } from '../../audit/audit-log.js';
 import { everyone, officeRoles } from '../../auth/policy.js';
 import { CreateReferralSchema, type Referral } from '../../referrals/index.js';
-import { fhirJson, sendResource } from '../http.js';
+import { sendResource } from '../http.js';
+import { fhirBodyTypes, fhirResource, resourceBody } from '../route-schemas.js';
 import { createReferralOf, fhirPathOf } from '../inbound/service-request.js';
 import { moveOf, strongIfMatch } from '../inbound/task-update.js';
 import { validateInbound } from '../inbound/validator.js';
@@ -21,11 +22,6 @@ import { reportsByReferral } from '../../clinical-reports/index.js';
 
 type Json = Record<string, any>;
 
-const resourceSchema = (type: string, description: string) => ({
-  description,
-  content: { [fhirJson]: { schema: { type: 'object', required: ['resourceType'], properties: { resourceType: { const: type } }, additionalProperties: true } } },
-});
-const bodyOf = (type: string) => ({ type: 'object', required: ['resourceType'], properties: { resourceType: { const: type } }, additionalProperties: true, description: `A FHIR R4 ${type}` });
 
 /** A choice element as the client wrote it: `ServiceRequest.quantity[x]` is `quantityQuantity` in the body sent. */
 function asWritten(path: string, resource: Json): string {
@@ -71,8 +67,9 @@ const referralWriteRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (
       operationId: 'fhirCreateServiceRequest',
       summary: 'Create a referral from a ServiceRequest (status active sends it, draft keeps it a draft)',
       description: 'With a contained Patient (registered for your office) or Patient/{id} of your office, and one performer. Elements the server does not keep are refused by name; see the README for the mapping.',
-      body: bodyOf('ServiceRequest'),
-      response: { 201: { ...resourceSchema('ServiceRequest', 'The referral as created'), headers: { etag: { type: 'string' }, 'last-modified': { type: 'string' }, location: { type: 'string' } } } },
+      body: fhirResource('ServiceRequest'),
+      consumes: fhirBodyTypes,
+      response: { 201: { ...resourceBody('ServiceRequest', 'The referral as created'), headers: { etag: { type: 'string' }, 'last-modified': { type: 'string' }, location: { type: 'string' } } } },
     },
   }, async (request, reply) => {
     const resource = request.body as Json;
@@ -103,8 +100,9 @@ const referralWriteRoutes: FastifyPluginAsyncTypebox<{ base: string }> = async (
         '(type "acknowledged-precautions", valueBoolean) are read; other elements are the server\'s. If-Match takes the weak ETag of a read.',
       params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
       headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 100, description: 'W/"version" as read; 412 when stale' })) }),
-      body: bodyOf('Task'),
-      response: { 200: { ...resourceSchema('Task', 'The Task after the move'), headers: { etag: { type: 'string' }, 'last-modified': { type: 'string' } } } },
+      body: fhirResource('Task'),
+      consumes: fhirBodyTypes,
+      response: { 200: { ...resourceBody('Task', 'The Task after the move'), headers: { etag: { type: 'string' }, 'last-modified': { type: 'string' } } } },
     },
   }, async (request, reply) => {
     const principal = request.principal!;

@@ -2,6 +2,7 @@
 // (SMART App Launch 2.x), relative to the FHIR base as SMART clients look for it; public.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { smartConfiguration } from '../../auth/index.js';
+import { component } from '../../../lib/components.js';
 
 const smartConfigurationRoutes: FastifyPluginAsyncTypebox<{ publicBaseUrl: string }> = async (app, { publicBaseUrl }) => {
   const document = smartConfiguration(publicBaseUrl);
@@ -12,7 +13,7 @@ const smartConfigurationRoutes: FastifyPluginAsyncTypebox<{ publicBaseUrl: strin
       operationId: 'smartConfiguration',
       summary: 'The SMART configuration: token endpoint, client authentication (private_key_jwt, RS384/ES384), grant and scopes',
       response: {
-        200: {
+        200: component('SmartConfiguration', {
           type: 'object',
           properties: {
             token_endpoint: { type: 'string' },
@@ -22,7 +23,7 @@ const smartConfigurationRoutes: FastifyPluginAsyncTypebox<{ publicBaseUrl: strin
             scopes_supported: { type: 'array', items: { type: 'string' } },
             capabilities: { type: 'array', items: { type: 'string' } },
           },
-        },
+        }),
       },
     },
   }, async () => document);
