@@ -130,8 +130,12 @@ t.test('error responses are problem+json; under /fhir/R4 they are OperationOutco
   t.ok(document.components?.schemas?.OperationOutcome, 'the OperationOutcome schema is a component');
 });
 
-t.test('every non-public operation requires bearerAuth; the public ones do not', async (t) => {
+t.test('every non-public operation requires bearerAuth or OAuth 2.0; the public ones do not', async (t) => {
   t.same(document.components?.securitySchemes?.bearerAuth, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  t.match(document.components?.securitySchemes?.oauth2, {
+    type: 'oauth2',
+    flows: { password: { tokenUrl: '/v1/auth/token', refreshUrl: '/v1/auth/token' }, clientCredentials: { tokenUrl: '/v1/auth/token', scopes: { 'referrals:read': String, 'system/Task.rs': String } } },
+  });
   for (const { name, operation } of operations) {
     if (publicOperations.has(name)) {
       t.same(operation.security, [], `${name}: public, and says so`);
@@ -139,7 +143,8 @@ t.test('every non-public operation requires bearerAuth; the public ones do not',
       if (name === 'POST /v1/auth/token') t.match(operation.responses['401']?.description, /invalid_client/, `${name}: 401 is invalid_client`);
       else t.notOk(operation.responses['401'], `${name}: no 401`);
     } else {
-      t.same(operation.security, [{ bearerAuth: [] }], `${name}: bearerAuth`);
+      t.same(operation.security[0], { bearerAuth: [] }, `${name}: bearerAuth`);
+      t.match(operation.security[1], { oauth2: Array }, `${name}: or an OAuth 2.0 token`);
       t.ok(operation.responses['401'], `${name}: documents 401`);
     }
   }

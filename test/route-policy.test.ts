@@ -7,6 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import t from 'tap';
 import { buildApp } from '../src/app.js';
+import { documentedAccessOf } from '../src/modules/auth/index.js';
 import type { RoutePolicy } from '../src/modules/auth/policy.js';
 import { buildTestApp, pgliteTemplate, testConfig, type Json } from './helper.js';
 
@@ -87,6 +88,34 @@ t.test('every /v1 route declares a policy: public, or a non-empty list of roles'
 t.test('only the documented routes are public', async (t) => {
   const open = routes.filter((route) => route.policy === undefined || route.policy === 'public');
   for (const { method, url } of open) t.ok(isPublicRoute(method, url), `${method} ${url} may be public`);
+});
+
+t.test("the document says of each operation who may call it, as its route's policy says", async (t) => {
+  for (const { method, path } of operations) {
+    const url = path.replace(/\{([A-Za-z]+)\}/g, ':$1');
+    const operation = document.paths[path][method.toLowerCase()] as Json;
+    const policy = routes.find((route) => route.method === method && route.url === url)?.policy;
+    if (policy === undefined || policy === 'public') {
+      t.same(operation.security, [], `${method} ${path}: public, security []`);
+      t.notOk(operation['x-access'], `${method} ${path}: no x-access`);
+      continue;
+    }
+    const access = documentedAccessOf(policy);
+    t.same(operation['x-access'], { ...access, ...(operation['x-access']?.smartScope ? { smartScope: operation['x-access'].smartScope } : {}) }, `${method} ${path}: x-access is the policy`);
+    const scope = access.apiClients !== 'none' && access.apiClients.scope !== 'any' ? [access.apiClients.scope] : [];
+    t.same(operation.security.slice(0, 2), [{ bearerAuth: [] }, { oauth2: scope }], `${method} ${path}: bearer, or OAuth 2.0 with ${scope.join('') || 'no scope'}`);
+    t.match(operation.description, /Callers: [^.]+\./, `${method} ${path}: the description names its callers`);
+    if (path.startsWith('/fhir/R4/') && access.apiClients !== 'none') {
+      t.match(operation['x-access'].smartScope, /^system\/[A-Za-z]+\.(rs|c|u)$/, `${method} ${path}: the SMART scope it needs`);
+      t.same(operation.security[2], { oauth2: [operation['x-access'].smartScope] }, `${method} ${path}: or a SMART token with it`);
+    }
+  }
+  const scopes = document.components.securitySchemes.oauth2.flows.clientCredentials.scopes as Json;
+  for (const { method, path } of operations) {
+    for (const requirement of (document.paths[path][method.toLowerCase()].security ?? []) as Json[]) {
+      for (const scope of requirement.oauth2 ?? []) t.ok(scopes[scope], `${method} ${path}: ${scope} is a scope of the oauth2 scheme`);
+    }
+  }
 });
 
 t.test('every documented operation but the public ones answers 401 without a token', async (t) => {

@@ -2,7 +2,9 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
+import { apiPrefix } from '../lib/api-prefix.js';
 import { Problem } from '../lib/schemas.js';
+import { oauth2SecurityScheme, supportedSmartScopes } from '../modules/auth/index.js';
 import { OperationOutcomeSchema } from '../modules/fhir/route-schemas.js';
 import { hoistComponents, hoistParameters } from './openapi-components.js';
 import { declaredResponses, referToHeaderComponents, type Json } from './openapi-responses.js';
@@ -19,13 +21,15 @@ export default fp(
           license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
           description:
             'Physicians prescribe medical massage; licensed massage therapists accept, treat and report progress. ' +
-            'Every error is application/problem+json (RFC 9457). Every /v1 route but the token endpoint needs a bearer access token.',
+            'Every error is application/problem+json (RFC 9457); under /fhir/R4 an OperationOutcome. Every route but the few marked public needs an access ' +
+            'token from POST /v1/auth/token, sent as a bearer token; each operation says which roles and API-client scopes may call it (x-access).',
         },
         // Relative: the service that served this document, wherever it runs (a client generated from the file is given its base URL).
         servers: [{ url: '/', description: 'The service that served this document (npm start: http://localhost:3000)' }],
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            oauth2: oauth2SecurityScheme(`${apiPrefix}/auth/token`, supportedSmartScopes()) as never,
           },
           schemas: { Problem: { ...Problem, $id: undefined } as never, OperationOutcome: OperationOutcomeSchema as never },
         },
@@ -57,7 +61,7 @@ export default fp(
       }),
       transformObject: (document) => hoistParameters(hoistComponents(referToHeaderComponents((document as { openapiObject: Json }).openapiObject))) as never,
     });
-    await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
+    await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { showExtensions: true } });
     app.get('/openapi.json', { config: { policy: 'public' }, schema: { hide: true } }, async () => app.swagger());
   },
   { name: 'openapi' },

@@ -7,6 +7,7 @@ import { accessDenied, UnauthorizedError } from '../../lib/errors.js';
 import { isAllowed, type OrganizationKind, type Principal, type RoutePolicy } from './policy.js';
 import { auditTargetOf } from '../audit/audit-log.js';
 import { isApiRoute, isFhirRoute } from '../../lib/api-prefix.js';
+import { accessSchemaOf } from './documented-access.js';
 import { resolveJwtSecret } from './jwt-secret.js';
 import { PrincipalsRepository } from './principals-repository.js';
 import { canonicalUuidPattern as uuid, organizationKinds, userRoles, type PrincipalKind, type UserRole } from '../../lib/vocabulary.js';
@@ -94,9 +95,7 @@ export default fp(
       if (!isApiRoute(route.url)) return;
       const policy = route.config?.policy;
       if (!policy) throw new Error(`Route ${route.method} ${route.url} declares no access policy`);
-      if (policy !== 'public') {
-        route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
-      }
+      route.schema = { ...route.schema, ...accessSchemaOf(policy, route.schema?.description) };
     });
 
     // Authentication and authorization run apart, with the per-caller rate limit between them

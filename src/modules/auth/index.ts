@@ -14,7 +14,8 @@ import { RemoteJwks } from './remote-jwks.js';
 import authRoutes from './routes.js';
 
 export type { Principal } from './policy.js';
-export { fhirScopeAllows, type FhirInteraction } from './smart-scopes.js';
+export { documentedAccessOf, oauth2SecurityScheme } from './documented-access.js';
+export { fhirScopeAllows, smartScopeFor, supportedSmartScopes, type FhirInteraction } from './smart-scopes.js';
 export { smartConfiguration } from './smart-configuration.js';
 
 declare module 'fastify' {

@@ -137,6 +137,13 @@ export function fhirScopeAllows(principal: Principal, resourceType: string, inte
   });
 }
 
+/** The narrowest listed scope granting an interaction on a type (system/Task.rs for a search); none where no scope grants it. */
+export function smartScopeFor(resourceType: string, interaction: FhirInteraction): string | undefined {
+  const letter = letterOf[interaction];
+  if (resourceScopes[resourceType]?.[letter] === undefined) return undefined;
+  return `system/${resourceType}.${letter === 'r' || letter === 's' ? 'rs' : letter}`;
+}
+
 /** The scopes a client may ask for, as smart-configuration lists them. */
 export function supportedSmartScopes(): string[] {
   const wildcards = ['system/*.rs', 'system/*.cruds', 'system/*.read', 'system/*.write', 'system/*.*'];

@@ -8,7 +8,7 @@ import { outcomeErrorHandler, outcomeNotFoundHandler } from './operation-outcome
 import { loadInboundDefinitions } from './inbound/validator.js';
 import metadataRoutes from './routes/metadata.js';
 import smartConfigurationRoutes from './routes/smart-configuration.js';
-import { assertSmartScopes } from './scope-check.js';
+import { assertSmartScopes, documentSmartScope } from './scope-check.js';
 import peopleRoutes from './routes/people.js';
 import referralRoutes from './routes/referral-resources.js';
 import referralWriteRoutes from './routes/referral-writes.js';
@@ -33,6 +33,7 @@ export default fp(
         fhir.setNotFoundHandler(outcomeNotFoundHandler);
         fhir.addContentTypeParser(fhirJson, { parseAs: 'string' }, safeJsonParser(app));
         fhir.addHook('preHandler', assertSmartScopes);
+        fhir.addHook('onRoute', documentSmartScope);
         await fhir.register(metadataRoutes, { base, tokenEndpoint });
         await fhir.register(smartConfigurationRoutes, { publicBaseUrl: options.config.publicBaseUrl });
         await fhir.register(referralRoutes, { base });
