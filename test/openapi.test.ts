@@ -2,7 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import t from 'tap';
+import { webhookEventTypes } from '../src/lib/vocabulary.js';
 import { generateOpenApiDocument } from '../src/openapi-document.js';
+import { withWebhookCatalog } from '../tools/openapi/readme-catalog.js';
 import { buildTestApp, type Json } from './helper.js';
 
 const committedPath = new URL('../openapi/openapi.json', import.meta.url);
@@ -110,6 +112,24 @@ t.test('shared parameters are components; a parameter with a default is optional
       else if (parameter.in === 'query' && parameter.schema?.default !== undefined) t.equal(parameter.required, false, `${name}: ${parameter.name} has a default, so is optional`);
     }
   }
+});
+
+t.test('the webhooks section describes every event type the service sends, and the README catalog is written from it', async (t) => {
+  const webhooks = (document.webhooks ?? {}) as Record<string, Json>;
+  t.same(Object.keys(webhooks).sort(), [...webhookEventTypes].sort(), 'one entry per webhook event type');
+  for (const [type, { post }] of Object.entries(webhooks)) {
+    t.match(post.operationId, /^on[A-Z][A-Za-z]+$/, `${type}: operationId`);
+    t.same(post.security, [], `${type}: the receiver's side, no token (the signature proves the sender)`);
+    t.match(post.requestBody.content['application/json'].schema.$ref, /^#\/components\/schemas\/[A-Za-z]+Event$/, `${type}: a named payload`);
+    t.same(
+      post.parameters.map((parameter: Json) => parameter.$ref),
+      ['WebhookId', 'WebhookTimestamp', 'WebhookSignature'].map((name) => `#/components/parameters/${name}`),
+      `${type}: the Standard Webhooks headers`,
+    );
+    t.ok(post.responses['2XX'] && post.responses['410'] && post.responses.default, `${type}: how the answer is taken`);
+  }
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+  t.ok(withWebhookCatalog(readme, document) === readme, 'the README webhook catalog is up to date (run `npm run openapi:write`)');
 });
 
 t.test('error responses are problem+json; under /fhir/R4 they are OperationOutcomes', async (t) => {

@@ -106,6 +106,7 @@ export function hoistParameters(document: Json): Json {
     });
   }
   const parameters = [...forms].filter(([form]) => chosen.has(form)).map(([form, { parameter }]) => [chosen.get(form)!, parameter] as const);
-  document.components = { ...document.components, parameters: Object.fromEntries(parameters.sort(([a], [b]) => a.localeCompare(b))) };
+  const all = [...Object.entries((document.components?.parameters ?? {}) as Json), ...parameters];
+  document.components = { ...document.components, parameters: Object.fromEntries(all.sort(([a], [b]) => a.localeCompare(b))) };
   return document;
 }

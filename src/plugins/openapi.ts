@@ -9,8 +9,23 @@ import { OperationOutcomeSchema } from '../modules/fhir/route-schemas.js';
 import { hoistComponents, hoistParameters } from './openapi-components.js';
 import { declaredResponses, referToHeaderComponents, type Json } from './openapi-responses.js';
 
+/** Parts of the document no route generates: the webhooks section and its parameters (the webhooks module's). */
+export interface DocumentSection {
+  webhooks: Record<string, unknown>;
+  parameters: Record<string, unknown>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Adds what a module delivers rather than serves (webhooks) to the OpenAPI document. */
+    documentWebhooks(section: DocumentSection): void;
+  }
+}
+
 export default fp(
   async (app) => {
+    const sections: DocumentSection[] = [];
+    app.decorate('documentWebhooks', (section: DocumentSection) => void sections.push(section));
     await app.register(fastifySwagger, {
       openapi: {
         openapi: '3.1.0',
@@ -49,6 +64,7 @@ export default fp(
           { name: 'audit', description: 'The tamper-evident audit trail' },
           { name: 'events', description: 'The events feed: the webhook events, followed with a cursor and a long poll, for apps that cannot host an endpoint' },
           { name: 'webhooks', description: 'Signed event delivery to partner EHRs: endpoints, deliveries, attempts' },
+          { name: 'webhook events', description: 'What a receiver gets: one POST per event, signed by Standard Webhooks, and how its answer is taken' },
           { name: 'fhir', description: 'The FHIR R4 façade (application/fhir+json) over the same data and rules; GET /fhir/R4/metadata is its CapabilityStatement' },
           { name: 'operations', description: 'Health and documentation' },
         ],
@@ -59,10 +75,21 @@ export default fp(
         schema: { ...schema, security: (schema as Json).security ?? [], response: declaredResponses(route as never, schema as Json) },
         url,
       }),
-      transformObject: (document) => hoistParameters(hoistComponents(referToHeaderComponents((document as { openapiObject: Json }).openapiObject))) as never,
+      transformObject: (document) => {
+        const withSections = withWebhooks((document as { openapiObject: Json }).openapiObject, sections);
+        return hoistParameters(hoistComponents(referToHeaderComponents(withSections))) as never;
+      },
     });
     await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { showExtensions: true } });
     app.get('/openapi.json', { config: { policy: 'public' }, schema: { hide: true } }, async () => app.swagger());
   },
   { name: 'openapi' },
 );
+
+/** The document with the modules' webhooks and the parameters they refer to. */
+function withWebhooks(document: Json, sections: DocumentSection[]): Json {
+  if (sections.length === 0) return document;
+  const webhooks = Object.assign({}, ...sections.map((section) => section.webhooks));
+  const parameters = Object.assign({}, ...sections.map((section) => section.parameters));
+  return { ...document, webhooks, components: { ...document.components, parameters: { ...document.components?.parameters, ...parameters } } };
+}

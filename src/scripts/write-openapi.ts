@@ -1,7 +1,14 @@
-// npm run openapi:write — regenerates openapi/openapi.json; a test fails when the committed file drifts.
-import { writeFile } from 'node:fs/promises';
+// npm run openapi:write — regenerates openapi/openapi.json and what is written from it (the README's
+// webhook catalog); tests fail when a committed copy drifts.
+import { readFile, writeFile } from 'node:fs/promises';
+import { withWebhookCatalog } from '../../tools/openapi/readme-catalog.js';
 import { generateOpenApiDocument } from '../openapi-document.js';
 
 const target = new URL('../../openapi/openapi.json', import.meta.url);
-await writeFile(target, await generateOpenApiDocument());
+const document = await generateOpenApiDocument();
+await writeFile(target, document);
 process.stdout.write(`wrote ${target.pathname}\n`);
+
+const readme = new URL('../../README.md', import.meta.url);
+await writeFile(readme, withWebhookCatalog(await readFile(readme, 'utf8'), JSON.parse(document)));
+process.stdout.write(`wrote the webhook catalog of ${readme.pathname}\n`);

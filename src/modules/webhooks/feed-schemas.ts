@@ -1,7 +1,7 @@
 // Shapes of the events feed (SPEC §14.7): the thin events webhooks carry, with a cursor to follow.
 import { Type, type Static } from 'typebox';
 import { component } from '../../lib/components.js';
-import { Timestamp, Uuid } from '../../lib/schemas.js';
+import { FeedEvent } from './event-schemas.js';
 import { subscribableEventTypes } from './schemas.js';
 
 export const maxFeedWaitSeconds = 30;
@@ -27,15 +27,6 @@ export const EventFeedQuery = Type.Object(
   { additionalProperties: false },
 );
 export type EventFeedQuery = Static<typeof EventFeedQuery>;
-
-const FeedEvent = Type.Object({
-  id: Uuid,
-  type: Type.Enum([...subscribableEventTypes]),
-  timestamp: Timestamp,
-  data: Type.Record(Type.String(), Type.Unknown(), {
-    description: 'As in webhook payloads: the resource (type, id, status, referral id, organizations involved, url), never clinical text',
-  }),
-});
 
 export const EventFeedPage = component('EventFeedPage', Type.Object(
   {

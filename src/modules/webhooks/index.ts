@@ -17,6 +17,7 @@ import { resealSigningSecrets } from './signing-secrets.js';
 import type { Resolver } from '../../lib/outbound/target-guard.js';
 import { WebhooksRepository } from './webhooks-repository.js';
 import { WebhookFormats } from './webhook-formats.js';
+import { webhooksDocument } from './webhooks-document.js';
 
 export type { WebhookEventFacts, WebhookRenderer } from './webhook-formats.js';
 
@@ -36,6 +37,7 @@ export default fp(
     const resealed = await resealSigningSecrets(new WebhooksRepository(app.db), box);
     if (resealed > 0) app.log.info({ endpoints: resealed, keyId: box.currentKeyId }, 'webhook signing secrets sealed under the current data encryption key');
 
+    app.documentWebhooks(webhooksDocument());
     const formats = new WebhookFormats();
     app.decorate('webhookFormats', formats);
     const outbox = new WebhookOutbox(app.database.wakeUps, formats, app.log);
@@ -75,5 +77,5 @@ export default fp(
     // requests in flight to drain first); deliveries in flight finish, each within the timeout.
     app.addHook('preClose', () => worker.stop());
   },
-  { name: 'webhooks', dependencies: ['database', 'audit-log', 'data-encryption', 'unit-of-work', 'referrals', 'metrics'] },
+  { name: 'webhooks', dependencies: ['database', 'openapi', 'audit-log', 'data-encryption', 'unit-of-work', 'referrals', 'metrics'] },
 );
