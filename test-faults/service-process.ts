@@ -58,7 +58,7 @@ export interface Build {
 export async function buildService(name: string): Promise<Build> {
   const folder = mkdtempSync(join(tmpdir(), `${name}-service-`));
   await build({
-    entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*'), join(root, 'src/modules/fhir/definitions/*.json')],
+    entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*'), join(root, 'src/modules/fhir/definitions/*.json'), join(root, 'src/openapi-examples/*.json')],
     outdir: join(folder, 'src'),
     outbase: join(root, 'src'),
     platform: 'node',

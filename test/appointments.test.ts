@@ -12,7 +12,7 @@ import { startReceiver, verified } from './fixtures/partner-ehr.js';
 import { assertProblem } from './fixtures/problems.js';
 import { referralBody, visitNoteBody } from './fixtures/referral-bodies.js';
 import { expectStatus, isoTimestampPattern, requireStatus, uuidPattern } from './fixtures/responses.js';
-import { buildWebhookApp, drain, registerEndpoint } from './fixtures/webhooks.js';
+import { buildWebhookApp, drain, feedPayloads, registerEndpoint } from './fixtures/webhooks.js';
 import { testConfig, testDatabaseServer, TestApp, type Json, type TestResponse } from './helper.js';
 
 // ROLE=api: no sweep or delivery runs unless a test runs it.
@@ -71,10 +71,8 @@ const postVisit = (referralId: string, payload: Json = {}) =>
   test.request({ method: 'POST', url: `/v1/referrals/${referralId}/progress-reports`, token: practice.therapist.token, payload: visitNoteBody(payload) });
 
 /** The outbox events of one type about one referral, oldest first, as partners will receive them. */
-async function outbox(referralId: string, type: string): Promise<Json[]> {
-  const rows = await run(sql`select payload from webhook_events where referral_id = ${referralId}::uuid and type = ${type} order by occurred_at, id`);
-  return rows.map((row) => (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Json);
-}
+/** What the office's events feed announced of one type for the referral (what its endpoints were sent). */
+const outbox = (referralId: string, type: string) => feedPayloads(test, office.admin.token, type, referralId);
 const appointmentRows = (referralId: string) => countRows(test, sql`select count(*) as n from appointments where referral_id = ${referralId}::uuid`);
 
 /** The refusal of an outsider: 404 exactly as for a missing referral, and the attempt audited as denied. */

@@ -11,6 +11,7 @@ import { addApiClient, addTherapist, createOffice, createPractice } from './fixt
 import { assertProblem } from './fixtures/problems.js';
 import { isoDate, measuredVisitNoteBody, referralBody } from './fixtures/referral-bodies.js';
 import { expectStatus, requireStatus } from './fixtures/responses.js';
+import { feedPayloads } from './fixtures/webhooks.js';
 import { buildTestApp, type Json, type TestResponse } from './helper.js';
 
 const test = await buildTestApp(t, { env: { REFERRAL_EXPIRY_SWEEP_SECONDS: '0' } });
@@ -290,10 +291,8 @@ t.test('cadence: reportDue moves with visits and reports; report.overdue once, f
   await visit(referral.id);
   t.same((await read(referral.id)).reportDue, { afterVisit: 2, overdue: true }, 'visit 3 without a report: overdue');
   await visit(referral.id);
-  const overdue = await test.app.database.rows<{ type: string }>(
-    sql`select type from webhook_events where referral_id = ${referral.id}::uuid and type = 'report.overdue'`,
-  );
-  t.equal(overdue.length, 1, 'report.overdue was announced once, by visit 3');
+  const overdue = await feedPayloads(test, office.admin.token, 'report.overdue', referral.id);
+  t.equal(overdue.length, 1, 'report.overdue was announced once, by visit 3 (in the office\'s events feed)');
   expectStatus(t, await submit(referral.id, progress()), 201, 'the report');
   t.same((await read(referral.id)).reportDue, { afterVisit: 6, overdue: false }, 'the cadence restarts from visit 4');
   assertProblem(t, await test.request({ method: 'POST', url: '/v1/referrals', token: office.physician.token, payload: referralBody({ practiceId: practice.id, reportEveryVisits: 31 }) }), 400, ['reportEveryVisits']);

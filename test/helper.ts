@@ -10,6 +10,7 @@ import { buildApp, type BuildAppOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { migrationsFolder, openDatabase } from '../src/db/database.js';
 import { adminEmail, adminPassword, defaultPassword, testAuditSigningKey, testEncryptionKey, testJwtSecret } from './fixtures/credentials.js';
+import { recordExchange } from './fixtures/example-recorder.js';
 import { responseViolations } from './fixtures/response-contract.js';
 
 // What tests built on this helper use besides the app; the fixtures themselves live in test/fixtures/.
@@ -173,6 +174,7 @@ export class TestApp {
         `${method} ${url} answered ${response.statusCode}, breaking the OpenAPI contract:\n  ${violations.join('\n  ')}\nbody: ${response.body.slice(0, 2000)}`,
       );
     }
+    recordExchange(this.document, { method, url: String(url), payload: rest.payload, headers: (rest.headers ?? {}) as Record<string, unknown> }, response);
     return response as never;
   }
 

@@ -137,13 +137,16 @@ t.test('error responses are problem+json; under /fhir/R4 they are OperationOutco
     const fhir = path.startsWith('/fhir/R4/');
     for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
       if (!/^[45]\d\d$/.test(status) || name === 'GET /health/ready') continue;
+      // A problem status carries the example recorded for it, shared as a component.
+      const { examples, ...problem } = (response.content?.['application/problem+json'] ?? {}) as Json;
       t.same(
-        response.content,
+        fhir ? response.content : { 'application/problem+json': problem },
         fhir
           ? { 'application/fhir+json': { schema: { $ref: '#/components/schemas/OperationOutcome' } } }
           : { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
         `${name} ${status}: ${fhir ? 'OperationOutcome' : 'Problem'}`,
       );
+      if (examples) t.same(examples, { [`Problem${status}`]: { $ref: `#/components/examples/Problem${status}` } }, `${name} ${status}: the ${status} example`);
     }
   }
   t.ok(document.components?.schemas?.Problem, 'the Problem schema is a component');

@@ -9,6 +9,7 @@ import { addApiClient, addTherapist, createOffice, createPractice } from './fixt
 import { assertProblem } from './fixtures/problems.js';
 import { isoDate, measuredVisitNoteBody, referralBody } from './fixtures/referral-bodies.js';
 import { expectStatus, requireStatus } from './fixtures/responses.js';
+import { feedPayloads } from './fixtures/webhooks.js';
 import { buildTestApp, type Json } from './helper.js';
 
 const test = await buildTestApp(t, { env: { REFERRAL_EXPIRY_SWEEP_SECONDS: '0' } });
@@ -68,6 +69,14 @@ t.test('request, approve: visits rise, expiresOn moves by the weeks, the version
   const fewer = expectStatus(t, await approve(referral.id, next.id, { additionalVisits: 3 }, signingEhr.token), 200, "the office's EHR approves fewer");
   t.match(fewer.decision, { approvedVisits: 3, approvedWeeks: 0, attestation: /EHR attests/ });
   t.equal((await read(referral.id)).visitsAuthorized, after.visitsAuthorized + 3);
+
+  // The office's EHR hears of both requests and both decisions (SPEC §8: renewal.requested, renewal.decided).
+  const requested = await feedPayloads(test, office.admin.token, 'renewal.requested', referral.id);
+  const decided = await feedPayloads(test, office.admin.token, 'renewal.decided', referral.id);
+  const told = (payloads: Json[]) => payloads.map((payload) => ({ resource: payload.data.resource, id: payload.data.id, url: payload.data.url }));
+  const both = [created, next].map((renewal) => ({ resource: 'renewal_request', id: renewal.id, url: `${renewalsUrl(referral.id)}/${renewal.id}` }));
+  t.same(told(requested), both, 'renewal.requested, once per request, in its events feed');
+  t.same(told(decided), both, 'renewal.decided, once per decision');
 
   const listed = expectStatus(t, await request('GET', renewalsUrl(referral.id), practice.therapist.token), 200, 'the therapist lists');
   t.same(listed.data.map((item: Json) => item.status), ['approved', 'approved']);

@@ -7,6 +7,7 @@ import { Problem } from '../lib/schemas.js';
 import { oauth2SecurityScheme, supportedSmartScopes } from '../modules/auth/index.js';
 import { OperationOutcomeSchema } from '../modules/fhir/route-schemas.js';
 import { hoistComponents, hoistParameters } from './openapi-components.js';
+import { loadExamples, withExamples } from './openapi-examples.js';
 import { declaredResponses, referToHeaderComponents, type Json } from './openapi-responses.js';
 
 /** Parts of the document no route generates: the webhooks section and its parameters (the webhooks module's). */
@@ -25,6 +26,7 @@ declare module 'fastify' {
 export default fp(
   async (app) => {
     const sections: DocumentSection[] = [];
+    const examples = loadExamples();
     app.decorate('documentWebhooks', (section: DocumentSection) => void sections.push(section));
     await app.register(fastifySwagger, {
       openapi: {
@@ -77,7 +79,7 @@ export default fp(
       }),
       transformObject: (document) => {
         const withSections = withWebhooks((document as { openapiObject: Json }).openapiObject, sections);
-        return hoistParameters(hoistComponents(referToHeaderComponents(withSections))) as never;
+        return withExamples(hoistParameters(hoistComponents(referToHeaderComponents(withSections))), examples) as never;
       },
     });
     await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { showExtensions: true } });

@@ -18,15 +18,6 @@ export const CreateAdverseEvent = component('CreateAdverseEvent', Type.Object(
   },
   {
     additionalProperties: false,
-    examples: [
-      {
-        occurredOn: '2026-12-08',
-        description: 'Marked bruising over the left lumbar paraspinals the day after deep trigger point work; patient on anticoagulants',
-        severity: 'severe',
-        actionTaken: 'Stopped pressure work, advised the patient to call the prescriber, cold compress',
-        treatmentPaused: true,
-      },
-    ],
   },
 ));
 export type CreateAdverseEvent = Static<typeof CreateAdverseEvent>;

@@ -20,11 +20,11 @@ export const CreateAppointment = component('CreateAppointment', Type.Object(
     }),
     minutes: Type.Integer({ minimum: 5, maximum: 480, description: 'Length of the visit in minutes' }),
   },
-  { additionalProperties: false, examples: [{ startsAt: '2026-03-10T16:30:00Z', minutes: 60 }] },
+  { additionalProperties: false },
 ));
 export type CreateAppointment = Static<typeof CreateAppointment>;
 
-export const UpdateAppointment = component('UpdateAppointment', Type.Object({ status: AppointmentStatus }, { additionalProperties: false, examples: [{ status: 'attended' }] }));
+export const UpdateAppointment = component('UpdateAppointment', Type.Object({ status: AppointmentStatus }, { additionalProperties: false }));
 export type UpdateAppointment = Static<typeof UpdateAppointment>;
 
 export const Appointment = component('Appointment', Type.Object({

@@ -68,12 +68,6 @@ export const TokenRequest = component('TokenRequest', Type.Object(
   },
   {
     additionalProperties: false,
-    examples: [
-      { grant_type: 'password', username: 'dr.lee@riverside.example', password: 'correct horse battery staple' },
-      { grant_type: 'client_credentials', client_id: 'cli_…', client_secret: '…' },
-      { grant_type: 'client_credentials', client_assertion_type: clientAssertionType, client_assertion: 'eyJhbGciOiJFUzM4NCIsImtpZCI6…', scope: 'system/ServiceRequest.rs system/Task.rs' },
-      { grant_type: 'refresh_token', refresh_token: '…' },
-    ],
   },
 ));
 export type TokenRequest = Static<typeof TokenRequest>;

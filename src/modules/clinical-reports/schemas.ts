@@ -59,22 +59,6 @@ export const CreateReport = component('CreateClinicalReport', Type.Object(
     description:
       'An evaluation also needs findings, baseline, plannedFrequencyPerWeek, plannedDurationWeeks and techniques; a discharge needs reason. ' +
       'Those members are refused on other kinds.',
-    examples: [
-      {
-        kind: 'evaluation',
-        summary: 'Chronic mechanical low back pain with lumbar paraspinal trigger points; good candidate for manual therapy.',
-        goals: [
-          { description: 'Sit through a work shift without pain above 3/10', status: 'new', measure: 'pain (0-10)', target: '≤ 3' },
-          { description: 'Reduce disability', status: 'new', measure: 'ODI', target: '≤ 20' },
-        ],
-        recommendation: 'continue',
-        findings: { posture: 'Anterior pelvic tilt', palpation: 'Taut bands L3-L5 paraspinals, bilateral' },
-        baseline: { pain: 7, rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 40 }], outcomeMeasures: [{ instrument: 'ODI', score: 42 }] },
-        plannedFrequencyPerWeek: 2,
-        plannedDurationWeeks: 6,
-        techniques: ['trigger_point', 'myofascial_release'],
-      },
-    ],
   },
 ));
 export type CreateReport = Static<typeof CreateReport>;
@@ -84,7 +68,7 @@ export const SignReport = component('SignClinicalReport', Type.Object(
     attestation: Type.Literal(true, { description: 'The prescriber read the report and signs it (for an evaluation: certifies the plan of care)' }),
     comment: Type.Optional(Text(2000)),
   },
-  { additionalProperties: false, examples: [{ attestation: true, comment: 'Plan of care certified.' }] },
+  { additionalProperties: false },
 ));
 export type SignReport = Static<typeof SignReport>;
 
@@ -127,38 +111,6 @@ export const ReportSignature = component('ClinicalReportSignature', Type.Object(
 }));
 export type ReportSignature = Static<typeof ReportSignature>;
 
-const exampleReport = {
-  id: '5d0c7b1e-3f6a-4e2b-9c8d-7a6b5c4d3e2f',
-  referralId: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
-  kind: 'progress',
-  authorId: '7c6b5a49-3827-4165-a4b3-c2d1e0f9a8b7',
-  summary: 'Steady improvement; sitting tolerance up to 45 minutes.',
-  goals: [{ description: 'Reduce disability', status: 'progressing', measure: 'ODI', target: '<= 20' }],
-  recommendation: 'continue',
-  findings: null,
-  baseline: null,
-  planOfCare: null,
-  dischargeReason: null,
-  visitsCovered: { from: 1, to: 2 },
-  visitsUsed: 2,
-  visitsAuthorized: 12,
-  painTrend: [
-    { visitNumber: 1, date: '2026-12-02', before: 7, after: 5 },
-    { visitNumber: 2, date: '2026-12-05', before: 6, after: 3 },
-  ],
-  outcomes: [
-    { instrument: 'ODI', baseline: 44, latest: 33, change: -11, series: [{ visitNumber: 1, date: '2026-12-02', score: 40 }, { visitNumber: 2, date: '2026-12-05', score: 33 }] },
-  ],
-  signature: {
-    signedBy: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
-    signedAt: '2026-12-06T16:00:00.000Z',
-    method: 'physician',
-    attestation: 'I reviewed this progress report, and sign it.',
-    comment: null,
-  },
-  createdAt: '2026-12-05T18:30:00.000Z',
-};
-
 export const Report = component('ClinicalReport', Type.Object({
   id: Uuid,
   referralId: Uuid,
@@ -177,7 +129,7 @@ export const Report = component('ClinicalReport', Type.Object({
   ...ReportFacts.properties,
   signature: Type.Union([ReportSignature, Type.Null()], { description: 'null until the prescriber signs' }),
   createdAt: Timestamp,
-}, { examples: [exampleReport] }));
+}));
 export type Report = Static<typeof Report>;
 
 export const ReportParams = Type.Object({ id: Uuid, reportId: Uuid }, { additionalProperties: false });

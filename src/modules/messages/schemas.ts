@@ -13,7 +13,7 @@ export const CreateMessage = component('CreateMessage', Type.Object(
     body: Type.String({ minLength: 1, maxLength: 5000 }),
     priority: Type.Optional({ ...MessagePriority, default: 'routine' }),
   },
-  { additionalProperties: false, examples: [{ body: 'Patient reports numbness after session 2 — please advise.', priority: 'urgent' }] },
+  { additionalProperties: false },
 ));
 export type CreateMessage = Static<typeof CreateMessage>;
 

@@ -42,15 +42,6 @@ export const CreateOrganization = component('CreateOrganization', Type.Object(
   {
     additionalProperties: false,
     description: 'An NPI is required for a physician office and optional for a therapy practice (its Type 2 NPI, the billing provider of its claims); unique across organizations.',
-    examples: [
-      {
-        kind: 'physician_office',
-        name: 'Riverside Family Medicine',
-        npi: '1234567893',
-        address: { line1: '12 Main St', city: 'Portland', state: 'OR', postalCode: '97201' },
-        location: { lat: 45.5231, lng: -122.6765 },
-      },
-    ],
   },
 ));
 export type CreateOrganization = Static<typeof CreateOrganization>;
@@ -108,19 +99,6 @@ export const CreateUser = component('CreateUser', Type.Object(
       'Physicians need an npi; a therapist may give theirs (Type 1, the rendering provider of their claims); other roles take none. ' +
       'Therapists need license, techniques and serviceRadiusKm. ' +
       'A therapist is matched and may accept referrals only once a network admin has verified a current license (licenseVerified).',
-    examples: [
-      {
-        role: 'therapist',
-        email: 'sam@harbor.example',
-        password: 'a long passphrase',
-        name: 'Sam Ortiz, LMT',
-        license: { number: 'MT-12345', state: 'OR', expiresOn: '2027-12-31' },
-        techniques: ['trigger_point', 'myofascial_release'],
-        certifications: ['CMMP'],
-        acceptingReferrals: true,
-        serviceRadiusKm: 25,
-      },
-    ],
   },
 ));
 export type CreateUser = Static<typeof CreateUser>;
@@ -205,10 +183,6 @@ export const CreateApiClient = component('CreateApiClient', Type.Object(
   },
   {
     additionalProperties: false,
-    examples: [
-      { name: 'Riverside EHR', scopes: ['patients:write', 'referrals:write', 'referrals:read'] },
-      { name: 'Riverside EHR (FHIR)', scopes: ['referrals:read', 'referrals:write'], authMethod: 'private_key_jwt', jwksUrl: 'https://ehr.riverside.example/.well-known/jwks.json' },
-    ],
   },
 ));
 export type CreateApiClient = Static<typeof CreateApiClient>;

@@ -24,15 +24,6 @@ export const CreatePatient = component('CreatePatient', Type.Object(
   },
   {
     additionalProperties: false,
-    examples: [
-      {
-        givenName: 'Maria',
-        familyName: 'Gomez',
-        birthDate: '1978-04-02',
-        sex: 'female',
-        identifiers: [{ system: 'urn:riverside:mrn', value: 'MRN-0042' }],
-      },
-    ],
   },
 ));
 export type CreatePatient = Static<typeof CreatePatient>;

@@ -66,26 +66,6 @@ export const CreateProgressReport = component('CreateProgressReport', Type.Objec
   },
   {
     additionalProperties: false,
-    examples: [
-      {
-        visitDate: '2026-12-02',
-        subjective: 'Pain 7/10 after work shifts',
-        objective: 'Taut bands L paraspinals',
-        assessment: 'Improving tolerance to pressure',
-        plan: 'Continue 2x/week',
-        painBefore: 7,
-        painAfter: 4,
-        rangeOfMotion: [{ joint: 'lumbar_spine', movement: 'flexion', degrees: 45 }],
-        outcomeMeasures: [{ instrument: 'ODI', score: 38 }],
-        techniquesApplied: ['trigger_point'],
-        minutes: 60,
-        billing: [
-          { cpt: '97140', units: 2, modifiers: ['GP', '59'], diagnosisPointers: [1] },
-          { cpt: '97124', units: 2, modifiers: ['GP'], diagnosisPointers: [1] },
-        ],
-        final: false,
-      },
-    ],
   },
 ));
 export type CreateProgressReport = Static<typeof CreateProgressReport>;
@@ -101,7 +81,7 @@ export type Addendum = Static<typeof Addendum>;
 
 export const CreateAddendum = component('CreateAddendum', Type.Object(
   { text: Type.String({ minLength: 1, maxLength: 10_000 }) },
-  { additionalProperties: false, examples: [{ text: 'Correction: pain after the session was 3/10, not 4/10.' }] },
+  { additionalProperties: false },
 ));
 export type CreateAddendum = Static<typeof CreateAddendum>;
 

@@ -60,32 +60,6 @@ const TargetFields = {
   network: Type.Optional(NetworkTarget),
 };
 
-const exampleReferral = {
-  patient: {
-    givenName: 'Maria',
-    familyName: 'Gomez',
-    birthDate: '1978-04-02',
-    sex: 'female',
-    identifiers: [{ system: 'urn:riverside:mrn', value: 'MRN-0042' }],
-  },
-  diagnoses: [{ code: 'M54.50', display: 'Low back pain, unspecified' }],
-  reason: 'Chronic low back pain with lumbar paraspinal trigger points',
-  goals: ['Pain at or below 3/10', 'Return to full work duties'],
-  techniques: ['trigger_point', 'myofascial_release'],
-  bodyRegions: ['lower_back'],
-  precautions: ['No deep pressure over L4–L5'],
-  contraindications: '',
-  frequencyPerWeek: 2,
-  durationWeeks: 6,
-  sessionMinutes: 60,
-  startDate: '2026-12-01',
-  expiresOn: '2027-02-28',
-  priority: 'routine',
-  insurance: { payer: 'Acme Health', memberId: 'AH123456789', authorizationNumber: 'PA-77812', cptCodes: ['97124', '97140'] },
-  practiceId: '6f1c2b9e-2f4a-4c55-9d0e-3a7b8c9d0e1f',
-  send: true,
-};
-
 export const CreateReferral = component('CreateReferral', Type.Object(
   {
     patientId: Type.Optional(Type.String({ format: 'uuid', description: "An existing patient of the caller's office" })),
@@ -120,7 +94,6 @@ export const CreateReferral = component('CreateReferral', Type.Object(
   {
     additionalProperties: false,
     description: 'Give exactly one of patientId and patient, and exactly one of therapistId, practiceId and network.',
-    examples: [exampleReferral],
   },
 ));
 export type CreateReferral = Static<typeof CreateReferral>;
@@ -197,13 +170,6 @@ export const Signature = component('ReferralSignature', Type.Object(
 ));
 export type Signature = Static<typeof Signature>;
 
-const exampleSignature = {
-  signedBy: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
-  signedAt: '2026-11-25T16:04:05.000Z',
-  method: 'physician',
-  attestation: 'I ordered this treatment for this patient and sign this order.',
-};
-
 export const ReferralHold = component('ReferralHold', Type.Object(
   {
     since: Timestamp,
@@ -212,47 +178,6 @@ export const ReferralHold = component('ReferralHold', Type.Object(
   { additionalProperties: false },
 ));
 export type ReferralHold = Static<typeof ReferralHold>;
-
-const exampleReferralView = {
-  id: '0b8e7f8e-8d3c-4d5e-9f4a-1b2c3d4e5f60',
-  status: 'sent',
-  version: 1,
-  organizationId: '2a1d3c4b-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
-  patientId: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d',
-  patient: { id: '9c8b7a6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d', givenName: 'Maria', familyName: 'Gomez', birthDate: '1978-04-02', sex: 'female', phone: null, email: null },
-  prescriberId: '1d2c3b4a-5f6e-4d7c-8b9a-0f1e2d3c4b5a',
-  diagnoses: exampleReferral.diagnoses,
-  reason: exampleReferral.reason,
-  goals: exampleReferral.goals,
-  precautions: exampleReferral.precautions,
-  contraindications: '',
-  techniques: exampleReferral.techniques,
-  bodyRegions: exampleReferral.bodyRegions,
-  frequencyPerWeek: 2,
-  durationWeeks: 6,
-  sessionMinutes: 60,
-  visitsAuthorized: 12,
-  startDate: '2026-12-01',
-  expiresOn: '2027-02-28',
-  priority: 'routine',
-  insurance: exampleReferral.insurance,
-  therapistId: null,
-  practiceId: exampleReferral.practiceId,
-  network: null,
-  acceptedBy: null,
-  signature: exampleSignature,
-  progress: { visitsUsed: 0, visitsAuthorized: 12, visitsRemaining: 12, firstPain: null, latestPain: null, latestOutcomeScores: [] },
-  continuesReferralId: null,
-  continuedByReferralId: null,
-  reportEveryVisits: 10,
-  reportDue: { afterVisit: 10, overdue: false },
-  activity: { lastAt: null, unreadMessages: 0, unacknowledgedUrgent: 0 },
-  hold: null,
-  nextAppointmentAt: null,
-  noShows: 0,
-  createdAt: '2026-11-25T16:04:05.000Z',
-  updatedAt: '2026-11-25T16:04:05.000Z',
-};
 
 export const Referral = component('Referral', Type.Object(
   {
@@ -321,18 +246,7 @@ export const Referral = component('Referral', Type.Object(
     noShows: Type.Integer({ minimum: 0, description: 'Appointments the patient did not come to' }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
-  },
-  {
-    examples: [
-      exampleReferralView,
-      {
-        ...exampleReferralView,
-        patientId: null,
-        patient: { limited: true, ageYears: 48, sex: 'female', city: null },
-        insurance: { payer: exampleReferral.insurance.payer },
-      },
-    ],
-  },
+  }
 ));
 export type Referral = Static<typeof Referral>;
 
@@ -362,9 +276,9 @@ export const ReferralPage = component('ReferralPage', Type.Object({
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000 });
 
-export const DeclineReferral = component('DeclineReferral', Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'No availability this month' }] }));
+export const DeclineReferral = component('DeclineReferral', Type.Object({ reason: Reason }, { additionalProperties: false }));
 export type DeclineReferral = Static<typeof DeclineReferral>;
-export const CancelReferral = component('CancelReferral', Type.Object({ reason: Reason }, { additionalProperties: false, examples: [{ reason: 'Patient moved out of state' }] }));
+export const CancelReferral = component('CancelReferral', Type.Object({ reason: Reason }, { additionalProperties: false }));
 export type CancelReferral = Static<typeof CancelReferral>;
 
 export const AcceptReferral = component('AcceptReferral', Type.Object(
@@ -379,13 +293,13 @@ export const AcceptReferral = component('AcceptReferral', Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, examples: [{ acknowledgedPrecautions: true }] },
+  { additionalProperties: false },
 ));
 export type AcceptReferral = Static<typeof AcceptReferral>;
 
 export const RerouteReferral = component('RerouteReferral', Type.Object(
   { ...TargetFields, reason: Type.Optional(Reason) },
-  { additionalProperties: false, description: 'Exactly one of therapistId, practiceId and network', examples: [{ practiceId: '6f1c2b9e-2f4a-4c55-9d0e-3a7b8c9d0e1f' }] },
+  { additionalProperties: false, description: 'Exactly one of therapistId, practiceId and network' },
 ));
 export type RerouteReferral = Static<typeof RerouteReferral>;
 
@@ -394,7 +308,7 @@ export const SignReferral = component('SignReferral', Type.Object(
     attestation: Type.Literal(true, { description: 'The prescriber attests that they ordered this treatment and sign the order' }),
     send: Type.Optional(Type.Boolean({ default: false, description: 'Send the draft to its target in the same change' })),
   },
-  { additionalProperties: false, examples: [{ attestation: true, send: true }] },
+  { additionalProperties: false },
 ));
 export type SignReferral = Static<typeof SignReferral>;
 
@@ -403,7 +317,7 @@ export const ResumeReferral = component('ResumeReferral', Type.Object(
     attestation: Type.Literal(true, { description: 'The prescriber attests that they reviewed the adverse event and that treatment may go on' }),
     comment: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'Kept in the history as the reason' })),
   },
-  { additionalProperties: false, examples: [{ attestation: true, comment: 'Bruising resolved; resume with lighter pressure over the lumbar area' }] },
+  { additionalProperties: false },
 ));
 export type ResumeReferral = Static<typeof ResumeReferral>;
 
@@ -413,7 +327,7 @@ export const AmendReferral = component('AmendReferral', Type.Object(
     visitsAuthorized: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'A higher number of visits' })),
     reason: Type.Optional(Reason),
   },
-  { additionalProperties: false, minProperties: 1, examples: [{ expiresOn: '2027-03-31', visitsAuthorized: 16 }] },
+  { additionalProperties: false, minProperties: 1 },
 ));
 export type AmendReferral = Static<typeof AmendReferral>;
 

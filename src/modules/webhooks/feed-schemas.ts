@@ -32,27 +32,5 @@ export const EventFeedPage = component('EventFeedPage', Type.Object(
   {
     data: Type.Array(FeedEvent),
     nextCursor: Type.String({ description: 'Always given: pass it as `after` to keep following the feed' }),
-  },
-  {
-    examples: [
-      {
-        data: [
-          {
-            id: '0193a1f2-7c1e-7d5e-9a55-4f1c2b3d4e5f',
-            type: 'message.created',
-            timestamp: '2026-12-06T14:03:11Z',
-            data: {
-              resource: 'message',
-              id: '0193a1f2-7c1e-7d5e-9a55-4f1c2b3d4e60',
-              referralId: '0193a1e0-1111-7d5e-9a55-4f1c2b3d4e61',
-              status: 'in_progress',
-              organizations: ['0193a1e0-2222-7d5e-9a55-4f1c2b3d4e62', '0193a1e0-3333-7d5e-9a55-4f1c2b3d4e63'],
-              url: '/v1/referrals/0193a1e0-1111-7d5e-9a55-4f1c2b3d4e61/messages',
-            },
-          },
-        ],
-        nextCursor: 'v1.k3Yx.R2VuZXJhdGVkIGJ5IHRoZSBzZXJ2aWNl',
-      },
-    ],
-  },
+  }
 ));

@@ -20,7 +20,6 @@ export const CreateWebhookEndpoint = component('CreateWebhookEndpoint', Type.Obj
   },
   {
     additionalProperties: false,
-    examples: [{ url: 'https://ehr.example/hooks/massage', eventTypes: ['referral.accepted', 'progress_report.created'], description: 'Riverside EHR' }],
   },
 ));
 export type CreateWebhookEndpoint = Static<typeof CreateWebhookEndpoint>;
