@@ -282,7 +282,7 @@ t.test('an event committed after a later-numbered one is not skipped (PostgreSQL
   const wrote = new Promise<void>((resolve) => (written = resolve));
   const slow = side.begin(async (tx) => {
     await tx`select pg_current_xact_id()`;
-    const [event] = await tx`insert into webhook_events (type, referral_id, payload) values ('message.created', ${referral.id}, ${tx.json({ type: 'message.created', timestamp: '2026-12-06T00:00:00Z', data: { resource: 'message', id: referral.id, referralId: referral.id } })}) returning id`;
+    const [event] = await tx`insert into webhook_events (type, referral_id, payload) values ('message.created', ${referral.id}, ${tx.json({ type: 'message.created', timestamp: '2026-12-06T00:00:00Z', data: { resource: 'message', id: referral.id, referralId: referral.id, status: 'accepted', organizations: [office.id], url: `/v1/referrals/${referral.id}/messages` } })}) returning id`;
     await tx`insert into event_feed (organization_id, event_id, referral_id, type) values (${office.id}, ${event!.id}, ${referral.id}, 'message.created')`;
     written();
     await released;

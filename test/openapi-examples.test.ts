@@ -5,7 +5,7 @@
 // (no-invalid-media-type-examples, test/openapi-lint.test.ts).
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
-import { leftovers } from '../tools/openapi/examples.js';
+import { leftovers, mergeRecordings, placeholders, scrubExamples } from '../tools/openapi/examples.js';
 import type { DocumentExamples } from '../src/plugins/openapi-examples.js';
 import { fhirProblems } from './fixtures/fhir-validators.js';
 
@@ -56,6 +56,38 @@ if (process.env.TEST_DATABASE_URL) {
     const text = JSON.stringify(examples);
     const ids = text.match(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi) ?? [];
     t.same(ids.filter((id) => !id.startsWith('00000000-0000-4000-8000-')), [], 'every UUID is a numbered placeholder');
+  });
+
+  t.test('recordings merge first file first and are scrubbed: ids numbered alike everywhere, times moved keeping gaps, credentials replaced', async (t) => {
+    const referralId = 'b7e4c2a0-1d2e-4f5a-9b8c-0d1e2f3a4b5c';
+    const recording = (file: string, note: string) => ({
+      file,
+      requests: { issueToken: { password: { mediaType: 'application/json', body: { grant_type: 'password', username: 'dr.lee@riverside.example', password: 'a real one' } } } },
+      responses: {
+        getReferral: { '200': { 'application/json': { id: referralId, note, url: `/v1/referrals/${referralId}`, createdAt: '2027-03-04T05:06:07.891Z', startDate: '2027-03-04' } } },
+        createWebhookEndpoint: { '201': { 'application/json': { url: 'http://127.0.0.1:39115/hooks' } } },
+        listReferrals: { '200': { 'application/json': { data: [1, 2, 3, 4], nextCursor: 'v1.real-cursor' } } },
+        issueToken: { '200': { 'application/json': { access_token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl', refresh_token: 'r3al', client_id: 'cli_AbCdEf' } } },
+      },
+      problems: {},
+      webhooks: { 'referral.sent': { 'application/json': { type: 'referral.sent', timestamp: '2027-03-04T06:06:07Z', data: { referralId } } } },
+    });
+    const merged = mergeRecordings([recording('z.test.ts', 'from z'), recording('walk.test.ts', 'from the walk-through')], ['walk']);
+    t.equal((merged.responses.getReferral!['200']!['application/json'] as Json).note, 'from the walk-through', 'the preferred file wins');
+    const scrubbed = scrubExamples(merged);
+    const referral = scrubbed.responses.getReferral!['200']!['application/json'] as Json;
+    t.match(referral.id, /^00000000-0000-4000-8000-\d{12}$/, 'the id is a numbered placeholder');
+    t.equal(referral.url, `/v1/referrals/${referral.id}`, 'inside a URL, the same placeholder');
+    t.equal((scrubbed.webhooks['referral.sent']!['application/json'] as Json).data.referralId, referral.id, 'and in a webhook');
+    t.equal(referral.createdAt, '2026-12-01T09:00:00Z', 'the earliest time starts the examples, seconds kept');
+    t.equal((scrubbed.webhooks['referral.sent']!['application/json'] as Json).timestamp, '2026-12-01T10:00:00Z', 'an hour later stays an hour later');
+    t.equal(referral.startDate, '2026-12-01', 'a date moves by the same days');
+    t.same((scrubbed.responses.listReferrals!['200']!['application/json'] as Json).data, [1, 2], 'a page shows two items');
+    t.same(scrubbed.responses.issueToken!['200']!['application/json'], { access_token: placeholders.access_token, refresh_token: placeholders.refresh_token, client_id: placeholders.client_id });
+    t.equal((scrubbed.requests.issueToken!.password!.body as Json).password, placeholders.password, 'the password too');
+    t.same(scrubbed.responses.createWebhookEndpoint!['201']!['application/json'], { url: 'https://ehr.example/hooks' }, "a test receiver's loopback URL reads as a partner's");
+    t.same(leftovers(scrubbed), [], 'nothing credential-like left');
+    t.same(leftovers(merged).length, 1, 'while the unscrubbed recording had a token');
   });
 
   t.test('the FHIR examples are valid FHIR R4', async (t) => {

@@ -72,7 +72,7 @@ export function scrubExamples(examples: DocumentExamples): DocumentExamples {
   collectTimes(examples);
   // Times start at startOfExamples; dates move by the same number of whole days, so a date next to
   // a time stays as far from it as it was.
-  const shift = times.length === 0 ? 0 : startOfExamples - Math.min(...times);
+  const shift = times.length === 0 ? 0 : startOfExamples - Math.floor(Math.min(...times) / 1000) * 1000;
   const dayShift = Math.round(shift / 86_400_000) * 86_400_000;
   const shiftTime = (value: string) => new Date(Date.parse(value) + shift).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const shiftDate = (value: string) => new Date(Date.parse(`${value}T00:00:00Z`) + dayShift).toISOString().slice(0, 10);
@@ -84,6 +84,9 @@ export function scrubExamples(examples: DocumentExamples): DocumentExamples {
       if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return shiftDate(value);
       if (httpDate.test(value)) return new Date(Date.parse(value) + shift).toUTCString();
       if (key !== undefined && /^cli_/.test(value)) return placeholders.client_id!;
+      // The suite's webhook receivers listen on loopback, which a real endpoint may not (and the fuzzer's requests, built from these examples, would be refused).
+      const loopback = /^https?:\/\/127\.0\.0\.1(:\d+)?(\/.*)?$/.exec(value);
+      if (loopback) return `https://ehr.example${loopback[2] ?? ''}`;
       return value.replace(uuid, idOf);
     }
     // A page or a Bundle shows its shape in two items; the rest is bulk.

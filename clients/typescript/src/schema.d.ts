@@ -20120,7 +20120,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "url": "http://127.0.0.1:45221/hooks",
+                 *       "url": "https://ehr.example/hooks",
                  *       "format": "fhir",
                  *       "eventTypes": [
                  *         "referral.sent",
@@ -20152,7 +20152,7 @@ export interface operations {
                      * @example {
                      *       "id": "00000000-0000-4000-8000-000000000052",
                      *       "organizationId": "00000000-0000-4000-8000-000000000051",
-                     *       "url": "http://127.0.0.1:45221/hooks",
+                     *       "url": "https://ehr.example/hooks",
                      *       "description": "",
                      *       "eventTypes": [
                      *         "referral.sent",
@@ -20368,7 +20368,7 @@ export interface operations {
                      * @example {
                      *       "id": "00000000-0000-4000-8000-000000000061",
                      *       "organizationId": "00000000-0000-4000-8000-000000000062",
-                     *       "url": "http://127.0.0.1:39115/hooks",
+                     *       "url": "https://ehr.example/hooks",
                      *       "description": "",
                      *       "eventTypes": [
                      *         "referral.sent"
@@ -20708,7 +20708,7 @@ export interface operations {
                      * @example {
                      *       "id": "00000000-0000-4000-8000-000000000074",
                      *       "organizationId": "00000000-0000-4000-8000-000000000062",
-                     *       "url": "http://127.0.0.1:45197/hooks",
+                     *       "url": "https://ehr.example/hooks",
                      *       "description": "",
                      *       "eventTypes": [
                      *         "referral.sent"
@@ -20916,7 +20916,7 @@ export interface operations {
                      * @example {
                      *       "id": "00000000-0000-4000-8000-000000000061",
                      *       "organizationId": "00000000-0000-4000-8000-000000000062",
-                     *       "url": "http://127.0.0.1:39115/hooks",
+                     *       "url": "https://ehr.example/hooks",
                      *       "description": "",
                      *       "eventTypes": [
                      *         "referral.sent"
