@@ -100,6 +100,15 @@ t.test('every JSON body, request or 2xx response, is a named component a generat
   t.notOk(committed.includes('"x-component"'), 'no naming keyword is left in the document');
 });
 
+t.test('a body is required except where the route takes none (accept, mark read, retract)', async (t) => {
+  const optional = new Set(['acceptReferral', 'markMessagesRead', 'retractDocument']);
+  for (const { name, operation } of operations) {
+    if (!operation.requestBody) continue;
+    t.equal(operation.requestBody.required, !optional.has(operation.operationId), `${name}: body ${optional.has(operation.operationId) ? 'optional' : 'required'}`);
+  }
+  t.notOk(committed.includes('x-body-optional'), 'the marker does not reach the document');
+});
+
 t.test('shared parameters are components; a parameter with a default is optional', async (t) => {
   const parameters = (document.components?.parameters ?? {}) as Record<string, Json>;
   for (const componentName of ['Id', 'PageLimit', 'PageCursor', 'IdempotencyKey', 'IfMatch', 'FhirFormat', 'FhirCount', 'FhirCursor']) {

@@ -4,6 +4,7 @@
 // under one name are a mistake of ours and stop the document from being built.
 import { isDeepStrictEqual } from 'node:util';
 import { componentKeyword } from '../lib/components.js';
+import { optionalBodyKeyword } from '../lib/optional-body.js';
 
 type Json = Record<string, any>;
 
@@ -108,5 +109,17 @@ export function hoistParameters(document: Json): Json {
   const parameters = [...forms].filter(([form]) => chosen.has(form)).map(([form, { parameter }]) => [chosen.get(form)!, parameter] as const);
   const all = [...Object.entries((document.components?.parameters ?? {}) as Json), ...parameters];
   document.components = { ...document.components, parameters: Object.fromEntries(all.sort(([a], [b]) => a.localeCompare(b))) };
+  return document;
+}
+
+/** A route whose body is optional (lib/optional-body.ts) says so in the document. */
+export function markOptionalBodies(document: Json): Json {
+  for (const item of Object.values((document.paths ?? {}) as Record<string, Json>)) {
+    for (const operation of Object.values(item)) {
+      if (!operation?.[optionalBodyKeyword]) continue;
+      delete operation[optionalBodyKeyword];
+      if (operation.requestBody) operation.requestBody.required = false;
+    }
+  }
   return document;
 }

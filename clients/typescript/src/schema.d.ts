@@ -10129,7 +10129,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -15550,7 +15550,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {
@@ -16373,7 +16373,7 @@ export interface operations {
             cookie?: never;
         };
         /** @description Optional: a DELETE without a body retracts without a reason */
-        requestBody: {
+        requestBody?: {
             content: {
                 /**
                  * @example {

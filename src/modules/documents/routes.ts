@@ -6,6 +6,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 import Negotiator from 'negotiator';
 import { Type } from 'typebox';
 import { accessDenied, notAcceptable, notFound } from '../../lib/errors.js';
+import { emptyBodyAsObject, optionalBodyKeyword } from '../../lib/optional-body.js';
 import { decodeTimeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams, ResponseHeaders } from '../../lib/schemas.js';
 import { createValidatorCompiler } from '../../lib/validation.js';
@@ -228,12 +229,11 @@ const documentRoutes: FastifyPluginAsyncTypebox<DocumentRoutesOptions> = async (
       description: 'Only by someone of the organization that uploaded it (others of the care team: 403). The optional reason is kept with it.',
       params: DocumentParams,
       body: RetractDocument,
+      // The body is optional: a bare DELETE retracts without a reason.
+      [optionalBodyKeyword]: true,
       response: { 204: Type.Null({ description: 'Retracted' }) },
     },
-    // The body is optional: a bare DELETE retracts without a reason.
-    preValidation: async (request) => {
-      if (request.body === undefined) request.body = {};
-    },
+    preValidation: emptyBodyAsObject,
   }, async (request, reply) => {
     const principal = request.principal!;
     const { id, documentId } = request.params;

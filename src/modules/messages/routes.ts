@@ -3,6 +3,7 @@
 // read marker.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notFound, validationFailed } from '../../lib/errors.js';
+import { emptyBodyAsObject, optionalBodyKeyword } from '../../lib/optional-body.js';
 import { decodeCursor, toPage } from '../../lib/pagination.js';
 import { IdParams } from '../../lib/schemas.js';
 import { auditContextOf } from '../audit/audit-log.js';
@@ -102,12 +103,11 @@ const messageRoutes: FastifyPluginAsyncTypebox<{ repository: MessagesRepository 
       summary: 'Mark the thread read, up to a message or entirely; markers never move back',
       params: IdParams,
       body: MarkRead,
+      // The body is optional: an empty POST marks everything read.
+      [optionalBodyKeyword]: true,
       response: { 200: ReadState },
     },
-    // The body is optional: an empty POST marks everything read.
-    preValidation: async (request) => {
-      if (request.body === undefined) request.body = {};
-    },
+    preValidation: emptyBodyAsObject,
   }, async (request) => {
     const principal = request.principal!;
     const referral = await app.referrals.readParticipating(principal, request.params.id);

@@ -2,6 +2,7 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { emptyBodyAsObject, optionalBodyKeyword } from '../../lib/optional-body.js';
 import type { ReferralStatus } from '../../lib/vocabulary.js';
 import { etagOf } from '../../lib/etag.js';
 import { decodeCursor, encodeCursor, toPage } from '../../lib/pagination.js';
@@ -177,12 +178,11 @@ const referralRoutes: FastifyPluginAsyncTypebox = async (app) => {
         params: IdParams,
         headers: IfMatchHeaders,
         ...(body ? { body } : {}),
+        // Accept's body is optional: an empty POST is an empty object.
+        ...(move === 'accept' ? { [optionalBodyKeyword]: true } : {}),
         response: { 200: Referral },
       },
-      // Accept's body is optional: an empty POST is an empty object.
-      preValidation: async (request) => {
-        if (move === 'accept' && request.body === undefined) request.body = {};
-      },
+      ...(move === 'accept' ? { preValidation: emptyBodyAsObject } : {}),
     }, async (request, reply) => {
       const params = moveRequest(request as never);
       const payload = request.body as Record<string, unknown> | undefined;
