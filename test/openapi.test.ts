@@ -100,6 +100,14 @@ t.test('every JSON body, request or 2xx response, is a named component a generat
   t.notOk(committed.includes('"x-component"'), 'no naming keyword is left in the document');
 });
 
+t.test('every response says what it is (no generator default left)', async (t) => {
+  for (const { name, operation } of operations) {
+    for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
+      t.ok(response.description && response.description !== 'Default Response', `${name} ${status}: ${response.description}`);
+    }
+  }
+});
+
 t.test('a body is required except where the route takes none (accept, mark read, retract)', async (t) => {
   const optional = new Set(['acceptReferral', 'markMessagesRead', 'retractDocument']);
   for (const { name, operation } of operations) {

@@ -123,3 +123,20 @@ export function markOptionalBodies(document: Json): Json {
   }
   return document;
 }
+
+const statusWords: Record<string, string> = { '200': 'OK', '201': 'Created', '202': 'Accepted', '204': 'Done, nothing to return' };
+
+/** A success the route did not describe says what it carries (@fastify/swagger writes "Default Response"). */
+export function describeSuccesses(document: Json): Json {
+  for (const item of Object.values((document.paths ?? {}) as Record<string, Json>)) {
+    for (const operation of Object.values(item)) {
+      for (const [status, response] of Object.entries((operation?.responses ?? {}) as Record<string, Json>)) {
+        if (response.description !== 'Default Response' || !(status in statusWords)) continue;
+        const ref = Object.values((response.content ?? {}) as Record<string, Json>)[0]?.schema?.$ref as string | undefined;
+        const name = ref?.split('/').pop();
+        response.description = name ? `${statusWords[status]}: ${name.endsWith('Page') ? `a page of ${name.slice(0, -'Page'.length)}` : `the ${name}`}` : statusWords[status];
+      }
+    }
+  }
+  return document;
+}

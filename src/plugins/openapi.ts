@@ -6,7 +6,7 @@ import { apiPrefix } from '../lib/api-prefix.js';
 import { Problem } from '../lib/schemas.js';
 import { oauth2SecurityScheme, supportedSmartScopes } from '../modules/auth/index.js';
 import { OperationOutcomeSchema } from '../modules/fhir/route-schemas.js';
-import { hoistComponents, hoistParameters, markOptionalBodies } from './openapi-components.js';
+import { describeSuccesses, hoistComponents, hoistParameters, markOptionalBodies } from './openapi-components.js';
 import { loadExamples, withExamples } from './openapi-examples.js';
 import { declaredResponses, referToHeaderComponents, type Json } from './openapi-responses.js';
 
@@ -79,7 +79,8 @@ export default fp(
       }),
       transformObject: (document) => {
         const withSections = withWebhooks((document as { openapiObject: Json }).openapiObject, sections);
-        return withExamples(markOptionalBodies(hoistParameters(hoistComponents(referToHeaderComponents(withSections)))), examples) as never;
+        const named = hoistParameters(hoistComponents(referToHeaderComponents(withSections)));
+        return withExamples(describeSuccesses(markOptionalBodies(named)), examples) as never;
       },
     });
     await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { showExtensions: true } });

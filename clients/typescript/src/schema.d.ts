@@ -4818,7 +4818,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the HealthStatus */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -4892,7 +4892,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the HealthStatus */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -4980,7 +4980,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the TokenResponse */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -5293,7 +5293,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Me */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -5425,7 +5425,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of Organization */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -5605,7 +5605,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Organization */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -5804,7 +5804,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Organization */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -5973,7 +5973,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of User */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -6164,7 +6164,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the User */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -6388,7 +6388,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the User */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -6570,7 +6570,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the User */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -6788,7 +6788,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of ApiClient */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -6988,7 +6988,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the ApiClientWithSecret */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -7412,7 +7412,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the ApiClient */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -7630,7 +7630,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of DirectoryTherapist */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -7826,7 +7826,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of Patient */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -7984,7 +7984,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Patient */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -8183,7 +8183,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Patient */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -8348,7 +8348,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -8684,7 +8684,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Referral */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -8970,7 +8970,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     etag: components["headers"]["ETag"];
@@ -9222,7 +9222,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -9519,7 +9519,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -9825,7 +9825,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -10140,7 +10140,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -10472,7 +10472,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -10784,7 +10784,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -11100,7 +11100,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -11406,7 +11406,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of ReferralHistoryEntry */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -11591,7 +11591,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of RenewalRequest */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -11767,7 +11767,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the RenewalRequest */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -11991,7 +11991,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the RenewalRequest */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -12171,7 +12171,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the RenewalRequest */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -12430,7 +12430,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the RenewalRequest */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -12688,7 +12688,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Referral */
             200: {
                 headers: {
                     etag: components["headers"]["ETag"];
@@ -13006,7 +13006,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of ProgressReport */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -13289,7 +13289,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the ProgressReport */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -13556,7 +13556,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Addendum */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -13778,7 +13778,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of ClinicalReport */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -14115,7 +14115,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the ClinicalReport */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -14617,7 +14617,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the ClinicalReport */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -14916,7 +14916,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of Message */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -15095,7 +15095,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Message */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -15325,7 +15325,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Message */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -15561,7 +15561,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the MessageReadState */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -15779,7 +15779,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of Document */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -15968,7 +15968,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Document */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -16211,7 +16211,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Document */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -16723,7 +16723,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of Appointment */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -16896,7 +16896,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the Appointment */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -17127,7 +17127,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the Appointment */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -17329,7 +17329,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of AdverseEvent */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -17531,7 +17531,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the AdverseEvent */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -17761,7 +17761,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the AdverseEvent */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -17929,7 +17929,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the AdverseEvent */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -18492,7 +18492,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of AuditEvent */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -18802,7 +18802,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the AuditLogVerification */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -18921,7 +18921,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the AuditCheckpoint */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19063,7 +19063,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of AuditCheckpoint */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19200,7 +19200,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the AuditPublicKey */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19327,7 +19327,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the ConsistencyProof */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19448,7 +19448,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the AuditEvent */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19616,7 +19616,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the InclusionProof */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19789,7 +19789,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the PatientViewers */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -19965,7 +19965,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of WebhookEndpoint */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -20135,7 +20135,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Created: the WebhookEndpointWithSecret */
             201: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -20353,7 +20353,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the WebhookEndpoint */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -20515,7 +20515,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description Done, nothing to return */
             204: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -20693,7 +20693,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK: the WebhookEndpoint */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -20900,7 +20900,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the WebhookEndpointWithSecret */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -21130,7 +21130,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description Accepted: the PingQueued */
             202: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -21348,7 +21348,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of WebhookDelivery */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -21523,7 +21523,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description Accepted: the QueuedDeliveries */
             202: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -21751,7 +21751,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description Accepted: the QueuedDeliveries */
             202: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -21970,7 +21970,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: a page of EventFeed */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
@@ -22714,7 +22714,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK: the SmartConfiguration */
             200: {
                 headers: {
                     "cache-control": components["headers"]["CacheControl"];
