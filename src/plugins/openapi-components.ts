@@ -76,8 +76,9 @@ const sharedParameters: Record<string, string> = {
   'header prefer': 'FhirPrefer',
 };
 
+/** Every operation of the document's paths. */
 const operationsOf = (document: Json): Json[] =>
-  Object.values((document.paths ?? {}) as Record<string, Json>).flatMap((item) => Object.values(item).filter((operation) => Array.isArray(operation?.parameters)));
+  Object.values((document.paths ?? {}) as Record<string, Json>).flatMap((item) => Object.values(item).filter((operation) => operation?.responses));
 
 /**
  * A query parameter with a default is optional, whatever the schema's required list says (TypeBox
@@ -87,7 +88,7 @@ const operationsOf = (document: Json): Json[] =>
 export function hoistParameters(document: Json): Json {
   const forms = new Map<string, { parameter: Json; count: number }>();
   for (const operation of operationsOf(document)) {
-    for (const parameter of operation.parameters as Json[]) {
+    for (const parameter of (operation.parameters ?? []) as Json[]) {
       if (parameter.in === 'query' && parameter.schema?.default !== undefined) parameter.required = false;
       const key = `${parameter.in} ${parameter.name}`;
       if (!(key in sharedParameters)) continue;
@@ -100,7 +101,7 @@ export function hoistParameters(document: Json): Json {
     const name = sharedParameters[`${parameter.in} ${parameter.name}`]!;
     if (count > 1 && ![...chosen.values()].includes(name)) chosen.set(form, name);
   }
-  for (const operation of operationsOf(document)) {
+  for (const operation of operationsOf(document).filter((candidate) => Array.isArray(candidate.parameters))) {
     operation.parameters = (operation.parameters as Json[]).map((parameter) => {
       const name = chosen.get(JSON.stringify(parameter));
       return name ? { $ref: `#/components/parameters/${name}` } : parameter;
@@ -114,12 +115,10 @@ export function hoistParameters(document: Json): Json {
 
 /** A route whose body is optional (lib/optional-body.ts) says so in the document. */
 export function markOptionalBodies(document: Json): Json {
-  for (const item of Object.values((document.paths ?? {}) as Record<string, Json>)) {
-    for (const operation of Object.values(item)) {
-      if (!operation?.[optionalBodyKeyword]) continue;
-      delete operation[optionalBodyKeyword];
-      if (operation.requestBody) operation.requestBody.required = false;
-    }
+  for (const operation of operationsOf(document)) {
+    if (!operation[optionalBodyKeyword]) continue;
+    delete operation[optionalBodyKeyword];
+    if (operation.requestBody) operation.requestBody.required = false;
   }
   return document;
 }
@@ -128,14 +127,12 @@ const statusWords: Record<string, string> = { '200': 'OK', '201': 'Created', '20
 
 /** A success the route did not describe says what it carries (@fastify/swagger writes "Default Response"). */
 export function describeSuccesses(document: Json): Json {
-  for (const item of Object.values((document.paths ?? {}) as Record<string, Json>)) {
-    for (const operation of Object.values(item)) {
-      for (const [status, response] of Object.entries((operation?.responses ?? {}) as Record<string, Json>)) {
-        if (response.description !== 'Default Response' || !(status in statusWords)) continue;
-        const ref = Object.values((response.content ?? {}) as Record<string, Json>)[0]?.schema?.$ref as string | undefined;
-        const name = ref?.split('/').pop();
-        response.description = name ? `${statusWords[status]}: ${name.endsWith('Page') ? `a page of ${name.slice(0, -'Page'.length)}` : `the ${name}`}` : statusWords[status];
-      }
+  for (const operation of operationsOf(document)) {
+    for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
+      if (response.description !== 'Default Response' || !(status in statusWords)) continue;
+      const ref = Object.values((response.content ?? {}) as Record<string, Json>)[0]?.schema?.$ref as string | undefined;
+      const name = ref?.split('/').pop();
+      response.description = name ? `${statusWords[status]}: ${name.endsWith('Page') ? `a page of ${name.slice(0, -'Page'.length)}` : `the ${name}`}` : statusWords[status];
     }
   }
   return document;
