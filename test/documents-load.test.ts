@@ -2,6 +2,13 @@
 // server far less memory than the 250 MiB they send, since each upload holds about one part at a
 // time, and every file is stored whole with the right SHA-256. The clients run in a process of
 // their own, so that the RSS measured here is the server's alone.
+//
+// Memory is measured on PostgreSQL only. The embedded database runs its engine in this process: its
+// page cache fills with what is written and it encodes every part again, so the RSS there measures
+// the engine (62–174 MiB of growth measured for the same uploads, with the machine's load) more
+// than the upload path, which is the same code on both. That run took 220 s of CI for a bound of
+// 250 MiB, which says little; on the embedded database the test now checks that concurrent
+// streamed uploads are each stored whole.
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
@@ -11,17 +18,14 @@ import { referralBody } from './fixtures/referral-bodies.js';
 import { requireStatus } from './fixtures/responses.js';
 import { buildTestApp, persistentTestDatabase, testDatabaseServer } from './helper.js';
 
-const uploads = 50;
+const measuresMemory = testDatabaseServer !== undefined;
+const uploads = measuresMemory ? 50 : 10;
 const fileBytes = 5 * 1024 * 1024;
 const mebibyte = 1024 * 1024;
 // Well below the 250 MiB sent: what the server holds per upload in flight is about one part
 // (256 KiB) and the driver's encoding of the part being written; the rest of the growth is garbage
-// the collector has not taken back yet (5–75 MiB measured on PostgreSQL). On the embedded database
-// the engine runs in this process and encodes every part again, so the garbage is larger and grows
-// with the machine's load (62–174 MiB measured, the latter beside a full test run): there the bound
-// is that the server never holds the files in flight at once (250 MiB, and twice that with the
-// copies whole-file buffering makes).
-const allowedGrowth = testDatabaseServer ? 100 * mebibyte : uploads * fileBytes;
+// the collector has not taken back yet (5–75 MiB measured).
+const allowedGrowth = 100 * mebibyte;
 
 /**
  * The clients: each streams a file of `bytes` (a PDF by its first bytes, then random) in 64 KiB
@@ -79,13 +83,13 @@ function runClients(options: { port: number; path: string; token: string; count:
   });
 }
 
-t.test(`${uploads} concurrent uploads of 5 MiB each: the server's memory stays bounded, every file is stored whole`, async (t) => {
-  // On disk for the embedded database too: held in memory, 250 MiB of files would be RSS by definition.
+t.test(`${uploads} concurrent uploads of 5 MiB each: ${measuresMemory ? "the server's memory stays bounded, " : ''}every file is stored whole`, async (t) => {
+  // On disk for the embedded database too, as the service runs it.
   const database = await persistentTestDatabase(t);
   // What is measured is memory and that every file is stored whole, not the upload deadline (the
-  // 408 upload-too-slow has tests of its own). 50 uploads share the one embedded database, each
-  // stored only as fast as it writes: on a slow machine (CI, 2026-12-07) the last took 121.5 s of
-  // the default 120, and one was cut off. The deadline here is one a slow CI machine cannot reach.
+  // 408 upload-too-slow has tests of its own). Concurrent uploads share the one embedded database,
+  // each stored only as fast as it writes: on a slow machine (CI, 2026-12-07) the last of 50 took
+  // 121.5 s of the default 120, and was cut off. The deadline here is one a slow CI machine cannot reach.
   const test = await buildTestApp(t, { env: { ...database.env, DOCUMENT_UPLOAD_SECONDS: '600' } });
   const admin = await test.loginAsAdmin();
   const office = await createOffice(test, admin);
@@ -96,11 +100,11 @@ t.test(`${uploads} concurrent uploads of 5 MiB each: the server's memory stays b
   const clients = { port: (test.app.server.address() as AddressInfo).port, path: `/v1/referrals/${referral.id}/documents`, token: office.physician.token, bytes: fileBytes };
 
   // Uploads first, so that code paths, connection pools and the heap are at their working size
-  // before measuring. The embedded database's page cache (shared_buffers, 128 MiB) lives in this
-  // process and fills as files are written: it is filled first, so that what is measured is the
-  // uploads' own memory.
-  const warmUp = await runClients({ ...clients, count: testDatabaseServer ? 10 : 30 });
-  t.ok(warmUp.every((result) => result.status === 201), `the ${warmUp.length} warm-up uploads are taken`);
+  // before measuring.
+  if (measuresMemory) {
+    const warmUp = await runClients({ ...clients, count: 10 });
+    t.ok(warmUp.every((result) => result.status === 201), `the ${warmUp.length} warm-up uploads are taken`);
+  }
 
   const rss = () => process.memoryUsage.rss();
   let baseline = 0;
@@ -135,5 +139,5 @@ t.test(`${uploads} concurrent uploads of 5 MiB each: the server's memory stays b
     [],
     `every stored file is the ${fileBytes} bytes sent, by its SHA-256`,
   );
-  t.ok(growth < allowedGrowth, `the server's RSS grew ${(growth / mebibyte).toFixed(1)} MiB, under ${allowedGrowth / mebibyte} MiB (the uploads sent ${(uploads * fileBytes) / mebibyte} MiB)`);
+  if (measuresMemory) t.ok(growth < allowedGrowth, `the server's RSS grew ${(growth / mebibyte).toFixed(1)} MiB, under ${allowedGrowth / mebibyte} MiB (the uploads sent ${(uploads * fileBytes) / mebibyte} MiB)`);
 });
