@@ -11,6 +11,7 @@ COPY package.json package-lock.json ./
 COPY src/db/driver-patches ./src/db/driver-patches
 RUN npm ci
 COPY src ./src
+COPY tools/build.ts ./tools/build.ts
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS production-dependencies

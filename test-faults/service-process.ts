@@ -8,8 +8,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import type { InjectOptions } from 'fastify';
+import { buildService as buildInto } from '../tools/build.js';
 import { adminEmail, adminPassword, TestApp, testAuditSigningKey, testEncryptionKey, testJwtSecret } from '../test/helper.js';
 import { freePort } from './private-postgres.js';
 
@@ -57,16 +57,7 @@ export interface Build {
 /** The same build as `npm run build`, into a folder of this run; node_modules resolve through a link. */
 export async function buildService(name: string): Promise<Build> {
   const folder = mkdtempSync(join(tmpdir(), `${name}-service-`));
-  await build({
-    entryPoints: [join(root, 'src/**/*.ts'), join(root, 'src/db/migrations/**/*'), join(root, 'src/modules/fhir/definitions/*.json'), join(root, 'src/openapi-examples/*.json')],
-    outdir: join(folder, 'src'),
-    outbase: join(root, 'src'),
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    loader: { '.sql': 'copy', '.json': 'copy' },
-    logLevel: 'warning',
-  });
+  await buildInto(join(folder, 'src'));
   symlinkSync(join(root, 'node_modules'), join(folder, 'node_modules'));
   return { folder, remove: () => rmSync(folder, { recursive: true, force: true }) };
 }

@@ -1,9 +1,9 @@
 // npm run openapi:write — regenerates openapi/openapi.json and what is written from it (the typed
 // client's schema.d.ts, the README's webhook catalog); tests fail when a committed copy drifts.
 import { readFile, writeFile } from 'node:fs/promises';
-import { clientTypesPath, renderClientTypes } from '../../tools/openapi/client-types.js';
-import { withWebhookCatalog } from '../../tools/openapi/readme-catalog.js';
-import { generateOpenApiDocument } from '../openapi-document.js';
+import { clientTypesPath, renderClientTypes } from './client-types.js';
+import { withWebhookCatalog } from './readme-catalog.js';
+import { generateOpenApiDocument } from '../../src/openapi-document.js';
 
 const target = new URL('../../openapi/openapi.json', import.meta.url);
 const document = await generateOpenApiDocument();
