@@ -5,6 +5,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { componentKeyword } from '../lib/components.js';
 import { optionalBodyKeyword } from '../lib/optional-body.js';
+import { operationsOf } from './openapi-operations.js';
 
 type Json = Record<string, any>;
 
@@ -77,8 +78,6 @@ const sharedParameters: Record<string, string> = {
 };
 
 /** Every operation of the document's paths. */
-const operationsOf = (document: Json): Json[] =>
-  Object.values((document.paths ?? {}) as Record<string, Json>).flatMap((item) => Object.values(item).filter((operation) => operation?.responses));
 
 /**
  * A query parameter with a default is optional, whatever the schema's required list says (TypeBox

@@ -2,6 +2,7 @@
 // (npm run openapi:examples, tools/openapi/record-examples.ts), kept in src/openapi-examples/ and
 // set on each operation's request body and 2xx answers, the problems and the webhooks here.
 import { existsSync, readFileSync } from 'node:fs';
+import { operationsOf } from './openapi-operations.js';
 
 type Json = Record<string, any>;
 
@@ -27,23 +28,21 @@ export function loadExamples(): DocumentExamples {
 /** The document with its examples: on request bodies, 2xx answers, problems (components.examples) and webhooks. */
 export function withExamples(document: Json, examples: DocumentExamples): Json {
   const problemNames = new Map(Object.keys(examples.problems).map((status) => [status, `Problem${status}`]));
-  for (const item of Object.values((document.paths ?? {}) as Record<string, Json>)) {
-    for (const operation of Object.values(item)) {
-      if (!operation?.operationId) continue;
-      const variants = Object.entries(examples.requests[operation.operationId] ?? {});
-      for (const content of Object.values((operation.requestBody?.content ?? {}) as Record<string, Json>)) {
-        delete content.example;
-        delete content.examples;
-        if (variants.length === 1) content.example = variants[0]![1].body;
-        else if (variants.length > 1) content.examples = Object.fromEntries(variants.map(([variant, { body }]) => [variant || 'example', { value: body }]));
-      }
-      for (const [status, response] of Object.entries((operation.responses ?? {}) as Record<string, Json>)) {
-        for (const [mediaType, content] of Object.entries((response.content ?? {}) as Record<string, Json>)) {
-          const recorded = examples.responses[operation.operationId]?.[status]?.[mediaType];
-          if (recorded !== undefined) content.example = recorded;
-          const problem = problemNames.get(status);
-          if (mediaType === 'application/problem+json' && problem) content.examples = { [problem]: { $ref: `#/components/examples/${problem}` } };
-        }
+  for (const operation of operationsOf(document)) {
+    if (!operation.operationId) continue;
+    const variants = Object.entries(examples.requests[operation.operationId] ?? {});
+    for (const content of Object.values((operation.requestBody?.content ?? {}) as Record<string, Json>)) {
+      delete content.example;
+      delete content.examples;
+      if (variants.length === 1) content.example = variants[0]![1].body;
+      else if (variants.length > 1) content.examples = Object.fromEntries(variants.map(([variant, { body }]) => [variant || 'example', { value: body }]));
+    }
+    for (const [status, response] of Object.entries((operation.responses ?? {}) as Record<string, Json>)) {
+      for (const [mediaType, content] of Object.entries((response.content ?? {}) as Record<string, Json>)) {
+        const recorded = examples.responses[operation.operationId]?.[status]?.[mediaType];
+        if (recorded !== undefined) content.example = recorded;
+        const problem = problemNames.get(status);
+        if (mediaType === 'application/problem+json' && problem) content.examples = { [problem]: { $ref: `#/components/examples/${problem}` } };
       }
     }
   }

@@ -4,6 +4,7 @@
 // route, and the shared headers as components.
 import { apiPrefix, isApiRoute, isFhirRoute } from '../lib/api-prefix.js';
 import { ResponseHeaders, type ResponseHeaderName } from '../lib/schemas.js';
+import { operationsOf } from './openapi-operations.js';
 import { problemContentType } from './problem-details.js';
 
 export type Json = Record<string, any>;
@@ -123,17 +124,15 @@ export function declaredResponses(route: { method: string | string[]; url: strin
 
 /** Replaces each inline header the catalogue knows by a $ref to its component, so the document stays readable. */
 export function referToHeaderComponents(document: Json): Json {
-  for (const item of Object.values((document.paths ?? {}) as Record<string, Json>)) {
-    for (const operation of Object.values(item)) {
-      for (const response of Object.values((operation?.responses ?? {}) as Record<string, Json>)) {
-        if (!response.headers) continue;
-        response.headers = Object.fromEntries(
-          Object.entries(response.headers as Json).map(([name, header]) => {
-            const known = ResponseHeaders[name.toLowerCase() as ResponseHeaderName];
-            return known ? [name.toLowerCase(), { $ref: `#/components/headers/${known.component}` }] : [name, header];
-          }),
-        );
-      }
+  for (const operation of operationsOf(document)) {
+    for (const response of Object.values(operation.responses as Record<string, Json>)) {
+      if (!response.headers) continue;
+      response.headers = Object.fromEntries(
+        Object.entries(response.headers as Json).map(([name, header]) => {
+          const known = ResponseHeaders[name.toLowerCase() as ResponseHeaderName];
+          return known ? [name.toLowerCase(), { $ref: `#/components/headers/${known.component}` }] : [name, header];
+        }),
+      );
     }
   }
   document.components.headers = Object.fromEntries(
