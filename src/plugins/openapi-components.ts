@@ -77,8 +77,6 @@ const sharedParameters: Record<string, string> = {
   'header prefer': 'FhirPrefer',
 };
 
-/** Every operation of the document's paths. */
-
 /**
  * A query parameter with a default is optional, whatever the schema's required list says (TypeBox
  * lists a defaulted property as required); then each shared parameter becomes a component, taken by
